@@ -1,0 +1,325 @@
+//! Configuration from environment variables: read once at start-up, parsed
+//! into typed values, and every failure names the variable to fix.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// A configuration value that could not be used. The message names the
+/// variable, so the operator knows what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: String,
+    /// What is wrong with it (never its value when it may be a secret).
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A new error about `var`.
+    pub fn new(var: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            var: var.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where configuration comes from: the process environment, or a fixed map
+/// in tests (so tests never mutate the process-wide environment).
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    overrides: Option<HashMap<String, String>>,
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn process() -> Self {
+        Self { overrides: None }
+    }
+
+    /// Reads only the given pairs.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            overrides: Some(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The variable's value; unset and empty are the same (compose files
+    /// often write `VAR=` for "not set").
+    pub fn get(&self, var: &str) -> Result<Option<String>, ConfigError> {
+        let value = match &self.overrides {
+            Some(map) => map.get(var).cloned(),
+            None => match std::env::var(var) {
+                Ok(value) => Some(value),
+                Err(std::env::VarError::NotPresent) => None,
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(ConfigError::new(var, "is not valid UTF-8"));
+                }
+            },
+        };
+        Ok(value.filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Parses the variable with `FromStr`, or returns `default` when unset.
+    pub fn parse_or<T>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.get(var)? {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError::new(var, format!("cannot parse {raw:?}: {e}"))),
+        }
+    }
+
+    /// A listen address such as `127.0.0.1:50051`.
+    pub fn socket_addr(&self, var: &str, default: &str) -> Result<SocketAddr, ConfigError> {
+        let raw = self.get(var)?.unwrap_or_else(|| default.to_owned());
+        raw.trim().parse().map_err(|_| {
+            ConfigError::new(
+                var,
+                format!(
+                    "{raw:?} is not a socket address (expected host:port, e.g. 127.0.0.1:50051)"
+                ),
+            )
+        })
+    }
+
+    /// The data directory of the embedded default (`OMS_DATA_DIR`, `./data`).
+    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        Ok(PathBuf::from(
+            self.get("OMS_DATA_DIR")?
+                .unwrap_or_else(|| "./data".to_owned()),
+        ))
+    }
+
+    /// A database URL from `var`, or a SQLite file named `file_name` under
+    /// the data directory when unset.
+    pub fn database_url(&self, var: &str, file_name: &str) -> Result<DatabaseUrl, ConfigError> {
+        match self.get(var)? {
+            Some(raw) => {
+                DatabaseUrl::parse(raw.trim()).map_err(|reason| ConfigError::new(var, reason))
+            }
+            None => Ok(DatabaseUrl::sqlite_file(&self.data_dir()?.join(file_name))),
+        }
+    }
+
+    /// `REDIS_URL`-style variable: `None` (in-process store) when unset.
+    pub fn redis_url(&self, var: &str) -> Result<Option<RedisUrl>, ConfigError> {
+        self.get(var)?
+            .map(|raw| RedisUrl::parse(raw.trim()).map_err(|reason| ConfigError::new(var, reason)))
+            .transpose()
+    }
+
+    /// `LOG_FORMAT`: `human` (default) or `json`.
+    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self.get("LOG_FORMAT")?.as_deref().map(str::trim) {
+            None => Ok(LogFormat::Human),
+            Some(raw) if raw.eq_ignore_ascii_case("human") => Ok(LogFormat::Human),
+            Some(raw) if raw.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
+            Some(raw) => Err(ConfigError::new(
+                "LOG_FORMAT",
+                format!("{raw:?} is not a log format (expected \"human\" or \"json\")"),
+            )),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Coloured, one line per event, for people.
+    Human,
+    /// One JSON object per event, for log shippers.
+    Json,
+}
+
+/// A database URL that sea-orm can open: `sqlite:` or `mysql://` /
+/// `mariadb://`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Accepts `sqlite:…`, `mysql://…` and `mariadb://…`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.starts_with("sqlite:") {
+            Ok(Self(raw.to_owned()))
+        } else if let Some(rest) = raw.strip_prefix("mariadb://") {
+            // sqlx speaks MariaDB through its MySQL driver.
+            Ok(Self(format!("mysql://{rest}")))
+        } else if raw.starts_with("mysql://") {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "{} is not a supported database URL (expected sqlite://path or mysql://user@host:port/db)",
+                redact(raw)
+            ))
+        }
+    }
+
+    /// A SQLite file, created if missing.
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        Self(format!("sqlite://{}?mode=rwc", path.display()))
+    }
+
+    /// The URL to hand to the driver (may hold a password: never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a SQLite URL.
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+
+    /// The file path of a SQLite URL, if it names a file.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.0.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// A `redis://` or `rediss://` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Accepts `redis://…` and `rediss://…`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.starts_with("redis://") || raw.starts_with("rediss://") {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "{} is not a Redis URL (expected redis://host:port)",
+                redact(raw)
+            ))
+        }
+    }
+
+    /// The URL to hand to the client (may hold a password: never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`, so a
+/// URL can be logged or shown in an error.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("mysql://oms:s3cret@db:3306/users"),
+            "mysql://oms:***@db:3306/users"
+        );
+        assert_eq!(
+            redact("mysql://root@db:3306/users"),
+            "mysql://root@db:3306/users"
+        );
+        assert_eq!(redact("sqlite://data/users.db"), "sqlite://data/users.db");
+    }
+
+    #[test]
+    fn a_bad_address_names_its_variable() {
+        let env = Env::from_pairs([("USER_SVC_ADDR", "localhost")]);
+        let err = env
+            .socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")
+            .unwrap_err();
+        assert_eq!(err.var, "USER_SVC_ADDR");
+        assert!(err.to_string().starts_with("USER_SVC_ADDR: "), "{err}");
+    }
+
+    #[test]
+    fn unset_and_empty_fall_back_to_the_default() {
+        let env = Env::from_pairs([("USER_SVC_ADDR", " ")]);
+        let addr = env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051").unwrap();
+        assert_eq!(addr.port(), 50051);
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_default_to_sqlite_under_the_data_dir() {
+        let env = Env::from_pairs([
+            ("OMS_DATA_DIR", "/tmp/oms"),
+            ("BAD", "postgres://x:pw@h/db"),
+        ]);
+        let url = env.database_url("DATABASE_URL", "users.db").unwrap();
+        assert_eq!(url.sqlite_path(), Some(PathBuf::from("/tmp/oms/users.db")));
+        let err = env.database_url("BAD", "users.db").unwrap_err();
+        assert_eq!(err.var, "BAD");
+        assert!(!err.reason.contains("pw"), "password leaked: {err}");
+        let maria = DatabaseUrl::parse("mariadb://root@127.0.0.1:3306/x").unwrap();
+        assert_eq!(maria.expose(), "mysql://root@127.0.0.1:3306/x");
+    }
+
+    #[test]
+    fn log_format_accepts_only_known_values() {
+        assert_eq!(
+            Env::from_pairs([("LOG_FORMAT", "JSON")])
+                .log_format()
+                .unwrap(),
+            LogFormat::Json
+        );
+        let unset = Env::from_pairs(Vec::<(String, String)>::new());
+        assert_eq!(unset.log_format().unwrap(), LogFormat::Human);
+        assert!(
+            Env::from_pairs([("LOG_FORMAT", "xml")])
+                .log_format()
+                .is_err()
+        );
+    }
+}

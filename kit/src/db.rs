@@ -1,0 +1,128 @@
+//! Database connections and migrations for SQLite (the embedded default)
+//! and MySQL/MariaDB (production).
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::DatabaseUrl;
+
+/// Why the database could not be opened or migrated. The URL is shown with
+/// its password redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The directory of a SQLite file could not be created.
+    #[error("cannot create the directory for {url}: {source}")]
+    CreateDir {
+        /// The database URL.
+        url: DatabaseUrl,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server did not answer or refused us.
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        /// The database URL.
+        url: DatabaseUrl,
+        /// What the driver said.
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    /// A migration failed.
+    #[error("cannot migrate the database at {url}: {source}")]
+    Migrate {
+        /// The database URL.
+        url: DatabaseUrl,
+        /// What the driver said.
+        #[source]
+        source: sea_orm::DbErr,
+    },
+}
+
+/// Pool and timeout settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// Upper bound on open connections.
+    pub max_connections: u32,
+    /// How long to wait for the server at start-up or for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens a pool on `url` (creating a SQLite file and its directory if
+/// needed) and brings the schema up to date with `M`.
+pub async fn connect_and_migrate<M: MigratorTrait>(
+    url: &DatabaseUrl,
+    pool: PoolOptions,
+) -> Result<DatabaseConnection, DbError> {
+    let db = connect(url, pool).await?;
+    M::up(&db, None).await.map_err(|source| DbError::Migrate {
+        url: url.clone(),
+        source,
+    })?;
+    Ok(db)
+}
+
+/// Opens a pool on `url` and checks that the server answers.
+pub async fn connect(url: &DatabaseUrl, pool: PoolOptions) -> Result<DatabaseConnection, DbError> {
+    if let Some(dir) = url
+        .sqlite_path()
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+            url: url.clone(),
+            source,
+        })?;
+    }
+    let mut options = ConnectOptions::new(url.expose().to_owned());
+    options
+        .max_connections(pool.max_connections)
+        .connect_timeout(pool.acquire_timeout)
+        .acquire_timeout(pool.acquire_timeout)
+        // Statements are traced by our own spans; sqlx's per-query info
+        // lines would drown the logs.
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .map_err(|source| DbError::Connect {
+            url: url.clone(),
+            source,
+        })?;
+    db.ping().await.map_err(|source| DbError::Connect {
+        url: url.clone(),
+        source,
+    })?;
+    Ok(db)
+}
+
+/// Schema helpers shared by the services' migrations.
+pub mod schema {
+    use sea_orm_migration::prelude::{Alias, ColumnDef, IntoIden};
+
+    /// A UTC timestamp with microseconds that works on both backends:
+    /// `DATETIME(6)` on MySQL (no 2038 limit, unlike `TIMESTAMP`), text in
+    /// SQLite's flexible typing.
+    pub fn timestamp(column: impl IntoIden) -> ColumnDef {
+        ColumnDef::new(column)
+            .custom(Alias::new("DATETIME(6)"))
+            .not_null()
+            .to_owned()
+    }
+
+    /// A UUID primary or foreign key, stored as its 36-character text.
+    pub fn uuid_text(column: impl IntoIden) -> ColumnDef {
+        ColumnDef::new(column).string_len(36).not_null().to_owned()
+    }
+}

@@ -1,0 +1,241 @@
+//! The one mapping from service errors to the wire: every service turns its
+//! own error enum into an [`ApiError`], and `From<ApiError> for Status` is
+//! the only place a `tonic::Status` with `google.rpc` details is built.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Any error source, for [`ApiError::Internal`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// One bad field of a request (`google.rpc.BadRequest.FieldViolation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field, e.g. `lines[2].quantity`.
+    pub field: String,
+    /// What is wrong, for people.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// A request a domain rule refused: the gRPC code, an `ErrorInfo` reason in
+/// UPPER_SNAKE case, and metadata a client can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The gRPC status code.
+    pub code: Code,
+    /// `ErrorInfo.domain`: the service that refused, e.g. `product.oms`.
+    pub domain: &'static str,
+    /// `ErrorInfo.reason`, e.g. `INSUFFICIENT_STOCK`.
+    pub reason: &'static str,
+    /// A message for people.
+    pub message: String,
+    /// `ErrorInfo.metadata`, e.g. `productId`, `requested`, `available`.
+    pub metadata: BTreeMap<String, String>,
+    /// Becomes a `RetryInfo` detail (throttling).
+    pub retry_after: Option<Duration>,
+}
+
+impl Rejection {
+    /// A rejection with no metadata.
+    pub fn new(
+        code: Code,
+        domain: &'static str,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            domain,
+            reason,
+            message: message.into(),
+            metadata: BTreeMap::new(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds one `ErrorInfo.metadata` entry.
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl ToString) -> Self {
+        self.metadata.insert(key.into(), value.to_string());
+        self
+    }
+
+    /// Tells the client when to try again.
+    #[must_use]
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+}
+
+/// What a handler can fail with, as the client will see it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; one violation per bad field.
+    #[error("invalid request: {}", summarize(violations))]
+    InvalidArgument {
+        /// The service that checked the request.
+        domain: &'static str,
+        /// Every bad field, not only the first.
+        violations: Vec<FieldViolation>,
+    },
+    /// A domain rule refused the request.
+    #[error("{}", .0.message)]
+    Rejected(Rejection),
+    /// A bug or an infrastructure failure. Logged with its cause chain; the
+    /// client sees only "internal error".
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    /// Wraps any error as an internal one.
+    pub fn internal(error: impl Into<BoxError>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    /// A malformed request with a single bad field.
+    pub fn invalid(
+        domain: &'static str,
+        field: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        Self::InvalidArgument {
+            domain,
+            violations: vec![FieldViolation::new(field, description)],
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected(rejection)
+    }
+}
+
+fn summarize(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::InvalidArgument { domain, violations } => {
+                let message = format!("invalid request: {}", summarize(&violations));
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    "INVALID_ARGUMENT",
+                    domain,
+                    std::collections::HashMap::new(),
+                );
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::Rejected(r) => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    r.reason,
+                    r.domain,
+                    r.metadata
+                        .into_iter()
+                        .collect::<std::collections::HashMap<_, _>>(),
+                );
+                if let Some(delay) = r.retry_after {
+                    details.set_retry_info(Some(delay));
+                }
+                Status::with_error_details(r.code, r.message, details)
+            }
+            ApiError::Internal(source) => {
+                // The one place the cause chain is logged; clients never see it.
+                let mut chain = source.to_string();
+                let mut next = source.source();
+                while let Some(cause) = next {
+                    chain.push_str(": ");
+                    chain.push_str(&cause.to_string());
+                    next = cause.source();
+                }
+                tracing::error!(error = %chain, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_every_violation_and_an_error_info() {
+        let error = ApiError::InvalidArgument {
+            domain: "test.oms",
+            violations: vec![
+                FieldViolation::new("email", "must contain @"),
+                FieldViolation::new("password", "must be at least 8 characters"),
+            ],
+        };
+        let status = Status::from(error);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, ["email", "password"]);
+        assert_eq!(
+            details.error_info().map(|i| i.domain.as_str()),
+            Some("test.oms")
+        );
+    }
+
+    #[test]
+    fn rejections_keep_code_reason_metadata_and_retry() {
+        let rejection = Rejection::new(
+            Code::FailedPrecondition,
+            "product.oms",
+            "INSUFFICIENT_STOCK",
+            "short",
+        )
+        .with("productId", "p1")
+        .with("available", 3)
+        .retry_after(Duration::from_secs(2));
+        let status = Status::from(ApiError::from(rejection));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "INSUFFICIENT_STOCK");
+        assert_eq!(
+            info.metadata.get("available").map(String::as_str),
+            Some("3")
+        );
+        assert!(details.retry_info().is_some());
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status = Status::from(ApiError::internal(std::io::Error::other(
+            "disk on fire at /var/db",
+        )));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("disk"));
+    }
+}

@@ -1,0 +1,275 @@
+//! A small key-value store with TTLs, for tokens, throttling and caches:
+//! Redis in production, a map in process for the embedded default. Both
+//! implement [`KvStore`] and both are tested against the same cases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_redis::redis::{self, AsyncCommands};
+
+use crate::config::RedisUrl;
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// No connection could be had from the pool.
+    #[error("redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    /// Redis answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The pool could not be built from the URL.
+    #[error("cannot use {url}: {reason}")]
+    Setup {
+        /// The Redis URL (password redacted).
+        url: RedisUrl,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Byte values under string keys, each with a time to live.
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// The value, unless missing or expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Sets the value, replacing any previous one.
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), KvError>;
+    /// Sets the value only if the key is absent; true if it was set.
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, KvError>;
+    /// Removes and returns the value atomically: of two concurrent takers,
+    /// only one gets it (refresh-token rotation relies on this).
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Removes the key; true if it existed.
+    async fn delete(&self, key: &str) -> Result<bool, KvError>;
+    /// Adds one to a counter that starts at zero and expires `window` after
+    /// its first increment; returns the new count (fixed-window throttling).
+    async fn increment(&self, key: &str, window: Duration) -> Result<u64, KvError>;
+}
+
+/// Opens the store the configuration asks for: Redis when a URL is given
+/// (checked with a PING so a bad URL fails at start-up), else in process.
+/// Every key is stored under `prefix`.
+pub async fn open(url: Option<&RedisUrl>, prefix: &str) -> Result<Arc<dyn KvStore>, KvError> {
+    match url {
+        Some(url) => Ok(Arc::new(RedisKv::connect(url, prefix).await?)),
+        None => Ok(Arc::new(MemoryKv::default())),
+    }
+}
+
+/// Redis through a deadpool connection pool.
+#[derive(Clone)]
+pub struct RedisKv {
+    pool: deadpool_redis::Pool,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisKv")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisKv {
+    /// Builds the pool and checks the server answers.
+    pub async fn connect(url: &RedisUrl, prefix: &str) -> Result<Self, KvError> {
+        let pool = deadpool_redis::Config::from_url(url.expose())
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| KvError::Setup {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let store = Self {
+            pool,
+            prefix: prefix.to_owned(),
+        };
+        let mut conn = store.pool.get().await.map_err(|e| KvError::Setup {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(store)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    // Redis rejects a zero expiry; the shortest real TTL is 1 ms.
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl KvStore for RedisKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let mut conn = self.pool.get().await?;
+        Ok(conn.get(self.key(key)).await?)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), KvError> {
+        let mut conn = self.pool.get().await?;
+        let _: () = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_millis(ttl))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, KvError> {
+        let mut conn = self.pool.get().await?;
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_millis(ttl))
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let mut conn = self.pool.get().await?;
+        Ok(redis::cmd("GETDEL")
+            .arg(self.key(key))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        let mut conn = self.pool.get().await?;
+        let removed: u64 = conn.del(self.key(key)).await?;
+        Ok(removed > 0)
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> Result<u64, KvError> {
+        let mut conn = self.pool.get().await?;
+        let key = self.key(key);
+        // INCR then PEXPIRE NX in one round trip: the window starts at the
+        // first increment and later increments don't extend it.
+        let (count, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&key, 1u64)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_millis(window))
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        Ok(count)
+    }
+}
+
+/// The in-process store of the embedded default: one map behind a mutex,
+/// expired entries dropped lazily and swept now and then.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    entries: HashMap<String, (Vec<u8>, Instant)>,
+    writes_since_sweep: u32,
+}
+
+/// Writes between sweeps of expired entries; bounds memory without a timer.
+const SWEEP_EVERY: u32 = 1024;
+
+impl MemoryKv {
+    fn with<T>(&self, f: impl FnOnce(&mut MemoryInner, Instant) -> T) -> T {
+        // A panic while holding the lock cannot leave the map half-written
+        // (every operation is a single insert/remove), so poisoning is safe
+        // to ignore.
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut inner, Instant::now())
+    }
+}
+
+impl MemoryInner {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut (Vec<u8>, Instant)> {
+        if self
+            .entries
+            .get(key)
+            .is_some_and(|(_, expires)| *expires <= now)
+        {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn insert(&mut self, key: &str, value: Vec<u8>, expires: Instant, now: Instant) {
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= SWEEP_EVERY {
+            self.writes_since_sweep = 0;
+            self.entries.retain(|_, (_, exp)| *exp > now);
+        }
+        self.entries.insert(key.to_owned(), (value, expires));
+    }
+}
+
+#[async_trait]
+impl KvStore for MemoryKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.with(|m, now| m.live(key, now).map(|(v, _)| v.clone())))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), KvError> {
+        self.with(|m, now| m.insert(key, value.to_vec(), now + ttl, now));
+        Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, KvError> {
+        Ok(self.with(|m, now| {
+            if m.live(key, now).is_some() {
+                false
+            } else {
+                m.insert(key, value.to_vec(), now + ttl, now);
+                true
+            }
+        }))
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.with(|m, now| {
+            m.live(key, now)?;
+            m.entries.remove(key).map(|(v, _)| v)
+        }))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        Ok(self.with(|m, now| m.live(key, now).is_some() && m.entries.remove(key).is_some()))
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> Result<u64, KvError> {
+        Ok(self.with(|m, now| {
+            if let Some((value, _)) = m.live(key, now) {
+                let count = parse_count(value) + 1;
+                *value = count.to_string().into_bytes();
+                count
+            } else {
+                m.insert(key, b"1".to_vec(), now + window, now);
+                1
+            }
+        }))
+    }
+}
+
+fn parse_count(value: &[u8]) -> u64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}

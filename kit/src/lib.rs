@@ -1,0 +1,34 @@
+//! The OMS service runtime: everything the three services and the gateway
+//! share, and nothing any one of them owns.
+//!
+//! - [`config`] reads environment variables once, into typed values, with one
+//!   error that names the bad variable.
+//! - [`telemetry`] sets up `tracing` (human or JSON logs).
+//! - [`error`] is the single mapping from a service's errors to
+//!   `tonic::Status` with `google.rpc` details.
+//! - [`server`] binds listeners and runs a gRPC server with reflection
+//!   (v1 and v1alpha), `grpc.health.v1` and graceful shutdown.
+//! - [`shutdown`] turns SIGTERM / Ctrl-C into a future.
+//! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
+//! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
+//! - [`kv`] is a small key-value store with TTLs: Redis in production, in
+//!   process for the embedded default.
+//! - `test_support` (feature `test-support`) gives each integration test a
+//!   fresh database and Redis prefix.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod kv;
+pub mod server;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use error::{ApiError, FieldViolation, Rejection};
+pub use startup::StartupError;

@@ -1,0 +1,75 @@
+//! What every binary does around its service: a runtime, one TLS crypto
+//! provider, logs, and turning a start-up failure into one clear line on
+//! stderr and a non-zero exit code instead of a panic backtrace.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use crate::config::{ConfigError, Env};
+
+/// Anything that stops a process from starting or keeps it from running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A bad environment variable.
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    /// A listener could not be opened.
+    #[error(transparent)]
+    Bind(#[from] crate::server::BindError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// The key-value store (Redis) could not be reached.
+    #[error("key-value store: {0}")]
+    Kv(#[from] crate::kv::KvError),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
+    /// Anything else a service needs at start-up (keys, files, peers).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs `body` on a multi-threaded runtime after setting up logging from
+/// `LOG_FORMAT`/`RUST_LOG`; any error ends the process with
+/// `<name>: <error>` on stderr and exit code 1 (2 for configuration).
+pub fn run<F, Fut>(name: &str, body: F) -> ExitCode
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = Result<(), StartupError>>,
+{
+    let env = Env::process();
+    let format = match env.log_format() {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{name}: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(format);
+    // sqlx and redis may each pull a rustls crypto backend; choosing one up
+    // front keeps rustls from panicking on the ambiguity.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{name}: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(body(env)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ StartupError::Config(_)) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The key-value store contract, run against the in-process map and Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kit::kv::KvStore;
+use kit::test_support::eventually;
+
+kit::test_on_each_kv!(
+    set_then_get_returns_the_value,
+    set_if_absent_sets_only_once,
+    take_hands_the_value_to_exactly_one_caller,
+    entries_expire_after_their_ttl,
+    increment_counts_within_a_window,
+);
+
+async fn set_then_get_returns_the_value(kv: Arc<dyn KvStore>) {
+    assert_eq!(kv.get("k").await.unwrap(), None);
+    kv.set("k", b"v1", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    kv.set("k", b"v2", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    assert!(kv.delete("k").await.unwrap());
+    assert!(!kv.delete("k").await.unwrap());
+    assert_eq!(kv.get("k").await.unwrap(), None);
+}
+
+async fn set_if_absent_sets_only_once(kv: Arc<dyn KvStore>) {
+    assert!(
+        kv.set_if_absent("once", b"a", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !kv.set_if_absent("once", b"b", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert_eq!(kv.get("once").await.unwrap().as_deref(), Some(&b"a"[..]));
+}
+
+async fn take_hands_the_value_to_exactly_one_caller(kv: Arc<dyn KvStore>) {
+    kv.set("token", b"family-1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let takers = (0..16).map(|_| {
+        let kv = kv.clone();
+        tokio::spawn(async move { kv.take("token").await.unwrap() })
+    });
+    let mut winners = 0;
+    for taker in takers {
+        if taker.await.unwrap().is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(kv.get("token").await.unwrap(), None);
+}
+
+async fn entries_expire_after_their_ttl(kv: Arc<dyn KvStore>) {
+    kv.set("short", b"x", Duration::from_millis(50))
+        .await
+        .unwrap();
+    kv.set("long", b"y", Duration::from_secs(60)).await.unwrap();
+    eventually(Duration::from_secs(5), "the short entry to expire", || {
+        let kv = kv.clone();
+        async move { kv.get("short").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert_eq!(kv.get("long").await.unwrap().as_deref(), Some(&b"y"[..]));
+}
+
+async fn increment_counts_within_a_window(kv: Arc<dyn KvStore>) {
+    for expected in 1..=3 {
+        assert_eq!(
+            kv.increment("hits", Duration::from_secs(60)).await.unwrap(),
+            expected
+        );
+    }
+    assert_eq!(
+        kv.increment("other", Duration::from_millis(50))
+            .await
+            .unwrap(),
+        1
+    );
+    eventually(Duration::from_secs(5), "the window to close", || {
+        let kv = kv.clone();
+        async move { kv.get("other").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        kv.increment("other", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        1
+    );
+}

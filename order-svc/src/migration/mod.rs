@@ -1,0 +1,20 @@
+//! The orders database schema, as sea-orm migrations applied at start-up.
+
+// sea-orm's `MigrationTrait` (async_trait) names `SchemaManager` without its
+// lifetime; the impls must match it.
+#![allow(elided_lifetimes_in_paths)]
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_orders;
+
+/// Applies order-svc's migrations in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_orders::Migration)]
+    }
+}

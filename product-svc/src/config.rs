@@ -1,0 +1,31 @@
+//! product-svc configuration, read once from the environment.
+
+use std::net::SocketAddr;
+
+use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl};
+
+/// The variable holding product-svc's listen address (and where others find it).
+pub const ADDR_VAR: &str = "PRODUCT_SVC_ADDR";
+
+/// Everything product-svc needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen for gRPC.
+    pub addr: SocketAddr,
+    /// The products database.
+    pub database_url: DatabaseUrl,
+    /// Redis for the product cache; `None` caches in process.
+    pub redis_url: Option<RedisUrl>,
+}
+
+impl Config {
+    /// Reads the configuration; `database_var` is `DATABASE_URL` for the
+    /// standalone binary and `PRODUCT_SVC_DATABASE_URL` inside `oms`.
+    pub fn from_env(env: &Env, database_var: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50052")?,
+            database_url: env.database_url(database_var, "products.db")?,
+            redis_url: env.redis_url("REDIS_URL")?,
+        })
+    }
+}

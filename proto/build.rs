@@ -1,0 +1,42 @@
+//! Compiles `proto/` once, with protox (no system `protoc`), into Rust types,
+//! tonic servers and clients, and an encoded descriptor set for reflection
+//! and the gateway.
+
+use std::path::PathBuf;
+
+/// Every file of the contract; imports (google/api, well-known types) follow.
+const CONTRACT: &[&str] = &[
+    "oms/common/v1/common.proto",
+    "oms/user/v1/user.proto",
+    "oms/user/v1/auth.proto",
+    "oms/product/v1/product.proto",
+    "oms/product/v1/inventory.proto",
+    "oms/order/v1/order.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    println!("cargo:rerun-if-changed=oms");
+    println!("cargo:rerun-if-changed=google");
+
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(CONTRACT)?;
+
+    // The encoded set keeps custom options such as `google.api.http`, which
+    // the gateway routes by; `file_descriptor_set()` would drop them.
+    std::fs::write(
+        out_dir.join("oms_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        // Until an issue implements an RPC it answers UNIMPLEMENTED rather
+        // than pretending to work.
+        .generate_default_stubs(true)
+        .compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}

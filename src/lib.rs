@@ -1,0 +1,152 @@
+//! `oms`: the whole mesh in one process — user-svc, product-svc, order-svc
+//! and the gateway, each on its own port, each with its own SQLite file
+//! under `OMS_DATA_DIR`. The embedded default a newcomer runs first; in
+//! production each service runs as its own binary instead.
+//!
+//! [`Mesh::bind`] opens all four listeners first, so a taken port fails
+//! before anything starts and names the variable to change; [`Mesh::run`]
+//! serves until shutdown, and stops everything if any one part fails.
+
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use kit::StartupError;
+use kit::config::Env;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The configuration of all four parts, with the listeners they will serve.
+#[derive(Debug)]
+pub struct Mesh {
+    user: (user_svc::Config, TcpListener),
+    product: (product_svc::Config, TcpListener),
+    order: (order_svc::Config, TcpListener),
+    gateway: (gateway::Config, TcpListener),
+}
+
+/// Where each part actually listens.
+#[derive(Debug, Clone, Copy)]
+pub struct MeshAddrs {
+    /// user-svc (gRPC).
+    pub user: SocketAddr,
+    /// product-svc (gRPC).
+    pub product: SocketAddr,
+    /// order-svc (gRPC).
+    pub order: SocketAddr,
+    /// The gateway (HTTP).
+    pub gateway: SocketAddr,
+}
+
+impl Mesh {
+    /// Reads every part's configuration (`<SVC>_DATABASE_URL` per service,
+    /// SQLite under `OMS_DATA_DIR` by default) and binds every listener.
+    pub async fn bind(env: &Env) -> Result<Self, StartupError> {
+        let mut user = user_svc::Config::from_env(env, "USER_SVC_DATABASE_URL")?;
+        let mut product = product_svc::Config::from_env(env, "PRODUCT_SVC_DATABASE_URL")?;
+        let mut order = order_svc::Config::from_env(env, "ORDER_SVC_DATABASE_URL")?;
+        let mut gateway = gateway::Config::from_env(env)?;
+
+        let user_listener = kit::server::bind(user.addr, user_svc::ADDR_VAR).await?;
+        let product_listener = kit::server::bind(product.addr, product_svc::ADDR_VAR).await?;
+        let order_listener = kit::server::bind(order.addr, order_svc::ADDR_VAR).await?;
+        let gateway_listener = kit::server::bind(gateway.addr, gateway::ADDR_VAR).await?;
+
+        // Wire the parts to the ports they actually got, so `:0` works.
+        user.addr = local_addr(&user_listener)?;
+        product.addr = local_addr(&product_listener)?;
+        order.addr = local_addr(&order_listener)?;
+        gateway.addr = local_addr(&gateway_listener)?;
+        order.user_svc_addr = user.addr;
+        order.product_svc_addr = product.addr;
+        gateway.user_svc_addr = user.addr;
+        gateway.product_svc_addr = product.addr;
+        gateway.order_svc_addr = order.addr;
+
+        Ok(Self {
+            user: (user, user_listener),
+            product: (product, product_listener),
+            order: (order, order_listener),
+            gateway: (gateway, gateway_listener),
+        })
+    }
+
+    /// Where each part listens.
+    pub fn addrs(&self) -> MeshAddrs {
+        MeshAddrs {
+            user: self.user.0.addr,
+            product: self.product.0.addr,
+            order: self.order.0.addr,
+            gateway: self.gateway.0.addr,
+        }
+    }
+
+    /// Serves all four until `shutdown` resolves, then stops them all
+    /// gracefully. If one part fails, the others are stopped and its error
+    /// is returned.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartupError> {
+        let (stop, stopping) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            // An Err means the sender is gone, which also means stop.
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let mut parts: JoinSet<(&'static str, Result<(), StartupError>)> = JoinSet::new();
+        let (config, listener) = self.user;
+        let signal = stopped(stopping.clone());
+        parts.spawn(async move { ("user-svc", user_svc::serve(config, listener, signal).await) });
+        let (config, listener) = self.product;
+        let signal = stopped(stopping.clone());
+        parts.spawn(async move {
+            (
+                "product-svc",
+                product_svc::serve(config, listener, signal).await,
+            )
+        });
+        let (config, listener) = self.order;
+        let signal = stopped(stopping.clone());
+        parts.spawn(async move {
+            (
+                "order-svc",
+                order_svc::serve(config, listener, signal).await,
+            )
+        });
+        let (config, listener) = self.gateway;
+        let signal = stopped(stopping);
+        parts.spawn(async move { ("gateway", gateway::serve(config, listener, signal).await) });
+
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut first_error = None;
+        loop {
+            tokio::select! {
+                () = &mut shutdown, if !*stop.borrow() => {
+                    stop.send_replace(true);
+                }
+                joined = parts.join_next() => match joined {
+                    None => break,
+                    Some(Ok((_, Ok(())))) => {
+                        stop.send_replace(true);
+                    }
+                    Some(Ok((name, Err(e)))) => {
+                        tracing::error!(part = name, error = %e, "stopped with an error; stopping the mesh");
+                        first_error.get_or_insert(StartupError::Other(format!("{name}: {e}")));
+                        stop.send_replace(true);
+                    }
+                    Some(Err(e)) => {
+                        first_error.get_or_insert(StartupError::Other(format!("a mesh task failed: {e}")));
+                        stop.send_replace(true);
+                    }
+                },
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartupError> {
+    listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(format!("cannot read a listener's address: {e}")))
+}

@@ -1,0 +1,3 @@
+//! sea-orm entities of the users database.
+
+pub mod user;
