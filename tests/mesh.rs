@@ -1,6 +1,9 @@
 //! The embedded default end to end: `oms` runs all four parts in one
 //! process, on real ports, with SQLite files under its data directory.
 
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;

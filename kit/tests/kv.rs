@@ -1,5 +1,8 @@
 //! The key-value store contract, run against the in-process map and Redis.
 
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

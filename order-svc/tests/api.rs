@@ -1,5 +1,8 @@
 //! order-svc over real gRPC on 127.0.0.1:0, on SQLite and MariaDB.
 
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use kit::test_support::{TestDb, assert_grpc_basics, spawn};
 use oms_proto::order::v1::{GetOrderRequest, order_service_client::OrderServiceClient};
 

@@ -1,5 +1,8 @@
 //! user-svc over real gRPC on 127.0.0.1:0, on SQLite and MariaDB.
 
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use kit::test_support::{TestDb, assert_grpc_basics, spawn};
 use oms_proto::user::v1::{LoginRequest, auth_service_client::AuthServiceClient};
 
