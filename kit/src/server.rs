@@ -70,6 +70,9 @@ pub async fn serve_grpc(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(service = info.name, %addr, "serving gRPC");
+    }
     let (reporter, health_service) = tonic_health::server::health_reporter();
     for name in info.grpc_services {
         reporter

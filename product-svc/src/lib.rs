@@ -50,7 +50,6 @@ pub async fn serve(
     .await?;
     let cache = kit::kv::open(config.redis_url.as_ref(), "oms:product:").await?;
     let routes = api::routes(api::State { db, cache });
-    tracing::info!(service = SERVICE_INFO.name, addr = %listener.local_addr().map_err(|e| kit::StartupError::Other(e.to_string()))?, "serving gRPC");
     kit::server::serve_grpc(SERVICE_INFO, routes, listener, shutdown).await?;
     Ok(())
 }

@@ -48,7 +48,6 @@ pub async fn serve(
     .await?;
     let tokens = kit::kv::open(config.redis_url.as_ref(), "oms:user:").await?;
     let routes = api::routes(api::State { db, tokens });
-    tracing::info!(service = SERVICE_INFO.name, addr = %listener.local_addr().map_err(|e| kit::StartupError::Other(e.to_string()))?, "serving gRPC");
     kit::server::serve_grpc(SERVICE_INFO, routes, listener, shutdown).await?;
     Ok(())
 }
