@@ -60,6 +60,7 @@ impl Mesh {
         order.addr = local_addr(&order_listener)?;
         gateway.addr = local_addr(&gateway_listener)?;
         order.user_svc_addr = user.addr;
+        product.user_svc_addr = user.addr;
         order.product_svc_addr = product.addr;
         gateway.user_svc_addr = user.addr;
         gateway.product_svc_addr = product.addr;

@@ -125,6 +125,18 @@ impl Env {
             .transpose()
     }
 
+    /// `OMS_JWT_ISSUER`: the `iss` user-svc signs with and every verifier
+    /// requires (default `oms-user-svc`).
+    pub fn jwt_issuer(&self) -> Result<String, ConfigError> {
+        Ok(self.get("OMS_JWT_ISSUER")?.map_or_else(|| "oms-user-svc".to_owned(), |s| s.trim().to_owned()))
+    }
+
+    /// `OMS_REDIS_KEY_PREFIX`: put before every Redis key (default `oms:`),
+    /// so several deployments or tests can share one Redis.
+    pub fn redis_key_prefix(&self) -> Result<String, ConfigError> {
+        Ok(self.get("OMS_REDIS_KEY_PREFIX")?.map_or_else(|| "oms:".to_owned(), |s| s.trim().to_owned()))
+    }
+
     /// `LOG_FORMAT`: `human` (default) or `json`.
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.get("LOG_FORMAT")?.as_deref().map(str::trim) {

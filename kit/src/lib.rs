@@ -1,6 +1,7 @@
 //! The OMS service runtime: everything the three services and the gateway
 //! share, and nothing any one of them owns.
 //!
+//! - [`auth`] verifies access tokens and says who is calling.
 //! - [`config`] reads environment variables once, into typed values, with one
 //!   error that names the bad variable.
 //! - [`telemetry`] sets up `tracing` (human or JSON logs).
@@ -11,6 +12,8 @@
 //! - [`shutdown`] turns SIGTERM / Ctrl-C into a future.
 //! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
 //! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
+//! - [`paging`] reads page sizes and opaque keyset page tokens.
+//! - [`time`] converts database times to protobuf Timestamps.
 //! - [`kv`] is a small key-value store with TTLs: Redis in production, in
 //!   process for the embedded default.
 //! - `test_support` (feature `test-support`) gives each integration test a
@@ -18,14 +21,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod kv;
+pub mod paging;
 pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod time;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -61,12 +61,14 @@ pub struct ServiceInfo {
     pub descriptors: &'static [u8],
 }
 
-/// Serves `routes` plus reflection and health on `listener` until
+/// Serves `routes` plus reflection and health on `listener`, with every
+/// bearer token checked by `auth`, until
 /// `shutdown` resolves, then reports NOT_SERVING, stops accepting, and
 /// waits (bounded) for in-flight calls.
 pub async fn serve_grpc(
     info: ServiceInfo,
     routes: Routes,
+    auth: crate::auth::AuthLayer,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -108,6 +110,7 @@ pub async fn serve_grpc(
     let server = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(auth)
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), announce);
 

@@ -18,6 +18,8 @@ pub struct Config {
     pub user_svc_addr: SocketAddr,
     /// Where product-svc listens (reservations).
     pub product_svc_addr: SocketAddr,
+    /// The `iss` access tokens must carry.
+    pub jwt_issuer: String,
 }
 
 impl Config {
@@ -29,6 +31,7 @@ impl Config {
             database_url: env.database_url(database_var, "orders.db")?,
             user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
             product_svc_addr: env.socket_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
+            jwt_issuer: env.jwt_issuer()?,
         })
     }
 }

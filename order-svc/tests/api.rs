@@ -15,6 +15,7 @@ fn config(db: &TestDb) -> order_svc::Config {
         database_url: db.url().clone(),
         user_svc_addr: unused,
         product_svc_addr: unused,
+        jwt_issuer: "oms-user-svc".to_owned(),
     }
 }
 

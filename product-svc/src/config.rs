@@ -16,6 +16,12 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// Redis for the product cache; `None` caches in process.
     pub redis_url: Option<RedisUrl>,
+    /// Prefix of every key this service stores in Redis.
+    pub redis_key_prefix: String,
+    /// Where user-svc listens (its JWKS verifies access tokens).
+    pub user_svc_addr: SocketAddr,
+    /// The `iss` access tokens must carry.
+    pub jwt_issuer: String,
 }
 
 impl Config {
@@ -26,6 +32,9 @@ impl Config {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50052")?,
             database_url: env.database_url(database_var, "products.db")?,
             redis_url: env.redis_url("REDIS_URL")?,
+            redis_key_prefix: format!("{}product:", env.redis_key_prefix()?),
+            user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
+            jwt_issuer: env.jwt_issuer()?,
         })
     }
 }

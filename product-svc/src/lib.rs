@@ -48,8 +48,13 @@ pub async fn serve(
         Default::default(),
     )
     .await?;
-    let cache = kit::kv::open(config.redis_url.as_ref(), "oms:product:").await?;
+    let cache = kit::kv::open(config.redis_url.as_ref(), &config.redis_key_prefix).await?;
     let routes = api::routes(api::State { db, cache });
-    kit::server::serve_grpc(SERVICE_INFO, routes, listener, shutdown).await?;
+    let verifier = kit::auth::Verifier::new(
+        kit::auth::VerifierConfig::new(config.jwt_issuer.clone(), Some("product-svc")),
+        std::sync::Arc::new(kit::auth::GrpcJwks::new(config.user_svc_addr)),
+    );
+    let auth = kit::auth::AuthLayer::new(std::sync::Arc::new(verifier));
+    kit::server::serve_grpc(SERVICE_INFO, routes, auth, listener, shutdown).await?;
     Ok(())
 }

@@ -13,6 +13,9 @@ fn config(db: &TestDb) -> product_svc::Config {
         addr: "127.0.0.1:0".parse().expect("literal address"),
         database_url: db.url().clone(),
         redis_url: kit::test_support::redis_url(),
+        redis_key_prefix: format!("{}:", kit::test_support::unique_name("oms_test")),
+        user_svc_addr: "127.0.0.1:9".parse().expect("literal address"),
+        jwt_issuer: "oms-user-svc".to_owned(),
     }
 }
 

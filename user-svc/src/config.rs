@@ -1,8 +1,12 @@
 //! user-svc configuration, read once from the environment.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl};
+
+use crate::clients::ServiceClient;
 
 /// The variable holding user-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "USER_SVC_ADDR";
@@ -16,16 +20,134 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// Redis for refresh tokens and throttling; `None` keeps them in process.
     pub redis_url: Option<RedisUrl>,
+    /// Prefix of every key this service stores in Redis.
+    pub redis_key_prefix: String,
+    /// The `iss` of every token signed here.
+    pub jwt_issuer: String,
+    /// Where the signing keys come from.
+    pub signing_keys: KeySource,
+    /// Life of an access token (at most 15 minutes).
+    pub access_token_ttl: Duration,
+    /// Life of a refresh token since its last rotation.
+    pub refresh_token_ttl: Duration,
+    /// The admin to create or update at start-up.
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// OAuth2 clients allowed to get service tokens.
+    pub service_clients: Vec<ServiceClient>,
+    /// Login throttling.
+    pub throttle: ThrottleConfig,
+    /// Peers whose `x-forwarded-for` is believed (the gateway).
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Where the Ed25519 signing keys come from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// `OMS_JWT_SIGNING_KEYS`: one or more keys (PKCS#8 PEM, or base64 of
+    /// PKCS#8 DER or of a 32-byte seed), comma-separated; the first signs,
+    /// the others are only published, for rotation.
+    Env(Vec<String>),
+    /// A key file generated on first start (the embedded default).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Env(keys) => write!(f, "Env({} keys)", keys.len()),
+            Self::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
+}
+
+/// The first admin, from configuration.
+#[derive(Clone)]
+pub struct BootstrapAdmin {
+    /// `OMS_BOOTSTRAP_ADMIN_EMAIL`.
+    pub email: String,
+    /// `OMS_BOOTSTRAP_ADMIN_PASSWORD`.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BootstrapAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapAdmin").field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+/// Login throttling: sliding windows per account (failures) and per client
+/// address (attempts).
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleConfig {
+    /// Failed logins allowed per account per window.
+    pub account_failures: u64,
+    /// The account window.
+    pub account_window: Duration,
+    /// Login attempts allowed per client address per window.
+    pub peer_attempts: u64,
+    /// The client-address window.
+    pub peer_window: Duration,
 }
 
 impl Config {
     /// Reads the configuration; `database_var` is `DATABASE_URL` for the
     /// standalone binary and `USER_SVC_DATABASE_URL` inside `oms`.
     pub fn from_env(env: &Env, database_var: &str) -> Result<Self, ConfigError> {
+        let access_secs = env.parse_or("OMS_ACCESS_TOKEN_TTL_SECS", 900u64)?;
+        if !(30..=kit::auth::USER_TOKEN_MAX_TTL_SECS).contains(&access_secs) {
+            return Err(ConfigError::new("OMS_ACCESS_TOKEN_TTL_SECS", "must be between 30 and 900 seconds"));
+        }
+        let refresh_secs = env.parse_or("OMS_REFRESH_TOKEN_TTL_SECS", 14 * 24 * 3600u64)?;
+        if refresh_secs < 60 {
+            return Err(ConfigError::new("OMS_REFRESH_TOKEN_TTL_SECS", "must be at least 60 seconds"));
+        }
+        let signing_keys = match env.get("OMS_JWT_SIGNING_KEYS")? {
+            Some(raw) => KeySource::Env(raw.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect()),
+            None => KeySource::File(env.data_dir()?.join("jwt-signing-key.pem")),
+        };
+        let bootstrap_admin = match (
+            env.get("OMS_BOOTSTRAP_ADMIN_EMAIL")?,
+            env.get("OMS_BOOTSTRAP_ADMIN_PASSWORD")?,
+        ) {
+            (None, None) => None,
+            (Some(email), Some(password)) => Some(BootstrapAdmin { email, password }),
+            (Some(_), None) => {
+                return Err(ConfigError::new("OMS_BOOTSTRAP_ADMIN_PASSWORD", "must be set with OMS_BOOTSTRAP_ADMIN_EMAIL"));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new("OMS_BOOTSTRAP_ADMIN_EMAIL", "must be set with OMS_BOOTSTRAP_ADMIN_PASSWORD"));
+            }
+        };
+        let service_clients = match env.get("OMS_SERVICE_CLIENTS")? {
+            Some(raw) => crate::clients::parse(&raw).map_err(|reason| ConfigError::new("OMS_SERVICE_CLIENTS", reason))?,
+            None => Vec::new(),
+        };
+        let trusted_proxies = match env.get("OMS_TRUSTED_PROXIES")? {
+            None => vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])],
+            Some(raw) => raw
+                .split(',')
+                .map(|ip| ip.trim().parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::new("OMS_TRUSTED_PROXIES", format!("expected comma-separated IP addresses: {e}")))?,
+        };
         Ok(Self {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50051")?,
             database_url: env.database_url(database_var, "users.db")?,
             redis_url: env.redis_url("REDIS_URL")?,
+            redis_key_prefix: format!("{}user:", env.redis_key_prefix()?),
+            jwt_issuer: env.jwt_issuer()?,
+            signing_keys,
+            access_token_ttl: Duration::from_secs(access_secs),
+            refresh_token_ttl: Duration::from_secs(refresh_secs),
+            bootstrap_admin,
+            service_clients,
+            throttle: ThrottleConfig {
+                account_failures: env.parse_or("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
+                account_window: Duration::from_secs(15 * 60),
+                peer_attempts: env.parse_or("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", 30)?,
+                peer_window: Duration::from_secs(60),
+            },
+            trusted_proxies,
         })
     }
 }

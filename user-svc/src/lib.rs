@@ -2,21 +2,39 @@
 //!
 //! - [`config`]: what the service reads from the environment.
 //! - `api`: the gRPC layer (`oms.user.v1` AuthService and UserService).
-//! - [`store`]: sea-orm entities for the users database.
-//! - [`migration`]: the schema, applied at start-up.
+//! - [`accounts`]: the account rules, free of wire types.
+//! - [`input`]: request fields parsed into types that hold only valid values.
+//! - [`passwords`]: argon2id hashing on the blocking pool.
+//! - [`keys`] and [`tokens`]: Ed25519 keys, JWKS, signed access tokens.
+//! - [`sessions`]: rotating refresh tokens with reuse detection.
+//! - [`throttle`]: sliding-window login limits.
+//! - [`clients`]: OAuth2 service clients and scopes.
+//! - [`store`]: the users table; [`migration`]: its schema.
+//! - [`error`]: every failure and its one mapping to the wire.
 //!
 //! Tests call [`serve`] on a `127.0.0.1:0` listener with their own database
 //! and shutdown future.
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 mod api;
+pub mod clients;
 pub mod config;
+pub mod error;
+pub mod input;
+pub mod keys;
 pub mod migration;
+pub mod passwords;
+pub mod sessions;
 pub mod store;
+pub mod throttle;
+pub mod tokens;
 
 use std::future::Future;
+use std::sync::Arc;
 
+use kit::StartupError;
 use tokio::net::TcpListener;
 
 pub use config::{ADDR_VAR, Config};
@@ -27,27 +45,65 @@ pub const DOMAIN: &str = "user.oms";
 /// What reflection and health advertise for this service.
 pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     name: "user-svc",
-    grpc_services: &[
-        oms_proto::service_names::AUTH,
-        oms_proto::service_names::USER,
-    ],
+    grpc_services: &[oms_proto::service_names::AUTH, oms_proto::service_names::USER],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
 };
 
-/// Opens the database (migrating it) and the token store, then serves
-/// gRPC on `listener` until `shutdown` resolves.
+/// Opens the database (migrating it), the token store and the signing keys,
+/// puts the bootstrap admin in place, then serves gRPC on `listener` until
+/// `shutdown` resolves.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), kit::StartupError> {
-    let db = kit::db::connect_and_migrate::<migration::Migrator>(
-        &config.database_url,
-        Default::default(),
-    )
-    .await?;
-    let tokens = kit::kv::open(config.redis_url.as_ref(), "oms:user:").await?;
-    let routes = api::routes(api::State { db, tokens });
-    kit::server::serve_grpc(SERVICE_INFO, routes, listener, shutdown).await?;
+) -> Result<(), StartupError> {
+    let db = kit::db::connect_and_migrate::<migration::Migrator>(&config.database_url, Default::default()).await?;
+    let kv = kit::kv::open(config.redis_url.as_ref(), &config.redis_key_prefix).await?;
+    let keys = keys::SigningKeys::load(&config.signing_keys).map_err(|e| StartupError::Other(e.to_string()))?;
+    let passwords = passwords::Passwords::new()
+        .await
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let accounts = accounts::Accounts {
+        db,
+        passwords,
+        tokens: tokens::TokenIssuer::new(keys.clone(), config.jwt_issuer.clone(), config.access_token_ttl),
+        sessions: sessions::Sessions::new(kv.clone(), config.refresh_token_ttl),
+        account_failures: throttle::SlidingWindow::new(
+            kv.clone(),
+            "login-account",
+            config.throttle.account_failures,
+            config.throttle.account_window,
+        ),
+        peer_attempts: throttle::SlidingWindow::new(
+            kv,
+            "login-peer",
+            config.throttle.peer_attempts,
+            config.throttle.peer_window,
+        ),
+        clients: config.service_clients.clone(),
+    };
+
+    if let Some(admin) = &config.bootstrap_admin {
+        let email = input::Email::parse("OMS_BOOTSTRAP_ADMIN_EMAIL", &admin.email)
+            .map_err(|v| kit::config::ConfigError::new(v.field, v.description))?;
+        let password = input::Password::parse("OMS_BOOTSTRAP_ADMIN_PASSWORD", &admin.password)
+            .map_err(|v| kit::config::ConfigError::new(v.field, v.description))?;
+        accounts
+            .bootstrap_admin(email, password)
+            .await
+            .map_err(|e| StartupError::Other(format!("bootstrap admin: {e}")))?;
+    }
+
+    // user-svc verifies its own tokens with its own published keys.
+    let verifier = kit::auth::Verifier::new(
+        kit::auth::VerifierConfig::new(config.jwt_issuer.clone(), None),
+        Arc::new(keys.jwks().to_vec()),
+    );
+    let routes = api::routes(api::State {
+        accounts,
+        trusted_proxies: config.trusted_proxies.clone(),
+    });
+    let auth = kit::auth::AuthLayer::new(Arc::new(verifier));
+    kit::server::serve_grpc(SERVICE_INFO, routes, auth, listener, shutdown).await?;
     Ok(())
 }

@@ -1,35 +1,565 @@
-//! user-svc over real gRPC on 127.0.0.1:0, on SQLite and MariaDB.
+//! user-svc over real gRPC on 127.0.0.1:0: on SQLite with the in-process
+//! token store, and on MariaDB with Redis.
 
 // Tests unwrap: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
-use kit::test_support::{TestDb, assert_grpc_basics, spawn};
-use oms_proto::user::v1::{LoginRequest, auth_service_client::AuthServiceClient};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-kit::test_on_each_db!(starts_migrated_with_health_and_reflection);
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use kit::auth::AccessClaims;
+use kit::config::Env;
+use kit::test_support::{Spawned, TestDb, assert_grpc_basics, spawn, unique_name};
+use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt as _;
 
-fn config(db: &TestDb) -> user_svc::Config {
-    user_svc::Config {
-        addr: "127.0.0.1:0".parse().expect("literal address"),
-        database_url: db.url().clone(),
-        redis_url: kit::test_support::redis_url(),
+const ADMIN_EMAIL: &str = "root@oms.test";
+const ADMIN_PASSWORD: &str = "bootstrap-admin-password";
+const CLIENT_SECRET: &str = "order-svc-secret-for-tests";
+const SEED: [u8; 32] = [7; 32];
+
+kit::test_on_each_db!(
+    starts_migrated_with_health_and_reflection,
+    register_login_and_read_your_own_account,
+    register_reports_every_bad_field_and_taken_emails,
+    unknown_email_and_wrong_password_get_the_same_answer,
+    refresh_rotates_and_a_reused_token_revokes_its_family,
+    logout_revokes_the_sign_in,
+    change_password_checks_the_current_one_and_revokes_sessions,
+    customers_cannot_read_others_list_users_or_set_roles,
+    admins_set_roles_which_revokes_sessions_and_takes_effect,
+    list_users_pages_with_opaque_keyset_tokens,
+    login_is_throttled_per_account_with_retry_info,
+    login_is_throttled_per_client_address,
+    service_tokens_follow_client_credentials_rules,
+    forged_and_misused_tokens_are_refused,
+    the_bootstrap_admin_survives_restarts,
+);
+
+async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
+    let data_dir = std::env::temp_dir().join(unique_name("oms_user"));
+    let clients = format!(
+        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
+        user_svc::clients::sha256_hex(CLIENT_SECRET)
+    );
+    let mut pairs: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), db.url().expose().to_owned()),
+        ("OMS_DATA_DIR".into(), data_dir.display().to_string()),
+        ("OMS_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
+        ("OMS_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ("OMS_SERVICE_CLIENTS".into(), clients),
+        ("OMS_JWT_SIGNING_KEYS".into(), STANDARD.encode(SEED)),
+        ("OMS_REDIS_KEY_PREFIX".into(), format!("{}:", unique_name("oms_test"))),
+    ];
+    // SQLite runs with the in-process store, MariaDB with Redis: both stores
+    // are exercised by every test.
+    if !db.url().is_sqlite()
+        && let Some(redis) = kit::test_support::redis_url()
+    {
+        pairs.push(("REDIS_URL".into(), redis.expose().to_owned()));
     }
+    pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await
+}
+
+fn auth(svc: &Spawned) -> AuthServiceClient<Channel> {
+    AuthServiceClient::new(svc.channel())
+}
+
+fn users(svc: &Spawned) -> UserServiceClient<Channel> {
+    UserServiceClient::new(svc.channel())
+}
+
+fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// The `ErrorInfo.reason` of an error.
+fn reason(status: &Status) -> String {
+    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+}
+
+fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+async fn register(svc: &Spawned, email: &str, password: &str) -> pb::User {
+    auth(svc)
+        .register(pb::RegisterRequest {
+            email: email.into(),
+            password: password.into(),
+            display_name: "Test User".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap()
+}
+
+async fn login(svc: &Spawned, email: &str, password: &str) -> Result<pb::LoginResponse, Status> {
+    auth(svc)
+        .login(pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn refresh(svc: &Spawned, token: &str) -> Result<pb::RefreshTokenResponse, Status> {
+    auth(svc)
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: token.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn admin_token(svc: &Spawned) -> String {
+    login(svc, ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap().access_token
+}
+
+async fn me(svc: &Spawned, token: &str) -> Result<pb::User, Status> {
+    users(svc)
+        .get_current_user(bearer(pb::GetCurrentUserRequest {}, token))
+        .await
+        .map(|r| r.into_inner().user.unwrap())
 }
 
 async fn starts_migrated_with_health_and_reflection(db: TestDb) {
-    let config = config(&db);
-    let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    let svc = start(&db, &[]).await;
     assert_grpc_basics(svc.channel(), user_svc::SERVICE_INFO).await;
-
-    // Until the [user-svc] issue lands, its RPCs say so instead of pretending.
-    let answer = AuthServiceClient::new(svc.channel())
-        .login(LoginRequest::default())
-        .await;
-    assert_eq!(
-        answer.err().map(|s| s.code()),
-        Some(tonic::Code::Unimplemented)
-    );
-
     svc.stop().await.expect("clean shutdown");
     kit::test_support::assert_tables(db.url(), &["users"]).await;
+}
+
+async fn register_login_and_read_your_own_account(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let user = register(&svc, "  Ada@Example.COM ", "correct horse battery").await;
+    assert_eq!(user.email, "ada@example.com");
+    assert_eq!(user.role(), pb::Role::Customer);
+    assert!(uuid::Uuid::parse_str(&user.id).is_ok());
+    assert!(user.create_time.is_some());
+
+    let tokens = login(&svc, "ada@example.com", "correct horse battery").await.unwrap();
+    assert_eq!(tokens.token_type, "Bearer");
+    assert_eq!(tokens.expires_in, 900);
+    assert_eq!(tokens.user.as_ref().map(|u| u.id.as_str()), Some(user.id.as_str()));
+    assert_eq!(URL_SAFE_NO_PAD.decode(&tokens.refresh_token).unwrap().len(), 32, "256-bit refresh token");
+
+    let header = jsonwebtoken::decode_header(&tokens.access_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let jwks = auth(&svc).get_jwks(pb::GetJwksRequest {}).await.unwrap().into_inner();
+    assert!(jwks.keys.iter().any(|k| Some(&k.kid) == header.kid.as_ref() && k.kty == "OKP" && k.crv == "Ed25519"));
+
+    assert_eq!(me(&svc, &tokens.access_token).await.unwrap().id, user.id);
+    let fetched = users(&svc)
+        .get_user(bearer(pb::GetUserRequest { user_id: user.id.clone() }, &tokens.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched.user.unwrap().email, "ada@example.com");
+    let anonymous = users(&svc).get_current_user(pb::GetCurrentUserRequest {}).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}
+
+async fn register_reports_every_bad_field_and_taken_emails(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let bad = auth(&svc)
+        .register(pb::RegisterRequest {
+            email: "not-an-email".into(),
+            password: "short".into(),
+            display_name: "  ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&bad), ["email", "password", "display_name"]);
+
+    register(&svc, "grace@example.com", "a long enough password").await;
+    let taken = auth(&svc)
+        .register(pb::RegisterRequest {
+            email: "GRACE@example.com".into(),
+            password: "another long password".into(),
+            display_name: "Grace".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+    assert_eq!(reason(&taken), "EMAIL_TAKEN");
+}
+
+async fn unknown_email_and_wrong_password_get_the_same_answer(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    register(&svc, "alan@example.com", "the right password").await;
+    let wrong = login(&svc, "alan@example.com", "the wrong password").await.unwrap_err();
+    let unknown = login(&svc, "nobody@example.com", "the right password").await.unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!((wrong.code(), wrong.message(), reason(&wrong)), (unknown.code(), unknown.message(), reason(&unknown)));
+    let empty = login(&svc, "", "").await.unwrap_err();
+    assert_eq!(violated_fields(&empty), ["email", "password"]);
+}
+
+async fn refresh_rotates_and_a_reused_token_revokes_its_family(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let user = register(&svc, "rot@example.com", "rotate me please").await;
+    let first = login(&svc, "rot@example.com", "rotate me please").await.unwrap();
+    let second = refresh(&svc, &first.refresh_token).await.unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(me(&svc, &second.access_token).await.unwrap().id, user.id);
+
+    // The first token was rotated: presenting it again is theft or a bug,
+    // and everything of this sign-in dies (RFC 9700).
+    let reused = refresh(&svc, &first.refresh_token).await.unwrap_err();
+    assert_eq!((reused.code(), reason(&reused).as_str()), (Code::Unauthenticated, "REFRESH_TOKEN_REUSED"));
+    let after = refresh(&svc, &second.refresh_token).await.unwrap_err();
+    assert_eq!((after.code(), reason(&after).as_str()), (Code::Unauthenticated, "INVALID_REFRESH_TOKEN"));
+
+    // Another sign-in is a separate family and is unaffected.
+    let other = login(&svc, "rot@example.com", "rotate me please").await.unwrap();
+    assert!(refresh(&svc, &other.refresh_token).await.is_ok());
+    let garbage = refresh(&svc, "not-a-token").await.unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+}
+
+async fn logout_revokes_the_sign_in(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    register(&svc, "bye@example.com", "see you later").await;
+    let tokens = login(&svc, "bye@example.com", "see you later").await.unwrap();
+    let rotated = refresh(&svc, &tokens.refresh_token).await.unwrap();
+    auth(&svc)
+        .logout(pb::LogoutRequest {
+            refresh_token: rotated.refresh_token.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(refresh(&svc, &rotated.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
+    // Logging out twice, or with an unknown token, is not an error (RFC 7009).
+    auth(&svc)
+        .logout(pb::LogoutRequest {
+            refresh_token: rotated.refresh_token,
+        })
+        .await
+        .unwrap();
+}
+
+async fn change_password_checks_the_current_one_and_revokes_sessions(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    register(&svc, "pw@example.com", "old password 1").await;
+    let tokens = login(&svc, "pw@example.com", "old password 1").await.unwrap();
+    let change = |current: &str, new: &str| {
+        bearer(
+            pb::ChangePasswordRequest {
+                current_password: current.into(),
+                new_password: new.into(),
+            },
+            &tokens.access_token,
+        )
+    };
+    let wrong = users(&svc).change_password(change("not it at all", "new password 2")).await.unwrap_err();
+    assert_eq!(violated_fields(&wrong), ["current_password"]);
+    let short = users(&svc).change_password(change("old password 1", "short")).await.unwrap_err();
+    assert_eq!(violated_fields(&short), ["new_password"]);
+
+    users(&svc).change_password(change("old password 1", "new password 2")).await.unwrap();
+    assert_eq!(refresh(&svc, &tokens.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(login(&svc, "pw@example.com", "old password 1").await.unwrap_err().code(), Code::Unauthenticated);
+    assert!(login(&svc, "pw@example.com", "new password 2").await.is_ok());
+}
+
+async fn customers_cannot_read_others_list_users_or_set_roles(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let alice = register(&svc, "alice@example.com", "alice password").await;
+    let bob = register(&svc, "bob@example.com", "bob's password").await;
+    let token = login(&svc, "alice@example.com", "alice password").await.unwrap().access_token;
+
+    let other = users(&svc)
+        .get_user(bearer(pb::GetUserRequest { user_id: bob.id.clone() }, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound);
+    let list = users(&svc).list_users(bearer(pb::ListUsersRequest::default(), &token)).await.unwrap_err();
+    assert_eq!((list.code(), reason(&list).as_str()), (Code::PermissionDenied, "ADMIN_REQUIRED"));
+    let promote = users(&svc)
+        .set_user_role(bearer(
+            pb::SetUserRoleRequest {
+                user_id: alice.id.clone(),
+                role: pb::Role::Admin.into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(promote.code(), Code::PermissionDenied);
+    let malformed = users(&svc)
+        .get_user(bearer(pb::GetUserRequest { user_id: "42".into() }, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&malformed), ["user_id"]);
+}
+
+async fn admins_set_roles_which_revokes_sessions_and_takes_effect(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let carol = register(&svc, "carol@example.com", "carol password").await;
+    let carol_tokens = login(&svc, "carol@example.com", "carol password").await.unwrap();
+    let admin = admin_token(&svc).await;
+
+    let bad = users(&svc)
+        .set_user_role(bearer(
+            pb::SetUserRoleRequest {
+                user_id: carol.id.clone(),
+                role: pb::Role::Unspecified.into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), ["role"]);
+    let updated = users(&svc)
+        .set_user_role(bearer(
+            pb::SetUserRoleRequest {
+                user_id: carol.id.clone(),
+                role: pb::Role::Admin.into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(updated.role(), pb::Role::Admin);
+    assert_eq!(refresh(&svc, &carol_tokens.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
+
+    let new_token = login(&svc, "carol@example.com", "carol password").await.unwrap().access_token;
+    assert!(users(&svc).list_users(bearer(pb::ListUsersRequest::default(), &new_token)).await.is_ok());
+    let missing = users(&svc)
+        .set_user_role(bearer(
+            pb::SetUserRoleRequest {
+                user_id: uuid::Uuid::now_v7().to_string(),
+                role: pb::Role::Admin.into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+async fn list_users_pages_with_opaque_keyset_tokens(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    for i in 0..5 {
+        register(&svc, &format!("page{i}@example.com"), "paging password").await;
+    }
+    let admin = admin_token(&svc).await;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = users(&svc)
+            .list_users(bearer(
+                pb::ListUsersRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.users.len() <= 2);
+        seen.extend(page.users.into_iter().map(|u| u.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 6, "five customers and the admin, each once");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "oldest first, no repeats");
+
+    let garbage = users(&svc)
+        .list_users(bearer(
+            pb::ListUsersRequest {
+                page_size: 2,
+                page_token: "garbage".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&garbage), ["page_token"]);
+}
+
+async fn login_is_throttled_per_account_with_retry_info(db: TestDb) {
+    let svc = start(&db, &[("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")]).await;
+    register(&svc, "slow@example.com", "the real password").await;
+    for _ in 0..3 {
+        let e = login(&svc, "slow@example.com", "guess guess guess").await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    // Even the right password waits now: the account is under attack.
+    let throttled = login(&svc, "slow@example.com", "the real password").await.unwrap_err();
+    assert_eq!((throttled.code(), reason(&throttled).as_str()), (Code::ResourceExhausted, "LOGIN_THROTTLED"));
+    let retry = throttled.get_error_details().retry_info().and_then(|r| r.retry_delay);
+    assert!(retry.is_some_and(|d| d.as_secs() > 0), "{retry:?}");
+    // Other accounts are unaffected.
+    register(&svc, "fast@example.com", "another password").await;
+    assert!(login(&svc, "fast@example.com", "another password").await.is_ok());
+}
+
+async fn login_is_throttled_per_client_address(db: TestDb) {
+    let svc = start(&db, &[("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "4"), ("OMS_TRUSTED_PROXIES", "192.0.2.1")]).await;
+    for i in 0..4 {
+        let e = login(&svc, &format!("spray{i}@example.com"), "password spraying").await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let throttled = login(&svc, "spray9@example.com", "password spraying").await.unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted);
+}
+
+async fn service_tokens_follow_client_credentials_rules(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let issue = |id: &str, secret: &str, scopes: &[&str]| pb::IssueServiceTokenRequest {
+        client_id: id.into(),
+        client_secret: secret.into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let granted = auth(&svc)
+        .issue_service_token(issue("order-svc", CLIENT_SECRET, &["inventory:write"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(granted.scopes, ["inventory:write"]);
+    assert!(granted.expires_in > 0 && granted.expires_in <= 300);
+    let claims: AccessClaims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(granted.access_token.split('.').nth(1).unwrap()).unwrap())
+            .unwrap();
+    assert_eq!((claims.aud.as_str(), claims.scope.as_deref(), claims.role), ("product-svc", Some("inventory:write"), None));
+
+    let all = auth(&svc).issue_service_token(issue("order-svc", CLIENT_SECRET, &[])).await.unwrap().into_inner();
+    assert_eq!(all.scopes, ["inventory:write", "products:read"]);
+
+    let wrong = auth(&svc)
+        .issue_service_token(issue("order-svc", "not the secret", &[]))
+        .await
+        .unwrap_err();
+    let unknown = auth(&svc).issue_service_token(issue("mallory", CLIENT_SECRET, &[])).await.unwrap_err();
+    assert_eq!((wrong.code(), reason(&wrong)), (Code::Unauthenticated, "INVALID_CLIENT".to_owned()));
+    assert_eq!((unknown.code(), reason(&unknown)), (wrong.code(), reason(&wrong)));
+    let scope = auth(&svc)
+        .issue_service_token(issue("order-svc", CLIENT_SECRET, &["users:admin"]))
+        .await
+        .unwrap_err();
+    assert_eq!((scope.code(), reason(&scope).as_str()), (Code::PermissionDenied, "SCOPE_NOT_ALLOWED"));
+
+    // A service token is never a user token.
+    let used_as_user = me(&svc, &granted.access_token).await.unwrap_err();
+    assert_eq!(used_as_user.code(), Code::Unauthenticated);
+}
+
+fn sign(claims: &AccessClaims, kid: Option<&str>, typ: Option<&str>) -> String {
+    let key = ed25519_dalek::SigningKey::from_bytes(&SEED);
+    let der = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(&key).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = kid.map(str::to_owned);
+    header.typ = typ.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+}
+
+async fn forged_and_misused_tokens_are_refused(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let user = register(&svc, "eve@example.com", "eve's password").await;
+    let genuine = login(&svc, "eve@example.com", "eve's password").await.unwrap().access_token;
+    let kid = jsonwebtoken::decode_header(&genuine).unwrap().kid.unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = AccessClaims {
+        iss: "oms-user-svc".into(),
+        sub: user.id.clone(),
+        aud: "oms-api".into(),
+        exp: now + 600,
+        iat: now,
+        nbf: now,
+        jti: "j".into(),
+        role: Some("customer".into()),
+        scope: None,
+        client_id: None,
+    };
+    // The test's own signer is accepted, so each refusal below is about the
+    // one thing that differs.
+    assert_eq!(me(&svc, &sign(&claims, Some(&kid), Some("at+jwt"))).await.unwrap().id, user.id);
+
+    let [header, payload, signature]: [&str; 3] = genuine.split('.').collect::<Vec<_>>().try_into().unwrap();
+    let mut forged: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    forged["role"] = "admin".into();
+    let changed_payload = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(forged.to_string()));
+    let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#));
+    let alg_none = format!("{none_header}.{payload}.");
+    let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key().to_bytes();
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = Some(kid.clone());
+    hs_header.typ = Some("at+jwt".into());
+    let hs256 = jsonwebtoken::encode(&hs_header, &claims, &jsonwebtoken::EncodingKey::from_secret(&public)).unwrap();
+    let with = |change: &dyn Fn(&mut AccessClaims)| {
+        let mut c = claims.clone();
+        change(&mut c);
+        sign(&c, Some(&kid), Some("at+jwt"))
+    };
+    let cases = [
+        ("changed payload", changed_payload),
+        ("alg none", alg_none),
+        ("HS256 with the public key", hs256),
+        ("wrong audience", with(&|c| c.aud = "product-svc".into())),
+        ("wrong issuer", with(&|c| c.iss = "evil".into())),
+        ("expired", with(&|c| {
+            c.iat = now - 1000;
+            c.nbf = now - 1000;
+            c.exp = now - 100;
+        })),
+        ("lives too long", with(&|c| c.exp = now + 24 * 3600)),
+        ("unknown kid", sign(&claims, Some("no-such-key"), Some("at+jwt"))),
+        ("no typ", sign(&claims, Some(&kid), None)),
+        ("an ID token typ", sign(&claims, Some(&kid), Some("JWT"))),
+        ("role and scope", with(&|c| c.scope = Some("inventory:write".into()))),
+        ("not a JWT", "garbage".into()),
+    ];
+    for (what, token) in cases {
+        let refused = me(&svc, &token).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{what}: {refused:?}");
+    }
+    let mut basic = Request::new(pb::GetCurrentUserRequest {});
+    basic.metadata_mut().insert("authorization", "Basic Zm9vOmJhcg==".parse().unwrap());
+    assert_eq!(users(&svc).get_current_user(basic).await.unwrap_err().code(), Code::Unauthenticated);
+}
+
+async fn the_bootstrap_admin_survives_restarts(db: TestDb) {
+    let first = start(&db, &[]).await;
+    let admin_id = me(&first, &admin_token(&first).await).await.unwrap().id;
+    first.stop().await.unwrap();
+
+    let second = start(&db, &[]).await;
+    let again = me(&second, &admin_token(&second).await).await.unwrap();
+    assert_eq!((again.id.as_str(), again.role()), (admin_id.as_str(), pb::Role::Admin));
+    let listed = users(&second)
+        .list_users(bearer(pb::ListUsersRequest::default(), &admin_token(&second).await))
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    assert_eq!(listed.iter().filter(|u| u.email == ADMIN_EMAIL).count(), 1);
 }

@@ -1,3 +1,4 @@
-//! sea-orm entities of the users database.
+//! The users database: sea-orm entities and the queries user-svc runs.
 
 pub mod user;
+pub mod users;

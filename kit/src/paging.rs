@@ -1,0 +1,65 @@
+//! List paging shared by every List RPC: `page_size` (default 50, at most
+//! 200) and an opaque `page_token` that carries a keyset cursor, so a deep
+//! page costs what the first one does.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::FieldViolation;
+
+/// Page size when the request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+/// The largest page served; bigger requests are capped, not refused (AIP-158).
+pub const MAX_PAGE_SIZE: u64 = 200;
+
+/// Versioned prefix inside tokens, so a token format change can be told apart.
+const TOKEN_PREFIX: &str = "v1:";
+
+/// Reads `page_size`: 0 means the default, above the maximum is capped,
+/// negative is an error.
+pub fn page_size(raw: i32) -> Result<u64, FieldViolation> {
+    match u64::try_from(raw) {
+        Err(_) => Err(FieldViolation::new("page_size", "must not be negative")),
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(n) => Ok(n.min(MAX_PAGE_SIZE)),
+    }
+}
+
+/// Wraps a cursor (e.g. the last ID of a page) into an opaque token.
+pub fn encode_token(cursor: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{cursor}"))
+}
+
+/// Reads a token made by [`encode_token`]; empty means the first page.
+pub fn decode_token(token: &str) -> Result<Option<String>, FieldViolation> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || FieldViolation::new("page_token", "is not a token from a previous response");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let cursor = text.strip_prefix(TOKEN_PREFIX).ok_or_else(invalid)?;
+    Ok(Some(cursor.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_defaults_caps_and_rejects_negative() {
+        assert_eq!(page_size(0), Ok(DEFAULT_PAGE_SIZE));
+        assert_eq!(page_size(7), Ok(7));
+        assert_eq!(page_size(10_000), Ok(MAX_PAGE_SIZE));
+        assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_refused() {
+        let token = encode_token("0190-abc");
+        assert_eq!(decode_token(&token), Ok(Some("0190-abc".to_owned())));
+        assert_eq!(decode_token(""), Ok(None));
+        assert!(decode_token("not base64!").is_err());
+        assert!(decode_token(&URL_SAFE_NO_PAD.encode("v0:x")).is_err());
+    }
+}

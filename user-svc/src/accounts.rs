@@ -1,0 +1,221 @@
+//! The account rules: registration, sign-in with throttling, refresh-token
+//! rotation, service tokens, and account management. No wire types here:
+//! the gRPC layer parses requests into the `input` types first.
+
+use std::net::IpAddr;
+
+use kit::auth::Role;
+use sea_orm::DatabaseConnection;
+
+use crate::clients::{ServiceClient, audience_of};
+use crate::error::UserError;
+use crate::input::{DisplayName, Email, Password};
+use crate::passwords::Passwords;
+use crate::sessions::{Rotation, Sessions};
+use crate::store::users::{self, User};
+use crate::throttle::SlidingWindow;
+use crate::tokens::{SignedToken, TokenIssuer};
+
+/// Tokens handed out by Login and RefreshToken.
+#[derive(Debug)]
+pub struct SignIn {
+    /// The access token.
+    pub access: SignedToken,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// The account.
+    pub user: User,
+}
+
+/// A granted service token.
+#[derive(Debug)]
+pub struct ServiceGrant {
+    /// The token.
+    pub access: SignedToken,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+}
+
+/// Everything the account rules need.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) passwords: Passwords,
+    pub(crate) tokens: TokenIssuer,
+    pub(crate) sessions: Sessions,
+    pub(crate) account_failures: SlidingWindow,
+    pub(crate) peer_attempts: SlidingWindow,
+    pub(crate) clients: Vec<ServiceClient>,
+}
+
+impl Accounts {
+    /// Creates a customer account.
+    pub async fn register(&self, email: Email, password: Password, name: DisplayName) -> Result<User, UserError> {
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: email.as_str().to_owned(),
+            display_name: name.as_str().to_owned(),
+            password_hash: self.passwords.hash(password.expose()).await?,
+            role: Role::Customer,
+            create_time: kit::time::now(),
+        };
+        users::insert(&self.db, &user).await?;
+        tracing::info!(user_id = %user.id, "registered");
+        Ok(user)
+    }
+
+    /// Signs in. Unknown email and wrong password take the same time and
+    /// give the same error; too many attempts give `Throttled`.
+    pub async fn login(&self, email: &str, password: &str, peer: Option<IpAddr>) -> Result<SignIn, UserError> {
+        // A malformed email cannot match any account; it still counts as an
+        // attempt and gets the same answer as a wrong password.
+        let email = Email::parse("email", email).map(|e| e.as_str().to_owned()).unwrap_or_default();
+        if let Some(peer) = peer {
+            let peer = peer.to_string();
+            if let Some(retry) = self.peer_attempts.exceeded(&peer).await? {
+                return Err(UserError::Throttled(retry));
+            }
+            self.peer_attempts.record(&peer).await?;
+        }
+        if let Some(retry) = self.account_failures.exceeded(&email).await? {
+            return Err(UserError::Throttled(retry));
+        }
+        let user = if email.is_empty() { None } else { users::find_by_email(&self.db, &email).await? };
+        let matched = self
+            .passwords
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let Some(user) = user.filter(|_| matched) else {
+            self.account_failures.record(&email).await?;
+            return Err(UserError::BadCredentials);
+        };
+        let access = self.tokens.user_token(&user.id, user.role)?;
+        let refresh_token = self.sessions.start(&user.id).await?;
+        tracing::info!(user_id = %user.id, "signed in");
+        Ok(SignIn {
+            access,
+            refresh_token,
+            user,
+        })
+    }
+
+    /// Rotates a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<SignIn, UserError> {
+        match self.sessions.rotate(refresh_token).await? {
+            Rotation::Invalid => Err(UserError::InvalidRefreshToken),
+            Rotation::Reused => Err(UserError::RefreshTokenReused),
+            Rotation::Rotated { user_id, new_token } => {
+                // The role may have changed since sign-in: read it again.
+                let Some(user) = users::find_by_id(&self.db, &user_id).await? else {
+                    return Err(UserError::InvalidRefreshToken);
+                };
+                let access = self.tokens.user_token(&user.id, user.role)?;
+                Ok(SignIn {
+                    access,
+                    refresh_token: new_token,
+                    user,
+                })
+            }
+        }
+    }
+
+    /// Ends the sign-in the token belongs to.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), UserError> {
+        self.sessions.revoke_family_of(refresh_token).await?;
+        Ok(())
+    }
+
+    /// OAuth2 client credentials. Every requested scope must be allowed for
+    /// the client and all must be for one service (the token's audience);
+    /// none requested means all the client's scopes.
+    pub async fn service_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        requested: Vec<String>,
+    ) -> Result<ServiceGrant, UserError> {
+        // Look up by ID but always compare a secret, so unknown clients and
+        // wrong secrets cost the same.
+        let client = self.clients.iter().find(|c| c.client_id == client_id);
+        let secret_ok = client.is_some_and(|c| c.secret_matches(client_secret));
+        let Some(client) = client.filter(|_| secret_ok) else {
+            return Err(UserError::InvalidClient);
+        };
+        let scopes = if requested.is_empty() { client.scopes.clone() } else { requested };
+        if let Some(denied) = scopes.iter().find(|s| !client.scopes.contains(s)) {
+            return Err(UserError::ScopeNotAllowed(denied.clone()));
+        }
+        let mut audiences: Vec<&str> = scopes.iter().filter_map(|s| audience_of(s)).collect();
+        audiences.dedup();
+        let [audience] = audiences[..] else {
+            return Err(UserError::Invalid(vec![kit::FieldViolation::new(
+                "scopes",
+                "ask for scopes of exactly one service per token",
+            )]));
+        };
+        let access = self.tokens.service_token(&client.client_id, audience, &scopes)?;
+        tracing::info!(client_id = %client.client_id, audience, "issued a service token");
+        Ok(ServiceGrant { access, scopes })
+    }
+
+    /// An account the caller may see: their own, or any for an admin.
+    /// Others get `UserNotFound`, so IDs cannot be probed.
+    pub async fn get_user(&self, caller: (&str, Role), user_id: &str) -> Result<User, UserError> {
+        let (caller_id, role) = caller;
+        if caller_id != user_id && role != Role::Admin {
+            return Err(UserError::UserNotFound);
+        }
+        users::find_by_id(&self.db, user_id).await?.ok_or(UserError::UserNotFound)
+    }
+
+    /// One page of accounts and the cursor of the next.
+    pub async fn list_users(&self, after: Option<&str>, page_size: u64) -> Result<(Vec<User>, Option<String>), UserError> {
+        // One extra row tells whether another page exists.
+        let mut page = users::list(&self.db, after, page_size + 1).await?;
+        let next = if page.len() as u64 > page_size {
+            page.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+            page.last().map(|u| u.id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    /// Changes the caller's password and ends every sign-in of theirs.
+    pub async fn change_password(&self, user_id: &str, current: &str, new: Password) -> Result<(), UserError> {
+        let user = users::find_by_id(&self.db, user_id).await?.ok_or(UserError::UserNotFound)?;
+        if !self.passwords.verify(current, Some(&user.password_hash)).await? {
+            return Err(UserError::WrongCurrentPassword);
+        }
+        let hash = self.passwords.hash(new.expose()).await?;
+        users::set_password_hash(&self.db, user_id, &hash).await?;
+        self.sessions.revoke_all(user_id).await?;
+        tracing::info!(user_id, "password changed; refresh tokens revoked");
+        Ok(())
+    }
+
+    /// Sets an account's role and ends its sign-ins.
+    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<User, UserError> {
+        if !users::set_role(&self.db, user_id, role).await? {
+            return Err(UserError::UserNotFound);
+        }
+        self.sessions.revoke_all(user_id).await?;
+        tracing::info!(user_id, role = role.as_str(), "role changed; refresh tokens revoked");
+        users::find_by_id(&self.db, user_id).await?.ok_or(UserError::UserNotFound)
+    }
+
+    /// Creates the configured admin, or resets its role and password.
+    pub async fn bootstrap_admin(&self, email: Email, password: Password) -> Result<(), UserError> {
+        let admin = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: email.as_str().to_owned(),
+            display_name: "Administrator".to_owned(),
+            password_hash: self.passwords.hash(password.expose()).await?,
+            role: Role::Admin,
+            create_time: kit::time::now(),
+        };
+        users::upsert_by_email(&self.db, &admin).await?;
+        tracing::info!(email = %admin.email, "bootstrap admin is in place");
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! `oms.user.v1.AuthService`: no RPC here needs a token.
+
+use oms_proto::user::v1::{self as pb, auth_service_server::AuthService};
+use tonic::{Request, Response, Status};
+
+use super::{State, client_ip, to_proto_user};
+use crate::accounts::SignIn;
+use crate::error::UserError;
+use crate::input::{DisplayName, Email, Password, all_valid};
+
+pub(super) struct AuthApi {
+    pub(super) state: State,
+}
+
+fn expires_in(secs: u64) -> i32 {
+    i32::try_from(secs).unwrap_or(i32::MAX)
+}
+
+fn login_response(sign_in: SignIn) -> pb::LoginResponse {
+    pb::LoginResponse {
+        access_token: sign_in.access.token,
+        refresh_token: sign_in.refresh_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: expires_in(sign_in.access.expires_in),
+        user: Some(to_proto_user(sign_in.user)),
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    #[tracing::instrument(skip_all, name = "Register")]
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let parsed = (
+            Email::parse("email", &r.email),
+            Password::parse("password", &r.password),
+            DisplayName::parse("display_name", &r.display_name),
+        );
+        let (email, password, name) = match parsed {
+            (Ok(email), Ok(password), Ok(name)) => (email, password, name),
+            (email, password, name) => {
+                let violations = [email.err(), password.err(), name.err()].into_iter().flatten().collect();
+                return Err(UserError::Invalid(violations).into());
+            }
+        };
+        let user = self.state.accounts.register(email, password, name).await?;
+        Ok(Response::new(pb::RegisterResponse {
+            user: Some(to_proto_user(user)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "Login")]
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let peer = client_ip(&request, &self.state.trusted_proxies);
+        let r = request.into_inner();
+        all_valid([required("email", &r.email), required("password", &r.password)]).map_err(UserError::Invalid)?;
+        let sign_in = self.state.accounts.login(&r.email, &r.password, peer).await?;
+        Ok(Response::new(login_response(sign_in)))
+    }
+
+    #[tracing::instrument(skip_all, name = "RefreshToken")]
+    async fn refresh_token(
+        &self,
+        request: Request<pb::RefreshTokenRequest>,
+    ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
+        let r = request.into_inner();
+        required("refresh_token", &r.refresh_token).map_err(UserError::from)?;
+        let l = login_response(self.state.accounts.refresh(&r.refresh_token).await?);
+        Ok(Response::new(pb::RefreshTokenResponse {
+            access_token: l.access_token,
+            refresh_token: l.refresh_token,
+            token_type: l.token_type,
+            expires_in: l.expires_in,
+            user: l.user,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "Logout")]
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+        let r = request.into_inner();
+        required("refresh_token", &r.refresh_token).map_err(UserError::from)?;
+        self.state.accounts.logout(&r.refresh_token).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, name = "IssueServiceToken")]
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        let r = request.into_inner();
+        all_valid([required("client_id", &r.client_id), required("client_secret", &r.client_secret)])
+            .map_err(UserError::Invalid)?;
+        let grant = self
+            .state
+            .accounts
+            .service_token(&r.client_id, &r.client_secret, r.scopes)
+            .await?;
+        Ok(Response::new(pb::IssueServiceTokenResponse {
+            access_token: grant.access.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: expires_in(grant.access.expires_in),
+            scopes: grant.scopes,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "GetJwks")]
+    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
+        let keys = self
+            .state
+            .accounts
+            .tokens
+            .keys()
+            .jwks()
+            .iter()
+            .map(|k| pb::Jwk {
+                kty: k.kty.clone(),
+                crv: k.crv.clone(),
+                x: k.x.clone(),
+                kid: k.kid.clone(),
+                alg: k.alg.clone(),
+                r#use: k.use_.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetJwksResponse { keys }))
+    }
+}
+
+pub(super) fn required(field: &str, value: &str) -> Result<(), kit::FieldViolation> {
+    if value.is_empty() {
+        Err(kit::FieldViolation::new(field, "is required"))
+    } else {
+        Ok(())
+    }
+}

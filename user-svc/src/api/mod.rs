@@ -1,0 +1,62 @@
+//! The gRPC layer of user-svc: decodes requests into `input` types,
+//! authorizes, calls [`Accounts`], and maps results to the wire.
+
+mod auth;
+mod users;
+
+use std::net::IpAddr;
+
+use kit::auth::Role;
+use oms_proto::user::v1 as pb;
+use tonic::service::Routes;
+
+use crate::accounts::Accounts;
+use crate::store::users::User;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub(crate) struct State {
+    /// The account rules.
+    pub(crate) accounts: Accounts,
+    /// Peers whose `x-forwarded-for` is believed.
+    pub(crate) trusted_proxies: Vec<IpAddr>,
+}
+
+/// The routes of AuthService and UserService.
+pub(crate) fn routes(state: State) -> Routes {
+    Routes::new(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi { state: state.clone() }))
+        .add_service(pb::user_service_server::UserServiceServer::new(users::UserApi { state }))
+}
+
+fn to_proto_role(role: Role) -> pb::Role {
+    match role {
+        Role::Customer => pb::Role::Customer,
+        Role::Admin => pb::Role::Admin,
+    }
+}
+
+fn to_proto_user(user: User) -> pb::User {
+    pb::User {
+        id: user.id,
+        email: user.email,
+        display_name: user.display_name,
+        role: to_proto_role(user.role).into(),
+        create_time: Some(kit::time::to_timestamp(user.create_time)),
+    }
+}
+
+/// The client's address: the peer, or the last `x-forwarded-for` hop when
+/// the peer is a trusted proxy (the gateway).
+fn client_ip<T>(request: &tonic::Request<T>, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = request.remote_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    request
+        .metadata()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse().ok())
+        .or(Some(peer))
+}

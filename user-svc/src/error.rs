@@ -1,0 +1,133 @@
+//! Everything user-svc can fail with, and its one mapping to the wire.
+
+use std::time::Duration;
+
+use kit::{ApiError, FieldViolation, Rejection};
+use tonic::Code;
+
+use crate::DOMAIN;
+
+/// A user-svc failure.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// Bad request fields, every one of them.
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    /// Register with an email already in use.
+    #[error("email already registered")]
+    EmailTaken,
+    /// Unknown email or wrong password: deliberately one answer for both.
+    #[error("wrong email or password")]
+    BadCredentials,
+    /// Too many login attempts.
+    #[error("too many login attempts")]
+    Throttled(Duration),
+    /// A refresh token that was never issued, expired or was revoked.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// A refresh token that was already rotated: its family is revoked.
+    #[error("refresh token reused")]
+    RefreshTokenReused,
+    /// Unknown service client or wrong secret.
+    #[error("invalid client credentials")]
+    InvalidClient,
+    /// A scope the client may not have.
+    #[error("scope {0} is not allowed for this client")]
+    ScopeNotAllowed(String),
+    /// The account does not exist, or the caller may not see it.
+    #[error("user not found")]
+    UserNotFound,
+    /// ChangePassword with a wrong current password.
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    /// Authentication or authorization refused the call.
+    #[error(transparent)]
+    Auth(ApiError),
+    /// The database, the token store, signing or hashing failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<FieldViolation> for UserError {
+    fn from(violation: FieldViolation) -> Self {
+        Self::Invalid(vec![violation])
+    }
+}
+
+impl From<crate::store::users::StoreError> for UserError {
+    fn from(e: crate::store::users::StoreError) -> Self {
+        match e {
+            crate::store::users::StoreError::EmailTaken => Self::EmailTaken,
+            other => Self::Internal(format!("users database: {other}")),
+        }
+    }
+}
+
+impl From<kit::kv::KvError> for UserError {
+    fn from(e: kit::kv::KvError) -> Self {
+        Self::Internal(format!("token store: {e}"))
+    }
+}
+
+impl From<crate::sessions::SessionError> for UserError {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        Self::Internal(format!("refresh tokens: {e}"))
+    }
+}
+
+impl From<crate::passwords::HashError> for UserError {
+    fn from(e: crate::passwords::HashError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for UserError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        Self::Internal(format!("signing a token: {e}"))
+    }
+}
+
+fn reject(code: Code, reason: &'static str, message: impl Into<String>) -> ApiError {
+    Rejection::new(code, DOMAIN, reason, message).into()
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        let message = error.to_string();
+        match error {
+            UserError::Invalid(violations) => ApiError::InvalidArgument {
+                domain: DOMAIN,
+                violations,
+            },
+            UserError::EmailTaken => reject(Code::AlreadyExists, "EMAIL_TAKEN", message),
+            UserError::BadCredentials => reject(Code::Unauthenticated, "BAD_CREDENTIALS", message),
+            UserError::Throttled(retry) => Rejection::new(Code::ResourceExhausted, DOMAIN, "LOGIN_THROTTLED", message)
+                .with("retryAfterSeconds", retry.as_secs())
+                .retry_after(retry)
+                .into(),
+            UserError::InvalidRefreshToken => reject(Code::Unauthenticated, "INVALID_REFRESH_TOKEN", message),
+            UserError::RefreshTokenReused => reject(
+                Code::Unauthenticated,
+                "REFRESH_TOKEN_REUSED",
+                "refresh token reused; every token of this sign-in is revoked",
+            ),
+            UserError::InvalidClient => reject(Code::Unauthenticated, "INVALID_CLIENT", message),
+            UserError::ScopeNotAllowed(scope) => Rejection::new(Code::PermissionDenied, DOMAIN, "SCOPE_NOT_ALLOWED", message)
+                .with("scope", scope)
+                .into(),
+            UserError::UserNotFound => reject(Code::NotFound, "USER_NOT_FOUND", message),
+            UserError::WrongCurrentPassword => ApiError::InvalidArgument {
+                domain: DOMAIN,
+                violations: vec![FieldViolation::new("current_password", "is not the account's password")],
+            },
+            UserError::Auth(e) => e,
+            UserError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<UserError> for tonic::Status {
+    fn from(error: UserError) -> Self {
+        ApiError::from(error).into()
+    }
+}
