@@ -128,13 +128,17 @@ impl Env {
     /// `OMS_JWT_ISSUER`: the `iss` user-svc signs with and every verifier
     /// requires (default `oms-user-svc`).
     pub fn jwt_issuer(&self) -> Result<String, ConfigError> {
-        Ok(self.get("OMS_JWT_ISSUER")?.map_or_else(|| "oms-user-svc".to_owned(), |s| s.trim().to_owned()))
+        Ok(self
+            .get("OMS_JWT_ISSUER")?
+            .map_or_else(|| "oms-user-svc".to_owned(), |s| s.trim().to_owned()))
     }
 
     /// `OMS_REDIS_KEY_PREFIX`: put before every Redis key (default `oms:`),
     /// so several deployments or tests can share one Redis.
     pub fn redis_key_prefix(&self) -> Result<String, ConfigError> {
-        Ok(self.get("OMS_REDIS_KEY_PREFIX")?.map_or_else(|| "oms:".to_owned(), |s| s.trim().to_owned()))
+        Ok(self
+            .get("OMS_REDIS_KEY_PREFIX")?
+            .map_or_else(|| "oms:".to_owned(), |s| s.trim().to_owned()))
     }
 
     /// `LOG_FORMAT`: `human` (default) or `json`.

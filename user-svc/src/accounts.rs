@@ -50,7 +50,12 @@ pub struct Accounts {
 
 impl Accounts {
     /// Creates a customer account.
-    pub async fn register(&self, email: Email, password: Password, name: DisplayName) -> Result<User, UserError> {
+    pub async fn register(
+        &self,
+        email: Email,
+        password: Password,
+        name: DisplayName,
+    ) -> Result<User, UserError> {
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
             email: email.as_str().to_owned(),
@@ -66,10 +71,17 @@ impl Accounts {
 
     /// Signs in. Unknown email and wrong password take the same time and
     /// give the same error; too many attempts give `Throttled`.
-    pub async fn login(&self, email: &str, password: &str, peer: Option<IpAddr>) -> Result<SignIn, UserError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<SignIn, UserError> {
         // A malformed email cannot match any account; it still counts as an
         // attempt and gets the same answer as a wrong password.
-        let email = Email::parse("email", email).map(|e| e.as_str().to_owned()).unwrap_or_default();
+        let email = Email::parse("email", email)
+            .map(|e| e.as_str().to_owned())
+            .unwrap_or_default();
         if let Some(peer) = peer {
             let peer = peer.to_string();
             if let Some(retry) = self.peer_attempts.exceeded(&peer).await? {
@@ -80,7 +92,11 @@ impl Accounts {
         if let Some(retry) = self.account_failures.exceeded(&email).await? {
             return Err(UserError::Throttled(retry));
         }
-        let user = if email.is_empty() { None } else { users::find_by_email(&self.db, &email).await? };
+        let user = if email.is_empty() {
+            None
+        } else {
+            users::find_by_email(&self.db, &email).await?
+        };
         let matched = self
             .passwords
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
@@ -141,7 +157,11 @@ impl Accounts {
         let Some(client) = client.filter(|_| secret_ok) else {
             return Err(UserError::InvalidClient);
         };
-        let scopes = if requested.is_empty() { client.scopes.clone() } else { requested };
+        let scopes = if requested.is_empty() {
+            client.scopes.clone()
+        } else {
+            requested
+        };
         if let Some(denied) = scopes.iter().find(|s| !client.scopes.contains(s)) {
             return Err(UserError::ScopeNotAllowed(denied.clone()));
         }
@@ -153,7 +173,9 @@ impl Accounts {
                 "ask for scopes of exactly one service per token",
             )]));
         };
-        let access = self.tokens.service_token(&client.client_id, audience, &scopes)?;
+        let access = self
+            .tokens
+            .service_token(&client.client_id, audience, &scopes)?;
         tracing::info!(client_id = %client.client_id, audience, "issued a service token");
         Ok(ServiceGrant { access, scopes })
     }
@@ -165,11 +187,17 @@ impl Accounts {
         if caller_id != user_id && role != Role::Admin {
             return Err(UserError::UserNotFound);
         }
-        users::find_by_id(&self.db, user_id).await?.ok_or(UserError::UserNotFound)
+        users::find_by_id(&self.db, user_id)
+            .await?
+            .ok_or(UserError::UserNotFound)
     }
 
     /// One page of accounts and the cursor of the next.
-    pub async fn list_users(&self, after: Option<&str>, page_size: u64) -> Result<(Vec<User>, Option<String>), UserError> {
+    pub async fn list_users(
+        &self,
+        after: Option<&str>,
+        page_size: u64,
+    ) -> Result<(Vec<User>, Option<String>), UserError> {
         // One extra row tells whether another page exists.
         let mut page = users::list(&self.db, after, page_size + 1).await?;
         let next = if page.len() as u64 > page_size {
@@ -182,9 +210,20 @@ impl Accounts {
     }
 
     /// Changes the caller's password and ends every sign-in of theirs.
-    pub async fn change_password(&self, user_id: &str, current: &str, new: Password) -> Result<(), UserError> {
-        let user = users::find_by_id(&self.db, user_id).await?.ok_or(UserError::UserNotFound)?;
-        if !self.passwords.verify(current, Some(&user.password_hash)).await? {
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current: &str,
+        new: Password,
+    ) -> Result<(), UserError> {
+        let user = users::find_by_id(&self.db, user_id)
+            .await?
+            .ok_or(UserError::UserNotFound)?;
+        if !self
+            .passwords
+            .verify(current, Some(&user.password_hash))
+            .await?
+        {
             return Err(UserError::WrongCurrentPassword);
         }
         let hash = self.passwords.hash(new.expose()).await?;
@@ -200,8 +239,14 @@ impl Accounts {
             return Err(UserError::UserNotFound);
         }
         self.sessions.revoke_all(user_id).await?;
-        tracing::info!(user_id, role = role.as_str(), "role changed; refresh tokens revoked");
-        users::find_by_id(&self.db, user_id).await?.ok_or(UserError::UserNotFound)
+        tracing::info!(
+            user_id,
+            role = role.as_str(),
+            "role changed; refresh tokens revoked"
+        );
+        users::find_by_id(&self.db, user_id)
+            .await?
+            .ok_or(UserError::UserNotFound)
     }
 
     /// Creates the configured admin, or resets its role and password.

@@ -6,11 +6,17 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Every scope OMS knows, and the service (token audience) it is for.
-pub const SCOPES: &[(&str, &str)] = &[("inventory:write", "product-svc"), ("products:read", "product-svc")];
+pub const SCOPES: &[(&str, &str)] = &[
+    ("inventory:write", "product-svc"),
+    ("products:read", "product-svc"),
+];
 
 /// The audience a scope's tokens are for.
 pub fn audience_of(scope: &str) -> Option<&'static str> {
-    SCOPES.iter().find(|(s, _)| *s == scope).map(|(_, aud)| *aud)
+    SCOPES
+        .iter()
+        .find(|(s, _)| *s == scope)
+        .map(|(_, aud)| *aud)
 }
 
 /// A configured client. The secret is only held as its SHA-256: client
@@ -48,7 +54,10 @@ impl ServiceClient {
 
     /// Whether `secret` is this client's, compared in constant time.
     pub fn secret_matches(&self, secret: &str) -> bool {
-        sha256_hex(secret).as_bytes().ct_eq(self.secret_sha256.as_bytes()).into()
+        sha256_hex(secret)
+            .as_bytes()
+            .ct_eq(self.secret_sha256.as_bytes())
+            .into()
     }
 }
 
@@ -79,11 +88,21 @@ pub fn parse(raw: &str) -> Result<Vec<ServiceClient>, String> {
             return Err("a client has an empty client_id".to_owned());
         }
         let hex = &client.secret_sha256;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("client {}: secret_sha256 must be 64 lower-case hex digits", client.client_id));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(format!(
+                "client {}: secret_sha256 must be 64 lower-case hex digits",
+                client.client_id
+            ));
         }
         if let Some(unknown) = client.scopes.iter().find(|s| audience_of(s).is_none()) {
-            return Err(format!("client {}: unknown scope {unknown}", client.client_id));
+            return Err(format!(
+                "client {}: unknown scope {unknown}",
+                client.client_id
+            ));
         }
     }
     Ok(clients)
@@ -96,11 +115,14 @@ mod tests {
     #[test]
     fn configured_clients_are_checked() {
         let hash = sha256_hex("s3cret");
-        let ok = format!(r#"[{{"client_id":"order-svc","secret_sha256":"{hash}","scopes":["inventory:write"]}}]"#);
+        let ok = format!(
+            r#"[{{"client_id":"order-svc","secret_sha256":"{hash}","scopes":["inventory:write"]}}]"#
+        );
         let clients = parse(&ok).unwrap();
         assert!(clients[0].secret_matches("s3cret"));
         assert!(!clients[0].secret_matches("s3cret "));
-        let unknown = format!(r#"[{{"client_id":"x","secret_sha256":"{hash}","scopes":["root"]}}]"#);
+        let unknown =
+            format!(r#"[{{"client_id":"x","secret_sha256":"{hash}","scopes":["root"]}}]"#);
         assert!(parse(&unknown).unwrap_err().contains("unknown scope root"));
         assert!(parse(r#"[{"client_id":"x","secret_sha256":"abc","scopes":[]}]"#).is_err());
         assert!(parse("not json").is_err());

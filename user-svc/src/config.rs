@@ -71,7 +71,9 @@ pub struct BootstrapAdmin {
 
 impl std::fmt::Debug for BootstrapAdmin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootstrapAdmin").field("email", &self.email).finish_non_exhaustive()
+        f.debug_struct("BootstrapAdmin")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,14 +97,25 @@ impl Config {
     pub fn from_env(env: &Env, database_var: &str) -> Result<Self, ConfigError> {
         let access_secs = env.parse_or("OMS_ACCESS_TOKEN_TTL_SECS", 900u64)?;
         if !(30..=kit::auth::USER_TOKEN_MAX_TTL_SECS).contains(&access_secs) {
-            return Err(ConfigError::new("OMS_ACCESS_TOKEN_TTL_SECS", "must be between 30 and 900 seconds"));
+            return Err(ConfigError::new(
+                "OMS_ACCESS_TOKEN_TTL_SECS",
+                "must be between 30 and 900 seconds",
+            ));
         }
         let refresh_secs = env.parse_or("OMS_REFRESH_TOKEN_TTL_SECS", 14 * 24 * 3600u64)?;
         if refresh_secs < 60 {
-            return Err(ConfigError::new("OMS_REFRESH_TOKEN_TTL_SECS", "must be at least 60 seconds"));
+            return Err(ConfigError::new(
+                "OMS_REFRESH_TOKEN_TTL_SECS",
+                "must be at least 60 seconds",
+            ));
         }
         let signing_keys = match env.get("OMS_JWT_SIGNING_KEYS")? {
-            Some(raw) => KeySource::Env(raw.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect()),
+            Some(raw) => KeySource::Env(
+                raw.split(',')
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+            ),
             None => KeySource::File(env.data_dir()?.join("jwt-signing-key.pem")),
         };
         let bootstrap_admin = match (
@@ -112,23 +125,38 @@ impl Config {
             (None, None) => None,
             (Some(email), Some(password)) => Some(BootstrapAdmin { email, password }),
             (Some(_), None) => {
-                return Err(ConfigError::new("OMS_BOOTSTRAP_ADMIN_PASSWORD", "must be set with OMS_BOOTSTRAP_ADMIN_EMAIL"));
+                return Err(ConfigError::new(
+                    "OMS_BOOTSTRAP_ADMIN_PASSWORD",
+                    "must be set with OMS_BOOTSTRAP_ADMIN_EMAIL",
+                ));
             }
             (None, Some(_)) => {
-                return Err(ConfigError::new("OMS_BOOTSTRAP_ADMIN_EMAIL", "must be set with OMS_BOOTSTRAP_ADMIN_PASSWORD"));
+                return Err(ConfigError::new(
+                    "OMS_BOOTSTRAP_ADMIN_EMAIL",
+                    "must be set with OMS_BOOTSTRAP_ADMIN_PASSWORD",
+                ));
             }
         };
         let service_clients = match env.get("OMS_SERVICE_CLIENTS")? {
-            Some(raw) => crate::clients::parse(&raw).map_err(|reason| ConfigError::new("OMS_SERVICE_CLIENTS", reason))?,
+            Some(raw) => crate::clients::parse(&raw)
+                .map_err(|reason| ConfigError::new("OMS_SERVICE_CLIENTS", reason))?,
             None => Vec::new(),
         };
         let trusted_proxies = match env.get("OMS_TRUSTED_PROXIES")? {
-            None => vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])],
+            None => vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ],
             Some(raw) => raw
                 .split(',')
                 .map(|ip| ip.trim().parse())
                 .collect::<Result<_, _>>()
-                .map_err(|e| ConfigError::new("OMS_TRUSTED_PROXIES", format!("expected comma-separated IP addresses: {e}")))?,
+                .map_err(|e| {
+                    ConfigError::new(
+                        "OMS_TRUSTED_PROXIES",
+                        format!("expected comma-separated IP addresses: {e}"),
+                    )
+                })?,
         };
         Ok(Self {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50051")?,

@@ -101,24 +101,33 @@ impl From<UserError> for ApiError {
             },
             UserError::EmailTaken => reject(Code::AlreadyExists, "EMAIL_TAKEN", message),
             UserError::BadCredentials => reject(Code::Unauthenticated, "BAD_CREDENTIALS", message),
-            UserError::Throttled(retry) => Rejection::new(Code::ResourceExhausted, DOMAIN, "LOGIN_THROTTLED", message)
-                .with("retryAfterSeconds", retry.as_secs())
-                .retry_after(retry)
-                .into(),
-            UserError::InvalidRefreshToken => reject(Code::Unauthenticated, "INVALID_REFRESH_TOKEN", message),
+            UserError::Throttled(retry) => {
+                Rejection::new(Code::ResourceExhausted, DOMAIN, "LOGIN_THROTTLED", message)
+                    .with("retryAfterSeconds", retry.as_secs())
+                    .retry_after(retry)
+                    .into()
+            }
+            UserError::InvalidRefreshToken => {
+                reject(Code::Unauthenticated, "INVALID_REFRESH_TOKEN", message)
+            }
             UserError::RefreshTokenReused => reject(
                 Code::Unauthenticated,
                 "REFRESH_TOKEN_REUSED",
                 "refresh token reused; every token of this sign-in is revoked",
             ),
             UserError::InvalidClient => reject(Code::Unauthenticated, "INVALID_CLIENT", message),
-            UserError::ScopeNotAllowed(scope) => Rejection::new(Code::PermissionDenied, DOMAIN, "SCOPE_NOT_ALLOWED", message)
-                .with("scope", scope)
-                .into(),
+            UserError::ScopeNotAllowed(scope) => {
+                Rejection::new(Code::PermissionDenied, DOMAIN, "SCOPE_NOT_ALLOWED", message)
+                    .with("scope", scope)
+                    .into()
+            }
             UserError::UserNotFound => reject(Code::NotFound, "USER_NOT_FOUND", message),
             UserError::WrongCurrentPassword => ApiError::InvalidArgument {
                 domain: DOMAIN,
-                violations: vec![FieldViolation::new("current_password", "is not the account's password")],
+                violations: vec![FieldViolation::new(
+                    "current_password",
+                    "is not the account's password",
+                )],
             },
             UserError::Auth(e) => e,
             UserError::Internal(cause) => ApiError::internal(cause),

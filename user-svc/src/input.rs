@@ -21,7 +21,10 @@ impl Email {
         let Some((local, domain)) = email.rsplit_once('@') else {
             return bad("must be an email address like name@example.com");
         };
-        let valid_chars = |s: &str| !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == ',');
+        let valid_chars = |s: &str| {
+            !s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == ',')
+        };
         if local.is_empty()
             || local.len() > 64
             || !valid_chars(local)
@@ -79,9 +82,10 @@ impl DisplayName {
         let name = raw.trim();
         match name.chars().count() {
             0 => Err(FieldViolation::new(field, "is required")),
-            1..=100 if name.chars().any(char::is_control) => {
-                Err(FieldViolation::new(field, "must not contain control characters"))
-            }
+            1..=100 if name.chars().any(char::is_control) => Err(FieldViolation::new(
+                field,
+                "must not contain control characters",
+            )),
             1..=100 => Ok(Self(name.to_owned())),
             _ => Err(FieldViolation::new(field, "must be at most 100 characters")),
         }
@@ -102,7 +106,9 @@ pub fn user_id(field: &str, raw: &str) -> Result<String, FieldViolation> {
 
 /// Collects the results of several field checks: all values, or every
 /// violation (not only the first).
-pub fn all_valid<T>(results: impl IntoIterator<Item = Result<T, FieldViolation>>) -> Result<Vec<T>, Vec<FieldViolation>> {
+pub fn all_valid<T>(
+    results: impl IntoIterator<Item = Result<T, FieldViolation>>,
+) -> Result<Vec<T>, Vec<FieldViolation>> {
     let (ok, bad): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
     if bad.is_empty() {
         Ok(ok.into_iter().filter_map(Result::ok).collect())
@@ -117,8 +123,22 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_lowercased_and_checked() {
-        assert_eq!(Email::parse("email", "  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@exa..mple.com", "a@b@c.com"] {
+        assert_eq!(
+            Email::parse("email", "  Ada@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@exa..mple.com",
+            "a@b@c.com",
+        ] {
             assert!(Email::parse("email", bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -131,12 +151,20 @@ mod tests {
         let long = "x".repeat(128);
         assert_eq!(Password::parse("password", &long).unwrap().expose(), long);
         assert!(Password::parse("password", &"x".repeat(129)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("p", "hunter2hunter2").unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::parse("p", "hunter2hunter2").unwrap()),
+            "Password(***)"
+        );
     }
 
     #[test]
     fn display_names_are_bounded() {
-        assert_eq!(DisplayName::parse("display_name", "  Ada  ").unwrap().as_str(), "Ada");
+        assert_eq!(
+            DisplayName::parse("display_name", "  Ada  ")
+                .unwrap()
+                .as_str(),
+            "Ada"
+        );
         assert!(DisplayName::parse("display_name", "   ").is_err());
         assert!(DisplayName::parse("display_name", &"x".repeat(101)).is_err());
         assert!(DisplayName::parse("display_name", "a\u{7}b").is_err());

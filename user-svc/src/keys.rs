@@ -18,7 +18,9 @@ use crate::config::KeySource;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// A configured key is not an Ed25519 private key.
-    #[error("OMS_JWT_SIGNING_KEYS: key #{index} is not an Ed25519 private key (PKCS#8 PEM, or base64 of PKCS#8 DER or a 32-byte seed)")]
+    #[error(
+        "OMS_JWT_SIGNING_KEYS: key #{index} is not an Ed25519 private key (PKCS#8 PEM, or base64 of PKCS#8 DER or a 32-byte seed)"
+    )]
     Unreadable {
         /// 1-based position in the list.
         index: usize,
@@ -50,7 +52,9 @@ pub struct SigningKeys {
 
 impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeys").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKeys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +75,9 @@ impl SigningKeys {
     /// The first key signs; all are published.
     pub fn from_keys(keys: &[SigningKey]) -> Result<Self, KeyError> {
         let active = keys.first().ok_or(KeyError::Empty)?;
-        let der = active.to_pkcs8_der().map_err(|e| KeyError::Random(e.to_string()))?;
+        let der = active
+            .to_pkcs8_der()
+            .map_err(|e| KeyError::Random(e.to_string()))?;
         Ok(Self {
             kid: thumbprint(active),
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
@@ -114,7 +120,10 @@ fn parse_key(entry: &str) -> Option<SigningKey> {
     if entry.starts_with("-----BEGIN") {
         return SigningKey::from_pkcs8_pem(entry).ok();
     }
-    let bytes = STANDARD.decode(entry).or_else(|_| URL_SAFE_NO_PAD.decode(entry)).ok()?;
+    let bytes = STANDARD
+        .decode(entry)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(entry))
+        .ok()?;
     match <[u8; 32]>::try_from(bytes.as_slice()) {
         Ok(seed) => Some(SigningKey::from_bytes(&seed)),
         Err(_) => SigningKey::from_pkcs8_der(&bytes).ok(),
@@ -128,7 +137,10 @@ fn load_or_generate(path: &Path) -> Result<SigningKey, KeyError> {
     };
     match std::fs::read_to_string(path) {
         Ok(pem) => SigningKey::from_pkcs8_pem(pem.trim()).map_err(|_| {
-            file_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "not an Ed25519 PKCS#8 PEM key"))
+            file_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not an Ed25519 PKCS#8 PEM key",
+            ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = generate()?;
@@ -190,7 +202,11 @@ mod tests {
         let keys = SigningKeys::load(&KeySource::Env(entries)).unwrap();
         assert_eq!(keys.kid(), thumbprint(&a));
         assert_eq!(keys.jwks().len(), 3);
-        assert!(keys.jwks().iter().all(|k| k.kty == "OKP" && k.alg == "EdDSA"));
+        assert!(
+            keys.jwks()
+                .iter()
+                .all(|k| k.kty == "OKP" && k.alg == "EdDSA")
+        );
         assert_eq!(keys.jwks()[1].kid, thumbprint(&b));
         assert!(matches!(
             SigningKeys::load(&KeySource::Env(vec!["garbage".into()])),
@@ -217,9 +233,17 @@ mod tests {
     #[test]
     fn the_thumbprint_matches_rfc_8037_appendix_a3() {
         // RFC 8037 A.1 private key; A.3 gives its thumbprint.
-        let seed = URL_SAFE_NO_PAD.decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap();
+        let seed = URL_SAFE_NO_PAD
+            .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
+            .unwrap();
         let key = SigningKey::from_bytes(&seed.try_into().unwrap());
-        assert_eq!(public_x(&key), "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
-        assert_eq!(thumbprint(&key), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        assert_eq!(
+            public_x(&key),
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        );
+        assert_eq!(
+            thumbprint(&key),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
     }
 }

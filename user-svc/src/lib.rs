@@ -45,7 +45,10 @@ pub const DOMAIN: &str = "user.oms";
 /// What reflection and health advertise for this service.
 pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     name: "user-svc",
-    grpc_services: &[oms_proto::service_names::AUTH, oms_proto::service_names::USER],
+    grpc_services: &[
+        oms_proto::service_names::AUTH,
+        oms_proto::service_names::USER,
+    ],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
 };
 
@@ -57,16 +60,25 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let db = kit::db::connect_and_migrate::<migration::Migrator>(&config.database_url, Default::default()).await?;
+    let db = kit::db::connect_and_migrate::<migration::Migrator>(
+        &config.database_url,
+        Default::default(),
+    )
+    .await?;
     let kv = kit::kv::open(config.redis_url.as_ref(), &config.redis_key_prefix).await?;
-    let keys = keys::SigningKeys::load(&config.signing_keys).map_err(|e| StartupError::Other(e.to_string()))?;
+    let keys = keys::SigningKeys::load(&config.signing_keys)
+        .map_err(|e| StartupError::Other(e.to_string()))?;
     let passwords = passwords::Passwords::new()
         .await
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let accounts = accounts::Accounts {
         db,
         passwords,
-        tokens: tokens::TokenIssuer::new(keys.clone(), config.jwt_issuer.clone(), config.access_token_ttl),
+        tokens: tokens::TokenIssuer::new(
+            keys.clone(),
+            config.jwt_issuer.clone(),
+            config.access_token_ttl,
+        ),
         sessions: sessions::Sessions::new(kv.clone(), config.refresh_token_ttl),
         account_failures: throttle::SlidingWindow::new(
             kv.clone(),

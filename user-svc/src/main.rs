@@ -15,7 +15,9 @@ fn main() -> ExitCode {
         Some("keygen") => keygen(),
         Some("client-secret") => client_secret(&args[1..]),
         Some(other) => {
-            eprintln!("user-svc: unknown subcommand {other:?} (expected keygen or client-secret, or none to serve)");
+            eprintln!(
+                "user-svc: unknown subcommand {other:?} (expected keygen or client-secret, or none to serve)"
+            );
             ExitCode::from(2)
         }
         None => kit::startup::run("user-svc", |env| async move {

@@ -51,14 +51,22 @@ impl Passwords {
 
     /// A PHC string for `password`.
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
         hash_blocking(password.as_bytes().to_vec()).await
     }
 
     /// Whether `password` matches `phc`; `None` verifies against the dummy
     /// hash and is always false.
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
         let known = phc.is_some();
         let phc = phc.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
         let password = password.as_bytes().to_vec();
@@ -99,8 +107,18 @@ mod tests {
         let passwords = Passwords::new().await.unwrap();
         let phc = passwords.hash("correct horse battery").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(passwords.verify("correct horse battery", Some(&phc)).await.unwrap());
-        assert!(!passwords.verify("correct horse batterY", Some(&phc)).await.unwrap());
+        assert!(
+            passwords
+                .verify("correct horse battery", Some(&phc))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("correct horse batterY", Some(&phc))
+                .await
+                .unwrap()
+        );
         assert!(!passwords.verify("anything", None).await.unwrap());
         let again = passwords.hash("correct horse battery").await.unwrap();
         assert_ne!(phc, again, "each hash has its own salt");

@@ -67,7 +67,9 @@ pub struct Sessions {
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sessions").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("Sessions")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +86,9 @@ impl Sessions {
             user_id: user_id.to_owned(),
             generation: self.generation(user_id).await?,
         };
-        self.kv.set(&format!("fam:{family}"), &to_json(&record), self.ttl).await?;
+        self.kv
+            .set(&format!("fam:{family}"), &to_json(&record), self.ttl)
+            .await?;
         self.issue(user_id, &family).await
     }
 
@@ -111,7 +115,9 @@ impl Sessions {
         }
         // Keep the family as long as its newest token.
         if let Some(family) = self.kv.get(&format!("fam:{}", record.family)).await? {
-            self.kv.set(&format!("fam:{}", record.family), &family, self.ttl).await?;
+            self.kv
+                .set(&format!("fam:{}", record.family), &family, self.ttl)
+                .await?;
         }
         let new_token = self.issue(&record.user_id, &record.family).await?;
         Ok(Rotation::Rotated {
@@ -156,7 +162,11 @@ impl Sessions {
             family: family.to_owned(),
         };
         self.kv
-            .set(&format!("rt:{}", sha256_hex(&token)), &to_json(&record), self.ttl)
+            .set(
+                &format!("rt:{}", sha256_hex(&token)),
+                &to_json(&record),
+                self.ttl,
+            )
             .await?;
         Ok(token)
     }

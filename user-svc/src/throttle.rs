@@ -47,10 +47,18 @@ impl SlidingWindow {
         // Rounded up, so events just before a window boundary still count
         // in full right after it: the estimate errs towards limiting.
         // Counts are far below 2^52, so the conversions are exact.
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         let carried = (previous as f64 * overlap).ceil() as u64;
         let over = current + carried >= self.limit;
-        Ok(over.then(|| self.window.saturating_sub(elapsed).max(Duration::from_secs(1))))
+        Ok(over.then(|| {
+            self.window
+                .saturating_sub(elapsed)
+                .max(Duration::from_secs(1))
+        }))
     }
 
     /// Counts one event for `key`.
@@ -79,10 +87,17 @@ impl SlidingWindow {
 
     /// The current window's index and how far into it we are.
     fn position(&self) -> (u64, Duration) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let window_ms = u64::try_from(self.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
-        (now_ms / window_ms, Duration::from_millis(now_ms % window_ms))
+        (
+            now_ms / window_ms,
+            Duration::from_millis(now_ms % window_ms),
+        )
     }
 }
 

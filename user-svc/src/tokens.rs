@@ -29,7 +29,11 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     /// Signs with `keys`' active key.
     pub fn new(keys: SigningKeys, issuer: String, user_ttl: Duration) -> Self {
-        Self { keys, issuer, user_ttl }
+        Self {
+            keys,
+            issuer,
+            user_ttl,
+        }
     }
 
     /// The published keys.
@@ -38,8 +42,18 @@ impl TokenIssuer {
     }
 
     /// A user access token.
-    pub fn user_token(&self, user_id: &str, role: Role) -> Result<SignedToken, jsonwebtoken::errors::Error> {
-        self.sign(user_id, USER_AUDIENCE, self.user_ttl.as_secs(), Some(role.as_str().to_owned()), None)
+    pub fn user_token(
+        &self,
+        user_id: &str,
+        role: Role,
+    ) -> Result<SignedToken, jsonwebtoken::errors::Error> {
+        self.sign(
+            user_id,
+            USER_AUDIENCE,
+            self.user_ttl.as_secs(),
+            Some(role.as_str().to_owned()),
+            None,
+        )
     }
 
     /// A service token for `audience` with `scopes`.
@@ -49,7 +63,13 @@ impl TokenIssuer {
         audience: &str,
         scopes: &[String],
     ) -> Result<SignedToken, jsonwebtoken::errors::Error> {
-        self.sign(client_id, audience, SERVICE_TOKEN_MAX_TTL_SECS, None, Some(scopes.join(" ")))
+        self.sign(
+            client_id,
+            audience,
+            SERVICE_TOKEN_MAX_TTL_SECS,
+            None,
+            Some(scopes.join(" ")),
+        )
     }
 
     fn sign(
@@ -60,7 +80,9 @@ impl TokenIssuer {
         role: Option<String>,
         scope: Option<String>,
     ) -> Result<SignedToken, jsonwebtoken::errors::Error> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TOKEN_TYPE.to_owned());
         header.kid = Some(self.keys.kid().to_owned());
@@ -78,6 +100,9 @@ impl TokenIssuer {
             client_id,
         };
         let token = jsonwebtoken::encode(&header, &claims, self.keys.encoding_key())?;
-        Ok(SignedToken { token, expires_in: ttl })
+        Ok(SignedToken {
+            token,
+            expires_in: ttl,
+        })
     }
 }

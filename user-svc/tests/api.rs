@@ -11,7 +11,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use kit::auth::AccessClaims;
 use kit::config::Env;
 use kit::test_support::{Spawned, TestDb, assert_grpc_basics, spawn, unique_name};
-use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient};
+use oms_proto::user::v1::{
+    self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt as _;
@@ -52,7 +54,10 @@ async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
         ("OMS_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
         ("OMS_SERVICE_CLIENTS".into(), clients),
         ("OMS_JWT_SIGNING_KEYS".into(), STANDARD.encode(SEED)),
-        ("OMS_REDIS_KEY_PREFIX".into(), format!("{}:", unique_name("oms_test"))),
+        (
+            "OMS_REDIS_KEY_PREFIX".into(),
+            format!("{}:", unique_name("oms_test")),
+        ),
     ];
     // SQLite runs with the in-process store, MariaDB with Redis: both stores
     // are exercised by every test.
@@ -61,7 +66,11 @@ async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
     {
         pairs.push(("REDIS_URL".into(), redis.expose().to_owned()));
     }
-    pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
     spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await
 }
@@ -84,7 +93,11 @@ fn bearer<T>(message: T, token: &str) -> Request<T> {
 
 /// The `ErrorInfo.reason` of an error.
 fn reason(status: &Status) -> String {
-    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
 }
 
 fn violated_fields(status: &Status) -> Vec<String> {
@@ -129,7 +142,10 @@ async fn refresh(svc: &Spawned, token: &str) -> Result<pb::RefreshTokenResponse,
 }
 
 async fn admin_token(svc: &Spawned) -> String {
-    login(svc, ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap().access_token
+    login(svc, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .access_token
 }
 
 async fn me(svc: &Spawned, token: &str) -> Result<pb::User, Status> {
@@ -154,26 +170,51 @@ async fn register_login_and_read_your_own_account(db: TestDb) {
     assert!(uuid::Uuid::parse_str(&user.id).is_ok());
     assert!(user.create_time.is_some());
 
-    let tokens = login(&svc, "ada@example.com", "correct horse battery").await.unwrap();
+    let tokens = login(&svc, "ada@example.com", "correct horse battery")
+        .await
+        .unwrap();
     assert_eq!(tokens.token_type, "Bearer");
     assert_eq!(tokens.expires_in, 900);
-    assert_eq!(tokens.user.as_ref().map(|u| u.id.as_str()), Some(user.id.as_str()));
-    assert_eq!(URL_SAFE_NO_PAD.decode(&tokens.refresh_token).unwrap().len(), 32, "256-bit refresh token");
+    assert_eq!(
+        tokens.user.as_ref().map(|u| u.id.as_str()),
+        Some(user.id.as_str())
+    );
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(&tokens.refresh_token).unwrap().len(),
+        32,
+        "256-bit refresh token"
+    );
 
     let header = jsonwebtoken::decode_header(&tokens.access_token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let jwks = auth(&svc).get_jwks(pb::GetJwksRequest {}).await.unwrap().into_inner();
-    assert!(jwks.keys.iter().any(|k| Some(&k.kid) == header.kid.as_ref() && k.kty == "OKP" && k.crv == "Ed25519"));
+    let jwks = auth(&svc)
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        jwks.keys
+            .iter()
+            .any(|k| Some(&k.kid) == header.kid.as_ref() && k.kty == "OKP" && k.crv == "Ed25519")
+    );
 
     assert_eq!(me(&svc, &tokens.access_token).await.unwrap().id, user.id);
     let fetched = users(&svc)
-        .get_user(bearer(pb::GetUserRequest { user_id: user.id.clone() }, &tokens.access_token))
+        .get_user(bearer(
+            pb::GetUserRequest {
+                user_id: user.id.clone(),
+            },
+            &tokens.access_token,
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(fetched.user.unwrap().email, "ada@example.com");
-    let anonymous = users(&svc).get_current_user(pb::GetCurrentUserRequest {}).await.unwrap_err();
+    let anonymous = users(&svc)
+        .get_current_user(pb::GetCurrentUserRequest {})
+        .await
+        .unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
 }
 
@@ -206,10 +247,17 @@ async fn register_reports_every_bad_field_and_taken_emails(db: TestDb) {
 async fn unknown_email_and_wrong_password_get_the_same_answer(db: TestDb) {
     let svc = start(&db, &[]).await;
     register(&svc, "alan@example.com", "the right password").await;
-    let wrong = login(&svc, "alan@example.com", "the wrong password").await.unwrap_err();
-    let unknown = login(&svc, "nobody@example.com", "the right password").await.unwrap_err();
+    let wrong = login(&svc, "alan@example.com", "the wrong password")
+        .await
+        .unwrap_err();
+    let unknown = login(&svc, "nobody@example.com", "the right password")
+        .await
+        .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
-    assert_eq!((wrong.code(), wrong.message(), reason(&wrong)), (unknown.code(), unknown.message(), reason(&unknown)));
+    assert_eq!(
+        (wrong.code(), wrong.message(), reason(&wrong)),
+        (unknown.code(), unknown.message(), reason(&unknown))
+    );
     let empty = login(&svc, "", "").await.unwrap_err();
     assert_eq!(violated_fields(&empty), ["email", "password"]);
 }
@@ -217,7 +265,9 @@ async fn unknown_email_and_wrong_password_get_the_same_answer(db: TestDb) {
 async fn refresh_rotates_and_a_reused_token_revokes_its_family(db: TestDb) {
     let svc = start(&db, &[]).await;
     let user = register(&svc, "rot@example.com", "rotate me please").await;
-    let first = login(&svc, "rot@example.com", "rotate me please").await.unwrap();
+    let first = login(&svc, "rot@example.com", "rotate me please")
+        .await
+        .unwrap();
     let second = refresh(&svc, &first.refresh_token).await.unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(me(&svc, &second.access_token).await.unwrap().id, user.id);
@@ -225,12 +275,20 @@ async fn refresh_rotates_and_a_reused_token_revokes_its_family(db: TestDb) {
     // The first token was rotated: presenting it again is theft or a bug,
     // and everything of this sign-in dies (RFC 9700).
     let reused = refresh(&svc, &first.refresh_token).await.unwrap_err();
-    assert_eq!((reused.code(), reason(&reused).as_str()), (Code::Unauthenticated, "REFRESH_TOKEN_REUSED"));
+    assert_eq!(
+        (reused.code(), reason(&reused).as_str()),
+        (Code::Unauthenticated, "REFRESH_TOKEN_REUSED")
+    );
     let after = refresh(&svc, &second.refresh_token).await.unwrap_err();
-    assert_eq!((after.code(), reason(&after).as_str()), (Code::Unauthenticated, "INVALID_REFRESH_TOKEN"));
+    assert_eq!(
+        (after.code(), reason(&after).as_str()),
+        (Code::Unauthenticated, "INVALID_REFRESH_TOKEN")
+    );
 
     // Another sign-in is a separate family and is unaffected.
-    let other = login(&svc, "rot@example.com", "rotate me please").await.unwrap();
+    let other = login(&svc, "rot@example.com", "rotate me please")
+        .await
+        .unwrap();
     assert!(refresh(&svc, &other.refresh_token).await.is_ok());
     let garbage = refresh(&svc, "not-a-token").await.unwrap_err();
     assert_eq!(garbage.code(), Code::Unauthenticated);
@@ -239,7 +297,9 @@ async fn refresh_rotates_and_a_reused_token_revokes_its_family(db: TestDb) {
 async fn logout_revokes_the_sign_in(db: TestDb) {
     let svc = start(&db, &[]).await;
     register(&svc, "bye@example.com", "see you later").await;
-    let tokens = login(&svc, "bye@example.com", "see you later").await.unwrap();
+    let tokens = login(&svc, "bye@example.com", "see you later")
+        .await
+        .unwrap();
     let rotated = refresh(&svc, &tokens.refresh_token).await.unwrap();
     auth(&svc)
         .logout(pb::LogoutRequest {
@@ -247,7 +307,13 @@ async fn logout_revokes_the_sign_in(db: TestDb) {
         })
         .await
         .unwrap();
-    assert_eq!(refresh(&svc, &rotated.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        refresh(&svc, &rotated.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
     // Logging out twice, or with an unknown token, is not an error (RFC 7009).
     auth(&svc)
         .logout(pb::LogoutRequest {
@@ -260,7 +326,9 @@ async fn logout_revokes_the_sign_in(db: TestDb) {
 async fn change_password_checks_the_current_one_and_revokes_sessions(db: TestDb) {
     let svc = start(&db, &[]).await;
     register(&svc, "pw@example.com", "old password 1").await;
-    let tokens = login(&svc, "pw@example.com", "old password 1").await.unwrap();
+    let tokens = login(&svc, "pw@example.com", "old password 1")
+        .await
+        .unwrap();
     let change = |current: &str, new: &str| {
         bearer(
             pb::ChangePasswordRequest {
@@ -270,30 +338,69 @@ async fn change_password_checks_the_current_one_and_revokes_sessions(db: TestDb)
             &tokens.access_token,
         )
     };
-    let wrong = users(&svc).change_password(change("not it at all", "new password 2")).await.unwrap_err();
+    let wrong = users(&svc)
+        .change_password(change("not it at all", "new password 2"))
+        .await
+        .unwrap_err();
     assert_eq!(violated_fields(&wrong), ["current_password"]);
-    let short = users(&svc).change_password(change("old password 1", "short")).await.unwrap_err();
+    let short = users(&svc)
+        .change_password(change("old password 1", "short"))
+        .await
+        .unwrap_err();
     assert_eq!(violated_fields(&short), ["new_password"]);
 
-    users(&svc).change_password(change("old password 1", "new password 2")).await.unwrap();
-    assert_eq!(refresh(&svc, &tokens.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(login(&svc, "pw@example.com", "old password 1").await.unwrap_err().code(), Code::Unauthenticated);
-    assert!(login(&svc, "pw@example.com", "new password 2").await.is_ok());
+    users(&svc)
+        .change_password(change("old password 1", "new password 2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        refresh(&svc, &tokens.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        login(&svc, "pw@example.com", "old password 1")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert!(
+        login(&svc, "pw@example.com", "new password 2")
+            .await
+            .is_ok()
+    );
 }
 
 async fn customers_cannot_read_others_list_users_or_set_roles(db: TestDb) {
     let svc = start(&db, &[]).await;
     let alice = register(&svc, "alice@example.com", "alice password").await;
     let bob = register(&svc, "bob@example.com", "bob's password").await;
-    let token = login(&svc, "alice@example.com", "alice password").await.unwrap().access_token;
+    let token = login(&svc, "alice@example.com", "alice password")
+        .await
+        .unwrap()
+        .access_token;
 
     let other = users(&svc)
-        .get_user(bearer(pb::GetUserRequest { user_id: bob.id.clone() }, &token))
+        .get_user(bearer(
+            pb::GetUserRequest {
+                user_id: bob.id.clone(),
+            },
+            &token,
+        ))
         .await
         .unwrap_err();
     assert_eq!(other.code(), Code::NotFound);
-    let list = users(&svc).list_users(bearer(pb::ListUsersRequest::default(), &token)).await.unwrap_err();
-    assert_eq!((list.code(), reason(&list).as_str()), (Code::PermissionDenied, "ADMIN_REQUIRED"));
+    let list = users(&svc)
+        .list_users(bearer(pb::ListUsersRequest::default(), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (list.code(), reason(&list).as_str()),
+        (Code::PermissionDenied, "ADMIN_REQUIRED")
+    );
     let promote = users(&svc)
         .set_user_role(bearer(
             pb::SetUserRoleRequest {
@@ -306,7 +413,12 @@ async fn customers_cannot_read_others_list_users_or_set_roles(db: TestDb) {
         .unwrap_err();
     assert_eq!(promote.code(), Code::PermissionDenied);
     let malformed = users(&svc)
-        .get_user(bearer(pb::GetUserRequest { user_id: "42".into() }, &token))
+        .get_user(bearer(
+            pb::GetUserRequest {
+                user_id: "42".into(),
+            },
+            &token,
+        ))
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&malformed), ["user_id"]);
@@ -315,7 +427,9 @@ async fn customers_cannot_read_others_list_users_or_set_roles(db: TestDb) {
 async fn admins_set_roles_which_revokes_sessions_and_takes_effect(db: TestDb) {
     let svc = start(&db, &[]).await;
     let carol = register(&svc, "carol@example.com", "carol password").await;
-    let carol_tokens = login(&svc, "carol@example.com", "carol password").await.unwrap();
+    let carol_tokens = login(&svc, "carol@example.com", "carol password")
+        .await
+        .unwrap();
     let admin = admin_token(&svc).await;
 
     let bad = users(&svc)
@@ -343,10 +457,24 @@ async fn admins_set_roles_which_revokes_sessions_and_takes_effect(db: TestDb) {
         .user
         .unwrap();
     assert_eq!(updated.role(), pb::Role::Admin);
-    assert_eq!(refresh(&svc, &carol_tokens.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        refresh(&svc, &carol_tokens.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
 
-    let new_token = login(&svc, "carol@example.com", "carol password").await.unwrap().access_token;
-    assert!(users(&svc).list_users(bearer(pb::ListUsersRequest::default(), &new_token)).await.is_ok());
+    let new_token = login(&svc, "carol@example.com", "carol password")
+        .await
+        .unwrap()
+        .access_token;
+    assert!(
+        users(&svc)
+            .list_users(bearer(pb::ListUsersRequest::default(), &new_token))
+            .await
+            .is_ok()
+    );
     let missing = users(&svc)
         .set_user_role(bearer(
             pb::SetUserRoleRequest {
@@ -410,26 +538,51 @@ async fn login_is_throttled_per_account_with_retry_info(db: TestDb) {
     let svc = start(&db, &[("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")]).await;
     register(&svc, "slow@example.com", "the real password").await;
     for _ in 0..3 {
-        let e = login(&svc, "slow@example.com", "guess guess guess").await.unwrap_err();
+        let e = login(&svc, "slow@example.com", "guess guess guess")
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated);
     }
     // Even the right password waits now: the account is under attack.
-    let throttled = login(&svc, "slow@example.com", "the real password").await.unwrap_err();
-    assert_eq!((throttled.code(), reason(&throttled).as_str()), (Code::ResourceExhausted, "LOGIN_THROTTLED"));
-    let retry = throttled.get_error_details().retry_info().and_then(|r| r.retry_delay);
+    let throttled = login(&svc, "slow@example.com", "the real password")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (throttled.code(), reason(&throttled).as_str()),
+        (Code::ResourceExhausted, "LOGIN_THROTTLED")
+    );
+    let retry = throttled
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay);
     assert!(retry.is_some_and(|d| d.as_secs() > 0), "{retry:?}");
     // Other accounts are unaffected.
     register(&svc, "fast@example.com", "another password").await;
-    assert!(login(&svc, "fast@example.com", "another password").await.is_ok());
+    assert!(
+        login(&svc, "fast@example.com", "another password")
+            .await
+            .is_ok()
+    );
 }
 
 async fn login_is_throttled_per_client_address(db: TestDb) {
-    let svc = start(&db, &[("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "4"), ("OMS_TRUSTED_PROXIES", "192.0.2.1")]).await;
+    let svc = start(
+        &db,
+        &[
+            ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "4"),
+            ("OMS_TRUSTED_PROXIES", "192.0.2.1"),
+        ],
+    )
+    .await;
     for i in 0..4 {
-        let e = login(&svc, &format!("spray{i}@example.com"), "password spraying").await.unwrap_err();
+        let e = login(&svc, &format!("spray{i}@example.com"), "password spraying")
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated);
     }
-    let throttled = login(&svc, "spray9@example.com", "password spraying").await.unwrap_err();
+    let throttled = login(&svc, "spray9@example.com", "password spraying")
+        .await
+        .unwrap_err();
     assert_eq!(throttled.code(), Code::ResourceExhausted);
 }
 
@@ -447,26 +600,48 @@ async fn service_tokens_follow_client_credentials_rules(db: TestDb) {
         .into_inner();
     assert_eq!(granted.scopes, ["inventory:write"]);
     assert!(granted.expires_in > 0 && granted.expires_in <= 300);
-    let claims: AccessClaims =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(granted.access_token.split('.').nth(1).unwrap()).unwrap())
-            .unwrap();
-    assert_eq!((claims.aud.as_str(), claims.scope.as_deref(), claims.role), ("product-svc", Some("inventory:write"), None));
+    let claims: AccessClaims = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(granted.access_token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (claims.aud.as_str(), claims.scope.as_deref(), claims.role),
+        ("product-svc", Some("inventory:write"), None)
+    );
 
-    let all = auth(&svc).issue_service_token(issue("order-svc", CLIENT_SECRET, &[])).await.unwrap().into_inner();
+    let all = auth(&svc)
+        .issue_service_token(issue("order-svc", CLIENT_SECRET, &[]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(all.scopes, ["inventory:write", "products:read"]);
 
     let wrong = auth(&svc)
         .issue_service_token(issue("order-svc", "not the secret", &[]))
         .await
         .unwrap_err();
-    let unknown = auth(&svc).issue_service_token(issue("mallory", CLIENT_SECRET, &[])).await.unwrap_err();
-    assert_eq!((wrong.code(), reason(&wrong)), (Code::Unauthenticated, "INVALID_CLIENT".to_owned()));
-    assert_eq!((unknown.code(), reason(&unknown)), (wrong.code(), reason(&wrong)));
+    let unknown = auth(&svc)
+        .issue_service_token(issue("mallory", CLIENT_SECRET, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (wrong.code(), reason(&wrong)),
+        (Code::Unauthenticated, "INVALID_CLIENT".to_owned())
+    );
+    assert_eq!(
+        (unknown.code(), reason(&unknown)),
+        (wrong.code(), reason(&wrong))
+    );
     let scope = auth(&svc)
         .issue_service_token(issue("order-svc", CLIENT_SECRET, &["users:admin"]))
         .await
         .unwrap_err();
-    assert_eq!((scope.code(), reason(&scope).as_str()), (Code::PermissionDenied, "SCOPE_NOT_ALLOWED"));
+    assert_eq!(
+        (scope.code(), reason(&scope).as_str()),
+        (Code::PermissionDenied, "SCOPE_NOT_ALLOWED")
+    );
 
     // A service token is never a user token.
     let used_as_user = me(&svc, &granted.access_token).await.unwrap_err();
@@ -479,15 +654,26 @@ fn sign(claims: &AccessClaims, kid: Option<&str>, typ: Option<&str>) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = kid.map(str::to_owned);
     header.typ = typ.map(str::to_owned);
-    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+    )
+    .unwrap()
 }
 
 async fn forged_and_misused_tokens_are_refused(db: TestDb) {
     let svc = start(&db, &[]).await;
     let user = register(&svc, "eve@example.com", "eve's password").await;
-    let genuine = login(&svc, "eve@example.com", "eve's password").await.unwrap().access_token;
+    let genuine = login(&svc, "eve@example.com", "eve's password")
+        .await
+        .unwrap()
+        .access_token;
     let kid = jsonwebtoken::decode_header(&genuine).unwrap().kid.unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = AccessClaims {
         iss: "oms-user-svc".into(),
         sub: user.id.clone(),
@@ -502,19 +688,38 @@ async fn forged_and_misused_tokens_are_refused(db: TestDb) {
     };
     // The test's own signer is accepted, so each refusal below is about the
     // one thing that differs.
-    assert_eq!(me(&svc, &sign(&claims, Some(&kid), Some("at+jwt"))).await.unwrap().id, user.id);
+    assert_eq!(
+        me(&svc, &sign(&claims, Some(&kid), Some("at+jwt")))
+            .await
+            .unwrap()
+            .id,
+        user.id
+    );
 
-    let [header, payload, signature]: [&str; 3] = genuine.split('.').collect::<Vec<_>>().try_into().unwrap();
-    let mut forged: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let [header, payload, signature]: [&str; 3] =
+        genuine.split('.').collect::<Vec<_>>().try_into().unwrap();
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     forged["role"] = "admin".into();
-    let changed_payload = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(forged.to_string()));
-    let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#));
+    let changed_payload = format!(
+        "{header}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(forged.to_string())
+    );
+    let none_header =
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#));
     let alg_none = format!("{none_header}.{payload}.");
-    let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key().to_bytes();
+    let public = ed25519_dalek::SigningKey::from_bytes(&SEED)
+        .verifying_key()
+        .to_bytes();
     let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     hs_header.kid = Some(kid.clone());
     hs_header.typ = Some("at+jwt".into());
-    let hs256 = jsonwebtoken::encode(&hs_header, &claims, &jsonwebtoken::EncodingKey::from_secret(&public)).unwrap();
+    let hs256 = jsonwebtoken::encode(
+        &hs_header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&public),
+    )
+    .unwrap();
     let with = |change: &dyn Fn(&mut AccessClaims)| {
         let mut c = claims.clone();
         change(&mut c);
@@ -526,16 +731,25 @@ async fn forged_and_misused_tokens_are_refused(db: TestDb) {
         ("HS256 with the public key", hs256),
         ("wrong audience", with(&|c| c.aud = "product-svc".into())),
         ("wrong issuer", with(&|c| c.iss = "evil".into())),
-        ("expired", with(&|c| {
-            c.iat = now - 1000;
-            c.nbf = now - 1000;
-            c.exp = now - 100;
-        })),
+        (
+            "expired",
+            with(&|c| {
+                c.iat = now - 1000;
+                c.nbf = now - 1000;
+                c.exp = now - 100;
+            }),
+        ),
         ("lives too long", with(&|c| c.exp = now + 24 * 3600)),
-        ("unknown kid", sign(&claims, Some("no-such-key"), Some("at+jwt"))),
+        (
+            "unknown kid",
+            sign(&claims, Some("no-such-key"), Some("at+jwt")),
+        ),
         ("no typ", sign(&claims, Some(&kid), None)),
         ("an ID token typ", sign(&claims, Some(&kid), Some("JWT"))),
-        ("role and scope", with(&|c| c.scope = Some("inventory:write".into()))),
+        (
+            "role and scope",
+            with(&|c| c.scope = Some("inventory:write".into())),
+        ),
         ("not a JWT", "garbage".into()),
     ];
     for (what, token) in cases {
@@ -543,8 +757,17 @@ async fn forged_and_misused_tokens_are_refused(db: TestDb) {
         assert_eq!(refused.code(), Code::Unauthenticated, "{what}: {refused:?}");
     }
     let mut basic = Request::new(pb::GetCurrentUserRequest {});
-    basic.metadata_mut().insert("authorization", "Basic Zm9vOmJhcg==".parse().unwrap());
-    assert_eq!(users(&svc).get_current_user(basic).await.unwrap_err().code(), Code::Unauthenticated);
+    basic
+        .metadata_mut()
+        .insert("authorization", "Basic Zm9vOmJhcg==".parse().unwrap());
+    assert_eq!(
+        users(&svc)
+            .get_current_user(basic)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
 }
 
 async fn the_bootstrap_admin_survives_restarts(db: TestDb) {
@@ -554,9 +777,15 @@ async fn the_bootstrap_admin_survives_restarts(db: TestDb) {
 
     let second = start(&db, &[]).await;
     let again = me(&second, &admin_token(&second).await).await.unwrap();
-    assert_eq!((again.id.as_str(), again.role()), (admin_id.as_str(), pb::Role::Admin));
+    assert_eq!(
+        (again.id.as_str(), again.role()),
+        (admin_id.as_str(), pb::Role::Admin)
+    );
     let listed = users(&second)
-        .list_users(bearer(pb::ListUsersRequest::default(), &admin_token(&second).await))
+        .list_users(bearer(
+            pb::ListUsersRequest::default(),
+            &admin_token(&second).await,
+        ))
         .await
         .unwrap()
         .into_inner()

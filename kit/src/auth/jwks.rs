@@ -64,7 +64,13 @@ impl JwksSource for GrpcJwks {
         let response = AuthServiceClient::new(self.channel.clone())
             .get_jwks(GetJwksRequest {})
             .await
-            .map_err(|status| format!("GetJwks from user-svc: {}: {}", status.code(), status.message()))?;
+            .map_err(|status| {
+                format!(
+                    "GetJwks from user-svc: {}: {}",
+                    status.code(),
+                    status.message()
+                )
+            })?;
         Ok(response
             .into_inner()
             .keys

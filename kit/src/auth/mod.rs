@@ -15,7 +15,10 @@ pub mod verifier;
 
 use tonic::Code;
 
-pub use claims::{AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE, USER_TOKEN_MAX_TTL_SECS};
+pub use claims::{
+    AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
+    USER_TOKEN_MAX_TTL_SECS,
+};
 pub use jwks::{GrpcJwks, Jwk, JwksSource};
 pub use layer::AuthLayer;
 pub use verifier::{Verifier, VerifierConfig, VerifyError};
@@ -26,7 +29,13 @@ use crate::error::{ApiError, Rejection};
 pub const AUTH_DOMAIN: &str = "auth.oms";
 
 fn unauthenticated(message: &str) -> ApiError {
-    Rejection::new(Code::Unauthenticated, AUTH_DOMAIN, "UNAUTHENTICATED", message).into()
+    Rejection::new(
+        Code::Unauthenticated,
+        AUTH_DOMAIN,
+        "UNAUTHENTICATED",
+        message,
+    )
+    .into()
 }
 
 fn denied(reason: &'static str, message: &str) -> ApiError {
@@ -46,7 +55,9 @@ pub fn require_user<T>(request: &tonic::Request<T>) -> Result<(String, Role), Ap
             "USER_TOKEN_REQUIRED",
             "this call needs a user's access token, not a service token",
         )),
-        None => Err(unauthenticated("this call needs `authorization: Bearer <access token>`")),
+        None => Err(unauthenticated(
+            "this call needs `authorization: Bearer <access token>`",
+        )),
     }
 }
 
@@ -62,7 +73,9 @@ pub fn require_admin<T>(request: &tonic::Request<T>) -> Result<String, ApiError>
 /// refused.
 pub fn require_scope<T>(request: &tonic::Request<T>, scope: &str) -> Result<String, ApiError> {
     match caller(request) {
-        Some(Caller::Service { client_id, scopes }) if scopes.iter().any(|s| s == scope) => Ok(client_id.clone()),
+        Some(Caller::Service { client_id, scopes }) if scopes.iter().any(|s| s == scope) => {
+            Ok(client_id.clone())
+        }
         Some(Caller::Service { .. }) => Err(Rejection::new(
             Code::PermissionDenied,
             AUTH_DOMAIN,
@@ -75,6 +88,8 @@ pub fn require_scope<T>(request: &tonic::Request<T>, scope: &str) -> Result<Stri
             "SERVICE_TOKEN_REQUIRED",
             "this call is for services; user tokens are not accepted",
         )),
-        None => Err(unauthenticated("this call needs `authorization: Bearer <service token>`")),
+        None => Err(unauthenticated(
+            "this call needs `authorization: Bearer <service token>`",
+        )),
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::claims::{
-    AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE, USER_TOKEN_MAX_TTL_SECS,
+    AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
+    USER_TOKEN_MAX_TTL_SECS,
 };
 use super::jwks::JwksSource;
 use crate::error::{ApiError, Rejection};
@@ -77,7 +78,13 @@ impl From<VerifyError> for ApiError {
                 "cannot verify tokens right now; try again shortly",
             )
             .into(),
-            other => Rejection::new(tonic::Code::Unauthenticated, super::AUTH_DOMAIN, "INVALID_TOKEN", other.to_string()).into(),
+            other => Rejection::new(
+                tonic::Code::Unauthenticated,
+                super::AUTH_DOMAIN,
+                "INVALID_TOKEN",
+                other.to_string(),
+            )
+            .into(),
         }
     }
 }
@@ -94,7 +101,9 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,10 +124,9 @@ impl Verifier {
         if header.alg != Algorithm::EdDSA {
             return Err(VerifyError::Algorithm);
         }
-        let typ_ok = header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case(TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt"));
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
         if !typ_ok {
             return Err(VerifyError::TokenType);
         }
@@ -153,7 +161,10 @@ impl Verifier {
                 .as_deref()
                 .and_then(Role::parse)
                 .ok_or(VerifyError::Claims("a user token needs a known role"))?;
-            Ok(Caller::User { id: claims.sub, role })
+            Ok(Caller::User {
+                id: claims.sub,
+                role,
+            })
         } else if self.config.service_audience.as_deref() == Some(claims.aud.as_str()) {
             if lifetime > SERVICE_TOKEN_MAX_TTL_SECS {
                 return Err(VerifyError::Claims("service tokens live at most 5 minutes"));
@@ -206,14 +217,18 @@ impl Verifier {
         let jwks = fetched.map_err(VerifyError::KeysUnavailable)?;
         let mut keys = HashMap::new();
         for jwk in jwks {
-            if jwk.kty == "OKP" && jwk.crv == "Ed25519"
+            if jwk.kty == "OKP"
+                && jwk.crv == "Ed25519"
                 && let Ok(key) = DecodingKey::from_ed_components(&jwk.x)
             {
                 keys.insert(jwk.kid, key);
             }
         }
         let found = keys.get(kid).cloned();
-        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
         found.ok_or(VerifyError::UnknownKey)
     }
 

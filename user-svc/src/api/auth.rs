@@ -29,7 +29,10 @@ fn login_response(sign_in: SignIn) -> pb::LoginResponse {
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     #[tracing::instrument(skip_all, name = "Register")]
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = request.into_inner();
         let parsed = (
             Email::parse("email", &r.email),
@@ -39,7 +42,10 @@ impl AuthService for AuthApi {
         let (email, password, name) = match parsed {
             (Ok(email), Ok(password), Ok(name)) => (email, password, name),
             (email, password, name) => {
-                let violations = [email.err(), password.err(), name.err()].into_iter().flatten().collect();
+                let violations = [email.err(), password.err(), name.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 return Err(UserError::Invalid(violations).into());
             }
         };
@@ -50,11 +56,22 @@ impl AuthService for AuthApi {
     }
 
     #[tracing::instrument(skip_all, name = "Login")]
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         let peer = client_ip(&request, &self.state.trusted_proxies);
         let r = request.into_inner();
-        all_valid([required("email", &r.email), required("password", &r.password)]).map_err(UserError::Invalid)?;
-        let sign_in = self.state.accounts.login(&r.email, &r.password, peer).await?;
+        all_valid([
+            required("email", &r.email),
+            required("password", &r.password),
+        ])
+        .map_err(UserError::Invalid)?;
+        let sign_in = self
+            .state
+            .accounts
+            .login(&r.email, &r.password, peer)
+            .await?;
         Ok(Response::new(login_response(sign_in)))
     }
 
@@ -76,7 +93,10 @@ impl AuthService for AuthApi {
     }
 
     #[tracing::instrument(skip_all, name = "Logout")]
-    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
         let r = request.into_inner();
         required("refresh_token", &r.refresh_token).map_err(UserError::from)?;
         self.state.accounts.logout(&r.refresh_token).await?;
@@ -89,8 +109,11 @@ impl AuthService for AuthApi {
         request: Request<pb::IssueServiceTokenRequest>,
     ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
         let r = request.into_inner();
-        all_valid([required("client_id", &r.client_id), required("client_secret", &r.client_secret)])
-            .map_err(UserError::Invalid)?;
+        all_valid([
+            required("client_id", &r.client_id),
+            required("client_secret", &r.client_secret),
+        ])
+        .map_err(UserError::Invalid)?;
         let grant = self
             .state
             .accounts
@@ -105,7 +128,10 @@ impl AuthService for AuthApi {
     }
 
     #[tracing::instrument(skip_all, name = "GetJwks")]
-    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
         let keys = self
             .state
             .accounts

@@ -24,8 +24,14 @@ pub(crate) struct State {
 
 /// The routes of AuthService and UserService.
 pub(crate) fn routes(state: State) -> Routes {
-    Routes::new(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi { state: state.clone() }))
-        .add_service(pb::user_service_server::UserServiceServer::new(users::UserApi { state }))
+    Routes::new(pb::auth_service_server::AuthServiceServer::new(
+        auth::AuthApi {
+            state: state.clone(),
+        },
+    ))
+    .add_service(pb::user_service_server::UserServiceServer::new(
+        users::UserApi { state },
+    ))
 }
 
 fn to_proto_role(role: Role) -> pb::Role {

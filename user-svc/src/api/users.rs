@@ -21,14 +21,21 @@ impl UserService for UserApi {
         request: Request<pb::GetCurrentUserRequest>,
     ) -> Result<Response<pb::GetCurrentUserResponse>, Status> {
         let (caller, role) = require_user(&request).map_err(UserError::Auth)?;
-        let user = self.state.accounts.get_user((&caller, role), &caller).await?;
+        let user = self
+            .state
+            .accounts
+            .get_user((&caller, role), &caller)
+            .await?;
         Ok(Response::new(pb::GetCurrentUserResponse {
             user: Some(to_proto_user(user)),
         }))
     }
 
     #[tracing::instrument(skip_all, name = "GetUser")]
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let (caller, role) = require_user(&request).map_err(UserError::Auth)?;
         let id = user_id("user_id", &request.get_ref().user_id).map_err(UserError::from)?;
         let user = self.state.accounts.get_user((&caller, role), &id).await?;
@@ -38,15 +45,25 @@ impl UserService for UserApi {
     }
 
     #[tracing::instrument(skip_all, name = "ListUsers")]
-    async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
         require_admin(&request).map_err(UserError::Auth)?;
         let r = request.into_inner();
         let page_size = kit::paging::page_size(r.page_size).map_err(UserError::from)?;
         let after = kit::paging::decode_token(&r.page_token).map_err(UserError::from)?;
-        let (users, next) = self.state.accounts.list_users(after.as_deref(), page_size).await?;
+        let (users, next) = self
+            .state
+            .accounts
+            .list_users(after.as_deref(), page_size)
+            .await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: users.into_iter().map(to_proto_user).collect(),
-            next_page_token: next.as_deref().map(kit::paging::encode_token).unwrap_or_default(),
+            next_page_token: next
+                .as_deref()
+                .map(kit::paging::encode_token)
+                .unwrap_or_default(),
         }))
     }
 
@@ -57,11 +74,17 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let (caller, _) = require_user(&request).map_err(UserError::Auth)?;
         let r = request.into_inner();
-        let parsed = (required("current_password", &r.current_password), Password::parse("new_password", &r.new_password));
+        let parsed = (
+            required("current_password", &r.current_password),
+            Password::parse("new_password", &r.new_password),
+        );
         let new = match parsed {
             (Ok(()), Ok(new)) => new,
             (current, new) => {
-                return Err(UserError::Invalid([current.err(), new.err()].into_iter().flatten().collect()).into());
+                return Err(UserError::Invalid(
+                    [current.err(), new.err()].into_iter().flatten().collect(),
+                )
+                .into());
             }
         };
         self.state
@@ -82,11 +105,19 @@ impl UserService for UserApi {
         let role = match pb::Role::try_from(r.role) {
             Ok(pb::Role::Customer) => Ok(Role::Customer),
             Ok(pb::Role::Admin) => Ok(Role::Admin),
-            _ => Err(kit::FieldViolation::new("role", "must be ROLE_CUSTOMER or ROLE_ADMIN")),
+            _ => Err(kit::FieldViolation::new(
+                "role",
+                "must be ROLE_CUSTOMER or ROLE_ADMIN",
+            )),
         };
         let (id, role) = match (id, role) {
             (Ok(id), Ok(role)) => (id, role),
-            (id, role) => return Err(UserError::Invalid([id.err(), role.err()].into_iter().flatten().collect()).into()),
+            (id, role) => {
+                return Err(UserError::Invalid(
+                    [id.err(), role.err()].into_iter().flatten().collect(),
+                )
+                .into());
+            }
         };
         let user = self.state.accounts.set_role(&id, role).await?;
         Ok(Response::new(pb::SetUserRoleResponse {

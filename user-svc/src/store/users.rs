@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use kit::auth::Role;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    SqlErr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr,
 };
 
 use super::user::{self, Entity as Users};
@@ -68,7 +68,9 @@ pub async fn insert(db: &DatabaseConnection, user: &User) -> Result<(), StoreErr
     };
     match Users::insert(row).exec_without_returning(db).await {
         Ok(_) => Ok(()),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(StoreError::EmailTaken),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(StoreError::EmailTaken)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -89,7 +91,11 @@ pub async fn upsert_by_email(db: &DatabaseConnection, user: &User) -> Result<(),
     Users::insert(row)
         .on_conflict(
             OnConflict::column(user::Column::Email)
-                .update_columns([user::Column::PasswordHash, user::Column::Role, user::Column::UpdateTime])
+                .update_columns([
+                    user::Column::PasswordHash,
+                    user::Column::Role,
+                    user::Column::UpdateTime,
+                ])
                 .to_owned(),
         )
         .exec_without_returning(db)
@@ -98,7 +104,10 @@ pub async fn upsert_by_email(db: &DatabaseConnection, user: &User) -> Result<(),
 }
 
 /// The account with this normalised email.
-pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> Result<Option<User>, StoreError> {
+pub async fn find_by_email(
+    db: &DatabaseConnection,
+    email: &str,
+) -> Result<Option<User>, StoreError> {
     Users::find()
         .filter(user::Column::Email.eq(email))
         .one(db)
@@ -109,12 +118,20 @@ pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> Result<Optio
 
 /// The account with this ID.
 pub async fn find_by_id(db: &DatabaseConnection, id: &str) -> Result<Option<User>, StoreError> {
-    Users::find_by_id(id.to_owned()).one(db).await?.map(from_row).transpose()
+    Users::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .map(from_row)
+        .transpose()
 }
 
 /// Up to `limit` accounts with IDs after `after`, oldest first (UUIDv7 IDs
 /// sort by creation, so this is keyset paging on the primary key).
-pub async fn list(db: &DatabaseConnection, after: Option<&str>, limit: u64) -> Result<Vec<User>, StoreError> {
+pub async fn list(
+    db: &DatabaseConnection,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<User>, StoreError> {
     let mut query = Users::find().order_by_asc(user::Column::Id).limit(limit);
     if let Some(after) = after {
         query = query.filter(user::Column::Id.gt(after));
@@ -123,7 +140,11 @@ pub async fn list(db: &DatabaseConnection, after: Option<&str>, limit: u64) -> R
 }
 
 /// Replaces an account's password hash; false if there is no such account.
-pub async fn set_password_hash(db: &DatabaseConnection, id: &str, hash: &str) -> Result<bool, StoreError> {
+pub async fn set_password_hash(
+    db: &DatabaseConnection,
+    id: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
     update(db, id, |row| row.password_hash = Set(hash.to_owned())).await
 }
 

@@ -1,0 +1,273 @@
+//! The token verifier: caller types, audiences, and JWKS refetching on
+//! key rotation (rate-limited).
+
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use kit::auth::{
+    AccessClaims, Caller, Jwk, JwksSource, Role, Verifier, VerifierConfig, VerifyError,
+    require_admin, require_scope, require_user,
+};
+use tokio::sync::Mutex;
+
+const ISSUER: &str = "test-issuer";
+
+fn jwk(key: &SigningKey, kid: &str) -> Jwk {
+    Jwk {
+        kty: "OKP".into(),
+        crv: "Ed25519".into(),
+        x: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        use_: "sig".into(),
+    }
+}
+
+fn token(
+    key: &SigningKey,
+    kid: &str,
+    aud: &str,
+    role: Option<&str>,
+    scope: Option<&str>,
+) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = AccessClaims {
+        iss: ISSUER.into(),
+        sub: "subject-1".into(),
+        aud: aud.into(),
+        exp: now + 120,
+        iat: now,
+        nbf: now,
+        jti: "jti".into(),
+        role: role.map(str::to_owned),
+        scope: scope.map(str::to_owned),
+        client_id: scope.map(|_| "order-svc".to_owned()),
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.into());
+    header.typ = Some("at+jwt".into());
+    let der = key.to_pkcs8_der().unwrap();
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A JWKS endpoint whose keys the test changes, counting fetches.
+#[derive(Default)]
+struct Rotating {
+    keys: Mutex<Vec<Jwk>>,
+    fetches: AtomicUsize,
+}
+
+/// The verifier owns its source; the test keeps a handle on the same one.
+struct Shared(Arc<Rotating>);
+
+#[async_trait]
+impl JwksSource for Shared {
+    async fn fetch(&self) -> Result<Vec<Jwk>, String> {
+        self.0.fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(self.0.keys.lock().await.clone())
+    }
+}
+
+fn make_verifier(source: Arc<Rotating>, refetch: Duration) -> Verifier {
+    let mut config = VerifierConfig::new(ISSUER, Some("product-svc"));
+    config.refetch_interval = refetch;
+    Verifier::new(config, Arc::new(Shared(source)))
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_once_and_unknown_kids_are_rate_limited() {
+    let (old, new) = (
+        SigningKey::from_bytes(&[1; 32]),
+        SigningKey::from_bytes(&[2; 32]),
+    );
+    let source = Arc::new(Rotating::default());
+    *source.keys.lock().await = vec![jwk(&old, "old")];
+    let verifier = make_verifier(source.clone(), Duration::from_millis(300));
+
+    let user = verifier
+        .verify(&token(&old, "old", "oms-api", Some("customer"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        user,
+        Caller::User {
+            id: "subject-1".into(),
+            role: Role::Customer
+        }
+    );
+    verifier
+        .verify(&token(&old, "old", "oms-api", Some("admin"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        source.fetches.load(Ordering::SeqCst),
+        1,
+        "known kids come from the cache"
+    );
+
+    // user-svc rotates. Right after a fetch the new kid is refused without
+    // another fetch (a flood of made-up kids cannot hammer user-svc)...
+    *source.keys.lock().await = vec![jwk(&new, "new"), jwk(&old, "old")];
+    let rotated = token(&new, "new", "oms-api", Some("customer"), None);
+    assert_eq!(
+        verifier.verify(&rotated).await,
+        Err(VerifyError::UnknownKey)
+    );
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    // ...and once the interval has passed, the unknown kid triggers one
+    // refetch that brings the new key in.
+    kit::test_support::eventually(
+        Duration::from_secs(5),
+        "the rotated key to be accepted",
+        || async { verifier.verify(&rotated).await.ok() },
+    )
+    .await;
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    verifier
+        .verify(&token(&old, "old", "oms-api", Some("customer"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        source.fetches.load(Ordering::SeqCst),
+        2,
+        "both keys came with that fetch"
+    );
+
+    let forged = verifier
+        .verify(&token(
+            &SigningKey::from_bytes(&[3; 32]),
+            "new",
+            "oms-api",
+            Some("customer"),
+            None,
+        ))
+        .await;
+    assert!(matches!(forged, Err(VerifyError::Invalid(_))), "{forged:?}");
+}
+
+#[tokio::test]
+async fn service_and_user_tokens_are_told_apart_by_audience() {
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let source = Arc::new(Rotating::default());
+    *source.keys.lock().await = vec![jwk(&key, "k")];
+    let verifier = make_verifier(source, Duration::from_secs(5));
+
+    let service = verifier
+        .verify(&token(
+            &key,
+            "k",
+            "product-svc",
+            None,
+            Some("inventory:write products:read"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        service,
+        Caller::Service {
+            client_id: "order-svc".into(),
+            scopes: vec!["inventory:write".into(), "products:read".into()]
+        }
+    );
+    // Another service's token, or a user token dressed as a service one.
+    assert!(
+        verifier
+            .verify(&token(&key, "k", "order-svc", None, Some("x")))
+            .await
+            .is_err()
+    );
+    assert!(
+        verifier
+            .verify(&token(
+                &key,
+                "k",
+                "product-svc",
+                Some("admin"),
+                Some("inventory:write")
+            ))
+            .await
+            .is_err()
+    );
+    assert!(
+        verifier
+            .verify(&token(&key, "k", "oms-api", None, None))
+            .await
+            .is_err(),
+        "a user token needs a role"
+    );
+
+    let as_request = |caller: Caller| {
+        let mut request = tonic::Request::new(());
+        request.extensions_mut().insert(caller);
+        request
+    };
+    let admin = as_request(Caller::User {
+        id: "u".into(),
+        role: Role::Admin,
+    });
+    let customer = as_request(Caller::User {
+        id: "c".into(),
+        role: Role::Customer,
+    });
+    let svc = as_request(service);
+    assert!(require_scope(&svc, "inventory:write").is_ok());
+    let code = |r: Result<String, kit::ApiError>| tonic::Status::from(r.unwrap_err()).code();
+    assert_eq!(
+        code(require_scope(&svc, "users:admin")),
+        tonic::Code::PermissionDenied
+    );
+    assert_eq!(
+        code(require_scope(&admin, "inventory:write")),
+        tonic::Code::PermissionDenied
+    );
+    assert_eq!(
+        code(require_admin(&customer)),
+        tonic::Code::PermissionDenied
+    );
+    assert_eq!(code(require_admin(&svc)), tonic::Code::PermissionDenied);
+    assert_eq!(
+        code(require_scope(&tonic::Request::new(()), "inventory:write")),
+        tonic::Code::Unauthenticated
+    );
+    assert!(require_user(&svc).is_err());
+    assert_eq!(require_admin(&admin).unwrap(), "u");
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_unavailable_not_unauthenticated() {
+    struct Down;
+    #[async_trait]
+    impl JwksSource for Down {
+        async fn fetch(&self) -> Result<Vec<Jwk>, String> {
+            Err("connection refused".into())
+        }
+    }
+    let verifier = Verifier::new(VerifierConfig::new(ISSUER, None), Arc::new(Down));
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let err = verifier
+        .verify(&token(&key, "k", "oms-api", Some("customer"), None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::KeysUnavailable(_)));
+    assert_eq!(
+        tonic::Status::from(kit::ApiError::from(err)).code(),
+        tonic::Code::Unavailable
+    );
+}

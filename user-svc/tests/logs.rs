@@ -1,0 +1,117 @@
+//! Secrets never reach the logs: a whole sign-in life cycle, logged at
+//! debug level, holds no password and no token.
+
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use kit::config::Env;
+use kit::test_support::{TestDb, spawn, unique_name};
+use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_life_cycle_logs_no_password_and_no_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // nextest runs each test in its own process, so the global subscriber is ours.
+    tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("no other subscriber in this test process");
+
+    let db = TestDb::sqlite();
+    let admin_password = "bootstrap admin secret";
+    let pairs = [
+        ("DATABASE_URL", db.url().expose().to_owned()),
+        (
+            "OMS_DATA_DIR",
+            std::env::temp_dir()
+                .join(unique_name("oms_logs"))
+                .display()
+                .to_string(),
+        ),
+        ("OMS_BOOTSTRAP_ADMIN_EMAIL", "admin@oms.test".to_owned()),
+        ("OMS_BOOTSTRAP_ADMIN_PASSWORD", admin_password.to_owned()),
+        (
+            "OMS_JWT_SIGNING_KEYS",
+            base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+        ),
+    ];
+    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    let mut auth = AuthServiceClient::new(svc.channel());
+
+    let password = "my very secret password";
+    auth.register(pb::RegisterRequest {
+        email: "quiet@example.com".into(),
+        password: password.into(),
+        display_name: "Quiet".into(),
+    })
+    .await
+    .unwrap();
+    let login = |password: &str| pb::LoginRequest {
+        email: "quiet@example.com".into(),
+        password: password.into(),
+    };
+    let wrong_password = "a wrong password typed";
+    assert!(auth.login(login(wrong_password)).await.is_err());
+    let signed_in = auth.login(login(password)).await.unwrap().into_inner();
+    let refreshed = auth
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: signed_in.refresh_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Reuse of the rotated token: logged as a warning, without the token.
+    assert!(
+        auth.refresh_token(pb::RefreshTokenRequest {
+            refresh_token: signed_in.refresh_token.clone(),
+        })
+        .await
+        .is_err()
+    );
+    auth.logout(pb::LogoutRequest {
+        refresh_token: refreshed.refresh_token.clone(),
+    })
+    .await
+    .unwrap();
+    svc.stop().await.unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("signed in") && logs.contains("family is revoked"),
+        "the logs were captured:\n{logs}"
+    );
+    for secret in [
+        password,
+        wrong_password,
+        admin_password,
+        &signed_in.access_token,
+        &signed_in.refresh_token,
+        &refreshed.access_token,
+        &refreshed.refresh_token,
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret reached the logs: {secret}"
+        );
+    }
+}
