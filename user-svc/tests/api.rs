@@ -792,3 +792,34 @@ async fn the_bootstrap_admin_survives_restarts(db: TestDb) {
         .users;
     assert_eq!(listed.iter().filter(|u| u.email == ADMIN_EMAIL).count(), 1);
 }
+
+/// What product-svc and order-svc do: fetch the JWKS from user-svc over
+/// gRPC and verify a login token with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
+    let db = TestDb::sqlite();
+    let svc = start(&db, &[]).await;
+    let user = register(&svc, "remote@example.com", "remote password").await;
+    let token = login(&svc, "remote@example.com", "remote password").await.unwrap().access_token;
+    let verifier = kit::auth::Verifier::new(
+        kit::auth::VerifierConfig::new("oms-user-svc", Some("product-svc")),
+        std::sync::Arc::new(kit::auth::GrpcJwks::new(svc.addr)),
+    );
+    assert_eq!(
+        verifier.verify(&token).await.unwrap(),
+        kit::auth::Caller::User { id: user.id, role: kit::auth::Role::Customer }
+    );
+    let service = auth(&svc)
+        .issue_service_token(pb::IssueServiceTokenRequest {
+            client_id: "order-svc".into(),
+            client_secret: CLIENT_SECRET.into(),
+            scopes: vec!["inventory:write".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        verifier.verify(&service.access_token).await.unwrap(),
+        kit::auth::Caller::Service { client_id, scopes } if client_id == "order-svc" && scopes == ["inventory:write"]
+    ));
+}

@@ -1,0 +1,58 @@
+//! The operator subcommands of the user-svc binary.
+
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use kit::config::Env;
+use kit::test_support::{TestDb, spawn};
+use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient};
+
+fn user_svc(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_user-svc")).args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygen_prints_a_key_the_service_signs_with() {
+    let (code, pem, _) = user_svc(&["keygen"]);
+    assert_eq!(code, 0);
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    let (_, other, _) = user_svc(&["keygen"]);
+    assert_ne!(pem, other, "every key is new");
+
+    // Two keys configured: the first signs, both are published (rotation).
+    let db = TestDb::sqlite();
+    let env = Env::from_pairs([
+        ("DATABASE_URL", db.url().expose().to_owned()),
+        ("OMS_JWT_SIGNING_KEYS", format!("{pem},{other}")),
+    ]);
+    let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    let jwks = AuthServiceClient::new(svc.channel())
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(jwks.keys.len(), 2);
+    svc.stop().await.unwrap();
+}
+
+#[test]
+fn client_secret_prints_a_secret_and_a_config_entry_holding_only_its_hash() {
+    let (code, out, _) = user_svc(&["client-secret", "order-svc", "inventory:write"]);
+    assert_eq!(code, 0);
+    let secret = out.lines().next().unwrap().rsplit(' ').next().unwrap();
+    let entry = out.lines().nth(1).unwrap().split_once(": ").unwrap().1;
+    let clients = user_svc::clients::parse(&format!("[{entry}]")).unwrap();
+    assert!(clients[0].secret_matches(secret));
+    assert!(!entry.contains(secret));
+    let (code, _, err) = user_svc(&["frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown subcommand"));
+}
