@@ -166,6 +166,7 @@ impl Accounts {
             return Err(UserError::ScopeNotAllowed(denied.clone()));
         }
         let mut audiences: Vec<&str> = scopes.iter().filter_map(|s| audience_of(s)).collect();
+        audiences.sort_unstable();
         audiences.dedup();
         let [audience] = audiences[..] else {
             return Err(UserError::Invalid(vec![kit::FieldViolation::new(

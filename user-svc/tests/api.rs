@@ -800,14 +800,20 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
     let db = TestDb::sqlite();
     let svc = start(&db, &[]).await;
     let user = register(&svc, "remote@example.com", "remote password").await;
-    let token = login(&svc, "remote@example.com", "remote password").await.unwrap().access_token;
+    let token = login(&svc, "remote@example.com", "remote password")
+        .await
+        .unwrap()
+        .access_token;
     let verifier = kit::auth::Verifier::new(
         kit::auth::VerifierConfig::new("oms-user-svc", Some("product-svc")),
         std::sync::Arc::new(kit::auth::GrpcJwks::new(svc.addr)),
     );
     assert_eq!(
         verifier.verify(&token).await.unwrap(),
-        kit::auth::Caller::User { id: user.id, role: kit::auth::Role::Customer }
+        kit::auth::Caller::User {
+            id: user.id,
+            role: kit::auth::Role::Customer
+        }
     );
     let service = auth(&svc)
         .issue_service_token(pb::IssueServiceTokenRequest {

@@ -10,7 +10,10 @@ use kit::test_support::{TestDb, spawn};
 use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient};
 
 fn user_svc(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_user-svc")).args(args).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_user-svc"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8(output.stdout).unwrap(),
