@@ -46,6 +46,9 @@ pub struct Rejection {
     pub metadata: BTreeMap<String, String>,
     /// Becomes a `RetryInfo` detail (throttling).
     pub retry_after: Option<Duration>,
+    /// Becomes a `PreconditionFailure` detail: one `(type, subject,
+    /// description)` per failed precondition, when there are several.
+    pub preconditions: Vec<(String, String, String)>,
 }
 
 impl Rejection {
@@ -63,6 +66,7 @@ impl Rejection {
             message: message.into(),
             metadata: BTreeMap::new(),
             retry_after: None,
+            preconditions: Vec::new(),
         }
     }
 
@@ -70,6 +74,19 @@ impl Rejection {
     #[must_use]
     pub fn with(mut self, key: impl Into<String>, value: impl ToString) -> Self {
         self.metadata.insert(key.into(), value.to_string());
+        self
+    }
+
+    /// Adds one `PreconditionFailure` violation.
+    #[must_use]
+    pub fn precondition(
+        mut self,
+        kind: impl Into<String>,
+        subject: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        self.preconditions
+            .push((kind.into(), subject.into(), description.into()));
         self
     }
 
@@ -92,9 +109,10 @@ pub enum ApiError {
         /// Every bad field, not only the first.
         violations: Vec<FieldViolation>,
     },
-    /// A domain rule refused the request.
+    /// A domain rule refused the request (boxed: it is the large variant,
+    /// and errors travel through every `Result`).
     #[error("{}", .0.message)]
-    Rejected(Rejection),
+    Rejected(Box<Rejection>),
     /// A bug or an infrastructure failure. Logged with its cause chain; the
     /// client sees only "internal error".
     #[error("internal error")]
@@ -122,7 +140,7 @@ impl ApiError {
 
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> Self {
-        Self::Rejected(rejection)
+        Self::Rejected(Box::new(rejection))
     }
 }
 
@@ -151,6 +169,7 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ApiError::Rejected(r) => {
+                let r = *r;
                 let mut details = ErrorDetails::new();
                 details.set_error_info(
                     r.reason,
@@ -161,6 +180,9 @@ impl From<ApiError> for Status {
                 );
                 if let Some(delay) = r.retry_after {
                     details.set_retry_info(Some(delay));
+                }
+                for (kind, subject, description) in r.preconditions {
+                    details.add_precondition_failure_violation(kind, subject, description);
                 }
                 Status::with_error_details(r.code, r.message, details)
             }

@@ -12,6 +12,7 @@
 //! - [`shutdown`] turns SIGTERM / Ctrl-C into a future.
 //! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
 //! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
+//! - [`money`] checks currencies and amounts (minor units, never floats).
 //! - [`paging`] reads page sizes and opaque keyset page tokens.
 //! - [`time`] converts database times to protobuf Timestamps.
 //! - [`kv`] is a small key-value store with TTLs: Redis in production, in
@@ -26,6 +27,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod kv;
+pub mod money;
 pub mod paging;
 pub mod server;
 pub mod shutdown;

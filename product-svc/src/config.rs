@@ -1,6 +1,8 @@
 //! product-svc configuration, read once from the environment.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl};
 
@@ -22,6 +24,12 @@ pub struct Config {
     pub user_svc_addr: SocketAddr,
     /// The `iss` access tokens must carry.
     pub jwt_issuer: String,
+    /// How long a reservation holds stock unless committed.
+    pub reservation_ttl: Duration,
+    /// How often expired reservations are swept.
+    pub sweep_interval: Duration,
+    /// How long GetProduct answers stay cached.
+    pub cache_ttl: Duration,
 }
 
 impl Config {
@@ -35,6 +43,25 @@ impl Config {
             redis_key_prefix: format!("{}product:", env.redis_key_prefix()?),
             user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
             jwt_issuer: env.jwt_issuer()?,
+            reservation_ttl: seconds(env, "OMS_RESERVATION_TTL_SECS", 600, 1..=86_400)?,
+            sweep_interval: seconds(env, "OMS_RESERVATION_SWEEP_SECS", 5, 1..=3_600)?,
+            cache_ttl: seconds(env, "OMS_PRODUCT_CACHE_TTL_SECS", 30, 1..=3_600)?,
         })
     }
+}
+
+fn seconds(
+    env: &Env,
+    var: &str,
+    default: u64,
+    range: RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    let secs = env.parse_or(var, default)?;
+    if !range.contains(&secs) {
+        return Err(ConfigError::new(
+            var,
+            format!("must be {} to {} seconds", range.start(), range.end()),
+        ));
+    }
+    Ok(Duration::from_secs(secs))
 }

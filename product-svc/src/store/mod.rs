@@ -1,7 +1,10 @@
-//! sea-orm entities of the products database.
+//! The products database: sea-orm entities and the queries product-svc
+//! runs. Takes and returns domain values; knows nothing of protobuf.
 
 pub mod price_history;
 pub mod product;
+pub mod products;
 pub mod reservation;
 pub mod reservation_line;
+pub mod reservations;
 pub mod stock_adjustment;

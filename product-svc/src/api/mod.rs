@@ -1,0 +1,86 @@
+//! The gRPC layer of product-svc: decodes requests into `input` values,
+//! authorizes, calls the catalogue or inventory rules, and maps results to
+//! the wire.
+
+mod inventory;
+mod products;
+
+use oms_proto::common::v1::Money;
+use oms_proto::product::v1 as pb;
+use tonic::service::Routes;
+
+use crate::catalogue::Catalogue;
+use crate::inventory::Inventory;
+use crate::store::products::Product;
+use crate::store::reservations::{Reservation, State as ReservationState};
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub(crate) struct State {
+    /// Products, prices, stock.
+    pub(crate) catalogue: Catalogue,
+    /// Reservations.
+    pub(crate) inventory: Inventory,
+}
+
+/// The routes of ProductService and InventoryService.
+pub(crate) fn routes(state: State) -> Routes {
+    Routes::new(pb::product_service_server::ProductServiceServer::new(
+        products::ProductApi {
+            state: state.clone(),
+        },
+    ))
+    .add_service(pb::inventory_service_server::InventoryServiceServer::new(
+        inventory::InventoryApi { state },
+    ))
+}
+
+fn money(currency_code: &str, amount_minor: i64) -> Option<Money> {
+    Some(Money {
+        currency_code: currency_code.to_owned(),
+        amount_minor,
+    })
+}
+
+fn to_proto_product(p: Product) -> pb::Product {
+    pb::Product {
+        stock_available: p.available(),
+        price: money(&p.currency_code, p.price_minor),
+        id: p.id,
+        sku: p.sku,
+        name: p.name,
+        description: p.description,
+        stock_on_hand: p.stock_on_hand,
+        stock_reserved: p.stock_reserved,
+        archived: p.archived,
+        create_time: Some(kit::time::to_timestamp(p.create_time)),
+        update_time: Some(kit::time::to_timestamp(p.update_time)),
+    }
+}
+
+fn to_proto_reservation(r: Reservation) -> pb::Reservation {
+    let state = match r.state {
+        ReservationState::Reserved => pb::ReservationState::Reserved,
+        ReservationState::Committed => pb::ReservationState::Committed,
+        ReservationState::Released => pb::ReservationState::Released,
+        ReservationState::Expired => pb::ReservationState::Expired,
+    };
+    pb::Reservation {
+        reservation_id: r.id,
+        state: state.into(),
+        lines: r
+            .lines
+            .into_iter()
+            .map(|l| pb::ReservationLine {
+                unit_price: money(&l.currency_code, l.unit_price_minor),
+                product_id: l.product_id,
+                sku: l.sku,
+                name: l.name,
+                quantity: l.quantity,
+            })
+            .collect(),
+        create_time: Some(kit::time::to_timestamp(r.create_time)),
+        expire_time: Some(kit::time::to_timestamp(r.expire_time)),
+        update_time: Some(kit::time::to_timestamp(r.update_time)),
+    }
+}

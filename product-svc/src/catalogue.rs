@@ -1,0 +1,222 @@
+//! The catalogue rules: products, prices over time, and manual stock
+//! changes. No wire types here.
+
+use kit::money::Money;
+use sea_orm::{DatabaseConnection, TransactionTrait};
+
+use crate::cache::ProductCache;
+use crate::error::ProductError;
+use crate::store::products::{self, PricePoint, Product, WriteError};
+
+/// A new product's fields, already checked.
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    /// Unique sku.
+    pub sku: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Price.
+    pub price: Money,
+    /// Initial stock.
+    pub stock_on_hand: i64,
+}
+
+/// The fields an update changes (`None` = keep).
+#[derive(Debug, Clone, Default)]
+pub struct ProductChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New price (appended to the history).
+    pub price: Option<Money>,
+}
+
+/// The catalogue.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) cache: ProductCache,
+}
+
+impl Catalogue {
+    /// Adds a product and its first price, in one transaction.
+    pub async fn create(&self, new: NewProduct, actor: &str) -> Result<Product, ProductError> {
+        let now = kit::time::now();
+        let product = Product {
+            id: uuid::Uuid::now_v7().to_string(),
+            sku: new.sku,
+            name: new.name,
+            description: new.description,
+            currency_code: new.price.currency_code,
+            price_minor: new.price.amount_minor,
+            stock_on_hand: new.stock_on_hand,
+            stock_reserved: 0,
+            archived: false,
+            create_time: now,
+            update_time: now,
+        };
+        let txn = self.db.begin().await?;
+        products::insert(&txn, &product)
+            .await
+            .map_err(|e| match e {
+                WriteError::SkuTaken => ProductError::SkuTaken(product.sku.clone()),
+                WriteError::Db(e) => e.into(),
+            })?;
+        products::insert_price(
+            &txn,
+            &product.id,
+            &product.currency_code,
+            product.price_minor,
+            actor,
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::info!(product_id = %product.id, sku = %product.sku, "product created");
+        Ok(product)
+    }
+
+    /// A product, from the cache when it holds it.
+    pub async fn get(&self, id: &str) -> Result<Product, ProductError> {
+        if let Some(product) = self.cache.get(id).await {
+            return Ok(product);
+        }
+        let product = products::get(&self.db, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        self.cache.put(&product).await;
+        Ok(product)
+    }
+
+    /// One page of products, newest first, and the cursor of the next.
+    pub async fn list(
+        &self,
+        query: Option<&str>,
+        include_archived: bool,
+        before: Option<&str>,
+        page_size: u64,
+    ) -> Result<(Vec<Product>, Option<String>), ProductError> {
+        let page = products::list(&self.db, query, include_archived, before, page_size + 1).await?;
+        Ok(split_page(page, page_size, |p| p.id.clone()))
+    }
+
+    /// Changes name, description and/or price; a new price is appended to
+    /// the history in the same transaction.
+    pub async fn update(
+        &self,
+        id: &str,
+        changes: ProductChanges,
+        actor: &str,
+    ) -> Result<Product, ProductError> {
+        let now = kit::time::now();
+        let txn = self.db.begin().await?;
+        let current = products::get(&txn, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        let price = changes.price.as_ref().filter(|p| {
+            p.currency_code != current.currency_code || p.amount_minor != current.price_minor
+        });
+        products::update_fields(
+            &txn,
+            id,
+            changes.name.as_deref(),
+            changes.description.as_deref(),
+            price.map(|p| (p.currency_code.as_str(), p.amount_minor)),
+            now,
+        )
+        .await?;
+        if let Some(price) = price {
+            products::insert_price(
+                &txn,
+                id,
+                &price.currency_code,
+                price.amount_minor,
+                actor,
+                now,
+            )
+            .await?;
+        }
+        let updated = products::get(&txn, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        txn.commit().await?;
+        self.cache.invalidate([id.to_owned()]).await;
+        Ok(updated)
+    }
+
+    /// Archives a product (idempotent).
+    pub async fn archive(&self, id: &str) -> Result<Product, ProductError> {
+        if !products::archive(&self.db, id, kit::time::now()).await? {
+            return Err(ProductError::ProductNotFound(id.to_owned()));
+        }
+        self.cache.invalidate([id.to_owned()]).await;
+        tracing::info!(product_id = id, "product archived");
+        products::get(&self.db, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))
+    }
+
+    /// One page of a product's prices, newest first.
+    pub async fn price_history(
+        &self,
+        id: &str,
+        before: Option<&str>,
+        page_size: u64,
+    ) -> Result<(Vec<PricePoint>, Option<String>), ProductError> {
+        if products::get(&self.db, id).await?.is_none() {
+            return Err(ProductError::ProductNotFound(id.to_owned()));
+        }
+        let page = products::price_history(&self.db, id, before, page_size + 1).await?;
+        Ok(split_page(page, page_size, |p| p.id.clone()))
+    }
+
+    /// Adds to or removes from stock on hand, never below what is reserved,
+    /// with an audit row in the same transaction.
+    pub async fn adjust_stock(
+        &self,
+        id: &str,
+        delta: i64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Product, ProductError> {
+        let now = kit::time::now();
+        let txn = self.db.begin().await?;
+        if !products::adjust_stock(&txn, id, delta, now).await? {
+            let product = products::get(&txn, id)
+                .await?
+                .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+            return Err(ProductError::StockBelowReserved {
+                product_id: product.id,
+                reserved: product.stock_reserved,
+            });
+        }
+        products::insert_adjustment(&txn, id, delta, reason, actor, now).await?;
+        let product = products::get(&txn, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        txn.commit().await?;
+        self.cache.invalidate([id.to_owned()]).await;
+        tracing::info!(product_id = id, delta, "stock adjusted");
+        Ok(product)
+    }
+}
+
+/// Splits a page fetched with one extra row into the page and the cursor
+/// of the next one (none when the extra row wasn't there).
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    page_size: u64,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let size = usize::try_from(page_size).unwrap_or(usize::MAX);
+    if rows.len() > size {
+        rows.truncate(size);
+        let next = rows.last().map(cursor);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}

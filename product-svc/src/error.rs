@@ -1,0 +1,183 @@
+//! Everything product-svc can fail with, and its one mapping to the wire.
+
+use kit::{ApiError, FieldViolation, Rejection};
+use tonic::Code;
+
+use crate::DOMAIN;
+
+/// One line that could not be reserved for lack of stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortLine {
+    /// The product.
+    pub product_id: String,
+    /// Units asked for.
+    pub requested: i32,
+    /// Units available.
+    pub available: i64,
+}
+
+/// A product-svc failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductError {
+    /// Bad request fields, every one of them.
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    /// No such product.
+    #[error("product {0} not found")]
+    ProductNotFound(String),
+    /// The sku is taken.
+    #[error("sku {0} is already in use")]
+    SkuTaken(String),
+    /// The product is archived.
+    #[error("product {0} is archived")]
+    ProductArchived(String),
+    /// Not enough stock for these lines (every short line, not only the first).
+    #[error("not enough stock for {} line(s)", .0.len())]
+    InsufficientStock(Vec<ShortLine>),
+    /// An adjustment would leave less stock than is reserved.
+    #[error("stock on hand cannot drop below the {reserved} units reserved")]
+    StockBelowReserved {
+        /// The product.
+        product_id: String,
+        /// Units reserved now.
+        reserved: i64,
+    },
+    /// No such reservation.
+    #[error("reservation {0} not found")]
+    ReservationNotFound(String),
+    /// The reservation ID was used with other lines.
+    #[error("reservation {0} already exists with other lines")]
+    ReservationIdReused(String),
+    /// The reservation is not in a state that allows this.
+    #[error("reservation {id} is {state}; cannot {action}")]
+    ReservationState {
+        /// The reservation.
+        id: String,
+        /// Its state.
+        state: &'static str,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// Authentication or authorization refused the call.
+    #[error(transparent)]
+    Auth(ApiError),
+    /// A transaction kept losing lock races (deadlock, busy database).
+    #[error("too much contention; try again")]
+    Busy(String),
+    /// The database or cache failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<FieldViolation> for ProductError {
+    fn from(violation: FieldViolation) -> Self {
+        Self::Invalid(vec![violation])
+    }
+}
+
+impl From<sea_orm::DbErr> for ProductError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        let text = e.to_string();
+        // Lost lock races (MySQL deadlock or lock wait timeout, SQLite busy)
+        // are retried as a whole transaction.
+        if text.contains("Deadlock found")
+            || text.contains("Lock wait timeout")
+            || text.contains("database is locked")
+        {
+            Self::Busy(text)
+        } else {
+            Self::Internal(format!("products database: {text}"))
+        }
+    }
+}
+
+impl From<kit::kv::KvError> for ProductError {
+    fn from(e: kit::kv::KvError) -> Self {
+        Self::Internal(format!("product cache: {e}"))
+    }
+}
+
+impl From<ProductError> for ApiError {
+    fn from(error: ProductError) -> Self {
+        let message = error.to_string();
+        let reject = |code, reason| Rejection::new(code, DOMAIN, reason, message.clone());
+        match error {
+            ProductError::Invalid(violations) => ApiError::InvalidArgument {
+                domain: DOMAIN,
+                violations,
+            },
+            ProductError::ProductNotFound(id) => reject(Code::NotFound, "PRODUCT_NOT_FOUND")
+                .with("productId", id)
+                .into(),
+            ProductError::SkuTaken(sku) => reject(Code::AlreadyExists, "SKU_TAKEN")
+                .with("sku", sku)
+                .into(),
+            ProductError::ProductArchived(id) => {
+                reject(Code::FailedPrecondition, "PRODUCT_ARCHIVED")
+                    .with("productId", id)
+                    .into()
+            }
+            ProductError::InsufficientStock(lines) => {
+                // ErrorInfo metadata is flat: it names the first short line;
+                // the PreconditionFailure lists every one.
+                let mut rejection = reject(Code::FailedPrecondition, "INSUFFICIENT_STOCK")
+                    .with("shortLines", lines.len());
+                if let Some(first) = lines.first() {
+                    rejection = rejection
+                        .with("productId", &first.product_id)
+                        .with("requested", first.requested)
+                        .with("available", first.available);
+                }
+                for line in &lines {
+                    rejection = rejection.precondition(
+                        "INSUFFICIENT_STOCK",
+                        format!("products/{}", line.product_id),
+                        format!("requested {}, available {}", line.requested, line.available),
+                    );
+                }
+                rejection.into()
+            }
+            ProductError::StockBelowReserved {
+                product_id,
+                reserved,
+            } => reject(Code::FailedPrecondition, "STOCK_BELOW_RESERVED")
+                .with("productId", product_id)
+                .with("reserved", reserved)
+                .into(),
+            ProductError::ReservationNotFound(id) => {
+                reject(Code::NotFound, "RESERVATION_NOT_FOUND")
+                    .with("reservationId", id)
+                    .into()
+            }
+            ProductError::ReservationIdReused(id) => {
+                reject(Code::AlreadyExists, "RESERVATION_ID_REUSED")
+                    .with("reservationId", id)
+                    .into()
+            }
+            ProductError::ReservationState { id, state, .. } => {
+                let reason = match state {
+                    "expired" => "RESERVATION_EXPIRED",
+                    "released" => "RESERVATION_RELEASED",
+                    "committed" => "RESERVATION_COMMITTED",
+                    _ => "INVALID_RESERVATION_STATE",
+                };
+                reject(Code::FailedPrecondition, reason)
+                    .with("reservationId", id)
+                    .with("state", state)
+                    .into()
+            }
+            ProductError::Busy(cause) => {
+                tracing::warn!(%cause, "giving up after repeated lock conflicts");
+                reject(Code::Aborted, "CONCURRENT_UPDATE").into()
+            }
+            ProductError::Auth(e) => e,
+            ProductError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<ProductError> for tonic::Status {
+    fn from(error: ProductError) -> Self {
+        ApiError::from(error).into()
+    }
+}

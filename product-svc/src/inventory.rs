@@ -1,0 +1,385 @@
+//! The reservation rules: validate, reserve all or nothing, commit,
+//! release (also after commit), and expire what was never committed.
+//! Every state change is a conditional UPDATE inside one transaction with
+//! the stock moves it causes, so concurrent callers, retries and replicas
+//! can neither oversell nor move stock twice.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sha2::{Digest, Sha256};
+
+use crate::cache::ProductCache;
+use crate::error::{ProductError, ShortLine};
+use crate::input::Line;
+use crate::store::products::{self, Product};
+use crate::store::reservations::{self, Expiry, Reservation, ReservedLine, State, StockMove};
+
+/// Attempts of a transaction that lost a lock race before giving up.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// What ValidateProducts says about one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineCheck {
+    /// The line as asked.
+    pub line: Line,
+    /// The product, if it exists.
+    pub product: Option<Product>,
+}
+
+/// Reservations.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) cache: ProductCache,
+    /// How long a reservation holds stock unless committed.
+    pub(crate) ttl: Duration,
+}
+
+/// SHA-256 of the lines in product order: the same request, whatever its
+/// line order, has the same digest.
+fn digest(lines: &[Line]) -> String {
+    let mut sorted: Vec<_> = lines
+        .iter()
+        .map(|l| (l.product_id.as_str(), l.quantity))
+        .collect();
+    sorted.sort_unstable();
+    let mut hasher = Sha256::new();
+    for (id, quantity) in sorted {
+        hasher.update(format!("{id}:{quantity}\n").as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Inventory {
+    /// Checks lines without holding anything.
+    pub async fn validate(&self, lines: Vec<Line>) -> Result<Vec<LineCheck>, ProductError> {
+        let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
+        let found = products::get_many(&self.db, &ids).await?;
+        Ok(lines
+            .into_iter()
+            .map(|line| {
+                let product = found.iter().find(|p| p.id == line.product_id).cloned();
+                LineCheck { line, product }
+            })
+            .collect())
+    }
+
+    /// Holds stock for every line or for none. The same ID with the same
+    /// lines returns the stored reservation; with other lines it fails.
+    pub async fn reserve(&self, id: &str, lines: Vec<Line>) -> Result<Reservation, ProductError> {
+        let digest = digest(&lines);
+        let mut lines = lines;
+        // A fixed lock order: two multi-line reservations cannot deadlock.
+        lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        let reservation = self
+            .retrying(|| async {
+                let txn = self.db.begin().await?;
+                self.try_reserve(txn, id, &lines, &digest).await
+            })
+            .await?;
+        self.invalidate(&reservation).await;
+        Ok(reservation)
+    }
+
+    async fn try_reserve(
+        &self,
+        txn: DatabaseTransaction,
+        id: &str,
+        lines: &[Line],
+        digest: &str,
+    ) -> Result<Reservation, ProductError> {
+        let now = kit::time::now();
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
+        let mut reservation = Reservation {
+            id: id.to_owned(),
+            state: State::Reserved,
+            lines_digest: digest.to_owned(),
+            lines: Vec::new(),
+            create_time: now,
+            expire_time: now + ttl,
+            update_time: now,
+        };
+        // The header goes first: its primary key settles concurrent
+        // duplicates, and on SQLite a write first takes the write lock
+        // before anything is read.
+        if !reservations::insert(&txn, &reservation).await? {
+            txn.rollback().await?;
+            return self.existing(id, digest).await;
+        }
+        let mut refused = Vec::new();
+        for line in lines {
+            if !reservations::hold(&txn, &line.product_id, line.quantity, now).await? {
+                refused.push(line);
+            }
+        }
+        if !refused.is_empty() {
+            txn.rollback().await?;
+            return Err(self.why_refused(&refused).await?);
+        }
+        let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
+        let held = products::get_many(&txn, &ids).await?;
+        reservation.lines = lines
+            .iter()
+            .filter_map(|line| {
+                let p = held.iter().find(|p| p.id == line.product_id)?;
+                Some(ReservedLine {
+                    product_id: p.id.clone(),
+                    sku: p.sku.clone(),
+                    name: p.name.clone(),
+                    quantity: line.quantity,
+                    currency_code: p.currency_code.clone(),
+                    unit_price_minor: p.price_minor,
+                })
+            })
+            .collect();
+        reservations::insert_lines(&txn, id, &reservation.lines).await?;
+        txn.commit().await?;
+        tracing::info!(reservation_id = id, lines = lines.len(), "stock reserved");
+        Ok(reservation)
+    }
+
+    async fn existing(&self, id: &str, digest: &str) -> Result<Reservation, ProductError> {
+        match reservations::get(&self.db, id).await? {
+            Some(existing) if existing.lines_digest == digest => Ok(existing),
+            Some(_) => Err(ProductError::ReservationIdReused(id.to_owned())),
+            // Inserted and rolled back by a concurrent caller between our
+            // insert and this read: let the retry loop try again.
+            None => Err(ProductError::Busy(
+                "a concurrent reservation with this ID rolled back".to_owned(),
+            )),
+        }
+    }
+
+    /// Why lines were refused: a missing product first, then an archived
+    /// one, else every short line with what is available now.
+    async fn why_refused(&self, refused: &[&Line]) -> Result<ProductError, ProductError> {
+        let ids: Vec<String> = refused.iter().map(|l| l.product_id.clone()).collect();
+        let found = products::get_many(&self.db, &ids).await?;
+        if let Some(missing) = refused
+            .iter()
+            .find(|l| !found.iter().any(|p| p.id == l.product_id))
+        {
+            return Ok(ProductError::ProductNotFound(missing.product_id.clone()));
+        }
+        if let Some(archived) = found.iter().find(|p| p.archived) {
+            return Ok(ProductError::ProductArchived(archived.id.clone()));
+        }
+        Ok(ProductError::InsufficientStock(
+            refused
+                .iter()
+                .filter_map(|line| {
+                    let p = found.iter().find(|p| p.id == line.product_id)?;
+                    Some(ShortLine {
+                        product_id: p.id.clone(),
+                        requested: line.quantity,
+                        available: p.available(),
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// Makes a reservation permanent. Idempotent; an expired one fails.
+    pub async fn commit(&self, id: &str) -> Result<Reservation, ProductError> {
+        let outcome = self
+            .retrying(|| async {
+                let now = kit::time::now();
+                let txn = self.db.begin().await?;
+                if reservations::transition(
+                    &txn,
+                    id,
+                    State::Reserved,
+                    State::Committed,
+                    Expiry::LiveAt(now),
+                    now,
+                )
+                .await?
+                {
+                    let reservation = self.moved(&txn, id, StockMove::Commit, now).await?;
+                    txn.commit().await?;
+                    return Ok(Some(reservation));
+                }
+                txn.rollback().await?;
+                Ok(None)
+            })
+            .await?;
+        if let Some(reservation) = outcome {
+            tracing::info!(reservation_id = id, "reservation committed");
+            self.invalidate(&reservation).await;
+            return Ok(reservation);
+        }
+        let current = self.get(id).await?;
+        match current.state {
+            State::Committed => Ok(current),
+            // Past its expiry but not swept yet: expire it now, then refuse.
+            State::Reserved => {
+                self.expire(id).await?;
+                Err(state_error(id, State::Expired, "commit"))
+            }
+            state => Err(state_error(id, state, "commit")),
+        }
+    }
+
+    /// Returns a reservation's units: the hold of a RESERVED one, or the
+    /// units of a COMMITTED one (a cancellation). Idempotent.
+    pub async fn release(&self, id: &str) -> Result<Reservation, ProductError> {
+        let outcome = self
+            .retrying(|| async {
+                let now = kit::time::now();
+                let txn = self.db.begin().await?;
+                let movement = if reservations::transition(
+                    &txn,
+                    id,
+                    State::Reserved,
+                    State::Released,
+                    Expiry::Any,
+                    now,
+                )
+                .await?
+                {
+                    Some(StockMove::DropHold)
+                } else if reservations::transition(
+                    &txn,
+                    id,
+                    State::Committed,
+                    State::Released,
+                    Expiry::Any,
+                    now,
+                )
+                .await?
+                {
+                    Some(StockMove::Return)
+                } else {
+                    None
+                };
+                let Some(movement) = movement else {
+                    txn.rollback().await?;
+                    return Ok(None);
+                };
+                let reservation = self.moved(&txn, id, movement, now).await?;
+                txn.commit().await?;
+                Ok(Some(reservation))
+            })
+            .await?;
+        match outcome {
+            Some(reservation) => {
+                tracing::info!(reservation_id = id, "reservation released");
+                self.invalidate(&reservation).await;
+                Ok(reservation)
+            }
+            // Already released or expired: nothing to return twice.
+            None => self.get(id).await,
+        }
+    }
+
+    /// A reservation and its state.
+    pub async fn get(&self, id: &str) -> Result<Reservation, ProductError> {
+        reservations::get(&self.db, id)
+            .await?
+            .ok_or_else(|| ProductError::ReservationNotFound(id.to_owned()))
+    }
+
+    /// Expires up to `limit` RESERVED reservations past their expiry and
+    /// returns how many this call expired. Safe to run on every replica at
+    /// once: each expiry is won by exactly one of them.
+    pub async fn sweep(&self, limit: u64) -> Result<usize, ProductError> {
+        let due = reservations::expired(&self.db, kit::time::now(), limit).await?;
+        let mut expired = 0;
+        for id in due {
+            if self.expire(&id).await? {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn expire(&self, id: &str) -> Result<bool, ProductError> {
+        let reservation = self
+            .retrying(|| async {
+                let now = kit::time::now();
+                let txn = self.db.begin().await?;
+                if !reservations::transition(
+                    &txn,
+                    id,
+                    State::Reserved,
+                    State::Expired,
+                    Expiry::ExpiredAt(now),
+                    now,
+                )
+                .await?
+                {
+                    txn.rollback().await?;
+                    return Ok(None);
+                }
+                let reservation = self.moved(&txn, id, StockMove::DropHold, now).await?;
+                txn.commit().await?;
+                Ok(Some(reservation))
+            })
+            .await?;
+        let Some(reservation) = reservation else {
+            return Ok(false);
+        };
+        tracing::info!(reservation_id = id, "reservation expired; stock returned");
+        self.invalidate(&reservation).await;
+        Ok(true)
+    }
+
+    /// Moves the stock of reservation `id` (already transitioned in `txn`)
+    /// and returns it as it now is.
+    async fn moved(
+        &self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        movement: StockMove,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, ProductError> {
+        let reservation = reservations::get(txn, id)
+            .await?
+            .ok_or_else(|| ProductError::ReservationNotFound(id.to_owned()))?;
+        reservations::move_stock(txn, &reservation.lines, movement, now).await?;
+        Ok(reservation)
+    }
+
+    async fn invalidate(&self, reservation: &Reservation) {
+        let ids: Vec<String> = reservation
+            .lines
+            .iter()
+            .map(|l| l.product_id.clone())
+            .collect();
+        self.cache.invalidate(ids).await;
+    }
+
+    /// Runs `attempt` again (with a short growing pause) when it lost a
+    /// lock race; any other outcome is returned as is.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, ProductError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProductError>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match attempt().await {
+                Err(ProductError::Busy(cause)) if tries < TRANSIENT_ATTEMPTS => {
+                    tracing::debug!(%cause, tries, "transaction lost a lock race; retrying");
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn state_error(id: &str, state: State, action: &'static str) -> ProductError {
+    ProductError::ReservationState {
+        id: id.to_owned(),
+        state: state.as_str(),
+        action,
+    }
+}
