@@ -42,6 +42,24 @@ pub fn decode_token(token: &str) -> Result<Option<String>, FieldViolation> {
     Ok(Some(cursor.to_owned()))
 }
 
+/// Splits rows fetched with one more than `page_size` (the usual trick to
+/// learn whether another page exists) into the page and the cursor of the
+/// next one, taken from the page's last row.
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    page_size: u64,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let size = usize::try_from(page_size).unwrap_or(usize::MAX);
+    if rows.len() > size {
+        rows.truncate(size);
+        let next = rows.last().map(cursor);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +70,18 @@ mod tests {
         assert_eq!(page_size(7), Ok(7));
         assert_eq!(page_size(10_000), Ok(MAX_PAGE_SIZE));
         assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn a_page_has_a_next_cursor_only_when_an_extra_row_came_back() {
+        assert_eq!(
+            split_page(vec![1, 2, 3], 2, ToString::to_string),
+            (vec![1, 2], Some("2".to_owned()))
+        );
+        assert_eq!(
+            split_page(vec![1, 2], 2, ToString::to_string),
+            (vec![1, 2], None)
+        );
     }
 
     #[test]

@@ -445,3 +445,45 @@ pub async fn assert_row_count(url: &DatabaseUrl, table: &str, expected: i64) {
     assert_eq!(count.ok(), Some(expected), "rows in {table}");
     let _ = db.close().await;
 }
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    match format!("Bearer {token}").parse() {
+        Ok(value) => {
+            request.metadata_mut().insert("authorization", value);
+        }
+        Err(e) => panic!("a token must be a valid header value: {e}"),
+    }
+    request
+}
+
+/// The `ErrorInfo.reason` of an error ("" without one).
+pub fn error_reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+/// One `ErrorInfo.metadata` value of an error ("" without it).
+pub fn error_metadata(status: &tonic::Status, key: &str) -> String {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .error_info()
+        .and_then(|i| i.metadata.get(key).cloned())
+        .unwrap_or_default()
+}
+
+/// The fields named by an error's `BadRequest` detail, in order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}

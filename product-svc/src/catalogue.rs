@@ -100,7 +100,7 @@ impl Catalogue {
         page_size: u64,
     ) -> Result<(Vec<Product>, Option<String>), ProductError> {
         let page = products::list(&self.db, query, include_archived, before, page_size + 1).await?;
-        Ok(split_page(page, page_size, |p| p.id.clone()))
+        Ok(kit::paging::split_page(page, page_size, |p| p.id.clone()))
     }
 
     /// Changes name, description and/or price; a new price is appended to
@@ -170,7 +170,7 @@ impl Catalogue {
             return Err(ProductError::ProductNotFound(id.to_owned()));
         }
         let page = products::price_history(&self.db, id, before, page_size + 1).await?;
-        Ok(split_page(page, page_size, |p| p.id.clone()))
+        Ok(kit::paging::split_page(page, page_size, |p| p.id.clone()))
     }
 
     /// Adds to or removes from stock on hand, never below what is reserved,
@@ -201,22 +201,5 @@ impl Catalogue {
         self.cache.invalidate([id.to_owned()]).await;
         tracing::info!(product_id = id, delta, "stock adjusted");
         Ok(product)
-    }
-}
-
-/// Splits a page fetched with one extra row into the page and the cursor
-/// of the next one (none when the extra row wasn't there).
-pub fn split_page<T>(
-    mut rows: Vec<T>,
-    page_size: u64,
-    cursor: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
-    let size = usize::try_from(page_size).unwrap_or(usize::MAX);
-    if rows.len() > size {
-        rows.truncate(size);
-        let next = rows.last().map(cursor);
-        (rows, next)
-    } else {
-        (rows, None)
     }
 }

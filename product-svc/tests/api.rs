@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use kit::config::Env;
-use kit::test_support::{Spawned, TestDb, assert_grpc_basics, eventually, spawn, unique_name};
+use kit::test_support::{
+    Spawned, TestDb, assert_grpc_basics, bearer, error_metadata as metadata,
+    error_reason as reason, eventually, spawn, unique_name, violated_fields,
+};
 use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::product::v1::{
     self as pb, inventory_service_client::InventoryServiceClient,
@@ -152,14 +155,6 @@ async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
     }
 }
 
-fn bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 impl Mesh {
     fn catalogue(&self) -> ProductServiceClient<Channel> {
         ProductServiceClient::new(self.products.channel())
@@ -271,30 +266,6 @@ fn items(lines: &[(&str, i32)]) -> Vec<LineItem> {
             quantity: *quantity,
         })
         .collect()
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
-}
-
-fn metadata(status: &Status, key: &str) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .and_then(|i| i.metadata.get(key).cloned())
-        .unwrap_or_default()
-}
-
-fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 fn stock(p: &pb::Product) -> (i64, i64, i64) {

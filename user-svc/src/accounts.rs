@@ -199,15 +199,8 @@ impl Accounts {
         after: Option<&str>,
         page_size: u64,
     ) -> Result<(Vec<User>, Option<String>), UserError> {
-        // One extra row tells whether another page exists.
-        let mut page = users::list(&self.db, after, page_size + 1).await?;
-        let next = if page.len() as u64 > page_size {
-            page.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
-            page.last().map(|u| u.id.clone())
-        } else {
-            None
-        };
-        Ok((page, next))
+        let page = users::list(&self.db, after, page_size + 1).await?;
+        Ok(kit::paging::split_page(page, page_size, |u| u.id.clone()))
     }
 
     /// Changes the caller's password and ends every sign-in of theirs.

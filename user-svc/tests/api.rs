@@ -10,7 +10,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use kit::auth::AccessClaims;
 use kit::config::Env;
-use kit::test_support::{Spawned, TestDb, assert_grpc_basics, spawn, unique_name};
+use kit::test_support::{
+    Spawned, TestDb, assert_grpc_basics, bearer, error_reason as reason, spawn, unique_name,
+    violated_fields,
+};
 use oms_proto::user::v1::{
     self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
 };
@@ -81,31 +84,6 @@ fn auth(svc: &Spawned) -> AuthServiceClient<Channel> {
 
 fn users(svc: &Spawned) -> UserServiceClient<Channel> {
     UserServiceClient::new(svc.channel())
-}
-
-fn bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// The `ErrorInfo.reason` of an error.
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
-}
-
-fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 async fn register(svc: &Spawned, email: &str, password: &str) -> pb::User {
