@@ -39,6 +39,7 @@ kit::test_on_each_db!(
     reserve_is_idempotent_on_its_id,
     commit_and_release_move_stock_once_each,
     expired_reservations_are_swept_even_after_a_restart,
+    two_replicas_sweeping_together_return_each_unit_once,
     product_pages_stay_stable_while_products_are_added,
     validate_reports_each_line_without_holding_stock,
     unknown_archived_and_malformed_lines_are_refused,
@@ -1045,4 +1046,48 @@ async fn unknown_archived_and_malformed_lines_are_refused(db: TestDb) {
     );
     let empty = mesh.reserve("bad-4", &[]).await.unwrap_err();
     assert_eq!(violated_fields(&empty), ["lines"]);
+}
+
+async fn two_replicas_sweeping_together_return_each_unit_once(db: TestDb) {
+    let fast = [
+        ("OMS_RESERVATION_TTL_SECS", "1"),
+        ("OMS_RESERVATION_SWEEP_SECS", "1"),
+    ];
+    let mesh = start(&db, &fast).await;
+    let twin = start_products(&db, &mesh._users, &fast).await;
+    let p = mesh.create("TWIN-1", 100, 50).await;
+    for i in 0..20 {
+        mesh.reserve(&format!("twin-{i}"), &[(&p.id, 2)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(stock(&mesh.get(&p.id).await), (50, 40, 10));
+    // Both instances sweep the same rows; a unit returned twice would show
+    // as negative reserved stock.
+    let twin_catalogue = ProductServiceClient::new(twin.channel());
+    let settled = eventually(
+        Duration::from_secs(20),
+        "every reservation to expire",
+        || {
+            let mut catalogue = twin_catalogue.clone();
+            let id = p.id.clone();
+            async move {
+                let product = catalogue
+                    .get_product(pb::GetProductRequest { product_id: id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .product?;
+                (product.stock_reserved <= 0).then_some(product)
+            }
+        },
+    )
+    .await;
+    assert_eq!(stock(&settled), (50, 0, 50));
+    for i in [0, 19] {
+        assert_eq!(
+            mesh.reservation(&format!("twin-{i}")).await.state(),
+            pb::ReservationState::Expired
+        );
+    }
 }
