@@ -45,11 +45,7 @@ pub async fn serve(
     )
     .await?;
     let routes = api::routes(api::State { db });
-    let verifier = kit::auth::Verifier::new(
-        kit::auth::VerifierConfig::new(config.jwt_issuer.clone(), None),
-        std::sync::Arc::new(kit::auth::GrpcJwks::new(config.user_svc_addr)),
-    );
-    let auth = kit::auth::AuthLayer::new(std::sync::Arc::new(verifier));
+    let auth = kit::auth::layer_for(config.user_svc_addr, &config.jwt_issuer, None)?;
     kit::server::serve_grpc(SERVICE_INFO, routes, auth, listener, shutdown).await?;
     Ok(())
 }

@@ -27,7 +27,6 @@ pub mod migration;
 pub mod store;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -78,11 +77,7 @@ pub async fn serve(
     };
     let sweeper = tokio::spawn(sweep_forever(inventory.clone(), config.sweep_interval));
 
-    let verifier = kit::auth::Verifier::new(
-        kit::auth::VerifierConfig::new(config.jwt_issuer.clone(), Some(AUDIENCE)),
-        Arc::new(kit::auth::GrpcJwks::new(config.user_svc_addr)),
-    );
-    let auth = kit::auth::AuthLayer::new(Arc::new(verifier));
+    let auth = kit::auth::layer_for(config.user_svc_addr, &config.jwt_issuer, Some(AUDIENCE))?;
     let routes = api::routes(api::State {
         catalogue,
         inventory,

@@ -44,16 +44,12 @@ pub struct GrpcJwks {
 
 impl GrpcJwks {
     /// Keys from user-svc at `addr` (connects on first use).
-    pub fn new(addr: std::net::SocketAddr) -> Self {
-        let channel = tonic::transport::Endpoint::from(
-            // A socket address always makes a valid authority.
-            tonic::transport::Uri::from_maybe_shared(format!("http://{addr}"))
-                .unwrap_or_else(|_| tonic::transport::Uri::from_static("http://127.0.0.1:50051")),
-        )
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(3))
-        .connect_lazy();
-        Self { channel }
+    pub fn new(addr: std::net::SocketAddr) -> Result<Self, tonic::transport::Error> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(std::time::Duration::from_secs(3))
+            .connect_lazy();
+        Ok(Self { channel })
     }
 }
 

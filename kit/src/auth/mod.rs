@@ -25,6 +25,22 @@ pub use verifier::{Verifier, VerifierConfig, VerifyError};
 
 use crate::error::{ApiError, Rejection};
 
+/// The auth layer of a service that trusts user-svc at `user_svc_addr`:
+/// tokens from `issuer`, service tokens only for `service_audience`.
+pub fn layer_for(
+    user_svc_addr: std::net::SocketAddr,
+    issuer: &str,
+    service_audience: Option<&str>,
+) -> Result<AuthLayer, crate::StartupError> {
+    let jwks = GrpcJwks::new(user_svc_addr)
+        .map_err(|e| crate::StartupError::Other(format!("USER_SVC_ADDR {user_svc_addr}: {e}")))?;
+    let verifier = Verifier::new(
+        VerifierConfig::new(issuer, service_audience),
+        std::sync::Arc::new(jwks),
+    );
+    Ok(AuthLayer::new(std::sync::Arc::new(verifier)))
+}
+
 /// The `ErrorInfo.domain` of authentication and authorization failures.
 pub const AUTH_DOMAIN: &str = "auth.oms";
 
