@@ -1,0 +1,43 @@
+//! Looking into a service's database after the fact.
+
+use crate::config::DatabaseUrl;
+use sea_orm::ConnectionTrait;
+
+/// Asserts that each table exists in the database at `url` (the
+/// migrations ran) by counting its rows.
+pub async fn assert_tables(url: &DatabaseUrl, tables: &[&str]) {
+    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
+        Ok(db) => db,
+        Err(e) => panic!("reopening {url}: {e}"),
+    };
+    for table in tables {
+        let counted = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) FROM {table}"),
+            ))
+            .await;
+        assert!(counted.is_ok(), "table {table} is missing: {counted:?}");
+    }
+    let _ = db.close().await;
+}
+
+/// Asserts how many rows `table` holds in the database at `url`.
+pub async fn assert_row_count(url: &DatabaseUrl, table: &str, expected: i64) {
+    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
+        Ok(db) => db,
+        Err(e) => panic!("reopening {url}: {e}"),
+    };
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await;
+    let count = match row {
+        Ok(Some(row)) => row.try_get::<i64>("", "n"),
+        other => panic!("counting {table}: {other:?}"),
+    };
+    assert_eq!(count.ok(), Some(expected), "rows in {table}");
+    let _ = db.close().await;
+}

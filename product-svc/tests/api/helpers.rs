@@ -1,0 +1,253 @@
+//! The mesh every test runs against, and small builders.
+
+use kit::config::Env;
+use kit::test_support::{Spawned, TestDb, bearer, spawn, unique_name};
+use oms_proto::common::v1::{LineItem, Money};
+use oms_proto::product::v1::{
+    self as pb, inventory_service_client::InventoryServiceClient,
+    product_service_client::ProductServiceClient,
+};
+use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
+use tonic::Status;
+use tonic::transport::Channel;
+
+pub(crate) const ADMIN_EMAIL: &str = "admin@oms.test";
+pub(crate) const ADMIN_PASSWORD: &str = "admin password for tests";
+pub(crate) const WRITER_SECRET: &str = "order-svc test secret";
+pub(crate) const READER_SECRET: &str = "reporting test secret";
+
+/// A user-svc and a product-svc wired together, and tokens for each kind
+/// of caller.
+pub(crate) struct Mesh {
+    pub(crate) products: Spawned,
+    pub(crate) users: Spawned,
+    pub(crate) _users_db: TestDb,
+    pub(crate) admin: String,
+    pub(crate) customer: String,
+    /// order-svc's token: `inventory:write`.
+    pub(crate) writer: String,
+    /// A reporting service's token: `products:read` only.
+    pub(crate) reader: String,
+    pub(crate) db_url: kit::config::DatabaseUrl,
+}
+
+pub(crate) async fn start_users() -> (Spawned, TestDb) {
+    let db = TestDb::sqlite();
+    let clients = format!(
+        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}},
+            {{"client_id":"reporting","secret_sha256":"{}","scopes":["products:read"]}}]"#,
+        user_svc::clients::sha256_hex(WRITER_SECRET),
+        user_svc::clients::sha256_hex(READER_SECRET)
+    );
+    let env = Env::from_pairs([
+        ("DATABASE_URL", db.url().expose().to_owned()),
+        (
+            "OMS_DATA_DIR",
+            std::env::temp_dir()
+                .join(unique_name("oms_keys"))
+                .display()
+                .to_string(),
+        ),
+        ("OMS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("OMS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ("OMS_SERVICE_CLIENTS", clients),
+    ]);
+    let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    (spawn(|l, s| user_svc::serve(config, l, s)).await, db)
+}
+
+pub(crate) async fn start_products(
+    db: &TestDb,
+    users: &Spawned,
+    extra: &[(&str, &str)],
+) -> Spawned {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), db.url().expose().to_owned()),
+        ("USER_SVC_ADDR".into(), users.addr.to_string()),
+        (
+            "OMS_REDIS_KEY_PREFIX".into(),
+            format!("{}:", unique_name("oms_test")),
+        ),
+    ];
+    if !db.url().is_sqlite()
+        && let Some(redis) = kit::test_support::redis_url()
+    {
+        pairs.push(("REDIS_URL".into(), redis.expose().to_owned()));
+    }
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = product_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    spawn(|l, s| product_svc::serve(config, l, s)).await
+}
+
+pub(crate) async fn login(users: &Spawned, email: &str, password: &str) -> String {
+    AuthServiceClient::new(users.channel())
+        .login(user_pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
+
+pub(crate) async fn service_token(users: &Spawned, client: &str, secret: &str) -> String {
+    AuthServiceClient::new(users.channel())
+        .issue_service_token(user_pb::IssueServiceTokenRequest {
+            client_id: client.into(),
+            client_secret: secret.into(),
+            scopes: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
+
+pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
+    let (users, users_db) = start_users().await;
+    let products = start_products(db, &users, extra).await;
+    AuthServiceClient::new(users.channel())
+        .register(user_pb::RegisterRequest {
+            email: "shopper@example.com".into(),
+            password: "shopper password".into(),
+            display_name: "Shopper".into(),
+        })
+        .await
+        .unwrap();
+    Mesh {
+        admin: login(&users, ADMIN_EMAIL, ADMIN_PASSWORD).await,
+        customer: login(&users, "shopper@example.com", "shopper password").await,
+        writer: service_token(&users, "order-svc", WRITER_SECRET).await,
+        reader: service_token(&users, "reporting", READER_SECRET).await,
+        products,
+        users,
+        _users_db: users_db,
+        db_url: db.url().clone(),
+    }
+}
+
+impl Mesh {
+    pub(crate) fn catalogue(&self) -> ProductServiceClient<Channel> {
+        ProductServiceClient::new(self.products.channel())
+    }
+
+    pub(crate) fn inventory(&self) -> InventoryServiceClient<Channel> {
+        InventoryServiceClient::new(self.products.channel())
+    }
+
+    pub(crate) async fn create(&self, sku: &str, price: i64, stock: i64) -> pb::Product {
+        self.catalogue()
+            .create_product(bearer(
+                pb::CreateProductRequest {
+                    product: Some(pb::Product {
+                        sku: sku.into(),
+                        name: format!("Product {sku}"),
+                        description: "A thing".into(),
+                        price: Some(usd(price)),
+                        stock_on_hand: stock,
+                        ..Default::default()
+                    }),
+                },
+                &self.admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
+    }
+
+    pub(crate) async fn get(&self, id: &str) -> pb::Product {
+        self.catalogue()
+            .get_product(pb::GetProductRequest {
+                product_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
+    }
+
+    pub(crate) async fn reserve(
+        &self,
+        id: &str,
+        lines: &[(&str, i32)],
+    ) -> Result<pb::Reservation, Status> {
+        self.inventory()
+            .reserve_stock(bearer(
+                pb::ReserveStockRequest {
+                    reservation_id: id.into(),
+                    lines: items(lines),
+                },
+                &self.writer,
+            ))
+            .await
+            .map(|r| r.into_inner().reservation.unwrap())
+    }
+
+    pub(crate) async fn commit(&self, id: &str) -> Result<pb::Reservation, Status> {
+        self.inventory()
+            .commit_reservation(bearer(
+                pb::CommitReservationRequest {
+                    reservation_id: id.into(),
+                },
+                &self.writer,
+            ))
+            .await
+            .map(|r| r.into_inner().reservation.unwrap())
+    }
+
+    pub(crate) async fn release(&self, id: &str) -> Result<pb::Reservation, Status> {
+        self.inventory()
+            .release_reservation(bearer(
+                pb::ReleaseReservationRequest {
+                    reservation_id: id.into(),
+                },
+                &self.writer,
+            ))
+            .await
+            .map(|r| r.into_inner().reservation.unwrap())
+    }
+
+    pub(crate) async fn reservation(&self, id: &str) -> pb::Reservation {
+        self.inventory()
+            .get_reservation(bearer(
+                pb::GetReservationRequest {
+                    reservation_id: id.into(),
+                },
+                &self.writer,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .reservation
+            .unwrap()
+    }
+}
+
+pub(crate) fn usd(amount_minor: i64) -> Money {
+    Money {
+        currency_code: "USD".into(),
+        amount_minor,
+    }
+}
+
+pub(crate) fn items(lines: &[(&str, i32)]) -> Vec<LineItem> {
+    lines
+        .iter()
+        .map(|(id, quantity)| LineItem {
+            product_id: (*id).into(),
+            quantity: *quantity,
+        })
+        .collect()
+}
+
+pub(crate) fn stock(p: &pb::Product) -> (i64, i64, i64) {
+    (p.stock_on_hand, p.stock_reserved, p.stock_available)
+}

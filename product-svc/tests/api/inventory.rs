@@ -1,0 +1,378 @@
+//! Reservations: concurrency, all or nothing, idempotency, life cycle, expiry.
+
+use std::time::Duration;
+
+use kit::test_support::{
+    TestDb, bearer, error_metadata as metadata, error_reason as reason, eventually, violated_fields,
+};
+use oms_proto::product::v1::{self as pb, product_service_client::ProductServiceClient};
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+use crate::helpers::*;
+
+kit::test_on_each_db!(
+    concurrent_reservations_never_oversell,
+    a_reservation_is_all_or_nothing_and_names_every_short_line,
+    reserve_is_idempotent_on_its_id,
+    commit_and_release_move_stock_once_each,
+    expired_reservations_are_swept_even_after_a_restart,
+    validate_reports_each_line_without_holding_stock,
+    unknown_archived_and_malformed_lines_are_refused,
+    two_replicas_sweeping_together_return_each_unit_once,
+);
+
+async fn concurrent_reservations_never_oversell(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("HOT-1", 100, 30).await;
+    let attempts = (0..120).map(|i| {
+        let (mut inventory, token, id) = (mesh.inventory(), mesh.writer.clone(), p.id.clone());
+        tokio::spawn(async move {
+            inventory
+                .reserve_stock(bearer(
+                    pb::ReserveStockRequest {
+                        reservation_id: format!("hot-{i}"),
+                        lines: items(&[(&id, 1)]),
+                    },
+                    &token,
+                ))
+                .await
+        })
+    });
+    let (mut reserved, mut short) = (0, 0);
+    for attempt in attempts.collect::<Vec<_>>() {
+        match attempt.await.unwrap() {
+            Ok(_) => reserved += 1,
+            Err(e) if reason(&e) == "INSUFFICIENT_STOCK" => short += 1,
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!((reserved, short), (30, 90));
+    assert_eq!(stock(&mesh.get(&p.id).await), (30, 30, 0));
+}
+
+async fn a_reservation_is_all_or_nothing_and_names_every_short_line(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let (a, b, c) = (
+        mesh.create("AON-A", 100, 10).await,
+        mesh.create("AON-B", 100, 1).await,
+        mesh.create("AON-C", 100, 0).await,
+    );
+    let one_short = mesh
+        .reserve("aon-1", &[(&a.id, 5), (&b.id, 2)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (one_short.code(), reason(&one_short).as_str()),
+        (Code::FailedPrecondition, "INSUFFICIENT_STOCK")
+    );
+    assert_eq!(
+        (
+            metadata(&one_short, "productId"),
+            metadata(&one_short, "requested"),
+            metadata(&one_short, "available")
+        ),
+        (b.id.clone(), "2".into(), "1".into())
+    );
+    assert_eq!(
+        stock(&mesh.get(&a.id).await),
+        (10, 0, 10),
+        "the line that fit was not held"
+    );
+
+    let two_short = mesh
+        .reserve("aon-2", &[(&a.id, 1), (&b.id, 2), (&c.id, 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(metadata(&two_short, "shortLines"), "2");
+    let subjects: Vec<String> = two_short
+        .get_error_details()
+        .precondition_failure()
+        .map(|f| f.violations.iter().map(|v| v.subject.clone()).collect())
+        .unwrap_or_default();
+    let mut expected = vec![format!("products/{}", b.id), format!("products/{}", c.id)];
+    expected.sort();
+    assert_eq!(subjects, expected);
+    // A refused ID is free to use again.
+    assert!(mesh.reserve("aon-2", &[(&a.id, 1)]).await.is_ok());
+}
+
+async fn reserve_is_idempotent_on_its_id(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let (a, b) = (
+        mesh.create("IDEM-A", 250, 10).await,
+        mesh.create("IDEM-B", 99, 10).await,
+    );
+    let first = mesh
+        .reserve("idem-1", &[(&a.id, 2), (&b.id, 3)])
+        .await
+        .unwrap();
+    assert_eq!(first.state(), pb::ReservationState::Reserved);
+    assert_eq!(first.lines.len(), 2);
+    let line_a = first.lines.iter().find(|l| l.product_id == a.id).unwrap();
+    assert_eq!(
+        (
+            line_a.sku.as_str(),
+            line_a.unit_price.clone().unwrap().amount_minor
+        ),
+        ("IDEM-A", 250)
+    );
+    // Same lines in another order: the same reservation, held once.
+    let again = mesh
+        .reserve("idem-1", &[(&b.id, 3), (&a.id, 2)])
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(stock(&mesh.get(&a.id).await), (10, 2, 8));
+    let other = mesh.reserve("idem-1", &[(&a.id, 1)]).await.unwrap_err();
+    assert_eq!(
+        (other.code(), reason(&other).as_str()),
+        (Code::AlreadyExists, "RESERVATION_ID_REUSED")
+    );
+}
+
+async fn commit_and_release_move_stock_once_each(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("LIFE-1", 100, 10).await;
+    mesh.reserve("life-1", &[(&p.id, 4)]).await.unwrap();
+    assert_eq!(stock(&mesh.get(&p.id).await), (10, 4, 6));
+
+    assert_eq!(
+        mesh.commit("life-1").await.unwrap().state(),
+        pb::ReservationState::Committed
+    );
+    assert_eq!(
+        mesh.commit("life-1").await.unwrap().state(),
+        pb::ReservationState::Committed
+    );
+    assert_eq!(stock(&mesh.get(&p.id).await), (6, 0, 6));
+
+    // A cancellation after commit: the units come back, once.
+    assert_eq!(
+        mesh.release("life-1").await.unwrap().state(),
+        pb::ReservationState::Released
+    );
+    assert_eq!(
+        mesh.release("life-1").await.unwrap().state(),
+        pb::ReservationState::Released
+    );
+    assert_eq!(stock(&mesh.get(&p.id).await), (10, 0, 10));
+    let late = mesh.commit("life-1").await.unwrap_err();
+    assert_eq!(
+        (late.code(), reason(&late).as_str()),
+        (Code::FailedPrecondition, "RESERVATION_RELEASED")
+    );
+
+    mesh.reserve("life-2", &[(&p.id, 3)]).await.unwrap();
+    assert_eq!(
+        mesh.release("life-2").await.unwrap().state(),
+        pb::ReservationState::Released
+    );
+    assert_eq!(stock(&mesh.get(&p.id).await), (10, 0, 10));
+    let missing = mesh.commit("no-such-reservation").await.unwrap_err();
+    assert_eq!(
+        (missing.code(), reason(&missing).as_str()),
+        (Code::NotFound, "RESERVATION_NOT_FOUND")
+    );
+}
+
+async fn expired_reservations_are_swept_even_after_a_restart(db: TestDb) {
+    let short_ttl = [
+        ("OMS_RESERVATION_TTL_SECS", "1"),
+        ("OMS_RESERVATION_SWEEP_SECS", "3600"),
+    ];
+    let mesh = start(&db, &short_ttl).await;
+    let p = mesh.create("EXP-1", 100, 5).await;
+    let held = mesh.reserve("exp-1", &[(&p.id, 2)]).await.unwrap();
+    mesh.reserve("exp-2", &[(&p.id, 1)]).await.unwrap();
+    let expire_time = held.expire_time.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "exp-1 to pass its expiry",
+        || async {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            (now.as_secs_f64() > expire_time.seconds as f64 + f64::from(expire_time.nanos) / 1e9)
+                .then_some(())
+        },
+    )
+    .await;
+    // This instance never sweeps in time; a commit past expiry is refused
+    // all the same, and expires the reservation on the spot.
+    let expired = mesh.commit("exp-1").await.unwrap_err();
+    assert_eq!(
+        (expired.code(), reason(&expired).as_str()),
+        (Code::FailedPrecondition, "RESERVATION_EXPIRED")
+    );
+    assert_eq!(
+        stock(&mesh.get(&p.id).await),
+        (5, 1, 4),
+        "exp-1 returned its units"
+    );
+    assert_eq!(
+        mesh.reservation("exp-1").await.state(),
+        pb::ReservationState::Expired
+    );
+    let Mesh { products, .. } = mesh;
+    products.stop().await.unwrap();
+
+    // A new instance on the same database finds exp-2 by its stored state.
+    let (users, _users_db) = start_users().await;
+    let restarted = start_products(&db, &users, &[("OMS_RESERVATION_SWEEP_SECS", "1")]).await;
+    let mut catalogue = ProductServiceClient::new(restarted.channel());
+    eventually(
+        Duration::from_secs(15),
+        "the sweeper to return exp-2's unit",
+        || {
+            let mut catalogue = catalogue.clone();
+            let id = p.id.clone();
+            async move {
+                let product = catalogue
+                    .get_product(pb::GetProductRequest { product_id: id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (product.product?.stock_reserved == 0).then_some(())
+            }
+        },
+    )
+    .await;
+    let product = catalogue
+        .get_product(pb::GetProductRequest {
+            product_id: p.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert_eq!(stock(&product), (5, 0, 5));
+}
+
+async fn validate_reports_each_line_without_holding_stock(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let (a, b) = (
+        mesh.create("VAL-A", 300, 5).await,
+        mesh.create("VAL-B", 100, 1).await,
+    );
+    let ghost = uuid::Uuid::now_v7().to_string();
+    let results = mesh
+        .inventory()
+        .validate_products(bearer(
+            pb::ValidateProductsRequest {
+                lines: items(&[(&a.id, 5), (&b.id, 2), (&ghost, 1)]),
+            },
+            &mesh.writer,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let flags: Vec<(bool, bool, bool, i64)> = results
+        .iter()
+        .map(|r| (r.found, r.active, r.sufficient_stock, r.available))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            (true, true, true, 5),
+            (true, true, false, 1),
+            (false, false, false, 0)
+        ]
+    );
+    assert_eq!(results[0].unit_price.clone().unwrap().amount_minor, 300);
+    assert_eq!(stock(&mesh.get(&a.id).await), (5, 0, 5));
+}
+
+async fn unknown_archived_and_malformed_lines_are_refused(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("GONE-1", 100, 5).await;
+    let ghost = uuid::Uuid::now_v7().to_string();
+    let unknown = mesh
+        .reserve("bad-1", &[(&p.id, 1), (&ghost, 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (unknown.code(), reason(&unknown).as_str()),
+        (Code::NotFound, "PRODUCT_NOT_FOUND")
+    );
+    assert_eq!(metadata(&unknown, "productId"), ghost);
+
+    mesh.catalogue()
+        .delete_product(bearer(
+            pb::DeleteProductRequest {
+                product_id: p.id.clone(),
+            },
+            &mesh.admin,
+        ))
+        .await
+        .unwrap();
+    let archived = mesh.reserve("bad-2", &[(&p.id, 1)]).await.unwrap_err();
+    assert_eq!(
+        (archived.code(), reason(&archived).as_str()),
+        (Code::FailedPrecondition, "PRODUCT_ARCHIVED")
+    );
+
+    let malformed = mesh
+        .reserve("bad 3!", &[(&p.id, 0), ("x", 1), (&p.id, 10_001)])
+        .await
+        .unwrap_err();
+    assert_eq!(malformed.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&malformed),
+        [
+            "reservation_id",
+            "lines[0].quantity",
+            "lines[1].product_id",
+            "lines[2].quantity",
+            "lines[2].product_id"
+        ]
+    );
+    let empty = mesh.reserve("bad-4", &[]).await.unwrap_err();
+    assert_eq!(violated_fields(&empty), ["lines"]);
+}
+
+async fn two_replicas_sweeping_together_return_each_unit_once(db: TestDb) {
+    let fast = [
+        ("OMS_RESERVATION_TTL_SECS", "1"),
+        ("OMS_RESERVATION_SWEEP_SECS", "1"),
+    ];
+    let mesh = start(&db, &fast).await;
+    let twin = start_products(&db, &mesh.users, &fast).await;
+    let p = mesh.create("TWIN-1", 100, 50).await;
+    for i in 0..20 {
+        mesh.reserve(&format!("twin-{i}"), &[(&p.id, 2)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(stock(&mesh.get(&p.id).await), (50, 40, 10));
+    // Both instances sweep the same rows; a unit returned twice would show
+    // as negative reserved stock.
+    let twin_catalogue = ProductServiceClient::new(twin.channel());
+    let settled = eventually(
+        Duration::from_secs(20),
+        "every reservation to expire",
+        || {
+            let mut catalogue = twin_catalogue.clone();
+            let id = p.id.clone();
+            async move {
+                let product = catalogue
+                    .get_product(pb::GetProductRequest { product_id: id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .product?;
+                (product.stock_reserved <= 0).then_some(product)
+            }
+        },
+    )
+    .await;
+    assert_eq!(stock(&settled), (50, 0, 50));
+    for i in [0, 19] {
+        assert_eq!(
+            mesh.reservation(&format!("twin-{i}")).await.state(),
+            pb::ReservationState::Expired
+        );
+    }
+}
