@@ -49,6 +49,19 @@ impl Mesh {
         let mut order = order_svc::Config::from_env(env, "ORDER_SVC_DATABASE_URL")?;
         let mut gateway = gateway::Config::from_env(env)?;
 
+        // Zero configuration: order-svc gets client credentials that
+        // user-svc knows, made up fresh for this process.
+        if order.client_secret.is_none() {
+            let secret = user_svc::clients::random_secret().map_err(StartupError::Other)?;
+            user.service_clients
+                .push(user_svc::clients::ServiceClient::new(
+                    &order.client_id,
+                    &secret,
+                    &["inventory:write", "products:read"],
+                ));
+            order.client_secret = Some(order_svc::config::ClientSecret(secret));
+        }
+
         let user_listener = kit::server::bind(user.addr, user_svc::ADDR_VAR).await?;
         let product_listener = kit::server::bind(product.addr, product_svc::ADDR_VAR).await?;
         let order_listener = kit::server::bind(order.addr, order_svc::ADDR_VAR).await?;

@@ -1,28 +1,261 @@
-//! The gRPC layer of order-svc: decodes requests, authorizes, and maps
-//! results to the wire. RPCs not yet implemented answer UNIMPLEMENTED (the
-//! generated default) rather than pretending to work.
+//! The gRPC layer of order-svc: decodes requests, authorizes, calls the
+//! order rules, and maps results to the wire.
 
-use oms_proto::order::v1::order_service_server::{OrderService, OrderServiceServer};
-use sea_orm::DatabaseConnection;
+use kit::auth::{Role, require_admin, require_user};
+use oms_proto::common::v1::Money;
+use oms_proto::order::v1::{self as pb, order_service_server::OrderService};
 use tonic::service::Routes;
+use tonic::{Request, Response, Status};
+
+use crate::clients::CallContext;
+use crate::error::OrderError;
+use crate::input;
+use crate::orders::{Caller, Orders};
+use crate::store::orders::{Order, Status as OrderStatus};
 
 /// What the handlers share.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct State {
-    /// The orders database.
-    #[allow(dead_code)] // Read by the RPCs of the [order-svc] issue.
-    pub(crate) db: DatabaseConnection,
+    /// The order rules.
+    pub(crate) orders: Orders,
 }
 
 /// The routes of OrderService.
 pub(crate) fn routes(state: State) -> Routes {
-    Routes::new(OrderServiceServer::new(OrderApi { state }))
+    Routes::new(pb::order_service_server::OrderServiceServer::new(
+        OrderApi { state },
+    ))
 }
 
 struct OrderApi {
-    #[allow(dead_code)]
     state: State,
 }
 
+fn to_proto_status(status: OrderStatus) -> pb::OrderStatus {
+    match status {
+        OrderStatus::Pending => pb::OrderStatus::Pending,
+        OrderStatus::Confirmed => pb::OrderStatus::Confirmed,
+        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+        OrderStatus::Shipped => pb::OrderStatus::Shipped,
+        OrderStatus::Delivered => pb::OrderStatus::Delivered,
+        OrderStatus::Failed => pb::OrderStatus::Failed,
+    }
+}
+
+fn to_proto_order(order: Order) -> pb::Order {
+    let money = |amount_minor| {
+        (!order.currency_code.is_empty()).then(|| Money {
+            currency_code: order.currency_code.clone(),
+            amount_minor,
+        })
+    };
+    pb::Order {
+        status: to_proto_status(order.status).into(),
+        total: money(order.total_minor),
+        lines: order
+            .lines
+            .iter()
+            .map(|l| pb::OrderLine {
+                product_id: l.product_id.clone(),
+                sku: l.sku.clone(),
+                product_name: l.product_name.clone(),
+                quantity: l.quantity,
+                unit_price: money(l.unit_price_minor),
+                line_total: money(l.line_total_minor),
+            })
+            .collect(),
+        create_time: Some(kit::time::to_timestamp(order.create_time)),
+        update_time: Some(kit::time::to_timestamp(order.update_time)),
+        id: order.id,
+        customer_id: order.customer_id,
+    }
+}
+
+fn auth(e: kit::ApiError) -> Status {
+    OrderError::Auth(e).into()
+}
+
+fn user<T>(request: &Request<T>) -> Result<(String, Role), Status> {
+    require_user(request).map_err(auth)
+}
+
 #[tonic::async_trait]
-impl OrderService for OrderApi {}
+impl OrderService for OrderApi {
+    #[tracing::instrument(skip_all, name = "CreateOrder")]
+    async fn create_order(
+        &self,
+        request: Request<pb::CreateOrderRequest>,
+    ) -> Result<Response<pb::CreateOrderResponse>, Status> {
+        let (customer, _) = user(&request)?;
+        let ctx = CallContext::of(&request);
+        let r = request.into_inner();
+        let (lines, request_id) = match (input::lines(&r.lines), input::request_id(&r.request_id)) {
+            (Ok(lines), Ok(id)) => (lines, id),
+            (lines, id) => {
+                let mut violations = lines.err().unwrap_or_default();
+                violations.extend(id.err());
+                return Err(OrderError::Invalid(violations).into());
+            }
+        };
+        // The saga runs to its end even if the client hangs up midway, so
+        // no order is left half-placed by a dropped connection.
+        let orders = self.state.orders.clone();
+        let placed =
+            tokio::spawn(async move { orders.create(&ctx, &customer, &request_id, lines).await })
+                .await
+                .map_err(|e| OrderError::Internal(format!("the saga task failed: {e}")))??;
+        Ok(Response::new(pb::CreateOrderResponse {
+            order: Some(to_proto_order(placed)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "GetOrder")]
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::GetOrderResponse>, Status> {
+        let (id, role) = user(&request)?;
+        let order_id = input::order_id(&request.get_ref().order_id).map_err(OrderError::from)?;
+        let order = self
+            .state
+            .orders
+            .get(Caller { id: &id, role }, &order_id)
+            .await?;
+        Ok(Response::new(pb::GetOrderResponse {
+            order: Some(to_proto_order(order)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "ListOrders")]
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let (id, role) = user(&request)?;
+        let r = request.into_inner();
+        let status = match pb::OrderStatus::try_from(r.status) {
+            Ok(pb::OrderStatus::Unspecified) => Ok(None),
+            Ok(pb::OrderStatus::Pending) => Ok(Some(OrderStatus::Pending)),
+            Ok(pb::OrderStatus::Confirmed) => Ok(Some(OrderStatus::Confirmed)),
+            Ok(pb::OrderStatus::Cancelled) => Ok(Some(OrderStatus::Cancelled)),
+            Ok(pb::OrderStatus::Shipped) => Ok(Some(OrderStatus::Shipped)),
+            Ok(pb::OrderStatus::Delivered) => Ok(Some(OrderStatus::Delivered)),
+            Ok(pb::OrderStatus::Failed) => Ok(Some(OrderStatus::Failed)),
+            Err(_) => Err(kit::FieldViolation::new("status", "is not an OrderStatus")),
+        };
+        let customer = if r.customer_id.is_empty() {
+            Ok(None)
+        } else {
+            uuid::Uuid::parse_str(&r.customer_id)
+                .map(|u| Some(u.hyphenated().to_string()))
+                .map_err(|_| kit::FieldViolation::new("customer_id", "must be a user ID (UUID)"))
+        };
+        let (status, customer, page_size, cursor) = match (
+            status,
+            customer,
+            kit::paging::page_size(r.page_size),
+            kit::paging::decode_token(&r.page_token),
+        ) {
+            (Ok(s), Ok(c), Ok(size), Ok(cursor)) => (s, c, size, cursor),
+            (s, c, size, cursor) => {
+                let violations = [s.err(), c.err(), size.err(), cursor.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                return Err(OrderError::Invalid(violations).into());
+            }
+        };
+        let (orders, next) = self
+            .state
+            .orders
+            .list(
+                Caller { id: &id, role },
+                customer.as_deref(),
+                status,
+                cursor.as_deref(),
+                page_size,
+            )
+            .await?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.into_iter().map(to_proto_order).collect(),
+            next_page_token: next
+                .as_deref()
+                .map(kit::paging::encode_token)
+                .unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "CancelOrder")]
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::CancelOrderResponse>, Status> {
+        let (id, role) = user(&request)?;
+        let ctx = CallContext::of(&request);
+        let r = request.into_inner();
+        let (order_id, reason) = match (
+            input::order_id(&r.order_id),
+            input::cancel_reason(&r.reason),
+        ) {
+            (Ok(o), Ok(reason)) => (o, reason),
+            (o, reason) => {
+                return Err(OrderError::Invalid(
+                    [o.err(), reason.err()].into_iter().flatten().collect(),
+                )
+                .into());
+            }
+        };
+        let orders = self.state.orders.clone();
+        let cancelled = tokio::spawn(async move {
+            orders
+                .cancel(&ctx, Caller { id: &id, role }, &order_id, &reason)
+                .await
+        })
+        .await
+        .map_err(|e| OrderError::Internal(format!("the cancel task failed: {e}")))??;
+        Ok(Response::new(pb::CancelOrderResponse {
+            order: Some(to_proto_order(cancelled)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "UpdateOrderStatus")]
+    async fn update_order_status(
+        &self,
+        request: Request<pb::UpdateOrderStatusRequest>,
+    ) -> Result<Response<pb::UpdateOrderStatusResponse>, Status> {
+        let admin = require_admin(&request).map_err(auth)?;
+        let r = request.into_inner();
+        let to = match pb::OrderStatus::try_from(r.status) {
+            Ok(pb::OrderStatus::Shipped) => Ok(OrderStatus::Shipped),
+            Ok(pb::OrderStatus::Delivered) => Ok(OrderStatus::Delivered),
+            _ => Err(kit::FieldViolation::new(
+                "status",
+                "must be ORDER_STATUS_SHIPPED or ORDER_STATUS_DELIVERED",
+            )),
+        };
+        let (order_id, to) = match (input::order_id(&r.order_id), to) {
+            (Ok(o), Ok(to)) => (o, to),
+            (o, to) => {
+                return Err(OrderError::Invalid(
+                    [o.err(), to.err()].into_iter().flatten().collect(),
+                )
+                .into());
+            }
+        };
+        let order = self
+            .state
+            .orders
+            .advance(
+                Caller {
+                    id: &admin,
+                    role: Role::Admin,
+                },
+                &order_id,
+                to,
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateOrderStatusResponse {
+            order: Some(to_proto_order(order)),
+        }))
+    }
+}

@@ -1,11 +1,18 @@
 //! order-svc configuration, read once from the environment.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use kit::config::{ConfigError, DatabaseUrl, Env};
 
 /// The variable holding order-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "ORDER_SVC_ADDR";
+
+/// The variable holding order-svc's OAuth2 client secret at user-svc.
+pub const CLIENT_SECRET_VAR: &str = "OMS_ORDER_SVC_CLIENT_SECRET";
 
 /// Everything order-svc needs to start.
 #[derive(Debug, Clone)]
@@ -20,6 +27,37 @@ pub struct Config {
     pub product_svc_addr: SocketAddr,
     /// The `iss` access tokens must carry.
     pub jwt_issuer: String,
+    /// order-svc's OAuth2 client ID at user-svc.
+    pub client_id: String,
+    /// Its secret; required (the `oms` binary generates one).
+    pub client_secret: Option<ClientSecret>,
+    /// Longest wait for one call to product-svc or user-svc.
+    pub call_timeout: Duration,
+    /// How often PENDING orders are looked at by recovery.
+    pub recovery_interval: Duration,
+    /// How old a PENDING order must be before recovery resolves it: longer
+    /// than any live CreateOrder can take.
+    pub recovery_age: Duration,
+    /// Test-only fault injection; never set from the environment.
+    pub faults: Faults,
+}
+
+/// A client secret that never shows in logs or debug output.
+#[derive(Clone)]
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(***)")
+    }
+}
+
+/// Switches tests flip to simulate a crash at a given step of the saga.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Stop dead after ReserveStock succeeded: no commit, no compensation,
+    /// the order left PENDING, as if the process had died there.
+    pub crash_after_reserve: Arc<AtomicBool>,
 }
 
 impl Config {
@@ -32,6 +70,46 @@ impl Config {
             user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
             product_svc_addr: env.socket_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
             jwt_issuer: env.jwt_issuer()?,
+            client_id: env
+                .get("OMS_ORDER_SVC_CLIENT_ID")?
+                .unwrap_or_else(|| "order-svc".to_owned()),
+            client_secret: env.get(CLIENT_SECRET_VAR)?.map(ClientSecret),
+            call_timeout: Duration::from_millis(bounded(
+                env,
+                "OMS_ORDER_CALL_TIMEOUT_MS",
+                2_000,
+                50..=60_000,
+            )?),
+            recovery_interval: Duration::from_secs(bounded(
+                env,
+                "OMS_ORDER_RECOVERY_SECS",
+                10,
+                1..=3_600,
+            )?),
+            recovery_age: Duration::from_secs(bounded(
+                env,
+                "OMS_ORDER_RECOVERY_AGE_SECS",
+                30,
+                1..=86_400,
+            )?),
+            faults: Faults::default(),
         })
+    }
+}
+
+fn bounded(
+    env: &Env,
+    var: &str,
+    default: u64,
+    range: RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let value = env.parse_or(var, default)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(
+            var,
+            format!("must be from {} to {}", range.start(), range.end()),
+        ))
     }
 }

@@ -16,6 +16,12 @@ fn config(db: &TestDb) -> order_svc::Config {
         user_svc_addr: unused,
         product_svc_addr: unused,
         jwt_issuer: "oms-user-svc".to_owned(),
+        client_id: "order-svc".to_owned(),
+        client_secret: Some(order_svc::config::ClientSecret("unused".to_owned())),
+        call_timeout: std::time::Duration::from_secs(1),
+        recovery_interval: std::time::Duration::from_secs(60),
+        recovery_age: std::time::Duration::from_secs(60),
+        faults: Default::default(),
     }
 }
 

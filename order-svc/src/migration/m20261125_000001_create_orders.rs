@@ -16,7 +16,12 @@ enum Orders {
     Status,
     CurrencyCode,
     TotalMinor,
+    Attempt,
     CancelReason,
+    StockReleased,
+    FailureCode,
+    FailureMessage,
+    FailureDetails,
     CreateTime,
     UpdateTime,
 }
@@ -60,7 +65,31 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ColumnDef::new(Orders::TotalMinor).big_integer().not_null())
+                    // Reservation IDs are `<order id>-<attempt>`: a retry after
+                    // a transient failure reserves afresh.
+                    .col(
+                        ColumnDef::new(Orders::Attempt)
+                            .integer()
+                            .not_null()
+                            .default(1),
+                    )
                     .col(ColumnDef::new(Orders::CancelReason).string_len(500).null())
+                    // A cancelled order's stock goes back after the status
+                    // changes; recovery finishes it if the process died.
+                    .col(
+                        ColumnDef::new(Orders::StockReleased)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    // A failed order's error, replayed to retries.
+                    .col(ColumnDef::new(Orders::FailureCode).integer().null())
+                    .col(
+                        ColumnDef::new(Orders::FailureMessage)
+                            .string_len(1000)
+                            .null(),
+                    )
+                    .col(ColumnDef::new(Orders::FailureDetails).blob().null())
                     .col(timestamp(Orders::CreateTime))
                     .col(timestamp(Orders::UpdateTime))
                     .to_owned(),

@@ -1,4 +1,6 @@
-//! sea-orm entities of the orders database.
+//! The orders database: sea-orm entities and the queries order-svc runs.
+//! Takes and returns domain values; knows nothing of protobuf.
 
 pub mod order;
 pub mod order_line;
+pub mod orders;

@@ -18,7 +18,16 @@ pub struct Model {
     pub status: String,
     pub currency_code: String,
     pub total_minor: i64,
+    /// Reservation attempt: the reservation ID is `<id>-<attempt>`.
+    pub attempt: i32,
     pub cancel_reason: Option<String>,
+    /// Whether a cancelled order's stock went back.
+    pub stock_released: bool,
+    /// gRPC code of a failed order's error.
+    pub failure_code: Option<i32>,
+    pub failure_message: Option<String>,
+    /// Encoded `google.rpc.Status` details of that error.
+    pub failure_details: Option<Vec<u8>>,
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
 }

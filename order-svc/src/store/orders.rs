@@ -1,0 +1,462 @@
+//! Queries on `orders` and `order_lines`. Every status change is a
+//! conditional UPDATE on the current status, so concurrent requests,
+//! recovery and replicas cannot both make the same change.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait,
+};
+
+use super::{order, order_line};
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Recorded; stock is being reserved.
+    Pending,
+    /// Stock committed.
+    Confirmed,
+    /// Cancelled before shipping.
+    Cancelled,
+    /// Handed to the carrier.
+    Shipped,
+    /// Received.
+    Delivered,
+    /// Could not be placed; nothing is held.
+    Failed,
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Confirmed,
+            Self::Cancelled,
+            Self::Shipped,
+            Self::Delivered,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// The error a failed order answered with, kept to answer retries alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// gRPC status code.
+    pub code: i32,
+    /// Its message.
+    pub message: String,
+    /// Its encoded `google.rpc` details.
+    pub details: Vec<u8>,
+}
+
+/// One line with its price snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The product.
+    pub product_id: String,
+    /// Its sku when ordered.
+    pub sku: String,
+    /// Its name when ordered.
+    pub product_name: String,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price, minor units.
+    pub unit_price_minor: i64,
+    /// unit price × quantity.
+    pub line_total_minor: i64,
+}
+
+/// An order as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// UUIDv7.
+    pub id: String,
+    /// The ordering user.
+    pub customer_id: String,
+    /// The client's idempotency key.
+    pub request_id: String,
+    /// Hash of the requested lines.
+    pub request_digest: String,
+    /// Where it is.
+    pub status: Status,
+    /// One currency per order ("" until confirmed).
+    pub currency_code: String,
+    /// Sum of line totals.
+    pub total_minor: i64,
+    /// Reservation attempt.
+    pub attempt: i32,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// Whether a cancelled order's stock went back.
+    pub stock_released: bool,
+    /// A failed order's error.
+    pub failure: Option<Failure>,
+    /// Lines (empty until confirmed).
+    pub lines: Vec<Line>,
+    /// Placed.
+    pub create_time: DateTime<Utc>,
+    /// Last changed.
+    pub update_time: DateTime<Utc>,
+}
+
+impl Order {
+    /// The reservation ID of the current attempt.
+    pub fn reservation_id(&self) -> String {
+        format!("{}-{}", self.id, self.attempt)
+    }
+}
+
+fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
+    let status = Status::parse(&row.status).ok_or_else(|| {
+        DbErr::Custom(format!(
+            "order {} has unknown status {:?}",
+            row.id, row.status
+        ))
+    })?;
+    let failure = row.failure_code.map(|code| Failure {
+        code,
+        message: row.failure_message.clone().unwrap_or_default(),
+        details: row.failure_details.clone().unwrap_or_default(),
+    });
+    Ok(Order {
+        id: row.id,
+        customer_id: row.customer_id,
+        request_id: row.request_id,
+        request_digest: row.request_digest,
+        status,
+        currency_code: row.currency_code,
+        total_minor: row.total_minor,
+        attempt: row.attempt,
+        cancel_reason: row.cancel_reason,
+        stock_released: row.stock_released,
+        failure,
+        lines,
+        create_time: row.create_time,
+        update_time: row.update_time,
+    })
+}
+
+/// Records a PENDING order; `Ok(false)` if the customer already used this
+/// request ID (the unique key settles concurrent duplicates).
+pub async fn insert_pending(db: &impl ConnectionTrait, o: &Order) -> Result<bool, DbErr> {
+    let row = order::ActiveModel {
+        id: Set(o.id.clone()),
+        customer_id: Set(o.customer_id.clone()),
+        request_id: Set(o.request_id.clone()),
+        request_digest: Set(o.request_digest.clone()),
+        status: Set(Status::Pending.as_str().to_owned()),
+        currency_code: Set(String::new()),
+        total_minor: Set(0),
+        attempt: Set(o.attempt),
+        cancel_reason: Set(None),
+        stock_released: Set(false),
+        failure_code: Set(None),
+        failure_message: Set(None),
+        failure_details: Set(None),
+        create_time: Set(o.create_time),
+        update_time: Set(o.update_time),
+    };
+    match order::Entity::insert(row).exec_without_returning(db).await {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The order with its lines.
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Order>, DbErr> {
+    let Some(row) = order::Entity::find_by_id(id.to_owned()).one(db).await? else {
+        return Ok(None);
+    };
+    let lines = lines_of(db, std::slice::from_ref(&row.id)).await?;
+    Ok(Some(from_row(row, lines)?))
+}
+
+/// The customer's order for this request ID.
+pub async fn find_by_request(
+    db: &impl ConnectionTrait,
+    customer: &str,
+    request_id: &str,
+) -> Result<Option<Order>, DbErr> {
+    let Some(row) = order::Entity::find()
+        .filter(order::Column::CustomerId.eq(customer))
+        .filter(order::Column::RequestId.eq(request_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let lines = lines_of(db, std::slice::from_ref(&row.id)).await?;
+    Ok(Some(from_row(row, lines)?))
+}
+
+async fn lines_of(db: &impl ConnectionTrait, order_ids: &[String]) -> Result<Vec<Line>, DbErr> {
+    Ok(lines_by_order(db, order_ids)
+        .await?
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect())
+}
+
+async fn lines_by_order(
+    db: &impl ConnectionTrait,
+    order_ids: &[String],
+) -> Result<Vec<(String, Line)>, DbErr> {
+    Ok(order_line::Entity::find()
+        .filter(order_line::Column::OrderId.is_in(order_ids.iter().cloned()))
+        .order_by_asc(order_line::Column::OrderId)
+        .order_by_asc(order_line::Column::LineNo)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| {
+            (
+                l.order_id,
+                Line {
+                    product_id: l.product_id,
+                    sku: l.sku,
+                    product_name: l.product_name,
+                    quantity: l.quantity,
+                    unit_price_minor: l.unit_price_minor,
+                    line_total_minor: l.line_total_minor,
+                },
+            )
+        })
+        .collect())
+}
+
+/// PENDING → CONFIRMED with its lines and total, in one transaction; false
+/// if the order was no longer PENDING.
+pub async fn confirm(
+    db: &DatabaseConnection,
+    id: &str,
+    currency_code: &str,
+    total_minor: i64,
+    lines: &[Line],
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let won = order::Entity::update_many()
+        .col_expr(
+            order::Column::Status,
+            Expr::value(Status::Confirmed.as_str()),
+        )
+        .col_expr(order::Column::CurrencyCode, Expr::value(currency_code))
+        .col_expr(order::Column::TotalMinor, Expr::value(total_minor))
+        .col_expr(order::Column::UpdateTime, Expr::value(at))
+        .filter(order::Column::Id.eq(id))
+        .filter(order::Column::Status.eq(Status::Pending.as_str()))
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !won {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let rows = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| order_line::ActiveModel {
+            order_id: Set(id.to_owned()),
+            line_no: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+            product_id: Set(l.product_id.clone()),
+            sku: Set(l.sku.clone()),
+            product_name: Set(l.product_name.clone()),
+            quantity: Set(l.quantity),
+            currency_code: Set(currency_code.to_owned()),
+            unit_price_minor: Set(l.unit_price_minor),
+            line_total_minor: Set(l.line_total_minor),
+        });
+    order_line::Entity::insert_many(rows)
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// PENDING → FAILED, keeping the error; false if no longer PENDING.
+pub async fn fail(
+    db: &impl ConnectionTrait,
+    id: &str,
+    failure: &Failure,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    Ok(order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(Status::Failed.as_str()))
+        .col_expr(order::Column::FailureCode, Expr::value(failure.code))
+        .col_expr(
+            order::Column::FailureMessage,
+            Expr::value(failure.message.clone()),
+        )
+        .col_expr(
+            order::Column::FailureDetails,
+            Expr::value(failure.details.clone()),
+        )
+        .col_expr(order::Column::UpdateTime, Expr::value(at))
+        .filter(order::Column::Id.eq(id))
+        .filter(order::Column::Status.eq(Status::Pending.as_str()))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// FAILED (at `attempt`) → PENDING at the next attempt, for a retry after
+/// a transient failure; false if someone else already did.
+pub async fn retry(
+    db: &impl ConnectionTrait,
+    id: &str,
+    attempt: i32,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    Ok(order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(Status::Pending.as_str()))
+        .col_expr(order::Column::Attempt, Expr::value(attempt + 1))
+        .col_expr(order::Column::FailureCode, Expr::value(Option::<i32>::None))
+        .col_expr(
+            order::Column::FailureMessage,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            order::Column::FailureDetails,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(order::Column::UpdateTime, Expr::value(at))
+        .filter(order::Column::Id.eq(id))
+        .filter(order::Column::Status.eq(Status::Failed.as_str()))
+        .filter(order::Column::Attempt.eq(attempt))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// `from` → `to`; false if the order was not in `from`.
+pub async fn transition(
+    db: &impl ConnectionTrait,
+    id: &str,
+    from: Status,
+    to: Status,
+    cancel_reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let mut update = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(to.as_str()))
+        .col_expr(order::Column::UpdateTime, Expr::value(at))
+        .filter(order::Column::Id.eq(id))
+        .filter(order::Column::Status.eq(from.as_str()));
+    if let Some(reason) = cancel_reason {
+        update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// Notes that a cancelled order's stock went back.
+pub async fn mark_stock_released(
+    db: &impl ConnectionTrait,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    order::Entity::update_many()
+        .col_expr(order::Column::StockReleased, Expr::value(true))
+        .col_expr(order::Column::UpdateTime, Expr::value(at))
+        .filter(order::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` orders, newest first, below `before`, optionally of one
+/// customer and in one status.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    customer: Option<&str>,
+    status: Option<Status>,
+    before: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Order>, DbErr> {
+    let mut find = order::Entity::find()
+        .order_by_desc(order::Column::Id)
+        .limit(limit);
+    if let Some(customer) = customer {
+        find = find.filter(order::Column::CustomerId.eq(customer));
+    }
+    if let Some(status) = status {
+        find = find.filter(order::Column::Status.eq(status.as_str()));
+    }
+    if let Some(before) = before {
+        find = find.filter(order::Column::Id.lt(before));
+    }
+    let rows = find.all(db).await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut lines = lines_by_order(db, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let (mine, rest): (Vec<_>, Vec<_>) = lines.drain(..).partition(|(id, _)| *id == row.id);
+            lines = rest;
+            from_row(row, mine.into_iter().map(|(_, l)| l).collect())
+        })
+        .collect()
+}
+
+/// Orders recovery must finish: PENDING since before `older_than`, or
+/// CANCELLED with their stock not yet returned.
+pub async fn unfinished(
+    db: &impl ConnectionTrait,
+    older_than: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Order>, DbErr> {
+    let rows = order::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(
+                    sea_orm::Condition::all()
+                        .add(order::Column::Status.eq(Status::Pending.as_str()))
+                        .add(order::Column::UpdateTime.lt(older_than)),
+                )
+                .add(
+                    sea_orm::Condition::all()
+                        .add(order::Column::Status.eq(Status::Cancelled.as_str()))
+                        .add(order::Column::StockReleased.eq(false)),
+                ),
+        )
+        .order_by_asc(order::Column::UpdateTime)
+        .limit(limit)
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|row| from_row(row, Vec::new()))
+        .collect()
+}
+
+/// How many orders a customer has with this request ID (tests and checks).
+pub async fn count_for_request(
+    db: &impl ConnectionTrait,
+    customer: &str,
+    request_id: &str,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    order::Entity::find()
+        .filter(order::Column::CustomerId.eq(customer))
+        .filter(order::Column::RequestId.eq(request_id))
+        .count(db)
+        .await
+}
