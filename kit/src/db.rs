@@ -87,13 +87,31 @@ pub async fn connect(url: &DatabaseUrl, pool: PoolOptions) -> Result<DatabaseCon
         })?;
     }
     let mut options = ConnectOptions::new(url.expose().to_owned());
+    // SQLite has one writer at a time; many connections waiting on its
+    // lock back off in sleeps and throughput collapses under load. One
+    // connection queues callers in the pool instead, in order.
+    let (max_connections, acquire_timeout) = if url.is_sqlite() {
+        (1, pool.acquire_timeout.max(Duration::from_secs(30)))
+    } else {
+        (pool.max_connections, pool.acquire_timeout)
+    };
     options
-        .max_connections(pool.max_connections)
+        .max_connections(max_connections)
         .connect_timeout(pool.acquire_timeout)
-        .acquire_timeout(pool.acquire_timeout)
+        .acquire_timeout(acquire_timeout)
         // Statements are traced by our own spans; sqlx's per-query info
         // lines would drown the logs.
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // SQLite: WAL lets readers run beside the one writer; NORMAL sync is
+        // WAL's recommended pairing (no corruption on power loss, only the
+        // last commits at risk) and makes each commit cheap; writers queue
+        // on the lock instead of failing at once.
+        .map_sqlx_sqlite_opts(|opts| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
     let db = Database::connect(options)
         .await
         .map_err(|source| DbError::Connect {

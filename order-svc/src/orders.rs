@@ -112,7 +112,11 @@ impl Orders {
             (Status::Pending, _) => Err(OrderError::InFlight),
             (Status::Failed, Some(f)) if retryable(Code::from(f.code)) => {
                 // The last attempt failed for a passing reason: try again,
-                // under a fresh reservation ID.
+                // under a fresh reservation ID, once the last one is known
+                // to hold nothing.
+                if !existing.stock_released {
+                    self.release_attempt(ctx, &existing).await?;
+                }
                 if !orders::retry(&self.db, &existing.id, existing.attempt, kit::time::now())
                     .await?
                 {
@@ -198,28 +202,61 @@ impl Orders {
     }
 
     /// Releases whatever the attempt may hold, then fails the order. If the
-    /// release itself fails the order stays PENDING and recovery releases
-    /// it later; the caller gets the error either way.
+    /// release itself fails, the order fails all the same, marked as maybe
+    /// holding stock: recovery (or the next retry) releases it.
     async fn compensate(
         &self,
         ctx: &CallContext,
         order: &Order,
         error: OrderError,
     ) -> Result<Order, OrderError> {
-        match self.inventory.release(ctx, &order.reservation_id()).await {
-            Ok(_) => self.fail(order, error).await,
-            Err(status) if status.code() == Code::NotFound => self.fail(order, error).await,
+        let released = match self.inventory.release(ctx, &order.reservation_id()).await {
+            Ok(_) => true,
+            Err(status) if status.code() == Code::NotFound => true,
             Err(status) => {
-                tracing::warn!(order_id = %order.id, error = %status.message(), "release failed; recovery will finish");
-                Err(error)
+                tracing::warn!(order_id = %order.id, error = %status.message(), "release failed; recovery will finish it");
+                false
             }
-        }
+        };
+        self.fail_with(order, error, released).await
     }
 
     async fn fail(&self, order: &Order, error: OrderError) -> Result<Order, OrderError> {
-        orders::fail(&self.db, &order.id, &error.to_failure(), kit::time::now()).await?;
+        self.fail_with(order, error, true).await
+    }
+
+    async fn fail_with(
+        &self,
+        order: &Order,
+        error: OrderError,
+        released: bool,
+    ) -> Result<Order, OrderError> {
+        orders::fail(
+            &self.db,
+            &order.id,
+            &error.to_failure(),
+            released,
+            kit::time::now(),
+        )
+        .await?;
         tracing::info!(order_id = %order.id, error = %error, "order failed");
         Err(error)
+    }
+
+    /// Releases the reservation of the order's current attempt and notes
+    /// it; NOT_FOUND means it never existed, which is as good.
+    pub(crate) async fn release_attempt(
+        &self,
+        ctx: &CallContext,
+        order: &Order,
+    ) -> Result<(), OrderError> {
+        match self.inventory.release(ctx, &order.reservation_id()).await {
+            Ok(_) => {}
+            Err(status) if status.code() == Code::NotFound => {}
+            Err(status) => return Err(OrderError::Dependency(status)),
+        }
+        orders::mark_stock_released(&self.db, &order.id, kit::time::now()).await?;
+        Ok(())
     }
 
     /// One order the caller may see.
@@ -291,20 +328,10 @@ impl Orders {
         self.get(caller, order_id).await
     }
 
-    /// Releases a cancelled order's reservation and notes it; failures are
-    /// left to recovery.
-    pub(crate) async fn return_stock(&self, ctx: &CallContext, order: &Order) {
-        match self.inventory.release(ctx, &order.reservation_id()).await {
-            Ok(_) => {
-                if let Err(e) =
-                    orders::mark_stock_released(&self.db, &order.id, kit::time::now()).await
-                {
-                    tracing::warn!(order_id = %order.id, error = %e, "stock returned but not noted; recovery will repeat it");
-                }
-            }
-            Err(status) => {
-                tracing::warn!(order_id = %order.id, error = %status.message(), "stock not returned yet; recovery will retry");
-            }
+    /// Returns a cancelled order's stock; a failure is left to recovery.
+    async fn return_stock(&self, ctx: &CallContext, order: &Order) {
+        if let Err(e) = self.release_attempt(ctx, order).await {
+            tracing::warn!(order_id = %order.id, error = %e, "stock not returned yet; recovery will retry");
         }
     }
 

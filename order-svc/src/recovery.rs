@@ -7,7 +7,8 @@
 //!   price snapshots.
 //! - PENDING, reservation RESERVED → released, FAILED.
 //! - PENDING, reservation RELEASED, EXPIRED or never made → FAILED.
-//! - CANCELLED with stock not yet returned → released.
+//! - CANCELLED or FAILED with the reservation not known released →
+//!   released.
 
 use std::time::Duration;
 
@@ -51,8 +52,8 @@ fn recovered_failure() -> Failure {
 
 async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, OrderError> {
     let ctx = CallContext::default();
-    if order.status == Status::Cancelled {
-        orders_.return_stock(&ctx, order).await;
+    if matches!(order.status, Status::Cancelled | Status::Failed) {
+        orders_.release_attempt(&ctx, order).await?;
         return Ok(true);
     }
     let reservation_id = order.reservation_id();
@@ -77,12 +78,14 @@ async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, OrderError> {
                 .release(&ctx, &reservation_id)
                 .await
                 .map_err(OrderError::Dependency)?;
-            let done = orders::fail(&orders_.db, &order.id, &recovered_failure(), now).await?;
+            let done =
+                orders::fail(&orders_.db, &order.id, &recovered_failure(), true, now).await?;
             tracing::info!(order_id = %order.id, "recovery released a held reservation and failed the order");
             Ok(done)
         }
         _ => {
-            let done = orders::fail(&orders_.db, &order.id, &recovered_failure(), now).await?;
+            let done =
+                orders::fail(&orders_.db, &order.id, &recovered_failure(), true, now).await?;
             tracing::info!(order_id = %order.id, "recovery failed an order that holds nothing");
             Ok(done)
         }

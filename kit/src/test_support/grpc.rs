@@ -20,9 +20,22 @@ where
     ) -> Fut,
     Fut: std::future::Future<Output = Result<(), crate::StartupError>> + Send + 'static,
 {
-    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+    spawn_at(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), serve).await
+}
+
+/// Like [`spawn`], on a given address: restarts a service where its
+/// clients expect it.
+pub async fn spawn_at<F, Fut>(addr: std::net::SocketAddr, serve: F) -> Spawned
+where
+    F: FnOnce(
+        tokio::net::TcpListener,
+        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::StartupError>> + Send + 'static,
+{
+    let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
-        Err(e) => panic!("cannot bind 127.0.0.1:0: {e}"),
+        Err(e) => panic!("cannot bind {addr}: {e}"),
     };
     let addr = match listener.local_addr() {
         Ok(addr) => addr,

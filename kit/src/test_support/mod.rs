@@ -13,9 +13,9 @@ use sea_orm::ConnectionTrait;
 
 pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
-    reflected_services, spawn, violated_fields,
+    reflected_services, spawn, spawn_at, violated_fields,
 };
-pub use tables::{assert_row_count, assert_tables};
+pub use tables::{assert_row_count, assert_tables, count_rows};
 
 use crate::config::{DatabaseUrl, RedisUrl};
 use crate::kv::{KvStore, MemoryKv, RedisKv};

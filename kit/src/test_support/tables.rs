@@ -41,3 +41,26 @@ pub async fn assert_row_count(url: &DatabaseUrl, table: &str, expected: i64) {
     assert_eq!(count.ok(), Some(expected), "rows in {table}");
     let _ = db.close().await;
 }
+
+/// How many rows of `table` match the SQL condition `filter`.
+pub async fn count_rows(url: &DatabaseUrl, table: &str, filter: &str) -> i64 {
+    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
+        Ok(db) => db,
+        Err(e) => panic!("reopening {url}: {e}"),
+    };
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table} WHERE {filter}"),
+        ))
+        .await;
+    let count = match row {
+        Ok(Some(row)) => row.try_get::<i64>("", "n"),
+        other => panic!("counting {table}: {other:?}"),
+    };
+    let _ = db.close().await;
+    match count {
+        Ok(n) => n,
+        Err(e) => panic!("counting {table}: {e}"),
+    }
+}

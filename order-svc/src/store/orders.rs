@@ -104,7 +104,8 @@ pub struct Order {
     pub attempt: i32,
     /// Why it was cancelled.
     pub cancel_reason: Option<String>,
-    /// Whether a cancelled order's stock went back.
+    /// Whether the current attempt's reservation is known to hold nothing
+    /// (CANCELLED and FAILED orders; recovery releases the rest).
     pub stock_released: bool,
     /// A failed order's error.
     pub failure: Option<Failure>,
@@ -292,15 +293,19 @@ pub async fn confirm(
     Ok(true)
 }
 
-/// PENDING → FAILED, keeping the error; false if no longer PENDING.
+/// PENDING → FAILED, keeping the error; `released` says whether the
+/// attempt's reservation is known to hold nothing (else recovery, or the
+/// next retry, releases it). False if no longer PENDING.
 pub async fn fail(
     db: &impl ConnectionTrait,
     id: &str,
     failure: &Failure,
+    released: bool,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     Ok(order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(Status::Failed.as_str()))
+        .col_expr(order::Column::StockReleased, Expr::value(released))
         .col_expr(order::Column::FailureCode, Expr::value(failure.code))
         .col_expr(
             order::Column::FailureMessage,
@@ -369,7 +374,7 @@ pub async fn transition(
     Ok(update.exec(db).await?.rows_affected == 1)
 }
 
-/// Notes that a cancelled order's stock went back.
+/// Notes that the order's current reservation holds nothing any more.
 pub async fn mark_stock_released(
     db: &impl ConnectionTrait,
     id: &str,
@@ -418,7 +423,7 @@ pub async fn list(
 }
 
 /// Orders recovery must finish: PENDING since before `older_than`, or
-/// CANCELLED with their stock not yet returned.
+/// CANCELLED or FAILED with their reservation not yet released.
 pub async fn unfinished(
     db: &impl ConnectionTrait,
     older_than: DateTime<Utc>,
@@ -434,7 +439,10 @@ pub async fn unfinished(
                 )
                 .add(
                     sea_orm::Condition::all()
-                        .add(order::Column::Status.eq(Status::Cancelled.as_str()))
+                        .add(
+                            order::Column::Status
+                                .is_in([Status::Cancelled.as_str(), Status::Failed.as_str()]),
+                        )
                         .add(order::Column::StockReleased.eq(false)),
                 ),
         )

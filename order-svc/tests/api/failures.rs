@@ -1,0 +1,189 @@
+//! Errors and faults: business refusals passed on, dependencies down, a
+//! crash mid-saga, user-svc gone with a cached token.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kit::test_support::{
+    TestDb, error_metadata as metadata, error_reason as reason, eventually, violated_fields,
+};
+use oms_proto::order::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{start, start_products};
+
+kit::test_on_each_db!(
+    product_svc_refusals_reach_the_client_unchanged_and_are_replayed,
+    bad_lines_are_refused_before_anything_is_held,
+    product_svc_down_gives_unavailable_and_holds_nothing,
+    a_crash_between_reserve_and_commit_is_recovered,
+    orders_go_on_while_user_svc_is_down_with_a_cached_token,
+);
+
+async fn product_svc_refusals_reach_the_client_unchanged_and_are_replayed(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let (a, b) = (
+        mesh.product("A", 100, 5).await,
+        mesh.product("B", 100, 1).await,
+    );
+    let short = mesh
+        .order(&mesh.alice, "short-1", &[(&a.id, 2), (&b.id, 3)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (short.code(), reason(&short).as_str()),
+        (Code::FailedPrecondition, "INSUFFICIENT_STOCK")
+    );
+    assert_eq!(
+        (
+            metadata(&short, "productId"),
+            metadata(&short, "requested"),
+            metadata(&short, "available")
+        ),
+        (b.id.clone(), "3".into(), "1".into())
+    );
+    assert_eq!(mesh.stock(&a.id).await, (5, 0, 5));
+    // The order is stored as FAILED; a retry gets the same answer.
+    let replay = mesh
+        .order(&mesh.alice, "short-1", &[(&a.id, 2), (&b.id, 3)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (replay.code(), replay.message(), replay.details()),
+        (short.code(), short.message(), short.details())
+    );
+    assert_eq!(mesh.count_orders("failed").await, 1);
+
+    let ghost = uuid::Uuid::now_v7().to_string();
+    let unknown = mesh
+        .order(&mesh.alice, "ghost-1", &[(&ghost, 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (unknown.code(), reason(&unknown).as_str()),
+        (Code::NotFound, "PRODUCT_NOT_FOUND")
+    );
+}
+
+async fn bad_lines_are_refused_before_anything_is_held(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 5).await;
+    let bad = mesh
+        .order(&mesh.alice, "", &[(&a.id, 0), ("nope", 1), (&a.id, 10_001)])
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&bad),
+        [
+            "lines[0].quantity",
+            "lines[1].product_id",
+            "lines[2].quantity",
+            "lines[2].product_id",
+            "request_id"
+        ]
+    );
+    let anonymous = mesh
+        .orders()
+        .create_order(pb::CreateOrderRequest {
+            lines: crate::helpers::lines(&[(&a.id, 1)]),
+            request_id: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    assert_eq!(
+        mesh.count_orders("pending").await + mesh.count_orders("failed").await,
+        0
+    );
+}
+
+async fn product_svc_down_gives_unavailable_and_holds_nothing(db: TestDb) {
+    let mut mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 5).await;
+    mesh.order(&mesh.alice, "warm-up", &[(&a.id, 1)])
+        .await
+        .unwrap();
+    mesh.products.take().unwrap().stop().await.unwrap();
+
+    let down = mesh
+        .order(&mesh.alice, "while-down", &[(&a.id, 2)])
+        .await
+        .unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    assert_eq!(
+        mesh.count_orders("confirmed").await,
+        1,
+        "only the warm-up order"
+    );
+
+    let users = mesh.users.as_ref().unwrap().addr;
+    mesh.products = Some(start_products(&mesh.products_db, users, mesh.products_addr).await);
+    assert_eq!(
+        mesh.stock(&a.id).await,
+        (4, 0, 4),
+        "stock intact after it returns"
+    );
+    // The same request, retried now, goes through.
+    let retried = mesh
+        .order(&mesh.alice, "while-down", &[(&a.id, 2)])
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), pb::OrderStatus::Confirmed);
+    assert_eq!(mesh.stock(&a.id).await, (2, 0, 2));
+}
+
+async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
+    let recover_fast = [
+        ("OMS_ORDER_RECOVERY_SECS", "1"),
+        ("OMS_ORDER_RECOVERY_AGE_SECS", "1"),
+    ];
+    let mesh = start(&db, &recover_fast).await;
+    let a = mesh.product("A", 100, 5).await;
+    mesh.faults
+        .crash_after_reserve
+        .store(true, Ordering::SeqCst);
+    let crashed = mesh
+        .order(&mesh.alice, "crash-1", &[(&a.id, 2)])
+        .await
+        .unwrap_err();
+    assert_eq!(crashed.code(), Code::Unavailable);
+    mesh.faults
+        .crash_after_reserve
+        .store(false, Ordering::SeqCst);
+
+    // Recovery finds the PENDING order and its held reservation, releases
+    // it and fails the order: every unit is back.
+    eventually(
+        Duration::from_secs(20),
+        "recovery to fail the crashed order",
+        || async { (mesh.count_orders("failed").await == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(mesh.count_orders("pending").await, 0);
+    assert_eq!(mesh.stock(&a.id).await, (5, 0, 5));
+    assert_eq!(mesh.count_reservations("reserved").await, 0);
+    // A retry of the same request places it under a new reservation.
+    let retried = mesh
+        .order(&mesh.alice, "crash-1", &[(&a.id, 2)])
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), pb::OrderStatus::Confirmed);
+    assert_eq!(mesh.stock(&a.id).await, (3, 0, 3));
+}
+
+async fn orders_go_on_while_user_svc_is_down_with_a_cached_token(db: TestDb) {
+    let mut mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 5).await;
+    // The first order fetches the service token and both JWKS caches fill.
+    mesh.order(&mesh.alice, "before", &[(&a.id, 1)])
+        .await
+        .unwrap();
+    mesh.users.take().unwrap().stop().await.unwrap();
+    let during = mesh
+        .order(&mesh.alice, "during", &[(&a.id, 1)])
+        .await
+        .unwrap();
+    assert_eq!(during.status(), pb::OrderStatus::Confirmed);
+    let _ = &mesh.users_db;
+}

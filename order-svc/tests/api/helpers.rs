@@ -1,0 +1,269 @@
+//! Three services wired together as in production, and tokens for an
+//! admin and two customers.
+
+use std::net::SocketAddr;
+
+use kit::config::Env;
+use kit::test_support::{Spawned, TestDb, bearer, spawn, spawn_at, unique_name};
+use oms_proto::common::v1::{LineItem, Money};
+use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
+use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
+use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
+use tonic::Status;
+use tonic::transport::Channel;
+
+pub(crate) const ADMIN_EMAIL: &str = "admin@oms.test";
+pub(crate) const ADMIN_PASSWORD: &str = "admin password for tests";
+pub(crate) const CLIENT_SECRET: &str = "order-svc secret for tests";
+
+/// The three services and who can call them.
+pub(crate) struct Mesh {
+    pub(crate) users: Option<Spawned>,
+    pub(crate) products: Option<Spawned>,
+    pub(crate) orders: Spawned,
+    pub(crate) products_addr: SocketAddr,
+    pub(crate) users_db: TestDb,
+    pub(crate) products_db: TestDb,
+    pub(crate) orders_db: kit::config::DatabaseUrl,
+    pub(crate) faults: order_svc::config::Faults,
+    pub(crate) admin: String,
+    pub(crate) alice: String,
+    pub(crate) alice_id: String,
+    pub(crate) bob: String,
+    pub(crate) bob_id: String,
+}
+
+async fn start_users(db: &TestDb) -> Spawned {
+    let clients = format!(
+        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
+        user_svc::clients::sha256_hex(CLIENT_SECRET)
+    );
+    let env = Env::from_pairs([
+        ("DATABASE_URL", db.url().expose().to_owned()),
+        (
+            "OMS_DATA_DIR",
+            std::env::temp_dir()
+                .join(unique_name("oms_keys"))
+                .display()
+                .to_string(),
+        ),
+        ("OMS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("OMS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ("OMS_SERVICE_CLIENTS", clients),
+        // Tests sign in many times from one address.
+        ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "10000".to_owned()),
+    ]);
+    let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    spawn(|l, s| user_svc::serve(config, l, s)).await
+}
+
+pub(crate) async fn start_products(db: &TestDb, users: SocketAddr, at: SocketAddr) -> Spawned {
+    let env = Env::from_pairs([
+        ("DATABASE_URL", db.url().expose().to_owned()),
+        ("USER_SVC_ADDR", users.to_string()),
+    ]);
+    let config = product_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    spawn_at(at, |l, s| product_svc::serve(config, l, s)).await
+}
+
+async fn login(users: &Spawned, email: &str, password: &str) -> (String, String) {
+    let response = AuthServiceClient::new(users.channel())
+        .login(user_pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (response.access_token, response.user.unwrap().id)
+}
+
+async fn customer(users: &Spawned, name: &str) -> (String, String) {
+    let email = format!("{name}@example.com");
+    AuthServiceClient::new(users.channel())
+        .register(user_pb::RegisterRequest {
+            email: email.clone(),
+            password: "customer password".into(),
+            display_name: name.into(),
+        })
+        .await
+        .unwrap();
+    login(users, &email, "customer password").await
+}
+
+/// Starts the mesh with the orders database `db` and extra order-svc env.
+pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
+    let users_db = TestDb::sqlite();
+    let products_db = TestDb::sqlite();
+    let users = start_users(&users_db).await;
+    let products = start_products(
+        &products_db,
+        users.addr,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await;
+    let mut pairs: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), db.url().expose().to_owned()),
+        ("USER_SVC_ADDR".into(), users.addr.to_string()),
+        ("PRODUCT_SVC_ADDR".into(), products.addr.to_string()),
+        ("OMS_ORDER_SVC_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
+        ("OMS_ORDER_CALL_TIMEOUT_MS".into(), "2000".into()),
+    ];
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = order_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    let faults = config.faults.clone();
+    let orders = spawn(|l, s| order_svc::serve(config, l, s)).await;
+    let (admin, _) = login(&users, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (alice, alice_id) = customer(&users, "alice").await;
+    let (bob, bob_id) = customer(&users, "bob").await;
+    Mesh {
+        products_addr: products.addr,
+        users: Some(users),
+        products: Some(products),
+        orders,
+        users_db,
+        products_db,
+        orders_db: db.url().clone(),
+        faults,
+        admin,
+        alice,
+        alice_id,
+        bob,
+        bob_id,
+    }
+}
+
+pub(crate) fn usd(amount_minor: i64) -> Money {
+    Money {
+        currency_code: "USD".into(),
+        amount_minor,
+    }
+}
+
+pub(crate) fn lines(items: &[(&str, i32)]) -> Vec<LineItem> {
+    items
+        .iter()
+        .map(|(id, quantity)| LineItem {
+            product_id: (*id).into(),
+            quantity: *quantity,
+        })
+        .collect()
+}
+
+impl Mesh {
+    pub(crate) fn orders(&self) -> OrderServiceClient<Channel> {
+        OrderServiceClient::new(self.orders.channel())
+    }
+
+    fn catalogue(&self) -> ProductServiceClient<Channel> {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.products_addr))
+                .unwrap()
+                .connect_lazy();
+        ProductServiceClient::new(channel)
+    }
+
+    pub(crate) async fn product(&self, sku: &str, price: i64, stock: i64) -> product_pb::Product {
+        self.catalogue()
+            .create_product(bearer(
+                product_pb::CreateProductRequest {
+                    product: Some(product_pb::Product {
+                        sku: sku.into(),
+                        name: format!("Product {sku}"),
+                        price: Some(usd(price)),
+                        stock_on_hand: stock,
+                        ..Default::default()
+                    }),
+                },
+                &self.admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
+    }
+
+    pub(crate) async fn stock(&self, product_id: &str) -> (i64, i64, i64) {
+        let p = self
+            .catalogue()
+            .get_product(product_pb::GetProductRequest {
+                product_id: product_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap();
+        (p.stock_on_hand, p.stock_reserved, p.stock_available)
+    }
+
+    pub(crate) async fn set_price(&self, product_id: &str, price: i64) {
+        self.catalogue()
+            .update_product(bearer(
+                product_pb::UpdateProductRequest {
+                    product: Some(product_pb::Product {
+                        id: product_id.into(),
+                        price: Some(usd(price)),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["price".into()],
+                    }),
+                },
+                &self.admin,
+            ))
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn order(
+        &self,
+        token: &str,
+        request_id: &str,
+        items: &[(&str, i32)],
+    ) -> Result<pb::Order, Status> {
+        self.orders()
+            .create_order(bearer(
+                pb::CreateOrderRequest {
+                    lines: lines(items),
+                    request_id: request_id.into(),
+                },
+                token,
+            ))
+            .await
+            .map(|r| r.into_inner().order.unwrap())
+    }
+
+    pub(crate) async fn get(&self, token: &str, order_id: &str) -> Result<pb::Order, Status> {
+        self.orders()
+            .get_order(bearer(
+                pb::GetOrderRequest {
+                    order_id: order_id.into(),
+                },
+                token,
+            ))
+            .await
+            .map(|r| r.into_inner().order.unwrap())
+    }
+
+    /// Orders of a status in the orders database.
+    pub(crate) async fn count_orders(&self, status: &str) -> i64 {
+        kit::test_support::count_rows(&self.orders_db, "orders", &format!("status = '{status}'"))
+            .await
+    }
+
+    /// Reservations of a state in the products database.
+    pub(crate) async fn count_reservations(&self, state: &str) -> i64 {
+        kit::test_support::count_rows(
+            self.products_db.url(),
+            "reservations",
+            &format!("state = '{state}'"),
+        )
+        .await
+    }
+}

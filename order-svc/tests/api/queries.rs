@@ -1,0 +1,178 @@
+//! Reading, listing, cancelling and advancing orders, and who may.
+
+use kit::test_support::{TestDb, bearer, error_reason as reason};
+use oms_proto::order::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::start;
+
+kit::test_on_each_db!(
+    customers_see_only_their_own_orders,
+    cancelling_returns_the_stock_once,
+    status_moves_only_forward_and_only_by_admins,
+);
+
+async fn customers_see_only_their_own_orders(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 50).await;
+    let mut alices = Vec::new();
+    for i in 0..3 {
+        alices.push(
+            mesh.order(&mesh.alice, &format!("a-{i}"), &[(&a.id, 1)])
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let bobs = mesh.order(&mesh.bob, "b-0", &[(&a.id, 1)]).await.unwrap();
+
+    let hidden = mesh.get(&mesh.alice, &bobs.id).await.unwrap_err();
+    assert_eq!(
+        (hidden.code(), reason(&hidden).as_str()),
+        (Code::NotFound, "ORDER_NOT_FOUND")
+    );
+    let cancel = mesh
+        .orders()
+        .cancel_order(bearer(
+            pb::CancelOrderRequest {
+                order_id: bobs.id.clone(),
+                reason: "not mine".into(),
+            },
+            &mesh.alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(cancel.code(), Code::NotFound);
+
+    let list = |token: &str, customer: &str, page_token: &str| {
+        let mut orders = mesh.orders();
+        let request = bearer(
+            pb::ListOrdersRequest {
+                page_size: 2,
+                page_token: page_token.into(),
+                customer_id: customer.into(),
+                ..Default::default()
+            },
+            token,
+        );
+        async move { orders.list_orders(request).await.unwrap().into_inner() }
+    };
+    // Alice, even asking for Bob's, gets her own: newest first, in pages.
+    let first = list(&mesh.alice, &mesh.bob_id, "").await;
+    let second = list(&mesh.alice, &mesh.bob_id, &first.next_page_token).await;
+    let seen: Vec<String> = first
+        .orders
+        .iter()
+        .chain(&second.orders)
+        .map(|o| o.id.clone())
+        .collect();
+    alices.reverse();
+    assert_eq!(seen, alices);
+    assert!(second.next_page_token.is_empty());
+
+    let admin_all = list(&mesh.admin, "", "").await;
+    assert_eq!(
+        admin_all.orders[0].id, bobs.id,
+        "admins see everyone's, newest first"
+    );
+    let admin_bob = list(&mesh.admin, &mesh.bob_id, "").await;
+    let bob_ids: Vec<&str> = admin_bob.orders.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(bob_ids, [bobs.id.as_str()]);
+    assert!(mesh.get(&mesh.admin, &bobs.id).await.is_ok());
+}
+
+async fn cancelling_returns_the_stock_once(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 10).await;
+    let order = mesh.order(&mesh.alice, "c-1", &[(&a.id, 4)]).await.unwrap();
+    assert_eq!(mesh.stock(&a.id).await, (6, 0, 6));
+    let cancel = || {
+        let mut orders = mesh.orders();
+        let request = bearer(
+            pb::CancelOrderRequest {
+                order_id: order.id.clone(),
+                reason: "changed my mind".into(),
+            },
+            &mesh.alice,
+        );
+        async move {
+            orders
+                .cancel_order(request)
+                .await
+                .map(|r| r.into_inner().order.unwrap())
+        }
+    };
+    assert_eq!(cancel().await.unwrap().status(), pb::OrderStatus::Cancelled);
+    assert_eq!(
+        cancel().await.unwrap().status(),
+        pb::OrderStatus::Cancelled,
+        "idempotent"
+    );
+    assert_eq!(mesh.stock(&a.id).await, (10, 0, 10), "returned once");
+}
+
+async fn status_moves_only_forward_and_only_by_admins(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 10).await;
+    let order = mesh.order(&mesh.alice, "s-1", &[(&a.id, 1)]).await.unwrap();
+    let advance = |token: &str, status: pb::OrderStatus| {
+        let mut orders = mesh.orders();
+        let request = bearer(
+            pb::UpdateOrderStatusRequest {
+                order_id: order.id.clone(),
+                status: status.into(),
+            },
+            token,
+        );
+        async move {
+            orders
+                .update_order_status(request)
+                .await
+                .map(|r| r.into_inner().order.unwrap())
+        }
+    };
+    let by_customer = advance(&mesh.alice, pb::OrderStatus::Shipped)
+        .await
+        .unwrap_err();
+    assert_eq!(by_customer.code(), Code::PermissionDenied);
+    let skip = advance(&mesh.admin, pb::OrderStatus::Delivered)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (skip.code(), reason(&skip).as_str()),
+        (Code::FailedPrecondition, "INVALID_TRANSITION")
+    );
+    assert_eq!(
+        advance(&mesh.admin, pb::OrderStatus::Shipped)
+            .await
+            .unwrap()
+            .status(),
+        pb::OrderStatus::Shipped
+    );
+    let cancel_shipped = mesh
+        .orders()
+        .cancel_order(bearer(
+            pb::CancelOrderRequest {
+                order_id: order.id.clone(),
+                reason: String::new(),
+            },
+            &mesh.alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (cancel_shipped.code(), reason(&cancel_shipped).as_str()),
+        (Code::FailedPrecondition, "INVALID_TRANSITION")
+    );
+    assert_eq!(
+        advance(&mesh.admin, pb::OrderStatus::Delivered)
+            .await
+            .unwrap()
+            .status(),
+        pb::OrderStatus::Delivered
+    );
+    let backwards = advance(&mesh.admin, pb::OrderStatus::Cancelled)
+        .await
+        .unwrap_err();
+    assert_eq!(backwards.code(), Code::InvalidArgument);
+}
