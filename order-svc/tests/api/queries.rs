@@ -109,6 +109,28 @@ async fn cancelling_returns_the_stock_once(db: TestDb) {
         "idempotent"
     );
     assert_eq!(mesh.stock(&a.id).await, (10, 0, 10), "returned once");
+    let by_status = |status: pb::OrderStatus| {
+        let mut orders = mesh.orders();
+        let request = bearer(
+            pb::ListOrdersRequest {
+                status: status.into(),
+                ..Default::default()
+            },
+            &mesh.alice,
+        );
+        async move {
+            orders
+                .list_orders(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .orders
+                .len()
+        }
+    };
+    assert_eq!(by_status(pb::OrderStatus::Cancelled).await, 1);
+    assert_eq!(by_status(pb::OrderStatus::Confirmed).await, 0);
+    assert_eq!(by_status(pb::OrderStatus::Unspecified).await, 1);
 }
 
 async fn status_moves_only_forward_and_only_by_admins(db: TestDb) {
