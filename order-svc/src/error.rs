@@ -126,13 +126,13 @@ impl From<OrderError> for Status {
                 } else {
                     Code::Unavailable
                 };
-                return Rejection::new(
+                Rejection::new(
                     code,
                     DOMAIN,
                     "DEPENDENCY_UNAVAILABLE",
                     format!("{message}; retry with the same request_id"),
                 )
-                .into_status();
+                .into()
             }
             OrderError::Replayed(f) => {
                 return Status::with_details(Code::from(f.code), f.message, f.details.into());
@@ -162,15 +162,5 @@ impl From<OrderError> for Status {
             OrderError::Internal(cause) => ApiError::internal(cause),
         };
         api.into()
-    }
-}
-
-trait IntoStatus {
-    fn into_status(self) -> Status;
-}
-
-impl IntoStatus for Rejection {
-    fn into_status(self) -> Status {
-        ApiError::from(self).into()
     }
 }

@@ -142,7 +142,7 @@ impl Verifier {
         validation.set_audience(&audiences);
         validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
-            .map_err(|e| VerifyError::Invalid(e.kind_description()))?
+            .map_err(|e| VerifyError::Invalid(describe(&e)))?
             .claims;
         self.caller(claims)
     }
@@ -241,21 +241,16 @@ impl Verifier {
     }
 }
 
-trait KindDescription {
-    fn kind_description(&self) -> String;
-}
-
-impl KindDescription for jsonwebtoken::errors::Error {
-    fn kind_description(&self) -> String {
-        use jsonwebtoken::errors::ErrorKind;
-        match self.kind() {
-            ErrorKind::ExpiredSignature => "expired".to_owned(),
-            ErrorKind::ImmatureSignature => "not valid yet".to_owned(),
-            ErrorKind::InvalidIssuer => "wrong issuer".to_owned(),
-            ErrorKind::InvalidAudience => "wrong audience".to_owned(),
-            ErrorKind::InvalidSignature => "bad signature".to_owned(),
-            ErrorKind::MissingRequiredClaim(claim) => format!("missing claim {claim}"),
-            _ => "malformed".to_owned(),
-        }
+/// Which check a token failed, in a few words a client can act on.
+fn describe(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "expired".to_owned(),
+        ErrorKind::ImmatureSignature => "not valid yet".to_owned(),
+        ErrorKind::InvalidIssuer => "wrong issuer".to_owned(),
+        ErrorKind::InvalidAudience => "wrong audience".to_owned(),
+        ErrorKind::InvalidSignature => "bad signature".to_owned(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("missing claim {claim}"),
+        _ => "malformed".to_owned(),
     }
 }
