@@ -12,6 +12,7 @@
 //! - [`shutdown`] turns SIGTERM / Ctrl-C into a future.
 //! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
 //! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
+//! - [`lines`] parses and hashes line items (product + quantity).
 //! - [`money`] checks currencies and amounts (minor units, never floats).
 //! - [`paging`] reads page sizes and opaque keyset page tokens.
 //! - [`time`] converts database times to protobuf Timestamps.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod kv;
+pub mod lines;
 pub mod money;
 pub mod paging;
 pub mod server;

@@ -89,7 +89,10 @@ impl OrderService for OrderApi {
         let (customer, _) = user(&request)?;
         let ctx = CallContext::of(&request);
         let r = request.into_inner();
-        let (lines, request_id) = match (input::lines(&r.lines), input::request_id(&r.request_id)) {
+        let (lines, request_id) = match (
+            kit::lines::parse(&r.lines),
+            input::request_id(&r.request_id),
+        ) {
             (Ok(lines), Ok(id)) => (lines, id),
             (lines, id) => {
                 let mut violations = lines.err().unwrap_or_default();

@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use kit::auth::Role;
 use oms_proto::product::v1 as product_pb;
 use sea_orm::DatabaseConnection;
-use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use crate::clients::{CallContext, Inventory};
@@ -43,23 +42,6 @@ impl Caller<'_> {
     }
 }
 
-fn digest(lines: &[Line]) -> String {
-    let mut sorted: Vec<_> = lines
-        .iter()
-        .map(|l| (l.product_id.as_str(), l.quantity))
-        .collect();
-    sorted.sort_unstable();
-    let mut hasher = Sha256::new();
-    for (id, quantity) in sorted {
-        hasher.update(format!("{id}:{quantity}\n").as_bytes());
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Whether a product-svc error means "no, for a reason" rather than "could
 /// not answer".
 fn is_business(code: Code) -> bool {
@@ -87,7 +69,7 @@ impl Orders {
             id: uuid::Uuid::now_v7().to_string(),
             customer_id: customer_id.to_owned(),
             request_id: request_id.to_owned(),
-            request_digest: digest(&lines),
+            request_digest: kit::lines::digest(&lines),
             status: Status::Pending,
             currency_code: String::new(),
             total_minor: 0,

@@ -2,14 +2,8 @@
 //! only valid values. Every failure is a field violation, and a request
 //! reports all of its bad fields at once.
 
-use std::collections::HashSet;
-
 use kit::FieldViolation;
 
-/// Largest quantity of one line.
-pub const MAX_QUANTITY: i32 = 10_000;
-/// Most lines in one reservation.
-pub const MAX_LINES: usize = 100;
 /// Largest stock adjustment, either way: far above any real delivery, far
 /// below where counters could overflow.
 pub const MAX_STOCK_DELTA: i64 = 1_000_000_000;
@@ -74,53 +68,7 @@ pub fn reservation_id(field: &str, raw: &str) -> Result<String, FieldViolation> 
     Ok(raw.to_owned())
 }
 
-/// One line of a reservation or validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// The product's ID.
-    pub product_id: String,
-    /// Units, 1 to 10,000.
-    pub quantity: i32,
-}
-
-/// 1 to 100 lines, each a valid product ID with a quantity of 1 to 10,000,
-/// no product twice.
-pub fn lines(raw: &[oms_proto::common::v1::LineItem]) -> Result<Vec<Line>, Vec<FieldViolation>> {
-    let mut violations = Vec::new();
-    if raw.is_empty() || raw.len() > MAX_LINES {
-        violations.push(FieldViolation::new(
-            "lines",
-            format!("must hold 1 to {MAX_LINES} lines"),
-        ));
-    }
-    let mut seen = HashSet::new();
-    let mut lines = Vec::with_capacity(raw.len());
-    for (i, line) in raw.iter().enumerate() {
-        let id = uuid(&format!("lines[{i}].product_id"), &line.product_id);
-        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-            violations.push(FieldViolation::new(
-                format!("lines[{i}].quantity"),
-                format!("must be from 1 to {MAX_QUANTITY}"),
-            ));
-        }
-        match id {
-            Ok(id) if !seen.insert(id.clone()) => violations.push(FieldViolation::new(
-                format!("lines[{i}].product_id"),
-                "appears in more than one line; merge them",
-            )),
-            Ok(id) => lines.push(Line {
-                product_id: id,
-                quantity: line.quantity,
-            }),
-            Err(v) => violations.push(v),
-        }
-    }
-    if violations.is_empty() {
-        Ok(lines)
-    } else {
-        Err(violations)
-    }
-}
+pub use kit::lines::Line;
 
 /// A stock change: not zero, at most a billion either way.
 pub fn stock_delta(field: &str, delta: i64) -> Result<i64, FieldViolation> {
@@ -153,32 +101,6 @@ pub fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oms_proto::common::v1::LineItem;
-
-    fn item(id: &str, quantity: i32) -> LineItem {
-        LineItem {
-            product_id: id.into(),
-            quantity,
-        }
-    }
-
-    #[test]
-    fn lines_report_every_bad_field() {
-        let id = uuid::Uuid::now_v7().to_string();
-        let bad = lines(&[item(&id, 0), item("nope", 5), item(&id, 10_001)]).unwrap_err();
-        let fields: Vec<_> = bad.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "lines[0].quantity",
-                "lines[1].product_id",
-                "lines[2].quantity",
-                "lines[2].product_id"
-            ]
-        );
-        assert!(lines(&[]).is_err());
-        assert_eq!(lines(&[item(&id, 3)]).unwrap()[0].quantity, 3);
-    }
 
     #[test]
     fn skus_reservation_ids_and_deltas_are_bounded() {

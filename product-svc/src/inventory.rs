@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
-use sha2::{Digest, Sha256};
 
 use crate::cache::ProductCache;
 use crate::error::{ProductError, ShortLine};
@@ -37,25 +36,6 @@ pub struct Inventory {
     pub(crate) ttl: Duration,
 }
 
-/// SHA-256 of the lines in product order: the same request, whatever its
-/// line order, has the same digest.
-fn digest(lines: &[Line]) -> String {
-    let mut sorted: Vec<_> = lines
-        .iter()
-        .map(|l| (l.product_id.as_str(), l.quantity))
-        .collect();
-    sorted.sort_unstable();
-    let mut hasher = Sha256::new();
-    for (id, quantity) in sorted {
-        hasher.update(format!("{id}:{quantity}\n").as_bytes());
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 impl Inventory {
     /// Checks lines without holding anything.
     pub async fn validate(&self, lines: Vec<Line>) -> Result<Vec<LineCheck>, ProductError> {
@@ -73,7 +53,7 @@ impl Inventory {
     /// Holds stock for every line or for none. The same ID with the same
     /// lines returns the stored reservation; with other lines it fails.
     pub async fn reserve(&self, id: &str, lines: Vec<Line>) -> Result<Reservation, ProductError> {
-        let digest = digest(&lines);
+        let digest = kit::lines::digest(&lines);
         let mut lines = lines;
         // A fixed lock order: two multi-line reservations cannot deadlock.
         lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));

@@ -24,22 +24,11 @@ pub async fn assert_tables(url: &DatabaseUrl, tables: &[&str]) {
 
 /// Asserts how many rows `table` holds in the database at `url`.
 pub async fn assert_row_count(url: &DatabaseUrl, table: &str, expected: i64) {
-    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
-        Ok(db) => db,
-        Err(e) => panic!("reopening {url}: {e}"),
-    };
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await;
-    let count = match row {
-        Ok(Some(row)) => row.try_get::<i64>("", "n"),
-        other => panic!("counting {table}: {other:?}"),
-    };
-    assert_eq!(count.ok(), Some(expected), "rows in {table}");
-    let _ = db.close().await;
+    assert_eq!(
+        count_rows(url, table, "1 = 1").await,
+        expected,
+        "rows in {table}"
+    );
 }
 
 /// How many rows of `table` match the SQL condition `filter`.

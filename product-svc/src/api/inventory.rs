@@ -36,7 +36,7 @@ impl InventoryService for InventoryApi {
         require_scope(&request, READ)
             .or_else(|_| require_scope(&request, WRITE))
             .map_err(auth)?;
-        let lines = input::lines(&request.get_ref().lines).map_err(ProductError::Invalid)?;
+        let lines = kit::lines::parse(&request.get_ref().lines).map_err(ProductError::Invalid)?;
         let checks = self.state.inventory.validate(lines).await?;
         Ok(Response::new(pb::ValidateProductsResponse {
             results: checks
@@ -72,7 +72,7 @@ impl InventoryService for InventoryApi {
         let r = request.get_ref();
         let (id, lines) = match (
             input::reservation_id("reservation_id", &r.reservation_id),
-            input::lines(&r.lines),
+            kit::lines::parse(&r.lines),
         ) {
             (Ok(id), Ok(lines)) => (id, lines),
             (id, lines) => {

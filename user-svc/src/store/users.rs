@@ -54,19 +54,21 @@ fn from_row(row: user::Model) -> Result<User, StoreError> {
     })
 }
 
-/// Inserts a new account.
-pub async fn insert(db: &DatabaseConnection, user: &User) -> Result<(), StoreError> {
-    let now = kit::time::now();
-    let row = user::ActiveModel {
+fn to_row(user: &User) -> user::ActiveModel {
+    user::ActiveModel {
         id: Set(user.id.clone()),
         email: Set(user.email.clone()),
         display_name: Set(user.display_name.clone()),
         password_hash: Set(user.password_hash.clone()),
         role: Set(user.role.as_str().to_owned()),
         create_time: Set(user.create_time),
-        update_time: Set(now),
-    };
-    match Users::insert(row).exec_without_returning(db).await {
+        update_time: Set(kit::time::now()),
+    }
+}
+
+/// Inserts a new account.
+pub async fn insert(db: &DatabaseConnection, user: &User) -> Result<(), StoreError> {
+    match Users::insert(to_row(user)).exec_without_returning(db).await {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             Err(StoreError::EmailTaken)
@@ -78,17 +80,7 @@ pub async fn insert(db: &DatabaseConnection, user: &User) -> Result<(), StoreErr
 /// Creates the account, or sets its role and password hash if the email
 /// exists (the bootstrap admin, idempotent across restarts and replicas).
 pub async fn upsert_by_email(db: &DatabaseConnection, user: &User) -> Result<(), StoreError> {
-    let now = kit::time::now();
-    let row = user::ActiveModel {
-        id: Set(user.id.clone()),
-        email: Set(user.email.clone()),
-        display_name: Set(user.display_name.clone()),
-        password_hash: Set(user.password_hash.clone()),
-        role: Set(user.role.as_str().to_owned()),
-        create_time: Set(user.create_time),
-        update_time: Set(now),
-    };
-    Users::insert(row)
+    Users::insert(to_row(user))
         .on_conflict(
             OnConflict::column(user::Column::Email)
                 .update_columns([
