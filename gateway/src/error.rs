@@ -1,29 +1,183 @@
-//! The gateway's error body, in the AIP-193 JSON form that grpc-gateway v2
-//! clients expect: `{"error":{"code","status","message","details"}}`.
+//! Errors at the gateway: the gRPC code mapped to an HTTP status exactly as
+//! grpc-gateway v2 does, and the body in the AIP-193 JSON form with the
+//! status details (`ErrorInfo`, `BadRequest`, `RetryInfo`,
+//! `PreconditionFailure`) as `@type`-tagged objects.
 
 use axum::Json;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic_types::StatusExt as _;
 
-/// An error answered by the gateway itself (no backend involved).
-pub(crate) fn error_response(http: StatusCode, grpc_status: &str, message: String) -> Response {
+/// The HTTP status grpc-gateway v2 answers for a gRPC code.
+pub(crate) fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The canonical name of a code, as AIP-193's `status` field spells it.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+const TYPE_PREFIX: &str = "type.googleapis.com/google.rpc.";
+
+/// A gRPC status as the gateway's HTTP answer.
+pub(crate) fn from_status(status: &tonic::Status) -> Response {
+    let details = status.get_error_details();
+    let mut items = Vec::new();
+    if let Some(info) = details.error_info() {
+        items.push(json!({
+            "@type": format!("{TYPE_PREFIX}ErrorInfo"),
+            "reason": info.reason,
+            "domain": info.domain,
+            "metadata": info.metadata,
+        }));
+    }
+    if let Some(bad) = details.bad_request() {
+        let violations: Vec<Value> = bad
+            .field_violations
+            .iter()
+            .map(|v| json!({"field": v.field, "description": v.description}))
+            .collect();
+        items.push(
+            json!({"@type": format!("{TYPE_PREFIX}BadRequest"), "fieldViolations": violations}),
+        );
+    }
+    if let Some(failure) = details.precondition_failure() {
+        let violations: Vec<Value> = failure
+            .violations
+            .iter()
+            .map(|v| json!({"type": v.r#type, "subject": v.subject, "description": v.description}))
+            .collect();
+        items.push(
+            json!({"@type": format!("{TYPE_PREFIX}PreconditionFailure"), "violations": violations}),
+        );
+    }
+    let retry_after = details.retry_info().and_then(|r| r.retry_delay);
+    if let Some(delay) = retry_after {
+        items.push(json!({
+            "@type": format!("{TYPE_PREFIX}RetryInfo"),
+            "retryDelay": format!("{}s", delay.as_secs_f64()),
+        }));
+    }
+    let mut response = body(
+        http_status(status.code()),
+        status.code(),
+        status.message(),
+        items,
+    );
+    if let Some(delay) = retry_after {
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+/// An AIP-193 error body.
+pub(crate) fn body(http: StatusCode, code: Code, message: &str, details: Vec<Value>) -> Response {
     let body = json!({
         "error": {
             "code": http.as_u16(),
-            "status": grpc_status,
+            "status": code_name(code),
             "message": message,
-            "details": [],
+            "details": details,
         }
     });
     (http, Json(body)).into_response()
 }
 
+/// A malformed request, naming the field.
+pub(crate) fn bad_request(field: &str, message: &str) -> Response {
+    let violation = json!({
+        "@type": format!("{TYPE_PREFIX}BadRequest"),
+        "fieldViolations": [{"field": field, "description": message}],
+    });
+    let text = if field.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{field}: {message}")
+    };
+    body(
+        StatusCode::BAD_REQUEST,
+        Code::InvalidArgument,
+        &text,
+        vec![violation],
+    )
+}
+
 /// Any path no route matches.
 pub(crate) async fn no_route(method: Method, uri: Uri) -> Response {
-    error_response(
+    body(
         StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        format!("no route for {method} {}", uri.path()),
+        Code::NotFound,
+        &format!("no route for {method} {}", uri.path()),
+        Vec::new(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_http_statuses_as_grpc_gateway_does() {
+        let table = [
+            (Code::Ok, 200),
+            (Code::InvalidArgument, 400),
+            (Code::FailedPrecondition, 400),
+            (Code::OutOfRange, 400),
+            (Code::Unauthenticated, 401),
+            (Code::PermissionDenied, 403),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::Aborted, 409),
+            (Code::ResourceExhausted, 429),
+            (Code::Cancelled, 499),
+            (Code::Unknown, 500),
+            (Code::Internal, 500),
+            (Code::DataLoss, 500),
+            (Code::Unimplemented, 501),
+            (Code::Unavailable, 503),
+            (Code::DeadlineExceeded, 504),
+        ];
+        for (code, http) in table {
+            assert_eq!(http_status(code).as_u16(), http, "{code:?}");
+        }
+    }
 }

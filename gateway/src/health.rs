@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::backends::{Backend, Backends};
+use std::sync::Arc;
+
+use crate::Gateway;
+use crate::backends::Backend;
 
 /// How long `/readyz` waits for each backend.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -22,7 +25,8 @@ pub(crate) async fn healthz() -> Json<Value> {
 }
 
 /// Readiness: 200 when every backend is SERVING, else 503 naming the rest.
-pub(crate) async fn readyz(State(backends): State<Backends>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn readyz(State(gateway): State<Arc<Gateway>>) -> (StatusCode, Json<Value>) {
+    let backends = &gateway.backends;
     // Checked together, so a slow backend costs one timeout, not three.
     let serving = join_all(backends.all.iter().map(check)).await;
     let not_ready: Vec<&str> = backends

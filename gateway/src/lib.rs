@@ -1,27 +1,48 @@
-//! The gateway: JSON/HTTP in front of the gRPC services. It holds no
-//! business logic.
+//! The gateway: JSON/HTTP in front of the gRPC services, routed by the
+//! `google.api.http` annotations of the contract. It holds no business
+//! logic.
 //!
 //! - [`config`]: listen address and where each backend is.
+//! - `routes` and `template`: the route table read from the descriptors.
+//! - `transcode` and `codec`: JSON ⇄ protobuf, and calling any RPC.
+//! - `proxy`: the one handler behind every route.
 //! - `backends`: one lazily connected HTTP/2 channel per service.
 //! - `health`: `/healthz` (process up) and `/readyz` (every backend SERVING).
-//! - `error`: the AIP-193 JSON error body.
+//! - `error`: gRPC codes to HTTP statuses and the AIP-193 JSON error body.
 //!
 //! Tests call [`serve`] on a `127.0.0.1:0` listener.
 
 #![forbid(unsafe_code)]
 
 mod backends;
+mod codec;
 pub mod config;
 mod error;
 mod health;
+mod proxy;
+mod routes;
+mod template;
+mod transcode;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use config::{ADDR_VAR, Config};
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    /// Every contract route, most specific first.
+    pub(crate) routes: Vec<routes::Route>,
+    /// The backends' channels.
+    pub(crate) backends: backends::Backends,
+}
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish.
@@ -32,19 +53,27 @@ pub async fn serve(
 ) -> Result<(), kit::StartupError> {
     let backends = backends::Backends::connect_lazy(&config)
         .map_err(|e| kit::StartupError::Other(format!("gateway backends: {e}")))?;
+    let (_pool, routes) =
+        routes::load(oms_proto::FILE_DESCRIPTOR_SET).map_err(kit::StartupError::Other)?;
+    let gateway = Arc::new(Gateway { routes, backends });
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .fallback(error::no_route)
-        .with_state(backends);
+        .fallback(proxy::handle)
+        // The proxy reads the body itself, with its own limit and answer.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(gateway);
     let addr = listener
         .local_addr()
         .map_err(|e| kit::StartupError::Other(e.to_string()))?;
     tracing::info!(service = "gateway", %addr, "serving HTTP");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| kit::StartupError::Other(format!("gateway: {e}")))?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| kit::StartupError::Other(format!("gateway: {e}")))?;
     tracing::info!(service = "gateway", "stopped");
     Ok(())
 }

@@ -1,0 +1,197 @@
+//! The one handler behind every contract route: match the path against
+//! the route table, build the RPC's request from path, query and JSON body,
+//! call the backend over its shared channel with the caller's headers and
+//! deadline, and answer JSON.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tonic::Code;
+
+use crate::codec::DynamicCodec;
+use crate::error;
+use crate::routes::Route;
+use crate::{Gateway, transcode};
+
+/// Largest request body accepted.
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
+/// Deadline of a call when the client gives none.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest deadline a client may ask for.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Headers passed on to the backend as gRPC metadata.
+const FORWARDED: &[&str] = &["authorization", "traceparent", "tracestate", "x-request-id"];
+
+/// Serves a contract route, or 404/405 in the JSON error form.
+pub(crate) async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        parts.headers.insert("x-request-id", value);
+    }
+
+    let mut response = match find(&gateway.routes, &parts.method, parts.uri.path()) {
+        Found::Route(route, bound) => match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => {
+                call(
+                    &gateway,
+                    route,
+                    &bound,
+                    &parts.headers,
+                    parts.uri.query(),
+                    &bytes,
+                    peer,
+                )
+                .await
+            }
+            Err(_) => error::body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::InvalidArgument,
+                "the request body is larger than 1 MiB",
+                Vec::new(),
+            ),
+        },
+        Found::WrongMethod(allowed) => {
+            let mut response = error::body(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Code::Unimplemented,
+                &format!("{} is not allowed on {}", parts.method, parts.uri.path()),
+                Vec::new(),
+            );
+            let allow = allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        Found::Nothing => error::no_route(parts.method.clone(), parts.uri.clone()).await,
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+enum Found<'a> {
+    Route(&'a Route, Vec<(String, String)>),
+    WrongMethod(Vec<Method>),
+    Nothing,
+}
+
+fn find<'a>(routes: &'a [Route], method: &Method, path: &str) -> Found<'a> {
+    let mut allowed = Vec::new();
+    for route in routes {
+        if let Some(bound) = route.template.matches(path) {
+            if route.verb == *method {
+                return Found::Route(route, bound);
+            }
+            if !allowed.contains(&route.verb) {
+                allowed.push(route.verb.clone());
+            }
+        }
+    }
+    if allowed.is_empty() {
+        Found::Nothing
+    } else {
+        Found::WrongMethod(allowed)
+    }
+}
+
+/// The caller's deadline from `grpc-timeout` (e.g. `5S`, `1500m`), bounded.
+fn timeout(headers: &HeaderMap) -> Duration {
+    let parsed = headers
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+            let amount: u64 = digits.parse().ok()?;
+            match unit {
+                "H" => Some(Duration::from_secs(amount.saturating_mul(3600))),
+                "M" => Some(Duration::from_secs(amount.saturating_mul(60))),
+                "S" => Some(Duration::from_secs(amount)),
+                "m" => Some(Duration::from_millis(amount)),
+                "u" => Some(Duration::from_micros(amount)),
+                "n" => Some(Duration::from_nanos(amount)),
+                _ => None,
+            }
+        });
+    parsed.unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT)
+}
+
+async fn call(
+    gateway: &Gateway,
+    route: &Route,
+    bound: &[(String, String)],
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+    peer: SocketAddr,
+) -> Response {
+    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let message = match transcode::request(route, bound, query, body, idempotency_key) {
+        Ok(message) => message,
+        Err(bad) => return error::bad_request(&bad.field, &bad.message),
+    };
+    let mut request = tonic::Request::new(message);
+    for name in FORWARDED {
+        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok())
+            && let Ok(value) = value.parse()
+        {
+            request.metadata_mut().insert(*name, value);
+        }
+    }
+    // The gateway is the edge: the client is its peer.
+    if let Ok(value) = peer.ip().to_string().parse() {
+        request.metadata_mut().insert("x-forwarded-for", value);
+    }
+    request.set_timeout(timeout(headers));
+
+    let Ok(path) = route.grpc_path().parse() else {
+        return error::body(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            "bad route",
+            Vec::new(),
+        );
+    };
+    let mut grpc = tonic::client::Grpc::new(gateway.backends.all[route.backend].channel.clone());
+    if let Err(e) = grpc.ready().await {
+        return error::from_status(&tonic::Status::unavailable(format!(
+            "backend not ready: {e}"
+        )));
+    }
+    let codec = DynamicCodec {
+        output: route.method.output(),
+    };
+    match grpc.unary(request, path, codec).await {
+        Ok(response) => match transcode::response_json(route, response.get_ref()) {
+            Ok(json) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                json,
+            )
+                .into_response(),
+            Err(e) => error::from_status(&tonic::Status::internal(e)),
+        },
+        Err(status) => error::from_status(&status),
+    }
+}

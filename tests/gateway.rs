@@ -1,0 +1,375 @@
+//! The gateway in front of the real mesh: JSON routes from the proto
+//! annotations, errors in the AIP-193 form, headers forwarded.
+
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use kit::config::Env;
+use kit::test_support::unique_name;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    json: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn reason(&self) -> &str {
+        self.json["error"]["details"]
+            .as_array()
+            .and_then(|d| {
+                d.iter()
+                    .find(|x| x["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+            })
+            .and_then(|x| x["reason"].as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        json,
+    }
+}
+
+async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let data_dir = std::env::temp_dir().join(unique_name("oms_gw"));
+    let env = Env::from_pairs([
+        ("USER_SVC_ADDR", "127.0.0.1:0".to_owned()),
+        ("PRODUCT_SVC_ADDR", "127.0.0.1:0".to_owned()),
+        ("ORDER_SVC_ADDR", "127.0.0.1:0".to_owned()),
+        ("GATEWAY_ADDR", "127.0.0.1:0".to_owned()),
+        ("OMS_DATA_DIR", data_dir.display().to_string()),
+        ("OMS_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com".to_owned()),
+        (
+            "OMS_BOOTSTRAP_ADMIN_PASSWORD",
+            "gateway admin password".to_owned(),
+        ),
+    ]);
+    let mesh = oms::Mesh::bind(&env).await.unwrap();
+    let addr = mesh.addrs().gateway;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(mesh.run(async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+async fn login(gw: SocketAddr, email: &str, password: &str) -> String {
+    let reply = send(
+        gw,
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(&json!({"email": email, "password": password}).to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    reply.json["accessToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_is_served_as_json_from_the_annotations() {
+    let (gw, _stop) = start().await;
+    let registered = send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(
+            r#"{"email":"ada@example.com","password":"correct horse battery","displayName":"Ada"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(registered.status, 200, "{}", registered.json);
+    assert_eq!(registered.json["user"]["email"], "ada@example.com");
+    assert_eq!(
+        registered.json["user"]["role"], "ROLE_CUSTOMER",
+        "enums by name"
+    );
+
+    let ada = login(gw, "ada@example.com", "correct horse battery").await;
+    let bearer = format!("Bearer {ada}");
+    let me = send(
+        gw,
+        "GET",
+        "/v1/users/me",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (me.status, me.json["user"]["displayName"].as_str()),
+        (200, Some("Ada")),
+        "literal /me beats /{{user_id}}"
+    );
+
+    let admin = format!(
+        "Bearer {}",
+        login(gw, "admin@example.com", "gateway admin password").await
+    );
+    let created = send(
+        gw,
+        "POST",
+        "/v1/products",
+        &[("authorization", &admin)],
+        Some(r#"{"sku":"MUG-1","name":"Red mug","price":{"currencyCode":"USD","amountMinor":"1250"},"stockOnHand":"10"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.json);
+    let id = created.json["product"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.json["product"]["stockOnHand"], "10",
+        "int64 as a string"
+    );
+
+    let listed = send(
+        gw,
+        "GET",
+        "/v1/products?query=mug&pageSize=1&include_archived=false",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed.json["products"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.json
+    );
+
+    let patched = send(
+        gw,
+        "PATCH",
+        &format!("/v1/products/{id}?updateMask=name,description"),
+        &[("authorization", &admin)],
+        Some(r#"{"name":"Blue mug","description":"now blue"}"#),
+    )
+    .await;
+    assert_eq!(
+        (patched.status, patched.json["product"]["name"].as_str()),
+        (200, Some("Blue mug")),
+        "{}",
+        patched.json
+    );
+
+    let adjusted = send(
+        gw,
+        "POST",
+        &format!("/v1/products/{id}:adjustStock"),
+        &[("authorization", &admin)],
+        Some(r#"{"delta":5,"reason":"delivery"}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            adjusted.status,
+            adjusted.json["product"]["stockOnHand"].as_str()
+        ),
+        (200, Some("15")),
+        "{}",
+        adjusted.json
+    );
+
+    let order_body = json!({"lines": [{"productId": id, "quantity": 2}]}).to_string();
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("idempotency-key", "checkout-42"),
+    ];
+    let ordered = send(gw, "POST", "/v1/orders", &headers, Some(&order_body)).await;
+    assert_eq!(
+        (ordered.status, ordered.json["order"]["status"].as_str()),
+        (200, Some("ORDER_STATUS_CONFIRMED")),
+        "{}",
+        ordered.json
+    );
+    let again = send(gw, "POST", "/v1/orders", &headers, Some(&order_body)).await;
+    assert_eq!(
+        again.json["order"]["id"], ordered.json["order"]["id"],
+        "Idempotency-Key fills request_id"
+    );
+
+    let jwks = send(gw, "GET", "/.well-known/jwks.json", &[], None).await;
+    assert_eq!(jwks.json["keys"][0]["kty"], "OKP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_use_grpc_gateway_statuses_and_the_aip_193_body() {
+    let (gw, _stop) = start().await;
+    let anonymous = send(gw, "GET", "/v1/users/me", &[], None).await;
+    assert_eq!(
+        (anonymous.status, anonymous.json["error"]["status"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+    assert_eq!(anonymous.json["error"]["code"], 401);
+
+    let invalid = send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(r#"{"email":"x","password":"short","displayName":""}"#),
+    )
+    .await;
+    assert_eq!(invalid.status, 400);
+    let violations = invalid.json["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+        .unwrap()["fieldViolations"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(violations, 3);
+
+    let unknown_field = send(
+        gw,
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(r#"{"email":"a@b.co","pasword":"x"}"#),
+    )
+    .await;
+    assert_eq!(unknown_field.status, 400, "{}", unknown_field.json);
+    assert!(
+        unknown_field.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pasword")
+    );
+    let malformed = send(gw, "POST", "/v1/auth/login", &[], Some("{not json")).await;
+    assert_eq!(
+        (malformed.status, malformed.json["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+    let wrong_type = send(gw, "POST", "/v1/auth/login", &[], Some(r#"{"email":42}"#)).await;
+    assert_eq!(wrong_type.status, 400);
+    let big = format!(r#"{{"email":"{}"}}"#, "x".repeat(1024 * 1024 + 10));
+    assert_eq!(
+        send(gw, "POST", "/v1/auth/login", &[], Some(&big))
+            .await
+            .status,
+        413
+    );
+
+    let wrong_method = send(gw, "DELETE", "/v1/users/me", &[], None).await;
+    assert_eq!(
+        (wrong_method.status, wrong_method.header("allow")),
+        (405, Some("GET"))
+    );
+    let nowhere = send(gw, "GET", "/v2/nothing", &[], None).await;
+    assert_eq!(
+        (nowhere.status, nowhere.json["error"]["status"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let bad_query = send(gw, "GET", "/v1/products?pageSize=lots", &[], None).await;
+    assert_eq!(bad_query.status, 400);
+    let missing = send(
+        gw,
+        "GET",
+        &format!("/v1/products/{}", uuid::Uuid::now_v7()),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (missing.status, missing.reason()),
+        (404, "PRODUCT_NOT_FOUND")
+    );
+
+    let echoed = send(
+        gw,
+        "GET",
+        "/v1/products",
+        &[("x-request-id", "trace-me-1")],
+        None,
+    )
+    .await;
+    assert_eq!(echoed.header("x-request-id"), Some("trace-me-1"));
+    let generated = send(gw, "GET", "/v1/products", &[], None).await;
+    assert!(
+        generated
+            .header("x-request-id")
+            .is_some_and(|v| uuid::Uuid::parse_str(v).is_ok())
+    );
+
+    // Login throttling surfaces as 429 with Retry-After.
+    for _ in 0..5 {
+        send(
+            gw,
+            "POST",
+            "/v1/auth/login",
+            &[],
+            Some(r#"{"email":"nobody@example.com","password":"wrong password"}"#),
+        )
+        .await;
+    }
+    let throttled = send(
+        gw,
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(r#"{"email":"nobody@example.com","password":"wrong password"}"#),
+    )
+    .await;
+    assert_eq!(throttled.status, 429, "{}", throttled.json);
+    assert!(
+        throttled
+            .header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n > 0))
+    );
+}
