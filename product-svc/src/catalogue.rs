@@ -81,13 +81,14 @@ impl Catalogue {
 
     /// A product, from the cache when it holds it.
     pub async fn get(&self, id: &str) -> Result<Product, ProductError> {
-        if let Some(product) = self.cache.get(id).await {
+        let (cached, generation) = self.cache.get(id).await;
+        if let Some(product) = cached {
             return Ok(product);
         }
         let product = products::get(&self.db, id)
             .await?
             .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
-        self.cache.put(&product).await;
+        self.cache.put(&product, generation).await;
         Ok(product)
     }
 
