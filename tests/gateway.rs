@@ -51,7 +51,11 @@ async fn send(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if !body.is_empty() {
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         request.push_str("Content-Type: application/json\r\n");
     }
     for (name, value) in headers {
@@ -97,6 +101,13 @@ async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         (
             "OMS_BOOTSTRAP_ADMIN_PASSWORD",
             "gateway admin password".to_owned(),
+        ),
+        (
+            "OMS_SERVICE_CLIENTS",
+            format!(
+                r#"[{{"client_id":"reporting","secret_sha256":"{}","scopes":["products:read"]}}]"#,
+                user_svc::clients::sha256_hex("reporting secret")
+            ),
         ),
     ]);
     let mesh = oms::Mesh::bind(&env).await.unwrap();
@@ -371,5 +382,153 @@ async fn errors_use_grpc_gateway_statuses_and_the_aip_193_body() {
         throttled
             .header("retry-after")
             .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n > 0))
+    );
+}
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oauth2_token_endpoint_speaks_rfc_6749() {
+    use base64::Engine as _;
+    let (gw, _stop) = start().await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("reporting:reporting%20secret")
+    );
+    let granted = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[FORM, ("authorization", &basic)],
+        Some("grant_type=client_credentials"),
+    )
+    .await;
+    assert_eq!(granted.status, 200, "{}", granted.json);
+    assert_eq!(
+        (
+            granted.json["token_type"].as_str(),
+            granted.json["scope"].as_str()
+        ),
+        (Some("Bearer"), Some("products:read"))
+    );
+    assert!(
+        granted.json["expires_in"]
+            .as_i64()
+            .is_some_and(|s| s > 0 && s <= 300)
+    );
+    assert_eq!(granted.header("cache-control"), Some("no-store"));
+    assert!(
+        granted.json.get("refresh_token").is_none(),
+        "no refresh token for client credentials"
+    );
+
+    let in_form = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[FORM],
+        Some("grant_type=client_credentials&client_id=reporting&client_secret=reporting+secret&scope=products%3Aread"),
+    )
+    .await;
+    assert_eq!(in_form.status, 200, "{}", in_form.json);
+
+    let wrong = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[FORM],
+        Some("grant_type=client_credentials&client_id=reporting&client_secret=nope"),
+    )
+    .await;
+    assert_eq!(
+        (wrong.status, wrong.json["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    assert!(
+        wrong
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Basic"))
+    );
+    let scope = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[FORM, ("authorization", &basic)],
+        Some("grant_type=client_credentials&scope=inventory:write"),
+    )
+    .await;
+    assert_eq!(
+        (scope.status, scope.json["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let password = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[FORM],
+        Some("grant_type=password&username=a&password=b"),
+    )
+    .await;
+    assert_eq!(
+        (password.status, password.json["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let no_grant = send(gw, "POST", "/oauth2/token", &[FORM], Some("client_id=x")).await;
+    assert_eq!(no_grant.json["error"], "invalid_request");
+    let json_body = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[],
+        Some(r#"{"grant_type":"client_credentials"}"#),
+    )
+    .await;
+    assert_eq!(
+        (json_body.status, json_body.json["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // The refresh_token grant rotates like AuthService/RefreshToken.
+    send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(r#"{"email":"rt@example.com","password":"refresh me please","displayName":"R"}"#),
+    )
+    .await;
+    let login = send(
+        gw,
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(r#"{"email":"rt@example.com","password":"refresh me please"}"#),
+    )
+    .await;
+    let refresh = login.json["refreshToken"].as_str().unwrap().to_owned();
+    let rotated = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[FORM],
+        Some(&format!("grant_type=refresh_token&refresh_token={refresh}")),
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.json);
+    assert_ne!(
+        rotated.json["refresh_token"].as_str(),
+        Some(refresh.as_str())
+    );
+    let reused = send(
+        gw,
+        "POST",
+        "/oauth2/token",
+        &[FORM],
+        Some(&format!("grant_type=refresh_token&refresh_token={refresh}")),
+    )
+    .await;
+    assert_eq!(
+        (reused.status, reused.json["error"].as_str()),
+        (400, Some("invalid_grant"))
     );
 }

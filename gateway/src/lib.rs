@@ -7,6 +7,7 @@
 //! - `transcode` and `codec`: JSON ⇄ protobuf, and calling any RPC.
 //! - `proxy`: the one handler behind every route.
 //! - `backends`: one lazily connected HTTP/2 channel per service.
+//! - `oauth2`: the RFC 6749 token endpoint onto AuthService.
 //! - `health`: `/healthz` (process up) and `/readyz` (every backend SERVING).
 //! - `error`: gRPC codes to HTTP statuses and the AIP-193 JSON error body.
 //!
@@ -19,6 +20,7 @@ mod codec;
 pub mod config;
 mod error;
 mod health;
+mod oauth2;
 mod proxy;
 mod routes;
 mod template;
@@ -59,6 +61,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/oauth2/token", axum::routing::post(oauth2::token))
         .fallback(proxy::handle)
         // The proxy reads the body itself, with its own limit and answer.
         .layer(DefaultBodyLimit::disable())
