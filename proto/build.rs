@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Every file of the contract; imports (google/api, well-known types) follow.
 const CONTRACT: &[&str] = &[
     "oms/common/v1/common.proto",
+    "oms/common/v1/access.proto",
     "oms/user/v1/user.proto",
     "oms/user/v1/auth.proto",
     "oms/product/v1/product.proto",

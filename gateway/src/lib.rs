@@ -7,6 +7,7 @@
 //! - `transcode` and `codec`: JSON ⇄ protobuf, and calling any RPC.
 //! - `proxy`: the one handler behind every route.
 //! - `backends`: one lazily connected HTTP/2 channel per service.
+//! - `openapi`: the OpenAPI document of those same routes.
 //! - `oauth2`: the RFC 6749 token endpoint onto AuthService.
 //! - `health`: `/healthz` (process up) and `/readyz` (every backend SERVING).
 //! - `error`: gRPC codes to HTTP statuses and the AIP-193 JSON error body.
@@ -21,6 +22,7 @@ pub mod config;
 mod error;
 mod health;
 mod oauth2;
+mod openapi;
 mod proxy;
 mod routes;
 mod template;
@@ -55,13 +57,21 @@ pub async fn serve(
 ) -> Result<(), kit::StartupError> {
     let backends = backends::Backends::connect_lazy(&config)
         .map_err(|e| kit::StartupError::Other(format!("gateway backends: {e}")))?;
-    let (_pool, routes) =
+    let (pool, routes) =
         routes::load(oms_proto::FILE_DESCRIPTOR_SET).map_err(kit::StartupError::Other)?;
+    let openapi = Arc::new(openapi::document(&pool, &routes));
     let gateway = Arc::new(Gateway { routes, backends });
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/oauth2/token", axum::routing::post(oauth2::token))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = openapi.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
         .fallback(proxy::handle)
         // The proxy reads the body itself, with its own limit and answer.
         .layer(DefaultBodyLimit::disable())

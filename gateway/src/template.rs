@@ -59,6 +59,14 @@ impl PathTemplate {
         })
     }
 
+    /// The field paths bound by the template.
+    pub(crate) fn variables(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Variable(field) => Some(field.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
     /// How many literal segments: more literals, more specific.
     pub(crate) fn specificity(&self) -> usize {
         self.segments
