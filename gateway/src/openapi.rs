@@ -27,7 +27,7 @@ pub(crate) fn document(pool: &DescriptorPool, routes: &[Route]) -> Value {
             .map(|path| {
                 let schema = field_at(&input, path)
                     .map_or_else(|| json!({"type": "string"}), |f| scalar_schema(&f));
-                json!({"name": path, "in": "path", "required": true, "schema": schema})
+                json!({"name": param_name(path), "in": "path", "required": true, "schema": schema})
             })
             .collect();
         let mut operation = Map::new();
@@ -97,7 +97,7 @@ pub(crate) fn document(pool: &DescriptorPool, routes: &[Route]) -> Value {
             operation.insert("security".into(), json!([{"bearerAuth": []}]));
         }
         paths
-            .entry(route.template.raw.clone())
+            .entry(openapi_path(&route.template.raw))
             .or_default()
             .insert(route.verb.as_str().to_lowercase(), Value::Object(operation));
     }
@@ -115,6 +115,33 @@ pub(crate) fn document(pool: &DescriptorPool, routes: &[Route]) -> Value {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     })
+}
+
+/// A path variable's name in the document: `{product.id}` reads as
+/// `{product_id}`, so tools that treat names as identifiers cope, and
+/// `PATCH /v1/products/{product.id}` shares its path item with
+/// `DELETE /v1/products/{product_id}` (OpenAPI requires one item per path
+/// shape). The gateway binds variables by position, not by name.
+fn param_name(field_path: &str) -> String {
+    field_path.replace('.', "_")
+}
+
+fn openapi_path(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut in_variable = false;
+    for c in template.chars() {
+        match c {
+            '{' => in_variable = true,
+            '}' => in_variable = false,
+            '.' if in_variable => {
+                out.push('_');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The field at a dotted path.
