@@ -90,8 +90,12 @@ async fn send(
 }
 
 async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    start_with(&[]).await
+}
+
+async fn start_with(extra: &[(&str, &str)]) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let data_dir = std::env::temp_dir().join(unique_name("oms_gw"));
-    let env = Env::from_pairs([
+    let mut pairs: Vec<(String, String)> = [
         ("USER_SVC_ADDR", "127.0.0.1:0".to_owned()),
         ("PRODUCT_SVC_ADDR", "127.0.0.1:0".to_owned()),
         ("ORDER_SVC_ADDR", "127.0.0.1:0".to_owned()),
@@ -109,7 +113,16 @@ async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
                 user_svc::clients::sha256_hex("reporting secret")
             ),
         ),
-    ]);
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let env = Env::from_pairs(pairs);
     let mesh = oms::Mesh::bind(&env).await.unwrap();
     let addr = mesh.addrs().gateway;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -597,4 +610,56 @@ async fn the_openapi_document_lists_exactly_the_served_routes_and_who_may_call_t
             .is_some_and(|d| d.contains("unique")),
         "proto comments become descriptions"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_only_configured_origins() {
+    let (gw, _stop) =
+        start_with(&[("GATEWAY_CORS_ALLOWED_ORIGINS", "https://shop.example.com")]).await;
+    let preflight = [
+        ("origin", "https://shop.example.com"),
+        ("access-control-request-method", "POST"),
+        (
+            "access-control-request-headers",
+            "authorization,content-type",
+        ),
+    ];
+    let allowed = send(gw, "OPTIONS", "/v1/orders", &preflight, None).await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://shop.example.com")
+    );
+    let other = send(
+        gw,
+        "OPTIONS",
+        "/v1/orders",
+        &[("origin", "https://evil.example"), preflight[1]],
+        None,
+    )
+    .await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    let simple = send(
+        gw,
+        "GET",
+        "/v1/products",
+        &[("origin", "https://shop.example.com")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        simple.header("access-control-allow-origin"),
+        Some("https://shop.example.com")
+    );
+
+    // Off by default: no CORS headers at all.
+    let (plain, _stop2) = start().await;
+    let none = send(
+        plain,
+        "GET",
+        "/v1/products",
+        &[("origin", "https://shop.example.com")],
+        None,
+    )
+    .await;
+    assert_eq!(none.header("access-control-allow-origin"), None);
 }

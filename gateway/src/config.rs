@@ -18,6 +18,9 @@ pub struct Config {
     pub product_svc_addr: SocketAddr,
     /// Where order-svc listens.
     pub order_svc_addr: SocketAddr,
+    /// Browser origins allowed by CORS (`GATEWAY_CORS_ALLOWED_ORIGINS`,
+    /// comma-separated, or `*`); empty turns CORS off, the default.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -28,6 +31,60 @@ impl Config {
             user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
             product_svc_addr: env.socket_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
             order_svc_addr: env.socket_addr("ORDER_SVC_ADDR", "127.0.0.1:50053")?,
+            cors_allowed_origins: cors_origins(env)?,
         })
+    }
+}
+
+fn cors_origins(env: &Env) -> Result<Vec<String>, ConfigError> {
+    let var = "GATEWAY_CORS_ALLOWED_ORIGINS";
+    let Some(raw) = env.get(var)? else {
+        return Ok(Vec::new());
+    };
+    let origins: Vec<String> = raw
+        .split(',')
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for origin in &origins {
+        let valid = origin == "*"
+            || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                && origin.parse::<axum::http::HeaderValue>().is_ok()
+                && !origin.ends_with('/'));
+        if !valid {
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "{origin:?} is not an origin (expected e.g. https://shop.example.com, or *)"
+                ),
+            ));
+        }
+    }
+    Ok(origins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_checked_and_name_their_variable() {
+        let ok = Env::from_pairs([(
+            "GATEWAY_CORS_ALLOWED_ORIGINS",
+            "https://a.example, http://localhost:3000",
+        )]);
+        assert_eq!(Config::from_env(&ok).unwrap().cors_allowed_origins.len(), 2);
+        let bad = Env::from_pairs([("GATEWAY_CORS_ALLOWED_ORIGINS", "a.example/")]);
+        assert_eq!(
+            Config::from_env(&bad).unwrap_err().var,
+            "GATEWAY_CORS_ALLOWED_ORIGINS"
+        );
+        let off = Env::from_pairs(Vec::<(String, String)>::new());
+        assert!(
+            Config::from_env(&off)
+                .unwrap()
+                .cors_allowed_origins
+                .is_empty()
+        );
     }
 }

@@ -76,6 +76,10 @@ pub async fn serve(
         // The proxy reads the body itself, with its own limit and answer.
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway);
+    let app = match cors(&config.cors_allowed_origins) {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
     let addr = listener
         .local_addr()
         .map_err(|e| kit::StartupError::Other(e.to_string()))?;
@@ -89,4 +93,41 @@ pub async fn serve(
     .map_err(|e| kit::StartupError::Other(format!("gateway: {e}")))?;
     tracing::info!(service = "gateway", "stopped");
     Ok(())
+}
+
+/// The CORS layer for the configured origins; `None` (no CORS headers at
+/// all) unless some are configured.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let header = HeaderName::from_static;
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header("authorization"),
+                header("content-type"),
+                header("idempotency-key"),
+                header("x-request-id"),
+                header("traceparent"),
+                header("grpc-timeout"),
+            ])
+            .expose_headers([header("x-request-id"), header("retry-after")])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
