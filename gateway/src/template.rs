@@ -1,21 +1,29 @@
-//! `google.api.http` path templates: `/v1/products/{product_id}:adjustStock`,
-//! `/v1/products/{product.id}`, `/v1/users/me`. Parsed once at start-up and
-//! matched segment by segment; literal segments outrank variables, so
-//! `/v1/users/me` wins over `/v1/users/{user_id}`.
+//! `google.api.http` path templates, as HttpRule defines them:
+//! `/v1/products/{product_id}:adjustStock`, nested fields such as
+//! `/v1/products/{product.id}`, and variables with a pattern such as
+//! `/v1/{name=shelves/*/books/*}` or a trailing `{path=**}`. Parsed once at
+//! start-up and matched segment by segment; literal segments outrank
+//! variables, so `/v1/users/me` wins over `/v1/users/{user_id}`.
 
-/// One `/`-separated piece of a template.
+/// One piece of a template, after variables are expanded into their
+/// patterns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
+enum Atom {
     /// Must equal the request's segment.
     Literal(String),
-    /// Binds one segment to a (possibly dotted) field path.
-    Variable(String),
+    /// `*`: any one segment.
+    One,
+    /// `**`: all the remaining segments (only last).
+    Rest,
 }
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PathTemplate {
-    segments: Vec<Segment>,
+    /// Each atom, with the index of the variable it belongs to, if any.
+    atoms: Vec<(Atom, Option<usize>)>,
+    /// The field path of each variable.
+    fields: Vec<String>,
     /// The `:verb` after the last segment, if any.
     verb: Option<String>,
     /// The template as written, for errors and OpenAPI.
@@ -23,8 +31,7 @@ pub(crate) struct PathTemplate {
 }
 
 impl PathTemplate {
-    /// Parses a template; `{name=*}` is the same as `{name}`. Multi-segment
-    /// patterns (`**`) are not used by the OMS contract and are refused.
+    /// Parses a template; `{name}` is `{name=*}`.
     pub(crate) fn parse(raw: &str) -> Result<Self, String> {
         let path = raw
             .strip_prefix('/')
@@ -36,24 +43,44 @@ impl PathTemplate {
             }
             _ => (path, None),
         };
-        let mut segments = Vec::new();
-        for part in path.split('/') {
-            if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                let (field, pattern) = inner.split_once('=').unwrap_or((inner, "*"));
-                if pattern != "*" {
-                    return Err(format!(
-                        "{raw}: only single-segment variables are supported"
-                    ));
+        let mut atoms = Vec::new();
+        let mut fields = Vec::new();
+        let mut rest = path;
+        while !rest.is_empty() {
+            if let Some(inner) = rest.strip_prefix('{') {
+                let (variable, after) = inner
+                    .split_once('}')
+                    .ok_or_else(|| format!("{raw}: unclosed {{"))?;
+                let (field, pattern) = variable.split_once('=').unwrap_or((variable, "*"));
+                if field.is_empty() {
+                    return Err(format!("{raw}: a variable without a field"));
                 }
-                segments.push(Segment::Variable(field.to_owned()));
-            } else if part.is_empty() || part.contains(['{', '}']) {
-                return Err(format!("{raw}: bad segment {part:?}"));
+                let index = fields.len();
+                fields.push(field.to_owned());
+                for part in pattern.split('/') {
+                    atoms.push((atom(raw, part)?, Some(index)));
+                }
+                rest = after;
             } else {
-                segments.push(Segment::Literal(part.to_owned()));
+                let (part, after) = rest.split_once('/').unwrap_or((rest, ""));
+                if part.contains(['{', '}']) {
+                    return Err(format!("{raw}: bad segment {part:?}"));
+                }
+                atoms.push((atom(raw, part)?, None));
+                rest = if rest.len() > part.len() {
+                    &rest[part.len()..]
+                } else {
+                    after
+                };
             }
+            rest = rest.strip_prefix('/').unwrap_or(rest);
+        }
+        if atoms.iter().rev().skip(1).any(|(a, _)| *a == Atom::Rest) {
+            return Err(format!("{raw}: ** may only come last"));
         }
         Ok(Self {
-            segments,
+            atoms,
+            fields,
             verb,
             raw: raw.to_owned(),
         })
@@ -61,22 +88,19 @@ impl PathTemplate {
 
     /// The field paths bound by the template.
     pub(crate) fn variables(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().filter_map(|s| match s {
-            Segment::Variable(field) => Some(field.as_str()),
-            Segment::Literal(_) => None,
-        })
+        self.fields.iter().map(String::as_str)
     }
 
     /// How many literal segments: more literals, more specific.
     pub(crate) fn specificity(&self) -> usize {
-        self.segments
+        self.atoms
             .iter()
-            .filter(|s| matches!(s, Segment::Literal(_)))
+            .filter(|(a, _)| matches!(a, Atom::Literal(_)))
             .count()
     }
 
     /// Matches a request path (already split off its query); the bound
-    /// variables, percent-decoded, in template order.
+    /// variables in template order, each segment percent-decoded.
     pub(crate) fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
         let path = path.strip_prefix('/')?;
         let path = match &self.verb {
@@ -84,28 +108,54 @@ impl PathTemplate {
             None => path,
         };
         let parts: Vec<&str> = path.split('/').collect();
-        if parts.len() != self.segments.len() {
-            return None;
-        }
-        let mut bound = Vec::new();
-        for (segment, part) in self.segments.iter().zip(parts) {
-            match segment {
-                Segment::Literal(literal) if literal == part => {}
-                Segment::Literal(_) => return None,
-                Segment::Variable(field) => {
-                    if part.is_empty() {
-                        return None;
+        let mut values: Vec<Vec<String>> = vec![Vec::new(); self.fields.len()];
+        let mut next = 0;
+        for (atom, variable) in &self.atoms {
+            let taken: Vec<&str> = match atom {
+                Atom::Rest => {
+                    let rest = parts.get(next..)?.to_vec();
+                    next = parts.len();
+                    rest
+                }
+                _ => {
+                    let part = *parts.get(next)?;
+                    next += 1;
+                    match atom {
+                        Atom::Literal(literal) if literal != part => return None,
+                        Atom::One if part.is_empty() => return None,
+                        // A verbless template must not swallow another
+                        // route's `:verb`.
+                        Atom::One if self.verb.is_none() && part.contains(':') => return None,
+                        _ => vec![part],
                     }
-                    let value = percent_decode(part)?;
-                    // A verbless template must not swallow another route's verb.
-                    if self.verb.is_none() && value.contains(':') && part.contains(':') {
-                        return None;
-                    }
-                    bound.push((field.clone(), value));
+                }
+            };
+            if let Some(index) = variable {
+                for part in taken {
+                    values[*index].push(percent_decode(part)?);
                 }
             }
         }
-        Some(bound)
+        if next != parts.len() {
+            return None;
+        }
+        Some(
+            self.fields
+                .iter()
+                .cloned()
+                .zip(values.into_iter().map(|v| v.join("/")))
+                .collect(),
+        )
+    }
+}
+
+fn atom(raw: &str, part: &str) -> Result<Atom, String> {
+    match part {
+        "*" => Ok(Atom::One),
+        "**" => Ok(Atom::Rest),
+        "" => Err(format!("{raw}: empty segment")),
+        literal if literal.contains('*') => Err(format!("{raw}: bad segment {literal:?}")),
+        literal => Ok(Atom::Literal(literal.to_owned())),
     }
 }
 
@@ -131,12 +181,21 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn bound(pairs: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
     #[test]
     fn templates_bind_variables_verbs_and_nested_fields() {
         let adjust = PathTemplate::parse("/v1/products/{product_id}:adjustStock").unwrap();
         assert_eq!(
             adjust.matches("/v1/products/abc:adjustStock"),
-            Some(vec![("product_id".to_owned(), "abc".to_owned())])
+            bound(&[("product_id", "abc")])
         );
         assert_eq!(adjust.matches("/v1/products/abc"), None);
         let get = PathTemplate::parse("/v1/products/{product_id}").unwrap();
@@ -145,24 +204,43 @@ mod tests {
             None,
             "verbs are not ids"
         );
+        assert_eq!(get.matches("/v1/products/abc/more"), None);
         let patch = PathTemplate::parse("/v1/products/{product.id}").unwrap();
         assert_eq!(
             patch.matches("/v1/products/p1"),
-            Some(vec![("product.id".to_owned(), "p1".to_owned())])
+            bound(&[("product.id", "p1")])
         );
         let me = PathTemplate::parse("/v1/users/me").unwrap();
         let user = PathTemplate::parse("/v1/users/{user_id=*}").unwrap();
         assert!(me.specificity() > user.specificity());
         assert_eq!(
             user.matches("/v1/users/a%20b"),
-            Some(vec![("user_id".to_owned(), "a b".to_owned())])
+            bound(&[("user_id", "a b")])
         );
-        assert!(PathTemplate::parse("/v1/{name=**}").is_err());
         assert_eq!(
             PathTemplate::parse("/.well-known/jwks.json")
                 .unwrap()
                 .matches("/.well-known/jwks.json"),
-            Some(vec![])
+            bound(&[])
         );
+    }
+
+    #[test]
+    fn variables_with_patterns_bind_several_segments() {
+        let book = PathTemplate::parse("/v1/{name=shelves/*/books/*}").unwrap();
+        assert_eq!(
+            book.matches("/v1/shelves/s1/books/b2"),
+            bound(&[("name", "shelves/s1/books/b2")])
+        );
+        assert_eq!(book.matches("/v1/shelves/s1/cds/b2"), None);
+        let files = PathTemplate::parse("/v1/files/{path=**}:download").unwrap();
+        assert_eq!(
+            files.matches("/v1/files/a/b/c.txt:download"),
+            bound(&[("path", "a/b/c.txt")])
+        );
+        assert_eq!(files.variables().collect::<Vec<_>>(), ["path"]);
+        assert!(PathTemplate::parse("/v1/{a=**}/x").is_err());
+        assert!(PathTemplate::parse("/v1/{=*}").is_err());
+        assert!(PathTemplate::parse("v1/x").is_err());
     }
 }
