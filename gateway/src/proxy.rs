@@ -118,23 +118,12 @@ fn find<'a>(routes: &'a [Route], method: &Method, path: &str) -> Found<'a> {
 
 /// The caller's deadline from `grpc-timeout` (e.g. `5S`, `1500m`), bounded.
 fn timeout(headers: &HeaderMap) -> Duration {
-    let parsed = headers
+    headers
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
-            let amount: u64 = digits.parse().ok()?;
-            match unit {
-                "H" => Some(Duration::from_secs(amount.saturating_mul(3600))),
-                "M" => Some(Duration::from_secs(amount.saturating_mul(60))),
-                "S" => Some(Duration::from_secs(amount)),
-                "m" => Some(Duration::from_millis(amount)),
-                "u" => Some(Duration::from_micros(amount)),
-                "n" => Some(Duration::from_nanos(amount)),
-                _ => None,
-            }
-        });
-    parsed.unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT)
+        .and_then(kit::time::parse_grpc_timeout)
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .min(MAX_TIMEOUT)
 }
 
 async fn call(

@@ -1,5 +1,5 @@
-//! Conversions between database times (UTC `chrono`) and the wire's
-//! `google.protobuf.Timestamp`.
+//! Times on the wire: database times (UTC `chrono`) as
+//! `google.protobuf.Timestamp`, and gRPC `grpc-timeout` deadlines.
 
 use chrono::{DateTime, Utc};
 
@@ -17,4 +17,44 @@ pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit
+/// (`H`ours, `M`inutes, `S`econds, `m`illis, `u`micros, `n`anos).
+pub fn parse_grpc_timeout(value: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_grpc_timeout;
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_spec() {
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        for bad in ["x", "", "10q", "S", "123456789S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
 }

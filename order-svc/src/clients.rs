@@ -46,7 +46,7 @@ impl CallContext {
         Self {
             deadline: header("grpc-timeout")
                 .as_deref()
-                .and_then(parse_grpc_timeout)
+                .and_then(kit::time::parse_grpc_timeout)
                 .map(|t| Instant::now() + t),
             traceparent: header("traceparent"),
         }
@@ -59,21 +59,6 @@ impl CallContext {
             d.saturating_duration_since(Instant::now()).min(limit)
         })
     }
-}
-
-/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H M S m u n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
 }
 
 fn channel(addr: SocketAddr, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
@@ -357,23 +342,5 @@ where
             }
             other => return other,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_per_the_spec() {
-        assert_eq!(
-            parse_grpc_timeout("1500m"),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("x"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
-        assert_eq!(parse_grpc_timeout("10q"), None);
     }
 }
