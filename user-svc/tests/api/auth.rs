@@ -1,30 +1,18 @@
-//! user-svc over real gRPC on 127.0.0.1:0: on SQLite with the in-process
-//! token store, and on MariaDB with Redis.
-
-// Tests unwrap: a panic here is a failed assertion.
-#![allow(clippy::unwrap_used)]
+//! AuthService: sign-up, sign-in, tokens, throttling, forged tokens.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kit::auth::AccessClaims;
-use kit::config::Env;
 use kit::test_support::{
-    Spawned, TestDb, assert_grpc_basics, bearer, error_reason as reason, spawn, unique_name,
-    violated_fields,
+    TestDb, assert_grpc_basics, bearer, error_reason as reason, violated_fields,
 };
-use oms_proto::user::v1::{
-    self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
-};
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use oms_proto::user::v1::{self as pb};
+use tonic::{Code, Request};
 use tonic_types::StatusExt as _;
 
-const ADMIN_EMAIL: &str = "root@oms.test";
-const ADMIN_PASSWORD: &str = "bootstrap-admin-password";
-const CLIENT_SECRET: &str = "order-svc-secret-for-tests";
-const SEED: [u8; 32] = [7; 32];
+use crate::helpers::*;
 
 kit::test_on_each_db!(
     starts_migrated_with_health_and_reflection,
@@ -33,105 +21,11 @@ kit::test_on_each_db!(
     unknown_email_and_wrong_password_get_the_same_answer,
     refresh_rotates_and_a_reused_token_revokes_its_family,
     logout_revokes_the_sign_in,
-    change_password_checks_the_current_one_and_revokes_sessions,
-    customers_cannot_read_others_list_users_or_set_roles,
-    admins_set_roles_which_revokes_sessions_and_takes_effect,
-    list_users_pages_with_opaque_keyset_tokens,
     login_is_throttled_per_account_with_retry_info,
     login_is_throttled_per_client_address,
     service_tokens_follow_client_credentials_rules,
     forged_and_misused_tokens_are_refused,
-    the_bootstrap_admin_survives_restarts,
 );
-
-async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
-    let data_dir = std::env::temp_dir().join(unique_name("oms_user"));
-    let clients = format!(
-        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
-        user_svc::clients::sha256_hex(CLIENT_SECRET)
-    );
-    let mut pairs: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), db.url().expose().to_owned()),
-        ("OMS_DATA_DIR".into(), data_dir.display().to_string()),
-        ("OMS_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
-        ("OMS_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-        ("OMS_SERVICE_CLIENTS".into(), clients),
-        ("OMS_JWT_SIGNING_KEYS".into(), STANDARD.encode(SEED)),
-        (
-            "OMS_REDIS_KEY_PREFIX".into(),
-            format!("{}:", unique_name("oms_test")),
-        ),
-    ];
-    // SQLite runs with the in-process store, MariaDB with Redis: both stores
-    // are exercised by every test.
-    if !db.url().is_sqlite()
-        && let Some(redis) = kit::test_support::redis_url()
-    {
-        pairs.push(("REDIS_URL".into(), redis.expose().to_owned()));
-    }
-    pairs.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
-    spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await
-}
-
-fn auth(svc: &Spawned) -> AuthServiceClient<Channel> {
-    AuthServiceClient::new(svc.channel())
-}
-
-fn users(svc: &Spawned) -> UserServiceClient<Channel> {
-    UserServiceClient::new(svc.channel())
-}
-
-async fn register(svc: &Spawned, email: &str, password: &str) -> pb::User {
-    auth(svc)
-        .register(pb::RegisterRequest {
-            email: email.into(),
-            password: password.into(),
-            display_name: "Test User".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap()
-}
-
-async fn login(svc: &Spawned, email: &str, password: &str) -> Result<pb::LoginResponse, Status> {
-    auth(svc)
-        .login(pb::LoginRequest {
-            email: email.into(),
-            password: password.into(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-async fn refresh(svc: &Spawned, token: &str) -> Result<pb::RefreshTokenResponse, Status> {
-    auth(svc)
-        .refresh_token(pb::RefreshTokenRequest {
-            refresh_token: token.into(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-async fn admin_token(svc: &Spawned) -> String {
-    login(svc, ADMIN_EMAIL, ADMIN_PASSWORD)
-        .await
-        .unwrap()
-        .access_token
-}
-
-async fn me(svc: &Spawned, token: &str) -> Result<pb::User, Status> {
-    users(svc)
-        .get_current_user(bearer(pb::GetCurrentUserRequest {}, token))
-        .await
-        .map(|r| r.into_inner().user.unwrap())
-}
 
 async fn starts_migrated_with_health_and_reflection(db: TestDb) {
     let svc = start(&db, &[]).await;
@@ -299,217 +193,6 @@ async fn logout_revokes_the_sign_in(db: TestDb) {
         })
         .await
         .unwrap();
-}
-
-async fn change_password_checks_the_current_one_and_revokes_sessions(db: TestDb) {
-    let svc = start(&db, &[]).await;
-    register(&svc, "pw@example.com", "old password 1").await;
-    let tokens = login(&svc, "pw@example.com", "old password 1")
-        .await
-        .unwrap();
-    let change = |current: &str, new: &str| {
-        bearer(
-            pb::ChangePasswordRequest {
-                current_password: current.into(),
-                new_password: new.into(),
-            },
-            &tokens.access_token,
-        )
-    };
-    let wrong = users(&svc)
-        .change_password(change("not it at all", "new password 2"))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&wrong), ["current_password"]);
-    let short = users(&svc)
-        .change_password(change("old password 1", "short"))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&short), ["new_password"]);
-
-    users(&svc)
-        .change_password(change("old password 1", "new password 2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        refresh(&svc, &tokens.refresh_token)
-            .await
-            .unwrap_err()
-            .code(),
-        Code::Unauthenticated
-    );
-    assert_eq!(
-        login(&svc, "pw@example.com", "old password 1")
-            .await
-            .unwrap_err()
-            .code(),
-        Code::Unauthenticated
-    );
-    assert!(
-        login(&svc, "pw@example.com", "new password 2")
-            .await
-            .is_ok()
-    );
-}
-
-async fn customers_cannot_read_others_list_users_or_set_roles(db: TestDb) {
-    let svc = start(&db, &[]).await;
-    let alice = register(&svc, "alice@example.com", "alice password").await;
-    let bob = register(&svc, "bob@example.com", "bob's password").await;
-    let token = login(&svc, "alice@example.com", "alice password")
-        .await
-        .unwrap()
-        .access_token;
-
-    let other = users(&svc)
-        .get_user(bearer(
-            pb::GetUserRequest {
-                user_id: bob.id.clone(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(other.code(), Code::NotFound);
-    let list = users(&svc)
-        .list_users(bearer(pb::ListUsersRequest::default(), &token))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (list.code(), reason(&list).as_str()),
-        (Code::PermissionDenied, "ADMIN_REQUIRED")
-    );
-    let promote = users(&svc)
-        .set_user_role(bearer(
-            pb::SetUserRoleRequest {
-                user_id: alice.id.clone(),
-                role: pb::Role::Admin.into(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(promote.code(), Code::PermissionDenied);
-    let malformed = users(&svc)
-        .get_user(bearer(
-            pb::GetUserRequest {
-                user_id: "42".into(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&malformed), ["user_id"]);
-}
-
-async fn admins_set_roles_which_revokes_sessions_and_takes_effect(db: TestDb) {
-    let svc = start(&db, &[]).await;
-    let carol = register(&svc, "carol@example.com", "carol password").await;
-    let carol_tokens = login(&svc, "carol@example.com", "carol password")
-        .await
-        .unwrap();
-    let admin = admin_token(&svc).await;
-
-    let bad = users(&svc)
-        .set_user_role(bearer(
-            pb::SetUserRoleRequest {
-                user_id: carol.id.clone(),
-                role: pb::Role::Unspecified.into(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&bad), ["role"]);
-    let updated = users(&svc)
-        .set_user_role(bearer(
-            pb::SetUserRoleRequest {
-                user_id: carol.id.clone(),
-                role: pb::Role::Admin.into(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
-    assert_eq!(updated.role(), pb::Role::Admin);
-    assert_eq!(
-        refresh(&svc, &carol_tokens.refresh_token)
-            .await
-            .unwrap_err()
-            .code(),
-        Code::Unauthenticated
-    );
-
-    let new_token = login(&svc, "carol@example.com", "carol password")
-        .await
-        .unwrap()
-        .access_token;
-    assert!(
-        users(&svc)
-            .list_users(bearer(pb::ListUsersRequest::default(), &new_token))
-            .await
-            .is_ok()
-    );
-    let missing = users(&svc)
-        .set_user_role(bearer(
-            pb::SetUserRoleRequest {
-                user_id: uuid::Uuid::now_v7().to_string(),
-                role: pb::Role::Admin.into(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(missing.code(), Code::NotFound);
-}
-
-async fn list_users_pages_with_opaque_keyset_tokens(db: TestDb) {
-    let svc = start(&db, &[]).await;
-    for i in 0..5 {
-        register(&svc, &format!("page{i}@example.com"), "paging password").await;
-    }
-    let admin = admin_token(&svc).await;
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = users(&svc)
-            .list_users(bearer(
-                pb::ListUsersRequest {
-                    page_size: 2,
-                    page_token: token.clone(),
-                },
-                &admin,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(page.users.len() <= 2);
-        seen.extend(page.users.into_iter().map(|u| u.id));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
-    assert_eq!(seen.len(), 6, "five customers and the admin, each once");
-    let mut sorted = seen.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted, seen, "oldest first, no repeats");
-
-    let garbage = users(&svc)
-        .list_users(bearer(
-            pb::ListUsersRequest {
-                page_size: 2,
-                page_token: "garbage".into(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&garbage), ["page_token"]);
 }
 
 async fn login_is_throttled_per_account_with_retry_info(db: TestDb) {
@@ -746,29 +429,6 @@ async fn forged_and_misused_tokens_are_refused(db: TestDb) {
             .code(),
         Code::Unauthenticated
     );
-}
-
-async fn the_bootstrap_admin_survives_restarts(db: TestDb) {
-    let first = start(&db, &[]).await;
-    let admin_id = me(&first, &admin_token(&first).await).await.unwrap().id;
-    first.stop().await.unwrap();
-
-    let second = start(&db, &[]).await;
-    let again = me(&second, &admin_token(&second).await).await.unwrap();
-    assert_eq!(
-        (again.id.as_str(), again.role()),
-        (admin_id.as_str(), pb::Role::Admin)
-    );
-    let listed = users(&second)
-        .list_users(bearer(
-            pb::ListUsersRequest::default(),
-            &admin_token(&second).await,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .users;
-    assert_eq!(listed.iter().filter(|u| u.email == ADMIN_EMAIL).count(), 1);
 }
 
 /// What product-svc and order-svc do: fetch the JWKS from user-svc over

@@ -1,0 +1,112 @@
+//! The service under test, clients, and sign-in shortcuts.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kit::config::Env;
+use kit::test_support::{Spawned, TestDb, bearer, spawn, unique_name};
+use oms_proto::user::v1::{
+    self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+};
+use tonic::Status;
+use tonic::transport::Channel;
+
+pub(crate) const ADMIN_EMAIL: &str = "root@oms.test";
+pub(crate) const ADMIN_PASSWORD: &str = "bootstrap-admin-password";
+pub(crate) const CLIENT_SECRET: &str = "order-svc-secret-for-tests";
+pub(crate) const SEED: [u8; 32] = [7; 32];
+
+pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
+    let data_dir = std::env::temp_dir().join(unique_name("oms_user"));
+    let clients = format!(
+        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
+        user_svc::clients::sha256_hex(CLIENT_SECRET)
+    );
+    let mut pairs: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), db.url().expose().to_owned()),
+        ("OMS_DATA_DIR".into(), data_dir.display().to_string()),
+        ("OMS_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
+        ("OMS_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ("OMS_SERVICE_CLIENTS".into(), clients),
+        ("OMS_JWT_SIGNING_KEYS".into(), STANDARD.encode(SEED)),
+        (
+            "OMS_REDIS_KEY_PREFIX".into(),
+            format!("{}:", unique_name("oms_test")),
+        ),
+    ];
+    // SQLite runs with the in-process store, MariaDB with Redis: both stores
+    // are exercised by every test.
+    if !db.url().is_sqlite()
+        && let Some(redis) = kit::test_support::redis_url()
+    {
+        pairs.push(("REDIS_URL".into(), redis.expose().to_owned()));
+    }
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await
+}
+
+pub(crate) fn auth(svc: &Spawned) -> AuthServiceClient<Channel> {
+    AuthServiceClient::new(svc.channel())
+}
+
+pub(crate) fn users(svc: &Spawned) -> UserServiceClient<Channel> {
+    UserServiceClient::new(svc.channel())
+}
+
+pub(crate) async fn register(svc: &Spawned, email: &str, password: &str) -> pb::User {
+    auth(svc)
+        .register(pb::RegisterRequest {
+            email: email.into(),
+            password: password.into(),
+            display_name: "Test User".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap()
+}
+
+pub(crate) async fn login(
+    svc: &Spawned,
+    email: &str,
+    password: &str,
+) -> Result<pb::LoginResponse, Status> {
+    auth(svc)
+        .login(pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub(crate) async fn refresh(
+    svc: &Spawned,
+    token: &str,
+) -> Result<pb::RefreshTokenResponse, Status> {
+    auth(svc)
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: token.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub(crate) async fn admin_token(svc: &Spawned) -> String {
+    login(svc, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .access_token
+}
+
+pub(crate) async fn me(svc: &Spawned, token: &str) -> Result<pb::User, Status> {
+    users(svc)
+        .get_current_user(bearer(pb::GetCurrentUserRequest {}, token))
+        .await
+        .map(|r| r.into_inner().user.unwrap())
+}
