@@ -1,5 +1,6 @@
 //! Errors and faults: business refusals passed on, dependencies down, a
-//! crash mid-saga, user-svc gone with a cached token.
+//! crash mid-saga, user-svc gone with a cached token, a service token
+//! product-svc no longer accepts.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use kit::test_support::{
 use oms_proto::order::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{start, start_products};
+use crate::helpers::{start, start_products, start_users};
 
 kit::test_on_each_db!(
     product_svc_refusals_reach_the_client_unchanged_and_are_replayed,
@@ -18,6 +19,7 @@ kit::test_on_each_db!(
     product_svc_down_gives_unavailable_and_holds_nothing,
     a_crash_between_reserve_and_commit_is_recovered,
     orders_go_on_while_user_svc_is_down_with_a_cached_token,
+    a_refused_service_token_is_renewed_once_and_the_call_retried,
 );
 
 async fn product_svc_refusals_reach_the_client_unchanged_and_are_replayed(db: TestDb) {
@@ -185,5 +187,31 @@ async fn orders_go_on_while_user_svc_is_down_with_a_cached_token(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(during.status(), pb::OrderStatus::Confirmed);
-    let _ = &mesh.users_db;
+}
+
+async fn a_refused_service_token_is_renewed_once_and_the_call_retried(db: TestDb) {
+    let mut mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 5).await;
+    mesh.order(&mesh.alice, "before", &[(&a.id, 1)])
+        .await
+        .unwrap();
+
+    // user-svc comes back with a new signing key and product-svc with an
+    // empty JWKS cache: order-svc's cached token, still within its
+    // lifetime, is now signed by a key product-svc has never seen.
+    let users = mesh.users.take().unwrap();
+    let users_addr = users.addr;
+    users.stop().await.unwrap();
+    mesh.users = Some(start_users(&mesh.users_db, users_addr).await);
+    mesh.products.take().unwrap().stop().await.unwrap();
+    mesh.products = Some(start_products(&mesh.products_db, users_addr, mesh.products_addr).await);
+
+    // Alice's own token was verified by order-svc before; its cache still
+    // holds the old key, so only the service token is refused.
+    let after = mesh
+        .order(&mesh.alice, "after", &[(&a.id, 2)])
+        .await
+        .unwrap();
+    assert_eq!(after.status(), pb::OrderStatus::Confirmed);
+    assert_eq!(mesh.stock(&a.id).await, (2, 0, 2));
 }

@@ -33,7 +33,9 @@ pub(crate) struct Mesh {
     pub(crate) bob_id: String,
 }
 
-async fn start_users(db: &TestDb) -> Spawned {
+/// user-svc on `db` at `at`, with a signing key of its own: every start
+/// is a key rotation that drops the old key.
+pub(crate) async fn start_users(db: &TestDb, at: SocketAddr) -> Spawned {
     let clients = format!(
         r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
         user_svc::clients::sha256_hex(CLIENT_SECRET)
@@ -54,7 +56,7 @@ async fn start_users(db: &TestDb) -> Spawned {
         ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "10000".to_owned()),
     ]);
     let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
-    spawn(|l, s| user_svc::serve(config, l, s)).await
+    spawn_at(at, |l, s| user_svc::serve(config, l, s)).await
 }
 
 pub(crate) async fn start_products(db: &TestDb, users: SocketAddr, at: SocketAddr) -> Spawned {
@@ -95,13 +97,9 @@ async fn customer(users: &Spawned, name: &str) -> (String, String) {
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
     let users_db = TestDb::sqlite();
     let products_db = TestDb::sqlite();
-    let users = start_users(&users_db).await;
-    let products = start_products(
-        &products_db,
-        users.addr,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await;
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let users = start_users(&users_db, any_port).await;
+    let products = start_products(&products_db, users.addr, any_port).await;
     let mut pairs: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), db.url().expose().to_owned()),
         ("USER_SVC_ADDR".into(), users.addr.to_string()),
