@@ -15,6 +15,7 @@ struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     json: Value,
+    text: String,
 }
 
 impl Reply {
@@ -86,6 +87,7 @@ async fn send(
         status,
         headers,
         json,
+        text: body.to_owned(),
     }
 }
 
@@ -662,4 +664,156 @@ async fn cors_answers_only_configured_origins() {
     )
     .await;
     assert_eq!(none.header("access-control-allow-origin"), None);
+}
+
+/// The value of the sample `name` whose labels include all of `labels`,
+/// from a Prometheus text exposition.
+fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(series, _)| {
+            series
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_every_call_by_route_rpc_and_code() {
+    let (gw, _stop) = start().await;
+    let password = "gateway admin password";
+    let admin = login(gw, "admin@example.com", password).await;
+    let before = send(gw, "GET", "/metrics", &[], None).await.text;
+
+    let missing = format!("/v1/products/{}", uuid::Uuid::now_v7());
+    assert_eq!(send(gw, "GET", &missing, &[], None).await.status, 404);
+    let forged = send(
+        gw,
+        "GET",
+        "/v1/users/me",
+        &[("authorization", "Bearer not.a.token")],
+        None,
+    )
+    .await;
+    assert_eq!(forged.status, 401);
+    assert_eq!(
+        send(gw, "GET", "/no/such/route", &[], None).await.status,
+        404
+    );
+    let me = send(
+        gw,
+        "GET",
+        "/v1/users/me",
+        &[("authorization", &format!("Bearer {admin}"))],
+        None,
+    )
+    .await;
+    assert_eq!(me.status, 200);
+
+    let metrics = send(gw, "GET", "/metrics", &[], None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        metrics.headers
+    );
+    let after = metrics.text;
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        let was = sample(&before, name, labels).unwrap_or(0.0);
+        let now = sample(&after, name, labels).unwrap_or(0.0);
+        assert!(
+            now > was,
+            "{name}{labels:?} did not grow: {was} -> {now}\n{after}"
+        );
+    };
+    let rpc = |service, grpc_service, method, code| {
+        [
+            ("service", service),
+            ("grpc_service", grpc_service),
+            ("grpc_method", method),
+            ("grpc_code", code),
+        ]
+    };
+    grew(
+        "grpc_server_handled_total",
+        &rpc(
+            "product-svc",
+            "oms.product.v1.ProductService",
+            "GetProduct",
+            "NOT_FOUND",
+        ),
+    );
+    // Refused by the auth layer before any handler: still counted.
+    grew(
+        "grpc_server_handled_total",
+        &rpc(
+            "user-svc",
+            "oms.user.v1.UserService",
+            "GetCurrentUser",
+            "UNAUTHENTICATED",
+        ),
+    );
+    grew(
+        "grpc_server_handled_total",
+        &rpc(
+            "user-svc",
+            "oms.user.v1.UserService",
+            "GetCurrentUser",
+            "OK",
+        ),
+    );
+    grew(
+        "grpc_server_handling_seconds_count",
+        &[("service", "user-svc"), ("grpc_method", "GetCurrentUser")],
+    );
+    assert!(
+        sample(
+            &after,
+            "grpc_server_handling_seconds_bucket",
+            &[("grpc_method", "GetCurrentUser"), ("le", "+Inf")]
+        )
+        .is_some(),
+        "latency is a histogram"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "grpc_server_in_flight_requests",
+            &[("service", "user-svc"), ("grpc_method", "GetCurrentUser")]
+        ),
+        Some(0.0),
+        "every call that started has ended"
+    );
+    grew(
+        "http_server_requests_total",
+        &[
+            ("route", "/v1/products/{product_id}"),
+            ("method", "GET"),
+            ("status", "404"),
+        ],
+    );
+    grew(
+        "http_server_requests_total",
+        &[("route", "unmatched"), ("method", "GET"), ("status", "404")],
+    );
+    assert!(
+        !after.contains("/no/such/route"),
+        "raw paths never become labels"
+    );
+    for service in ["user-svc", "product-svc", "order-svc"] {
+        assert_eq!(
+            sample(&after, "db_pool_max_connections", &[("service", service)]),
+            Some(1.0),
+            "{service}: SQLite runs one connection"
+        );
+    }
+    assert!(!after.contains(password) && !after.contains(&admin));
 }

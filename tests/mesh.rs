@@ -120,6 +120,27 @@ async fn a_taken_port_names_the_variable_to_change() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_metrics_port_stops_the_mesh_naming_its_variable() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let data_dir = temp_dir();
+    let mesh = oms::Mesh::bind(&env(&data_dir, &[("ORDER_SVC_METRICS_ADDR", &addr)]))
+        .await
+        .expect("bind");
+    let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
+        .await
+        .expect("the mesh gives up instead of hanging");
+    let message = result.expect_err("the port is taken").to_string();
+    assert!(
+        message.contains("ORDER_SVC_METRICS_ADDR") && message.contains(&addr),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
 #[tokio::test]
 async fn a_bad_address_names_its_variable() {
     let err = oms::Mesh::bind(&env(&temp_dir(), &[("ORDER_SVC_ADDR", "not-an-address")]))

@@ -30,29 +30,6 @@ pub(crate) fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// The canonical name of a code, as AIP-193's `status` field spells it.
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 const TYPE_PREFIX: &str = "type.googleapis.com/google.rpc.";
 
 /// A gRPC status as the gateway's HTTP answer.
@@ -114,7 +91,7 @@ pub(crate) fn body(http: StatusCode, code: Code, message: &str, details: Vec<Val
     let body = json!({
         "error": {
             "code": http.as_u16(),
-            "status": code_name(code),
+            "status": kit::error::code_name(code),
             "message": message,
             "details": details,
         }

@@ -10,6 +10,8 @@
 //! - `openapi`: the OpenAPI document of those same routes.
 //! - `oauth2`: the RFC 6749 token endpoint onto AuthService.
 //! - `health`: `/healthz` (process up) and `/readyz` (every backend SERVING).
+//! - `observe`: request metrics, the per-request log event, trace context;
+//!   `/metrics` shows the process's metrics.
 //! - `error`: gRPC codes to HTTP statuses and the AIP-193 JSON error body.
 //!
 //! Tests call [`serve`] on a `127.0.0.1:0` listener.
@@ -22,6 +24,7 @@ pub mod config;
 mod error;
 mod health;
 mod oauth2;
+mod observe;
 mod openapi;
 mod proxy;
 mod routes;
@@ -55,6 +58,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), kit::StartupError> {
+    kit::metrics::install();
     let backends = backends::Backends::connect_lazy(&config)
         .map_err(|e| kit::StartupError::Other(format!("gateway backends: {e}")))?;
     let (pool, routes) =
@@ -64,6 +68,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(kit::metrics::handler))
         .route("/oauth2/token", axum::routing::post(oauth2::token))
         .route(
             "/openapi.json",
@@ -80,6 +85,8 @@ pub async fn serve(
         Some(layer) => app.layer(layer),
         None => app,
     };
+    // Outermost, so CORS preflights and refusals are measured too.
+    let app = app.layer(axum::middleware::from_fn(observe::observe));
     let addr = listener
         .local_addr()
         .map_err(|e| kit::StartupError::Other(e.to_string()))?;

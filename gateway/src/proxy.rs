@@ -15,6 +15,7 @@ use tonic::Code;
 
 use crate::codec::DynamicCodec;
 use crate::error;
+use crate::observe::RouteLabel;
 use crate::routes::Route;
 use crate::{Gateway, transcode};
 
@@ -45,27 +46,31 @@ pub(crate) async fn handle(
         parts.headers.insert("x-request-id", value);
     }
 
+    let mut route_label = None;
     let mut response = match find(&gateway.routes, &parts.method, parts.uri.path()) {
-        Found::Route(route, bound) => match axum::body::to_bytes(body, MAX_BODY).await {
-            Ok(bytes) => {
-                call(
-                    &gateway,
-                    route,
-                    &bound,
-                    &parts.headers,
-                    parts.uri.query(),
-                    &bytes,
-                    peer,
-                )
-                .await
+        Found::Route(route, bound) => {
+            route_label = Some(RouteLabel(route.template.raw.clone()));
+            match axum::body::to_bytes(body, MAX_BODY).await {
+                Ok(bytes) => {
+                    call(
+                        &gateway,
+                        route,
+                        &bound,
+                        &parts.headers,
+                        parts.uri.query(),
+                        &bytes,
+                        peer,
+                    )
+                    .await
+                }
+                Err(_) => error::body(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Code::InvalidArgument,
+                    "the request body is larger than 1 MiB",
+                    Vec::new(),
+                ),
             }
-            Err(_) => error::body(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Code::InvalidArgument,
-                "the request body is larger than 1 MiB",
-                Vec::new(),
-            ),
-        },
+        }
         Found::WrongMethod(allowed) => {
             let mut response = error::body(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -87,6 +92,9 @@ pub(crate) async fn handle(
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
+    }
+    if let Some(label) = route_label {
+        response.extensions_mut().insert(label);
     }
     response
 }

@@ -99,6 +99,14 @@ impl Env {
         })
     }
 
+    /// An optional listen address (a listener that is off unless set).
+    pub fn optional_socket_addr(&self, var: &str) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.get(var)? {
+            None => Ok(None),
+            Some(_) => self.socket_addr(var, "").map(Some),
+        }
+    }
+
     /// The data directory of the embedded default (`OMS_DATA_DIR`, `./data`).
     pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
         Ok(PathBuf::from(

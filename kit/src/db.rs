@@ -144,3 +144,36 @@ pub mod schema {
         ColumnDef::new(column).string_len(36).not_null().to_owned()
     }
 }
+
+/// Reports `db` pool gauges under `service` whenever metrics are scraped,
+/// until the guard is dropped.
+pub fn sample_pool(service: &'static str, db: &DatabaseConnection) -> crate::metrics::SamplerGuard {
+    let db = db.clone();
+    crate::metrics::on_scrape(move || {
+        let (size, idle, max) = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => {
+                let pool = db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            sea_orm::DbBackend::MySql => {
+                let pool = db.get_mysql_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => return,
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        metrics::gauge!("db_pool_connections", "service" => service, "state" => "idle")
+            .set(f64::from(idle));
+        metrics::gauge!("db_pool_connections", "service" => service, "state" => "in_use")
+            .set(f64::from(size.saturating_sub(idle)));
+        metrics::gauge!("db_pool_max_connections", "service" => service).set(f64::from(max));
+    })
+}

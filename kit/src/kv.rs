@@ -47,6 +47,42 @@ pub trait KvStore: Send + Sync + 'static {
     /// Adds one to a counter that starts at zero and expires `window` after
     /// its first increment; returns the new count (fixed-window throttling).
     async fn increment(&self, key: &str, window: Duration) -> Result<u64, KvError>;
+    /// Connections of the pool behind the store, if it has one.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A connection pool's occupancy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open now.
+    pub size: usize,
+    /// Of those, idle.
+    pub idle: usize,
+    /// The most it opens.
+    pub max: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+/// Reports `kv`'s pool gauges under `service` whenever metrics are
+/// scraped, until the guard is dropped. Stores without a pool report none.
+pub fn sample_pool(service: &'static str, kv: &Arc<dyn KvStore>) -> crate::metrics::SamplerGuard {
+    let kv = kv.clone();
+    crate::metrics::on_scrape(move || {
+        let Some(status) = kv.pool_status() else {
+            return;
+        };
+        #[allow(clippy::cast_precision_loss)] // pool sizes are tiny
+        let gauge = |n: usize| n as f64;
+        metrics::gauge!("redis_pool_connections", "service" => service, "state" => "idle")
+            .set(gauge(status.idle));
+        metrics::gauge!("redis_pool_connections", "service" => service, "state" => "in_use")
+            .set(gauge(status.size.saturating_sub(status.idle)));
+        metrics::gauge!("redis_pool_max_connections", "service" => service).set(gauge(status.max));
+        metrics::gauge!("redis_pool_waiting", "service" => service).set(gauge(status.waiting));
+    })
 }
 
 /// Opens the store the configuration asks for: Redis when a URL is given
@@ -107,6 +143,16 @@ fn ttl_millis(ttl: Duration) -> u64 {
 
 #[async_trait]
 impl KvStore for RedisKv {
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let status = self.pool.status();
+        Some(PoolStatus {
+            size: status.size,
+            idle: status.available,
+            max: status.max_size,
+            waiting: status.waiting,
+        })
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let mut conn = self.pool.get().await?;
         Ok(conn.get(self.key(key)).await?)

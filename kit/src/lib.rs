@@ -5,6 +5,8 @@
 //! - [`config`] reads environment variables once, into typed values, with one
 //!   error that names the bad variable.
 //! - [`telemetry`] sets up `tracing` (human or JSON logs).
+//! - [`metrics`] holds the process's Prometheus recorder and `/metrics`.
+//! - [`observe`] gives every gRPC call a span, a log event and metrics.
 //! - [`error`] is the single mapping from a service's errors to
 //!   `tonic::Status` with `google.rpc` details.
 //! - [`server`] binds listeners and runs a gRPC server with reflection
@@ -29,7 +31,9 @@ pub mod db;
 pub mod error;
 pub mod kv;
 pub mod lines;
+pub mod metrics;
 pub mod money;
+pub mod observe;
 pub mod paging;
 pub mod server;
 pub mod shutdown;

@@ -38,6 +38,18 @@ pub async fn bind(addr: SocketAddr, var: &str) -> Result<TcpListener, BindError>
     })
 }
 
+/// Binds `addr` if one is configured (optional listeners such as
+/// `/metrics`).
+pub async fn bind_optional(
+    addr: Option<SocketAddr>,
+    var: &str,
+) -> Result<Option<TcpListener>, BindError> {
+    match addr {
+        Some(addr) => bind(addr, var).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Why a gRPC server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -62,7 +74,8 @@ pub struct ServiceInfo {
 }
 
 /// Serves `routes` plus reflection and health on `listener`, with every
-/// bearer token checked by `auth`, until
+/// bearer token checked by `auth` and every call observed (span, log
+/// event, metrics), and `/metrics` on `metrics_listener` if given, until
 /// `shutdown` resolves, then reports NOT_SERVING, stops accepting, and
 /// waits (bounded) for in-flight calls.
 pub async fn serve_grpc(
@@ -70,6 +83,7 @@ pub async fn serve_grpc(
     routes: Routes,
     auth: crate::auth::AuthLayer,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     if let Ok(addr) = listener.local_addr() {
@@ -87,6 +101,19 @@ pub async fn serve_grpc(
         .add_service(reflection(info).build_v1()?)
         .add_service(reflection(info).build_v1alpha()?);
 
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let metrics_server = metrics_listener.map(|listener| {
+        let mut stopping = stopping_rx.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+            };
+            if let Err(e) = crate::metrics::serve_admin(listener, info.name, stopped).await {
+                tracing::error!(service = info.name, error = %e, "the /metrics listener failed");
+            }
+        })
+    });
+
     let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
     let announce = {
         let reporter = reporter.clone();
@@ -103,6 +130,7 @@ pub async fn serve_grpc(
                     .await;
             }
             tracing::info!(service = info.name, "draining in-flight calls");
+            let _ = stopping_tx.send(true);
             let _ = drain_started_tx.send(());
         }
     };
@@ -110,6 +138,9 @@ pub async fn serve_grpc(
     let server = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // The first layer is the outermost: calls refused by `auth` are
+        // observed too.
+        .layer(crate::observe::ObserveLayer::new(info))
         .layer(auth)
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), announce);
@@ -127,6 +158,9 @@ pub async fn serve_grpc(
         () = drain_deadline => {
             tracing::warn!(service = info.name, "calls still running after {DRAIN_TIMEOUT:?}; exiting anyway");
         }
+    }
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
     }
     tracing::info!(service = info.name, "stopped");
     Ok(())

@@ -159,8 +159,13 @@ impl ServiceTokens {
             request.set_timeout(self.timeout);
             async move { auth.issue_service_token(request).await }
         })
-        .await?
+        .await
+        .inspect_err(|_| {
+            metrics::counter!("oms_service_token_renewals_total", "outcome" => "error")
+                .increment(1);
+        })?
         .into_inner();
+        metrics::counter!("oms_service_token_renewals_total", "outcome" => "ok").increment(1);
         let lifetime = Duration::from_secs(u64::try_from(response.expires_in).unwrap_or(0));
         tracing::info!(lifetime_secs = lifetime.as_secs(), "service token renewed");
         Ok(CachedToken {

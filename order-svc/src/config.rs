@@ -11,6 +11,9 @@ use kit::config::{ConfigError, DatabaseUrl, Env};
 /// The variable holding order-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "ORDER_SVC_ADDR";
 
+/// The variable holding the address of the `/metrics` listener (off unless set).
+pub const METRICS_ADDR_VAR: &str = "ORDER_SVC_METRICS_ADDR";
+
 /// The variable holding order-svc's OAuth2 client secret at user-svc.
 pub const CLIENT_SECRET_VAR: &str = "OMS_ORDER_SVC_CLIENT_SECRET";
 
@@ -19,6 +22,8 @@ pub const CLIENT_SECRET_VAR: &str = "OMS_ORDER_SVC_CLIENT_SECRET";
 pub struct Config {
     /// Where to listen for gRPC.
     pub addr: SocketAddr,
+    /// Where to serve Prometheus `/metrics`; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
     /// The orders database.
     pub database_url: DatabaseUrl,
     /// Where user-svc listens (service tokens, JWKS).
@@ -66,6 +71,7 @@ impl Config {
     pub fn from_env(env: &Env, database_var: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50053")?,
+            metrics_addr: env.optional_socket_addr(METRICS_ADDR_VAR)?,
             database_url: env.database_url(database_var, "orders.db")?,
             user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
             product_svc_addr: env.socket_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,

@@ -58,11 +58,14 @@ pub async fn serve(
             "must be set: order-svc's OAuth2 client secret at user-svc",
         )
     })?;
+    let metrics_listener =
+        kit::server::bind_optional(config.metrics_addr, config::METRICS_ADDR_VAR).await?;
     let db = kit::db::connect_and_migrate::<migration::Migrator>(
         &config.database_url,
         Default::default(),
     )
     .await?;
+    let _pool_gauges = kit::db::sample_pool(SERVICE_INFO.name, &db);
     let dependency =
         |e: tonic::transport::Error| StartupError::Other(format!("order-svc dependencies: {e}"));
     let tokens = clients::ServiceTokens::new(
@@ -87,7 +90,15 @@ pub async fn serve(
 
     let routes = api::routes(api::State { orders });
     let auth = kit::auth::layer_for(config.user_svc_addr, &config.jwt_issuer, None)?;
-    let served = kit::server::serve_grpc(SERVICE_INFO, routes, auth, listener, shutdown).await;
+    let served = kit::server::serve_grpc(
+        SERVICE_INFO,
+        routes,
+        auth,
+        listener,
+        metrics_listener,
+        shutdown,
+    )
+    .await;
     // Each recovery step is its own conditional update: stopping between
     // two is safe, and the next start picks up.
     recovering.abort();

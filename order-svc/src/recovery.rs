@@ -32,9 +32,15 @@ pub async fn recover(orders_: &Orders, age: Duration) -> Result<usize, OrderErro
     let mut changed = 0;
     for order in due {
         match resolve(orders_, &order).await {
-            Ok(true) => changed += 1,
+            Ok(true) => {
+                changed += 1;
+                metrics::counter!("oms_order_recoveries_total", "outcome" => "resolved")
+                    .increment(1);
+            }
             Ok(false) => {}
             Err(e) => {
+                metrics::counter!("oms_order_recoveries_total", "outcome" => "deferred")
+                    .increment(1);
                 tracing::warn!(order_id = %order.id, error = %e, "cannot resolve the order yet; next round")
             }
         }

@@ -9,11 +9,16 @@ use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl};
 /// The variable holding product-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "PRODUCT_SVC_ADDR";
 
+/// The variable holding the address of the `/metrics` listener (off unless set).
+pub const METRICS_ADDR_VAR: &str = "PRODUCT_SVC_METRICS_ADDR";
+
 /// Everything product-svc needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where to listen for gRPC.
     pub addr: SocketAddr,
+    /// Where to serve Prometheus `/metrics`; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
     /// The products database.
     pub database_url: DatabaseUrl,
     /// Redis for the product cache; `None` caches in process.
@@ -38,6 +43,7 @@ impl Config {
     pub fn from_env(env: &Env, database_var: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50052")?,
+            metrics_addr: env.optional_socket_addr(METRICS_ADDR_VAR)?,
             database_url: env.database_url(database_var, "products.db")?,
             redis_url: env.redis_url("REDIS_URL")?,
             redis_key_prefix: format!("{}product:", env.redis_key_prefix()?),

@@ -59,12 +59,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), kit::StartupError> {
+    let metrics_listener =
+        kit::server::bind_optional(config.metrics_addr, config::METRICS_ADDR_VAR).await?;
     let db = kit::db::connect_and_migrate::<migration::Migrator>(
         &config.database_url,
         Default::default(),
     )
     .await?;
     let kv = kit::kv::open(config.redis_url.as_ref(), &config.redis_key_prefix).await?;
+    let _pool_gauges = (
+        kit::db::sample_pool(SERVICE_INFO.name, &db),
+        kit::kv::sample_pool(SERVICE_INFO.name, &kv),
+    );
     let cache = cache::ProductCache::new(kv, config.cache_ttl);
     let catalogue = catalogue::Catalogue {
         db: db.clone(),
@@ -82,7 +88,15 @@ pub async fn serve(
         catalogue,
         inventory,
     });
-    let served = kit::server::serve_grpc(SERVICE_INFO, routes, auth, listener, shutdown).await;
+    let served = kit::server::serve_grpc(
+        SERVICE_INFO,
+        routes,
+        auth,
+        listener,
+        metrics_listener,
+        shutdown,
+    )
+    .await;
     // Each expiry is its own transaction: stopping between two is safe.
     sweeper.abort();
     served?;
@@ -98,7 +112,11 @@ async fn sweep_forever(inventory: inventory::Inventory, interval: std::time::Dur
         ticks.tick().await;
         match inventory.sweep(SWEEP_BATCH).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "swept expired reservations"),
+            Ok(n) => {
+                metrics::counter!("oms_reservations_swept_total")
+                    .increment(u64::try_from(n).unwrap_or(u64::MAX));
+                tracing::info!(expired = n, "swept expired reservations");
+            }
             Err(e) => tracing::warn!(error = %e, "reservation sweep failed; retrying next round"),
         }
     }

@@ -11,11 +11,16 @@ use crate::clients::ServiceClient;
 /// The variable holding user-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "USER_SVC_ADDR";
 
+/// The variable holding the address of the `/metrics` listener (off unless set).
+pub const METRICS_ADDR_VAR: &str = "USER_SVC_METRICS_ADDR";
+
 /// Everything user-svc needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where to listen for gRPC.
     pub addr: SocketAddr,
+    /// Where to serve Prometheus `/metrics`; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
     /// The users database.
     pub database_url: DatabaseUrl,
     /// Redis for refresh tokens and throttling; `None` keeps them in process.
@@ -160,6 +165,7 @@ impl Config {
         };
         Ok(Self {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50051")?,
+            metrics_addr: env.optional_socket_addr(METRICS_ADDR_VAR)?,
             database_url: env.database_url(database_var, "users.db")?,
             redis_url: env.redis_url("REDIS_URL")?,
             redis_key_prefix: format!("{}user:", env.redis_key_prefix()?),

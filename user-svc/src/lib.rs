@@ -60,12 +60,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
+    let metrics_listener =
+        kit::server::bind_optional(config.metrics_addr, config::METRICS_ADDR_VAR).await?;
     let db = kit::db::connect_and_migrate::<migration::Migrator>(
         &config.database_url,
         Default::default(),
     )
     .await?;
     let kv = kit::kv::open(config.redis_url.as_ref(), &config.redis_key_prefix).await?;
+    let _pool_gauges = (
+        kit::db::sample_pool(SERVICE_INFO.name, &db),
+        kit::kv::sample_pool(SERVICE_INFO.name, &kv),
+    );
     let keys = keys::SigningKeys::load(&config.signing_keys)
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let passwords = passwords::Passwords::new()
@@ -116,6 +122,14 @@ pub async fn serve(
         trusted_proxies: config.trusted_proxies.clone(),
     });
     let auth = kit::auth::AuthLayer::new(Arc::new(verifier));
-    kit::server::serve_grpc(SERVICE_INFO, routes, auth, listener, shutdown).await?;
+    kit::server::serve_grpc(
+        SERVICE_INFO,
+        routes,
+        auth,
+        listener,
+        metrics_listener,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

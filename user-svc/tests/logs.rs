@@ -1,5 +1,6 @@
-//! Secrets never reach the logs: a whole sign-in life cycle, logged at
-//! debug level, holds no password and no token.
+//! What the logs hold: one JSON event per call (method, code, latency,
+//! caller, trace id), and no secret: a whole sign-in life cycle, logged
+//! at debug level, holds no password and no token.
 
 // Tests unwrap: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used)]
@@ -10,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use kit::config::Env;
 use kit::test_support::{TestDb, spawn, unique_name};
-use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient};
+use oms_proto::user::v1::{
+    self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+};
+use serde_json::Value;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -26,11 +30,14 @@ impl Write for Captured {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sign_in_life_cycle_logs_no_password_and_no_token() {
+async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     let captured = Captured::default();
     let writer = captured.clone();
     // nextest runs each test in its own process, so the global subscriber is ours.
+    // The same subscriber as LOG_FORMAT=json.
     tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
         .with_env_filter("debug")
         .with_writer(move || writer.clone())
         .try_init()
@@ -73,6 +80,16 @@ async fn a_sign_in_life_cycle_logs_no_password_and_no_token() {
     let wrong_password = "a wrong password typed";
     assert!(auth.login(login(wrong_password)).await.is_err());
     let signed_in = auth.login(login(password)).await.unwrap().into_inner();
+    let me = UserServiceClient::new(svc.channel())
+        .get_current_user(kit::test_support::bearer(
+            pb::GetCurrentUserRequest {},
+            &signed_in.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
     let refreshed = auth
         .refresh_token(pb::RefreshTokenRequest {
             refresh_token: signed_in.refresh_token.clone(),
@@ -100,6 +117,40 @@ async fn a_sign_in_life_cycle_logs_no_password_and_no_token() {
         logs.contains("signed in") && logs.contains("family is revoked"),
         "the logs were captured:\n{logs}"
     );
+    let calls: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "rpc finished")
+        .collect();
+    let finished = |rpc: &str| -> Vec<&Value> {
+        calls
+            .iter()
+            .filter(|event| event["rpc"] == format!("/oms.user.v1.{rpc}"))
+            .collect()
+    };
+    let codes = |rpc: &str| -> Vec<&str> {
+        finished(rpc)
+            .iter()
+            .map(|event| event["code"].as_str().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(codes("AuthService/Register"), ["OK"], "{logs}");
+    assert_eq!(codes("AuthService/Login"), ["UNAUTHENTICATED", "OK"]);
+    assert_eq!(codes("AuthService/RefreshToken"), ["OK", "UNAUTHENTICATED"]);
+    let current = finished("UserService/GetCurrentUser");
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["caller"], format!("user:{}", me.id));
+    assert_eq!(finished("AuthService/Login")[0]["caller"], "anonymous");
+    for event in &calls {
+        assert!(
+            event["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{event}"
+        );
+        assert!(
+            event["trace_id"].as_str().is_some_and(|id| id.len() == 32),
+            "{event}"
+        );
+    }
     for secret in [
         password,
         wrong_password,

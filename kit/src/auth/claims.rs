@@ -91,3 +91,14 @@ pub enum Caller {
         scopes: Vec<String>,
     },
 }
+
+impl std::fmt::Display for Caller {
+    /// Who is calling, for logs: `user:<id>` or `service:<client id>`.
+    /// Identifiers only; nothing secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User { id, .. } => write!(f, "user:{id}"),
+            Self::Service { client_id, .. } => write!(f, "service:{client_id}"),
+        }
+    }
+}

@@ -70,6 +70,11 @@ where
                 Ok(None) => {}
                 Ok(Some(token)) => match verifier.verify(&token).await {
                     Ok(caller) => {
+                        tracing::Span::current().record("caller", tracing::field::display(&caller));
+                        if let Some(slot) = request.extensions().get::<crate::observe::CallerSlot>()
+                        {
+                            slot.set(&caller);
+                        }
                         request.extensions_mut().insert(caller);
                     }
                     Err(e) => {

@@ -1,0 +1,69 @@
+//! What every HTTP request leaves behind: request metrics by route
+//! template (never the raw path, so clients cannot grow the series), one
+//! log event, and a W3C trace that the backends continue.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// The route template that served a request, set by the handler that
+/// matched it; requests without one are labelled `unmatched`.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteLabel(pub(crate) String);
+
+/// Fixed routes of the gateway itself (not from the contract).
+const OWN_ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/oauth2/token",
+    "/.well-known/jwks.json",
+];
+
+/// Middleware around every request.
+pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let trace_id = kit::observe::ensure_traceparent(request.headers_mut());
+    metrics::gauge!("http_server_in_flight_requests").increment(1.0);
+    let response = next.run(request).await;
+    metrics::gauge!("http_server_in_flight_requests").decrement(1.0);
+
+    let route = match response.extensions().get::<RouteLabel>() {
+        Some(RouteLabel(template)) => template.clone(),
+        None if OWN_ROUTES.contains(&path.as_str()) => path.clone(),
+        None => "unmatched".to_owned(),
+    };
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::counter!(
+        "http_server_requests_total",
+        "route" => route.clone(),
+        "method" => method.clone(),
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        "http_server_request_duration_seconds",
+        "route" => route.clone(),
+        "method" => method.clone(),
+    )
+    .record(elapsed.as_secs_f64());
+
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, "request finished");
+    } else {
+        tracing::info!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, "request finished");
+    }
+    response
+}

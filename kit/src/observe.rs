@@ -1,0 +1,374 @@
+//! What every gRPC call leaves behind: a span (with the trace id and, once
+//! authenticated, the caller), one log event when it ends (method, code,
+//! latency, caller), and the request metrics (count by code, latency
+//! histogram, in-flight gauge).
+//!
+//! A tower layer outside the auth layer, so refused tokens are counted and
+//! logged too. The status code of a gRPC response is in its headers when
+//! it failed before any message, else in the trailers at the end of the
+//! body; so the call is finished when the body is done (or dropped, when
+//! the client went away first).
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use http_body::{Body, Frame, SizeHint};
+use prost::Message;
+use tonic::Code;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Instrument;
+
+use crate::error::code_name;
+use crate::server::ServiceInfo;
+
+/// Label for a path that names no method of this server, so a client
+/// cannot grow the metrics without bound.
+const UNKNOWN: &str = "unknown";
+
+/// Services whose calls are logged at debug level: probes and tooling,
+/// which would drown the log.
+const QUIET_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Where the auth layer writes who is calling, for the end-of-call event.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(Arc<OnceLock<String>>);
+
+impl CallerSlot {
+    /// Records the verified caller (the first one wins).
+    pub fn set(&self, caller: &crate::auth::Caller) {
+        let _ = self.0.set(caller.to_string());
+    }
+}
+
+/// Adds spans, the end-of-call log event and metrics to a gRPC server.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer {
+    service: &'static str,
+    methods: Arc<HashSet<String>>,
+}
+
+impl ObserveLayer {
+    /// A layer for the server described by `info`: its own methods plus
+    /// health and reflection get their own labels.
+    pub fn new(info: ServiceInfo) -> Self {
+        // Installed before the first call, so nothing recorded is lost.
+        crate::metrics::install();
+        let mut methods = HashSet::new();
+        for set in [
+            info.descriptors,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ] {
+            // Descriptor sets are compiled into the binary; one that does
+            // not decode only costs its methods their labels.
+            let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+                continue;
+            };
+            for file in &set.file {
+                for service in &file.service {
+                    let full = format!("{}.{}", file.package(), service.name());
+                    if !info.grpc_services.contains(&full.as_str()) && !full.starts_with("grpc.") {
+                        continue;
+                    }
+                    for method in &service.method {
+                        methods.insert(format!("/{full}/{}", method.name()));
+                    }
+                }
+            }
+        }
+        Self {
+            service: info.name,
+            methods: Arc::new(methods),
+        }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`ObserveLayer`] wraps around another.
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+    layer: ObserveLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Observe<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body + Unpin + Send + 'static,
+{
+    type Response = http::Response<ObservedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let call = Call::start(&self.layer, &mut request);
+        let span = call.span.clone();
+        Box::pin(
+            async move {
+                let response = inner.call(request).await?;
+                let (parts, body) = response.into_parts();
+                let mut call = call;
+                call.code = grpc_status(&parts.headers);
+                Ok(http::Response::from_parts(
+                    parts,
+                    ObservedBody {
+                        inner: body,
+                        call: Some(call),
+                    },
+                ))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// One call in flight; recorded when dropped.
+#[derive(Debug)]
+struct Call {
+    service: &'static str,
+    grpc_service: String,
+    grpc_method: String,
+    path: String,
+    trace_id: String,
+    caller: CallerSlot,
+    span: tracing::Span,
+    started: Instant,
+    /// From the headers (trailers-only answer) or the trailers.
+    code: Option<Code>,
+    /// The body ended; a call dropped before that was abandoned.
+    ended: bool,
+}
+
+impl Call {
+    fn start<B>(layer: &ObserveLayer, request: &mut http::Request<B>) -> Self {
+        let path = request.uri().path().to_owned();
+        let (grpc_service, grpc_method) = if layer.methods.contains(&path) {
+            let (service, method) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or((UNKNOWN, UNKNOWN));
+            (service.to_owned(), method.to_owned())
+        } else {
+            (UNKNOWN.to_owned(), UNKNOWN.to_owned())
+        };
+        let trace_id = ensure_traceparent(request.headers_mut());
+        let caller = CallerSlot::default();
+        request.extensions_mut().insert(caller.clone());
+        let span = tracing::info_span!(
+            "rpc",
+            service = layer.service,
+            rpc = %path,
+            trace_id = %trace_id,
+            caller = tracing::field::Empty,
+        );
+        metrics::gauge!(
+            "grpc_server_in_flight_requests",
+            "service" => layer.service,
+            "grpc_service" => grpc_service.clone(),
+            "grpc_method" => grpc_method.clone(),
+        )
+        .increment(1.0);
+        Self {
+            service: layer.service,
+            grpc_service,
+            grpc_method,
+            path,
+            trace_id,
+            caller,
+            span,
+            started: Instant::now(),
+            code: None,
+            ended: false,
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let code = match (self.code, self.ended) {
+            (Some(code), _) => code,
+            (None, true) => Code::Unknown,
+            // The client went away before the answer was complete.
+            (None, false) => Code::Cancelled,
+        };
+        let labels = [
+            ("service", self.service.to_owned()),
+            ("grpc_service", self.grpc_service.clone()),
+            ("grpc_method", self.grpc_method.clone()),
+        ];
+        metrics::gauge!("grpc_server_in_flight_requests", &labels).decrement(1.0);
+        metrics::histogram!("grpc_server_handling_seconds", &labels).record(elapsed.as_secs_f64());
+        let mut counted = labels.to_vec();
+        counted.push(("grpc_code", code_name(code).to_owned()));
+        metrics::counter!("grpc_server_handled_total", &counted).increment(1);
+
+        let caller = self.caller.0.get().map_or("anonymous", String::as_str);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let _entered = self.span.enter();
+        if QUIET_SERVICES.contains(&self.grpc_service.as_str()) {
+            tracing::debug!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");
+        } else {
+            tracing::info!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");
+        }
+    }
+}
+
+/// The response body, passed through untouched, watched for the trailers
+/// that carry the status.
+#[derive(Debug)]
+pub struct ObservedBody<B> {
+    inner: B,
+    call: Option<Call>,
+}
+
+impl<B: Body + Unpin> Body for ObservedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(frame) = &polled {
+            match frame {
+                Some(Ok(frame)) => {
+                    if let Some(trailers) = frame.trailers_ref()
+                        && let Some(mut call) = this.call.take()
+                    {
+                        call.code = call.code.or(grpc_status(trailers));
+                        call.ended = true;
+                    }
+                }
+                Some(Err(_)) => {
+                    if let Some(mut call) = this.call.take() {
+                        call.code = call.code.or(Some(Code::Internal));
+                        call.ended = true;
+                    }
+                }
+                None => {
+                    if let Some(mut call) = this.call.take() {
+                        call.ended = true;
+                    }
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from)
+}
+
+/// The trace id of the request's W3C `traceparent`; a request without a
+/// valid one starts a new trace, and the header is set so the handlers
+/// pass the same trace on to the services they call.
+pub fn ensure_traceparent(headers: &mut http::HeaderMap) -> String {
+    if let Some(trace_id) = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(trace_id_of)
+    {
+        return trace_id.to_owned();
+    }
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    if let Ok(value) = format!("00-{trace_id}-{span_id}-01").parse() {
+        headers.insert("traceparent", value);
+    }
+    trace_id
+}
+
+/// The trace id of a version-00 `traceparent`, if it is well formed.
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace_id, parent_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let all_zero = |s: &str| s.bytes().all(|b| b == b'0');
+    (version == "00"
+        && parts.next().is_none()
+        && hex(trace_id, 32)
+        && !all_zero(trace_id)
+        && hex(parent_id, 16)
+        && !all_zero(parent_id)
+        && hex(flags, 2))
+    .then_some(trace_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_traceparents_are_continued() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id_of(good), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+        ] {
+            assert_eq!(trace_id_of(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_without_a_trace_starts_one_and_carries_it_on() {
+        let mut headers = http::HeaderMap::new();
+        let trace_id = ensure_traceparent(&mut headers);
+        let header = headers["traceparent"].to_str().unwrap().to_owned();
+        assert_eq!(trace_id_of(&header), Some(trace_id.as_str()));
+        // The same request seen again keeps its trace.
+        assert_eq!(ensure_traceparent(&mut headers), trace_id);
+    }
+}
