@@ -87,6 +87,10 @@ async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
         (http_get(addrs.gateway, "/readyz").await.0 == 200).then_some(())
     })
     .await;
+    // What the gateway container's health check runs.
+    kit::healthcheck::check(addrs.gateway, kit::healthcheck::Probe::Http("/readyz"))
+        .await
+        .expect("the gateway is healthy");
     let (status, body) = http_get(addrs.gateway, "/no/such/path").await;
     assert_eq!(status, 404);
     assert!(body.contains(r#""status":"NOT_FOUND""#), "{body}");
@@ -97,6 +101,12 @@ async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
         .expect("the mesh stops within the drain timeout")
         .expect("the mesh task does not panic");
     assert!(result.is_ok(), "{result:?}");
+    assert!(
+        kit::healthcheck::check(addrs.order, kit::healthcheck::Probe::Grpc)
+            .await
+            .is_err(),
+        "a stopped service is unhealthy"
+    );
     for file in ["users.db", "products.db", "orders.db"] {
         assert!(data_dir.join(file).exists(), "{file} under OMS_DATA_DIR");
     }

@@ -11,6 +11,7 @@
 //!   `tonic::Status` with `google.rpc` details.
 //! - [`server`] binds listeners and runs a gRPC server with reflection
 //!   (v1 and v1alpha), `grpc.health.v1` and graceful shutdown.
+//! - [`healthcheck`] is every binary's `healthcheck` subcommand.
 //! - [`shutdown`] turns SIGTERM / Ctrl-C into a future.
 //! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
 //! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod healthcheck;
 pub mod kv;
 pub mod lines;
 pub mod metrics;

@@ -151,7 +151,10 @@ mod tests {
         stream.read_to_string(&mut reply).await.unwrap();
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(reply.contains(CONTENT_TYPE), "{reply}");
-        assert!(reply.contains("kit_test_events_total{kind=\"admin\"} 3"), "{reply}");
+        assert!(
+            reply.contains("kit_test_events_total{kind=\"admin\"} 3"),
+            "{reply}"
+        );
         assert!(reply.contains("kit_test_queue_depth 7"), "{reply}");
 
         // A dropped guard stops sampling: the gauge keeps its last value.

@@ -1,12 +1,26 @@
-//! The order-svc binary: configuration from env, then [`order_svc::serve`]
-//! until SIGTERM or Ctrl-C.
+//! The order-svc binary: configuration from env, then
+//! [`order_svc::serve`] until SIGTERM or Ctrl-C; `order-svc healthcheck` exits
+//! 0 if the server on `ORDER_SVC_ADDR` reports SERVING (container health checks).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    kit::startup::run("order-svc", |env| async move {
-        let config = order_svc::Config::from_env(&env, "DATABASE_URL")?;
-        let listener = kit::server::bind(config.addr, order_svc::ADDR_VAR).await?;
-        order_svc::serve(config, listener, kit::shutdown::signal()).await
-    })
+    match std::env::args().nth(1).as_deref() {
+        Some("healthcheck") => {
+            kit::healthcheck::run("order-svc", kit::healthcheck::Probe::Grpc, |env| {
+                order_svc::Config::from_env(env, "DATABASE_URL").map(|c| c.addr)
+            })
+        }
+        Some(other) => {
+            eprintln!(
+                "order-svc: unknown subcommand {other:?} (expected healthcheck, or none to serve)"
+            );
+            ExitCode::from(2)
+        }
+        None => kit::startup::run("order-svc", |env| async move {
+            let config = order_svc::Config::from_env(&env, "DATABASE_URL")?;
+            let listener = kit::server::bind(config.addr, order_svc::ADDR_VAR).await?;
+            order_svc::serve(config, listener, kit::shutdown::signal()).await
+        }),
+    }
 }

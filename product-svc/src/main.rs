@@ -1,12 +1,26 @@
 //! The product-svc binary: configuration from env, then
-//! [`product_svc::serve`] until SIGTERM or Ctrl-C.
+//! [`product_svc::serve`] until SIGTERM or Ctrl-C; `product-svc healthcheck` exits
+//! 0 if the server on `PRODUCT_SVC_ADDR` reports SERVING (container health checks).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    kit::startup::run("product-svc", |env| async move {
-        let config = product_svc::Config::from_env(&env, "DATABASE_URL")?;
-        let listener = kit::server::bind(config.addr, product_svc::ADDR_VAR).await?;
-        product_svc::serve(config, listener, kit::shutdown::signal()).await
-    })
+    match std::env::args().nth(1).as_deref() {
+        Some("healthcheck") => {
+            kit::healthcheck::run("product-svc", kit::healthcheck::Probe::Grpc, |env| {
+                product_svc::Config::from_env(env, "DATABASE_URL").map(|c| c.addr)
+            })
+        }
+        Some(other) => {
+            eprintln!(
+                "product-svc: unknown subcommand {other:?} (expected healthcheck, or none to serve)"
+            );
+            ExitCode::from(2)
+        }
+        None => kit::startup::run("product-svc", |env| async move {
+            let config = product_svc::Config::from_env(&env, "DATABASE_URL")?;
+            let listener = kit::server::bind(config.addr, product_svc::ADDR_VAR).await?;
+            product_svc::serve(config, listener, kit::shutdown::signal()).await
+        }),
+    }
 }

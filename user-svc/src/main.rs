@@ -5,7 +5,9 @@
 //! - `user-svc keygen` prints a new Ed25519 signing key (PKCS#8 PEM) for
 //!   `OMS_JWT_SIGNING_KEYS`;
 //! - `user-svc client-secret <client_id> <scope>…` prints a new random
-//!   client secret and the `OMS_SERVICE_CLIENTS` entry holding its hash.
+//!   client secret and the `OMS_SERVICE_CLIENTS` entry holding its hash;
+//! - `user-svc healthcheck` exits 0 if the server on `USER_SVC_ADDR`
+//!   reports SERVING (container health checks).
 
 use std::process::ExitCode;
 
@@ -14,9 +16,14 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("keygen") => keygen(),
         Some("client-secret") => client_secret(&args[1..]),
+        Some("healthcheck") => {
+            kit::healthcheck::run("user-svc", kit::healthcheck::Probe::Grpc, |env| {
+                user_svc::Config::from_env(env, "DATABASE_URL").map(|c| c.addr)
+            })
+        }
         Some(other) => {
             eprintln!(
-                "user-svc: unknown subcommand {other:?} (expected keygen or client-secret, or none to serve)"
+                "user-svc: unknown subcommand {other:?} (expected keygen, client-secret or healthcheck, or none to serve)"
             );
             ExitCode::from(2)
         }

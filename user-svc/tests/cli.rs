@@ -59,3 +59,33 @@ fn client_secret_prints_a_secret_and_a_config_entry_holding_only_its_hash() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown subcommand"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
+    let db = TestDb::sqlite();
+    let env = Env::from_pairs([("DATABASE_URL", db.url().expose().to_owned())]);
+    let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    // Listening on all interfaces, as in a container: probed over loopback.
+    let addr = format!("0.0.0.0:{}", svc.addr.port());
+    let probe = move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_user-svc"))
+            .arg("healthcheck")
+            .env("USER_SVC_ADDR", &addr)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, said) = tokio::task::spawn_blocking(probe.clone()).await.unwrap();
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("healthy"), "{said}");
+
+    svc.stop().await.unwrap();
+    let (code, said) = tokio::task::spawn_blocking(probe).await.unwrap();
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("unhealthy"), "{said}");
+}
