@@ -72,12 +72,12 @@ impl Mesh {
         product.addr = local_addr(&product_listener)?;
         order.addr = local_addr(&order_listener)?;
         gateway.addr = local_addr(&gateway_listener)?;
-        order.user_svc_addr = user.addr;
-        product.user_svc_addr = user.addr;
-        order.product_svc_addr = product.addr;
-        gateway.user_svc_addr = user.addr;
-        gateway.product_svc_addr = product.addr;
-        gateway.order_svc_addr = order.addr;
+        order.user_svc_addr = user.addr.into();
+        product.user_svc_addr = user.addr.into();
+        order.product_svc_addr = product.addr.into();
+        gateway.user_svc_addr = user.addr.into();
+        gateway.product_svc_addr = product.addr.into();
+        gateway.order_svc_addr = order.addr.into();
 
         Ok(Self {
             user: (user, user_listener),

@@ -1,7 +1,7 @@
 //! One shared HTTP/2 channel per backend service. Channels connect lazily
 //! and reconnect on their own, so the gateway starts before its backends.
 
-use std::net::SocketAddr;
+use kit::config::PeerAddr;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
@@ -29,16 +29,16 @@ impl Backends {
     pub(crate) fn connect_lazy(config: &Config) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
             all: [
-                backend("user-svc", config.user_svc_addr)?,
-                backend("product-svc", config.product_svc_addr)?,
-                backend("order-svc", config.order_svc_addr)?,
+                backend("user-svc", &config.user_svc_addr)?,
+                backend("product-svc", &config.product_svc_addr)?,
+                backend("order-svc", &config.order_svc_addr)?,
             ],
         })
     }
 }
 
-fn backend(name: &'static str, addr: SocketAddr) -> Result<Backend, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+fn backend(name: &'static str, addr: &PeerAddr) -> Result<Backend, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(addr.uri())?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .connect_lazy();

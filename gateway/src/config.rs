@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use kit::config::{ConfigError, Env};
+use kit::config::{ConfigError, Env, PeerAddr};
 
 /// The variable holding the gateway's listen address.
 pub const ADDR_VAR: &str = "GATEWAY_ADDR";
@@ -13,11 +13,11 @@ pub struct Config {
     /// Where to listen for HTTP.
     pub addr: SocketAddr,
     /// Where user-svc listens.
-    pub user_svc_addr: SocketAddr,
+    pub user_svc_addr: PeerAddr,
     /// Where product-svc listens.
-    pub product_svc_addr: SocketAddr,
+    pub product_svc_addr: PeerAddr,
     /// Where order-svc listens.
-    pub order_svc_addr: SocketAddr,
+    pub order_svc_addr: PeerAddr,
     /// Browser origins allowed by CORS (`GATEWAY_CORS_ALLOWED_ORIGINS`,
     /// comma-separated, or `*`); empty turns CORS off, the default.
     pub cors_allowed_origins: Vec<String>,
@@ -28,9 +28,9 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:8080")?,
-            user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
-            product_svc_addr: env.socket_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
-            order_svc_addr: env.socket_addr("ORDER_SVC_ADDR", "127.0.0.1:50053")?,
+            user_svc_addr: env.peer_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
+            product_svc_addr: env.peer_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
+            order_svc_addr: env.peer_addr("ORDER_SVC_ADDR", "127.0.0.1:50053")?,
             cors_allowed_origins: cors_origins(env)?,
         })
     }

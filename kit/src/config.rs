@@ -1,11 +1,12 @@
 //! Configuration from environment variables: read once at start-up, parsed
 //! into typed values, and every failure names the variable to fix.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 /// A configuration value that could not be used. The message names the
 /// variable, so the operator knows what to change.
@@ -33,12 +34,14 @@ impl ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     overrides: Option<HashMap<String, String>>,
+    /// Every variable asked for, so a binary can list what it reads.
+    asked: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Env {
     /// Reads the process environment.
     pub fn process() -> Self {
-        Self { overrides: None }
+        Self::default()
     }
 
     /// Reads only the given pairs.
@@ -52,12 +55,16 @@ impl Env {
                     .map(|(k, v)| (k.into(), v.into()))
                     .collect(),
             ),
+            asked: Arc::default(),
         }
     }
 
     /// The variable's value; unset and empty are the same (compose files
     /// often write `VAR=` for "not set").
     pub fn get(&self, var: &str) -> Result<Option<String>, ConfigError> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(var.to_owned());
+        }
         let value = match &self.overrides {
             Some(map) => map.get(var).cloned(),
             None => match std::env::var(var) {
@@ -69,6 +76,14 @@ impl Env {
             },
         };
         Ok(value.filter(|v| !v.trim().is_empty()))
+    }
+
+    /// The variables asked for so far, sorted.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked
+            .lock()
+            .map(|asked| asked.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Parses the variable with `FromStr`, or returns `default` when unset.
@@ -97,6 +112,12 @@ impl Env {
                 ),
             )
         })
+    }
+
+    /// Where another service is: `host:port` with a DNS name or an IP.
+    pub fn peer_addr(&self, var: &str, default: &str) -> Result<PeerAddr, ConfigError> {
+        let raw = self.get(var)?.unwrap_or_else(|| default.to_owned());
+        PeerAddr::parse(raw.trim()).map_err(|reason| ConfigError::new(var, reason))
     }
 
     /// An optional listen address (a listener that is off unless set).
@@ -281,6 +302,64 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Where to reach another service: `host:port`, the host a DNS name or an
+/// IP address (IPv6 in brackets). Names are resolved when connecting, so
+/// containers and Kubernetes services find each other by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr(String);
+
+impl PeerAddr {
+    /// Checks the form; never resolves.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("{raw:?} is not host:port ({why}; e.g. user-svc:50051 or 127.0.0.1:50051)")
+        };
+        let (host, port) = raw.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        match port.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(bad("the port must be 1-65535")),
+            Ok(_) => {}
+        }
+        let valid_host = if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'))
+        {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|label| {
+                    (1..=63).contains(&label.len())
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        };
+        if !valid_host {
+            return Err(bad(
+                "the host must be a DNS name, an IPv4 address or [IPv6]",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The `http://host:port` URI a gRPC channel connects to.
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.0)
+    }
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(addr: SocketAddr) -> Self {
+        Self(addr.to_string())
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,5 +424,30 @@ mod tests {
                 .log_format()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn peers_are_found_by_name_or_address() {
+        for good in [
+            "user-svc:50051",
+            "127.0.0.1:1",
+            "[::1]:8080",
+            "a.b-c.example:65535",
+        ] {
+            let peer = PeerAddr::parse(good).unwrap();
+            assert_eq!(peer.uri(), format!("http://{good}"));
+        }
+        for bad in [
+            "user-svc",
+            "user-svc:0",
+            "user-svc:70000",
+            ":50051",
+            "-svc:1",
+            "user_svc:1",
+            "::1:8080",
+            "http://user-svc:1",
+        ] {
+            assert!(PeerAddr::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

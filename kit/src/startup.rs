@@ -73,3 +73,23 @@ where
         }
     }
 }
+
+/// The `env-vars` subcommand: prints every environment variable the binary
+/// reads, one per line, as `read` (its configuration loader) asks for them
+/// with nothing set. Deployment files are checked against this list.
+pub fn list_env_vars(read: impl FnOnce(&Env) -> Result<(), ConfigError>) -> ExitCode {
+    let env = Env::from_pairs(std::iter::empty::<(String, String)>());
+    // Defaults must load; if not, the list would be incomplete.
+    if let Err(e) = read(&env).and_then(|()| env.log_format().map(drop)) {
+        eprintln!("cannot load the default configuration: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut vars = env.asked();
+    // Read by the log filter itself, not through `Env`.
+    vars.push("RUST_LOG".to_owned());
+    vars.sort();
+    for var in vars {
+        println!("{var}");
+    }
+    ExitCode::SUCCESS
+}

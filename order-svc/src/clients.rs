@@ -5,8 +5,8 @@
 //! backoff on UNAVAILABLE. Every inventory call is idempotent (keyed by
 //! reservation ID), so retrying is safe.
 
+use kit::config::PeerAddr;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use oms_proto::product::v1::{self as pb, inventory_service_client::InventoryServiceClient};
@@ -61,8 +61,8 @@ impl CallContext {
     }
 }
 
-fn channel(addr: SocketAddr, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+fn channel(addr: &PeerAddr, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(addr.uri())?
         .connect_timeout(timeout)
         .tcp_nodelay(true)
         .connect_lazy())
@@ -95,7 +95,7 @@ impl std::fmt::Debug for ServiceTokens {
 impl ServiceTokens {
     /// Tokens for `client_id` from user-svc at `user_svc`.
     pub fn new(
-        user_svc: SocketAddr,
+        user_svc: &PeerAddr,
         client_id: String,
         secret: ClientSecret,
         timeout: Duration,
@@ -193,7 +193,7 @@ impl std::fmt::Debug for Inventory {
 impl Inventory {
     /// A client for product-svc at `addr`.
     pub fn new(
-        addr: SocketAddr,
+        addr: &PeerAddr,
         tokens: ServiceTokens,
         timeout: Duration,
     ) -> Result<Self, tonic::transport::Error> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use kit::config::{ConfigError, DatabaseUrl, Env};
+use kit::config::{ConfigError, DatabaseUrl, Env, PeerAddr};
 
 /// The variable holding order-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "ORDER_SVC_ADDR";
@@ -27,9 +27,9 @@ pub struct Config {
     /// The orders database.
     pub database_url: DatabaseUrl,
     /// Where user-svc listens (service tokens, JWKS).
-    pub user_svc_addr: SocketAddr,
+    pub user_svc_addr: PeerAddr,
     /// Where product-svc listens (reservations).
-    pub product_svc_addr: SocketAddr,
+    pub product_svc_addr: PeerAddr,
     /// The `iss` access tokens must carry.
     pub jwt_issuer: String,
     /// order-svc's OAuth2 client ID at user-svc.
@@ -73,8 +73,8 @@ impl Config {
             addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50053")?,
             metrics_addr: env.optional_socket_addr(METRICS_ADDR_VAR)?,
             database_url: env.database_url(database_var, "orders.db")?,
-            user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
-            product_svc_addr: env.socket_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
+            user_svc_addr: env.peer_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
+            product_svc_addr: env.peer_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
             jwt_issuer: env.jwt_issuer()?,
             client_id: env
                 .get("OMS_ORDER_SVC_CLIENT_ID")?

@@ -69,13 +69,13 @@ pub async fn serve(
     let dependency =
         |e: tonic::transport::Error| StartupError::Other(format!("order-svc dependencies: {e}"));
     let tokens = clients::ServiceTokens::new(
-        config.user_svc_addr,
+        &config.user_svc_addr,
         config.client_id.clone(),
         secret,
         config.call_timeout,
     )
     .map_err(dependency)?;
-    let inventory = clients::Inventory::new(config.product_svc_addr, tokens, config.call_timeout)
+    let inventory = clients::Inventory::new(&config.product_svc_addr, tokens, config.call_timeout)
         .map_err(dependency)?;
     let orders = orders::Orders {
         db,
@@ -89,7 +89,7 @@ pub async fn serve(
     ));
 
     let routes = api::routes(api::State { orders });
-    let auth = kit::auth::layer_for(config.user_svc_addr, &config.jwt_issuer, None)?;
+    let auth = kit::auth::layer_for(&config.user_svc_addr, &config.jwt_issuer, None)?;
     let served = kit::server::serve_grpc(
         SERVICE_INFO,
         routes,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl};
+use kit::config::{ConfigError, DatabaseUrl, Env, PeerAddr, RedisUrl};
 
 /// The variable holding product-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "PRODUCT_SVC_ADDR";
@@ -26,7 +26,7 @@ pub struct Config {
     /// Prefix of every key this service stores in Redis.
     pub redis_key_prefix: String,
     /// Where user-svc listens (its JWKS verifies access tokens).
-    pub user_svc_addr: SocketAddr,
+    pub user_svc_addr: PeerAddr,
     /// The `iss` access tokens must carry.
     pub jwt_issuer: String,
     /// How long a reservation holds stock unless committed.
@@ -47,7 +47,7 @@ impl Config {
             database_url: env.database_url(database_var, "products.db")?,
             redis_url: env.redis_url("REDIS_URL")?,
             redis_key_prefix: format!("{}product:", env.redis_key_prefix()?),
-            user_svc_addr: env.socket_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
+            user_svc_addr: env.peer_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
             jwt_issuer: env.jwt_issuer()?,
             reservation_ttl: seconds(env, "OMS_RESERVATION_TTL_SECS", 600, 1..=86_400)?,
             sweep_interval: seconds(env, "OMS_RESERVATION_SWEEP_SECS", 5, 1..=3_600)?,

@@ -83,7 +83,7 @@ pub async fn serve(
     };
     let sweeper = tokio::spawn(sweep_forever(inventory.clone(), config.sweep_interval));
 
-    let auth = kit::auth::layer_for(config.user_svc_addr, &config.jwt_issuer, Some(AUDIENCE))?;
+    let auth = kit::auth::layer_for(&config.user_svc_addr, &config.jwt_issuer, Some(AUDIENCE))?;
     let routes = api::routes(api::State {
         catalogue,
         inventory,

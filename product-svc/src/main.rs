@@ -1,11 +1,15 @@
 //! The product-svc binary: configuration from env, then
 //! [`product_svc::serve`] until SIGTERM or Ctrl-C; `product-svc healthcheck` exits
-//! 0 if the server on `PRODUCT_SVC_ADDR` reports SERVING (container health checks).
+//! 0 if the server on `PRODUCT_SVC_ADDR` reports SERVING (container health checks); `product-svc env-vars` lists the
+//! environment variables it reads.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
+        Some("env-vars") => kit::startup::list_env_vars(|env| {
+            product_svc::Config::from_env(env, "DATABASE_URL").map(drop)
+        }),
         Some("healthcheck") => {
             kit::healthcheck::run("product-svc", kit::healthcheck::Probe::Grpc, |env| {
                 product_svc::Config::from_env(env, "DATABASE_URL").map(|c| c.addr)
@@ -13,7 +17,7 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "product-svc: unknown subcommand {other:?} (expected healthcheck, or none to serve)"
+                "product-svc: unknown subcommand {other:?} (expected healthcheck or env-vars, or none to serve)"
             );
             ExitCode::from(2)
         }

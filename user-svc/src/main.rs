@@ -7,7 +7,8 @@
 //! - `user-svc client-secret <client_id> <scope>…` prints a new random
 //!   client secret and the `OMS_SERVICE_CLIENTS` entry holding its hash;
 //! - `user-svc healthcheck` exits 0 if the server on `USER_SVC_ADDR`
-//!   reports SERVING (container health checks).
+//!   reports SERVING (container health checks); `user-svc env-vars` lists the
+//! environment variables it reads.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,9 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("keygen") => keygen(),
         Some("client-secret") => client_secret(&args[1..]),
+        Some("env-vars") => kit::startup::list_env_vars(|env| {
+            user_svc::Config::from_env(env, "DATABASE_URL").map(drop)
+        }),
         Some("healthcheck") => {
             kit::healthcheck::run("user-svc", kit::healthcheck::Probe::Grpc, |env| {
                 user_svc::Config::from_env(env, "DATABASE_URL").map(|c| c.addr)
@@ -23,7 +27,7 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "user-svc: unknown subcommand {other:?} (expected keygen, client-secret or healthcheck, or none to serve)"
+                "user-svc: unknown subcommand {other:?} (expected keygen, client-secret, healthcheck or env-vars, or none to serve)"
             );
             ExitCode::from(2)
         }

@@ -44,8 +44,8 @@ pub struct GrpcJwks {
 
 impl GrpcJwks {
     /// Keys from user-svc at `addr` (connects on first use).
-    pub fn new(addr: std::net::SocketAddr) -> Result<Self, tonic::transport::Error> {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+    pub fn new(addr: &crate::config::PeerAddr) -> Result<Self, tonic::transport::Error> {
+        let channel = tonic::transport::Endpoint::from_shared(addr.uri())?
             .connect_timeout(std::time::Duration::from_secs(2))
             .timeout(std::time::Duration::from_secs(3))
             .connect_lazy();

@@ -28,7 +28,7 @@ use crate::error::{ApiError, Rejection};
 /// The auth layer of a service that trusts user-svc at `user_svc_addr`:
 /// tokens from `issuer`, service tokens only for `service_audience`.
 pub fn layer_for(
-    user_svc_addr: std::net::SocketAddr,
+    user_svc_addr: &crate::config::PeerAddr,
     issuer: &str,
     service_audience: Option<&str>,
 ) -> Result<AuthLayer, crate::StartupError> {

@@ -444,7 +444,7 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
         .access_token;
     let verifier = kit::auth::Verifier::new(
         kit::auth::VerifierConfig::new("oms-user-svc", Some("product-svc")),
-        std::sync::Arc::new(kit::auth::GrpcJwks::new(svc.addr).unwrap()),
+        std::sync::Arc::new(kit::auth::GrpcJwks::new(&svc.addr.into()).unwrap()),
     );
     assert_eq!(
         verifier.verify(&token).await.unwrap(),
