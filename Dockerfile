@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# One image with the four service binaries; compose.yaml picks one per
+# container with `entrypoint`. Build: docker build -t oms .
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+# The protos compile with protox (no protoc) and TLS is rustls (no
+# OpenSSL): the slim image's C compiler (ring, bundled SQLite) is enough.
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p user-svc -p product-svc -p order-svc -p gateway \
+ && mkdir -p /out \
+ && cp target/release/user-svc target/release/product-svc target/release/order-svc \
+       target/release/gateway /out/
+
+# glibc and libgcc only, no shell, no package manager; runs as uid 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/ /usr/local/bin/
+USER nonroot:nonroot
+# SQLite files and a generated signing key go under ./data when a service
+# runs alone without DATABASE_URL; the home directory is writable.
+WORKDIR /home/nonroot
+ENV LOG_FORMAT=json
+EXPOSE 50051 50052 50053 8080 9090
+# Every binary answers `healthcheck` (gRPC health, or the gateway's /readyz).
+ENTRYPOINT ["/usr/local/bin/gateway"]

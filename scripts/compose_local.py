@@ -1,0 +1,218 @@
+"""Runs the topology of compose.yaml as processes on 127.0.0.1, since no
+container engine runs here: the same four services with the environment
+compose gives them (its `environment` plus the env files that
+scripts/compose-secrets makes), MySQL schemas and users made by the same
+init script, Redis, and the same `healthcheck` commands. Then a customer's
+whole flow through the gateway, and checks that each service's database
+user cannot touch another's schema. Cleans up after itself.
+
+usage: compose_local.py BIN_DIR   (holding user-svc, product-svc, order-svc, gateway)
+
+Needs MariaDB/MySQL reachable as root by `mysql -uroot` (local socket) and
+Redis at $OMS_TEST_REDIS_URL (default redis://127.0.0.1:6379).
+"""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = ["user-svc", "product-svc", "order-svc", "gateway"]
+
+
+def fail(message: str) -> None:
+    raise SystemExit(f"compose-local: FAILED: {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_file(path: Path) -> dict:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def http(method: str, url: str, body=None, token=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as reply:
+            return reply.status, json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def until(deadline_s: float, what: str, probe) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not probe():
+        if time.monotonic() > deadline:
+            fail(f"{what} within {deadline_s} s")
+        time.sleep(0.2)
+
+
+def main() -> int:
+    bin_dir = Path(sys.argv[1]).resolve()
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    work = Path(tempfile.mkdtemp(prefix="oms-compose-local-"))
+    prefix = f"oms_topo_{secrets.token_hex(3)}_"
+    redis_url = os.environ.get("OMS_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    processes = {}
+    logs = {}
+    try:
+        secrets_dir = work / "secrets"
+        subprocess.run(
+            [sys.executable, ROOT / "scripts" / "compose-secrets", "--dir", secrets_dir,
+             "--db-host", "127.0.0.1:3306", "--prefix", prefix],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        # The mysql container's init step, against the local server.
+        mysql_env = {**os.environ, **env_file(secrets_dir / "mysql.env")}
+        subprocess.run(
+            ["bash", "-c", f"set -eo pipefail; . {ROOT}/deploy/mysql/init/10-oms-schemas.sh"],
+            check=True, env=mysql_env, stdout=subprocess.DEVNULL,
+        )
+
+        # Each container has its own network namespace; here every
+        # listener gets a free port and every name becomes 127.0.0.1.
+        ports = {name: free_port() for name in OURS}
+        metrics_ports = {name: free_port() for name in OURS}
+        listen_var = {"user-svc": "USER_SVC_ADDR", "product-svc": "PRODUCT_SVC_ADDR",
+                      "order-svc": "ORDER_SVC_ADDR", "gateway": "GATEWAY_ADDR"}
+
+        def localize(service: str, key: str, value: str) -> str:
+            value = str(value)
+            if key == listen_var[service]:
+                return f"127.0.0.1:{ports[service]}"
+            if key.endswith("_METRICS_ADDR"):
+                return f"127.0.0.1:{metrics_ports[service]}"
+            if key in listen_var.values():
+                peer = next(n for n, v in listen_var.items() if v == key)
+                return f"127.0.0.1:{ports[peer]}"
+            if key == "REDIS_URL":
+                return redis_url
+            if key == "OMS_REDIS_KEY_PREFIX":
+                return f"{prefix}:"
+            if key == "OMS_TRUSTED_PROXIES":
+                return "127.0.0.1"
+            return value
+
+        for name in OURS:
+            spec = compose["services"][name]
+            binary = Path(spec["entrypoint"][0]).name
+            env = {"PATH": os.environ.get("PATH", ""), "OMS_DATA_DIR": str(work / name)}
+            for f in spec.get("env_file", []):
+                env.update(env_file(secrets_dir / Path(f).name))
+            env.update({k: localize(name, k, v) for k, v in spec.get("environment", {}).items()})
+            log = open(work / f"{name}.log", "w")
+            logs[name] = work / f"{name}.log"
+            processes[name] = subprocess.Popen([bin_dir / binary], env=env, stdout=log, stderr=log)
+            # compose's depends_on: service_healthy, with its health command.
+            test = spec["healthcheck"]["test"]
+            check = [bin_dir / Path(test[1]).name, *test[2:]]
+
+            def healthy(name=name, check=check, env=env) -> bool:
+                if processes[name].poll() is not None:
+                    fail(f"{name} exited: {logs[name].read_text()[-3000:]}")
+                return subprocess.run(check, env=env, capture_output=True).returncode == 0
+
+            until(60, f"{name} healthy by `{' '.join(map(str, test[1:]))}`", healthy)
+            print(f"compose-local: {name} healthy on 127.0.0.1:{ports[name]}")
+
+        gw = f"http://127.0.0.1:{ports['gateway']}"
+        user_env = env_file(secrets_dir / "user-svc.env")
+        status, body = http("POST", f"{gw}/v1/auth/login", {
+            "email": user_env["OMS_BOOTSTRAP_ADMIN_EMAIL"],
+            "password": user_env["OMS_BOOTSTRAP_ADMIN_PASSWORD"]})
+        if status != 200:
+            fail(f"admin login: {status} {body}")
+        admin = body["accessToken"]
+        status, body = http("POST", f"{gw}/v1/products", {
+            "sku": "TOPO-1", "name": "Topology mug",
+            "price": {"currencyCode": "EUR", "amountMinor": "900"}, "stockOnHand": "3"}, admin)
+        if status != 200:
+            fail(f"create product: {status} {body}")
+        product = body["product"]["id"]
+        http("POST", f"{gw}/v1/auth/register", {
+            "email": "topo@example.com", "password": "topology password", "displayName": "Topo"})
+        status, body = http("POST", f"{gw}/v1/auth/login", {
+            "email": "topo@example.com", "password": "topology password"})
+        if status != 200:
+            fail(f"customer login: {status} {body}")
+        customer = body["accessToken"]
+        status, body = http("POST", f"{gw}/v1/orders", {
+            "lines": [{"productId": product, "quantity": 2}], "requestId": "topo-1"}, customer)
+        if status != 200 or body["order"]["status"] != "ORDER_STATUS_CONFIRMED":
+            fail(f"create order: {status} {body}")
+        status, body = http("GET", f"{gw}/v1/orders", token=customer)
+        if status != 200 or len(body.get("orders", [])) != 1:
+            fail(f"list orders: {status} {body}")
+        status, body = http("GET", f"{gw}/v1/products/{product}")
+        if body["product"]["stockAvailable"] != "1":
+            fail(f"stock after the order: {body}")
+        print("compose-local: admin product, customer order CONFIRMED, stock 3 -> 1, through the gateway")
+
+        for name in ["user-svc", "product-svc", "order-svc"]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_ports[name]}/metrics", timeout=10) as r:
+                families = {f.name for f in text_string_to_metric_families(r.read().decode())}
+            if "grpc_server_handled" not in families or "db_pool_connections" not in families:
+                fail(f"{name} /metrics lacks the RPC or pool series: {sorted(families)}")
+        print("compose-local: every service's /metrics parses and has RPC and pool series")
+
+        # Least privilege: each service's user sees only its own schema.
+        products_url = env_file(secrets_dir / "product-svc.env")["DATABASE_URL"]
+        user, password = re.match(r"mysql://([^:]+):([^@]+)@", products_url).groups()
+        denied = subprocess.run(
+            ["mysql", "-h127.0.0.1", f"-u{user}", f"-p{password}", "-e",
+             f"SELECT COUNT(*) FROM `{prefix}users`.`users`"], capture_output=True, text=True)
+        if denied.returncode == 0 or "denied" not in denied.stderr:
+            fail(f"product-svc's DB user read the users schema: {denied.stdout}{denied.stderr}")
+        print("compose-local: product-svc's database user is denied the users schema")
+
+        for name in reversed(OURS):
+            processes[name].send_signal(signal.SIGTERM)
+            code = processes[name].wait(timeout=30)
+            if code != 0:
+                fail(f"{name} exited with {code} after SIGTERM")
+        print("compose-local: SIGTERM -> every service exited 0")
+        return 0
+    except SystemExit:
+        for name, log in logs.items():
+            print(f"--- {name} log (tail) ---\n{log.read_text()[-2000:]}", file=sys.stderr)
+        raise
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+        drop = "".join(
+            f"DROP DATABASE IF EXISTS `{prefix}{schema}`; DROP USER IF EXISTS '{prefix}{user}'@'%';"
+            for schema, user in [("users", "user_svc"), ("products", "product_svc"), ("orders", "order_svc")])
+        subprocess.run(["mysql", "-uroot", "-e", drop], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
