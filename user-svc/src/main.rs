@@ -8,7 +8,8 @@
 //!   client secret and the `OMS_SERVICE_CLIENTS` entry holding its hash;
 //! - `user-svc healthcheck` exits 0 if the server on `USER_SVC_ADDR`
 //!   reports SERVING (container health checks); `user-svc env-vars` lists the
-//! environment variables it reads.
+//! environment variables it reads; `user-svc migrate` brings the schema up to
+//! date and exits (a deployment's one-off job).
 
 use std::process::ExitCode;
 
@@ -17,6 +18,16 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("keygen") => keygen(),
         Some("client-secret") => client_secret(&args[1..]),
+        Some("migrate") => kit::startup::run("user-svc", |env| async move {
+            let config = user_svc::Config::from_env(&env, "DATABASE_URL")?;
+            kit::db::connect_and_migrate::<user_svc::migration::Migrator>(
+                &config.database_url,
+                Default::default(),
+            )
+            .await?;
+            tracing::info!(service = "user-svc", "the schema is up to date");
+            Ok(())
+        }),
         Some("env-vars") => kit::startup::list_env_vars(|env| {
             user_svc::Config::from_env(env, "DATABASE_URL").map(drop)
         }),
@@ -27,7 +38,7 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "user-svc: unknown subcommand {other:?} (expected keygen, client-secret, healthcheck or env-vars, or none to serve)"
+                "user-svc: unknown subcommand {other:?} (expected keygen, client-secret, migrate, healthcheck or env-vars, or none to serve)"
             );
             ExitCode::from(2)
         }

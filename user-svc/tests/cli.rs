@@ -89,3 +89,25 @@ async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
     assert_eq!(code, 1, "{said}");
     assert!(said.contains("unhealthy"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_brings_the_schema_up_to_date_and_exits() {
+    let db = TestDb::sqlite();
+    let run = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_user-svc"))
+            .arg("migrate")
+            .env("DATABASE_URL", db.url().expose())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run();
+    assert_eq!(code, Some(0), "{stderr}");
+    kit::test_support::assert_tables(db.url(), &["users"]).await;
+    // Already up to date: a second run changes nothing and succeeds.
+    let (code, stderr) = run();
+    assert_eq!(code, Some(0), "{stderr}");
+}
