@@ -7,9 +7,10 @@
 //! - `user-svc client-secret <client_id> <scope>…` prints a new random
 //!   client secret and the `OMS_SERVICE_CLIENTS` entry holding its hash;
 //! - `user-svc healthcheck` exits 0 if the server on `USER_SVC_ADDR`
-//!   reports SERVING (container health checks); `user-svc env-vars` lists the
-//! environment variables it reads; `user-svc migrate` brings the schema up to
-//! date and exits (a deployment's one-off job).
+//!   reports SERVING (container health checks);
+//! - `user-svc env-vars` lists the environment variables it reads;
+//! - `user-svc migrate` brings the schema up to date and exits (a
+//!   deployment's one-off job).
 
 use std::process::ExitCode;
 
