@@ -337,6 +337,10 @@ async fn two_replicas_sweeping_together_return_each_unit_once(db: TestDb) {
     let fast = [
         ("OMS_RESERVATION_TTL_SECS", "1"),
         ("OMS_RESERVATION_SWEEP_SECS", "1"),
+        // Each replica's in-process cache is invalidated only by its own
+        // writes (production shares Redis); the other's sweep shows here
+        // once the entry expires.
+        ("OMS_PRODUCT_CACHE_TTL_SECS", "1"),
     ];
     let mesh = start(&db, &fast).await;
     let twin = start_products(&db, &mesh.users, &fast).await;
