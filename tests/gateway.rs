@@ -817,3 +817,205 @@ async fn metrics_count_every_call_by_route_rpc_and_code() {
     }
     assert!(!after.contains(password) && !after.contains(&admin));
 }
+
+/// One span as an OTLP collector receives it.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    service: String,
+    db_system: Option<String>,
+}
+
+/// An OTLP/gRPC trace receiver on 127.0.0.1:0 that keeps what it gets.
+#[derive(Default, Clone)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let mut received = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    let attribute = |key: &str| {
+                        span.attributes
+                            .iter()
+                            .find(|kv| kv.key == key)
+                            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                            .and_then(|v| match v {
+                                Any::StringValue(s) => Some(s.clone()),
+                                _ => None,
+                            })
+                    };
+                    received.push(ReceivedSpan {
+                        name: span.name.clone(),
+                        trace_id: hex(&span.trace_id),
+                        span_id: hex(&span.span_id),
+                        parent_span_id: hex(&span.parent_span_id),
+                        service: attribute("service").unwrap_or_default(),
+                        db_system: attribute("db.system"),
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+                    collector.clone(),
+                ),
+            )
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    // nextest runs each test in its own process: this subscriber is the one.
+    let telemetry = kit::telemetry::init(&kit::telemetry::TelemetryConfig {
+        log_format: kit::config::LogFormat::Human,
+        otlp_endpoint: Some(format!("http://{collector_addr}")),
+        service_name: "oms-test".to_owned(),
+    })
+    .unwrap();
+
+    let (gw, _stop) = start().await;
+    let admin = format!(
+        "Bearer {}",
+        login(gw, "admin@example.com", "gateway admin password").await
+    );
+    let created = send(
+        gw,
+        "POST",
+        "/v1/products",
+        &[("authorization", &admin)],
+        Some(r#"{"sku":"TRACE-1","name":"Traced mug","price":{"currencyCode":"USD","amountMinor":"500"},"stockOnHand":"3"}"#),
+    )
+    .await;
+    let product = created.json["product"]["id"].as_str().unwrap().to_owned();
+    send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(r#"{"email":"trace@example.com","password":"trace password","displayName":"T"}"#),
+    )
+    .await;
+    let customer = format!(
+        "Bearer {}",
+        login(gw, "trace@example.com", "trace password").await
+    );
+
+    // The client's own trace: everything this order causes joins it.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace_id}-{client_span}-01");
+    let order = send(
+        gw,
+        "POST",
+        "/v1/orders",
+        &[("authorization", &customer), ("traceparent", &traceparent)],
+        Some(
+            &json!({"lines": [{"productId": product, "quantity": 1}], "requestId": "traced-1"})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        order.json["order"]["status"], "ORDER_STATUS_CONFIRMED",
+        "{}",
+        order.json
+    );
+
+    let spans = kit::test_support::eventually(
+        std::time::Duration::from_secs(20),
+        "the order's spans from all four services",
+        || {
+            let collector = collector.clone();
+            let telemetry = &telemetry;
+            async move {
+                telemetry.flush().await;
+                let spans: Vec<ReceivedSpan> = collector
+                    .0
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s.trace_id == trace_id)
+                    .cloned()
+                    .collect();
+                let services: std::collections::BTreeSet<&str> =
+                    spans.iter().map(|s| s.service.as_str()).collect();
+                ["gateway", "order-svc", "product-svc", "user-svc"]
+                    .iter()
+                    .all(|s| services.contains(s))
+                    .then_some(spans)
+            }
+        },
+    )
+    .await;
+
+    let find = |service: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.service == service && s.name.ends_with(name))
+            .unwrap_or_else(|| panic!("no {service} span {name} in {spans:#?}"))
+    };
+    let http = find("gateway", "/v1/orders");
+    assert_eq!(
+        http.parent_span_id, client_span,
+        "the gateway continues the client's span"
+    );
+    let create = find("order-svc", "OrderService/CreateOrder");
+    assert_eq!(
+        create.parent_span_id, http.span_id,
+        "order-svc under the gateway"
+    );
+    for step in [
+        "InventoryService/ReserveStock",
+        "InventoryService/CommitReservation",
+    ] {
+        let span = find("product-svc", step);
+        assert_eq!(
+            span.parent_span_id, create.span_id,
+            "{step} under CreateOrder"
+        );
+    }
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.service == "user-svc" && s.parent_span_id == create.span_id),
+        "user-svc (service token, keys) under CreateOrder: {spans:#?}"
+    );
+    // Database queries are spans too, inside each service's call.
+    let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let db_spans: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.db_system.is_some()).collect();
+    assert!(
+        db_spans.len() >= 2
+            && db_spans
+                .iter()
+                .all(|s| ids.contains(s.parent_span_id.as_str())),
+        "database spans inside the trace: {db_spans:#?}"
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 /// The route template that served a request, set by the handler that
 /// matched it; requests without one are labelled `unmatched`.
@@ -29,8 +30,19 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let trace_id = kit::observe::ensure_traceparent(request.headers_mut());
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format!("{method} {path}"),
+        otel.kind = "server",
+        service = "gateway",
+        http.method = %method,
+        http.target = %path,
+        trace_id = %trace_id,
+    );
+    // The backend calls the proxy makes are children of this span.
+    kit::observe::carry_trace(&span, request.headers_mut());
     metrics::gauge!("http_server_in_flight_requests").increment(1.0);
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span.clone()).await;
     metrics::gauge!("http_server_in_flight_requests").decrement(1.0);
 
     let route = match response.extensions().get::<RouteLabel>() {
@@ -60,6 +72,7 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let _entered = span.enter();
     if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
         tracing::debug!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, "request finished");
     } else {

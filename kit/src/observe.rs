@@ -184,11 +184,16 @@ impl Call {
         request.extensions_mut().insert(caller.clone());
         let span = tracing::info_span!(
             "rpc",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
             service = layer.service,
             rpc = %path,
             trace_id = %trace_id,
             caller = tracing::field::Empty,
         );
+        // The calls this one makes are children of its span.
+        carry_trace(&span, request.headers_mut());
         metrics::gauge!(
             "grpc_server_in_flight_requests",
             "service" => layer.service,
@@ -301,6 +306,21 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map(Code::from)
+}
+
+/// Continues the trace of the request's `traceparent` in `span`, and
+/// rewrites the header to name `span`, so handlers that pass it on make
+/// their callees its children.
+pub fn carry_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let Some(incoming) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let outgoing = crate::telemetry::continue_trace(span, incoming);
+    if outgoing != incoming
+        && let Ok(value) = outgoing.parse()
+    {
+        headers.insert("traceparent", value);
+    }
 }
 
 /// The trace id of the request's W3C `traceparent`; a request without a

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use crate::config::{ConfigError, Env};
+use crate::telemetry::TelemetryConfig;
 
 /// Anything that stops a process from starting or keeps it from running.
 #[derive(Debug, thiserror::Error)]
@@ -30,23 +31,23 @@ pub enum StartupError {
     Other(String),
 }
 
-/// Runs `body` on a multi-threaded runtime after setting up logging from
-/// `LOG_FORMAT`/`RUST_LOG`; any error ends the process with
-/// `<name>: <error>` on stderr and exit code 1 (2 for configuration).
+/// Runs `body` on a multi-threaded runtime after setting up logs (and span
+/// export, when configured) from `LOG_FORMAT`/`RUST_LOG`/`OTEL_*`; any
+/// error ends the process with `<name>: <error>` on stderr and exit code 1
+/// (2 for configuration). Buffered spans are sent before exiting.
 pub fn run<F, Fut>(name: &str, body: F) -> ExitCode
 where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = Result<(), StartupError>>,
 {
     let env = Env::process();
-    let format = match env.log_format() {
-        Ok(format) => format,
+    let telemetry = match TelemetryConfig::from_env(&env, name) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("{name}: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(format);
     // sqlx and redis may each pull a rustls crypto backend; choosing one up
     // front keeps rustls from panicking on the ambiguity.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -61,7 +62,15 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(body(env)) {
+    let result = runtime.block_on(async {
+        // The span exporter's channel lives on this runtime.
+        let telemetry =
+            crate::telemetry::init(&telemetry).map_err(|e| StartupError::Other(e.to_string()))?;
+        let result = body(env).await;
+        telemetry.shutdown().await;
+        result
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ StartupError::Config(_)) => {
             eprintln!("{name}: {e}");
@@ -80,7 +89,7 @@ where
 pub fn list_env_vars(read: impl FnOnce(&Env) -> Result<(), ConfigError>) -> ExitCode {
     let env = Env::from_pairs(std::iter::empty::<(String, String)>());
     // Defaults must load; if not, the list would be incomplete.
-    if let Err(e) = read(&env).and_then(|()| env.log_format().map(drop)) {
+    if let Err(e) = read(&env).and_then(|()| TelemetryConfig::from_env(&env, "").map(drop)) {
         eprintln!("cannot load the default configuration: {e}");
         return ExitCode::FAILURE;
     }

@@ -1,24 +1,202 @@
-//! Tracing set-up: human-readable or JSON log lines, filtered by `RUST_LOG`.
+//! Tracing set-up: log lines (human, or JSON with `LOG_FORMAT=json`,
+//! filtered by `RUST_LOG`), and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+//! every span exported over OTLP/gRPC; plus the W3C `traceparent` that
+//! carries one request's trace from process to process.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+use crate::config::{ConfigError, Env, LogFormat};
 
-/// Installs the global subscriber once; later calls (several services in
-/// one process, or many tests) are no-ops.
-pub fn init(format: LogFormat) {
+/// Whether spans are exported (and so carry OpenTelemetry contexts).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// How a process reports: log format, and where spans go if anywhere.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Human or JSON log lines.
+    pub log_format: LogFormat,
+    /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl TelemetryConfig {
+    /// Reads `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT` and
+    /// `OTEL_SERVICE_NAME` (default `default_name`).
+    pub fn from_env(env: &Env, default_name: &str) -> Result<Self, ConfigError> {
+        const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        let otlp_endpoint = match env.get(ENDPOINT)? {
+            Some(raw) if raw.starts_with("http://") || raw.starts_with("https://") => Some(raw),
+            Some(raw) => {
+                return Err(ConfigError::new(
+                    ENDPOINT,
+                    format!("{raw:?} must be an http:// or https:// URL of an OTLP/gRPC collector"),
+                ));
+            }
+            None => None,
+        };
+        Ok(Self {
+            log_format: env.log_format()?,
+            otlp_endpoint,
+            service_name: env
+                .get("OTEL_SERVICE_NAME")?
+                .unwrap_or_else(|| default_name.to_owned()),
+        })
+    }
+
+    /// Log lines only, in `format`.
+    pub fn logs_only(format: LogFormat) -> Self {
+        Self {
+            log_format: format,
+            otlp_endpoint: None,
+            service_name: String::new(),
+        }
+    }
+}
+
+/// Keeps the span exporter alive; [`Telemetry::shutdown`] sends what is
+/// still buffered.
+#[derive(Debug, Default)]
+#[must_use = "dropping this without shutdown may lose the last spans"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports every finished span now (tests wait on this).
+    pub async fn flush(&self) {
+        if let Some(provider) = self.provider.clone() {
+            let _ = tokio::task::spawn_blocking(move || provider.force_flush()).await;
+        }
+    }
+
+    /// Sends what is buffered and stops exporting.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        }
+    }
+}
+
+/// Why the span exporter could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot export spans to OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
+pub struct TelemetryError(String);
+
+/// Installs the global subscriber once (later calls — several services in
+/// one process, many tests — keep the first). Must run inside the Tokio
+/// runtime when spans are exported: the exporter's channel lives on it.
+pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // `try_init` fails only when a subscriber is already set, which is fine.
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let (human, json) = match config.log_format {
+        LogFormat::Human => (Some(tracing_subscriber::fmt::layer()), None),
+        LogFormat::Json => (
+            None,
+            Some(tracing_subscriber::fmt::layer().json().flatten_event(true)),
+        ),
     };
+    let provider = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| TelemetryError(e.to_string()))?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(config.service_name.clone())
+                            .build(),
+                    )
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("oms")));
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(human)
+        .with(json)
+        .with(otel)
+        .try_init()
+        .is_ok();
+    if installed && provider.is_some() {
+        EXPORTING.store(true, Ordering::Relaxed);
+    }
+    Ok(Telemetry {
+        provider: provider.filter(|_| installed),
+    })
 }
 
 /// For tests: logs only when `TEST_LOG` is set, so test output stays quiet.
 pub fn init_for_tests() {
     if std::env::var_os("TEST_LOG").is_some() {
-        init(LogFormat::Human);
+        let _ = init(&TelemetryConfig::logs_only(LogFormat::Human));
     }
+}
+
+/// Makes `span` the continuation of the trace in `traceparent` (when spans
+/// are exported), and returns the `traceparent` that the calls made under
+/// `span` must carry: `span` as their parent. Without exporting, the
+/// incoming header is passed on as it is (the trace id still joins logs).
+pub fn continue_trace(span: &tracing::Span, traceparent: &str) -> String {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return traceparent.to_owned();
+    }
+    if let Some(remote) = parse(traceparent) {
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    format_traceparent(span).unwrap_or_else(|| traceparent.to_owned())
+}
+
+/// The `traceparent` naming the current span, for a call made outside the
+/// request's own headers (e.g. a key fetch); `None` when not exporting.
+pub fn current_traceparent() -> Option<String> {
+    EXPORTING
+        .load(Ordering::Relaxed)
+        .then(|| format_traceparent(&tracing::Span::current()))
+        .flatten()
+}
+
+fn format_traceparent(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags()
+        )
+    })
+}
+
+fn parse(traceparent: &str) -> Option<SpanContext> {
+    let trace_id = crate::observe::trace_id_of(traceparent)?;
+    let mut parts = traceparent.trim().split('-').skip(2);
+    let span_id = parts.next()?;
+    let flags = u8::from_str_radix(parts.next()?, 16).ok()?;
+    Some(SpanContext::new(
+        TraceId::from_hex(trace_id).ok()?,
+        SpanId::from_hex(span_id).ok()?,
+        TraceFlags::new(flags),
+        true,
+        TraceState::default(),
+    ))
 }

@@ -111,7 +111,7 @@ impl ServiceTokens {
 
     /// A valid token: the cached one, renewed when it nears expiry. If
     /// user-svc cannot renew it, the cached one serves until it expires.
-    pub async fn token(&self) -> Result<String, Status> {
+    pub async fn token(&self, ctx: &CallContext) -> Result<String, Status> {
         let mut current = self.current.lock().await;
         let now = Instant::now();
         if let Some(cached) = current.as_ref()
@@ -119,7 +119,7 @@ impl ServiceTokens {
         {
             return Ok(cached.token.clone());
         }
-        match self.issue().await {
+        match self.issue(ctx).await {
             Ok(fresh) => {
                 let token = fresh.token.clone();
                 *current = Some(fresh);
@@ -146,17 +146,22 @@ impl ServiceTokens {
         }
     }
 
-    async fn issue(&self) -> Result<CachedToken, Status> {
+    /// A new token; the renewal belongs to the trace of the call that
+    /// needed it.
+    async fn issue(&self, ctx: &CallContext) -> Result<CachedToken, Status> {
         let request = IssueServiceTokenRequest {
             client_id: self.client_id.clone(),
             client_secret: self.secret.0.clone(),
             scopes: vec!["inventory:write".to_owned()],
         };
         let started = Instant::now();
-        let response = retry_unavailable(self.timeout, &CallContext::default(), || {
+        let response = retry_unavailable(self.timeout, ctx, || {
             let mut auth = self.auth.clone();
             let mut request = Request::new(request.clone());
-            request.set_timeout(self.timeout);
+            request.set_timeout(ctx.budget(self.timeout));
+            if let Some(value) = ctx.traceparent.as_deref().and_then(|t| t.parse().ok()) {
+                request.metadata_mut().insert("traceparent", value);
+            }
             async move { auth.issue_service_token(request).await }
         })
         .await
@@ -286,7 +291,7 @@ impl Inventory {
     {
         let mut renewed = false;
         loop {
-            let token = self.tokens.token().await?;
+            let token = self.tokens.token(ctx).await?;
             let result = retry_unavailable(self.timeout, ctx, || {
                 let mut request = Request::new(message.clone());
                 request.set_timeout(ctx.budget(self.timeout));

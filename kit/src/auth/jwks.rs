@@ -57,8 +57,13 @@ impl GrpcJwks {
 impl JwksSource for GrpcJwks {
     async fn fetch(&self) -> Result<Vec<Jwk>, String> {
         use oms_proto::user::v1::{GetJwksRequest, auth_service_client::AuthServiceClient};
+        let mut request = tonic::Request::new(GetJwksRequest {});
+        // A fetch caused by a request belongs to that request's trace.
+        if let Some(value) = crate::telemetry::current_traceparent().and_then(|t| t.parse().ok()) {
+            request.metadata_mut().insert("traceparent", value);
+        }
         let response = AuthServiceClient::new(self.channel.clone())
-            .get_jwks(GetJwksRequest {})
+            .get_jwks(request)
             .await
             .map_err(|status| {
                 format!(
