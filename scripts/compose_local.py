@@ -178,9 +178,12 @@ def main() -> int:
         for name in ["user-svc", "product-svc", "order-svc"]:
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_ports[name]}/metrics", timeout=10) as r:
                 families = {f.name for f in text_string_to_metric_families(r.read().decode())}
-            if "grpc_server_handled" not in families or "db_pool_connections" not in families:
-                fail(f"{name} /metrics lacks the RPC or pool series: {sorted(families)}")
-        print("compose-local: every service's /metrics parses and has RPC and pool series")
+            wanted = {"grpc_server_handled", "db_pool_connections"}
+            if name in ("user-svc", "product-svc"):  # the two with REDIS_URL
+                wanted.add("redis_pool_connections")
+            if not wanted <= families:
+                fail(f"{name} /metrics lacks {sorted(wanted - families)}: {sorted(families)}")
+        print("compose-local: every service's /metrics parses and has RPC, database and Redis pool series")
 
         # Least privilege: each service's user sees only its own schema.
         products_url = env_file(secrets_dir / "product-svc.env")["DATABASE_URL"]
