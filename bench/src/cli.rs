@@ -1,0 +1,147 @@
+//! Command-line options.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::mesh::Backend;
+
+/// Load generator for the OMS mesh. Starts the ceiling server and the four
+/// services as processes, runs the scenarios, prints a table and writes a
+/// JSON result file. See BENCHMARKS.md.
+#[derive(Debug, Parser)]
+#[command(name = "oms-bench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Helper processes the bench starts itself.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the ceiling's empty unary RPC (prints its address, then serves).
+    CeilingServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
+}
+
+/// The scenarios (BENCHMARKS.md says what each one measures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Ceiling,
+    GetProduct,
+    CreateOrder,
+    DbCeiling,
+    ListOrders,
+    Login,
+    Footprint,
+}
+
+/// What to run and how hard.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenarios to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Scenario::value_variants().to_vec())]
+    pub scenarios: Vec<Scenario>,
+    /// Storage of the mesh, comma-separated: sqlite, mariadb.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Sqlite])]
+    pub backends: Vec<Backend>,
+    /// MariaDB server for --backends mariadb, without a database name.
+    #[arg(
+        long,
+        env = "OMS_BENCH_MYSQL_URL",
+        default_value = "mysql://root@127.0.0.1:3306"
+    )]
+    pub mysql_url: String,
+    /// Redis for the services (tokens, throttling, caches); in process if unset.
+    #[arg(long, env = "OMS_BENCH_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Databases the bench creates (and drops) start with this.
+    #[arg(long, default_value = "oms_bench_")]
+    pub db_prefix: String,
+    /// Concurrent clients, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// How long each run measures, e.g. 10s, 500ms.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Measure this many operations per run instead of --duration.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Unrecorded warm-up before each run.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Products in the catalogue (orders pick distinct ones among them).
+    #[arg(long, default_value_t = 1000)]
+    pub products: usize,
+    /// Orders in the table for the large ListOrders case.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub big_table: u64,
+    /// `RUST_LOG` of the services (their per-request log lines are part of the cost).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Where the four service binaries are (default: next to oms-bench).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// The JSON result file.
+    #[arg(long, default_value = "bench-results.json")]
+    pub out: PathBuf,
+    /// Seconds-long runs of every scenario with tiny tables: checks that the
+    /// bench works (CI), measures nothing worth reading.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+impl RunArgs {
+    /// `--smoke` turns every knob down.
+    pub fn effective(mut self) -> Self {
+        if self.smoke {
+            self.clients = self.clients.min(4);
+            self.duration = Duration::from_millis(300);
+            self.count = None;
+            self.warmup = Duration::ZERO;
+            self.products = self.products.min(20);
+            self.big_table = self.big_table.min(3000);
+        }
+        self
+    }
+}
+
+/// `10s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let (number, unit) = raw
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((raw, "s"), |i| raw.split_at(i));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 10s or 500ms"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{raw:?}: unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{raw:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_nonsense() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! oms-bench: measures the OMS mesh under load against ceilings measured in
+//! the same run (plain tonic, a bare sea-orm loop), so results read as
+//! ratios that hold across machines. See BENCHMARKS.md.
+
+#![forbid(unsafe_code)]
+
+pub mod ceiling;
+pub mod cli;
+pub mod db_ceiling;
+pub mod driver;
+pub mod http1;
+pub mod mesh;
+pub mod procfs;
+pub mod report;
+pub mod scenarios;
+pub mod seed;
+
+/// Why a bench run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Starting, seeding or connecting failed.
+    #[error("{0}")]
+    Setup(String),
+    /// An RPC or HTTP call the setup needed failed.
+    #[error("{what}: {status}")]
+    Call {
+        what: &'static str,
+        status: Box<tonic::Status>,
+    },
+    /// Some runs had errors or not one successful operation.
+    #[error("runs that failed: {0}")]
+    Failed(String),
+    /// Writing the result file failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl BenchError {
+    /// Wraps a failed setup RPC.
+    pub fn call(what: &'static str) -> impl FnOnce(tonic::Status) -> Self {
+        move |status| Self::Call {
+            what,
+            status: Box::new(status),
+        }
+    }
+}
+
+/// Runs what the command line asks for.
+pub async fn run(cli: cli::Cli) -> Result<(), BenchError> {
+    match cli.command {
+        Some(cli::Command::CeilingServer { addr }) => ceiling::serve(addr).await,
+        None => scenarios::run(cli.run.effective()).await,
+    }
+}

@@ -1,0 +1,420 @@
+//! The mesh under test: user-svc, product-svc, order-svc and the gateway,
+//! each its own process started from the release (or debug) binaries next
+//! to this one, on SQLite files in a scratch directory or on fresh MariaDB
+//! databases, with fresh secrets. Measures each one's start-up time (spawn
+//! to SERVING) on the way; everything is removed again by [`Mesh::stop`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use kit::config::DatabaseUrl;
+use sea_orm::ConnectionTrait as _;
+use serde::Serialize;
+use sha2::Digest as _;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::BenchError;
+
+/// Where the services keep their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One SQLite file per service: the embedded default.
+    Sqlite,
+    /// One MariaDB/MySQL database per service.
+    Mariadb,
+}
+
+impl Backend {
+    /// Lower-case name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Mariadb => "mariadb",
+        }
+    }
+}
+
+/// How to start the mesh.
+#[derive(Debug, Clone)]
+pub struct MeshOptions {
+    /// Directory holding the four service binaries.
+    pub bin_dir: PathBuf,
+    pub backend: Backend,
+    /// `mysql://user:pw@host:port` (no database): the server for MariaDB.
+    pub mysql_url: Option<String>,
+    /// Redis for tokens, throttling and caches; in process when `None`.
+    pub redis_url: Option<String>,
+    /// Database names start with this (the user must be allowed to create
+    /// and drop them).
+    pub db_prefix: String,
+    /// `RUST_LOG` of the services.
+    pub log_level: String,
+    /// Scratch directory: SQLite files and the services' logs.
+    pub work_dir: PathBuf,
+}
+
+/// One running service.
+pub struct Service {
+    pub name: &'static str,
+    child: tokio::process::Child,
+    /// Where it listens (gRPC, or HTTP for the gateway).
+    pub addr: SocketAddr,
+    /// From spawn to the first SERVING answer (for the gateway: `/readyz` 200).
+    pub startup: Duration,
+    log: PathBuf,
+}
+
+impl Service {
+    /// The process ID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// The four services, up.
+pub struct Mesh {
+    pub user: Service,
+    pub product: Service,
+    pub order: Service,
+    pub gateway: Service,
+    pub admin_email: String,
+    pub admin_password: String,
+    /// order-svc's database, for seeding orders directly.
+    pub orders_db: DatabaseUrl,
+    /// What [`Mesh::stop`] drops (MariaDB) and the server it is on.
+    created_databases: Vec<String>,
+    server_url: Option<String>,
+}
+
+fn random_hex(bytes: usize) -> Result<String, BenchError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| BenchError::Setup(format!("no randomness: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A port that was free a moment ago (the services bind it themselves).
+fn free_port() -> Result<u16, BenchError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| BenchError::Setup(format!("no free port: {e}")))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+        .port())
+}
+
+/// Creates one database per service on MariaDB; their names.
+pub async fn create_databases(
+    server_url: &str,
+    prefix: &str,
+    names: &[&str],
+) -> Result<Vec<String>, BenchError> {
+    let run = random_hex(3)?;
+    let server = sea_orm::Database::connect(server_url)
+        .await
+        .map_err(|e| BenchError::Setup(format!("cannot reach MariaDB: {e}")))?;
+    let mut created = Vec::new();
+    for name in names {
+        let db = format!("{prefix}{run}_{name}");
+        server
+            .execute_unprepared(&format!("CREATE DATABASE `{db}`"))
+            .await
+            .map_err(|e| BenchError::Setup(format!("cannot create database {db}: {e}")))?;
+        created.push(db);
+    }
+    Ok(created)
+}
+
+/// Drops what [`create_databases`] made.
+pub async fn drop_databases(server_url: &str, names: &[String]) -> Result<(), BenchError> {
+    let server = sea_orm::Database::connect(server_url)
+        .await
+        .map_err(|e| BenchError::Setup(format!("cannot reach MariaDB: {e}")))?;
+    for db in names {
+        server
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS `{db}`"))
+            .await
+            .map_err(|e| BenchError::Setup(format!("cannot drop database {db}: {e}")))?;
+    }
+    Ok(())
+}
+
+impl Mesh {
+    /// Starts the services one after another, each once the one it needs
+    /// is SERVING, as compose.yaml orders them.
+    pub async fn start(options: &MeshOptions) -> Result<Self, BenchError> {
+        std::fs::create_dir_all(&options.work_dir).map_err(|e| {
+            BenchError::Setup(format!("cannot create {}: {e}", options.work_dir.display()))
+        })?;
+        let (database_urls, created_databases, server_url) = match options.backend {
+            Backend::Sqlite => {
+                let file = |name: &str| {
+                    DatabaseUrl::sqlite_file(&options.work_dir.join(format!("{name}.db")))
+                };
+                (
+                    [file("users"), file("products"), file("orders")],
+                    Vec::new(),
+                    None,
+                )
+            }
+            Backend::Mariadb => {
+                let server = options.mysql_url.clone().ok_or_else(|| {
+                    BenchError::Setup(
+                        "--backends mariadb needs --mysql-url (or OMS_BENCH_MYSQL_URL)".into(),
+                    )
+                })?;
+                let server = server.trim_end_matches('/').to_owned();
+                let names = create_databases(
+                    &server,
+                    &options.db_prefix,
+                    &["users", "products", "orders"],
+                )
+                .await?;
+                let url = |db: &str| {
+                    DatabaseUrl::parse(&format!("{server}/{db}")).map_err(BenchError::Setup)
+                };
+                (
+                    [url(&names[0])?, url(&names[1])?, url(&names[2])?],
+                    names,
+                    Some(server),
+                )
+            }
+        };
+
+        let signing_key = {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed)
+                .map_err(|e| BenchError::Setup(format!("no randomness: {e}")))?;
+            base64::engine::general_purpose::STANDARD.encode(seed)
+        };
+        let client_secret = random_hex(32)?;
+        let clients = serde_json::json!([{
+            "client_id": "order-svc",
+            "secret_sha256": format!("{:x}", sha2::Sha256::digest(client_secret.as_bytes())),
+            "scopes": ["inventory:write", "products:read"],
+        }]);
+        let admin_email = "bench-admin@example.com".to_owned();
+        let admin_password = random_hex(12)?;
+        let redis_prefix = format!("oms-bench-{}:", random_hex(3)?);
+
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let user_addr = addr(free_port()?);
+        let product_addr = addr(free_port()?);
+        let order_addr = addr(free_port()?);
+        let gateway_addr = addr(free_port()?);
+
+        let common = |database: Option<&DatabaseUrl>| {
+            let mut env = vec![
+                ("RUST_LOG".to_owned(), options.log_level.clone()),
+                ("LOG_FORMAT".to_owned(), "json".to_owned()),
+                (
+                    "OMS_DATA_DIR".to_owned(),
+                    options.work_dir.display().to_string(),
+                ),
+                ("OMS_REDIS_KEY_PREFIX".to_owned(), redis_prefix.clone()),
+            ];
+            if let Some(db) = database {
+                env.push(("DATABASE_URL".to_owned(), db.expose().to_owned()));
+            }
+            if let Some(redis) = &options.redis_url {
+                env.push(("REDIS_URL".to_owned(), redis.clone()));
+            }
+            env
+        };
+
+        let mut user_env = common(Some(&database_urls[0]));
+        user_env.extend([
+            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
+            ("OMS_JWT_SIGNING_KEYS".to_owned(), signing_key),
+            ("OMS_SERVICE_CLIENTS".to_owned(), clients.to_string()),
+            ("OMS_BOOTSTRAP_ADMIN_EMAIL".to_owned(), admin_email.clone()),
+            (
+                "OMS_BOOTSTRAP_ADMIN_PASSWORD".to_owned(),
+                admin_password.clone(),
+            ),
+            // Every bench client logs in from 127.0.0.1; the per-peer limit
+            // (30/min) would turn the Login scenario into a throttling
+            // test. The argon2id cost stays.
+            (
+                "OMS_LOGIN_MAX_ATTEMPTS_PER_PEER".to_owned(),
+                "1000000000".to_owned(),
+            ),
+            // The bench never refreshes; its tokens should not outlive it
+            // in a shared Redis by two weeks.
+            ("OMS_REFRESH_TOKEN_TTL_SECS".to_owned(), "600".to_owned()),
+        ]);
+        let user = spawn(options, "user-svc", user_addr, user_env).await?;
+
+        let mut product_env = common(Some(&database_urls[1]));
+        product_env.extend([
+            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.to_string()),
+            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
+        ]);
+        let product = spawn(options, "product-svc", product_addr, product_env).await?;
+
+        let mut order_env = common(Some(&database_urls[2]));
+        order_env.extend([
+            ("ORDER_SVC_ADDR".to_owned(), order_addr.to_string()),
+            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
+            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.to_string()),
+            ("OMS_ORDER_SVC_CLIENT_ID".to_owned(), "order-svc".to_owned()),
+            ("OMS_ORDER_SVC_CLIENT_SECRET".to_owned(), client_secret),
+        ]);
+        let order = spawn(options, "order-svc", order_addr, order_env).await?;
+
+        let mut gateway_env = common(None);
+        gateway_env.extend([
+            ("GATEWAY_ADDR".to_owned(), gateway_addr.to_string()),
+            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
+            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.to_string()),
+            ("ORDER_SVC_ADDR".to_owned(), order_addr.to_string()),
+        ]);
+        let gateway = spawn(options, "gateway", gateway_addr, gateway_env).await?;
+
+        let [_, _, orders_db] = database_urls;
+        Ok(Self {
+            user,
+            product,
+            order,
+            gateway,
+            admin_email,
+            admin_password,
+            orders_db,
+            created_databases,
+            server_url,
+        })
+    }
+
+    /// Every service, for readings across all of them.
+    pub fn services(&self) -> [&Service; 4] {
+        [&self.user, &self.product, &self.order, &self.gateway]
+    }
+
+    /// Stops every process and drops the MariaDB databases.
+    pub async fn stop(mut self) -> Result<(), BenchError> {
+        for service in [
+            &mut self.gateway,
+            &mut self.order,
+            &mut self.product,
+            &mut self.user,
+        ] {
+            let _ = service.child.start_kill();
+            let _ = service.child.wait().await;
+        }
+        if let Some(server) = &self.server_url {
+            drop_databases(server, &self.created_databases).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Spawns `name` and waits (polling, with a deadline) until it is SERVING.
+async fn spawn(
+    options: &MeshOptions,
+    name: &'static str,
+    addr: SocketAddr,
+    env: Vec<(String, String)>,
+) -> Result<Service, BenchError> {
+    let binary = options.bin_dir.join(name);
+    let log = options.work_dir.join(format!("{name}.log"));
+    let log_file = std::fs::File::create(&log)
+        .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", log.display())))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let began = Instant::now();
+    let mut child = tokio::process::Command::new(&binary)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env)
+        .stdout(log_file)
+        .stderr(log_err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            BenchError::Setup(format!(
+                "cannot start {}: {e} (build it first: cargo build --release -p {name})",
+                binary.display()
+            ))
+        })?;
+    let deadline = began + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(BenchError::Setup(format!(
+                "{name} exited with {status} while starting: {}",
+                log_tail(&log)
+            )));
+        }
+        let ready = if name == "gateway" {
+            crate::http1::get_status(addr, "/readyz").await == Some(200)
+        } else {
+            grpc_serving(addr).await
+        };
+        if ready {
+            return Ok(Service {
+                name,
+                child,
+                addr,
+                startup: began.elapsed(),
+                log,
+            });
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup(format!(
+                "{name} was not SERVING within 60 s: {}",
+                log_tail(&log)
+            )));
+        }
+        // A short poll: start-up itself is one of the measurements.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn grpc_serving(addr: SocketAddr) -> bool {
+    let Ok(endpoint) = Endpoint::from_shared(format!("http://{addr}")) else {
+        return false;
+    };
+    let Ok(channel) = endpoint
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    let reply = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    matches!(reply, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(2000);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    format!("last log lines of {}:\n{}", path.display(), &text[start..])
+}
+
+impl Service {
+    /// The end of its log, for error messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+/// A gRPC channel of its own to `addr` (one HTTP/2 connection).
+pub async fn channel(addr: SocketAddr) -> Result<Channel, BenchError> {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| BenchError::Setup(format!("cannot connect to {addr}: {e}")))
+}

@@ -1,0 +1,377 @@
+//! The results: every run, the footprint of every service, and the ratios
+//! the targets are stated in, printed as Markdown tables and written as
+//! JSON.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::BenchError;
+use crate::cli::RunArgs;
+use crate::driver::{Load, Stats};
+use crate::mesh::Backend;
+use crate::procfs;
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub scenario: String,
+    pub variant: String,
+    /// `grpc`, `gateway` (JSON/HTTP 1.1) or `sea-orm`.
+    pub via: String,
+    pub backend: Option<Backend>,
+    pub clients: usize,
+    /// Orders in the table (ListOrders only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_rows: Option<u64>,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+impl RunRecord {
+    /// A run of `scenario`/`variant` through `via`.
+    pub fn new(
+        scenario: &str,
+        variant: &str,
+        via: &str,
+        backend: Option<Backend>,
+        load: Load,
+        stats: Stats,
+    ) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            variant: variant.to_owned(),
+            via: via.to_owned(),
+            backend,
+            clients: load.clients,
+            table_rows: None,
+            stats,
+        }
+    }
+}
+
+/// One service's start-up time and memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Footprint {
+    pub backend: Backend,
+    pub service: String,
+    /// Spawn to the first SERVING health answer (gateway: `/readyz` 200).
+    pub startup_ms: f64,
+    /// Resident set right after start-up, before any load.
+    pub idle_rss_mib: Option<f64>,
+    /// Peak resident set over every run (VmHWM).
+    pub peak_rss_mib: Option<f64>,
+    /// Resident set after the runs.
+    pub rss_after_mib: Option<f64>,
+}
+
+impl Footprint {
+    /// Readings taken as soon as the service is up.
+    pub fn at_start(backend: Backend, service: &str, startup: Duration, pid: Option<u32>) -> Self {
+        Self {
+            backend,
+            service: service.to_owned(),
+            startup_ms: startup.as_secs_f64() * 1000.0,
+            idle_rss_mib: pid.and_then(procfs::rss_mib),
+            peak_rss_mib: None,
+            rss_after_mib: None,
+        }
+    }
+
+    /// Readings taken after the load.
+    pub fn after_load(&mut self, pid: Option<u32>) {
+        self.peak_rss_mib = pid.and_then(procfs::peak_rss_mib);
+        self.rss_after_mib = pid.and_then(procfs::rss_mib);
+    }
+}
+
+/// A ratio of two runs of this report, with its target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub name: String,
+    pub value: f64,
+    /// `>= 0.6` or `<= 1.5`.
+    pub target: String,
+    pub met: bool,
+    /// What was divided by what.
+    pub of: String,
+}
+
+/// Everything one invocation measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: serde_json::Value,
+    pub command: Vec<String>,
+    pub binaries: PathBuf,
+    pub build: &'static str,
+    pub load: Load,
+    pub redis: bool,
+    pub log_level: String,
+    pub runs: Vec<RunRecord>,
+    pub footprint: Vec<Footprint>,
+    pub ratios: Vec<Ratio>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// An empty report for this invocation.
+    pub fn new(load: Load, args: &RunArgs, binaries: &Path) -> Self {
+        Self {
+            machine: procfs::machine(),
+            command: std::env::args().collect(),
+            binaries: binaries.to_owned(),
+            build: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            load,
+            redis: args.redis_url.is_some(),
+            log_level: args.log_level.clone(),
+            runs: Vec::new(),
+            footprint: Vec::new(),
+            ratios: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Records a run and prints its line.
+    pub fn add(&mut self, run: RunRecord) {
+        let s = &run.stats;
+        eprintln!(
+            "  {:<13} {:<26} {:<8} {:>9.0} ops/s  p50 {:>7.2}  p99 {:>7.2}  max {:>8.2} ms  errors {}",
+            run.scenario,
+            run.variant,
+            run.via,
+            s.throughput,
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms,
+            s.errors
+        );
+        if let Some(e) = &s.first_error {
+            eprintln!("    first error: {e}");
+        }
+        self.runs.push(run);
+    }
+
+    /// A free-form line for the report.
+    pub fn note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
+    fn find(
+        &self,
+        scenario: &str,
+        variant: &str,
+        via: &str,
+        backend: Option<Backend>,
+    ) -> Option<&Stats> {
+        self.runs
+            .iter()
+            .find(|r| {
+                r.scenario == scenario
+                    && r.variant == variant
+                    && r.via == via
+                    && r.backend == backend
+            })
+            .map(|r| &r.stats)
+    }
+
+    fn backends(&self) -> Vec<Backend> {
+        let mut seen = Vec::new();
+        for run in &self.runs {
+            if let Some(b) = run.backend
+                && !seen.contains(&b)
+            {
+                seen.push(b);
+            }
+        }
+        seen
+    }
+
+    fn ratio(
+        &mut self,
+        name: String,
+        of: String,
+        value: Option<f64>,
+        at_least: Option<f64>,
+        at_most: Option<f64>,
+    ) {
+        let Some(value) = value.filter(|v| v.is_finite()) else {
+            return;
+        };
+        let (target, met) = match (at_least, at_most) {
+            (Some(min), _) => (format!(">= {min}"), value >= min),
+            (_, Some(max)) => (format!("<= {max}"), value <= max),
+            _ => (String::new(), true),
+        };
+        self.ratios.push(Ratio {
+            name,
+            value,
+            target,
+            met,
+            of,
+        });
+    }
+
+    /// Works out the ratios the targets are stated in, from this run only.
+    pub fn finish(&mut self) {
+        let throughput = |s: Option<&Stats>| s.map(|s| s.throughput);
+        let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let ceiling = throughput(self.find("ceiling", "empty unary RPC", "grpc", None));
+        for backend in self.backends() {
+            let on = Some(backend);
+            let b = backend.name();
+            let get = throughput(self.find("get-product", "cache warm", "grpc", on));
+            let get_gw = throughput(self.find("get-product", "cache warm", "gateway", on));
+            let order = throughput(self.find("create-order", "1 line", "grpc", on));
+            let order_gw = throughput(self.find("create-order", "1 line", "gateway", on));
+            let db = throughput(self.find("db-ceiling", "4 commits per order", "sea-orm", on));
+            self.ratio(
+                format!("GetProduct / ceiling ({b})"),
+                "ops/s, gRPC".into(),
+                div(get, ceiling),
+                Some(0.6),
+                None,
+            );
+            self.ratio(
+                format!("gateway / direct gRPC, GetProduct ({b})"),
+                "ops/s".into(),
+                div(get_gw, get),
+                Some(0.6),
+                None,
+            );
+            self.ratio(
+                format!("gateway / direct gRPC, CreateOrder 1 line ({b})"),
+                "ops/s".into(),
+                div(order_gw, order),
+                Some(0.6),
+                None,
+            );
+            self.ratio(
+                format!("CreateOrder 1 line / DB ceiling ({b})"),
+                "ops/s, gRPC".into(),
+                div(order, db),
+                Some(0.5),
+                None,
+            );
+            let pages: Vec<(u64, String)> = self
+                .runs
+                .iter()
+                .filter(|r| r.scenario == "list-orders" && r.backend == on)
+                .filter_map(|r| r.table_rows.map(|t| (t, r.variant.clone())))
+                .collect();
+            let (Some(small), Some(big)) = (
+                pages.iter().map(|p| p.0).min(),
+                pages.iter().map(|p| p.0).max(),
+            ) else {
+                continue;
+            };
+            if small == big {
+                continue;
+            }
+            for page in [1, 100] {
+                let p50 = |rows: u64| {
+                    self.runs
+                        .iter()
+                        .find(|r| {
+                            r.scenario == "list-orders"
+                                && r.backend == on
+                                && r.table_rows == Some(rows)
+                                && r.variant.ends_with(&format!("page {page}"))
+                        })
+                        .map(|r| r.stats.p50_ms)
+                };
+                let name = format!(
+                    "ListOrders page {page}: {} / {} orders ({b})",
+                    crate::scenarios::table_label(big),
+                    crate::scenarios::table_label(small)
+                );
+                self.ratio(
+                    name,
+                    "p50 latency".into(),
+                    div(p50(big), p50(small)),
+                    None,
+                    Some(1.5),
+                );
+            }
+        }
+    }
+
+    /// Prints the tables (Markdown, ready for BENCHMARKS.md) on stdout.
+    pub fn print(&self) {
+        println!(
+            "\n| scenario | variant | via | backend | clients | ops/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
+        );
+        println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &self.runs {
+            let s = &r.stats;
+            println!(
+                "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                r.scenario,
+                r.variant,
+                r.via,
+                r.backend.map_or("-", Backend::name),
+                r.clients,
+                s.throughput,
+                s.p50_ms,
+                s.p90_ms,
+                s.p99_ms,
+                s.max_ms,
+                s.errors
+            );
+        }
+        if !self.footprint.is_empty() {
+            println!(
+                "\n| backend | service | start to SERVING ms | idle RSS MiB | peak RSS MiB | RSS after MiB |"
+            );
+            println!("|---|---|---:|---:|---:|---:|");
+            let mib = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+            for f in &self.footprint {
+                println!(
+                    "| {} | {} | {:.0} | {} | {} | {} |",
+                    f.backend.name(),
+                    f.service,
+                    f.startup_ms,
+                    mib(f.idle_rss_mib),
+                    mib(f.peak_rss_mib),
+                    mib(f.rss_after_mib)
+                );
+            }
+        }
+        if !self.ratios.is_empty() {
+            println!("\n| ratio | of | value | target | met |");
+            println!("|---|---|---:|---|---|");
+            for r in &self.ratios {
+                println!(
+                    "| {} | {} | {:.2} | {} | {} |",
+                    r.name,
+                    r.of,
+                    r.value,
+                    r.target,
+                    if r.met { "yes" } else { "**no**" }
+                );
+            }
+        }
+        for note in &self.notes {
+            println!("\n{note}");
+        }
+    }
+
+    /// Writes the JSON result file.
+    pub fn write(&self, path: &Path) -> Result<(), BenchError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| BenchError::Write {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        std::fs::write(path, json).map_err(|source| BenchError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}

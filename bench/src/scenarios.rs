@@ -1,0 +1,800 @@
+//! The scenarios: what each one sets up and which operation it drives.
+//! [`run`] goes through them for every backend and hands the numbers to
+//! the report.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use oms_proto::common::v1::{LineItem, Money};
+use oms_proto::order::v1::{self as order_pb, order_service_client::OrderServiceClient};
+use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
+use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
+use tokio::sync::Mutex;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::BenchError;
+use crate::cli::{RunArgs, Scenario};
+use crate::driver::{Load, Op, Stats, drive, op};
+use crate::http1::HttpClient;
+use crate::mesh::{Backend, Mesh, MeshOptions, channel};
+use crate::report::{Footprint, Report, RunRecord};
+
+/// ListOrders page size: page 100 exists with 10^3 orders.
+const PAGE_SIZE: i32 = 10;
+/// The customer whose orders are listed owns this many in both tables.
+const PAGER_ORDERS: u64 = 1000;
+const CUSTOMER_PASSWORD: &str = "bench customer password";
+
+/// Runs the selected scenarios on every backend, then reports.
+pub async fn run(args: RunArgs) -> Result<(), BenchError> {
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from))
+            .ok_or_else(|| {
+                BenchError::Setup(
+                    "cannot tell where the service binaries are; pass --bin-dir".into(),
+                )
+            })?,
+    };
+    let load = Load {
+        clients: args.clients.max(1),
+        duration: args.duration,
+        count: args.count,
+        warmup: args.warmup,
+    };
+    let work = std::env::temp_dir().join(format!("oms-bench-{}", uuid::Uuid::new_v4().simple()));
+    let mut report = Report::new(load, &args, &bin_dir);
+    let wants = |s: Scenario| args.scenarios.contains(&s);
+
+    if wants(Scenario::Ceiling) {
+        ceiling(&mut report, load).await?;
+    }
+    for &backend in &args.backends {
+        let needs_mesh = args
+            .scenarios
+            .iter()
+            .any(|s| !matches!(s, Scenario::Ceiling | Scenario::DbCeiling));
+        if needs_mesh {
+            let options = MeshOptions {
+                bin_dir: bin_dir.clone(),
+                backend,
+                mysql_url: Some(args.mysql_url.clone()),
+                redis_url: args.redis_url.clone(),
+                db_prefix: args.db_prefix.clone(),
+                log_level: args.log_level.clone(),
+                work_dir: work.join(backend.name()),
+            };
+            eprintln!(
+                "== mesh on {} (binaries from {})",
+                backend.name(),
+                bin_dir.display()
+            );
+            let mesh = Mesh::start(&options).await?;
+            let outcome = on_mesh(&mut report, &args, load, backend, &mesh).await;
+            if outcome.is_err() {
+                for service in mesh.services() {
+                    eprintln!("{}", service.log_tail());
+                }
+            }
+            mesh.stop().await?;
+            outcome?;
+        }
+        if wants(Scenario::DbCeiling) {
+            db_ceiling(&mut report, &args, load, backend, &work).await?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    report.finish();
+    report.print();
+    report.write(&args.out)?;
+    eprintln!("results written to {}", args.out.display());
+    // Numbers from failing operations mean nothing: say so in the exit code.
+    let failed: Vec<String> = report
+        .runs
+        .iter()
+        .filter(|r| r.stats.errors > 0 || r.stats.ok == 0)
+        .map(|r| {
+            format!(
+                "{} {} via {} ({} errors, first: {})",
+                r.scenario,
+                r.variant,
+                r.via,
+                r.stats.errors,
+                r.stats.first_error.as_deref().unwrap_or("none")
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::Failed(failed.join("; ")))
+    }
+}
+
+async fn ceiling(report: &mut Report, load: Load) -> Result<(), BenchError> {
+    let server = crate::ceiling::CeilingProcess::start().await?;
+    let mut clients = Vec::new();
+    for _ in 0..load.clients {
+        clients.push(crate::ceiling::pb::ceiling_client::CeilingClient::new(
+            channel(server.addr).await?,
+        ));
+    }
+    let clients = Arc::new(clients);
+    let ping = op(move |c, _| {
+        let mut client = clients[c].clone();
+        async move { client.ping(()).await.map(drop).map_err(|s| s.to_string()) }
+    });
+    let stats = drive("ceiling: empty RPC (plain tonic)", load, ping).await;
+    let rss = server.pid().and_then(crate::procfs::rss_mib);
+    report.add(RunRecord::new(
+        "ceiling",
+        "empty unary RPC",
+        "grpc",
+        None,
+        load,
+        stats,
+    ));
+    report.note(format!(
+        "ceiling server RSS after its run: {:.1} MiB",
+        rss.unwrap_or(0.0)
+    ));
+    Ok(())
+}
+
+/// What the mesh scenarios share: tokens, products, connections.
+#[derive(Clone)]
+struct Fixture {
+    /// When the customers' access tokens were issued (they live 15 min).
+    issued: std::time::Instant,
+    products: Arc<Vec<String>>,
+    hot_product: String,
+    customers: Arc<Vec<(String, MetadataValue<Ascii>)>>,
+    customer_tokens: Arc<Vec<String>>,
+}
+
+fn bearer(token: &str) -> Result<MetadataValue<Ascii>, BenchError> {
+    format!("Bearer {token}")
+        .parse()
+        .map_err(|_| BenchError::Setup("a token is not a valid header value".into()))
+}
+
+fn authed<T>(message: T, token: &MetadataValue<Ascii>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", token.clone());
+    request
+}
+
+async fn login(
+    auth: &mut AuthServiceClient<Channel>,
+    email: &str,
+    password: &str,
+) -> Result<String, BenchError> {
+    Ok(auth
+        .login(user_pb::LoginRequest {
+            email: email.to_owned(),
+            password: password.to_owned(),
+        })
+        .await
+        .map_err(BenchError::call("login"))?
+        .into_inner()
+        .access_token)
+}
+
+/// Registers a customer and logs in: (user id, access token).
+async fn customer(
+    auth: &mut AuthServiceClient<Channel>,
+    email: &str,
+) -> Result<(String, String), BenchError> {
+    let user = auth
+        .register(user_pb::RegisterRequest {
+            email: email.to_owned(),
+            password: CUSTOMER_PASSWORD.to_owned(),
+            display_name: "Bench customer".to_owned(),
+        })
+        .await
+        .map_err(BenchError::call("register"))?
+        .into_inner()
+        .user
+        .ok_or_else(|| BenchError::Setup("Register answered without the user".into()))?;
+    Ok((user.id, login(auth, email, CUSTOMER_PASSWORD).await?))
+}
+
+type Customers = (Vec<(String, MetadataValue<Ascii>)>, Vec<String>);
+
+/// Up to 8 customers (registered first when `register`), logged in.
+async fn customers_logged_in(
+    auth: &mut AuthServiceClient<Channel>,
+    clients: usize,
+    register: bool,
+) -> Result<Customers, BenchError> {
+    let mut customers = Vec::new();
+    let mut tokens = Vec::new();
+    for i in 0..clients.clamp(1, 8) {
+        let email = format!("bench-customer-{i}@example.com");
+        let token = if register {
+            customer(auth, &email).await?.1
+        } else {
+            login(auth, &email, CUSTOMER_PASSWORD).await?
+        };
+        customers.push((email, bearer(&token)?));
+        tokens.push(token);
+    }
+    Ok((customers, tokens))
+}
+
+impl Fixture {
+    /// Fresh access tokens once the old ones are 5 minutes old, so long
+    /// runs never send expired ones.
+    async fn renewed(&mut self, mesh: &Mesh, clients: usize) -> Result<&Self, BenchError> {
+        if self.issued.elapsed() > std::time::Duration::from_secs(300) {
+            let mut auth = AuthServiceClient::new(channel(mesh.user.addr).await?);
+            let (customers, tokens) = customers_logged_in(&mut auth, clients, false).await?;
+            self.customers = Arc::new(customers);
+            self.customer_tokens = Arc::new(tokens);
+            self.issued = std::time::Instant::now();
+        }
+        Ok(self)
+    }
+}
+
+async fn fixture(args: &RunArgs, mesh: &Mesh) -> Result<Fixture, BenchError> {
+    let mut auth = AuthServiceClient::new(channel(mesh.user.addr).await?);
+    let admin = bearer(&login(&mut auth, &mesh.admin_email, &mesh.admin_password).await?)?;
+    let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
+    let mut products = Vec::new();
+    for i in 0..=args.products.max(5) {
+        let product = product_pb::Product {
+            sku: format!("BENCH-{i}"),
+            name: format!("Bench product {i}"),
+            price: Some(Money {
+                currency_code: "EUR".to_owned(),
+                amount_minor: 1000,
+            }),
+            // Enough that no run sells out: the runs measure placing
+            // orders, not refusing them.
+            stock_on_hand: 1_000_000_000,
+            ..Default::default()
+        };
+        let created = catalogue
+            .create_product(authed(
+                product_pb::CreateProductRequest {
+                    product: Some(product),
+                },
+                &admin,
+            ))
+            .await
+            .map_err(BenchError::call("create product"))?
+            .into_inner()
+            .product
+            .ok_or_else(|| {
+                BenchError::Setup("CreateProduct answered without the product".into())
+            })?;
+        products.push(created.id);
+    }
+    let hot_product = products.pop().unwrap_or_default();
+    let (customers, tokens) = customers_logged_in(&mut auth, args.clients, true).await?;
+    Ok(Fixture {
+        issued: std::time::Instant::now(),
+        products: Arc::new(products),
+        hot_product,
+        customers: Arc::new(customers),
+        customer_tokens: Arc::new(tokens),
+    })
+}
+
+async fn on_mesh(
+    report: &mut Report,
+    args: &RunArgs,
+    load: Load,
+    backend: Backend,
+    mesh: &Mesh,
+) -> Result<(), BenchError> {
+    let wants = |s: Scenario| args.scenarios.contains(&s);
+    let mut footprint: Vec<Footprint> = mesh
+        .services()
+        .iter()
+        .map(|s| Footprint::at_start(backend, s.name, s.startup, s.pid()))
+        .collect();
+    let mut fixture = fixture(args, mesh).await?;
+    let on = Some(backend);
+
+    if wants(Scenario::GetProduct) {
+        // Warm: every product once, so the runs read the cache.
+        let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
+        for id in fixture.products.iter() {
+            catalogue
+                .get_product(product_pb::GetProductRequest {
+                    product_id: id.clone(),
+                })
+                .await
+                .map_err(BenchError::call("warm the product cache"))?;
+        }
+        let stats = drive(
+            "GetProduct gRPC",
+            load,
+            get_product_grpc(mesh, &fixture, load).await?,
+        )
+        .await;
+        report.add(RunRecord::new(
+            "get-product",
+            "cache warm",
+            "grpc",
+            on,
+            load,
+            stats,
+        ));
+        let stats = drive(
+            "GetProduct gateway",
+            load,
+            get_product_http(mesh, &fixture, load),
+        )
+        .await;
+        report.add(RunRecord::new(
+            "get-product",
+            "cache warm",
+            "gateway",
+            on,
+            load,
+            stats,
+        ));
+    }
+
+    if wants(Scenario::CreateOrder) {
+        for (variant, lines) in [
+            ("1 line", Lines::One),
+            ("5 lines", Lines::Five),
+            ("hot product", Lines::Hot),
+        ] {
+            let fresh = fixture.renewed(mesh, load.clients).await?;
+            let stats = drive(
+                &format!("CreateOrder {variant} gRPC"),
+                load,
+                create_order_grpc(mesh, fresh, load, lines).await?,
+            )
+            .await;
+            report.add(RunRecord::new(
+                "create-order",
+                variant,
+                "grpc",
+                on,
+                load,
+                stats,
+            ));
+            let fresh = fixture.renewed(mesh, load.clients).await?;
+            let stats = drive(
+                &format!("CreateOrder {variant} gateway"),
+                load,
+                create_order_http(mesh, fresh, load, lines),
+            )
+            .await;
+            report.add(RunRecord::new(
+                "create-order",
+                variant,
+                "gateway",
+                on,
+                load,
+                stats,
+            ));
+        }
+    }
+
+    if wants(Scenario::ListOrders) {
+        list_orders(report, args, load, backend, mesh, &fixture).await?;
+    }
+
+    if wants(Scenario::Login) {
+        let stats = drive(
+            "Login (argon2id)",
+            load,
+            login_op(mesh, &fixture, load).await?,
+        )
+        .await;
+        report.add(RunRecord::new(
+            "login",
+            "argon2id verify",
+            "grpc",
+            on,
+            load,
+            stats,
+        ));
+    }
+
+    if wants(Scenario::Footprint) {
+        for (entry, service) in footprint.iter_mut().zip(mesh.services()) {
+            entry.after_load(service.pid());
+        }
+        report.footprint.extend(footprint);
+    }
+    Ok(())
+}
+
+/// `clients` gRPC clients, one connection each.
+async fn grpc_clients<C>(
+    addr: std::net::SocketAddr,
+    load: Load,
+    make: impl Fn(Channel) -> C,
+) -> Result<Arc<Vec<C>>, BenchError> {
+    let mut clients = Vec::with_capacity(load.clients);
+    for _ in 0..load.clients {
+        clients.push(make(channel(addr).await?));
+    }
+    Ok(Arc::new(clients))
+}
+
+/// `clients` HTTP/1.1 keep-alive connections to the gateway.
+fn http_clients(mesh: &Mesh, load: Load) -> Arc<Vec<Mutex<HttpClient>>> {
+    Arc::new(
+        (0..load.clients)
+            .map(|_| Mutex::new(HttpClient::new(mesh.gateway.addr)))
+            .collect(),
+    )
+}
+
+/// Spreads clients over the products: client `c`'s `seq`-th pick.
+fn pick(products: &[String], client: usize, seq: u64) -> usize {
+    let n = products.len().max(1) as u64;
+    usize::try_from((client as u64 * 7919 + seq * 13) % n).unwrap_or(0)
+}
+
+async fn get_product_grpc(mesh: &Mesh, fixture: &Fixture, load: Load) -> Result<Op, BenchError> {
+    let clients = grpc_clients(mesh.product.addr, load, ProductServiceClient::new).await?;
+    let products = fixture.products.clone();
+    Ok(op(move |c, seq| {
+        let mut client = clients[c].clone();
+        let product_id = products[pick(&products, c, seq)].clone();
+        async move {
+            let product = client
+                .get_product(product_pb::GetProductRequest {
+                    product_id: product_id.clone(),
+                })
+                .await
+                .map_err(|s| s.to_string())?
+                .into_inner()
+                .product;
+            match product {
+                Some(p) if p.id == product_id => Ok(()),
+                other => Err(format!("GetProduct answered {other:?}")),
+            }
+        }
+    }))
+}
+
+fn get_product_http(mesh: &Mesh, fixture: &Fixture, load: Load) -> Op {
+    let clients = http_clients(mesh, load);
+    let products = fixture.products.clone();
+    op(move |c, seq| {
+        let clients = clients.clone();
+        let path = format!("/v1/products/{}", products[pick(&products, c, seq)]);
+        async move {
+            let reply = clients[c]
+                .lock()
+                .await
+                .send(http::Method::GET, &path, None, None)
+                .await?;
+            if reply.status == 200 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "GET {path}: {} {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ))
+            }
+        }
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Lines {
+    /// One line, a different product each time.
+    One,
+    /// Five distinct products.
+    Five,
+    /// One line, always the same product: one hot row.
+    Hot,
+}
+
+fn order_lines(fixture: &Fixture, lines: Lines, client: usize, seq: u64) -> Vec<LineItem> {
+    let products = &fixture.products;
+    let line = |product_id: &str| LineItem {
+        product_id: product_id.to_owned(),
+        quantity: 1,
+    };
+    match lines {
+        Lines::One => vec![line(&products[pick(products, client, seq)])],
+        Lines::Five => {
+            let first = pick(products, client, seq);
+            (0..5)
+                .map(|k| line(&products[(first + k) % products.len()]))
+                .collect()
+        }
+        Lines::Hot => vec![line(&fixture.hot_product)],
+    }
+}
+
+async fn create_order_grpc(
+    mesh: &Mesh,
+    fixture: &Fixture,
+    load: Load,
+    lines: Lines,
+) -> Result<Op, BenchError> {
+    let clients = grpc_clients(mesh.order.addr, load, OrderServiceClient::new).await?;
+    let fixture = Arc::new(fixture.clone());
+    Ok(op(move |c, seq| {
+        let mut client = clients[c].clone();
+        let token = &fixture.customers[c % fixture.customers.len()].1;
+        let request = authed(
+            order_pb::CreateOrderRequest {
+                lines: order_lines(&fixture, lines, c, seq),
+                request_id: uuid::Uuid::new_v4().to_string(),
+            },
+            token,
+        );
+        async move {
+            let order = client
+                .create_order(request)
+                .await
+                .map_err(|s| s.to_string())?
+                .into_inner()
+                .order;
+            match order {
+                Some(o) if o.status == order_pb::OrderStatus::Confirmed as i32 => Ok(()),
+                other => Err(format!("CreateOrder answered {other:?}")),
+            }
+        }
+    }))
+}
+
+fn create_order_http(mesh: &Mesh, fixture: &Fixture, load: Load, lines: Lines) -> Op {
+    let clients = http_clients(mesh, load);
+    let fixture = Arc::new(fixture.clone());
+    op(move |c, seq| {
+        let clients = clients.clone();
+        let token = fixture.customer_tokens[c % fixture.customer_tokens.len()].clone();
+        let lines: Vec<serde_json::Value> = order_lines(&fixture, lines, c, seq)
+            .into_iter()
+            .map(|l| serde_json::json!({ "productId": l.product_id, "quantity": l.quantity }))
+            .collect();
+        let body =
+            serde_json::json!({ "lines": lines, "requestId": uuid::Uuid::new_v4().to_string() });
+        async move {
+            let reply = clients[c]
+                .lock()
+                .await
+                .send(
+                    http::Method::POST,
+                    "/v1/orders",
+                    Some(&token),
+                    Some(Bytes::from(body.to_string())),
+                )
+                .await?;
+            let confirmed = reply
+                .body
+                .windows(22)
+                .any(|w| w == b"ORDER_STATUS_CONFIRMED");
+            if reply.status == 200 && confirmed {
+                Ok(())
+            } else {
+                Err(format!(
+                    "POST /v1/orders: {} {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ))
+            }
+        }
+    })
+}
+
+async fn login_op(mesh: &Mesh, fixture: &Fixture, load: Load) -> Result<Op, BenchError> {
+    let clients = grpc_clients(mesh.user.addr, load, AuthServiceClient::new).await?;
+    let emails: Arc<Vec<String>> = Arc::new(
+        fixture
+            .customers
+            .iter()
+            .map(|(email, _)| email.clone())
+            .collect(),
+    );
+    Ok(op(move |c, _| {
+        let mut client = clients[c].clone();
+        let email = emails[c % emails.len()].clone();
+        async move {
+            let reply = client
+                .login(user_pb::LoginRequest {
+                    email,
+                    password: CUSTOMER_PASSWORD.to_owned(),
+                })
+                .await
+                .map_err(|s| s.to_string())?
+                .into_inner();
+            if reply.access_token.is_empty() {
+                Err("Login answered without a token".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    }))
+}
+
+/// The page token of page `page` (1-based) of the caller's orders.
+async fn page_token(
+    client: &mut OrderServiceClient<Channel>,
+    token: &MetadataValue<Ascii>,
+    page: u32,
+) -> Result<String, BenchError> {
+    let mut page_token = String::new();
+    for _ in 1..page {
+        page_token = client
+            .list_orders(authed(
+                order_pb::ListOrdersRequest {
+                    page_size: PAGE_SIZE,
+                    page_token,
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .map_err(BenchError::call("walk the order pages"))?
+            .into_inner()
+            .next_page_token;
+        if page_token.is_empty() {
+            return Err(BenchError::Setup(format!(
+                "the orders ran out before page {page}"
+            )));
+        }
+    }
+    Ok(page_token)
+}
+
+fn list_page(
+    clients: Arc<Vec<OrderServiceClient<Channel>>>,
+    token: MetadataValue<Ascii>,
+    page_token: String,
+) -> Op {
+    op(move |c, _| {
+        let mut client = clients[c].clone();
+        let request = authed(
+            order_pb::ListOrdersRequest {
+                page_size: PAGE_SIZE,
+                page_token: page_token.clone(),
+                ..Default::default()
+            },
+            &token,
+        );
+        async move {
+            let orders = client
+                .list_orders(request)
+                .await
+                .map_err(|s| s.to_string())?
+                .into_inner()
+                .orders;
+            if orders.len() == PAGE_SIZE as usize {
+                Ok(())
+            } else {
+                Err(format!(
+                    "a page of {} orders, not {PAGE_SIZE}",
+                    orders.len()
+                ))
+            }
+        }
+    })
+}
+
+async fn list_orders(
+    report: &mut Report,
+    args: &RunArgs,
+    load: Load,
+    backend: Backend,
+    mesh: &Mesh,
+    fixture: &Fixture,
+) -> Result<(), BenchError> {
+    let mut auth = AuthServiceClient::new(channel(mesh.user.addr).await?);
+    let pager_email = "bench-pager@example.com";
+    let (pager_id, _) = customer(&mut auth, pager_email).await?;
+    let seeder = crate::seed::Seeder::connect(&mesh.orders_db, fixture.products[0].clone()).await?;
+    let clients = grpc_clients(mesh.order.addr, load, OrderServiceClient::new).await?;
+    let mut walker = OrderServiceClient::new(channel(mesh.order.addr).await?);
+
+    eprintln!("  seeding {PAGER_ORDERS} orders of one customer");
+    seeder.orders(Some(&pager_id), PAGER_ORDERS).await?;
+    let mut table = PAGER_ORDERS;
+    for target in [PAGER_ORDERS, args.big_table.max(PAGER_ORDERS)] {
+        if target > table {
+            eprintln!(
+                "  seeding {} orders of other customers (table: {target})",
+                target - table
+            );
+            seeder.orders(None, target - table).await?;
+            table = target;
+        }
+        // Seeding a large table can outlast an access token.
+        let pager = bearer(&login(&mut auth, pager_email, CUSTOMER_PASSWORD).await?)?;
+        let size = table_label(table);
+        for page in [1u32, 100] {
+            let page_token = page_token(&mut walker, &pager, page).await?;
+            let variant = format!("{size} orders, page {page}");
+            let stats: Stats = drive(
+                &format!("ListOrders {variant}"),
+                load,
+                list_page(clients.clone(), pager.clone(), page_token),
+            )
+            .await;
+            let mut record =
+                RunRecord::new("list-orders", &variant, "grpc", Some(backend), load, stats);
+            record.table_rows = Some(table);
+            report.add(record);
+        }
+        if target == PAGER_ORDERS && args.big_table <= PAGER_ORDERS {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `10^3`, `10^6`, or the number itself.
+pub fn table_label(rows: u64) -> String {
+    match rows {
+        1_000 => "10^3".to_owned(),
+        1_000_000 => "10^6".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+async fn db_ceiling(
+    report: &mut Report,
+    args: &RunArgs,
+    load: Load,
+    backend: Backend,
+    work: &std::path::Path,
+) -> Result<(), BenchError> {
+    let (urls, created) = match backend {
+        Backend::Sqlite => {
+            let dir = work.join("db-ceiling");
+            let file =
+                |name: &str| kit::config::DatabaseUrl::sqlite_file(&dir.join(format!("{name}.db")));
+            ([file("orders"), file("products")], Vec::new())
+        }
+        Backend::Mariadb => {
+            let server = args.mysql_url.trim_end_matches('/');
+            let names = crate::mesh::create_databases(
+                server,
+                &args.db_prefix,
+                &["ceil_orders", "ceil_products"],
+            )
+            .await?;
+            let url = |db: &str| {
+                kit::config::DatabaseUrl::parse(&format!("{server}/{db}"))
+                    .map_err(BenchError::Setup)
+            };
+            ([url(&names[0])?, url(&names[1])?], names)
+        }
+    };
+    let outcome = async {
+        let ceiling = Arc::new(crate::db_ceiling::DbCeiling::prepare(&urls[0], &urls[1]).await?);
+        let stats = drive(
+            &format!("DB ceiling ({}): 4 commits", backend.name()),
+            load,
+            ceiling.op(),
+        )
+        .await;
+        report.add(RunRecord::new(
+            "db-ceiling",
+            "4 commits per order",
+            "sea-orm",
+            Some(backend),
+            load,
+            stats,
+        ));
+        Ok::<_, BenchError>(())
+    }
+    .await;
+    if !created.is_empty() {
+        crate::mesh::drop_databases(args.mysql_url.trim_end_matches('/'), &created).await?;
+    }
+    outcome
+}
