@@ -375,3 +375,124 @@ impl Report {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn stats(throughput: f64, p50_ms: f64) -> Stats {
+        Stats {
+            ok: 100,
+            errors: 0,
+            first_error: None,
+            seconds: 1.0,
+            throughput,
+            p50_ms,
+            p90_ms: p50_ms,
+            p99_ms: p50_ms,
+            max_ms: p50_ms,
+            mean_ms: p50_ms,
+        }
+    }
+
+    fn ratio<'r>(report: &'r Report, name: &str) -> &'r Ratio {
+        report
+            .ratios
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no ratio {name:?} in {:?}", report.ratios))
+    }
+
+    #[test]
+    fn ratios_divide_the_right_runs_and_judge_the_targets() {
+        let args = crate::cli::Cli::parse_from(["oms-bench"]).run;
+        let load = Load {
+            clients: 4,
+            duration: Duration::from_secs(1),
+            count: None,
+            warmup: Duration::ZERO,
+        };
+        let mut report = Report::new(load, &args, Path::new("/bin"));
+        let maria = Some(Backend::Mariadb);
+        let run = |scenario, variant, via, backend, s| {
+            RunRecord::new(scenario, variant, via, backend, load, s)
+        };
+        report.add(run(
+            "ceiling",
+            "empty unary RPC",
+            "grpc",
+            None,
+            stats(1000.0, 1.0),
+        ));
+        report.add(run(
+            "get-product",
+            "cache warm",
+            "grpc",
+            maria,
+            stats(700.0, 1.0),
+        ));
+        report.add(run(
+            "get-product",
+            "cache warm",
+            "gateway",
+            maria,
+            stats(350.0, 1.0),
+        ));
+        report.add(run(
+            "create-order",
+            "1 line",
+            "grpc",
+            maria,
+            stats(300.0, 1.0),
+        ));
+        report.add(run(
+            "create-order",
+            "1 line",
+            "gateway",
+            maria,
+            stats(240.0, 1.0),
+        ));
+        report.add(run(
+            "db-ceiling",
+            "4 commits per order",
+            "sea-orm",
+            maria,
+            stats(500.0, 1.0),
+        ));
+        for (rows, page, p50) in [
+            (1000, 1, 2.0),
+            (1000, 100, 2.0),
+            (1_000_000, 1, 2.5),
+            (1_000_000, 100, 4.0),
+        ] {
+            let mut r = run(
+                "list-orders",
+                &format!("x orders, page {page}"),
+                "grpc",
+                maria,
+                stats(1.0, p50),
+            );
+            r.table_rows = Some(rows);
+            report.add(r);
+        }
+        report.finish();
+
+        let get = ratio(&report, "GetProduct / ceiling (mariadb)");
+        assert!((get.value - 0.7).abs() < 1e-9 && get.met);
+        let gateway = ratio(&report, "gateway / direct gRPC, GetProduct (mariadb)");
+        assert!((gateway.value - 0.5).abs() < 1e-9 && !gateway.met);
+        let order = ratio(
+            &report,
+            "gateway / direct gRPC, CreateOrder 1 line (mariadb)",
+        );
+        assert!((order.value - 0.8).abs() < 1e-9 && order.met);
+        let db = ratio(&report, "CreateOrder 1 line / DB ceiling (mariadb)");
+        assert!((db.value - 0.6).abs() < 1e-9 && db.met);
+        let first = ratio(&report, "ListOrders page 1: 10^6 / 10^3 orders (mariadb)");
+        assert!((first.value - 1.25).abs() < 1e-9 && first.met);
+        let deep = ratio(&report, "ListOrders page 100: 10^6 / 10^3 orders (mariadb)");
+        assert!((deep.value - 2.0).abs() < 1e-9 && !deep.met);
+    }
+}
