@@ -74,9 +74,7 @@ pub async fn serve(
     );
     let keys = keys::SigningKeys::load(&config.signing_keys)
         .map_err(|e| StartupError::Other(e.to_string()))?;
-    let passwords = passwords::Passwords::new()
-        .await
-        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let passwords = passwords::Passwords::new().map_err(|e| StartupError::Other(e.to_string()))?;
     let accounts = accounts::Accounts {
         db,
         passwords,
