@@ -73,6 +73,11 @@ pub struct RunArgs {
     /// Measure this many operations per run instead of --duration.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Runs whose ratio is reported (ceiling and GetProduct, gRPC and
+    /// gateway, CreateOrder and the DB ceiling) take turns in this many
+    /// rounds, each a share of --duration.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
     /// Unrecorded warm-up before each run.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub warmup: Duration,
@@ -105,6 +110,7 @@ impl RunArgs {
             self.duration = Duration::from_millis(300);
             self.count = None;
             self.warmup = Duration::ZERO;
+            self.rounds = 1;
             self.products = self.products.min(20);
             self.big_table = self.big_table.min(3000);
         }

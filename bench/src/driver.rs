@@ -70,9 +70,75 @@ struct Shared {
     first_error: Mutex<Option<String>>,
 }
 
+/// What one run recorded, before it is summarized; runs of the same
+/// operation in several rounds merge into one [`Stats`].
+pub struct Measured {
+    histogram: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+}
+
+impl Measured {
+    /// Merges rounds of one operation: counts and time add up, the
+    /// histograms merge, so percentiles cover every round.
+    pub fn merge(rounds: Vec<Measured>) -> Stats {
+        let mut histogram = new_histogram();
+        let (mut ok, mut errors, mut seconds, mut first_error) = (0, 0, 0.0, None);
+        for round in rounds {
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = histogram.add(&round.histogram);
+            ok += round.ok;
+            errors += round.errors;
+            seconds += round.seconds;
+            first_error = first_error.or(round.first_error);
+        }
+        let ms = |v: u64| v as f64 / 1000.0;
+        Stats {
+            ok,
+            errors,
+            first_error,
+            seconds,
+            throughput: ok as f64 / seconds.max(1e-9),
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p90_ms: ms(histogram.value_at_quantile(0.90)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+            mean_ms: histogram.mean() / 1000.0,
+        }
+    }
+}
+
+/// Runs each of `ops` for `rounds` rounds, taking turns (A B C A B C ...),
+/// each round a `rounds`-th of the load's time and warm-up. Operations
+/// whose ratio matters are measured this way, so a noisy neighbour or a
+/// slow minute on a shared machine weighs on both sides alike.
+pub async fn alternate(ops: Vec<(String, Op)>, load: Load, rounds: u32) -> Vec<Stats> {
+    let rounds = rounds.max(1);
+    let share = Load {
+        duration: load.duration / rounds,
+        count: load.count.map(|c| c.div_ceil(u64::from(rounds))),
+        warmup: load.warmup / rounds,
+        ..load
+    };
+    let mut measured: Vec<Vec<Measured>> = ops.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for ((label, op), runs) in ops.iter().zip(measured.iter_mut()) {
+            let label = if rounds > 1 {
+                format!("{label} [{round}/{rounds}]")
+            } else {
+                label.clone()
+            };
+            runs.push(drive(&label, share, op.clone()).await);
+        }
+    }
+    measured.into_iter().map(Measured::merge).collect()
+}
+
 /// Runs `op` under `load`, printing a progress line every second to
-/// stderr, and returns the measured operations' statistics.
-pub async fn drive(label: &str, load: Load, op: Op) -> Stats {
+/// stderr, and returns what the measured operations recorded.
+pub async fn drive(label: &str, load: Load, op: Op) -> Measured {
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(if load.warmup.is_zero() {
             MEASURING
@@ -104,27 +170,24 @@ pub async fn drive(label: &str, load: Load, op: Op) -> Stats {
     let mut histogram = new_histogram();
     while let Some(joined) = workers.join_next().await {
         if let Ok(h) = joined {
-            // Same bounds everywhere, so adding cannot fail.
             let _ = histogram.add(h);
         }
     }
     let seconds = started.elapsed().as_secs_f64();
     progress.abort();
     finish_progress_line();
-    let ms = |v: u64| v as f64 / 1000.0;
-    let ok = shared.ok.load(Ordering::SeqCst);
-    Stats {
-        ok,
+    Measured {
+        histogram,
+        ok: shared.ok.load(Ordering::SeqCst),
         errors: shared.errors.load(Ordering::SeqCst),
         first_error: shared.first_error.lock().map_or(None, |e| e.clone()),
         seconds,
-        throughput: ok as f64 / seconds.max(1e-9),
-        p50_ms: ms(histogram.value_at_quantile(0.50)),
-        p90_ms: ms(histogram.value_at_quantile(0.90)),
-        p99_ms: ms(histogram.value_at_quantile(0.99)),
-        max_ms: ms(histogram.max()),
-        mean_ms: histogram.mean() / 1000.0,
     }
+}
+
+/// [`drive`] once and summarize.
+pub async fn run_once(label: &str, load: Load, op: Op) -> Stats {
+    Measured::merge(vec![drive(label, load, op).await])
 }
 
 fn new_histogram() -> Histogram<u64> {

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 use crate::BenchError;
 use crate::cli::{RunArgs, Scenario};
-use crate::driver::{Load, Op, Stats, drive, op};
+use crate::driver::{Load, Op, Stats, alternate, op, run_once};
 use crate::http1::HttpClient;
 use crate::mesh::{Backend, Mesh, MeshOptions, channel};
 use crate::report::{Footprint, Report, RunRecord};
@@ -50,14 +50,24 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     let mut report = Report::new(load, &args, &bin_dir);
     let wants = |s: Scenario| args.scenarios.contains(&s);
 
-    if wants(Scenario::Ceiling) {
-        ceiling(&mut report, load).await?;
+    // The ceiling server lives through the whole run: its rounds take
+    // turns with GetProduct's on every backend.
+    let ceiling = if wants(Scenario::Ceiling) {
+        Some(Ceiling::start(load).await?)
+    } else {
+        None
+    };
+    let needs_mesh = args
+        .scenarios
+        .iter()
+        .any(|s| !matches!(s, Scenario::Ceiling | Scenario::DbCeiling));
+    if !needs_mesh && let Some(ceiling) = &ceiling {
+        let stats = run_once("ceiling: empty RPC (plain tonic)", load, ceiling.op()).await;
+        report.add(RunRecord::new(
+            "ceiling", CEILING, "grpc", None, load, stats,
+        ));
     }
     for &backend in &args.backends {
-        let needs_mesh = args
-            .scenarios
-            .iter()
-            .any(|s| !matches!(s, Scenario::Ceiling | Scenario::DbCeiling));
         if needs_mesh {
             let options = MeshOptions {
                 bin_dir: bin_dir.clone(),
@@ -74,7 +84,16 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 bin_dir.display()
             );
             let mesh = Mesh::start(&options).await?;
-            let outcome = on_mesh(&mut report, &args, load, backend, &mesh).await;
+            let outcome = on_mesh(
+                &mut report,
+                &args,
+                load,
+                backend,
+                &mesh,
+                ceiling.as_ref(),
+                &work,
+            )
+            .await;
             if outcome.is_err() {
                 for service in mesh.services() {
                     eprintln!("{}", service.log_tail());
@@ -82,10 +101,26 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
             }
             mesh.stop().await?;
             outcome?;
+        } else if wants(Scenario::DbCeiling) {
+            let db = DbCeilingRun::prepare(&args, backend, &work).await?;
+            let outcome = run_once(&db.label, load, db.ceiling.op()).await;
+            db.finish(&args).await?;
+            report.add(RunRecord::new(
+                "db-ceiling",
+                DB_CEILING,
+                "sea-orm",
+                Some(backend),
+                load,
+                outcome,
+            ));
         }
-        if wants(Scenario::DbCeiling) {
-            db_ceiling(&mut report, &args, load, backend, &work).await?;
-        }
+    }
+    if let Some(ceiling) = &ceiling {
+        let rss = ceiling.server.pid().and_then(crate::procfs::rss_mib);
+        report.note(format!(
+            "ceiling server RSS after its runs: {:.1} MiB",
+            rss.unwrap_or(0.0)
+        ));
     }
     let _ = std::fs::remove_dir_all(&work);
     report.finish();
@@ -115,34 +150,35 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     }
 }
 
-async fn ceiling(report: &mut Report, load: Load) -> Result<(), BenchError> {
-    let server = crate::ceiling::CeilingProcess::start().await?;
-    let mut clients = Vec::new();
-    for _ in 0..load.clients {
-        clients.push(crate::ceiling::pb::ceiling_client::CeilingClient::new(
-            channel(server.addr).await?,
-        ));
+/// The variant names the report's ratios look up.
+pub const CEILING: &str = "empty unary RPC";
+pub const DB_CEILING: &str = "4 commits per order";
+
+/// The ceiling server and a connection per client.
+struct Ceiling {
+    server: crate::ceiling::CeilingProcess,
+    clients: Arc<Vec<crate::ceiling::pb::ceiling_client::CeilingClient<Channel>>>,
+}
+
+impl Ceiling {
+    async fn start(load: Load) -> Result<Self, BenchError> {
+        let server = crate::ceiling::CeilingProcess::start().await?;
+        let clients = grpc_clients(
+            server.addr,
+            load,
+            crate::ceiling::pb::ceiling_client::CeilingClient::new,
+        )
+        .await?;
+        Ok(Self { server, clients })
     }
-    let clients = Arc::new(clients);
-    let ping = op(move |c, _| {
-        let mut client = clients[c].clone();
-        async move { client.ping(()).await.map(drop).map_err(|s| s.to_string()) }
-    });
-    let stats = drive("ceiling: empty RPC (plain tonic)", load, ping).await;
-    let rss = server.pid().and_then(crate::procfs::rss_mib);
-    report.add(RunRecord::new(
-        "ceiling",
-        "empty unary RPC",
-        "grpc",
-        None,
-        load,
-        stats,
-    ));
-    report.note(format!(
-        "ceiling server RSS after its run: {:.1} MiB",
-        rss.unwrap_or(0.0)
-    ));
-    Ok(())
+
+    fn op(&self) -> Op {
+        let clients = self.clients.clone();
+        op(move |c, _| {
+            let mut client = clients[c].clone();
+            async move { client.ping(()).await.map(drop).map_err(|s| s.to_string()) }
+        })
+    }
 }
 
 /// What the mesh scenarios share: tokens, products, connections.
@@ -294,6 +330,8 @@ async fn on_mesh(
     load: Load,
     backend: Backend,
     mesh: &Mesh,
+    ceiling: Option<&Ceiling>,
+    work: &std::path::Path,
 ) -> Result<(), BenchError> {
     let wants = |s: Scenario| args.scenarios.contains(&s);
     let mut footprint: Vec<Footprint> = mesh
@@ -315,36 +353,56 @@ async fn on_mesh(
                 .await
                 .map_err(BenchError::call("warm the product cache"))?;
         }
-        let stats = drive(
-            "GetProduct gRPC",
-            load,
-            get_product_grpc(mesh, &fixture, load).await?,
-        )
-        .await;
-        report.add(RunRecord::new(
-            "get-product",
-            "cache warm",
-            "grpc",
-            on,
-            load,
-            stats,
-        ));
-        let stats = drive(
-            "GetProduct gateway",
-            load,
-            get_product_http(mesh, &fixture, load),
-        )
-        .await;
-        report.add(RunRecord::new(
-            "get-product",
-            "cache warm",
-            "gateway",
-            on,
-            load,
-            stats,
-        ));
+        let mut ops = vec![
+            (
+                "GetProduct gRPC".to_owned(),
+                get_product_grpc(mesh, &fixture, load).await?,
+            ),
+            (
+                "GetProduct gateway".to_owned(),
+                get_product_http(mesh, &fixture, load),
+            ),
+        ];
+        if let Some(ceiling) = ceiling {
+            ops.push(("ceiling: empty RPC (plain tonic)".to_owned(), ceiling.op()));
+        }
+        let mut stats = alternate(ops, load, args.rounds).await.into_iter();
+        if let Some(s) = stats.next() {
+            report.add(RunRecord::new(
+                "get-product",
+                "cache warm",
+                "grpc",
+                on,
+                load,
+                s,
+            ));
+        }
+        if let Some(s) = stats.next() {
+            report.add(RunRecord::new(
+                "get-product",
+                "cache warm",
+                "gateway",
+                on,
+                load,
+                s,
+            ));
+        }
+        if let Some(s) = stats.next() {
+            report.add(RunRecord::new("ceiling", CEILING, "grpc", on, load, s));
+        }
+    } else if let Some(ceiling) = ceiling {
+        let stats = run_once("ceiling: empty RPC (plain tonic)", load, ceiling.op()).await;
+        report.add(RunRecord::new("ceiling", CEILING, "grpc", on, load, stats));
     }
 
+    // CreateOrder's 1-line runs take turns with the DB ceiling's (on
+    // databases of its own, the mesh idle meanwhile): that ratio is the one
+    // the target is stated in.
+    let db = if wants(Scenario::DbCeiling) {
+        Some(DbCeilingRun::prepare(args, backend, work).await?)
+    } else {
+        None
+    };
     if wants(Scenario::CreateOrder) {
         for (variant, lines) in [
             ("1 line", Lines::One),
@@ -352,36 +410,57 @@ async fn on_mesh(
             ("hot product", Lines::Hot),
         ] {
             let fresh = fixture.renewed(mesh, load.clients).await?;
-            let stats = drive(
-                &format!("CreateOrder {variant} gRPC"),
-                load,
-                create_order_grpc(mesh, fresh, load, lines).await?,
-            )
-            .await;
-            report.add(RunRecord::new(
-                "create-order",
-                variant,
-                "grpc",
-                on,
-                load,
-                stats,
-            ));
-            let fresh = fixture.renewed(mesh, load.clients).await?;
-            let stats = drive(
-                &format!("CreateOrder {variant} gateway"),
-                load,
-                create_order_http(mesh, fresh, load, lines),
-            )
-            .await;
-            report.add(RunRecord::new(
-                "create-order",
-                variant,
-                "gateway",
-                on,
-                load,
-                stats,
-            ));
+            let mut ops = vec![
+                (
+                    format!("CreateOrder {variant} gRPC"),
+                    create_order_grpc(mesh, fresh, load, lines).await?,
+                ),
+                (
+                    format!("CreateOrder {variant} gateway"),
+                    create_order_http(mesh, fresh, load, lines),
+                ),
+            ];
+            if let (Lines::One, Some(db)) = (lines, &db) {
+                ops.push((db.label.clone(), db.ceiling.op()));
+            }
+            let mut stats = alternate(ops, load, args.rounds).await.into_iter();
+            if let Some(s) = stats.next() {
+                report.add(RunRecord::new("create-order", variant, "grpc", on, load, s));
+            }
+            if let Some(s) = stats.next() {
+                report.add(RunRecord::new(
+                    "create-order",
+                    variant,
+                    "gateway",
+                    on,
+                    load,
+                    s,
+                ));
+            }
+            if let Some(s) = stats.next() {
+                report.add(RunRecord::new(
+                    "db-ceiling",
+                    DB_CEILING,
+                    "sea-orm",
+                    on,
+                    load,
+                    s,
+                ));
+            }
         }
+    } else if let Some(db) = &db {
+        let stats = run_once(&db.label, load, db.ceiling.op()).await;
+        report.add(RunRecord::new(
+            "db-ceiling",
+            DB_CEILING,
+            "sea-orm",
+            on,
+            load,
+            stats,
+        ));
+    }
+    if let Some(db) = db {
+        db.finish(args).await?;
     }
 
     if wants(Scenario::ListOrders) {
@@ -389,7 +468,7 @@ async fn on_mesh(
     }
 
     if wants(Scenario::Login) {
-        let stats = drive(
+        let stats = run_once(
             "Login (argon2id)",
             load,
             login_op(mesh, &fixture, load).await?,
@@ -718,7 +797,7 @@ async fn list_orders(
         for page in [1u32, 100] {
             let page_token = page_token(&mut walker, &pager, page).await?;
             let variant = format!("{size} orders, page {page}");
-            let stats: Stats = drive(
+            let stats: Stats = run_once(
                 &format!("ListOrders {variant}"),
                 load,
                 list_page(clients.clone(), pager.clone(), page_token),
@@ -745,56 +824,64 @@ pub fn table_label(rows: u64) -> String {
     }
 }
 
-async fn db_ceiling(
-    report: &mut Report,
-    args: &RunArgs,
-    load: Load,
-    backend: Backend,
-    work: &std::path::Path,
-) -> Result<(), BenchError> {
-    let (urls, created) = match backend {
-        Backend::Sqlite => {
-            let dir = work.join("db-ceiling");
-            let file =
-                |name: &str| kit::config::DatabaseUrl::sqlite_file(&dir.join(format!("{name}.db")));
-            ([file("orders"), file("products")], Vec::new())
+/// The DB ceiling on databases of its own, and what to drop afterwards.
+struct DbCeilingRun {
+    ceiling: Arc<crate::db_ceiling::DbCeiling>,
+    label: String,
+    created: Vec<String>,
+}
+
+impl DbCeilingRun {
+    async fn prepare(
+        args: &RunArgs,
+        backend: Backend,
+        work: &std::path::Path,
+    ) -> Result<Self, BenchError> {
+        let (urls, created) = match backend {
+            Backend::Sqlite => {
+                let dir = work.join("db-ceiling");
+                let file = |name: &str| {
+                    kit::config::DatabaseUrl::sqlite_file(&dir.join(format!("{name}.db")))
+                };
+                ([file("orders"), file("products")], Vec::new())
+            }
+            Backend::Mariadb => {
+                let server = args.mysql_url.trim_end_matches('/');
+                let names = crate::mesh::create_databases(
+                    server,
+                    &args.db_prefix,
+                    &["ceil_orders", "ceil_products"],
+                )
+                .await?;
+                let url = |db: &str| {
+                    kit::config::DatabaseUrl::parse(&format!("{server}/{db}"))
+                        .map_err(BenchError::Setup)
+                };
+                ([url(&names[0])?, url(&names[1])?], names)
+            }
+        };
+        match crate::db_ceiling::DbCeiling::prepare(&urls[0], &urls[1]).await {
+            Ok(ceiling) => Ok(Self {
+                ceiling: Arc::new(ceiling),
+                label: format!("DB ceiling ({}): 4 commits", backend.name()),
+                created,
+            }),
+            Err(e) => {
+                if !created.is_empty() {
+                    crate::mesh::drop_databases(args.mysql_url.trim_end_matches('/'), &created)
+                        .await?;
+                }
+                Err(e)
+            }
         }
-        Backend::Mariadb => {
-            let server = args.mysql_url.trim_end_matches('/');
-            let names = crate::mesh::create_databases(
-                server,
-                &args.db_prefix,
-                &["ceil_orders", "ceil_products"],
-            )
-            .await?;
-            let url = |db: &str| {
-                kit::config::DatabaseUrl::parse(&format!("{server}/{db}"))
-                    .map_err(BenchError::Setup)
-            };
-            ([url(&names[0])?, url(&names[1])?], names)
+    }
+
+    /// Drops the MariaDB databases (SQLite files go with the work dir).
+    async fn finish(self, args: &RunArgs) -> Result<(), BenchError> {
+        if !self.created.is_empty() {
+            crate::mesh::drop_databases(args.mysql_url.trim_end_matches('/'), &self.created)
+                .await?;
         }
-    };
-    let outcome = async {
-        let ceiling = Arc::new(crate::db_ceiling::DbCeiling::prepare(&urls[0], &urls[1]).await?);
-        let stats = drive(
-            &format!("DB ceiling ({}): 4 commits", backend.name()),
-            load,
-            ceiling.op(),
-        )
-        .await;
-        report.add(RunRecord::new(
-            "db-ceiling",
-            "4 commits per order",
-            "sea-orm",
-            Some(backend),
-            load,
-            stats,
-        ));
-        Ok::<_, BenchError>(())
+        Ok(())
     }
-    .await;
-    if !created.is_empty() {
-        crate::mesh::drop_databases(args.mysql_url.trim_end_matches('/'), &created).await?;
-    }
-    outcome
 }
