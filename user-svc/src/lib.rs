@@ -4,7 +4,7 @@
 //! - `api`: the gRPC layer (`oms.user.v1` AuthService and UserService).
 //! - [`accounts`]: the account rules, free of wire types.
 //! - [`input`]: request fields parsed into types that hold only valid values.
-//! - [`passwords`]: argon2id hashing on the blocking pool.
+//! - [`passwords`]: argon2id hashing on threads of its own.
 //! - [`keys`] and [`tokens`]: Ed25519 keys, JWKS, signed access tokens.
 //! - [`sessions`]: rotating refresh tokens with reuse detection.
 //! - [`throttle`]: sliding-window login limits.

@@ -1,19 +1,19 @@
 //! Password hashing with argon2id at OWASP's parameters (19 MiB, t=2, p=1),
 //! as PHC strings, on a few threads of its own: one per core.
 //!
-//! Why not tokio's blocking pool: every hash allocates 19 MiB, and glibc's
-//! malloc keeps a freed block in the arena of the thread that freed it.
-//! Spread over the blocking pool's many threads, one login burst left
-//! user-svc at 700 MiB resident for good (oms-bench, 32 clients). On N
-//! fixed threads at most N blocks exist, in use or kept, and a login flood
+//! Every hash needs 19 MiB of working memory. Left to the argon2 crate, that
+//! came from glibc's malloc, which kept each freed block in one of its
+//! arenas: one login burst left user-svc at 700 MiB resident for good
+//! (oms-bench, 32 clients). Now each hash gets memory that malloc must map
+//! fresh and unmap when freed ([`working_memory`]), and hashes run on N
+//! fixed threads, so at most N blocks exist at once and a login flood
 //! queues in front of them instead of allocating without limit.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OnceCell, oneshot};
 
 /// Why hashing failed (never because of the password's content).
@@ -40,8 +40,62 @@ impl std::fmt::Debug for Passwords {
     }
 }
 
-fn argon2() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
+fn hash_error(e: impl std::fmt::Display) -> HashError {
+    HashError(e.to_string())
+}
+
+/// Blocks of 1 KiB past glibc's largest mmap threshold (32 MiB on 64-bit,
+/// however high its dynamic threshold has climbed): an allocation this big
+/// is always mapped on its own and unmapped when freed.
+const ALWAYS_MAPPED_BLOCKS: usize = 33 * 1024;
+
+/// Argon2's working memory for one hash: reserved past
+/// [`ALWAYS_MAPPED_BLOCKS`], so it goes back to the OS when dropped, but
+/// only `params`' blocks are written, so only they become resident.
+fn working_memory(params: &Params) -> Vec<Block> {
+    let blocks = params.block_count();
+    let mut memory = Vec::with_capacity(blocks.max(ALWAYS_MAPPED_BLOCKS));
+    memory.resize(blocks, Block::default());
+    memory
+}
+
+/// A PHC string of `password` under our parameters and a fresh salt.
+fn hash_phc(password: &[u8]) -> Result<String, HashError> {
+    let params = Params::DEFAULT;
+    let mut salt = [0u8; Salt::RECOMMENDED_LENGTH];
+    getrandom::fill(&mut salt).map_err(hash_error)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, &salt, &mut out, working_memory(&params))
+        .map_err(hash_error)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(hash_error)?,
+        salt: Some(Salt::new(&salt).map_err(hash_error)?),
+        hash: Some(Output::new(&out).map_err(hash_error)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches `phc`, recomputed under the parameters the
+/// PHC string names and compared in constant time (`Output`'s `==`).
+fn verify_phc(password: &[u8], phc: &str) -> Result<bool, HashError> {
+    let parsed = PasswordHash::new(phc).map_err(hash_error)?;
+    let params = Params::try_from(&parsed).map_err(hash_error)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(hash_error)?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(hash_error)?,
+        None => Version::default(),
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err(HashError("a stored hash without salt or output".to_owned()));
+    };
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params.clone())
+        .hash_password_into_with_memory(password, salt.as_ref(), &mut out, working_memory(&params))
+        .map_err(hash_error)?;
+    Ok(Output::new(&out).map_err(hash_error)? == *expected)
 }
 
 impl Passwords {
@@ -96,13 +150,7 @@ impl Passwords {
     /// A PHC string for `password`.
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let password = password.as_bytes().to_vec();
-        self.run(move || {
-            argon2()
-                .hash_password(&password)
-                .map(|hash| hash.to_string())
-                .map_err(|e| HashError(e.to_string()))
-        })
-        .await
+        self.run(move || hash_phc(&password)).await
     }
 
     /// Whether `password` matches `phc`; `None` verifies against the dummy
@@ -114,12 +162,7 @@ impl Passwords {
             None => self.dummy().await?.to_owned(),
         };
         let password = password.as_bytes().to_vec();
-        let matched = self
-            .run(move || {
-                let parsed = PasswordHash::new(&phc).map_err(|e| HashError(e.to_string()))?;
-                Ok(argon2().verify_password(&password, &parsed).is_ok())
-            })
-            .await?;
+        let matched = self.run(move || verify_phc(&password, &phc)).await?;
         Ok(known && matched)
     }
 
@@ -187,5 +230,36 @@ mod tests {
         let first = passwords.dummy_hash.get().cloned();
         assert!(!passwords.verify("y", None).await.unwrap());
         assert_eq!(passwords.dummy_hash.get().cloned(), first);
+    }
+
+    #[test]
+    fn our_phc_strings_and_the_argon2_crates_verify_each_other() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let crate_made = Argon2::default()
+            .hash_password(b"s3cret pass")
+            .unwrap()
+            .to_string();
+        assert!(verify_phc(b"s3cret pass", &crate_made).unwrap());
+        assert!(!verify_phc(b"s3cret pasS", &crate_made).unwrap());
+        let ours = hash_phc(b"s3cret pass").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"s3cret pass", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"other", &parsed)
+                .is_err()
+        );
+        assert!(verify_phc(b"x", "$argon2id$v=19$m=19456,t=2,p=1$bad").is_err());
+    }
+
+    #[test]
+    fn working_memory_is_reserved_past_the_mmap_threshold_but_sized_for_the_hash() {
+        let memory = working_memory(&Params::DEFAULT);
+        assert_eq!(memory.len(), Params::DEFAULT.block_count());
+        assert!(memory.capacity() * std::mem::size_of::<Block>() > 32 * 1024 * 1024);
     }
 }
