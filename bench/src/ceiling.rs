@@ -40,7 +40,9 @@ pub async fn serve(addr: SocketAddr) -> Result<(), BenchError> {
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(pb::ceiling_server::CeilingServer::new(Empty))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+        .serve_with_incoming(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        )
         .await
         .map_err(|e| BenchError::Setup(format!("ceiling: {e}")))
 }

@@ -91,6 +91,13 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| kit::StartupError::Other(e.to_string()))?;
     tracing::info!(service = "gateway", %addr, "serving HTTP");
+    // axum leaves Nagle on: a response in two segments would wait for the
+    // client's delayed ACK (tens of milliseconds).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

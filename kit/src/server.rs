@@ -143,7 +143,13 @@ pub async fn serve_grpc(
         .layer(crate::observe::ObserveLayer::new(info))
         .layer(auth)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), announce);
+        // `tcp_nodelay` above applies only to listeners tonic binds itself;
+        // without it here, a response written in two segments waited for a
+        // delayed ACK: ~40 ms on every ListOrders page (found by oms-bench).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            announce,
+        );
 
     let drain_deadline = async {
         if drain_started_rx.await.is_ok() {
