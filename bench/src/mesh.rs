@@ -185,6 +185,28 @@ impl Mesh {
             }
         };
 
+        match Self::spawn_all(options, database_urls).await {
+            Ok(mesh) => Ok(Self {
+                created_databases,
+                server_url,
+                ..mesh
+            }),
+            Err(e) => {
+                // Nothing left behind in the user's MariaDB when a service
+                // fails to start (the processes die with their handles).
+                if let Some(server) = &server_url {
+                    drop_databases(server, &created_databases).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the four services on `database_urls` (users, products, orders).
+    async fn spawn_all(
+        options: &MeshOptions,
+        database_urls: [DatabaseUrl; 3],
+    ) -> Result<Self, BenchError> {
         let signing_key = {
             let mut seed = [0u8; 32];
             getrandom::fill(&mut seed)
@@ -284,8 +306,8 @@ impl Mesh {
             admin_email,
             admin_password,
             orders_db,
-            created_databases,
-            server_url,
+            created_databases: Vec::new(),
+            server_url: None,
         })
     }
 
