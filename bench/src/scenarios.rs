@@ -62,10 +62,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
         .iter()
         .any(|s| !matches!(s, Scenario::Ceiling | Scenario::DbCeiling));
     if !needs_mesh && let Some(ceiling) = &ceiling {
-        let stats = run_once("ceiling: empty RPC (plain tonic)", load, ceiling.op()).await;
-        report.add(RunRecord::new(
-            "ceiling", CEILING, "grpc", None, load, stats,
-        ));
+        in_turns(&mut report, vec![ceiling.turn()], load, 1, None).await;
     }
     for &backend in &args.backends {
         if needs_mesh {
@@ -103,16 +100,8 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
             outcome?;
         } else if wants(Scenario::DbCeiling) {
             let db = DbCeilingRun::prepare(&args, backend, &work).await?;
-            let outcome = run_once(&db.label, load, db.ceiling.op()).await;
+            in_turns(&mut report, vec![db.turn()], load, 1, Some(backend)).await;
             db.finish(&args).await?;
-            report.add(RunRecord::new(
-                "db-ceiling",
-                DB_CEILING,
-                "sea-orm",
-                Some(backend),
-                load,
-                outcome,
-            ));
         }
     }
     if let Some(ceiling) = &ceiling {
@@ -154,6 +143,47 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
 pub const CEILING: &str = "empty unary RPC";
 pub const DB_CEILING: &str = "4 commits per order";
 
+/// One operation of a set that takes turns, and the report row it makes.
+struct Turn {
+    label: String,
+    op: Op,
+    row: (&'static str, String, &'static str),
+}
+
+impl Turn {
+    fn new(label: impl Into<String>, op: Op) -> Self {
+        Self {
+            label: label.into(),
+            op,
+            row: ("", String::new(), ""),
+        }
+    }
+
+    /// The report's scenario, variant and transport for this operation.
+    fn records(mut self, scenario: &'static str, variant: &str, via: &'static str) -> Self {
+        self.row = (scenario, variant.to_owned(), via);
+        self
+    }
+}
+
+/// Runs `turns` alternately for `rounds` rounds and reports each.
+async fn in_turns(
+    report: &mut Report,
+    turns: Vec<Turn>,
+    load: Load,
+    rounds: u32,
+    backend: Option<Backend>,
+) {
+    let (rows, ops): (Vec<_>, Vec<_>) = turns.into_iter().map(|t| (t.row, (t.label, t.op))).unzip();
+    for ((scenario, variant, via), stats) in
+        rows.into_iter().zip(alternate(ops, load, rounds).await)
+    {
+        report.add(RunRecord::new(
+            scenario, &variant, via, backend, load, stats,
+        ));
+    }
+}
+
 /// The ceiling server and a connection per client.
 struct Ceiling {
     server: crate::ceiling::CeilingProcess,
@@ -172,12 +202,13 @@ impl Ceiling {
         Ok(Self { server, clients })
     }
 
-    fn op(&self) -> Op {
+    fn turn(&self) -> Turn {
         let clients = self.clients.clone();
-        op(move |c, _| {
+        let ping = op(move |c, _| {
             let mut client = clients[c].clone();
             async move { client.ping(()).await.map(drop).map_err(|s| s.to_string()) }
-        })
+        });
+        Turn::new("ceiling: empty RPC (plain tonic)", ping).records("ceiling", CEILING, "grpc")
     }
 }
 
@@ -353,46 +384,24 @@ async fn on_mesh(
                 .await
                 .map_err(BenchError::call("warm the product cache"))?;
         }
-        let mut ops = vec![
-            (
-                "GetProduct gRPC".to_owned(),
+        let mut turns = vec![
+            Turn::new(
+                "GetProduct gRPC",
                 get_product_grpc(mesh, &fixture, load).await?,
-            ),
-            (
-                "GetProduct gateway".to_owned(),
-                get_product_http(mesh, &fixture, load),
-            ),
-        ];
-        if let Some(ceiling) = ceiling {
-            ops.push(("ceiling: empty RPC (plain tonic)".to_owned(), ceiling.op()));
-        }
-        let mut stats = alternate(ops, load, args.rounds).await.into_iter();
-        if let Some(s) = stats.next() {
-            report.add(RunRecord::new(
-                "get-product",
-                "cache warm",
-                "grpc",
-                on,
-                load,
-                s,
-            ));
-        }
-        if let Some(s) = stats.next() {
-            report.add(RunRecord::new(
+            )
+            .records("get-product", "cache warm", "grpc"),
+            Turn::new("GetProduct gateway", get_product_http(mesh, &fixture, load)).records(
                 "get-product",
                 "cache warm",
                 "gateway",
-                on,
-                load,
-                s,
-            ));
+            ),
+        ];
+        if let Some(ceiling) = ceiling {
+            turns.push(ceiling.turn());
         }
-        if let Some(s) = stats.next() {
-            report.add(RunRecord::new("ceiling", CEILING, "grpc", on, load, s));
-        }
+        in_turns(report, turns, load, args.rounds, on).await;
     } else if let Some(ceiling) = ceiling {
-        let stats = run_once("ceiling: empty RPC (plain tonic)", load, ceiling.op()).await;
-        report.add(RunRecord::new("ceiling", CEILING, "grpc", on, load, stats));
+        in_turns(report, vec![ceiling.turn()], load, 1, on).await;
     }
 
     // CreateOrder's 1-line runs take turns with the DB ceiling's (on
@@ -410,54 +419,25 @@ async fn on_mesh(
             ("hot product", Lines::Hot),
         ] {
             let fresh = fixture.renewed(mesh, load.clients).await?;
-            let mut ops = vec![
-                (
+            let mut turns = vec![
+                Turn::new(
                     format!("CreateOrder {variant} gRPC"),
                     create_order_grpc(mesh, fresh, load, lines).await?,
-                ),
-                (
+                )
+                .records("create-order", variant, "grpc"),
+                Turn::new(
                     format!("CreateOrder {variant} gateway"),
                     create_order_http(mesh, fresh, load, lines),
-                ),
+                )
+                .records("create-order", variant, "gateway"),
             ];
             if let (Lines::One, Some(db)) = (lines, &db) {
-                ops.push((db.label.clone(), db.ceiling.op()));
+                turns.push(db.turn());
             }
-            let mut stats = alternate(ops, load, args.rounds).await.into_iter();
-            if let Some(s) = stats.next() {
-                report.add(RunRecord::new("create-order", variant, "grpc", on, load, s));
-            }
-            if let Some(s) = stats.next() {
-                report.add(RunRecord::new(
-                    "create-order",
-                    variant,
-                    "gateway",
-                    on,
-                    load,
-                    s,
-                ));
-            }
-            if let Some(s) = stats.next() {
-                report.add(RunRecord::new(
-                    "db-ceiling",
-                    DB_CEILING,
-                    "sea-orm",
-                    on,
-                    load,
-                    s,
-                ));
-            }
+            in_turns(report, turns, load, args.rounds, on).await;
         }
     } else if let Some(db) = &db {
-        let stats = run_once(&db.label, load, db.ceiling.op()).await;
-        report.add(RunRecord::new(
-            "db-ceiling",
-            DB_CEILING,
-            "sea-orm",
-            on,
-            load,
-            stats,
-        ));
+        in_turns(report, vec![db.turn()], load, 1, on).await;
     }
     if let Some(db) = db {
         db.finish(args).await?;
@@ -874,6 +854,14 @@ impl DbCeilingRun {
                 Err(e)
             }
         }
+    }
+
+    fn turn(&self) -> Turn {
+        Turn::new(self.label.clone(), self.ceiling.op()).records(
+            "db-ceiling",
+            DB_CEILING,
+            "sea-orm",
+        )
     }
 
     /// Drops the MariaDB databases (SQLite files go with the work dir).
