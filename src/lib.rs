@@ -40,6 +40,16 @@ pub struct MeshAddrs {
     pub gateway: SocketAddr,
 }
 
+/// Reads every part's configuration as [`Mesh::bind`] does, without
+/// binding anything (for `oms env-vars` and `--help`).
+pub fn read_config(env: &Env) -> Result<(), kit::config::ConfigError> {
+    user_svc::Config::from_env(env, "USER_SVC_DATABASE_URL")?;
+    product_svc::Config::from_env(env, "PRODUCT_SVC_DATABASE_URL")?;
+    order_svc::Config::from_env(env, "ORDER_SVC_DATABASE_URL")?;
+    gateway::Config::from_env(env)?;
+    Ok(())
+}
+
 impl Mesh {
     /// Reads every part's configuration (`<SVC>_DATABASE_URL` per service,
     /// SQLite under `OMS_DATA_DIR` by default) and binds every listener.
@@ -52,14 +62,15 @@ impl Mesh {
         // Zero configuration: order-svc gets client credentials that
         // user-svc knows, made up fresh for this process.
         if order.client_secret.is_none() {
-            let secret = user_svc::clients::random_secret().map_err(StartupError::Other)?;
+            let secret = user_svc::clients::random_secret()
+                .map_err(|e| StartupError::setup("order-svc's client secret", e))?;
             user.service_clients
                 .push(user_svc::clients::ServiceClient::new(
                     &order.client_id,
                     &secret,
                     &["inventory:write", "products:read"],
                 ));
-            order.client_secret = Some(order_svc::config::ClientSecret(secret));
+            order.client_secret = Some(secret.into());
         }
 
         let user_listener = kit::server::bind(user.addr, user_svc::ADDR_VAR).await?;
@@ -145,11 +156,11 @@ impl Mesh {
                     }
                     Some(Ok((name, Err(e)))) => {
                         tracing::error!(part = name, error = %e, "stopped with an error; stopping the mesh");
-                        first_error.get_or_insert(StartupError::Other(format!("{name}: {e}")));
+                        first_error.get_or_insert(StartupError::setup(name, e));
                         stop.send_replace(true);
                     }
                     Some(Err(e)) => {
-                        first_error.get_or_insert(StartupError::Other(format!("a mesh task failed: {e}")));
+                        first_error.get_or_insert(StartupError::setup("a mesh task", e));
                         stop.send_replace(true);
                     }
                 },
@@ -162,5 +173,5 @@ impl Mesh {
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartupError> {
     listener
         .local_addr()
-        .map_err(|e| StartupError::Other(format!("cannot read a listener's address: {e}")))
+        .map_err(|e| StartupError::setup("a listener's address", e))
 }

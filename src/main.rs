@@ -1,9 +1,31 @@
 //! `cargo run --release`: the whole OMS mesh in one process on the embedded
-//! default (SQLite under `./data`, tokens in process). Ctrl-C stops it.
+//! default (SQLite under `./data`, tokens in process). Ctrl-C stops it;
+//! `oms --help` lists what it reads.
 
 use std::process::ExitCode;
 
+use kit::cli::{Command, Program};
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    Program {
+        name: "oms",
+        summary: "the whole OMS mesh in one process: user-svc, product-svc, order-svc and the gateway",
+        commands: vec![
+            Command::new("serve", "run the mesh until SIGTERM or Ctrl-C", serve),
+            Command::new(
+                "env-vars",
+                "list the environment variables it reads, one per line",
+                || kit::cli::print_env_vars(oms::read_config),
+            ),
+        ],
+        default_command: "serve",
+        env_vars: oms::read_config,
+    }
+    .run(&args)
+}
+
+fn serve() -> ExitCode {
     kit::startup::run("oms", |env| async move {
         let mesh = oms::Mesh::bind(&env).await?;
         let addrs = mesh.addrs();

@@ -272,3 +272,13 @@ async fn the_binary_drains_and_exits_zero_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[test]
+fn oms_help_prints_usage_instead_of_starting_the_mesh() {
+    kit::test_support::assert_cli_basics(
+        env!("CARGO_BIN_EXE_oms"),
+        "oms",
+        &["serve", "env-vars"],
+        "ORDER_SVC_DATABASE_URL",
+    );
+}

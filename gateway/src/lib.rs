@@ -51,6 +51,36 @@ pub(crate) struct Gateway {
     pub(crate) backends: backends::Backends,
 }
 
+/// gateway as a binary: its commands and configuration, in kit's service shape
+/// (`gateway --help`).
+#[derive(Debug)]
+pub struct Binary;
+
+impl kit::service::Service for Binary {
+    const NAME: &'static str = "gateway";
+    const SUMMARY: &'static str =
+        "JSON/HTTP front of the OMS gRPC services, routed by their google.api.http annotations";
+    const ADDR_VAR: &'static str = ADDR_VAR;
+    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Http("/readyz");
+    type Config = Config;
+
+    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn listen_addr(config: &Config) -> std::net::SocketAddr {
+        config.addr
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+        serve(config, listener, shutdown)
+    }
+}
+
 /// Serves HTTP on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish.
 pub async fn serve(
@@ -60,9 +90,9 @@ pub async fn serve(
 ) -> Result<(), kit::StartupError> {
     kit::metrics::install();
     let backends = backends::Backends::connect_lazy(&config)
-        .map_err(|e| kit::StartupError::Other(format!("gateway backends: {e}")))?;
-    let (pool, routes) =
-        routes::load(oms_proto::FILE_DESCRIPTOR_SET).map_err(kit::StartupError::Other)?;
+        .map_err(|e| kit::StartupError::setup("gateway backends", e))?;
+    let (pool, routes) = routes::load(oms_proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| kit::StartupError::setup("gateway routes", e))?;
     let openapi = Arc::new(openapi::document(&pool, &routes));
     let gateway = Arc::new(Gateway { routes, backends });
     let app = Router::new()
@@ -89,7 +119,7 @@ pub async fn serve(
     let app = app.layer(axum::middleware::from_fn(observe::observe));
     let addr = listener
         .local_addr()
-        .map_err(|e| kit::StartupError::Other(e.to_string()))?;
+        .map_err(|e| kit::StartupError::setup("the gateway listener's address", e))?;
     tracing::info!(service = "gateway", %addr, "serving HTTP");
     // axum leaves Nagle on: a response in two segments would wait for the
     // client's delayed ACK (tens of milliseconds).
@@ -104,7 +134,7 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-    .map_err(|e| kit::StartupError::Other(format!("gateway: {e}")))?;
+    .map_err(|e| kit::StartupError::setup("gateway HTTP server", e))?;
     tracing::info!(service = "gateway", "stopped");
     Ok(())
 }

@@ -4,9 +4,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use secrecy::{ExposeSecret, SecretString};
 
 /// A configuration value that could not be used. The message names the
 /// variable, so the operator knows what to change.
@@ -99,6 +103,54 @@ impl Env {
                 .parse()
                 .map_err(|e| ConfigError::new(var, format!("cannot parse {raw:?}: {e}"))),
         }
+    }
+
+    /// A number from `var` that must lie in `range`, or `default` when
+    /// unset; the error names the variable and the range.
+    pub fn bounded<T>(
+        &self,
+        var: &str,
+        default: T,
+        range: RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display,
+        T::Err: fmt::Display,
+    {
+        let value = self.parse_or(var, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                var,
+                format!("must be from {} to {}", range.start(), range.end()),
+            ))
+        }
+    }
+
+    /// A duration in whole seconds from `var` (see [`Env::bounded`]).
+    pub fn seconds(
+        &self,
+        var: &str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.bounded(var, default, range).map(Duration::from_secs)
+    }
+
+    /// A duration in milliseconds from `var` (see [`Env::bounded`]).
+    pub fn millis(
+        &self,
+        var: &str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.bounded(var, default, range).map(Duration::from_millis)
+    }
+
+    /// A secret (password, client secret): never shown by `Debug`.
+    pub fn secret(&self, var: &str) -> Result<Option<SecretString>, ConfigError> {
+        Ok(self.get(var)?.map(SecretString::from))
     }
 
     /// A listen address such as `127.0.0.1:50051`.
@@ -386,6 +438,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.var, "USER_SVC_ADDR");
         assert!(err.to_string().starts_with("USER_SVC_ADDR: "), "{err}");
+    }
+
+    #[test]
+    fn bounded_numbers_name_the_variable_and_the_range() {
+        let env = Env::from_pairs([("A", "5"), ("B", "0"), ("C", "x")]);
+        assert_eq!(env.seconds("A", 1, 1..=10).unwrap(), Duration::from_secs(5));
+        assert_eq!(
+            env.millis("UNSET", 7, 1..=10).unwrap(),
+            Duration::from_millis(7)
+        );
+        let err = env.bounded("B", 1u64, 1..=10).unwrap_err();
+        assert_eq!(
+            (err.var.as_str(), err.reason.as_str()),
+            ("B", "must be from 1 to 10")
+        );
+        assert_eq!(env.bounded("C", 1u64, 1..=10).unwrap_err().var, "C");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let env = Env::from_pairs([("S", "hunter2")]);
+        let secret = env.secret("S").unwrap().unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert_eq!(secret.expose_secret(), "hunter2");
     }
 
     #[test]

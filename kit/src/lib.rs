@@ -14,6 +14,10 @@
 //! - [`healthcheck`] is every binary's `healthcheck` subcommand.
 //! - [`shutdown`] turns SIGTERM / Ctrl-C into a future.
 //! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
+//! - [`service`] is the shape every service binary shares (its commands,
+//!   `--help`), on [`cli`], the command-line parser of every binary.
+//! - [`background`] runs sweepers and recovery loops, stopped with their
+//!   service.
 //! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
 //! - [`lines`] parses and hashes line items (product + quantity).
 //! - [`money`] checks currencies and amounts (minor units, never floats).
@@ -27,6 +31,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod background;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -38,6 +44,7 @@ pub mod money;
 pub mod observe;
 pub mod paging;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

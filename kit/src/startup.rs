@@ -26,9 +26,46 @@ pub enum StartupError {
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
-    /// Anything else a service needs at start-up (keys, files, peers).
-    #[error("{0}")]
-    Other(String),
+    /// Anything else a service needs at start-up (keys, files, peers,
+    /// telemetry, one of the parts of the one-process mesh).
+    #[error("{what}")]
+    Setup {
+        /// What could not be set up, e.g. `the signing keys`.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StartupError {
+    /// A [`StartupError::Setup`] about `what`, caused by `source`.
+    pub fn setup(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Setup {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// `error` and every cause under it, joined by `: `, for the one line an
+/// operator reads (never sent to a client).
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        // Some errors repeat their source in their own message.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// Runs `body` on a multi-threaded runtime after setting up logs (and span
@@ -65,7 +102,7 @@ where
     let result = runtime.block_on(async {
         // The span exporter's channel lives on this runtime.
         let telemetry =
-            crate::telemetry::init(&telemetry).map_err(|e| StartupError::Other(e.to_string()))?;
+            crate::telemetry::init(&telemetry).map_err(|e| StartupError::setup("telemetry", e))?;
         let result = body(env).await;
         telemetry.shutdown().await;
         result
@@ -73,32 +110,12 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ StartupError::Config(_)) => {
-            eprintln!("{name}: {e}");
+            eprintln!("{name}: {}", report(&e));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("{name}: {e}");
+            eprintln!("{name}: {}", report(&e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The `env-vars` subcommand: prints every environment variable the binary
-/// reads, one per line, as `read` (its configuration loader) asks for them
-/// with nothing set. Deployment files are checked against this list.
-pub fn list_env_vars(read: impl FnOnce(&Env) -> Result<(), ConfigError>) -> ExitCode {
-    let env = Env::from_pairs(std::iter::empty::<(String, String)>());
-    // Defaults must load; if not, the list would be incomplete.
-    if let Err(e) = read(&env).and_then(|()| TelemetryConfig::from_env(&env, "").map(drop)) {
-        eprintln!("cannot load the default configuration: {e}");
-        return ExitCode::FAILURE;
-    }
-    let mut vars = env.asked();
-    // Read by the log filter itself, not through `Env`.
-    vars.push("RUST_LOG".to_owned());
-    vars.sort();
-    for var in vars {
-        println!("{var}");
-    }
-    ExitCode::SUCCESS
 }

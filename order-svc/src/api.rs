@@ -7,11 +7,11 @@ use oms_proto::order::v1::{self as pb, order_service_server::OrderService};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
-use crate::clients::CallContext;
+use crate::clients::call_context;
 use crate::error::OrderError;
 use crate::input;
+use crate::order::{Order, Status as OrderStatus};
 use crate::orders::{Caller, Orders};
-use crate::store::orders::{Order, Status as OrderStatus};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ impl OrderService for OrderApi {
         request: Request<pb::CreateOrderRequest>,
     ) -> Result<Response<pb::CreateOrderResponse>, Status> {
         let (customer, _) = user(&request)?;
-        let ctx = CallContext::of(&request);
+        let ctx = call_context(&request);
         let r = request.into_inner();
         let (lines, request_id) = match (
             kit::lines::parse(&r.lines),
@@ -106,7 +106,10 @@ impl OrderService for OrderApi {
         let placed =
             tokio::spawn(async move { orders.create(&ctx, &customer, &request_id, lines).await })
                 .await
-                .map_err(|e| OrderError::Internal(format!("the saga task failed: {e}")))??;
+                .map_err(|source| OrderError::Task {
+                    what: "saga",
+                    source,
+                })??;
         Ok(Response::new(pb::CreateOrderResponse {
             order: Some(to_proto_order(placed)),
         }))
@@ -194,7 +197,7 @@ impl OrderService for OrderApi {
         request: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
         let (id, role) = user(&request)?;
-        let ctx = CallContext::of(&request);
+        let ctx = call_context(&request);
         let r = request.into_inner();
         let (order_id, reason) = match (
             input::order_id(&r.order_id),
@@ -215,7 +218,10 @@ impl OrderService for OrderApi {
                 .await
         })
         .await
-        .map_err(|e| OrderError::Internal(format!("the cancel task failed: {e}")))??;
+        .map_err(|source| OrderError::Task {
+            what: "cancellation",
+            source,
+        })??;
         Ok(Response::new(pb::CancelOrderResponse {
             order: Some(to_proto_order(cancelled)),
         }))

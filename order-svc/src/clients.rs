@@ -3,19 +3,26 @@
 //! product-svc's InventoryService with that token, a deadline no longer
 //! than the caller's, the caller's trace context, and bounded retries with
 //! backoff on UNAVAILABLE. Every inventory call is idempotent (keyed by
-//! reservation ID), so retrying is safe.
+//! reservation ID), so retrying is safe. [`GrpcInventory`] is the
+//! [`Inventory`] port over these calls: wire types end here.
 
 use kit::config::PeerAddr;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use oms_proto::common::v1::LineItem;
 use oms_proto::product::v1::{self as pb, inventory_service_client::InventoryServiceClient};
 use oms_proto::user::v1::{IssueServiceTokenRequest, auth_service_client::AuthServiceClient};
+use secrecy::ExposeSecret as _;
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
 use crate::config::ClientSecret;
+use crate::inventory::{
+    CallContext, Inventory, InventoryError, Line, Price, Refusal, RefusalKind, Reservation,
+    ReservationState, ReservedLine, Unavailable,
+};
 
 /// Attempts per call when the dependency answers UNAVAILABLE.
 const ATTEMPTS: u32 = 3;
@@ -24,40 +31,21 @@ const BACKOFF: Duration = Duration::from_millis(50);
 /// Renew a token this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
 
-/// What a call may carry from the request that caused it.
-#[derive(Debug, Clone, Default)]
-pub struct CallContext {
-    /// When the caller stops waiting (from its `grpc-timeout`).
-    pub deadline: Option<Instant>,
-    /// W3C `traceparent` of the incoming request.
-    pub traceparent: Option<String>,
-}
-
-impl CallContext {
-    /// The context of an incoming request.
-    pub fn of<T>(request: &Request<T>) -> Self {
-        let header = |name: &str| {
-            request
-                .metadata()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        Self {
-            deadline: header("grpc-timeout")
-                .as_deref()
-                .and_then(kit::time::parse_grpc_timeout)
-                .map(|t| Instant::now() + t),
-            traceparent: header("traceparent"),
-        }
-    }
-
-    /// The time a call may take: the configured limit, or less if the
-    /// caller's deadline is nearer.
-    fn budget(&self, limit: Duration) -> Duration {
-        self.deadline.map_or(limit, |d| {
-            d.saturating_duration_since(Instant::now()).min(limit)
-        })
+/// The context of an incoming request: its deadline and trace.
+pub fn call_context<T>(request: &Request<T>) -> CallContext {
+    let header = |name: &str| {
+        request
+            .metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    CallContext {
+        deadline: header("grpc-timeout")
+            .as_deref()
+            .and_then(kit::time::parse_grpc_timeout)
+            .map(|t| Instant::now() + t),
+        traceparent: header("traceparent"),
     }
 }
 
@@ -151,7 +139,7 @@ impl ServiceTokens {
     async fn issue(&self, ctx: &CallContext) -> Result<CachedToken, Status> {
         let request = IssueServiceTokenRequest {
             client_id: self.client_id.clone(),
-            client_secret: self.secret.0.clone(),
+            client_secret: self.secret.expose_secret().to_owned(),
             scopes: vec!["inventory:write".to_owned()],
         };
         let started = Instant::now();
@@ -180,22 +168,89 @@ impl ServiceTokens {
     }
 }
 
-/// product-svc's InventoryService, authenticated as order-svc.
-pub struct Inventory {
+/// product-svc's InventoryService, authenticated as order-svc: the
+/// [`Inventory`] port over gRPC.
+pub struct GrpcInventory {
     client: InventoryServiceClient<Channel>,
     tokens: ServiceTokens,
     timeout: Duration,
 }
 
-impl std::fmt::Debug for Inventory {
+impl std::fmt::Debug for GrpcInventory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inventory")
+        f.debug_struct("GrpcInventory")
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
-impl Inventory {
+/// What product-svc's answer means to the saga: a refusal for a business
+/// reason (passed on with its details), or no usable answer.
+fn to_inventory_error(status: Status) -> InventoryError {
+    let kind = match status.code() {
+        Code::InvalidArgument => Some(RefusalKind::Invalid),
+        Code::NotFound => Some(RefusalKind::NotFound),
+        Code::FailedPrecondition => Some(RefusalKind::FailedPrecondition),
+        Code::AlreadyExists => Some(RefusalKind::AlreadyExists),
+        Code::OutOfRange => Some(RefusalKind::OutOfRange),
+        _ => None,
+    };
+    match kind {
+        Some(kind) => InventoryError::Refused(Refusal {
+            kind,
+            message: status.message().to_owned(),
+            details: status.details().to_vec(),
+        }),
+        None => InventoryError::Unavailable(Unavailable {
+            timed_out: status.code() == Code::DeadlineExceeded,
+            message: status.message().to_owned(),
+        }),
+    }
+}
+
+fn garbled(what: &str) -> InventoryError {
+    InventoryError::Unavailable(Unavailable {
+        timed_out: false,
+        message: format!("product-svc sent {what}"),
+    })
+}
+
+fn to_reservation(reservation: Option<pb::Reservation>) -> Result<Reservation, InventoryError> {
+    let r = reservation.ok_or_else(|| garbled("no reservation"))?;
+    let state = match r.state() {
+        pb::ReservationState::Reserved => ReservationState::Reserved,
+        pb::ReservationState::Committed => ReservationState::Committed,
+        pb::ReservationState::Released => ReservationState::Released,
+        pb::ReservationState::Expired => ReservationState::Expired,
+        pb::ReservationState::Unspecified => return Err(garbled("no reservation state")),
+    };
+    let lines = r
+        .lines
+        .into_iter()
+        .map(|line| {
+            let price = line
+                .unit_price
+                .ok_or_else(|| garbled("a reserved line without a price"))?;
+            Ok(ReservedLine {
+                product_id: line.product_id,
+                sku: line.sku,
+                name: line.name,
+                quantity: line.quantity,
+                unit_price: Price {
+                    currency_code: price.currency_code,
+                    amount_minor: price.amount_minor,
+                },
+            })
+        })
+        .collect::<Result<_, InventoryError>>()?;
+    Ok(Reservation {
+        id: r.reservation_id,
+        state,
+        lines,
+    })
+}
+
+impl GrpcInventory {
     /// A client for product-svc at `addr`.
     pub fn new(
         addr: &PeerAddr,
@@ -209,75 +264,25 @@ impl Inventory {
         })
     }
 
-    /// ReserveStock.
-    pub async fn reserve(
-        &self,
-        ctx: &CallContext,
-        message: pb::ReserveStockRequest,
-    ) -> Result<pb::Reservation, Status> {
-        let r = self
-            .call(
-                ctx,
-                message,
-                |mut c, r| async move { c.reserve_stock(r).await },
+    /// The client order-svc's configuration describes: product-svc and
+    /// user-svc where it says, as the client it names.
+    pub fn from_config(config: &crate::Config) -> Result<Self, kit::StartupError> {
+        let secret = config.client_secret.clone().ok_or_else(|| {
+            kit::config::ConfigError::new(
+                crate::CLIENT_SECRET_VAR,
+                "must be set: order-svc's OAuth2 client secret at user-svc",
             )
-            .await?;
-        r.reservation
-            .ok_or_else(|| Status::internal("product-svc sent no reservation"))
-    }
-
-    /// CommitReservation.
-    pub async fn commit(
-        &self,
-        ctx: &CallContext,
-        reservation_id: &str,
-    ) -> Result<pb::Reservation, Status> {
-        let message = pb::CommitReservationRequest {
-            reservation_id: reservation_id.to_owned(),
-        };
-        let r = self
-            .call(ctx, message, |mut c, r| async move {
-                c.commit_reservation(r).await
-            })
-            .await?;
-        r.reservation
-            .ok_or_else(|| Status::internal("product-svc sent no reservation"))
-    }
-
-    /// ReleaseReservation.
-    pub async fn release(
-        &self,
-        ctx: &CallContext,
-        reservation_id: &str,
-    ) -> Result<pb::Reservation, Status> {
-        let message = pb::ReleaseReservationRequest {
-            reservation_id: reservation_id.to_owned(),
-        };
-        let r = self
-            .call(ctx, message, |mut c, r| async move {
-                c.release_reservation(r).await
-            })
-            .await?;
-        r.reservation
-            .ok_or_else(|| Status::internal("product-svc sent no reservation"))
-    }
-
-    /// GetReservation.
-    pub async fn get(
-        &self,
-        ctx: &CallContext,
-        reservation_id: &str,
-    ) -> Result<pb::Reservation, Status> {
-        let message = pb::GetReservationRequest {
-            reservation_id: reservation_id.to_owned(),
-        };
-        let r = self
-            .call(ctx, message, |mut c, r| async move {
-                c.get_reservation(r).await
-            })
-            .await?;
-        r.reservation
-            .ok_or_else(|| Status::internal("product-svc sent no reservation"))
+        })?;
+        let dependency =
+            |e: tonic::transport::Error| kit::StartupError::setup("order-svc dependencies", e);
+        let tokens = ServiceTokens::new(
+            &config.user_svc_addr,
+            config.client_id.clone(),
+            secret,
+            config.call_timeout,
+        )
+        .map_err(dependency)?;
+        Self::new(&config.product_svc_addr, tokens, config.call_timeout).map_err(dependency)
     }
 
     /// One idempotent call: token, deadline, trace context, retries on
@@ -311,6 +316,88 @@ impl Inventory {
                 }
                 other => return other.map(tonic::Response::into_inner),
             }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Inventory for GrpcInventory {
+    async fn reserve(
+        &self,
+        ctx: &CallContext,
+        reservation_id: &str,
+        lines: &[Line],
+    ) -> Result<Reservation, InventoryError> {
+        let message = pb::ReserveStockRequest {
+            reservation_id: reservation_id.to_owned(),
+            lines: lines
+                .iter()
+                .map(|l| LineItem {
+                    product_id: l.product_id.clone(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+        };
+        let r = self
+            .call(
+                ctx,
+                message,
+                |mut c, r| async move { c.reserve_stock(r).await },
+            )
+            .await
+            .map_err(to_inventory_error)?;
+        to_reservation(r.reservation)
+    }
+
+    async fn commit(
+        &self,
+        ctx: &CallContext,
+        reservation_id: &str,
+    ) -> Result<Reservation, InventoryError> {
+        let message = pb::CommitReservationRequest {
+            reservation_id: reservation_id.to_owned(),
+        };
+        let r = self
+            .call(ctx, message, |mut c, r| async move {
+                c.commit_reservation(r).await
+            })
+            .await
+            .map_err(to_inventory_error)?;
+        to_reservation(r.reservation)
+    }
+
+    async fn release(&self, ctx: &CallContext, reservation_id: &str) -> Result<(), InventoryError> {
+        let message = pb::ReleaseReservationRequest {
+            reservation_id: reservation_id.to_owned(),
+        };
+        match self
+            .call(ctx, message, |mut c, r| async move {
+                c.release_reservation(r).await
+            })
+            .await
+        {
+            // Never made: it holds nothing, which is what release is for.
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            other => other.map(drop).map_err(to_inventory_error),
+        }
+    }
+
+    async fn get(
+        &self,
+        ctx: &CallContext,
+        reservation_id: &str,
+    ) -> Result<Option<Reservation>, InventoryError> {
+        let message = pb::GetReservationRequest {
+            reservation_id: reservation_id.to_owned(),
+        };
+        match self
+            .call(ctx, message, |mut c, r| async move {
+                c.get_reservation(r).await
+            })
+            .await
+        {
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            other => to_reservation(other.map_err(to_inventory_error)?.reservation).map(Some),
         }
     }
 }

@@ -1,9 +1,6 @@
 //! order-svc configuration, read once from the environment.
 
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use kit::config::{ConfigError, DatabaseUrl, Env, PeerAddr};
@@ -43,27 +40,10 @@ pub struct Config {
     /// How old a PENDING order must be before recovery resolves it: longer
     /// than any live CreateOrder can take.
     pub recovery_age: Duration,
-    /// Test-only fault injection; never set from the environment.
-    pub faults: Faults,
 }
 
 /// A client secret that never shows in logs or debug output.
-#[derive(Clone)]
-pub struct ClientSecret(pub String);
-
-impl std::fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientSecret(***)")
-    }
-}
-
-/// Switches tests flip to simulate a crash at a given step of the saga.
-#[derive(Debug, Clone, Default)]
-pub struct Faults {
-    /// Stop dead after ReserveStock succeeded: no commit, no compensation,
-    /// the order left PENDING, as if the process had died there.
-    pub crash_after_reserve: Arc<AtomicBool>,
-}
+pub type ClientSecret = kit::config::SecretString;
 
 impl Config {
     /// Reads the configuration; `database_var` is `DATABASE_URL` for the
@@ -79,43 +59,10 @@ impl Config {
             client_id: env
                 .get("OMS_ORDER_SVC_CLIENT_ID")?
                 .unwrap_or_else(|| "order-svc".to_owned()),
-            client_secret: env.get(CLIENT_SECRET_VAR)?.map(ClientSecret),
-            call_timeout: Duration::from_millis(bounded(
-                env,
-                "OMS_ORDER_CALL_TIMEOUT_MS",
-                2_000,
-                50..=60_000,
-            )?),
-            recovery_interval: Duration::from_secs(bounded(
-                env,
-                "OMS_ORDER_RECOVERY_SECS",
-                10,
-                1..=3_600,
-            )?),
-            recovery_age: Duration::from_secs(bounded(
-                env,
-                "OMS_ORDER_RECOVERY_AGE_SECS",
-                30,
-                1..=86_400,
-            )?),
-            faults: Faults::default(),
+            client_secret: env.secret(CLIENT_SECRET_VAR)?,
+            call_timeout: env.millis("OMS_ORDER_CALL_TIMEOUT_MS", 2_000, 50..=60_000)?,
+            recovery_interval: env.seconds("OMS_ORDER_RECOVERY_SECS", 10, 1..=3_600)?,
+            recovery_age: env.seconds("OMS_ORDER_RECOVERY_AGE_SECS", 30, 1..=86_400)?,
         })
-    }
-}
-
-fn bounded(
-    env: &Env,
-    var: &str,
-    default: u64,
-    range: RangeInclusive<u64>,
-) -> Result<u64, ConfigError> {
-    let value = env.parse_or(var, default)?;
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(ConfigError::new(
-            var,
-            format!("must be from {} to {}", range.start(), range.end()),
-        ))
     }
 }

@@ -7,7 +7,8 @@ use kit::{ApiError, FieldViolation, Rejection};
 use tonic::{Code, Status};
 
 use crate::DOMAIN;
-use crate::store::orders::Failure;
+use crate::inventory::{Refusal, RefusalKind, Unavailable};
+use crate::order::Failure;
 
 /// An order-svc failure.
 #[derive(Debug, thiserror::Error)]
@@ -39,11 +40,11 @@ pub enum OrderError {
     #[error("the order total is too large")]
     TotalOverflow,
     /// product-svc refused for a business reason: passed on as is.
-    #[error("product-svc: {}", .0.message())]
-    Upstream(Status),
+    #[error("product-svc: {}", .0.message)]
+    Upstream(Refusal),
     /// A dependency was down or slow.
-    #[error("a dependency failed: {}", .0.message())]
-    Dependency(Status),
+    #[error("a dependency failed: {}", .0.message)]
+    Dependency(Unavailable),
     /// A retry of an order that failed: the original error, again.
     #[error("{}", .0.message)]
     Replayed(Failure),
@@ -51,8 +52,24 @@ pub enum OrderError {
     #[error(transparent)]
     Auth(ApiError),
     /// The database failed.
-    #[error("{0}")]
-    Internal(String),
+    #[error("orders database")]
+    Database(#[from] sea_orm::DbErr),
+    /// The order changed under a saga that held it PENDING (a replica's
+    /// recovery took it over).
+    #[error("order {order_id} left PENDING while it was placed")]
+    NoLongerPending {
+        /// The order.
+        order_id: String,
+    },
+    /// The task running a saga or a cancellation panicked or was dropped.
+    #[error("the {what} task failed")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// Its join error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 impl From<FieldViolation> for OrderError {
@@ -61,9 +78,9 @@ impl From<FieldViolation> for OrderError {
     }
 }
 
-impl From<sea_orm::DbErr> for OrderError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(format!("orders database: {e}"))
+impl From<Vec<FieldViolation>> for OrderError {
+    fn from(violations: Vec<FieldViolation>) -> Self {
+        Self::Invalid(violations)
     }
 }
 
@@ -80,9 +97,8 @@ impl OrderError {
 
     fn clone_status(&self) -> Status {
         match self {
-            Self::Upstream(s) | Self::Dependency(s) => {
-                Status::with_details(s.code(), s.message(), s.details().to_vec().into())
-            }
+            Self::Upstream(refusal) => refused(refusal),
+            Self::Dependency(why) => dependency(why, &self.to_string()),
             Self::MixedCurrencies => reject(
                 Code::FailedPrecondition,
                 "MIXED_CURRENCIES",
@@ -97,17 +113,65 @@ impl OrderError {
     }
 }
 
-/// Whether a stored failure was transient, so a retry may try again.
-pub fn retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::Internal
-            | Code::Unknown
-            | Code::Cancelled
+impl Failure {
+    /// A transient failure (recovery gave up on the attempt): a retry
+    /// places the order again.
+    pub fn unavailable(message: &str) -> Self {
+        Self {
+            code: i32::from(Code::Unavailable),
+            message: message.to_owned(),
+            details: Vec::new(),
+        }
+    }
+
+    /// Whether the failure was transient, so a retry may try again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            Code::from(self.code),
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::Internal
+                | Code::Unknown
+                | Code::Cancelled
+        )
+    }
+}
+
+/// The status code of a refusal of this kind.
+pub fn refusal_code(kind: RefusalKind) -> Code {
+    match kind {
+        RefusalKind::Invalid => Code::InvalidArgument,
+        RefusalKind::NotFound => Code::NotFound,
+        RefusalKind::FailedPrecondition => Code::FailedPrecondition,
+        RefusalKind::AlreadyExists => Code::AlreadyExists,
+        RefusalKind::OutOfRange => Code::OutOfRange,
+    }
+}
+
+/// product-svc's refusal, as it said it.
+fn refused(refusal: &Refusal) -> Status {
+    Status::with_details(
+        refusal_code(refusal.kind),
+        refusal.message.clone(),
+        refusal.details.clone().into(),
     )
+}
+
+/// A dependency failure: the caller learns which kind, not our internals.
+fn dependency(why: &Unavailable, message: &str) -> Status {
+    let code = if why.timed_out {
+        Code::DeadlineExceeded
+    } else {
+        Code::Unavailable
+    };
+    ApiError::from(Rejection::new(
+        code,
+        DOMAIN,
+        "DEPENDENCY_UNAVAILABLE",
+        format!("{message}; retry with the same request_id"),
+    ))
+    .into()
 }
 
 fn reject(code: Code, reason: &'static str, message: String) -> ApiError {
@@ -118,22 +182,8 @@ impl From<OrderError> for Status {
     fn from(error: OrderError) -> Self {
         let message = error.to_string();
         let api = match error {
-            OrderError::Upstream(status) => return status,
-            OrderError::Dependency(status) => {
-                // The caller learns which kind of failure, not our internals.
-                let code = if status.code() == Code::DeadlineExceeded {
-                    Code::DeadlineExceeded
-                } else {
-                    Code::Unavailable
-                };
-                Rejection::new(
-                    code,
-                    DOMAIN,
-                    "DEPENDENCY_UNAVAILABLE",
-                    format!("{message}; retry with the same request_id"),
-                )
-                .into()
-            }
+            OrderError::Upstream(refusal) => return refused(&refusal),
+            OrderError::Dependency(why) => return dependency(&why, &message),
             OrderError::Replayed(f) => {
                 return Status::with_details(Code::from(f.code), f.message, f.details.into());
             }
@@ -159,7 +209,9 @@ impl From<OrderError> for Status {
                 return e.clone_status();
             }
             OrderError::Auth(e) => e,
-            OrderError::Internal(cause) => ApiError::internal(cause),
+            e @ (OrderError::Database(_)
+            | OrderError::NoLongerPending { .. }
+            | OrderError::Task { .. }) => ApiError::internal(e),
         };
         api.into()
     }

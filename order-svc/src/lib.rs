@@ -3,9 +3,12 @@
 //!
 //! - [`config`]: what the service reads from the environment.
 //! - `api`: the gRPC layer (`oms.order.v1` OrderService).
+//! - [`order`]: what an order is (domain values).
 //! - [`orders`]: the order rules and the CreateOrder saga.
 //! - [`recovery`]: finishes what a crash or failed call left half-done.
-//! - [`clients`]: service tokens and InventoryService calls with deadlines
+//! - [`inventory`]: the port the saga reaches product-svc through, in
+//!   domain terms.
+//! - [`clients`]: service tokens and the port over gRPC, with deadlines
 //!   and retries.
 //! - [`input`]: request fields parsed into valid values.
 //! - [`store`]: sea-orm entities and queries; [`migration`]: the schema.
@@ -21,16 +24,20 @@ pub mod clients;
 pub mod config;
 pub mod error;
 pub mod input;
+pub mod inventory;
 pub mod migration;
+pub mod order;
 pub mod orders;
 pub mod recovery;
 pub mod store;
+
+#[cfg(test)]
+mod saga_tests;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use kit::StartupError;
-use kit::config::ConfigError;
 use tokio::net::TcpListener;
 
 pub use config::{ADDR_VAR, CLIENT_SECRET_VAR, Config};
@@ -45,19 +52,61 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
 };
 
+/// order-svc as a binary: its commands and configuration, in kit's service shape
+/// (`order-svc --help`).
+#[derive(Debug)]
+pub struct Binary;
+
+impl kit::service::Service for Binary {
+    const NAME: &'static str = SERVICE_INFO.name;
+    const SUMMARY: &'static str =
+        "orders, placed through a saga over product-svc reservations (gRPC oms.order.v1)";
+    const ADDR_VAR: &'static str = ADDR_VAR;
+    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Grpc;
+    type Config = Config;
+
+    const MIGRATE: Option<fn(Config) -> kit::service::Work> = Some(migrate);
+
+    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+        Config::from_env(env, "DATABASE_URL")
+    }
+
+    fn listen_addr(config: &Config) -> std::net::SocketAddr {
+        config.addr
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+        serve(config, listener, shutdown)
+    }
+}
+
+fn migrate(config: Config) -> kit::service::Work {
+    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.database_url)
+}
+
 /// Opens the database (migrating it), starts recovery, then serves gRPC on
-/// `listener` until `shutdown` resolves.
+/// `listener` until `shutdown` resolves, reaching product-svc over gRPC.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let secret = config.client_secret.clone().ok_or_else(|| {
-        ConfigError::new(
-            CLIENT_SECRET_VAR,
-            "must be set: order-svc's OAuth2 client secret at user-svc",
-        )
-    })?;
+    let inventory = Arc::new(clients::GrpcInventory::from_config(&config)?);
+    serve_with(config, inventory, listener, shutdown).await
+}
+
+/// [`serve`] with the inventory port given: tests pass one that fails
+/// where they want it to.
+pub async fn serve_with(
+    config: Config,
+    inventory: Arc<dyn inventory::Inventory>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
     let metrics_listener =
         kit::server::bind_optional(config.metrics_addr, config::METRICS_ADDR_VAR).await?;
     let db = kit::db::connect_and_migrate::<migration::Migrator>(
@@ -66,27 +115,21 @@ pub async fn serve(
     )
     .await?;
     let _pool_gauges = kit::db::sample_pool(SERVICE_INFO.name, &db);
-    let dependency =
-        |e: tonic::transport::Error| StartupError::Other(format!("order-svc dependencies: {e}"));
-    let tokens = clients::ServiceTokens::new(
-        &config.user_svc_addr,
-        config.client_id.clone(),
-        secret,
-        config.call_timeout,
-    )
-    .map_err(dependency)?;
-    let inventory = clients::Inventory::new(&config.product_svc_addr, tokens, config.call_timeout)
-        .map_err(dependency)?;
-    let orders = orders::Orders {
-        db,
-        inventory: Arc::new(inventory),
-        faults: config.faults.clone(),
-    };
-    let recovering = tokio::spawn(recover_forever(
-        orders.clone(),
+    let orders = orders::Orders::new(db, inventory);
+    // Each recovery step is its own conditional update: stopping between
+    // two is safe, and the next start picks up.
+    let _recovering = kit::background::every(
+        "recovery resolved unfinished orders",
         config.recovery_interval,
-        config.recovery_age,
-    ));
+        {
+            let orders = orders.clone();
+            let age = config.recovery_age;
+            move || {
+                let orders = orders.clone();
+                async move { recovery::recover(&orders, age).await }
+            }
+        },
+    );
 
     let routes = api::routes(api::State { orders });
     let auth = kit::auth::layer_for(&config.user_svc_addr, &config.jwt_issuer, None)?;
@@ -99,27 +142,6 @@ pub async fn serve(
         shutdown,
     )
     .await;
-    // Each recovery step is its own conditional update: stopping between
-    // two is safe, and the next start picks up.
-    recovering.abort();
     served?;
     Ok(())
-}
-
-/// Runs recovery now and then every `interval`.
-async fn recover_forever(
-    orders: orders::Orders,
-    interval: std::time::Duration,
-    age: std::time::Duration,
-) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match recovery::recover(&orders, age).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(resolved = n, "recovery resolved unfinished orders"),
-            Err(e) => tracing::warn!(error = %e, "recovery round failed; retrying next round"),
-        }
-    }
 }

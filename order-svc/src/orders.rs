@@ -1,30 +1,25 @@
-//! The order rules. CreateOrder is a saga over product-svc: record the
-//! order PENDING, reserve, commit, confirm; on a business refusal nothing
-//! is held and the order fails with product-svc's error; on a dependency
-//! failure the reservation is released and the order fails (or, if even
-//! that fails, recovery finishes it). No wire types here but the error
-//! statuses product-svc answered with.
+//! The order rules. CreateOrder is a saga over product-svc's inventory:
+//! record the order PENDING, reserve, commit, confirm; on a business
+//! refusal nothing is held and the order fails with product-svc's error;
+//! on a dependency failure the reservation is released and the order fails
+//! (or, if even that fails, recovery finishes it). Inventory is reached
+//! through the [`Inventory`] port: no wire types here.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use kit::auth::Role;
-use oms_proto::product::v1 as product_pb;
 use sea_orm::DatabaseConnection;
-use tonic::Code;
 
-use crate::clients::{CallContext, Inventory};
-use crate::config::Faults;
-use crate::error::{OrderError, retryable};
-use crate::input::Line;
-use crate::store::orders::{self, Line as OrderLine, Order, Status};
+use crate::error::OrderError;
+use crate::inventory::{CallContext, Inventory, InventoryError, Line, Reservation};
+use crate::order::{Line as OrderLine, Order, Status};
+use crate::store::orders;
 
 /// The orders of one service instance.
 #[derive(Debug, Clone)]
 pub struct Orders {
     pub(crate) db: DatabaseConnection,
-    pub(crate) inventory: Arc<Inventory>,
-    pub(crate) faults: Faults,
+    pub(crate) inventory: Arc<dyn Inventory>,
 }
 
 /// Who asks.
@@ -42,20 +37,21 @@ impl Caller<'_> {
     }
 }
 
-/// Whether a product-svc error means "no, for a reason" rather than "could
-/// not answer".
-fn is_business(code: Code) -> bool {
-    matches!(
-        code,
-        Code::InvalidArgument
-            | Code::NotFound
-            | Code::FailedPrecondition
-            | Code::AlreadyExists
-            | Code::OutOfRange
-    )
+impl From<InventoryError> for OrderError {
+    fn from(error: InventoryError) -> Self {
+        match error {
+            InventoryError::Refused(refusal) => Self::Upstream(refusal),
+            InventoryError::Unavailable(why) => Self::Dependency(why),
+        }
+    }
 }
 
 impl Orders {
+    /// The rules over `db`, reaching inventory through `inventory`.
+    pub fn new(db: DatabaseConnection, inventory: Arc<dyn Inventory>) -> Self {
+        Self { db, inventory }
+    }
+
     /// Places an order, or returns the one this request ID already placed.
     pub async fn create(
         &self,
@@ -92,7 +88,7 @@ impl Orders {
         }
         match (&existing.status, &existing.failure) {
             (Status::Pending, _) => Err(OrderError::InFlight),
-            (Status::Failed, Some(f)) if retryable(Code::from(f.code)) => {
+            (Status::Failed, Some(f)) if f.is_transient() => {
                 // The last attempt failed for a passing reason: try again,
                 // under a fresh reservation ID, once the last one is known
                 // to hold nothing.
@@ -125,57 +121,26 @@ impl Orders {
         lines: &[Line],
     ) -> Result<Order, OrderError> {
         let reservation_id = order.reservation_id();
-        let request = product_pb::ReserveStockRequest {
-            reservation_id: reservation_id.clone(),
-            lines: lines
-                .iter()
-                .map(|l| oms_proto::common::v1::LineItem {
-                    product_id: l.product_id.clone(),
-                    quantity: l.quantity,
-                })
-                .collect(),
-        };
-        let reservation = match self.inventory.reserve(ctx, request).await {
+        let reservation = match self.inventory.reserve(ctx, &reservation_id, lines).await {
             Ok(reservation) => reservation,
             // All or nothing: a refused reservation holds nothing.
-            Err(status) if is_business(status.code()) => {
-                return self.fail(&order, OrderError::Upstream(status)).await;
+            Err(InventoryError::Refused(refusal)) => {
+                return self.fail(&order, OrderError::Upstream(refusal)).await;
             }
-            Err(status) => {
-                return self
-                    .compensate(ctx, &order, OrderError::Dependency(status))
-                    .await;
-            }
+            Err(e) => return self.compensate(ctx, &order, e.into()).await,
         };
-        if self.faults.crash_after_reserve.load(Ordering::SeqCst) {
-            tracing::warn!(order_id = %order.id, "fault injected: stopping after ReserveStock");
-            return Err(OrderError::Dependency(tonic::Status::unavailable(
-                "injected crash after reserve",
-            )));
-        }
         let (currency, total, order_lines) = match priced_lines(&reservation) {
             Ok(priced) => priced,
             Err(e) => return self.compensate(ctx, &order, e).await,
         };
-        match self.inventory.commit(ctx, &reservation_id).await {
-            Ok(_) => {}
-            Err(status) if is_business(status.code()) => {
-                return self
-                    .compensate(ctx, &order, OrderError::Upstream(status))
-                    .await;
-            }
-            Err(status) => {
-                return self
-                    .compensate(ctx, &order, OrderError::Dependency(status))
-                    .await;
-            }
+        if let Err(e) = self.inventory.commit(ctx, &reservation_id).await {
+            return self.compensate(ctx, &order, e.into()).await;
         }
         let now = kit::time::now();
         if !orders::confirm(&self.db, &order.id, &currency, total, &order_lines, now).await? {
-            return Err(OrderError::Internal(format!(
-                "order {} left PENDING while it was placed",
-                order.id
-            )));
+            return Err(OrderError::NoLongerPending {
+                order_id: order.id.clone(),
+            });
         }
         tracing::info!(order_id = %order.id, total_minor = total, currency = %currency, "order confirmed");
         orders::get(&self.db, &order.id)
@@ -193,10 +158,9 @@ impl Orders {
         error: OrderError,
     ) -> Result<Order, OrderError> {
         let released = match self.inventory.release(ctx, &order.reservation_id()).await {
-            Ok(_) => true,
-            Err(status) if status.code() == Code::NotFound => true,
-            Err(status) => {
-                tracing::warn!(order_id = %order.id, error = %status.message(), "release failed; recovery will finish it");
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(order_id = %order.id, error = %e, "release failed; recovery will finish it");
                 false
             }
         };
@@ -225,18 +189,14 @@ impl Orders {
         Err(error)
     }
 
-    /// Releases the reservation of the order's current attempt and notes
-    /// it; NOT_FOUND means it never existed, which is as good.
+    /// Releases the reservation of the order's current attempt (one never
+    /// made is as good) and notes it.
     pub(crate) async fn release_attempt(
         &self,
         ctx: &CallContext,
         order: &Order,
     ) -> Result<(), OrderError> {
-        match self.inventory.release(ctx, &order.reservation_id()).await {
-            Ok(_) => {}
-            Err(status) if status.code() == Code::NotFound => {}
-            Err(status) => return Err(OrderError::Dependency(status)),
-        }
+        self.inventory.release(ctx, &order.reservation_id()).await?;
         orders::mark_stock_released(&self.db, &order.id, kit::time::now()).await?;
         Ok(())
     }
@@ -351,16 +311,16 @@ impl Orders {
 /// The reservation's lines as order lines, with the order's currency and
 /// total; all lines must share one currency and the sums must fit.
 pub(crate) fn priced_lines(
-    reservation: &product_pb::Reservation,
+    reservation: &Reservation,
 ) -> Result<(String, i64, Vec<OrderLine>), OrderError> {
-    let mut currency: Option<String> = None;
+    let mut currency: Option<&str> = None;
     let mut total: i64 = 0;
     let mut lines = Vec::with_capacity(reservation.lines.len());
     for line in &reservation.lines {
-        let price = line.unit_price.clone().unwrap_or_default();
-        match &currency {
-            None => currency = Some(price.currency_code.clone()),
-            Some(c) if *c != price.currency_code => return Err(OrderError::MixedCurrencies),
+        let price = &line.unit_price;
+        match currency {
+            None => currency = Some(&price.currency_code),
+            Some(c) if c != price.currency_code => return Err(OrderError::MixedCurrencies),
             Some(_) => {}
         }
         let line_total = price
@@ -379,5 +339,5 @@ pub(crate) fn priced_lines(
             line_total_minor: line_total,
         });
     }
-    Ok((currency.unwrap_or_default(), total, lines))
+    Ok((currency.unwrap_or_default().to_owned(), total, lines))
 }

@@ -12,13 +12,11 @@
 
 use std::time::Duration;
 
-use oms_proto::product::v1::ReservationState;
-use tonic::Code;
-
-use crate::clients::CallContext;
 use crate::error::OrderError;
+use crate::inventory::{CallContext, ReservationState};
+use crate::order::{Failure, Order, Status};
 use crate::orders::{Orders, priced_lines};
-use crate::store::orders::{self, Failure, Order, Status};
+use crate::store::orders;
 
 /// Orders looked at per round.
 const BATCH: u64 = 100;
@@ -48,15 +46,14 @@ pub async fn recover(orders_: &Orders, age: Duration) -> Result<usize, OrderErro
     Ok(changed)
 }
 
+/// What a recovered order answers a retry with: a transient failure, so
+/// the retry places it again.
 fn recovered_failure() -> Failure {
-    Failure {
-        code: i32::from(Code::Unavailable),
-        message: "the order could not be completed; retry with the same request_id".to_owned(),
-        details: Vec::new(),
-    }
+    Failure::unavailable("the order could not be completed; retry with the same request_id")
 }
 
-async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, OrderError> {
+/// One row of the state table above; `Ok(true)` if it changed the order.
+pub(crate) async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, OrderError> {
     let ctx = CallContext::default();
     if matches!(order.status, Status::Cancelled | Status::Failed) {
         orders_.release_attempt(&ctx, order).await?;
@@ -64,26 +61,17 @@ async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, OrderError> {
     }
     let reservation_id = order.reservation_id();
     let now = kit::time::now();
-    let reservation = match orders_.inventory.get(&ctx, &reservation_id).await {
-        Ok(r) => Some(r),
-        Err(status) if status.code() == Code::NotFound => None,
-        Err(status) => return Err(OrderError::Dependency(status)),
-    };
-    let state = reservation.as_ref().map(|r| r.state());
-    match (state, reservation) {
-        (Some(ReservationState::Committed), Some(reservation)) => {
+    let reservation = orders_.inventory.get(&ctx, &reservation_id).await?;
+    match reservation {
+        Some(reservation) if reservation.state == ReservationState::Committed => {
             let (currency, total, lines) = priced_lines(&reservation)?;
             let done =
                 orders::confirm(&orders_.db, &order.id, &currency, total, &lines, now).await?;
             tracing::info!(order_id = %order.id, "recovery confirmed a committed order");
             Ok(done)
         }
-        (Some(ReservationState::Reserved), _) => {
-            orders_
-                .inventory
-                .release(&ctx, &reservation_id)
-                .await
-                .map_err(OrderError::Dependency)?;
+        Some(reservation) if reservation.state == ReservationState::Reserved => {
+            orders_.inventory.release(&ctx, &reservation_id).await?;
             let done =
                 orders::fail(&orders_.db, &order.id, &recovered_failure(), true, now).await?;
             tracing::info!(order_id = %order.id, "recovery released a held reservation and failed the order");

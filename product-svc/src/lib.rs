@@ -51,6 +51,42 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
 };
 
+/// product-svc as a binary: its commands and configuration, in kit's service shape
+/// (`product-svc --help`).
+#[derive(Debug)]
+pub struct Binary;
+
+impl kit::service::Service for Binary {
+    const NAME: &'static str = SERVICE_INFO.name;
+    const SUMMARY: &'static str =
+        "catalogue, price history, inventory and stock reservations (gRPC oms.product.v1)";
+    const ADDR_VAR: &'static str = ADDR_VAR;
+    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Grpc;
+    type Config = Config;
+
+    const MIGRATE: Option<fn(Config) -> kit::service::Work> = Some(migrate);
+
+    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+        Config::from_env(env, "DATABASE_URL")
+    }
+
+    fn listen_addr(config: &Config) -> std::net::SocketAddr {
+        config.addr
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+        serve(config, listener, shutdown)
+    }
+}
+
+fn migrate(config: Config) -> kit::service::Work {
+    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.database_url)
+}
+
 /// Opens the database (migrating it) and the product cache, starts the
 /// reservation sweeper, then serves gRPC on `listener` until `shutdown`
 /// resolves.
@@ -81,7 +117,19 @@ pub async fn serve(
         cache,
         ttl: config.reservation_ttl,
     };
-    let sweeper = tokio::spawn(sweep_forever(inventory.clone(), config.sweep_interval));
+    // Each expiry is its own transaction: stopping between two is safe.
+    let _sweeper = kit::background::every("swept expired reservations", config.sweep_interval, {
+        let inventory = inventory.clone();
+        move || {
+            let inventory = inventory.clone();
+            async move {
+                let expired = inventory.sweep(SWEEP_BATCH).await?;
+                metrics::counter!("oms_reservations_swept_total")
+                    .increment(u64::try_from(expired).unwrap_or(u64::MAX));
+                Ok::<_, error::ProductError>(expired)
+            }
+        }
+    });
 
     let auth = kit::auth::layer_for(&config.user_svc_addr, &config.jwt_issuer, Some(AUDIENCE))?;
     let routes = api::routes(api::State {
@@ -97,27 +145,6 @@ pub async fn serve(
         shutdown,
     )
     .await;
-    // Each expiry is its own transaction: stopping between two is safe.
-    sweeper.abort();
     served?;
     Ok(())
-}
-
-/// Releases expired reservations every `interval`, from their state in the
-/// database, so it picks up after a restart and is safe on every replica.
-async fn sweep_forever(inventory: inventory::Inventory, interval: std::time::Duration) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match inventory.sweep(SWEEP_BATCH).await {
-            Ok(0) => {}
-            Ok(n) => {
-                metrics::counter!("oms_reservations_swept_total")
-                    .increment(u64::try_from(n).unwrap_or(u64::MAX));
-                tracing::info!(expired = n, "swept expired reservations");
-            }
-            Err(e) => tracing::warn!(error = %e, "reservation sweep failed; retrying next round"),
-        }
-    }
 }

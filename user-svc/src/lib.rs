@@ -9,6 +9,7 @@
 //! - [`sessions`]: rotating refresh tokens with reuse detection.
 //! - [`throttle`]: sliding-window login limits.
 //! - [`clients`]: OAuth2 service clients and scopes.
+//! - `operator`: the `keygen` and `client-secret` commands.
 //! - [`store`]: the users table; [`migration`]: its schema.
 //! - [`error`]: every failure and its one mapping to the wire.
 //!
@@ -25,6 +26,7 @@ pub mod error;
 pub mod input;
 pub mod keys;
 pub mod migration;
+mod operator;
 pub mod passwords;
 pub mod sessions;
 pub mod store;
@@ -52,6 +54,46 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
 };
 
+/// user-svc as a binary: its commands and configuration, in kit's service shape
+/// (`user-svc --help`).
+#[derive(Debug)]
+pub struct Binary;
+
+impl kit::service::Service for Binary {
+    const NAME: &'static str = SERVICE_INFO.name;
+    const SUMMARY: &'static str =
+        "accounts, sign-in, access tokens and JWKS, refresh and service tokens (gRPC oms.user.v1)";
+    const ADDR_VAR: &'static str = ADDR_VAR;
+    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Grpc;
+    type Config = Config;
+
+    const MIGRATE: Option<fn(Config) -> kit::service::Work> = Some(migrate);
+
+    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+        Config::from_env(env, "DATABASE_URL")
+    }
+
+    fn listen_addr(config: &Config) -> std::net::SocketAddr {
+        config.addr
+    }
+
+    fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+        serve(config, listener, shutdown)
+    }
+
+    fn extra_commands() -> Vec<kit::cli::Command<'static>> {
+        operator::commands()
+    }
+}
+
+fn migrate(config: Config) -> kit::service::Work {
+    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.database_url)
+}
+
 /// Opens the database (migrating it), the token store and the signing keys,
 /// puts the bootstrap admin in place, then serves gRPC on `listener` until
 /// `shutdown` resolves.
@@ -73,8 +115,9 @@ pub async fn serve(
         kit::kv::sample_pool(SERVICE_INFO.name, &kv),
     );
     let keys = keys::SigningKeys::load(&config.signing_keys)
-        .map_err(|e| StartupError::Other(e.to_string()))?;
-    let passwords = passwords::Passwords::new().map_err(|e| StartupError::Other(e.to_string()))?;
+        .map_err(|e| StartupError::setup("signing keys", e))?;
+    let passwords =
+        passwords::Passwords::new().map_err(|e| StartupError::setup("password hashing", e))?;
     let accounts = accounts::Accounts {
         db,
         passwords,
@@ -107,7 +150,7 @@ pub async fn serve(
         accounts
             .bootstrap_admin(email, password)
             .await
-            .map_err(|e| StartupError::Other(format!("bootstrap admin: {e}")))?;
+            .map_err(|e| StartupError::setup("bootstrap admin", e))?;
     }
 
     // user-svc verifies its own tokens with its own published keys.

@@ -55,15 +55,35 @@ fn client_secret_prints_a_secret_and_a_config_entry_holding_only_its_hash() {
     let clients = user_svc::clients::parse(&format!("[{entry}]")).unwrap();
     assert!(clients[0].secret_matches(secret));
     assert!(!entry.contains(secret));
-    let (code, _, err) = user_svc(&["frobnicate"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("unknown subcommand"));
+}
+
+#[test]
+fn help_version_and_unknown_arguments_answer_like_every_binary() {
+    kit::test_support::assert_cli_basics(
+        env!("CARGO_BIN_EXE_user-svc"),
+        "user-svc",
+        &[
+            "serve",
+            "migrate",
+            "healthcheck",
+            "env-vars",
+            "keygen",
+            "client-secret",
+        ],
+        "OMS_SERVICE_CLIENTS",
+    );
+    let (code, _, err) = user_svc(&["client-secret"]);
+    assert_eq!(code, 2, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
     let db = TestDb::sqlite();
-    let env = Env::from_pairs([("DATABASE_URL", db.url().expose().to_owned())]);
+    let data_dir = kit::test_support::TempDir::new("oms_keys");
+    let env = Env::from_pairs([
+        ("DATABASE_URL", db.url().expose().to_owned()),
+        ("OMS_DATA_DIR", data_dir.path().display().to_string()),
+    ]);
     let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
     let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
     // Listening on all interfaces, as in a container: probed over loopback.
@@ -93,10 +113,12 @@ async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_brings_the_schema_up_to_date_and_exits() {
     let db = TestDb::sqlite();
+    let data_dir = kit::test_support::TempDir::new("oms_keys");
     let run = || {
         let output = Command::new(env!("CARGO_BIN_EXE_user-svc"))
             .arg("migrate")
             .env("DATABASE_URL", db.url().expose())
+            .env("OMS_DATA_DIR", data_dir.path())
             .output()
             .unwrap();
         (

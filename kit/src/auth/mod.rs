@@ -33,7 +33,7 @@ pub fn layer_for(
     service_audience: Option<&str>,
 ) -> Result<AuthLayer, crate::StartupError> {
     let jwks = GrpcJwks::new(user_svc_addr)
-        .map_err(|e| crate::StartupError::Other(format!("USER_SVC_ADDR {user_svc_addr}: {e}")))?;
+        .map_err(|e| crate::StartupError::setup(format!("USER_SVC_ADDR {user_svc_addr}"), e))?;
     let verifier = Verifier::new(
         VerifierConfig::new(issuer, service_audience),
         std::sync::Arc::new(jwks),

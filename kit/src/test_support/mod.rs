@@ -3,6 +3,7 @@
 //! `OMS_TEST_REDIS_URL` is set. Under `CI=true` both variables are required:
 //! a missing one fails the test instead of silently skipping it.
 
+mod cli;
 mod grpc;
 mod tables;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use sea_orm::ConnectionTrait;
 
+pub use cli::{assert_cli_basics, run_binary};
 pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
     reflected_services, spawn, spawn_at, violated_fields,
@@ -49,6 +51,33 @@ pub fn unique_name(prefix: &str) -> String {
     // The random tail of a v7 UUID; the timestamp head would collide less
     // visibly but makes names long.
     format!("{prefix}_{}", &id[16..])
+}
+
+/// A directory under the system's temporary directory, removed when
+/// dropped: where a test's service keeps its files (never the work tree).
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, uniquely named directory.
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        Self(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A database that exists for one test and is removed when dropped.

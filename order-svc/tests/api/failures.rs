@@ -11,7 +11,7 @@ use kit::test_support::{
 use oms_proto::order::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{start, start_products, start_users};
+use crate::helpers::{start, start_orders, start_products, start_users};
 
 kit::test_on_each_db!(
     product_svc_refusals_reach_the_client_unchanged_and_are_replayed,
@@ -136,28 +136,48 @@ async fn product_svc_down_gives_unavailable_and_holds_nothing(db: TestDb) {
 }
 
 async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
-    let recover_fast = [
-        ("OMS_ORDER_RECOVERY_SECS", "1"),
-        ("OMS_ORDER_RECOVERY_AGE_SECS", "1"),
-    ];
-    let mesh = start(&db, &recover_fast).await;
+    let mut mesh = start(&db, &[]).await;
     let a = mesh.product("A", 100, 5).await;
-    mesh.faults
-        .crash_after_reserve
-        .store(true, Ordering::SeqCst);
-    let crashed = mesh
-        .order(&mesh.alice, "crash-1", &[(&a.id, 2)])
-        .await
-        .unwrap_err();
-    assert_eq!(crashed.code(), Code::Unavailable);
-    mesh.faults
-        .crash_after_reserve
-        .store(false, Ordering::SeqCst);
+    // The saga reserves, then never gets to commit.
+    mesh.stall_commits.store(true, Ordering::SeqCst);
+    let mut request = tonic::Request::new(pb::CreateOrderRequest {
+        lines: crate::helpers::lines(&[(&a.id, 2)]),
+        request_id: "crash-1".into(),
+    });
+    request.set_timeout(Duration::from_secs(1));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", mesh.alice).parse().unwrap(),
+    );
+    let stalled = mesh.orders().create_order(request).await.unwrap_err();
+    assert!(
+        matches!(stalled.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{stalled:?}"
+    );
+    assert_eq!(mesh.count_orders("pending").await, 1);
+    assert_eq!(mesh.count_reservations("reserved").await, 1);
+    assert_eq!(mesh.stock(&a.id).await, (5, 2, 3), "held by the dead saga");
 
-    // Recovery finds the PENDING order and its held reservation, releases
-    // it and fails the order: every unit is back.
+    // order-svc dies; a new one with prompt recovery finds the PENDING
+    // order and its held reservation, releases it and fails the order.
+    let (users, products) = (mesh.users.as_ref().unwrap().addr, mesh.products_addr);
+    let dead = std::mem::replace(
+        &mut mesh.orders,
+        start_orders(
+            &mesh.orders_db,
+            users,
+            products,
+            &[
+                ("OMS_ORDER_RECOVERY_SECS", "1"),
+                ("OMS_ORDER_RECOVERY_AGE_SECS", "1"),
+            ],
+            Default::default(),
+        )
+        .await,
+    );
+    dead.stop().await.unwrap();
     eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "recovery to fail the crashed order",
         || async { (mesh.count_orders("failed").await == 1).then_some(()) },
     )
@@ -165,7 +185,15 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
     assert_eq!(mesh.count_orders("pending").await, 0);
     assert_eq!(mesh.stock(&a.id).await, (5, 0, 5));
     assert_eq!(mesh.count_reservations("reserved").await, 0);
-    // A retry of the same request places it under a new reservation.
+
+    // A retry of the same request, on an instance whose recovery waits as
+    // long as production's (so it cannot race the retried saga), places
+    // it under a new reservation.
+    let recovering = std::mem::replace(
+        &mut mesh.orders,
+        start_orders(&mesh.orders_db, users, products, &[], Default::default()).await,
+    );
+    recovering.stop().await.unwrap();
     let retried = mesh
         .order(&mesh.alice, "crash-1", &[(&a.id, 2)])
         .await

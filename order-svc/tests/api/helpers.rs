@@ -2,6 +2,8 @@
 //! admin and two customers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kit::config::Env;
 use kit::test_support::{Spawned, TestDb, bearer, spawn, spawn_at, unique_name};
@@ -9,6 +11,7 @@ use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
 use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
+use order_svc::inventory::{CallContext, Inventory, InventoryError, Line, Reservation};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -25,7 +28,9 @@ pub(crate) struct Mesh {
     pub(crate) users_db: TestDb,
     pub(crate) products_db: TestDb,
     pub(crate) orders_db: kit::config::DatabaseUrl,
-    pub(crate) faults: order_svc::config::Faults,
+    /// While set, CommitReservation never answers: the saga stalls after
+    /// ReserveStock, as if order-svc had died there.
+    pub(crate) stall_commits: Arc<AtomicBool>,
     pub(crate) admin: String,
     pub(crate) alice: String,
     pub(crate) alice_id: String,
@@ -93,19 +98,64 @@ async fn customer(users: &Spawned, name: &str) -> (String, String) {
     login(users, &email, "customer password").await
 }
 
-/// Starts the mesh with the orders database `db` and extra order-svc env.
-pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
-    let users_db = TestDb::sqlite();
-    let products_db = TestDb::sqlite();
-    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let users = start_users(&users_db, any_port).await;
-    let products = start_products(&products_db, users.addr, any_port).await;
+/// product-svc's inventory as order-svc reaches it, with a switch that
+/// makes commits hang: a crash between reserve and commit, seen from the
+/// saga, without a test-only knob in the production configuration.
+#[derive(Debug)]
+struct StallableInventory {
+    inner: order_svc::clients::GrpcInventory,
+    stall_commits: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Inventory for StallableInventory {
+    async fn reserve(
+        &self,
+        ctx: &CallContext,
+        reservation_id: &str,
+        lines: &[Line],
+    ) -> Result<Reservation, InventoryError> {
+        self.inner.reserve(ctx, reservation_id, lines).await
+    }
+
+    async fn commit(
+        &self,
+        ctx: &CallContext,
+        reservation_id: &str,
+    ) -> Result<Reservation, InventoryError> {
+        if self.stall_commits.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.commit(ctx, reservation_id).await
+    }
+
+    async fn release(&self, ctx: &CallContext, reservation_id: &str) -> Result<(), InventoryError> {
+        self.inner.release(ctx, reservation_id).await
+    }
+
+    async fn get(
+        &self,
+        ctx: &CallContext,
+        reservation_id: &str,
+    ) -> Result<Option<Reservation>, InventoryError> {
+        self.inner.get(ctx, reservation_id).await
+    }
+}
+
+/// order-svc on `db`, wired to `users` and `products`, with `extra` env.
+pub(crate) async fn start_orders(
+    db: &kit::config::DatabaseUrl,
+    users: SocketAddr,
+    products: SocketAddr,
+    extra: &[(&str, &str)],
+    stall_commits: Arc<AtomicBool>,
+) -> Spawned {
     let mut pairs: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), db.url().expose().to_owned()),
-        ("USER_SVC_ADDR".into(), users.addr.to_string()),
-        ("PRODUCT_SVC_ADDR".into(), products.addr.to_string()),
+        ("DATABASE_URL".into(), db.expose().to_owned()),
+        ("USER_SVC_ADDR".into(), users.to_string()),
+        ("PRODUCT_SVC_ADDR".into(), products.to_string()),
         ("OMS_ORDER_SVC_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
-        ("OMS_ORDER_CALL_TIMEOUT_MS".into(), "2000".into()),
+        ("OMS_ORDER_CALL_TIMEOUT_MS".into(), "10000".into()),
     ];
     pairs.extend(
         extra
@@ -113,8 +163,29 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let config = order_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
-    let faults = config.faults.clone();
-    let orders = spawn(|l, s| order_svc::serve(config, l, s)).await;
+    let inventory = Arc::new(StallableInventory {
+        inner: order_svc::clients::GrpcInventory::from_config(&config).unwrap(),
+        stall_commits,
+    });
+    spawn(|l, s| order_svc::serve_with(config, inventory, l, s)).await
+}
+
+/// Starts the mesh with the orders database `db` and extra order-svc env.
+pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
+    let users_db = TestDb::sqlite();
+    let products_db = TestDb::sqlite();
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let users = start_users(&users_db, any_port).await;
+    let products = start_products(&products_db, users.addr, any_port).await;
+    let stall_commits = Arc::new(AtomicBool::new(false));
+    let orders = start_orders(
+        db.url(),
+        users.addr,
+        products.addr,
+        extra,
+        stall_commits.clone(),
+    )
+    .await;
     let (admin, _) = login(&users, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (alice, alice_id) = customer(&users, "alice").await;
     let (bob, bob_id) = customer(&users, "bob").await;
@@ -126,7 +197,7 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
         users_db,
         products_db,
         orders_db: db.url().clone(),
-        faults,
+        stall_commits,
         admin,
         alice,
         alice_id,

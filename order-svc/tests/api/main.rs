@@ -8,3 +8,13 @@ mod failures;
 mod helpers;
 mod placing;
 mod queries;
+
+#[test]
+fn help_version_and_unknown_arguments_answer_like_every_binary() {
+    kit::test_support::assert_cli_basics(
+        env!("CARGO_BIN_EXE_order-svc"),
+        "order-svc",
+        &["serve", "migrate", "healthcheck", "env-vars"],
+        "OMS_ORDER_SVC_CLIENT_SECRET",
+    );
+}

@@ -8,3 +8,13 @@
 mod catalogue;
 mod helpers;
 mod inventory;
+
+#[test]
+fn help_version_and_unknown_arguments_answer_like_every_binary() {
+    kit::test_support::assert_cli_basics(
+        env!("CARGO_BIN_EXE_product-svc"),
+        "product-svc",
+        &["serve", "migrate", "healthcheck", "env-vars"],
+        "OMS_RESERVATION_TTL_SECS",
+    );
+}

@@ -23,7 +23,7 @@ import jsonschema
 import json
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OURS = ["user-svc", "product-svc", "order-svc", "gateway"]
 
 

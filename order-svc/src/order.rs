@@ -1,0 +1,117 @@
+//! What an order is: its status, lines with price snapshots, and the
+//! error a failed one keeps. Plain values shared by the rules, the store
+//! (which maps rows to them) and the api (which maps them to protobuf).
+
+use chrono::{DateTime, Utc};
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Recorded; stock is being reserved.
+    Pending,
+    /// Stock committed.
+    Confirmed,
+    /// Cancelled before shipping.
+    Cancelled,
+    /// Handed to the carrier.
+    Shipped,
+    /// Received.
+    Delivered,
+    /// Could not be placed; nothing is held.
+    Failed,
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Every status, for parsing stored names.
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Confirmed,
+        Self::Cancelled,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Failed,
+    ];
+}
+
+/// The error a failed order answered with, kept to answer retries alike.
+/// Opaque to the rules: `error.rs` makes it from an error and says whether
+/// it was transient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The status code the client got (its number on the wire).
+    pub code: i32,
+    /// Its message.
+    pub message: String,
+    /// Its encoded `google.rpc` details.
+    pub details: Vec<u8>,
+}
+
+/// One line with its price snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The product.
+    pub product_id: String,
+    /// Its sku when ordered.
+    pub sku: String,
+    /// Its name when ordered.
+    pub product_name: String,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price, minor units.
+    pub unit_price_minor: i64,
+    /// unit price × quantity.
+    pub line_total_minor: i64,
+}
+
+/// An order as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// UUIDv7.
+    pub id: String,
+    /// The ordering user.
+    pub customer_id: String,
+    /// The client's idempotency key.
+    pub request_id: String,
+    /// Hash of the requested lines.
+    pub request_digest: String,
+    /// Where it is.
+    pub status: Status,
+    /// One currency per order ("" until confirmed).
+    pub currency_code: String,
+    /// Sum of line totals.
+    pub total_minor: i64,
+    /// Reservation attempt.
+    pub attempt: i32,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// Whether the current attempt's reservation is known to hold nothing
+    /// (CANCELLED and FAILED orders; recovery releases the rest).
+    pub stock_released: bool,
+    /// A failed order's error.
+    pub failure: Option<Failure>,
+    /// Lines (empty until confirmed).
+    pub lines: Vec<Line>,
+    /// Placed.
+    pub create_time: DateTime<Utc>,
+    /// Last changed.
+    pub update_time: DateTime<Utc>,
+}
+
+impl Order {
+    /// The reservation ID of the current attempt.
+    pub fn reservation_id(&self) -> String {
+        format!("{}-{}", self.id, self.attempt)
+    }
+}

@@ -1,0 +1,45 @@
+//! Network-free tests of the CreateOrder saga and of recovery's state
+//! table: the rules on a real SQLite file, product-svc replaced by an
+//! in-memory inventory that fails exactly where a test says.
+
+#![allow(clippy::unwrap_used)]
+
+mod fake;
+mod recovery;
+mod saga;
+
+use std::sync::Arc;
+
+use kit::test_support::TestDb;
+
+use crate::inventory::Line;
+use crate::orders::Orders;
+use fake::FakeInventory;
+
+/// The rules over a fresh database and a fake inventory.
+struct Harness {
+    orders: Orders,
+    inventory: Arc<FakeInventory>,
+    _db: TestDb,
+}
+
+async fn harness() -> Harness {
+    let db = TestDb::sqlite();
+    let conn =
+        kit::db::connect_and_migrate::<crate::migration::Migrator>(db.url(), Default::default())
+            .await
+            .unwrap();
+    let inventory = Arc::new(FakeInventory::default());
+    Harness {
+        orders: Orders::new(conn, inventory.clone()),
+        inventory,
+        _db: db,
+    }
+}
+
+fn line(product_id: &str, quantity: i32) -> Line {
+    Line {
+        product_id: product_id.to_owned(),
+        quantity,
+    }
+}
