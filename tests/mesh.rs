@@ -123,7 +123,7 @@ async fn a_taken_port_names_the_variable_to_change() {
     let err = oms::Mesh::bind(&env(&data_dir, &[("PRODUCT_SVC_ADDR", &addr)]))
         .await
         .expect_err("the port is taken");
-    let message = err.to_string();
+    let message = kit::startup::report(&err);
     assert!(
         message.contains("PRODUCT_SVC_ADDR") && message.contains(&addr),
         "{message}"
@@ -143,7 +143,7 @@ async fn a_taken_metrics_port_stops_the_mesh_naming_its_variable() {
     let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
         .await
         .expect("the mesh gives up instead of hanging");
-    let message = result.expect_err("the port is taken").to_string();
+    let message = kit::startup::report(&result.expect_err("the port is taken"));
     assert!(
         message.contains("ORDER_SVC_METRICS_ADDR") && message.contains(&addr),
         "{message}"
@@ -172,7 +172,7 @@ async fn an_unreachable_redis_stops_the_mesh_with_a_clear_error() {
     let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
         .await
         .expect("the mesh gives up instead of hanging");
-    let message = result.expect_err("redis is unreachable").to_string();
+    let message = kit::startup::report(&result.expect_err("redis is unreachable"));
     assert!(
         message.contains("key-value store") && message.contains("127.0.0.1:1"),
         "{message}"
@@ -195,7 +195,7 @@ async fn an_unreachable_database_stops_the_mesh_and_hides_the_password() {
     let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
         .await
         .expect("the mesh gives up instead of hanging");
-    let message = result.expect_err("the database is unreachable").to_string();
+    let message = kit::startup::report(&result.expect_err("the database is unreachable"));
     assert!(
         message.contains("order-svc") && message.contains("cannot connect to the database"),
         "{message}"
@@ -247,7 +247,7 @@ async fn the_binary_drains_and_exits_zero_on_sigterm() {
     let mut serving = 0;
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("serving gRPC") || line.contains("serving HTTP") {
+            if line.contains(r#""target":"oms::listen""#) {
                 serving += 1;
                 if serving == 4 {
                     break;

@@ -5,14 +5,13 @@
 //! to SERVING) on the way; everything is removed again by [`Mesh::stop`].
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kit::config::DatabaseUrl;
 use sea_orm::ConnectionTrait as _;
 use serde::Serialize;
-use sha2::Digest as _;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -61,18 +60,17 @@ pub struct MeshOptions {
 /// One running service.
 pub struct Service {
     pub name: &'static str,
-    child: tokio::process::Child,
-    /// Where it listens (gRPC, or HTTP for the gateway).
+    process: testkit::process::Process,
+    /// Where it listens (gRPC, or HTTP for the gateway), as it reported.
     pub addr: SocketAddr,
     /// From spawn to the first SERVING answer (for the gateway: `/readyz` 200).
     pub startup: Duration,
-    log: PathBuf,
 }
 
 impl Service {
     /// The process ID, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.process.child.id()
     }
 }
 
@@ -95,16 +93,6 @@ fn random_hex(bytes: usize) -> Result<String, BenchError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| BenchError::Setup(format!("no randomness: {e}")))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// A port that was free a moment ago (the services bind it themselves).
-fn free_port() -> Result<u16, BenchError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| BenchError::Setup(format!("no free port: {e}")))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| BenchError::Setup(e.to_string()))?
-        .port())
 }
 
 /// Creates one database per service on MariaDB; their names.
@@ -214,25 +202,23 @@ impl Mesh {
             base64::engine::general_purpose::STANDARD.encode(seed)
         };
         let client_secret = random_hex(32)?;
-        let clients = serde_json::json!([{
-            "client_id": "order-svc",
-            "secret_sha256": format!("{:x}", sha2::Sha256::digest(client_secret.as_bytes())),
-            "scopes": ["inventory:write", "products:read"],
-        }]);
+        let clients = testkit::clients::env_value(&[testkit::clients::ServiceClient::order_svc(
+            &client_secret,
+        )]);
         let admin_email = "bench-admin@example.com".to_owned();
         let admin_password = random_hex(12)?;
         let redis_prefix = format!("oms-bench-{}:", random_hex(3)?);
 
-        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let user_addr = addr(free_port()?);
-        let product_addr = addr(free_port()?);
-        let order_addr = addr(free_port()?);
-        let gateway_addr = addr(free_port()?);
+        // Every listener on port 0: each service reports the port it got,
+        // and the next one is wired to it.
+        let any_port = "127.0.0.1:0".to_owned();
 
         let common = |database: Option<&DatabaseUrl>| {
             let mut env = vec![
-                ("RUST_LOG".to_owned(), options.log_level.clone()),
-                ("LOG_FORMAT".to_owned(), "json".to_owned()),
+                (
+                    "RUST_LOG".to_owned(),
+                    testkit::process::rust_log(&options.log_level),
+                ),
                 (
                     "OMS_DATA_DIR".to_owned(),
                     options.work_dir.display().to_string(),
@@ -250,9 +236,9 @@ impl Mesh {
 
         let mut user_env = common(Some(&database_urls[0]));
         user_env.extend([
-            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
+            ("USER_SVC_ADDR".to_owned(), any_port.clone()),
             ("OMS_JWT_SIGNING_KEYS".to_owned(), signing_key),
-            ("OMS_SERVICE_CLIENTS".to_owned(), clients.to_string()),
+            ("OMS_SERVICE_CLIENTS".to_owned(), clients),
             ("OMS_BOOTSTRAP_ADMIN_EMAIL".to_owned(), admin_email.clone()),
             (
                 "OMS_BOOTSTRAP_ADMIN_PASSWORD".to_owned(),
@@ -269,33 +255,35 @@ impl Mesh {
             // in a shared Redis by two weeks.
             ("OMS_REFRESH_TOKEN_TTL_SECS".to_owned(), "600".to_owned()),
         ]);
-        let user = spawn(options, "user-svc", user_addr, user_env).await?;
+        let user = spawn(options, "user-svc", user_env).await?;
+        let user_addr = user.addr.to_string();
 
         let mut product_env = common(Some(&database_urls[1]));
         product_env.extend([
-            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.to_string()),
-            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
+            ("PRODUCT_SVC_ADDR".to_owned(), any_port.clone()),
+            ("USER_SVC_ADDR".to_owned(), user_addr.clone()),
         ]);
-        let product = spawn(options, "product-svc", product_addr, product_env).await?;
+        let product = spawn(options, "product-svc", product_env).await?;
+        let product_addr = product.addr.to_string();
 
         let mut order_env = common(Some(&database_urls[2]));
         order_env.extend([
-            ("ORDER_SVC_ADDR".to_owned(), order_addr.to_string()),
-            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
-            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.to_string()),
+            ("ORDER_SVC_ADDR".to_owned(), any_port.clone()),
+            ("USER_SVC_ADDR".to_owned(), user_addr.clone()),
+            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.clone()),
             ("OMS_ORDER_SVC_CLIENT_ID".to_owned(), "order-svc".to_owned()),
             ("OMS_ORDER_SVC_CLIENT_SECRET".to_owned(), client_secret),
         ]);
-        let order = spawn(options, "order-svc", order_addr, order_env).await?;
+        let order = spawn(options, "order-svc", order_env).await?;
 
         let mut gateway_env = common(None);
         gateway_env.extend([
-            ("GATEWAY_ADDR".to_owned(), gateway_addr.to_string()),
-            ("USER_SVC_ADDR".to_owned(), user_addr.to_string()),
-            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.to_string()),
-            ("ORDER_SVC_ADDR".to_owned(), order_addr.to_string()),
+            ("GATEWAY_ADDR".to_owned(), any_port),
+            ("USER_SVC_ADDR".to_owned(), user_addr),
+            ("PRODUCT_SVC_ADDR".to_owned(), product_addr),
+            ("ORDER_SVC_ADDR".to_owned(), order.addr.to_string()),
         ]);
-        let gateway = spawn(options, "gateway", gateway_addr, gateway_env).await?;
+        let gateway = spawn(options, "gateway", gateway_env).await?;
 
         let [_, _, orders_db] = database_urls;
         Ok(Self {
@@ -324,8 +312,7 @@ impl Mesh {
             &mut self.product,
             &mut self.user,
         ] {
-            let _ = service.child.start_kill();
-            let _ = service.child.wait().await;
+            service.process.kill().await;
         }
         if let Some(server) = &self.server_url {
             drop_databases(server, &self.created_databases).await?;
@@ -334,41 +321,32 @@ impl Mesh {
     }
 }
 
-/// Spawns `name` and waits (polling, with a deadline) until it is SERVING.
+/// Spawns `name` on port 0, reads the address it got, and waits (polling,
+/// with a deadline) until it is SERVING.
 async fn spawn(
     options: &MeshOptions,
     name: &'static str,
-    addr: SocketAddr,
     env: Vec<(String, String)>,
 ) -> Result<Service, BenchError> {
     let binary = options.bin_dir.join(name);
     let log = options.work_dir.join(format!("{name}.log"));
-    let log_file = std::fs::File::create(&log)
-        .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", log.display())))?;
-    let log_err = log_file
-        .try_clone()
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
     let began = Instant::now();
-    let mut child = tokio::process::Command::new(&binary)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env)
-        .stdout(log_file)
-        .stderr(log_err)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            BenchError::Setup(format!(
-                "cannot start {}: {e} (build it first: cargo build --release -p {name})",
-                binary.display()
-            ))
-        })?;
+    let mut process = testkit::process::Process::spawn(name, &binary, env, log).map_err(|e| {
+        BenchError::Setup(format!(
+            "{e} (build it first: cargo build --release -p {name})"
+        ))
+    })?;
+    let kind = if name == "gateway" { "http" } else { "grpc" };
+    let addr = process
+        .wait_listening(kind, Duration::from_secs(60))
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
     let deadline = began + Duration::from_secs(60);
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = process.child.try_wait() {
             return Err(BenchError::Setup(format!(
                 "{name} exited with {status} while starting: {}",
-                log_tail(&log)
+                process.log_tail()
             )));
         }
         let ready = if name == "gateway" {
@@ -379,16 +357,15 @@ async fn spawn(
         if ready {
             return Ok(Service {
                 name,
-                child,
+                process,
                 addr,
                 startup: began.elapsed(),
-                log,
             });
         }
         if Instant::now() > deadline {
             return Err(BenchError::Setup(format!(
                 "{name} was not SERVING within 60 s: {}",
-                log_tail(&log)
+                process.log_tail()
             )));
         }
         // A short poll: start-up itself is one of the measurements.
@@ -415,19 +392,10 @@ async fn grpc_serving(addr: SocketAddr) -> bool {
     matches!(reply, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32)
 }
 
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(2000);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
-    format!("last log lines of {}:\n{}", path.display(), &text[start..])
-}
-
 impl Service {
     /// The end of its log, for error messages.
     pub fn log_tail(&self) -> String {
-        log_tail(&self.log)
+        self.process.log_tail()
     }
 }
 

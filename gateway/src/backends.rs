@@ -1,5 +1,6 @@
-//! One shared HTTP/2 channel per backend service. Channels connect lazily
-//! and reconnect on their own, so the gateway starts before its backends.
+//! The services the gateway forwards to, by name, and one shared HTTP/2
+//! channel to each. Channels connect lazily and reconnect on their own, so
+//! the gateway starts before its backends.
 
 use kit::config::PeerAddr;
 use std::time::Duration;
@@ -8,39 +9,73 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
 
-/// A backend by name, with its channel.
-#[derive(Clone, Debug)]
-pub(crate) struct Backend {
-    /// The service's short name, as `/readyz` reports it.
-    pub(crate) name: &'static str,
-    /// The shared channel.
-    pub(crate) channel: Channel,
+/// A backend service of the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// user-svc: `oms.user.v1`.
+    User,
+    /// product-svc: `oms.product.v1`.
+    Product,
+    /// order-svc: `oms.order.v1`.
+    Order,
 }
 
-/// Every backend the gateway forwards to.
+impl Service {
+    /// Every backend, in the order `/readyz` reports them.
+    pub(crate) const ALL: [Self; 3] = [Self::User, Self::Product, Self::Order];
+
+    /// Its short name, as `/readyz` reports it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::User => "user-svc",
+            Self::Product => "product-svc",
+            Self::Order => "order-svc",
+        }
+    }
+
+    /// The service that serves a protobuf package; `None` for packages
+    /// the gateway does not route (health, reflection, google.*).
+    pub(crate) fn of_package(package: &str) -> Option<Self> {
+        match package {
+            "oms.user.v1" => Some(Self::User),
+            "oms.product.v1" => Some(Self::Product),
+            "oms.order.v1" => Some(Self::Order),
+            _ => None,
+        }
+    }
+}
+
+/// Every backend's channel.
 #[derive(Clone, Debug)]
 pub(crate) struct Backends {
-    /// user-svc, product-svc, order-svc, in that order.
-    pub(crate) all: [Backend; 3],
+    user: Channel,
+    product: Channel,
+    order: Channel,
 }
 
 impl Backends {
     /// Builds the channels without connecting.
     pub(crate) fn connect_lazy(config: &Config) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
-            all: [
-                backend("user-svc", &config.user_svc_addr)?,
-                backend("product-svc", &config.product_svc_addr)?,
-                backend("order-svc", &config.order_svc_addr)?,
-            ],
+            user: channel(&config.user_svc_addr)?,
+            product: channel(&config.product_svc_addr)?,
+            order: channel(&config.order_svc_addr)?,
         })
+    }
+
+    /// The shared channel to `service`.
+    pub(crate) fn channel(&self, service: Service) -> Channel {
+        match service {
+            Service::User => self.user.clone(),
+            Service::Product => self.product.clone(),
+            Service::Order => self.order.clone(),
+        }
     }
 }
 
-fn backend(name: &'static str, addr: &PeerAddr) -> Result<Backend, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(addr.uri())?
+fn channel(addr: &PeerAddr) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(addr.uri())?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
-        .connect_lazy();
-    Ok(Backend { name, channel })
+        .connect_lazy())
 }

@@ -14,7 +14,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use std::sync::Arc;
 
 use crate::Gateway;
-use crate::backends::Backend;
+use crate::backends::Service;
 
 /// How long `/readyz` waits for each backend.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -26,15 +26,14 @@ pub(crate) async fn healthz() -> Json<Value> {
 
 /// Readiness: 200 when every backend is SERVING, else 503 naming the rest.
 pub(crate) async fn readyz(State(gateway): State<Arc<Gateway>>) -> (StatusCode, Json<Value>) {
-    let backends = &gateway.backends;
     // Checked together, so a slow backend costs one timeout, not three.
-    let serving = join_all(backends.all.iter().map(check)).await;
-    let not_ready: Vec<&str> = backends
-        .all
+    let serving =
+        join_all(Service::ALL.map(|service| check(gateway.backends.channel(service)))).await;
+    let not_ready: Vec<&str> = Service::ALL
         .iter()
         .zip(serving)
         .filter(|(_, serving)| !serving)
-        .map(|(backend, _)| backend.name)
+        .map(|(service, _)| service.name())
         .collect();
     if not_ready.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
@@ -46,8 +45,8 @@ pub(crate) async fn readyz(State(gateway): State<Arc<Gateway>>) -> (StatusCode, 
     }
 }
 
-async fn check(backend: &Backend) -> bool {
-    let mut client = HealthClient::new(backend.channel.clone());
+async fn check(channel: tonic::transport::Channel) -> bool {
+    let mut client = HealthClient::new(channel);
     let call = client.check(HealthCheckRequest {
         service: String::new(),
     });

@@ -120,7 +120,7 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| kit::StartupError::setup("the gateway listener's address", e))?;
-    tracing::info!(service = "gateway", %addr, "serving HTTP");
+    kit::server::announce("gateway", "http", addr);
     // axum leaves Nagle on: a response in two segments would wait for the
     // client's delayed ACK (tens of milliseconds).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

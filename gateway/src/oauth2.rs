@@ -18,6 +18,8 @@ use oms_proto::user::v1::{
 use serde_json::{Value, json};
 use tonic::Code;
 
+use crate::backends::Service;
+
 use crate::Gateway;
 use crate::template::percent_decode;
 
@@ -154,7 +156,7 @@ pub(crate) async fn token(
         Ok(pairs) => pairs,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let mut auth = AuthServiceClient::new(gateway.backends.all[0].channel.clone());
+    let mut auth = AuthServiceClient::new(gateway.backends.channel(Service::User));
     match param(&pairs, "grant_type") {
         None => oauth_error(
             StatusCode::BAD_REQUEST,

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -14,21 +14,18 @@ use tracing::Instrument;
 #[derive(Debug, Clone)]
 pub(crate) struct RouteLabel(pub(crate) String);
 
-/// Fixed routes of the gateway itself (not from the contract).
-const OWN_ROUTES: &[&str] = &[
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/openapi.json",
-    "/oauth2/token",
-    "/.well-known/jwks.json",
-];
-
 /// Middleware around every request.
 pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
+    // The gateway's own routes (health, metrics, OAuth2, OpenAPI) carry
+    // axum's match; contract routes are matched by the proxy, which labels
+    // its response.
+    let own_route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned());
     let trace_id = kit::observe::ensure_traceparent(request.headers_mut());
     let span = tracing::info_span!(
         "http",
@@ -47,8 +44,7 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
 
     let route = match response.extensions().get::<RouteLabel>() {
         Some(RouteLabel(template)) => template.clone(),
-        None if OWN_ROUTES.contains(&path.as_str()) => path.clone(),
-        None => "unmatched".to_owned(),
+        None => own_route.unwrap_or_else(|| "unmatched".to_owned()),
     };
     let status = response.status().as_u16();
     let elapsed = started.elapsed();

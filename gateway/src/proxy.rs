@@ -170,7 +170,7 @@ async fn call(
             Vec::new(),
         );
     };
-    let mut grpc = tonic::client::Grpc::new(gateway.backends.all[route.backend].channel.clone());
+    let mut grpc = tonic::client::Grpc::new(gateway.backends.channel(route.backend));
     if let Err(e) = grpc.ready().await {
         return error::from_status(&tonic::Status::unavailable(format!(
             "backend not ready: {e}"

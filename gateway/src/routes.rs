@@ -4,6 +4,8 @@
 
 use http::Method;
 use oms_proto::google::api::{HttpRule, http_rule::Pattern};
+
+use crate::backends::Service;
 use prost_reflect::{DescriptorPool, MethodDescriptor, Value};
 
 use crate::template::PathTemplate;
@@ -32,8 +34,8 @@ pub(crate) struct Route {
     pub(crate) body: Body,
     /// The response field sent as the body, if not the whole response.
     pub(crate) response_body: Option<String>,
-    /// Index into the backends (user-svc, product-svc, order-svc).
-    pub(crate) backend: usize,
+    /// The service that serves it.
+    pub(crate) backend: Service,
 }
 
 impl Route {
@@ -55,11 +57,8 @@ pub(crate) fn load(descriptors: &[u8]) -> Result<(DescriptorPool, Vec<Route>), S
         .ok_or("the descriptor set lacks google.api.http")?;
     let mut routes = Vec::new();
     for service in pool.services() {
-        let backend = match service.package_name() {
-            "oms.user.v1" => 0,
-            "oms.product.v1" => 1,
-            "oms.order.v1" => 2,
-            _ => continue,
+        let Some(backend) = Service::of_package(service.package_name()) else {
+            continue;
         };
         for method in service.methods() {
             let options = method.options();
@@ -82,7 +81,7 @@ pub(crate) fn load(descriptors: &[u8]) -> Result<(DescriptorPool, Vec<Route>), S
     Ok((pool, routes))
 }
 
-fn route(method: &MethodDescriptor, rule: &HttpRule, backend: usize) -> Result<Route, String> {
+fn route(method: &MethodDescriptor, rule: &HttpRule, backend: Service) -> Result<Route, String> {
     let (verb, path) = match &rule.pattern {
         Some(Pattern::Get(p)) => (Method::GET, p),
         Some(Pattern::Post(p)) => (Method::POST, p),

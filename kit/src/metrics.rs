@@ -110,7 +110,7 @@ pub async fn serve_admin(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(service, %addr, "serving /metrics");
+        crate::server::announce(service, "metrics", addr);
     }
     let app = axum::Router::new().route("/metrics", axum::routing::get(handler));
     axum::serve(listener, app)

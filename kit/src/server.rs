@@ -28,6 +28,16 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// Says where a listener of `service` listens (`kind`: `grpc`, `http` or
+/// `metrics`), once bound, as one INFO event under the target
+/// `oms::listen`: a process started on port 0 by a harness reports the
+/// port it got, even with every other log filtered out
+/// (`RUST_LOG=warn,oms::listen=info`). In JSON logs: `{"target":
+/// "oms::listen","service":…,"kind":…,"addr":"127.0.0.1:41231",…}`.
+pub fn announce(service: &str, kind: &str, addr: SocketAddr) {
+    tracing::info!(target: "oms::listen", service, kind, %addr, "listening");
+}
+
 /// Binds `addr`, naming `var` in the error so the operator knows what to
 /// change when the port is taken.
 pub async fn bind(addr: SocketAddr, var: &str) -> Result<TcpListener, BindError> {
@@ -87,7 +97,7 @@ pub async fn serve_grpc(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(service = info.name, %addr, "serving gRPC");
+        announce(info.name, "grpc", addr);
     }
     let (reporter, health_service) = tonic_health::server::health_reporter();
     for name in info.grpc_services {

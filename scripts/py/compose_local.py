@@ -18,7 +18,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,10 +37,18 @@ def fail(message: str) -> None:
     raise SystemExit(f"compose-local: FAILED: {message}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def listen_addr(log: Path, kind: str):
+    """The address a service reported in its `oms::listen` log line."""
+    for line in log.read_text(errors="replace").splitlines():
+        if "oms::listen" not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("target") == "oms::listen" and event.get("kind") == kind:
+            return event["addr"]
+    return None
 
 
 def env_file(path: Path) -> dict:
@@ -97,21 +104,23 @@ def main() -> int:
         )
 
         # Each container has its own network namespace; here every
-        # listener gets a free port and every name becomes 127.0.0.1.
-        ports = {name: free_port() for name in OURS}
-        metrics_ports = {name: free_port() for name in OURS}
+        # listener binds port 0, says in its log which port it got, and
+        # every name becomes that address on 127.0.0.1.
+        addrs = {}
+        metrics_addrs = {}
         listen_var = {"user-svc": "USER_SVC_ADDR", "product-svc": "PRODUCT_SVC_ADDR",
                       "order-svc": "ORDER_SVC_ADDR", "gateway": "GATEWAY_ADDR"}
 
         def localize(service: str, key: str, value: str) -> str:
             value = str(value)
-            if key == listen_var[service]:
-                return f"127.0.0.1:{ports[service]}"
-            if key.endswith("_METRICS_ADDR"):
-                return f"127.0.0.1:{metrics_ports[service]}"
+            if key == listen_var[service] or key.endswith("_METRICS_ADDR"):
+                return "127.0.0.1:0"
             if key in listen_var.values():
+                # Started in dependency order: the peer is up already.
                 peer = next(n for n, v in listen_var.items() if v == key)
-                return f"127.0.0.1:{ports[peer]}"
+                return addrs[peer]
+            if key == "RUST_LOG":
+                return f"{value},oms::listen=info"
             if key == "REDIS_URL":
                 return redis_url
             if key == "OMS_REDIS_KEY_PREFIX":
@@ -127,9 +136,26 @@ def main() -> int:
             for f in spec.get("env_file", []):
                 env.update(env_file(secrets_dir / Path(f).name))
             env.update({k: localize(name, k, v) for k, v in spec.get("environment", {}).items()})
+            env["LOG_FORMAT"] = "json"
+            env.setdefault("RUST_LOG", "info,oms::listen=info")
             log = open(work / f"{name}.log", "w")
             logs[name] = work / f"{name}.log"
             processes[name] = subprocess.Popen([bin_dir / binary], env=env, stdout=log, stderr=log)
+
+            def listening(name=name) -> bool:
+                if processes[name].poll() is not None:
+                    fail(f"{name} exited: {logs[name].read_text()[-3000:]}")
+                addrs[name] = listen_addr(logs[name], "http" if name == "gateway" else "grpc")
+                return addrs[name] is not None
+
+            until(60, f"{name} reporting its address", listening)
+            if any(k.endswith("_METRICS_ADDR") for k in env):
+                until(10, f"{name} reporting its /metrics address",
+                      lambda name=name: listen_addr(logs[name], "metrics") is not None)
+                metrics_addrs[name] = listen_addr(logs[name], "metrics")
+            # The health command reads the listen address from the same
+            # variable: the one the service got.
+            env = {**env, listen_var[name]: addrs[name]}
             # compose's depends_on: service_healthy, with its health command.
             test = spec["healthcheck"]["test"]
             check = [bin_dir / Path(test[1]).name, *test[2:]]
@@ -140,9 +166,9 @@ def main() -> int:
                 return subprocess.run(check, env=env, capture_output=True).returncode == 0
 
             until(60, f"{name} healthy by `{' '.join(map(str, test[1:]))}`", healthy)
-            print(f"compose-local: {name} healthy on 127.0.0.1:{ports[name]}")
+            print(f"compose-local: {name} healthy on {addrs[name]}")
 
-        gw = f"http://127.0.0.1:{ports['gateway']}"
+        gw = f"http://{addrs['gateway']}"
         user_env = env_file(secrets_dir / "user-svc.env")
         status, body = http("POST", f"{gw}/v1/auth/login", {
             "email": user_env["OMS_BOOTSTRAP_ADMIN_EMAIL"],
@@ -176,7 +202,7 @@ def main() -> int:
         print("compose-local: admin product, customer order CONFIRMED, stock 3 -> 1, through the gateway")
 
         for name in ["user-svc", "product-svc", "order-svc"]:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_ports[name]}/metrics", timeout=10) as r:
+            with urllib.request.urlopen(f"http://{metrics_addrs[name]}/metrics", timeout=10) as r:
                 families = {f.name for f in text_string_to_metric_families(r.read().decode())}
             wanted = {"grpc_server_handled", "db_pool_connections"}
             if name in ("user-svc", "product-svc"):  # the two with REDIS_URL

@@ -138,6 +138,35 @@ pub async fn reflected_services(
     Ok(names)
 }
 
+/// Whether reflection (v1) finds a file defining `symbol`, e.g.
+/// `google.rpc.ErrorInfo`: what grpcurl asks to decode error details.
+pub async fn reflection_knows_symbol(channel: tonic::transport::Channel, symbol: &str) -> bool {
+    use tonic_reflection::pb::v1 as pb;
+    let mut client = pb::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = pb::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            pb::server_reflection_request::MessageRequest::FileContainingSymbol(symbol.to_owned()),
+        ),
+    };
+    let Ok(replies) = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+    else {
+        return false;
+    };
+    let mut replies = replies.into_inner();
+    while let Ok(Some(reply)) = replies.message().await {
+        if let Some(pb::server_reflection_response::MessageResponse::FileDescriptorResponse(
+            files,
+        )) = reply.message_response
+        {
+            return !files.file_descriptor_proto.is_empty();
+        }
+    }
+    false
+}
+
 /// Checks what every OMS gRPC server must offer: health SERVING for the
 /// server and each of its services, and reflection v1 and v1alpha listing
 /// exactly its services plus health and reflection.
@@ -174,6 +203,19 @@ pub async fn assert_grpc_basics(
             listed.ok().as_ref(),
             Some(&expected),
             "reflection (v1alpha: {v1alpha})"
+        );
+    }
+    // Error details decode in grpcurl and buf curl only if reflection
+    // serves their types too.
+    for symbol in [
+        "google.rpc.Status",
+        "google.rpc.ErrorInfo",
+        "google.rpc.BadRequest",
+        "google.rpc.RetryInfo",
+    ] {
+        assert!(
+            reflection_knows_symbol(channel.clone(), symbol).await,
+            "reflection does not serve {symbol}"
         );
     }
 }

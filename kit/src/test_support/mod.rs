@@ -15,7 +15,7 @@ use sea_orm::ConnectionTrait;
 pub use cli::{assert_cli_basics, run_binary};
 pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
-    reflected_services, spawn, spawn_at, violated_fields,
+    reflected_services, reflection_knows_symbol, spawn, spawn_at, violated_fields,
 };
 pub use tables::{assert_row_count, assert_tables, count_rows};
 

@@ -43,3 +43,18 @@ fn line(product_id: &str, quantity: i32) -> Line {
         quantity,
     }
 }
+
+/// The layering rule, checked: the rules and the port speak no wire type.
+#[test]
+fn the_saga_recovery_and_the_port_import_no_wire_types() {
+    for (file, source) in [
+        ("orders.rs", include_str!("../orders.rs")),
+        ("recovery.rs", include_str!("../recovery.rs")),
+        ("inventory.rs", include_str!("../inventory.rs")),
+        ("order.rs", include_str!("../order.rs")),
+    ] {
+        for wire in ["tonic", "oms_proto"] {
+            assert!(!source.contains(wire), "{file} mentions {wire}");
+        }
+    }
+}
