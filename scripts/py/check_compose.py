@@ -72,12 +72,19 @@ def main() -> int:
             if unknown:
                 errors.append(f"{name}: {unknown} are not read by {binary} (it reads {known})")
             # Loads the configuration with compose's values, then probes a
-            # server that isn't running here: 1 (unhealthy) is expected, 2
-            # means a value was refused.
+            # server that isn't running here: exactly 1 (unhealthy) is
+            # expected. 2 means a value was refused; 0, that something else
+            # answered at compose's address; anything else, a crash.
             probe = subprocess.run([bin_dir / binary, "healthcheck"], env={"PATH": "/usr/bin:/bin", **env},
                                    capture_output=True, text=True, timeout=30)
             if probe.returncode == 2:
                 errors.append(f"{name}: {binary} refuses compose's configuration: {probe.stderr.strip()}")
+            elif probe.returncode == 0:
+                errors.append(f"{name}: something already serves at compose's address "
+                              f"(stop it and run again): {probe.stdout.strip()}")
+            elif probe.returncode != 1:
+                errors.append(f"{name}: `{binary} healthcheck` exited {probe.returncode}, "
+                              f"not 1 (unhealthy): {probe.stderr.strip()}")
 
     for error in errors:
         print(f"check-compose: {error}", file=sys.stderr)

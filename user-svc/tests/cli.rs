@@ -86,8 +86,11 @@ async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
     ]);
     let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
     let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    // Probed through a relay that keeps its port once the service is gone,
+    // so no other process can take the address and answer for it.
+    let relay = kit::test_support::Relay::start(Some(svc.addr)).await;
     // Listening on all interfaces, as in a container: probed over loopback.
-    let addr = format!("0.0.0.0:{}", svc.addr.port());
+    let addr = format!("0.0.0.0:{}", relay.addr.port());
     let probe = move || {
         let output = Command::new(env!("CARGO_BIN_EXE_user-svc"))
             .arg("healthcheck")
@@ -104,6 +107,7 @@ async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
     assert_eq!(code, 0, "{said}");
     assert!(said.contains("healthy"), "{said}");
 
+    relay.point_to(None);
     svc.stop().await.unwrap();
     let (code, said) = tokio::task::spawn_blocking(probe).await.unwrap();
     assert_eq!(code, 1, "{said}");

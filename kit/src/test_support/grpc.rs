@@ -11,7 +11,9 @@ pub struct Spawned {
 }
 
 /// Binds `127.0.0.1:0` and runs `serve(listener, shutdown)` in a task, the
-/// way `main` would, but with a shutdown the test controls.
+/// way `main` would, but with a shutdown the test controls. A test that
+/// restarts a service puts a [`super::Relay`] in front of it instead of
+/// binding a released port again (another process may have taken it).
 pub async fn spawn<F, Fut>(serve: F) -> Spawned
 where
     F: FnOnce(
@@ -20,22 +22,9 @@ where
     ) -> Fut,
     Fut: std::future::Future<Output = Result<(), crate::StartupError>> + Send + 'static,
 {
-    spawn_at(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), serve).await
-}
-
-/// Like [`spawn`], on a given address: restarts a service where its
-/// clients expect it.
-pub async fn spawn_at<F, Fut>(addr: std::net::SocketAddr, serve: F) -> Spawned
-where
-    F: FnOnce(
-        tokio::net::TcpListener,
-        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    ) -> Fut,
-    Fut: std::future::Future<Output = Result<(), crate::StartupError>> + Send + 'static,
-{
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
         Ok(listener) => listener,
-        Err(e) => panic!("cannot bind {addr}: {e}"),
+        Err(e) => panic!("cannot bind 127.0.0.1:0: {e}"),
     };
     let addr = match listener.local_addr() {
         Ok(addr) => addr,

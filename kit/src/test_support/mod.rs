@@ -5,6 +5,7 @@
 
 mod cli;
 mod grpc;
+mod relay;
 mod tables;
 
 use std::path::PathBuf;
@@ -15,8 +16,9 @@ use sea_orm::ConnectionTrait;
 pub use cli::{assert_cli_basics, run_binary};
 pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
-    reflected_services, reflection_knows_symbol, spawn, spawn_at, violated_fields,
+    reflected_services, reflection_knows_symbol, spawn, violated_fields,
 };
+pub use relay::Relay;
 pub use tables::{assert_row_count, assert_tables, count_rows};
 
 use crate::config::{DatabaseUrl, RedisUrl};

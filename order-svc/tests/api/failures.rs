@@ -11,7 +11,7 @@ use kit::test_support::{
 use oms_proto::order::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{start, start_orders, start_products, start_users};
+use crate::helpers::{start, start_orders};
 
 kit::test_on_each_db!(
     product_svc_refusals_reach_the_client_unchanged_and_are_replayed,
@@ -106,7 +106,7 @@ async fn product_svc_down_gives_unavailable_and_holds_nothing(db: TestDb) {
     mesh.order(&mesh.alice, "warm-up", &[(&a.id, 1)])
         .await
         .unwrap();
-    mesh.products.take().unwrap().stop().await.unwrap();
+    mesh.stop_products().await;
 
     let down = mesh
         .order(&mesh.alice, "while-down", &[(&a.id, 2)])
@@ -119,8 +119,7 @@ async fn product_svc_down_gives_unavailable_and_holds_nothing(db: TestDb) {
         "only the warm-up order"
     );
 
-    let users = mesh.users.as_ref().unwrap().addr;
-    mesh.products = Some(start_products(&mesh.products_db, users, mesh.products_addr).await);
+    mesh.restart_products().await;
     assert_eq!(
         mesh.stock(&a.id).await,
         (4, 0, 4),
@@ -160,7 +159,7 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
 
     // order-svc dies; a new one with prompt recovery finds the PENDING
     // order and its held reservation, releases it and fails the order.
-    let (users, products) = (mesh.users.as_ref().unwrap().addr, mesh.products_addr);
+    let (users, products) = (mesh.users_relay.addr, mesh.products_relay.addr);
     let dead = std::mem::replace(
         &mut mesh.orders,
         start_orders(
@@ -209,7 +208,7 @@ async fn orders_go_on_while_user_svc_is_down_with_a_cached_token(db: TestDb) {
     mesh.order(&mesh.alice, "before", &[(&a.id, 1)])
         .await
         .unwrap();
-    mesh.users.take().unwrap().stop().await.unwrap();
+    mesh.stop_users().await;
     let during = mesh
         .order(&mesh.alice, "during", &[(&a.id, 1)])
         .await
@@ -227,12 +226,9 @@ async fn a_refused_service_token_is_renewed_once_and_the_call_retried(db: TestDb
     // user-svc comes back with a new signing key and product-svc with an
     // empty JWKS cache: order-svc's cached token, still within its
     // lifetime, is now signed by a key product-svc has never seen.
-    let users = mesh.users.take().unwrap();
-    let users_addr = users.addr;
-    users.stop().await.unwrap();
-    mesh.users = Some(start_users(&mesh.users_db, users_addr).await);
-    mesh.products.take().unwrap().stop().await.unwrap();
-    mesh.products = Some(start_products(&mesh.products_db, users_addr, mesh.products_addr).await);
+    let renewed_before = token_renewals();
+    mesh.restart_users().await;
+    mesh.restart_products().await;
 
     // Alice's own token was verified by order-svc before; its cache still
     // holds the old key, so only the service token is refused.
@@ -242,4 +238,19 @@ async fn a_refused_service_token_is_renewed_once_and_the_call_retried(db: TestDb
         .unwrap();
     assert_eq!(after.status(), pb::OrderStatus::Confirmed);
     assert_eq!(mesh.stock(&a.id).await, (2, 0, 2));
+    assert_eq!(
+        token_renewals() - renewed_before,
+        1,
+        "one renewal after the refusal, then the retried call"
+    );
+}
+
+/// Service tokens order-svc got from user-svc so far (this test process
+/// runs one order-svc; nextest gives every test its own process).
+fn token_renewals() -> u64 {
+    kit::metrics::render()
+        .lines()
+        .find(|l| l.starts_with("oms_service_token_renewals_total") && l.contains("outcome=\"ok\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kit::config::Env;
-use kit::test_support::{Spawned, TestDb, bearer, spawn, spawn_at, unique_name};
+use kit::test_support::{Relay, Spawned, TestDb, bearer, spawn, unique_name};
 use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
@@ -24,7 +24,10 @@ pub(crate) struct Mesh {
     pub(crate) users: Option<Spawned>,
     pub(crate) products: Option<Spawned>,
     pub(crate) orders: Spawned,
-    pub(crate) products_addr: SocketAddr,
+    /// Where order-svc (and product-svc) reach user-svc.
+    pub(crate) users_relay: Relay,
+    /// Where order-svc reaches product-svc.
+    pub(crate) products_relay: Relay,
     pub(crate) users_db: TestDb,
     pub(crate) products_db: TestDb,
     pub(crate) orders_db: kit::config::DatabaseUrl,
@@ -38,9 +41,9 @@ pub(crate) struct Mesh {
     pub(crate) bob_id: String,
 }
 
-/// user-svc on `db` at `at`, with a signing key of its own: every start
-/// is a key rotation that drops the old key.
-pub(crate) async fn start_users(db: &TestDb, at: SocketAddr) -> Spawned {
+/// user-svc on `db`, with a signing key of its own: every start is a key
+/// rotation that drops the old key.
+pub(crate) async fn start_users(db: &TestDb) -> Spawned {
     let clients = format!(
         r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
         user_svc::clients::sha256_hex(CLIENT_SECRET)
@@ -61,16 +64,17 @@ pub(crate) async fn start_users(db: &TestDb, at: SocketAddr) -> Spawned {
         ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "10000".to_owned()),
     ]);
     let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
-    spawn_at(at, |l, s| user_svc::serve(config, l, s)).await
+    spawn(|l, s| user_svc::serve(config, l, s)).await
 }
 
-pub(crate) async fn start_products(db: &TestDb, users: SocketAddr, at: SocketAddr) -> Spawned {
+/// product-svc on `db`, trusting the user-svc at `users`.
+pub(crate) async fn start_products(db: &TestDb, users: SocketAddr) -> Spawned {
     let env = Env::from_pairs([
         ("DATABASE_URL", db.url().expose().to_owned()),
         ("USER_SVC_ADDR", users.to_string()),
     ]);
     let config = product_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
-    spawn_at(at, |l, s| product_svc::serve(config, l, s)).await
+    spawn(|l, s| product_svc::serve(config, l, s)).await
 }
 
 async fn login(users: &Spawned, email: &str, password: &str) -> (String, String) {
@@ -174,14 +178,17 @@ pub(crate) async fn start_orders(
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
     let users_db = TestDb::sqlite();
     let products_db = TestDb::sqlite();
-    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let users = start_users(&users_db, any_port).await;
-    let products = start_products(&products_db, users.addr, any_port).await;
+    // Clients reach user-svc and product-svc through relays, so a test
+    // can restart either on a fresh port behind the same address.
+    let users = start_users(&users_db).await;
+    let users_relay = Relay::start(Some(users.addr)).await;
+    let products = start_products(&products_db, users_relay.addr).await;
+    let products_relay = Relay::start(Some(products.addr)).await;
     let stall_commits = Arc::new(AtomicBool::new(false));
     let orders = start_orders(
         db.url(),
-        users.addr,
-        products.addr,
+        users_relay.addr,
+        products_relay.addr,
         extra,
         stall_commits.clone(),
     )
@@ -190,7 +197,8 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
     let (alice, alice_id) = customer(&users, "alice").await;
     let (bob, bob_id) = customer(&users, "bob").await;
     Mesh {
-        products_addr: products.addr,
+        users_relay,
+        products_relay,
         users: Some(users),
         products: Some(products),
         orders,
@@ -224,13 +232,47 @@ pub(crate) fn lines(items: &[(&str, i32)]) -> Vec<LineItem> {
 }
 
 impl Mesh {
+    /// Stops product-svc: its relay refuses every connection until
+    /// [`Mesh::restart_products`].
+    pub(crate) async fn stop_products(&mut self) {
+        self.products_relay.point_to(None);
+        if let Some(products) = self.products.take() {
+            products.stop().await.unwrap();
+        }
+    }
+
+    /// Starts product-svc again on its database (a fresh port, behind the
+    /// same relay) with an empty JWKS cache.
+    pub(crate) async fn restart_products(&mut self) {
+        self.stop_products().await;
+        let products = start_products(&self.products_db, self.users_relay.addr).await;
+        self.products_relay.point_to(Some(products.addr));
+        self.products = Some(products);
+    }
+
+    /// Stops user-svc: its relay refuses every connection.
+    pub(crate) async fn stop_users(&mut self) {
+        self.users_relay.point_to(None);
+        if let Some(users) = self.users.take() {
+            users.stop().await.unwrap();
+        }
+    }
+
+    /// Starts user-svc again on its database with a new signing key.
+    pub(crate) async fn restart_users(&mut self) {
+        self.stop_users().await;
+        let users = start_users(&self.users_db).await;
+        self.users_relay.point_to(Some(users.addr));
+        self.users = Some(users);
+    }
+
     pub(crate) fn orders(&self) -> OrderServiceClient<Channel> {
         OrderServiceClient::new(self.orders.channel())
     }
 
     fn catalogue(&self) -> ProductServiceClient<Channel> {
         let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", self.products_addr))
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.products_relay.addr))
                 .unwrap()
                 .connect_lazy();
         ProductServiceClient::new(channel)

@@ -334,49 +334,82 @@ async fn unknown_archived_and_malformed_lines_are_refused(db: TestDb) {
 }
 
 async fn two_replicas_sweeping_together_return_each_unit_once(db: TestDb) {
-    let fast = [
-        ("OMS_RESERVATION_TTL_SECS", "1"),
-        ("OMS_RESERVATION_SWEEP_SECS", "1"),
-        // Each replica's in-process cache is invalidated only by its own
-        // writes (production shares Redis); the other's sweep shows here
-        // once the entry expires.
-        ("OMS_PRODUCT_CACHE_TTL_SECS", "1"),
-    ];
-    let mesh = start(&db, &fast).await;
-    let twin = start_products(&db, &mesh.users, &fast).await;
+    // Each replica's in-process cache is invalidated only by its own writes
+    // (production shares Redis); the other's sweep shows once it expires.
+    let replica = |sweep_secs: &'static str| {
+        [
+            ("OMS_RESERVATION_TTL_SECS", "1"),
+            ("OMS_RESERVATION_SWEEP_SECS", sweep_secs),
+            ("OMS_PRODUCT_CACHE_TTL_SECS", "1"),
+        ]
+    };
+    // The first replica sweeps once, at start, before anything is
+    // reserved: every expiry in the first round is the twin's.
+    let mesh = start(&db, &replica("3600")).await;
+    let twin = start_products(&db, &mesh.users, &replica("1")).await;
     let p = mesh.create("TWIN-1", 100, 50).await;
-    for i in 0..20 {
-        mesh.reserve(&format!("twin-{i}"), &[(&p.id, 2)])
-            .await
-            .unwrap();
-    }
-    assert_eq!(stock(&mesh.get(&p.id).await), (50, 40, 10));
-    // Both instances sweep the same rows; a unit returned twice would show
-    // as negative reserved stock.
     let twin_catalogue = ProductServiceClient::new(twin.channel());
-    let settled = eventually(
-        Duration::from_secs(20),
-        "every reservation to expire",
-        || {
-            let mut catalogue = twin_catalogue.clone();
-            let id = p.id.clone();
-            async move {
-                let product = catalogue
-                    .get_product(pb::GetProductRequest { product_id: id })
+    // Settled: every reservation of the round EXPIRED (read from the
+    // database), then the product as both replicas' caches come to show it
+    // (a unit returned twice would leave reserved stock below zero, and
+    // this would never be reached).
+    let settled = |round: usize| {
+        let (mesh, twin_catalogue, id) = (&mesh, twin_catalogue.clone(), p.id.clone());
+        async move {
+            eventually(
+                Duration::from_secs(30),
+                "every reservation to expire",
+                || async move {
+                    for i in 0..10 {
+                        let state = mesh.reservation(&format!("twin-{round}-{i}")).await.state();
+                        if state != pb::ReservationState::Expired {
+                            return None;
+                        }
+                    }
+                    Some(())
+                },
+            )
+            .await;
+            eventually(
+                Duration::from_secs(30),
+                "the stock to be whole again",
+                || {
+                    let mut catalogue = twin_catalogue.clone();
+                    let id = id.clone();
+                    async move {
+                        let product = catalogue
+                            .get_product(pb::GetProductRequest { product_id: id })
+                            .await
+                            .ok()?
+                            .into_inner()
+                            .product?;
+                        (stock(&product) == (50, 0, 50)).then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+    };
+    let reserve_ten = |round: usize| {
+        let (mesh, id) = (&mesh, p.id.clone());
+        async move {
+            for i in 0..10 {
+                let held = mesh
+                    .reserve(&format!("twin-{round}-{i}"), &[(&id, 2)])
                     .await
-                    .ok()?
-                    .into_inner()
-                    .product?;
-                (product.stock_reserved <= 0).then_some(product)
+                    .unwrap();
+                assert_eq!(held.state(), pb::ReservationState::Reserved);
             }
-        },
-    )
-    .await;
-    assert_eq!(stock(&settled), (50, 0, 50));
-    for i in [0, 19] {
-        assert_eq!(
-            mesh.reservation(&format!("twin-{i}")).await.state(),
-            pb::ReservationState::Expired
-        );
-    }
+        }
+    };
+    reserve_ten(1).await;
+    // The twin's sweep, alone.
+    settled(1).await;
+
+    // Now a second replica sweeping every second too: both sweep the same
+    // rows; a unit returned twice would show as negative reserved stock.
+    let third = start_products(&db, &mesh.users, &replica("1")).await;
+    reserve_ten(2).await;
+    settled(2).await;
+    third.stop().await.unwrap();
 }
