@@ -188,13 +188,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Internal(source) => {
                 // The one place the cause chain is logged; clients never see it.
-                let mut chain = source.to_string();
-                let mut next = source.source();
-                while let Some(cause) = next {
-                    chain.push_str(": ");
-                    chain.push_str(&cause.to_string());
-                    next = cause.source();
-                }
+                let chain = crate::startup::report(source.as_ref());
                 tracing::error!(error = %chain, "internal error");
                 Status::internal("internal error")
             }

@@ -19,6 +19,8 @@
 //! - [`background`] runs sweepers and recovery loops, stopped with their
 //!   service.
 //! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
+//! - [`fields`] parses a request's fields all at once, keeping every
+//!   violation.
 //! - [`lines`] parses and hashes line items (product + quantity).
 //! - [`money`] checks currencies and amounts (minor units, never floats).
 //! - [`paging`] reads page sizes and opaque keyset page tokens.
@@ -36,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fields;
 pub mod healthcheck;
 pub mod kv;
 pub mod lines;

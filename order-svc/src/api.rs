@@ -9,8 +9,8 @@ use tonic::{Request, Response, Status};
 
 use crate::clients::call_context;
 use crate::error::OrderError;
-use crate::input;
-use crate::order::{Order, Status as OrderStatus};
+use crate::input::{self, Cancellation, NewOrder, OrderQuery, StatusChange};
+use crate::model::{Order, Status as OrderStatus};
 use crate::orders::{Caller, Orders};
 
 /// What the handlers share.
@@ -88,28 +88,20 @@ impl OrderService for OrderApi {
     ) -> Result<Response<pb::CreateOrderResponse>, Status> {
         let (customer, _) = user(&request)?;
         let ctx = call_context(&request);
-        let r = request.into_inner();
-        let (lines, request_id) = match (
-            kit::lines::parse(&r.lines),
-            input::request_id(&r.request_id),
-        ) {
-            (Ok(lines), Ok(id)) => (lines, id),
-            (lines, id) => {
-                let mut violations = lines.err().unwrap_or_default();
-                violations.extend(id.err());
-                return Err(OrderError::Invalid(violations).into());
-            }
-        };
+        let input = NewOrder::try_from(request.into_inner()).map_err(OrderError::from)?;
         // The saga runs to its end even if the client hangs up midway, so
         // no order is left half-placed by a dropped connection.
         let orders = self.state.orders.clone();
-        let placed =
-            tokio::spawn(async move { orders.create(&ctx, &customer, &request_id, lines).await })
+        let placed = tokio::spawn(async move {
+            orders
+                .create(&ctx, &customer, &input.request_id, input.lines)
                 .await
-                .map_err(|source| OrderError::Task {
-                    what: "saga",
-                    source,
-                })??;
+        })
+        .await
+        .map_err(|source| OrderError::Task {
+            what: "saga",
+            source,
+        })??;
         Ok(Response::new(pb::CreateOrderResponse {
             order: Some(to_proto_order(placed)),
         }))
@@ -138,48 +130,16 @@ impl OrderService for OrderApi {
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         let (id, role) = user(&request)?;
-        let r = request.into_inner();
-        let status = match pb::OrderStatus::try_from(r.status) {
-            Ok(pb::OrderStatus::Unspecified) => Ok(None),
-            Ok(pb::OrderStatus::Pending) => Ok(Some(OrderStatus::Pending)),
-            Ok(pb::OrderStatus::Confirmed) => Ok(Some(OrderStatus::Confirmed)),
-            Ok(pb::OrderStatus::Cancelled) => Ok(Some(OrderStatus::Cancelled)),
-            Ok(pb::OrderStatus::Shipped) => Ok(Some(OrderStatus::Shipped)),
-            Ok(pb::OrderStatus::Delivered) => Ok(Some(OrderStatus::Delivered)),
-            Ok(pb::OrderStatus::Failed) => Ok(Some(OrderStatus::Failed)),
-            Err(_) => Err(kit::FieldViolation::new("status", "is not an OrderStatus")),
-        };
-        let customer = if r.customer_id.is_empty() {
-            Ok(None)
-        } else {
-            uuid::Uuid::parse_str(&r.customer_id)
-                .map(|u| Some(u.hyphenated().to_string()))
-                .map_err(|_| kit::FieldViolation::new("customer_id", "must be a user ID (UUID)"))
-        };
-        let (status, customer, page_size, cursor) = match (
-            status,
-            customer,
-            kit::paging::page_size(r.page_size),
-            kit::paging::decode_token(&r.page_token),
-        ) {
-            (Ok(s), Ok(c), Ok(size), Ok(cursor)) => (s, c, size, cursor),
-            (s, c, size, cursor) => {
-                let violations = [s.err(), c.err(), size.err(), cursor.err()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                return Err(OrderError::Invalid(violations).into());
-            }
-        };
+        let query = OrderQuery::try_from(request.into_inner()).map_err(OrderError::from)?;
         let (orders, next) = self
             .state
             .orders
             .list(
                 Caller { id: &id, role },
-                customer.as_deref(),
-                status,
-                cursor.as_deref(),
-                page_size,
+                query.customer_id.as_deref(),
+                query.status,
+                query.cursor.as_deref(),
+                query.page_size,
             )
             .await?;
         Ok(Response::new(pb::ListOrdersResponse {
@@ -198,19 +158,8 @@ impl OrderService for OrderApi {
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
         let (id, role) = user(&request)?;
         let ctx = call_context(&request);
-        let r = request.into_inner();
-        let (order_id, reason) = match (
-            input::order_id(&r.order_id),
-            input::cancel_reason(&r.reason),
-        ) {
-            (Ok(o), Ok(reason)) => (o, reason),
-            (o, reason) => {
-                return Err(OrderError::Invalid(
-                    [o.err(), reason.err()].into_iter().flatten().collect(),
-                )
-                .into());
-            }
-        };
+        let Cancellation { order_id, reason } =
+            Cancellation::try_from(request.into_inner()).map_err(OrderError::from)?;
         let orders = self.state.orders.clone();
         let cancelled = tokio::spawn(async move {
             orders
@@ -233,24 +182,8 @@ impl OrderService for OrderApi {
         request: Request<pb::UpdateOrderStatusRequest>,
     ) -> Result<Response<pb::UpdateOrderStatusResponse>, Status> {
         let admin = require_admin(&request).map_err(auth)?;
-        let r = request.into_inner();
-        let to = match pb::OrderStatus::try_from(r.status) {
-            Ok(pb::OrderStatus::Shipped) => Ok(OrderStatus::Shipped),
-            Ok(pb::OrderStatus::Delivered) => Ok(OrderStatus::Delivered),
-            _ => Err(kit::FieldViolation::new(
-                "status",
-                "must be ORDER_STATUS_SHIPPED or ORDER_STATUS_DELIVERED",
-            )),
-        };
-        let (order_id, to) = match (input::order_id(&r.order_id), to) {
-            (Ok(o), Ok(to)) => (o, to),
-            (o, to) => {
-                return Err(OrderError::Invalid(
-                    [o.err(), to.err()].into_iter().flatten().collect(),
-                )
-                .into());
-            }
-        };
+        let StatusChange { order_id, to } =
+            StatusChange::try_from(request.into_inner()).map_err(OrderError::from)?;
         let order = self
             .state
             .orders

@@ -8,7 +8,7 @@ use tonic::{Code, Status};
 
 use crate::DOMAIN;
 use crate::inventory::{Refusal, RefusalKind, Unavailable};
-use crate::order::Failure;
+use crate::model::Failure;
 
 /// An order-svc failure.
 #[derive(Debug, thiserror::Error)]

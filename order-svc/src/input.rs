@@ -1,8 +1,134 @@
-//! Parse, don't validate: CreateOrder's lines and other request fields.
+//! Parse, don't validate: each OrderService request turned into validated
+//! input once, at the edge, with every bad field reported together.
 
 use kit::FieldViolation;
+use kit::fields::AllFields as _;
+use oms_proto::order::v1 as pb;
+
+use crate::model::Status;
 
 pub use kit::lines::Line;
+
+/// A CreateOrder request, valid.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// 1 to 100 lines of distinct products.
+    pub lines: Vec<Line>,
+    /// The client's idempotency key.
+    pub request_id: String,
+}
+
+impl TryFrom<pb::CreateOrderRequest> for NewOrder {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::CreateOrderRequest) -> Result<Self, Self::Error> {
+        let (lines, request_id) =
+            (kit::lines::parse(&r.lines), request_id(&r.request_id)).all_fields()?;
+        Ok(Self { lines, request_id })
+    }
+}
+
+/// A ListOrders request, valid.
+#[derive(Debug, Clone)]
+pub struct OrderQuery {
+    /// Only orders of this status.
+    pub status: Option<Status>,
+    /// Only this customer's (admins).
+    pub customer_id: Option<String>,
+    /// Orders per page.
+    pub page_size: u64,
+    /// Where the page starts.
+    pub cursor: Option<String>,
+}
+
+impl TryFrom<pb::ListOrdersRequest> for OrderQuery {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::ListOrdersRequest) -> Result<Self, Self::Error> {
+        let status = match pb::OrderStatus::try_from(r.status) {
+            Ok(pb::OrderStatus::Unspecified) => Ok(None),
+            Ok(status) => Ok(Some(from_proto_status(status))),
+            Err(_) => Err(FieldViolation::new("status", "is not an OrderStatus")),
+        };
+        let customer_id = if r.customer_id.is_empty() {
+            Ok(None)
+        } else {
+            uuid::Uuid::parse_str(&r.customer_id)
+                .map(|u| Some(u.hyphenated().to_string()))
+                .map_err(|_| FieldViolation::new("customer_id", "must be a user ID (UUID)"))
+        };
+        let (status, customer_id, page_size, cursor) = (
+            status,
+            customer_id,
+            kit::paging::page_size(r.page_size),
+            kit::paging::decode_token(&r.page_token),
+        )
+            .all_fields()?;
+        Ok(Self {
+            status,
+            customer_id,
+            page_size,
+            cursor,
+        })
+    }
+}
+
+/// A CancelOrder request, valid.
+#[derive(Debug, Clone)]
+pub struct Cancellation {
+    /// The order.
+    pub order_id: String,
+    /// Why, at most 500 characters.
+    pub reason: String,
+}
+
+impl TryFrom<pb::CancelOrderRequest> for Cancellation {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::CancelOrderRequest) -> Result<Self, Self::Error> {
+        let (order_id, reason) = (order_id(&r.order_id), cancel_reason(&r.reason)).all_fields()?;
+        Ok(Self { order_id, reason })
+    }
+}
+
+/// An UpdateOrderStatus request, valid.
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    /// The order.
+    pub order_id: String,
+    /// SHIPPED or DELIVERED.
+    pub to: Status,
+}
+
+impl TryFrom<pb::UpdateOrderStatusRequest> for StatusChange {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::UpdateOrderStatusRequest) -> Result<Self, Self::Error> {
+        let to = match pb::OrderStatus::try_from(r.status) {
+            Ok(pb::OrderStatus::Shipped) => Ok(Status::Shipped),
+            Ok(pb::OrderStatus::Delivered) => Ok(Status::Delivered),
+            _ => Err(FieldViolation::new(
+                "status",
+                "must be ORDER_STATUS_SHIPPED or ORDER_STATUS_DELIVERED",
+            )),
+        };
+        let (order_id, to) = (order_id(&r.order_id), to).all_fields()?;
+        Ok(Self { order_id, to })
+    }
+}
+
+/// The domain status of a protobuf one (UNSPECIFIED is the caller's to
+/// refuse before this).
+pub fn from_proto_status(status: pb::OrderStatus) -> Status {
+    match status {
+        pb::OrderStatus::Unspecified | pb::OrderStatus::Pending => Status::Pending,
+        pb::OrderStatus::Confirmed => Status::Confirmed,
+        pb::OrderStatus::Cancelled => Status::Cancelled,
+        pb::OrderStatus::Shipped => Status::Shipped,
+        pb::OrderStatus::Delivered => Status::Delivered,
+        pb::OrderStatus::Failed => Status::Failed,
+    }
+}
 
 /// The client's idempotency key: 1 to 128 printable ASCII characters.
 pub fn request_id(raw: &str) -> Result<String, FieldViolation> {

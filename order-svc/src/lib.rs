@@ -3,7 +3,7 @@
 //!
 //! - [`config`]: what the service reads from the environment.
 //! - `api`: the gRPC layer (`oms.order.v1` OrderService).
-//! - [`order`]: what an order is (domain values).
+//! - [`model`]: what an order is (domain values).
 //! - [`orders`]: the order rules and the CreateOrder saga.
 //! - [`recovery`]: finishes what a crash or failed call left half-done.
 //! - [`inventory`]: the port the saga reaches product-svc through, in
@@ -26,7 +26,7 @@ pub mod error;
 pub mod input;
 pub mod inventory;
 pub mod migration;
-pub mod order;
+pub mod model;
 pub mod orders;
 pub mod recovery;
 pub mod store;

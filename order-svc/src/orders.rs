@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::OrderError;
 use crate::inventory::{CallContext, Inventory, InventoryError, Line, Reservation};
-use crate::order::{Line as OrderLine, Order, Status};
+use crate::model::{Line as OrderLine, Order, Status};
 use crate::store::orders;
 
 /// The orders of one service instance.

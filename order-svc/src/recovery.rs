@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::error::OrderError;
 use crate::inventory::{CallContext, ReservationState};
-use crate::order::{Failure, Order, Status};
+use crate::model::{Failure, Order, Status};
 use crate::orders::{Orders, priced_lines};
 use crate::store::orders;
 

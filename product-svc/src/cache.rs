@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use kit::kv::KvStore;
 
-use crate::store::products::Product;
+use crate::model::Product;
 
 /// How long a generation counter lives: far longer than any entry, so an
 /// expired counter can only hide entries that are gone too.

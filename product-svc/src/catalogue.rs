@@ -6,7 +6,8 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::cache::ProductCache;
 use crate::error::ProductError;
-use crate::store::products::{self, PricePoint, Product, WriteError};
+use crate::model::{PricePoint, Product};
+use crate::store::products::{self, WriteError};
 
 /// A new product's fields, already checked.
 #[derive(Debug, Clone)]

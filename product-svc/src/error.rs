@@ -64,9 +64,12 @@ pub enum ProductError {
     /// A transaction kept losing lock races (deadlock, busy database).
     #[error("too much contention; try again")]
     Busy(String),
-    /// The database or cache failed.
-    #[error("{0}")]
-    Internal(String),
+    /// The database failed.
+    #[error("products database")]
+    Database(#[source] sea_orm::DbErr),
+    /// The product cache (Redis) failed.
+    #[error("product cache")]
+    Cache(#[source] kit::kv::KvError),
 }
 
 impl From<FieldViolation> for ProductError {
@@ -86,14 +89,14 @@ impl From<sea_orm::DbErr> for ProductError {
         {
             Self::Busy(text)
         } else {
-            Self::Internal(format!("products database: {text}"))
+            Self::Database(e)
         }
     }
 }
 
 impl From<kit::kv::KvError> for ProductError {
     fn from(e: kit::kv::KvError) -> Self {
-        Self::Internal(format!("product cache: {e}"))
+        Self::Cache(e)
     }
 }
 
@@ -171,7 +174,7 @@ impl From<ProductError> for ApiError {
                 reject(Code::Aborted, "CONCURRENT_UPDATE").into()
             }
             ProductError::Auth(e) => e,
-            ProductError::Internal(cause) => ApiError::internal(cause),
+            e @ (ProductError::Database(_) | ProductError::Cache(_)) => ApiError::internal(e),
         }
     }
 }

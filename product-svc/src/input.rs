@@ -91,13 +91,6 @@ pub fn reason(field: &str, raw: &str) -> Result<String, FieldViolation> {
     Ok(reason.to_owned())
 }
 
-/// Joins the violations of several checks.
-pub fn collect(
-    results: impl IntoIterator<Item = Option<Vec<FieldViolation>>>,
-) -> Vec<FieldViolation> {
-    results.into_iter().flatten().flatten().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

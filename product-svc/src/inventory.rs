@@ -12,8 +12,9 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use crate::cache::ProductCache;
 use crate::error::{ProductError, ShortLine};
 use crate::input::Line;
-use crate::store::products::{self, Product};
-use crate::store::reservations::{self, Expiry, Reservation, ReservedLine, State, StockMove};
+use crate::model::{Product, Reservation, ReservedLine, State};
+use crate::store::products;
+use crate::store::reservations::{self, Expiry, StockMove};
 
 /// Attempts of a transaction that lost a lock race before giving up.
 const TRANSIENT_ATTEMPTS: u32 = 5;

@@ -4,6 +4,7 @@
 //! - [`config`]: what the service reads from the environment.
 //! - `api`: the gRPC layer (`oms.product.v1` ProductService and
 //!   InventoryService).
+//! - [`model`]: what a product, a price entry and a reservation are.
 //! - [`catalogue`]: products, price history, stock adjustments.
 //! - [`inventory`]: reservations, all or nothing, and their expiry.
 //! - [`cache`]: the read-through GetProduct cache.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod input;
 pub mod inventory;
 pub mod migration;
+pub mod model;
 pub mod store;
 
 use std::future::Future;

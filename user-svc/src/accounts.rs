@@ -10,9 +10,10 @@ use sea_orm::DatabaseConnection;
 use crate::clients::{ServiceClient, audience_of};
 use crate::error::UserError;
 use crate::input::{DisplayName, Email, Password};
+use crate::model::User;
 use crate::passwords::Passwords;
 use crate::sessions::{Rotation, Sessions};
-use crate::store::users::{self, User};
+use crate::store::users;
 use crate::throttle::SlidingWindow;
 use crate::tokens::{SignedToken, TokenIssuer};
 

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl};
+use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl, SecretString};
 
 use crate::clients::ServiceClient;
 
@@ -46,40 +46,23 @@ pub struct Config {
 }
 
 /// Where the Ed25519 signing keys come from.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum KeySource {
     /// `OMS_JWT_SIGNING_KEYS`: one or more keys (PKCS#8 PEM, or base64 of
     /// PKCS#8 DER or of a 32-byte seed), comma-separated; the first signs,
     /// the others are only published, for rotation.
-    Env(Vec<String>),
+    Env(Vec<SecretString>),
     /// A key file generated on first start (the embedded default).
     File(PathBuf),
 }
 
-impl std::fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Env(keys) => write!(f, "Env({} keys)", keys.len()),
-            Self::File(path) => write!(f, "File({})", path.display()),
-        }
-    }
-}
-
 /// The first admin, from configuration.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct BootstrapAdmin {
     /// `OMS_BOOTSTRAP_ADMIN_EMAIL`.
     pub email: String,
-    /// `OMS_BOOTSTRAP_ADMIN_PASSWORD`.
-    pub password: String,
-}
-
-impl std::fmt::Debug for BootstrapAdmin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootstrapAdmin")
-            .field("email", &self.email)
-            .finish_non_exhaustive()
-    }
+    /// `OMS_BOOTSTRAP_ADMIN_PASSWORD`; never shown by `Debug`.
+    pub password: SecretString,
 }
 
 /// Login throttling: sliding windows per account (failures) and per client
@@ -117,15 +100,16 @@ impl Config {
         let signing_keys = match env.get("OMS_JWT_SIGNING_KEYS")? {
             Some(raw) => KeySource::Env(
                 raw.split(',')
-                    .map(|k| k.trim().to_owned())
+                    .map(str::trim)
                     .filter(|k| !k.is_empty())
+                    .map(SecretString::from)
                     .collect(),
             ),
             None => KeySource::File(env.data_dir()?.join("jwt-signing-key.pem")),
         };
         let bootstrap_admin = match (
             env.get("OMS_BOOTSTRAP_ADMIN_EMAIL")?,
-            env.get("OMS_BOOTSTRAP_ADMIN_PASSWORD")?,
+            env.secret("OMS_BOOTSTRAP_ADMIN_PASSWORD")?,
         ) {
             (None, None) => None,
             (Some(email), Some(password)) => Some(BootstrapAdmin { email, password }),

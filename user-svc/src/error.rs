@@ -43,9 +43,21 @@ pub enum UserError {
     /// Authentication or authorization refused the call.
     #[error(transparent)]
     Auth(ApiError),
-    /// The database, the token store, signing or hashing failed.
-    #[error("{0}")]
-    Internal(String),
+    /// The users database failed.
+    #[error("users database")]
+    Database(#[source] crate::store::users::StoreError),
+    /// The token store (Redis) failed.
+    #[error("token store")]
+    TokenStore(#[source] kit::kv::KvError),
+    /// Refresh tokens could not be read or written.
+    #[error("refresh tokens")]
+    Sessions(#[source] crate::sessions::SessionError),
+    /// Password hashing failed.
+    #[error("password hashing")]
+    Hashing(#[source] crate::passwords::HashError),
+    /// A token could not be signed.
+    #[error("signing a token")]
+    Signing(#[source] jsonwebtoken::errors::Error),
 }
 
 impl From<FieldViolation> for UserError {
@@ -58,32 +70,32 @@ impl From<crate::store::users::StoreError> for UserError {
     fn from(e: crate::store::users::StoreError) -> Self {
         match e {
             crate::store::users::StoreError::EmailTaken => Self::EmailTaken,
-            other => Self::Internal(format!("users database: {other}")),
+            other => Self::Database(other),
         }
     }
 }
 
 impl From<kit::kv::KvError> for UserError {
     fn from(e: kit::kv::KvError) -> Self {
-        Self::Internal(format!("token store: {e}"))
+        Self::TokenStore(e)
     }
 }
 
 impl From<crate::sessions::SessionError> for UserError {
     fn from(e: crate::sessions::SessionError) -> Self {
-        Self::Internal(format!("refresh tokens: {e}"))
+        Self::Sessions(e)
     }
 }
 
 impl From<crate::passwords::HashError> for UserError {
     fn from(e: crate::passwords::HashError) -> Self {
-        Self::Internal(e.to_string())
+        Self::Hashing(e)
     }
 }
 
 impl From<jsonwebtoken::errors::Error> for UserError {
     fn from(e: jsonwebtoken::errors::Error) -> Self {
-        Self::Internal(format!("signing a token: {e}"))
+        Self::Signing(e)
     }
 }
 
@@ -130,7 +142,11 @@ impl From<UserError> for ApiError {
                 )],
             },
             UserError::Auth(e) => e,
-            UserError::Internal(cause) => ApiError::internal(cause),
+            e @ (UserError::Database(_)
+            | UserError::TokenStore(_)
+            | UserError::Sessions(_)
+            | UserError::Hashing(_)
+            | UserError::Signing(_)) => ApiError::internal(e),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! can only hold valid values. Each failure is a field violation.
 
 use kit::FieldViolation;
+use kit::config::{ExposeSecret as _, SecretString};
 
 /// A normalised email: trimmed, lower-cased, `local@domain.tld`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,28 +48,23 @@ impl Email {
 
 /// A password of 8 to 128 characters. No composition rules and no
 /// truncation (NIST SP 800-63B); whitespace is kept as typed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
+/// Never shown by `Debug`.
+#[derive(Debug, Clone)]
+pub struct Password(SecretString);
 
 impl Password {
     /// Checks the length of `raw`, in characters.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldViolation> {
         match raw.chars().count() {
             0..8 => Err(FieldViolation::new(field, "must be at least 8 characters")),
-            8..=128 => Ok(Self(raw.to_owned())),
+            8..=128 => Ok(Self(SecretString::from(raw))),
             _ => Err(FieldViolation::new(field, "must be at most 128 characters")),
         }
     }
 
     /// The password itself.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
@@ -151,10 +147,8 @@ mod tests {
         let long = "x".repeat(128);
         assert_eq!(Password::parse("password", &long).unwrap().expose(), long);
         assert!(Password::parse("password", &"x".repeat(129)).is_err());
-        assert_eq!(
-            format!("{:?}", Password::parse("p", "hunter2hunter2").unwrap()),
-            "Password(***)"
-        );
+        let shown = format!("{:?}", Password::parse("p", "hunter2hunter2").unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

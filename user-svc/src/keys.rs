@@ -2,6 +2,7 @@
 //! the embedded default), identified by their RFC 7638 thumbprint, and
 //! published as a JWKS.
 
+use kit::config::ExposeSecret as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -65,7 +66,9 @@ impl SigningKeys {
             KeySource::Env(entries) => entries
                 .iter()
                 .enumerate()
-                .map(|(i, entry)| parse_key(entry).ok_or(KeyError::Unreadable { index: i + 1 }))
+                .map(|(i, entry)| {
+                    parse_key(entry.expose_secret()).ok_or(KeyError::Unreadable { index: i + 1 })
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             KeySource::File(path) => vec![load_or_generate(path)?],
         };
@@ -190,6 +193,7 @@ fn jwk(key: &SigningKey) -> Jwk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kit::config::SecretString;
 
     #[test]
     fn keys_load_from_pem_seed_and_der_with_the_first_signing() {
@@ -199,6 +203,7 @@ mod tests {
             STANDARD.encode(b.to_bytes()),
             STANDARD.encode(a.to_pkcs8_der().unwrap().as_bytes()),
         ];
+        let entries = entries.into_iter().map(SecretString::from).collect();
         let keys = SigningKeys::load(&KeySource::Env(entries)).unwrap();
         assert_eq!(keys.kid(), thumbprint(&a));
         assert_eq!(keys.jwks().len(), 3);
@@ -209,7 +214,7 @@ mod tests {
         );
         assert_eq!(keys.jwks()[1].kid, thumbprint(&b));
         assert!(matches!(
-            SigningKeys::load(&KeySource::Env(vec!["garbage".into()])),
+            SigningKeys::load(&KeySource::Env(vec![SecretString::from("garbage")])),
             Err(KeyError::Unreadable { index: 1 })
         ));
     }

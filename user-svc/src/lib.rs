@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: what the service reads from the environment.
 //! - `api`: the gRPC layer (`oms.user.v1` AuthService and UserService).
+//! - [`model`]: what an account is.
 //! - [`accounts`]: the account rules, free of wire types.
 //! - [`input`]: request fields parsed into types that hold only valid values.
 //! - [`passwords`]: argon2id hashing on threads of its own.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod input;
 pub mod keys;
 pub mod migration;
+pub mod model;
 mod operator;
 pub mod passwords;
 pub mod sessions;
@@ -145,8 +147,11 @@ pub async fn serve(
     if let Some(admin) = &config.bootstrap_admin {
         let email = input::Email::parse("OMS_BOOTSTRAP_ADMIN_EMAIL", &admin.email)
             .map_err(|v| kit::config::ConfigError::new(v.field, v.description))?;
-        let password = input::Password::parse("OMS_BOOTSTRAP_ADMIN_PASSWORD", &admin.password)
-            .map_err(|v| kit::config::ConfigError::new(v.field, v.description))?;
+        let password = input::Password::parse(
+            "OMS_BOOTSTRAP_ADMIN_PASSWORD",
+            kit::config::ExposeSecret::expose_secret(&admin.password),
+        )
+        .map_err(|v| kit::config::ConfigError::new(v.field, v.description))?;
         accounts
             .bootstrap_admin(email, password)
             .await

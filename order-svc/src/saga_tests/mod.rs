@@ -51,7 +51,7 @@ fn the_saga_recovery_and_the_port_import_no_wire_types() {
         ("orders.rs", include_str!("../orders.rs")),
         ("recovery.rs", include_str!("../recovery.rs")),
         ("inventory.rs", include_str!("../inventory.rs")),
-        ("order.rs", include_str!("../order.rs")),
+        ("model.rs", include_str!("../model.rs")),
     ] {
         for wire in ["tonic", "oms_proto"] {
             assert!(!source.contains(wire), "{file} mentions {wire}");

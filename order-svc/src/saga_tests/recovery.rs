@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::fake::{Op, unavailable};
 use super::{Harness, harness, line};
 use crate::inventory::{CallContext, Line, ReservationState};
-use crate::order::{Order, Status};
+use crate::model::{Order, Status};
 use crate::recovery::recover;
 use crate::store::orders as store;
 

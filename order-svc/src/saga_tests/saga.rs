@@ -4,7 +4,7 @@ use super::fake::{Op, refused, unavailable};
 use super::{harness, line};
 use crate::error::OrderError;
 use crate::inventory::{CallContext, RefusalKind, ReservationState};
-use crate::order::Status;
+use crate::model::Status;
 use crate::store::orders as store;
 
 const ALICE: &str = "alice";

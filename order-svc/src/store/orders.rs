@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::{order, order_line};
-use crate::order::{Failure, Line, Order, Status};
+use crate::model::{Failure, Line, Order, Status};
 
 fn parse_status(name: &str) -> Option<Status> {
     Status::ALL.into_iter().find(|s| s.as_str() == name)

@@ -1,6 +1,7 @@
 //! `oms.product.v1.InventoryService`: services only, by scope.
 
 use kit::auth::require_scope;
+use kit::fields::AllFields as _;
 use oms_proto::product::v1::{self as pb, inventory_service_server::InventoryService};
 use tonic::{Request, Response, Status};
 
@@ -70,17 +71,12 @@ impl InventoryService for InventoryApi {
     ) -> Result<Response<pb::ReserveStockResponse>, Status> {
         require_scope(&request, WRITE).map_err(auth)?;
         let r = request.get_ref();
-        let (id, lines) = match (
+        let (id, lines) = (
             input::reservation_id("reservation_id", &r.reservation_id),
             kit::lines::parse(&r.lines),
-        ) {
-            (Ok(id), Ok(lines)) => (id, lines),
-            (id, lines) => {
-                let mut violations: Vec<_> = id.err().into_iter().collect();
-                violations.extend(lines.err().unwrap_or_default());
-                return Err(ProductError::Invalid(violations).into());
-            }
-        };
+        )
+            .all_fields()
+            .map_err(ProductError::Invalid)?;
         let reservation = self.state.inventory.reserve(&id, lines).await?;
         Ok(Response::new(pb::ReserveStockResponse {
             reservation: Some(to_proto_reservation(reservation)),

@@ -11,8 +11,7 @@ use tonic::service::Routes;
 
 use crate::catalogue::Catalogue;
 use crate::inventory::Inventory;
-use crate::store::products::Product;
-use crate::store::reservations::{Reservation, State as ReservationState};
+use crate::model::{Product, Reservation, State as ReservationState};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 
 use kit::FieldViolation;
 use kit::auth::require_admin;
+use kit::fields::AllFields as _;
 use kit::money::Money;
 use oms_proto::product::v1::{self as pb, product_service_server::ProductService};
 use tonic::{Request, Response, Status};
@@ -59,23 +60,15 @@ impl ProductService for ProductApi {
                 "must be from 0 to 1000000000",
             ))
         };
-        let new = match (sku, name, description, price, stock) {
-            (Ok(sku), Ok(name), Ok(description), Ok(price), Ok(stock_on_hand)) => NewProduct {
-                sku,
-                name,
-                description,
-                price,
-                stock_on_hand,
-            },
-            (sku, name, description, price, stock) => {
-                return Err(invalid(input::collect([
-                    sku.err().map(|v| vec![v]),
-                    name.err().map(|v| vec![v]),
-                    description.err().map(|v| vec![v]),
-                    price.err(),
-                    stock.err().map(|v| vec![v]),
-                ])));
-            }
+        let (sku, name, description, price, stock_on_hand) = (sku, name, description, price, stock)
+            .all_fields()
+            .map_err(invalid)?;
+        let new = NewProduct {
+            sku,
+            name,
+            description,
+            price,
+            stock_on_hand,
         };
         let product = self.state.catalogue.create(new, &actor).await?;
         Ok(Response::new(pb::CreateProductResponse {
@@ -113,17 +106,9 @@ impl ProductService for ProductApi {
         } else {
             Ok(())
         };
-        let (page_size, cursor) = match (page_size, cursor, query_ok) {
-            (Ok(size), Ok(cursor), Ok(())) => (size, cursor),
-            (size, cursor, query_ok) => {
-                return Err(invalid(
-                    [size.err(), cursor.err(), query_ok.err()]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                ));
-            }
-        };
+        let (page_size, cursor, ()) = (page_size, cursor, query_ok)
+            .all_fields()
+            .map_err(invalid)?;
         let query = (!query.is_empty()).then_some(query);
         let (products, next) = self
             .state
@@ -212,21 +197,13 @@ impl ProductService for ProductApi {
         request: Request<pb::ListPriceHistoryRequest>,
     ) -> Result<Response<pb::ListPriceHistoryResponse>, Status> {
         let r = request.into_inner();
-        let (id, page_size, cursor) = match (
+        let (id, page_size, cursor) = (
             input::uuid("product_id", &r.product_id),
             kit::paging::page_size(r.page_size),
             kit::paging::decode_token(&r.page_token),
-        ) {
-            (Ok(id), Ok(size), Ok(cursor)) => (id, size, cursor),
-            (id, size, cursor) => {
-                return Err(invalid(
-                    [id.err(), size.err(), cursor.err()]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                ));
-            }
-        };
+        )
+            .all_fields()
+            .map_err(invalid)?;
         let (prices, next) = self
             .state
             .catalogue
@@ -255,21 +232,13 @@ impl ProductService for ProductApi {
     ) -> Result<Response<pb::AdjustStockResponse>, Status> {
         let actor = require_admin(&request).map_err(auth)?;
         let r = request.into_inner();
-        let (id, delta, reason) = match (
+        let (id, delta, reason) = (
             input::uuid("product_id", &r.product_id),
             input::stock_delta("delta", r.delta),
             input::reason("reason", &r.reason),
-        ) {
-            (Ok(id), Ok(delta), Ok(reason)) => (id, delta, reason),
-            (id, delta, reason) => {
-                return Err(invalid(
-                    [id.err(), delta.err(), reason.err()]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                ));
-            }
-        };
+        )
+            .all_fields()
+            .map_err(invalid)?;
         let product = self
             .state
             .catalogue

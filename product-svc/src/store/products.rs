@@ -6,43 +6,9 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, SqlErr,
 };
-use serde::{Deserialize, Serialize};
 
 use super::{price_history, product, stock_adjustment};
-
-/// A product as the domain sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Product {
-    /// UUIDv7.
-    pub id: String,
-    /// Unique stock-keeping unit.
-    pub sku: String,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// ISO 4217 code of the price.
-    pub currency_code: String,
-    /// Price in minor units.
-    pub price_minor: i64,
-    /// Units physically in stock.
-    pub stock_on_hand: i64,
-    /// Units held by RESERVED reservations.
-    pub stock_reserved: i64,
-    /// Deleted (archived).
-    pub archived: bool,
-    /// Created.
-    pub create_time: DateTime<Utc>,
-    /// Last changed.
-    pub update_time: DateTime<Utc>,
-}
-
-impl Product {
-    /// Units that can still be reserved.
-    pub fn available(&self) -> i64 {
-        self.stock_on_hand - self.stock_reserved
-    }
-}
+use crate::model::{PricePoint, Product};
 
 impl From<product::Model> for Product {
     fn from(row: product::Model) -> Self {
@@ -60,21 +26,6 @@ impl From<product::Model> for Product {
             update_time: row.update_time,
         }
     }
-}
-
-/// One entry of a product's price history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PricePoint {
-    /// Row ID (UUIDv7): orders the history.
-    pub id: String,
-    /// ISO 4217 code.
-    pub currency_code: String,
-    /// Minor units.
-    pub amount_minor: i64,
-    /// From when.
-    pub effective_time: DateTime<Utc>,
-    /// Who set it.
-    pub changed_by: String,
 }
 
 /// Why a catalogue write failed.

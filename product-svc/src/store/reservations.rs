@@ -11,77 +11,10 @@ use sea_orm::{
 };
 
 use super::{product, reservation, reservation_line};
+use crate::model::{Reservation, ReservedLine, State};
 
-/// Where a reservation is in its life, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Stock held until `expire_time`.
-    Reserved,
-    /// Taken for good.
-    Committed,
-    /// Returned on request.
-    Released,
-    /// Returned because not committed in time.
-    Expired,
-}
-
-impl State {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reserved => "reserved",
-            Self::Committed => "committed",
-            Self::Released => "released",
-            Self::Expired => "expired",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        [
-            Self::Reserved,
-            Self::Committed,
-            Self::Released,
-            Self::Expired,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
-    }
-}
-
-/// A reservation with its lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation {
-    /// Caller-chosen ID.
-    pub id: String,
-    /// Current state.
-    pub state: State,
-    /// Hash of the requested lines.
-    pub lines_digest: String,
-    /// Lines with snapshots, ordered by product ID.
-    pub lines: Vec<ReservedLine>,
-    /// Created.
-    pub create_time: DateTime<Utc>,
-    /// Released by the sweeper after this unless committed.
-    pub expire_time: DateTime<Utc>,
-    /// Last state change.
-    pub update_time: DateTime<Utc>,
-}
-
-/// One line with the product's sku, name and price when reserved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReservedLine {
-    /// The product.
-    pub product_id: String,
-    /// Its sku then.
-    pub sku: String,
-    /// Its name then.
-    pub name: String,
-    /// Units held.
-    pub quantity: i32,
-    /// Its currency then.
-    pub currency_code: String,
-    /// Its unit price then.
-    pub unit_price_minor: i64,
+fn parse_state(name: &str) -> Option<State> {
+    State::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
 /// Inserts the reservation header; `Ok(false)` if the ID already exists.
@@ -236,7 +169,7 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Reservati
     else {
         return Ok(None);
     };
-    let state = State::parse(&row.state).ok_or_else(|| {
+    let state = parse_state(&row.state).ok_or_else(|| {
         DbErr::Custom(format!(
             "reservation {id} has unknown state {:?}",
             row.state

@@ -1,5 +1,6 @@
 //! `oms.user.v1.AuthService`: no RPC here needs a token.
 
+use kit::fields::AllFields as _;
 use oms_proto::user::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
@@ -34,21 +35,13 @@ impl AuthService for AuthApi {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = request.into_inner();
-        let parsed = (
+        let (email, password, name) = (
             Email::parse("email", &r.email),
             Password::parse("password", &r.password),
             DisplayName::parse("display_name", &r.display_name),
-        );
-        let (email, password, name) = match parsed {
-            (Ok(email), Ok(password), Ok(name)) => (email, password, name),
-            (email, password, name) => {
-                let violations = [email.err(), password.err(), name.err()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                return Err(UserError::Invalid(violations).into());
-            }
-        };
+        )
+            .all_fields()
+            .map_err(UserError::Invalid)?;
         let user = self.state.accounts.register(email, password, name).await?;
         Ok(Response::new(pb::RegisterResponse {
             user: Some(to_proto_user(user)),

@@ -11,7 +11,7 @@ use oms_proto::user::v1 as pb;
 use tonic::service::Routes;
 
 use crate::accounts::Accounts;
-use crate::store::users::User;
+use crate::model::User;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! `oms.user.v1.UserService`: every RPC needs a user access token.
 
 use kit::auth::{Role, require_admin, require_user};
+use kit::fields::AllFields as _;
 use oms_proto::user::v1::{self as pb, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
@@ -74,19 +75,12 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let (caller, _) = require_user(&request).map_err(UserError::Auth)?;
         let r = request.into_inner();
-        let parsed = (
+        let ((), new) = (
             required("current_password", &r.current_password),
             Password::parse("new_password", &r.new_password),
-        );
-        let new = match parsed {
-            (Ok(()), Ok(new)) => new,
-            (current, new) => {
-                return Err(UserError::Invalid(
-                    [current.err(), new.err()].into_iter().flatten().collect(),
-                )
-                .into());
-            }
-        };
+        )
+            .all_fields()
+            .map_err(UserError::Invalid)?;
         self.state
             .accounts
             .change_password(&caller, &r.current_password, new)
@@ -110,15 +104,7 @@ impl UserService for UserApi {
                 "must be ROLE_CUSTOMER or ROLE_ADMIN",
             )),
         };
-        let (id, role) = match (id, role) {
-            (Ok(id), Ok(role)) => (id, role),
-            (id, role) => {
-                return Err(UserError::Invalid(
-                    [id.err(), role.err()].into_iter().flatten().collect(),
-                )
-                .into());
-            }
-        };
+        let (id, role) = (id, role).all_fields().map_err(UserError::Invalid)?;
         let user = self.state.accounts.set_role(&id, role).await?;
         Ok(Response::new(pb::SetUserRoleResponse {
             user: Some(to_proto_user(user)),

@@ -1,7 +1,6 @@
 //! Queries on the `users` table. Takes and returns domain values; knows
 //! nothing of protobuf.
 
-use chrono::{DateTime, Utc};
 use kit::auth::Role;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -10,23 +9,7 @@ use sea_orm::{
 };
 
 use super::user::{self, Entity as Users};
-
-/// An account as the domain sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// UUIDv7.
-    pub id: String,
-    /// Normalised email.
-    pub email: String,
-    /// Shown name.
-    pub display_name: String,
-    /// Argon2id PHC string.
-    pub password_hash: String,
-    /// What the account may do.
-    pub role: Role,
-    /// Registration time.
-    pub create_time: DateTime<Utc>,
-}
+use crate::model::User;
 
 /// Why a user query failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,125 @@
+//! What product-svc's rules work on: products with their price and stock,
+//! price history entries, and reservations with their price snapshots.
+//! Plain values: the store maps rows to them, the api maps them to
+//! protobuf.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A product as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// UUIDv7.
+    pub id: String,
+    /// Unique stock-keeping unit.
+    pub sku: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// ISO 4217 code of the price.
+    pub currency_code: String,
+    /// Price in minor units.
+    pub price_minor: i64,
+    /// Units physically in stock.
+    pub stock_on_hand: i64,
+    /// Units held by RESERVED reservations.
+    pub stock_reserved: i64,
+    /// Deleted (archived).
+    pub archived: bool,
+    /// Created.
+    pub create_time: DateTime<Utc>,
+    /// Last changed.
+    pub update_time: DateTime<Utc>,
+}
+
+impl Product {
+    /// Units that can still be reserved.
+    pub fn available(&self) -> i64 {
+        self.stock_on_hand - self.stock_reserved
+    }
+}
+
+/// One entry of a product's price history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricePoint {
+    /// Row ID (UUIDv7): orders the history.
+    pub id: String,
+    /// ISO 4217 code.
+    pub currency_code: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// From when.
+    pub effective_time: DateTime<Utc>,
+    /// Who set it.
+    pub changed_by: String,
+}
+
+/// Where a reservation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Stock held until `expire_time`.
+    Reserved,
+    /// Taken for good.
+    Committed,
+    /// Returned on request.
+    Released,
+    /// Returned because not committed in time.
+    Expired,
+}
+
+impl State {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Committed => "committed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Every state, for parsing stored names.
+    pub const ALL: [Self; 4] = [
+        Self::Reserved,
+        Self::Committed,
+        Self::Released,
+        Self::Expired,
+    ];
+}
+
+/// A reservation with its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Caller-chosen ID.
+    pub id: String,
+    /// Current state.
+    pub state: State,
+    /// Hash of the requested lines.
+    pub lines_digest: String,
+    /// Lines with snapshots, ordered by product ID.
+    pub lines: Vec<ReservedLine>,
+    /// Created.
+    pub create_time: DateTime<Utc>,
+    /// Released by the sweeper after this unless committed.
+    pub expire_time: DateTime<Utc>,
+    /// Last state change.
+    pub update_time: DateTime<Utc>,
+}
+
+/// One line with the product's sku, name and price when reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservedLine {
+    /// The product.
+    pub product_id: String,
+    /// Its sku then.
+    pub sku: String,
+    /// Its name then.
+    pub name: String,
+    /// Units held.
+    pub quantity: i32,
+    /// Its currency then.
+    pub currency_code: String,
+    /// Its unit price then.
+    pub unit_price_minor: i64,
+}

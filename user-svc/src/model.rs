@@ -1,0 +1,22 @@
+//! What user-svc's rules work on: an account. A plain value: the store
+//! maps rows to it, the api maps it to protobuf (never with its hash).
+
+use chrono::{DateTime, Utc};
+use kit::auth::Role;
+
+/// An account as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// UUIDv7.
+    pub id: String,
+    /// Normalised email.
+    pub email: String,
+    /// Shown name.
+    pub display_name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// What the account may do.
+    pub role: Role,
+    /// Registration time.
+    pub create_time: DateTime<Utc>,
+}
