@@ -8,88 +8,9 @@ use std::net::SocketAddr;
 
 use kit::config::Env;
 use kit::test_support::unique_name;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    json: Value,
-    text: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn reason(&self) -> &str {
-        self.json["error"]["details"]
-            .as_array()
-            .and_then(|d| {
-                d.iter()
-                    .find(|x| x["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
-            })
-            .and_then(|x| x["reason"].as_str())
-            .unwrap_or_default()
-    }
-}
-
-/// A minimal HTTP/1.1 client: one request per connection.
-async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.unwrap_or_default();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty()
-        && !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        request.push_str("Content-Type: application/json\r\n");
-    }
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let json = serde_json::from_str(body).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        json,
-        text: body.to_owned(),
-    }
-}
+use serde_json::json;
+use testkit::http::send;
+use testkit::users::{ADMIN_EMAIL, ADMIN_PASSWORD};
 
 async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     start_with(&[]).await
@@ -103,22 +24,14 @@ async fn start_with(extra: &[(&str, &str)]) -> (SocketAddr, tokio::sync::oneshot
         ("ORDER_SVC_ADDR", "127.0.0.1:0".to_owned()),
         ("GATEWAY_ADDR", "127.0.0.1:0".to_owned()),
         ("OMS_DATA_DIR", data_dir.display().to_string()),
-        ("OMS_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com".to_owned()),
-        (
-            "OMS_BOOTSTRAP_ADMIN_PASSWORD",
-            "gateway admin password".to_owned(),
-        ),
-        (
-            "OMS_SERVICE_CLIENTS",
-            format!(
-                r#"[{{"client_id":"reporting","secret_sha256":"{}","scopes":["products:read"]}}]"#,
-                user_svc::clients::sha256_hex("reporting secret")
-            ),
-        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    // The test admin and a reporting client (oms adds order-svc's own).
+    pairs.extend(testkit::users::user_svc_env(&[
+        testkit::clients::ServiceClient::new("reporting", "reporting secret", &["products:read"]),
+    ]));
     pairs.extend(
         extra
             .iter()
@@ -183,10 +96,7 @@ async fn the_contract_is_served_as_json_from_the_annotations() {
         "literal /me beats /{{user_id}}"
     );
 
-    let admin = format!(
-        "Bearer {}",
-        login(gw, "admin@example.com", "gateway admin password").await
-    );
+    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
     let created = send(
         gw,
         "POST",
@@ -687,8 +597,8 @@ fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_every_call_by_route_rpc_and_code() {
     let (gw, _stop) = start().await;
-    let password = "gateway admin password";
-    let admin = login(gw, "admin@example.com", password).await;
+    let password = ADMIN_PASSWORD;
+    let admin = login(gw, ADMIN_EMAIL, password).await;
     let before = send(gw, "GET", "/metrics", &[], None).await.text;
 
     let missing = format!("/v1/products/{}", uuid::Uuid::now_v7());
@@ -915,10 +825,7 @@ async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
     .unwrap();
 
     let (gw, _stop) = start().await;
-    let admin = format!(
-        "Bearer {}",
-        login(gw, "admin@example.com", "gateway admin password").await
-    );
+    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
     let created = send(
         gw,
         "POST",

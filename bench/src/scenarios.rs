@@ -237,46 +237,29 @@ fn authed<T>(message: T, token: &MetadataValue<Ascii>) -> tonic::Request<T> {
     request
 }
 
-async fn login(
-    auth: &mut AuthServiceClient<Channel>,
-    email: &str,
-    password: &str,
-) -> Result<String, BenchError> {
-    Ok(auth
-        .login(user_pb::LoginRequest {
-            email: email.to_owned(),
-            password: password.to_owned(),
-        })
+async fn login(users: &Channel, email: &str, password: &str) -> Result<String, BenchError> {
+    let session = testkit::users::session(users.clone(), email, password)
         .await
-        .map_err(BenchError::call("login"))?
-        .into_inner()
-        .access_token)
+        .map_err(BenchError::call("login"))?;
+    Ok(session.token)
 }
 
 /// Registers a customer and logs in: (user id, access token).
-async fn customer(
-    auth: &mut AuthServiceClient<Channel>,
-    email: &str,
-) -> Result<(String, String), BenchError> {
-    let user = auth
-        .register(user_pb::RegisterRequest {
-            email: email.to_owned(),
-            password: CUSTOMER_PASSWORD.to_owned(),
-            display_name: "Bench customer".to_owned(),
-        })
+async fn customer(users: &Channel, email: &str) -> Result<(String, String), BenchError> {
+    testkit::users::register(users.clone(), email, CUSTOMER_PASSWORD, "Bench customer")
         .await
-        .map_err(BenchError::call("register"))?
-        .into_inner()
-        .user
-        .ok_or_else(|| BenchError::Setup("Register answered without the user".into()))?;
-    Ok((user.id, login(auth, email, CUSTOMER_PASSWORD).await?))
+        .map_err(BenchError::call("register"))?;
+    let session = testkit::users::session(users.clone(), email, CUSTOMER_PASSWORD)
+        .await
+        .map_err(BenchError::call("login"))?;
+    Ok((session.user_id, session.token))
 }
 
 type Customers = (Vec<(String, MetadataValue<Ascii>)>, Vec<String>);
 
 /// Up to 8 customers (registered first when `register`), logged in.
 async fn customers_logged_in(
-    auth: &mut AuthServiceClient<Channel>,
+    users: &Channel,
     clients: usize,
     register: bool,
 ) -> Result<Customers, BenchError> {
@@ -285,9 +268,9 @@ async fn customers_logged_in(
     for i in 0..clients.clamp(1, 8) {
         let email = format!("bench-customer-{i}@example.com");
         let token = if register {
-            customer(auth, &email).await?.1
+            customer(users, &email).await?.1
         } else {
-            login(auth, &email, CUSTOMER_PASSWORD).await?
+            login(users, &email, CUSTOMER_PASSWORD).await?
         };
         customers.push((email, bearer(&token)?));
         tokens.push(token);
@@ -300,8 +283,8 @@ impl Fixture {
     /// runs never send expired ones.
     async fn renewed(&mut self, mesh: &Mesh, clients: usize) -> Result<&Self, BenchError> {
         if self.issued.elapsed() > std::time::Duration::from_secs(300) {
-            let mut auth = AuthServiceClient::new(channel(mesh.user.addr).await?);
-            let (customers, tokens) = customers_logged_in(&mut auth, clients, false).await?;
+            let users = channel(mesh.user.addr).await?;
+            let (customers, tokens) = customers_logged_in(&users, clients, false).await?;
             self.customers = Arc::new(customers);
             self.customer_tokens = Arc::new(tokens);
             self.issued = std::time::Instant::now();
@@ -311,8 +294,8 @@ impl Fixture {
 }
 
 async fn fixture(args: &RunArgs, mesh: &Mesh) -> Result<Fixture, BenchError> {
-    let mut auth = AuthServiceClient::new(channel(mesh.user.addr).await?);
-    let admin = bearer(&login(&mut auth, &mesh.admin_email, &mesh.admin_password).await?)?;
+    let users = channel(mesh.user.addr).await?;
+    let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
     let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
     let mut products = Vec::new();
     for i in 0..=args.products.max(5) {
@@ -345,7 +328,7 @@ async fn fixture(args: &RunArgs, mesh: &Mesh) -> Result<Fixture, BenchError> {
         products.push(created.id);
     }
     let hot_product = products.pop().unwrap_or_default();
-    let (customers, tokens) = customers_logged_in(&mut auth, args.clients, true).await?;
+    let (customers, tokens) = customers_logged_in(&users, args.clients, true).await?;
     Ok(Fixture {
         issued: std::time::Instant::now(),
         products: Arc::new(products),
@@ -752,9 +735,9 @@ async fn list_orders(
     mesh: &Mesh,
     fixture: &Fixture,
 ) -> Result<(), BenchError> {
-    let mut auth = AuthServiceClient::new(channel(mesh.user.addr).await?);
+    let users = channel(mesh.user.addr).await?;
     let pager_email = "bench-pager@example.com";
-    let (pager_id, _) = customer(&mut auth, pager_email).await?;
+    let (pager_id, _) = customer(&users, pager_email).await?;
     let seeder = crate::seed::Seeder::connect(&mesh.orders_db, fixture.products[0].clone()).await?;
     let clients = grpc_clients(mesh.order.addr, load, OrderServiceClient::new).await?;
     let mut walker = OrderServiceClient::new(channel(mesh.order.addr).await?);
@@ -772,7 +755,7 @@ async fn list_orders(
             table = target;
         }
         // Seeding a large table can outlast an access token.
-        let pager = bearer(&login(&mut auth, pager_email, CUSTOMER_PASSWORD).await?)?;
+        let pager = bearer(&login(&users, pager_email, CUSTOMER_PASSWORD).await?)?;
         let size = table_label(table);
         for page in [1u32, 100] {
             let page_token = page_token(&mut walker, &pager, page).await?;

@@ -50,9 +50,11 @@ fn client_secret(args: &[String]) -> ExitCode {
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let client = crate::clients::ServiceClient::new(client_id, &secret, &scopes);
     println!("secret (give to the client only): {secret}");
-    println!(
-        "OMS_SERVICE_CLIENTS entry: {{\"client_id\":{:?},\"secret_sha256\":\"{}\",\"scopes\":{:?}}}",
-        client.client_id, client.secret_sha256, client.scopes
-    );
+    let entry = serde_json::json!({
+        "client_id": client.client_id,
+        "secret_sha256": client.secret_sha256,
+        "scopes": client.scopes,
+    });
+    println!("OMS_SERVICE_CLIENTS entry: {entry}");
     ExitCode::SUCCESS
 }

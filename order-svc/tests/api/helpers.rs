@@ -10,14 +10,12 @@ use kit::test_support::{Relay, Spawned, TestDb, bearer, spawn, unique_name};
 use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
-use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
 use order_svc::inventory::{CallContext, Inventory, InventoryError, Line, Reservation};
 use tonic::Status;
 use tonic::transport::Channel;
 
-pub(crate) const ADMIN_EMAIL: &str = "admin@oms.test";
-pub(crate) const ADMIN_PASSWORD: &str = "admin password for tests";
-pub(crate) const CLIENT_SECRET: &str = "order-svc secret for tests";
+use testkit::clients::ServiceClient;
+use testkit::users::ORDER_SVC_SECRET as CLIENT_SECRET;
 
 /// The three services and who can call them.
 pub(crate) struct Mesh {
@@ -44,26 +42,16 @@ pub(crate) struct Mesh {
 /// user-svc on `db`, with a signing key of its own: every start is a key
 /// rotation that drops the old key.
 pub(crate) async fn start_users(db: &TestDb) -> Spawned {
-    let clients = format!(
-        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
-        user_svc::clients::sha256_hex(CLIENT_SECRET)
-    );
-    let env = Env::from_pairs([
-        ("DATABASE_URL", db.url().expose().to_owned()),
-        (
-            "OMS_DATA_DIR",
-            std::env::temp_dir()
-                .join(unique_name("oms_keys"))
-                .display()
-                .to_string(),
-        ),
-        ("OMS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
-        ("OMS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ("OMS_SERVICE_CLIENTS", clients),
-        // Tests sign in many times from one address.
-        ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "10000".to_owned()),
-    ]);
-    let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    let mut pairs = testkit::users::user_svc_env(&[ServiceClient::order_svc(CLIENT_SECRET)]);
+    pairs.push(("DATABASE_URL".into(), db.url().expose().to_owned()));
+    pairs.push((
+        "OMS_DATA_DIR".into(),
+        std::env::temp_dir()
+            .join(unique_name("oms_keys"))
+            .display()
+            .to_string(),
+    ));
+    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
     spawn(|l, s| user_svc::serve(config, l, s)).await
 }
 
@@ -75,31 +63,6 @@ pub(crate) async fn start_products(db: &TestDb, users: SocketAddr) -> Spawned {
     ]);
     let config = product_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
     spawn(|l, s| product_svc::serve(config, l, s)).await
-}
-
-async fn login(users: &Spawned, email: &str, password: &str) -> (String, String) {
-    let response = AuthServiceClient::new(users.channel())
-        .login(user_pb::LoginRequest {
-            email: email.into(),
-            password: password.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    (response.access_token, response.user.unwrap().id)
-}
-
-async fn customer(users: &Spawned, name: &str) -> (String, String) {
-    let email = format!("{name}@example.com");
-    AuthServiceClient::new(users.channel())
-        .register(user_pb::RegisterRequest {
-            email: email.clone(),
-            password: "customer password".into(),
-            display_name: name.into(),
-        })
-        .await
-        .unwrap();
-    login(users, &email, "customer password").await
 }
 
 /// product-svc's inventory as order-svc reaches it, with a switch that
@@ -193,9 +156,13 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
         stall_commits.clone(),
     )
     .await;
-    let (admin, _) = login(&users, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let (alice, alice_id) = customer(&users, "alice").await;
-    let (bob, bob_id) = customer(&users, "bob").await;
+    let admin = testkit::users::admin(users.channel()).await.unwrap().token;
+    let alice = testkit::users::customer(users.channel(), "alice")
+        .await
+        .unwrap();
+    let bob = testkit::users::customer(users.channel(), "bob")
+        .await
+        .unwrap();
     Mesh {
         users_relay,
         products_relay,
@@ -207,10 +174,10 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
         orders_db: db.url().clone(),
         stall_commits,
         admin,
-        alice,
-        alice_id,
-        bob,
-        bob_id,
+        alice: alice.token,
+        alice_id: alice.user_id,
+        bob: bob.token,
+        bob_id: bob.user_id,
     }
 }
 

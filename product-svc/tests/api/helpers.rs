@@ -7,13 +7,11 @@ use oms_proto::product::v1::{
     self as pb, inventory_service_client::InventoryServiceClient,
     product_service_client::ProductServiceClient,
 };
-use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
+use testkit::clients::ServiceClient;
 use tonic::Status;
 use tonic::transport::Channel;
 
-pub(crate) const ADMIN_EMAIL: &str = "admin@oms.test";
-pub(crate) const ADMIN_PASSWORD: &str = "admin password for tests";
-pub(crate) const WRITER_SECRET: &str = "order-svc test secret";
+pub(crate) const WRITER_SECRET: &str = testkit::users::ORDER_SVC_SECRET;
 pub(crate) const READER_SECRET: &str = "reporting test secret";
 
 /// A user-svc and a product-svc wired together, and tokens for each kind
@@ -33,26 +31,19 @@ pub(crate) struct Mesh {
 
 pub(crate) async fn start_users() -> (Spawned, TestDb) {
     let db = TestDb::sqlite();
-    let clients = format!(
-        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}},
-            {{"client_id":"reporting","secret_sha256":"{}","scopes":["products:read"]}}]"#,
-        user_svc::clients::sha256_hex(WRITER_SECRET),
-        user_svc::clients::sha256_hex(READER_SECRET)
-    );
-    let env = Env::from_pairs([
-        ("DATABASE_URL", db.url().expose().to_owned()),
-        (
-            "OMS_DATA_DIR",
-            std::env::temp_dir()
-                .join(unique_name("oms_keys"))
-                .display()
-                .to_string(),
-        ),
-        ("OMS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
-        ("OMS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ("OMS_SERVICE_CLIENTS", clients),
+    let mut pairs = testkit::users::user_svc_env(&[
+        ServiceClient::order_svc(WRITER_SECRET),
+        ServiceClient::new("reporting", READER_SECRET, &["products:read"]),
     ]);
-    let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    pairs.push(("DATABASE_URL".into(), db.url().expose().to_owned()));
+    pairs.push((
+        "OMS_DATA_DIR".into(),
+        std::env::temp_dir()
+            .join(unique_name("oms_keys"))
+            .display()
+            .to_string(),
+    ));
+    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
     (spawn(|l, s| user_svc::serve(config, l, s)).await, db)
 }
 
@@ -83,45 +74,21 @@ pub(crate) async fn start_products(
     spawn(|l, s| product_svc::serve(config, l, s)).await
 }
 
-pub(crate) async fn login(users: &Spawned, email: &str, password: &str) -> String {
-    AuthServiceClient::new(users.channel())
-        .login(user_pb::LoginRequest {
-            email: email.into(),
-            password: password.into(),
-        })
+async fn service_token(users: &Spawned, client: &str, secret: &str) -> String {
+    testkit::users::service_token(users.channel(), client, secret, &[])
         .await
         .unwrap()
-        .into_inner()
-        .access_token
-}
-
-pub(crate) async fn service_token(users: &Spawned, client: &str, secret: &str) -> String {
-    AuthServiceClient::new(users.channel())
-        .issue_service_token(user_pb::IssueServiceTokenRequest {
-            client_id: client.into(),
-            client_secret: secret.into(),
-            scopes: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token
 }
 
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
     let (users, users_db) = start_users().await;
     let products = start_products(db, &users, extra).await;
-    AuthServiceClient::new(users.channel())
-        .register(user_pb::RegisterRequest {
-            email: "shopper@example.com".into(),
-            password: "shopper password".into(),
-            display_name: "Shopper".into(),
-        })
-        .await
-        .unwrap();
     Mesh {
-        admin: login(&users, ADMIN_EMAIL, ADMIN_PASSWORD).await,
-        customer: login(&users, "shopper@example.com", "shopper password").await,
+        admin: testkit::users::admin(users.channel()).await.unwrap().token,
+        customer: testkit::users::customer(users.channel(), "shopper")
+            .await
+            .unwrap()
+            .token,
         writer: service_token(&users, "order-svc", WRITER_SECRET).await,
         reader: service_token(&users, "reporting", READER_SECRET).await,
         products,

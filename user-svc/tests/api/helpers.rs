@@ -7,32 +7,27 @@ use kit::test_support::{Spawned, TestDb, bearer, spawn, unique_name};
 use oms_proto::user::v1::{
     self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
 };
+use testkit::clients::ServiceClient;
 use tonic::Status;
 use tonic::transport::Channel;
 
-pub(crate) const ADMIN_EMAIL: &str = "root@oms.test";
-pub(crate) const ADMIN_PASSWORD: &str = "bootstrap-admin-password";
-pub(crate) const CLIENT_SECRET: &str = "order-svc-secret-for-tests";
+pub(crate) use testkit::users::{ADMIN_EMAIL, ADMIN_PASSWORD, ORDER_SVC_SECRET as CLIENT_SECRET};
 pub(crate) const SEED: [u8; 32] = [7; 32];
 
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
     let data_dir = std::env::temp_dir().join(unique_name("oms_user"));
-    let clients = format!(
-        r#"[{{"client_id":"order-svc","secret_sha256":"{}","scopes":["inventory:write","products:read"]}}]"#,
-        user_svc::clients::sha256_hex(CLIENT_SECRET)
-    );
-    let mut pairs: Vec<(String, String)> = vec![
+    let mut pairs = testkit::users::user_svc_env(&[ServiceClient::order_svc(CLIENT_SECRET)]);
+    // The per-address login limit as in production: its tests set it.
+    pairs.retain(|(k, _)| k != "OMS_LOGIN_MAX_ATTEMPTS_PER_PEER");
+    pairs.extend([
         ("DATABASE_URL".into(), db.url().expose().to_owned()),
         ("OMS_DATA_DIR".into(), data_dir.display().to_string()),
-        ("OMS_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
-        ("OMS_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-        ("OMS_SERVICE_CLIENTS".into(), clients),
         ("OMS_JWT_SIGNING_KEYS".into(), STANDARD.encode(SEED)),
         (
             "OMS_REDIS_KEY_PREFIX".into(),
             format!("{}:", unique_name("oms_test")),
         ),
-    ];
+    ]);
     // SQLite runs with the in-process store, MariaDB with Redis: both stores
     // are exercised by every test.
     if !db.url().is_sqlite()
@@ -58,16 +53,8 @@ pub(crate) fn users(svc: &Spawned) -> UserServiceClient<Channel> {
 }
 
 pub(crate) async fn register(svc: &Spawned, email: &str, password: &str) -> pb::User {
-    auth(svc)
-        .register(pb::RegisterRequest {
-            email: email.into(),
-            password: password.into(),
-            display_name: "Test User".into(),
-        })
+    testkit::users::register(svc.channel(), email, password, "Test User")
         .await
-        .unwrap()
-        .into_inner()
-        .user
         .unwrap()
 }
 
@@ -76,13 +63,7 @@ pub(crate) async fn login(
     email: &str,
     password: &str,
 ) -> Result<pb::LoginResponse, Status> {
-    auth(svc)
-        .login(pb::LoginRequest {
-            email: email.into(),
-            password: password.into(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
+    testkit::users::login(svc.channel(), email, password).await
 }
 
 pub(crate) async fn refresh(

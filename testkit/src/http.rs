@@ -1,0 +1,103 @@
+//! One small HTTP/1.1 client for tests of the gateway: one request per
+//! connection, the whole answer read, JSON parsed when it is JSON.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Every header, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON (`Null` if it is not JSON).
+    pub json: serde_json::Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Reply {
+    /// A header's value, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `ErrorInfo.reason` of an AIP-193 error body, or "".
+    pub fn reason(&self) -> &str {
+        self.json["error"]["details"]
+            .as_array()
+            .and_then(|d| {
+                d.iter()
+                    .find(|x| x["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+            })
+            .and_then(|x| x["reason"].as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// Sends one request (JSON content type unless `headers` name one) and
+/// reads the whole answer. Panics on a transport failure: in a test that
+/// is a failed assertion.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut stream = match tokio::net::TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(e) => panic!("cannot connect to {addr}: {e}"),
+    };
+    let body = body.unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut raw = Vec::new();
+    let exchanged = async {
+        stream.write_all(request.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.read_to_end(&mut raw).await
+    }
+    .await;
+    if let Err(e) = exchanged {
+        panic!("{method} {path}: {e}");
+    }
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let Some((head, body)) = raw.split_once("\r\n\r\n") else {
+        panic!("{method} {path}: no complete HTTP answer: {raw:?}");
+    };
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: bad status line in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        json: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        text: body.to_owned(),
+    }
+}
