@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+use base64::Engine as _;
+
 use kit::config::Env;
 use kit::test_support::{TestDb, spawn};
 use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient};
@@ -43,6 +45,23 @@ async fn keygen_prints_a_key_the_service_signs_with() {
         .unwrap()
         .into_inner();
     assert_eq!(jwks.keys.len(), 2);
+    // Tokens carry the first key's kid.
+    let user = testkit::users::customer(svc.channel(), "keys")
+        .await
+        .unwrap();
+    let header = user.token.split('.').next().unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        header["kid"],
+        jwks.keys[0].kid.as_str(),
+        "the first key signs"
+    );
+    assert_ne!(jwks.keys[0].kid, jwks.keys[1].kid);
     svc.stop().await.unwrap();
 }
 

@@ -19,7 +19,7 @@ pub use grpc::{
     reflected_services, reflection_knows_symbol, spawn, violated_fields,
 };
 pub use relay::Relay;
-pub use tables::{assert_row_count, assert_tables, count_rows};
+pub use tables::{assert_row_count, assert_tables, count_rows, execute};
 
 use crate::config::{DatabaseUrl, RedisUrl};
 use crate::kv::{KvStore, MemoryKv, RedisKv};

@@ -53,3 +53,18 @@ pub async fn count_rows(url: &DatabaseUrl, table: &str, filter: &str) -> i64 {
         Err(e) => panic!("counting {table}: {e}"),
     }
 }
+
+/// Runs `sql` on the database at `url` behind the service's back (to show
+/// that an answer came from a cache, say); returns the rows it changed.
+pub async fn execute(url: &DatabaseUrl, sql: &str) -> u64 {
+    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
+        Ok(db) => db,
+        Err(e) => panic!("reopening {url}: {e}"),
+    };
+    let changed = match db.execute_unprepared(sql).await {
+        Ok(result) => result.rows_affected(),
+        Err(e) => panic!("{sql}: {e}"),
+    };
+    let _ = db.close().await;
+    changed
+}

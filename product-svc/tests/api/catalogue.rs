@@ -45,9 +45,18 @@ async fn the_catalogue_creates_reads_updates_and_archives(db: TestDb) {
         ("MUG-RED", 1_250)
     );
     assert_eq!(stock(&mug), (40, 0, 40));
-    // Read twice: the second answer comes from the cache and must agree.
+    // The first read fills the cache; the second is served from it: a
+    // change made behind the service's back does not show.
     assert_eq!(mesh.get(&mug.id).await, mug);
-    assert_eq!(mesh.get(&mug.id).await, mug);
+    let behind_its_back = format!(
+        "UPDATE products SET name = 'Changed in SQL' WHERE id = '{}'",
+        mug.id
+    );
+    assert_eq!(
+        kit::test_support::execute(&mesh.db_url, &behind_its_back).await,
+        1
+    );
+    assert_eq!(mesh.get(&mug.id).await, mug, "served from the cache");
 
     let updated = mesh
         .catalogue()
