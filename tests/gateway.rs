@@ -29,7 +29,7 @@ async fn start_with(extra: &[(&str, &str)]) -> (SocketAddr, tokio::sync::oneshot
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     // The test admin and a reporting client (oms adds order-svc's own).
-    pairs.extend(testkit::users::user_svc_env(&[
+    pairs.extend(testkit::users::accounts_env(&[
         testkit::clients::ServiceClient::new("reporting", "reporting secret", &["products:read"]),
     ]));
     pairs.extend(

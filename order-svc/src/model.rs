@@ -110,6 +110,27 @@ pub struct Order {
 }
 
 impl Order {
+    /// A new order, PENDING from `at`, for the lines hashed as `digest`:
+    /// first attempt, nothing priced yet.
+    pub fn pending(customer_id: &str, request_id: &str, digest: String, at: DateTime<Utc>) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            customer_id: customer_id.to_owned(),
+            request_id: request_id.to_owned(),
+            request_digest: digest,
+            status: Status::Pending,
+            currency_code: String::new(),
+            total_minor: 0,
+            attempt: 1,
+            cancel_reason: None,
+            stock_released: false,
+            failure: None,
+            lines: Vec::new(),
+            create_time: at,
+            update_time: at,
+        }
+    }
+
     /// The reservation ID of the current attempt.
     pub fn reservation_id(&self) -> String {
         format!("{}-{}", self.id, self.attempt)

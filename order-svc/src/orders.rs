@@ -60,23 +60,12 @@ impl Orders {
         request_id: &str,
         lines: Vec<Line>,
     ) -> Result<Order, OrderError> {
-        let now = kit::time::now();
-        let order = Order {
-            id: uuid::Uuid::now_v7().to_string(),
-            customer_id: customer_id.to_owned(),
-            request_id: request_id.to_owned(),
-            request_digest: kit::lines::digest(&lines),
-            status: Status::Pending,
-            currency_code: String::new(),
-            total_minor: 0,
-            attempt: 1,
-            cancel_reason: None,
-            stock_released: false,
-            failure: None,
-            lines: Vec::new(),
-            create_time: now,
-            update_time: now,
-        };
+        let order = Order::pending(
+            customer_id,
+            request_id,
+            kit::lines::digest(&lines),
+            kit::time::now(),
+        );
         if orders::insert_pending(&self.db, &order).await? {
             return self.place(ctx, order, &lines).await;
         }

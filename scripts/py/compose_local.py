@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from listen_addrs import reported
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,20 +36,6 @@ OURS = ["user-svc", "product-svc", "order-svc", "gateway"]
 
 def fail(message: str) -> None:
     raise SystemExit(f"compose-local: FAILED: {message}")
-
-
-def listen_addr(log: Path, kind: str):
-    """The address a service reported in its `oms::listen` log line."""
-    for line in log.read_text(errors="replace").splitlines():
-        if "oms::listen" not in line:
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("target") == "oms::listen" and event.get("kind") == kind:
-            return event["addr"]
-    return None
 
 
 def env_file(path: Path) -> dict:
@@ -145,14 +132,14 @@ def main() -> int:
             def listening(name=name) -> bool:
                 if processes[name].poll() is not None:
                     fail(f"{name} exited: {logs[name].read_text()[-3000:]}")
-                addrs[name] = listen_addr(logs[name], "http" if name == "gateway" else "grpc")
+                addrs[name] = reported(logs[name]).get(f"{name}:{'http' if name == 'gateway' else 'grpc'}")
                 return addrs[name] is not None
 
             until(60, f"{name} reporting its address", listening)
             if any(k.endswith("_METRICS_ADDR") for k in env):
                 until(10, f"{name} reporting its /metrics address",
-                      lambda name=name: listen_addr(logs[name], "metrics") is not None)
-                metrics_addrs[name] = listen_addr(logs[name], "metrics")
+                      lambda name=name: reported(logs[name]).get(f"{name}:metrics") is not None)
+                metrics_addrs[name] = reported(logs[name])[f"{name}:metrics"]
             # The health command reads the listen address from the same
             # variable: the one the service got.
             env = {**env, listen_var[name]: addrs[name]}

@@ -10,8 +10,8 @@ import json
 import sys
 
 
-def main() -> int:
-    log, wanted = sys.argv[1], sys.argv[2:]
+def reported(log: str) -> dict:
+    """Every `SERVICE:KIND` the log at `log` reported, with its address."""
     found = {}
     with open(log, errors="replace") as lines:
         for line in lines:
@@ -23,6 +23,12 @@ def main() -> int:
                 continue
             if event.get("target") == "oms::listen":
                 found.setdefault(f"{event.get('service')}:{event.get('kind')}", event.get("addr"))
+    return found
+
+
+def main() -> int:
+    found = reported(sys.argv[1])
+    wanted = sys.argv[2:]
     if not all(found.get(w) for w in wanted):
         return 1
     print(" ".join(found[w] for w in wanted))

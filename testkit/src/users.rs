@@ -17,10 +17,23 @@ pub const ORDER_SVC_SECRET: &str = "order-svc secret for tests";
 /// The password of every customer [`customer`] makes.
 pub const CUSTOMER_PASSWORD: &str = "customer password";
 
-/// user-svc's variables for a test: the bootstrap admin, the OAuth2
+/// user-svc's variables for a standalone test instance: its database, a
+/// data directory of its own under the system's temporary directory (its
+/// key file), and [`accounts_env`].
+pub fn user_svc_env(database_url: &str, clients: &[ServiceClient]) -> Vec<(String, String)> {
+    let data_dir = std::env::temp_dir().join(format!("oms_keys_{}", unique_suffix()));
+    let mut env = vec![
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
+        ("OMS_DATA_DIR".to_owned(), data_dir.display().to_string()),
+    ];
+    env.extend(accounts_env(clients));
+    env
+}
+
+/// The accounts of a test mesh: the bootstrap admin, the OAuth2
 /// `clients`, and no per-address login limit (every test signs in from
 /// 127.0.0.1, many times).
-pub fn user_svc_env(clients: &[ServiceClient]) -> Vec<(String, String)> {
+pub fn accounts_env(clients: &[ServiceClient]) -> Vec<(String, String)> {
     [
         ("OMS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
         ("OMS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
@@ -30,6 +43,17 @@ pub fn user_svc_env(clients: &[ServiceClient]) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// A suffix no other test of this run has: the process ID and a counter.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Registers an account.

@@ -14,23 +14,12 @@ const AGE: Duration = Duration::from_secs(60);
 
 /// A PENDING order recorded `ago` before now, as a saga that died left it.
 async fn pending(h: &Harness, lines: &[Line], ago: chrono::Duration) -> Order {
-    let at = kit::time::now() - ago;
-    let order = Order {
-        id: uuid::Uuid::now_v7().to_string(),
-        customer_id: "alice".to_owned(),
-        request_id: uuid::Uuid::now_v7().to_string(),
-        request_digest: kit::lines::digest(lines),
-        status: Status::Pending,
-        currency_code: String::new(),
-        total_minor: 0,
-        attempt: 1,
-        cancel_reason: None,
-        stock_released: false,
-        failure: None,
-        lines: Vec::new(),
-        create_time: at,
-        update_time: at,
-    };
+    let order = Order::pending(
+        "alice",
+        &uuid::Uuid::now_v7().to_string(),
+        kit::lines::digest(lines),
+        kit::time::now() - ago,
+    );
     assert!(store::insert_pending(&h.orders.db, &order).await.unwrap());
     order
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kit::config::Env;
-use kit::test_support::{Relay, Spawned, TestDb, bearer, spawn, unique_name};
+use kit::test_support::{Relay, Spawned, TestDb, bearer, spawn};
 use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
@@ -42,16 +42,11 @@ pub(crate) struct Mesh {
 /// user-svc on `db`, with a signing key of its own: every start is a key
 /// rotation that drops the old key.
 pub(crate) async fn start_users(db: &TestDb) -> Spawned {
-    let mut pairs = testkit::users::user_svc_env(&[ServiceClient::order_svc(CLIENT_SECRET)]);
-    pairs.push(("DATABASE_URL".into(), db.url().expose().to_owned()));
-    pairs.push((
-        "OMS_DATA_DIR".into(),
-        std::env::temp_dir()
-            .join(unique_name("oms_keys"))
-            .display()
-            .to_string(),
-    ));
-    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    let env = testkit::users::user_svc_env(
+        db.url().expose(),
+        &[ServiceClient::order_svc(CLIENT_SECRET)],
+    );
+    let config = user_svc::Config::from_env(&Env::from_pairs(env), "DATABASE_URL").unwrap();
     spawn(|l, s| user_svc::serve(config, l, s)).await
 }
 

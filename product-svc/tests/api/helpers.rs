@@ -31,19 +31,14 @@ pub(crate) struct Mesh {
 
 pub(crate) async fn start_users() -> (Spawned, TestDb) {
     let db = TestDb::sqlite();
-    let mut pairs = testkit::users::user_svc_env(&[
-        ServiceClient::order_svc(WRITER_SECRET),
-        ServiceClient::new("reporting", READER_SECRET, &["products:read"]),
-    ]);
-    pairs.push(("DATABASE_URL".into(), db.url().expose().to_owned()));
-    pairs.push((
-        "OMS_DATA_DIR".into(),
-        std::env::temp_dir()
-            .join(unique_name("oms_keys"))
-            .display()
-            .to_string(),
-    ));
-    let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    let env = testkit::users::user_svc_env(
+        db.url().expose(),
+        &[
+            ServiceClient::order_svc(WRITER_SECRET),
+            ServiceClient::new("reporting", READER_SECRET, &["products:read"]),
+        ],
+    );
+    let config = user_svc::Config::from_env(&Env::from_pairs(env), "DATABASE_URL").unwrap();
     (spawn(|l, s| user_svc::serve(config, l, s)).await, db)
 }
 

@@ -15,13 +15,13 @@ pub(crate) use testkit::users::{ADMIN_EMAIL, ADMIN_PASSWORD, ORDER_SVC_SECRET as
 pub(crate) const SEED: [u8; 32] = [7; 32];
 
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
-    let data_dir = std::env::temp_dir().join(unique_name("oms_user"));
-    let mut pairs = testkit::users::user_svc_env(&[ServiceClient::order_svc(CLIENT_SECRET)]);
+    let mut pairs = testkit::users::user_svc_env(
+        db.url().expose(),
+        &[ServiceClient::order_svc(CLIENT_SECRET)],
+    );
     // The per-address login limit as in production: its tests set it.
     pairs.retain(|(k, _)| k != "OMS_LOGIN_MAX_ATTEMPTS_PER_PEER");
     pairs.extend([
-        ("DATABASE_URL".into(), db.url().expose().to_owned()),
-        ("OMS_DATA_DIR".into(), data_dir.display().to_string()),
         ("OMS_JWT_SIGNING_KEYS".into(), STANDARD.encode(SEED)),
         (
             "OMS_REDIS_KEY_PREFIX".into(),
