@@ -73,22 +73,22 @@ impl Mesh {
             order.client_secret = Some(secret.into());
         }
 
-        let user_listener = kit::server::bind(user.addr, user_svc::ADDR_VAR).await?;
-        let product_listener = kit::server::bind(product.addr, product_svc::ADDR_VAR).await?;
-        let order_listener = kit::server::bind(order.addr, order_svc::ADDR_VAR).await?;
+        let user_listener = kit::server::bind(user.base.addr, user_svc::ADDR_VAR).await?;
+        let product_listener = kit::server::bind(product.base.addr, product_svc::ADDR_VAR).await?;
+        let order_listener = kit::server::bind(order.base.addr, order_svc::ADDR_VAR).await?;
         let gateway_listener = kit::server::bind(gateway.addr, gateway::ADDR_VAR).await?;
 
         // Wire the parts to the ports they actually got, so `:0` works.
-        user.addr = local_addr(&user_listener)?;
-        product.addr = local_addr(&product_listener)?;
-        order.addr = local_addr(&order_listener)?;
+        user.base.addr = local_addr(&user_listener)?;
+        product.base.addr = local_addr(&product_listener)?;
+        order.base.addr = local_addr(&order_listener)?;
         gateway.addr = local_addr(&gateway_listener)?;
-        order.user_svc_addr = user.addr.into();
-        product.user_svc_addr = user.addr.into();
-        order.product_svc_addr = product.addr.into();
-        gateway.user_svc_addr = user.addr.into();
-        gateway.product_svc_addr = product.addr.into();
-        gateway.order_svc_addr = order.addr.into();
+        order.user_svc_addr = user.base.addr.into();
+        product.user_svc_addr = user.base.addr.into();
+        order.product_svc_addr = product.base.addr.into();
+        gateway.user_svc_addr = user.base.addr.into();
+        gateway.product_svc_addr = product.base.addr.into();
+        gateway.order_svc_addr = order.base.addr.into();
 
         Ok(Self {
             user: (user, user_listener),
@@ -101,9 +101,9 @@ impl Mesh {
     /// Where each part listens.
     pub fn addrs(&self) -> MeshAddrs {
         MeshAddrs {
-            user: self.user.0.addr,
-            product: self.product.0.addr,
-            order: self.order.0.addr,
+            user: self.user.0.base.addr,
+            product: self.product.0.base.addr,
+            order: self.order.0.base.addr,
             gateway: self.gateway.0.addr,
         }
     }

@@ -236,6 +236,66 @@ impl Env {
     }
 }
 
+/// The variables of one service's [`ServiceBase`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceVars {
+    /// Its listen address, e.g. `ORDER_SVC_ADDR`.
+    pub addr: &'static str,
+    /// Where it listens by default, e.g. `127.0.0.1:50053`.
+    pub default_addr: &'static str,
+    /// Its `/metrics` listener, e.g. `ORDER_SVC_METRICS_ADDR`.
+    pub metrics_addr: &'static str,
+    /// Its SQLite file under the data directory, e.g. `orders.db`.
+    pub sqlite_file: &'static str,
+}
+
+/// What every gRPC service reads alike: where it listens, where it serves
+/// `/metrics`, its database, and the `iss` of the tokens it trusts.
+#[derive(Debug, Clone)]
+pub struct ServiceBase {
+    /// Where to listen for gRPC.
+    pub addr: SocketAddr,
+    /// Where to serve Prometheus `/metrics`; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The service's own database.
+    pub database_url: DatabaseUrl,
+    /// The `iss` of every access token (user-svc signs with it).
+    pub jwt_issuer: String,
+}
+
+impl ServiceBase {
+    /// Reads it; `database_var` is `DATABASE_URL` for a standalone binary
+    /// and `<SVC>_DATABASE_URL` inside the one-process `oms`.
+    pub fn from_env(env: &Env, vars: ServiceVars, database_var: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: env.socket_addr(vars.addr, vars.default_addr)?,
+            metrics_addr: env.optional_socket_addr(vars.metrics_addr)?,
+            database_url: env.database_url(database_var, vars.sqlite_file)?,
+            jwt_issuer: env.jwt_issuer()?,
+        })
+    }
+}
+
+/// Redis for a service: `REDIS_URL` (in process when unset) and the
+/// prefix of every key it stores there.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `None` keeps the data in process (the embedded default).
+    pub url: Option<RedisUrl>,
+    /// `OMS_REDIS_KEY_PREFIX` followed by `namespace`.
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    /// Reads it; `namespace` (e.g. `user:`) keeps services apart in one Redis.
+    pub fn from_env(env: &Env, namespace: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: env.redis_url("REDIS_URL")?,
+            key_prefix: format!("{}{namespace}", env.redis_key_prefix()?),
+        })
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

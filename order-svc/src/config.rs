@@ -1,9 +1,8 @@
 //! order-svc configuration, read once from the environment.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use kit::config::{ConfigError, DatabaseUrl, Env, PeerAddr};
+use kit::config::{ConfigError, Env, PeerAddr, ServiceBase, ServiceVars};
 
 /// The variable holding order-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "ORDER_SVC_ADDR";
@@ -11,24 +10,26 @@ pub const ADDR_VAR: &str = "ORDER_SVC_ADDR";
 /// The variable holding the address of the `/metrics` listener (off unless set).
 pub const METRICS_ADDR_VAR: &str = "ORDER_SVC_METRICS_ADDR";
 
+/// order-svc's listen, metrics and database variables.
+const VARS: ServiceVars = ServiceVars {
+    addr: ADDR_VAR,
+    default_addr: "127.0.0.1:50053",
+    metrics_addr: METRICS_ADDR_VAR,
+    sqlite_file: "orders.db",
+};
+
 /// The variable holding order-svc's OAuth2 client secret at user-svc.
 pub const CLIENT_SECRET_VAR: &str = "OMS_ORDER_SVC_CLIENT_SECRET";
 
 /// Everything order-svc needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where to listen for gRPC.
-    pub addr: SocketAddr,
-    /// Where to serve Prometheus `/metrics`; `None` serves none.
-    pub metrics_addr: Option<SocketAddr>,
-    /// The orders database.
-    pub database_url: DatabaseUrl,
+    /// Listen addresses, the orders database, the token issuer.
+    pub base: ServiceBase,
     /// Where user-svc listens (service tokens, JWKS).
     pub user_svc_addr: PeerAddr,
     /// Where product-svc listens (reservations).
     pub product_svc_addr: PeerAddr,
-    /// The `iss` access tokens must carry.
-    pub jwt_issuer: String,
     /// order-svc's OAuth2 client ID at user-svc.
     pub client_id: String,
     /// Its secret; required (the `oms` binary generates one).
@@ -50,12 +51,9 @@ impl Config {
     /// standalone binary and `ORDER_SVC_DATABASE_URL` inside `oms`.
     pub fn from_env(env: &Env, database_var: &str) -> Result<Self, ConfigError> {
         Ok(Self {
-            addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50053")?,
-            metrics_addr: env.optional_socket_addr(METRICS_ADDR_VAR)?,
-            database_url: env.database_url(database_var, "orders.db")?,
+            base: ServiceBase::from_env(env, VARS, database_var)?,
             user_svc_addr: env.peer_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
             product_svc_addr: env.peer_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
-            jwt_issuer: env.jwt_issuer()?,
             client_id: env
                 .get("OMS_ORDER_SVC_CLIENT_ID")?
                 .unwrap_or_else(|| "order-svc".to_owned()),

@@ -72,7 +72,7 @@ impl kit::service::Service for Binary {
     }
 
     fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.addr
+        config.base.addr
     }
 
     fn serve(
@@ -85,7 +85,7 @@ impl kit::service::Service for Binary {
 }
 
 fn migrate(config: Config) -> kit::service::Work {
-    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.database_url)
+    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.base.database_url)
 }
 
 /// Opens the database (migrating it), starts recovery, then serves gRPC on
@@ -108,9 +108,9 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let metrics_listener =
-        kit::server::bind_optional(config.metrics_addr, config::METRICS_ADDR_VAR).await?;
+        kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
     let db = kit::db::connect_and_migrate::<migration::Migrator>(
-        &config.database_url,
+        &config.base.database_url,
         Default::default(),
     )
     .await?;
@@ -132,7 +132,7 @@ pub async fn serve_with(
     );
 
     let routes = api::routes(api::State { orders });
-    let auth = kit::auth::layer_for(&config.user_svc_addr, &config.jwt_issuer, None)?;
+    let auth = kit::auth::layer_for(&config.user_svc_addr, &config.base.jwt_issuer, None)?;
     let served = kit::server::serve_grpc(
         SERVICE_INFO,
         routes,

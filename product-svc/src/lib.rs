@@ -73,7 +73,7 @@ impl kit::service::Service for Binary {
     }
 
     fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.addr
+        config.base.addr
     }
 
     fn serve(
@@ -86,7 +86,7 @@ impl kit::service::Service for Binary {
 }
 
 fn migrate(config: Config) -> kit::service::Work {
-    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.database_url)
+    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.base.database_url)
 }
 
 /// Opens the database (migrating it) and the product cache, starts the
@@ -98,13 +98,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), kit::StartupError> {
     let metrics_listener =
-        kit::server::bind_optional(config.metrics_addr, config::METRICS_ADDR_VAR).await?;
+        kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
     let db = kit::db::connect_and_migrate::<migration::Migrator>(
-        &config.database_url,
+        &config.base.database_url,
         Default::default(),
     )
     .await?;
-    let kv = kit::kv::open(config.redis_url.as_ref(), &config.redis_key_prefix).await?;
+    let kv = kit::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
     let _pool_gauges = (
         kit::db::sample_pool(SERVICE_INFO.name, &db),
         kit::kv::sample_pool(SERVICE_INFO.name, &kv),
@@ -133,7 +133,11 @@ pub async fn serve(
         }
     });
 
-    let auth = kit::auth::layer_for(&config.user_svc_addr, &config.jwt_issuer, Some(AUDIENCE))?;
+    let auth = kit::auth::layer_for(
+        &config.user_svc_addr,
+        &config.base.jwt_issuer,
+        Some(AUDIENCE),
+    )?;
     let routes = api::routes(api::State {
         catalogue,
         inventory,

@@ -1,10 +1,10 @@
 //! user-svc configuration, read once from the environment.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kit::config::{ConfigError, DatabaseUrl, Env, RedisUrl, SecretString};
+use kit::config::{ConfigError, Env, RedisConfig, SecretString, ServiceBase, ServiceVars};
 
 use crate::clients::ServiceClient;
 
@@ -14,21 +14,22 @@ pub const ADDR_VAR: &str = "USER_SVC_ADDR";
 /// The variable holding the address of the `/metrics` listener (off unless set).
 pub const METRICS_ADDR_VAR: &str = "USER_SVC_METRICS_ADDR";
 
+/// user-svc's listen, metrics and database variables.
+const VARS: ServiceVars = ServiceVars {
+    addr: ADDR_VAR,
+    default_addr: "127.0.0.1:50051",
+    metrics_addr: METRICS_ADDR_VAR,
+    sqlite_file: "users.db",
+};
+
 /// Everything user-svc needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where to listen for gRPC.
-    pub addr: SocketAddr,
-    /// Where to serve Prometheus `/metrics`; `None` serves none.
-    pub metrics_addr: Option<SocketAddr>,
-    /// The users database.
-    pub database_url: DatabaseUrl,
-    /// Redis for refresh tokens and throttling; `None` keeps them in process.
-    pub redis_url: Option<RedisUrl>,
-    /// Prefix of every key this service stores in Redis.
-    pub redis_key_prefix: String,
-    /// The `iss` of every token signed here.
-    pub jwt_issuer: String,
+    /// Listen addresses, the users database, the `iss` of every token
+    /// signed here.
+    pub base: ServiceBase,
+    /// Redis for refresh tokens and throttling (in process when unset).
+    pub redis: RedisConfig,
     /// Where the signing keys come from.
     pub signing_keys: KeySource,
     /// Life of an access token (at most 15 minutes).
@@ -83,20 +84,17 @@ impl Config {
     /// Reads the configuration; `database_var` is `DATABASE_URL` for the
     /// standalone binary and `USER_SVC_DATABASE_URL` inside `oms`.
     pub fn from_env(env: &Env, database_var: &str) -> Result<Self, ConfigError> {
-        let access_secs = env.parse_or("OMS_ACCESS_TOKEN_TTL_SECS", 900u64)?;
-        if !(30..=kit::auth::USER_TOKEN_MAX_TTL_SECS).contains(&access_secs) {
-            return Err(ConfigError::new(
-                "OMS_ACCESS_TOKEN_TTL_SECS",
-                "must be between 30 and 900 seconds",
-            ));
-        }
-        let refresh_secs = env.parse_or("OMS_REFRESH_TOKEN_TTL_SECS", 14 * 24 * 3600u64)?;
-        if refresh_secs < 60 {
-            return Err(ConfigError::new(
-                "OMS_REFRESH_TOKEN_TTL_SECS",
-                "must be at least 60 seconds",
-            ));
-        }
+        let access_token_ttl = env.seconds(
+            "OMS_ACCESS_TOKEN_TTL_SECS",
+            900,
+            30..=kit::auth::USER_TOKEN_MAX_TTL_SECS,
+        )?;
+        // Up to a year: longer is no session, it is a password.
+        let refresh_token_ttl = env.seconds(
+            "OMS_REFRESH_TOKEN_TTL_SECS",
+            14 * 24 * 3600,
+            60..=366 * 24 * 3600,
+        )?;
         let signing_keys = match env.get("OMS_JWT_SIGNING_KEYS")? {
             Some(raw) => KeySource::Env(
                 raw.split(',')
@@ -148,15 +146,11 @@ impl Config {
                 })?,
         };
         Ok(Self {
-            addr: env.socket_addr(ADDR_VAR, "127.0.0.1:50051")?,
-            metrics_addr: env.optional_socket_addr(METRICS_ADDR_VAR)?,
-            database_url: env.database_url(database_var, "users.db")?,
-            redis_url: env.redis_url("REDIS_URL")?,
-            redis_key_prefix: format!("{}user:", env.redis_key_prefix()?),
-            jwt_issuer: env.jwt_issuer()?,
+            base: ServiceBase::from_env(env, VARS, database_var)?,
+            redis: RedisConfig::from_env(env, "user:")?,
             signing_keys,
-            access_token_ttl: Duration::from_secs(access_secs),
-            refresh_token_ttl: Duration::from_secs(refresh_secs),
+            access_token_ttl,
+            refresh_token_ttl,
             bootstrap_admin,
             service_clients,
             throttle: ThrottleConfig {

@@ -76,7 +76,7 @@ impl kit::service::Service for Binary {
     }
 
     fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.addr
+        config.base.addr
     }
 
     fn serve(
@@ -93,7 +93,7 @@ impl kit::service::Service for Binary {
 }
 
 fn migrate(config: Config) -> kit::service::Work {
-    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.database_url)
+    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.base.database_url)
 }
 
 /// Opens the database (migrating it), the token store and the signing keys,
@@ -105,13 +105,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let metrics_listener =
-        kit::server::bind_optional(config.metrics_addr, config::METRICS_ADDR_VAR).await?;
+        kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
     let db = kit::db::connect_and_migrate::<migration::Migrator>(
-        &config.database_url,
+        &config.base.database_url,
         Default::default(),
     )
     .await?;
-    let kv = kit::kv::open(config.redis_url.as_ref(), &config.redis_key_prefix).await?;
+    let kv = kit::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
     let _pool_gauges = (
         kit::db::sample_pool(SERVICE_INFO.name, &db),
         kit::kv::sample_pool(SERVICE_INFO.name, &kv),
@@ -125,7 +125,7 @@ pub async fn serve(
         passwords,
         tokens: tokens::TokenIssuer::new(
             keys.clone(),
-            config.jwt_issuer.clone(),
+            config.base.jwt_issuer.clone(),
             config.access_token_ttl,
         ),
         sessions: sessions::Sessions::new(kv.clone(), config.refresh_token_ttl),
@@ -160,7 +160,7 @@ pub async fn serve(
 
     // user-svc verifies its own tokens with its own published keys.
     let verifier = kit::auth::Verifier::new(
-        kit::auth::VerifierConfig::new(config.jwt_issuer.clone(), None),
+        kit::auth::VerifierConfig::new(config.base.jwt_issuer.clone(), None),
         Arc::new(keys.jwks().to_vec()),
     );
     let routes = api::routes(api::State {
