@@ -1,8 +1,15 @@
-//! Parse, don't validate: product-svc's request fields as types that hold
-//! only valid values. Every failure is a field violation, and a request
-//! reports all of its bad fields at once.
+//! Parse, don't validate: each product-svc request turned into validated
+//! input once, at the edge (`TryFrom<pb::…Request>`), from field parsers
+//! that hold only valid values. A request reports all of its bad fields at
+//! once.
 
 use kit::FieldViolation;
+use kit::fields::AllFields as _;
+use kit::money::Money;
+use oms_proto::common::v1::Money as CommonMoney;
+use oms_proto::product::v1 as pb;
+
+use crate::catalogue::{NewProduct, ProductChanges};
 
 /// Largest stock adjustment, either way: far above any real delivery, far
 /// below where counters could overflow.
@@ -103,5 +110,237 @@ mod tests {
         assert!(reservation_id("id", "0190a-b_c").is_ok());
         assert!(stock_delta("delta", 0).is_err());
         assert!(stock_delta("delta", -5).is_ok());
+    }
+}
+
+/// The most units a product can be created with.
+const MAX_INITIAL_STOCK: i64 = 1_000_000_000;
+
+/// A required price: a known currency, a positive amount in minor units.
+pub fn price(field: &str, raw: Option<&CommonMoney>) -> Result<Money, Vec<FieldViolation>> {
+    let Some(raw) = raw else {
+        return Err(vec![FieldViolation::new(field, "is required")]);
+    };
+    Money::parse_price(field, &raw.currency_code, raw.amount_minor)
+}
+
+fn required_product(product: Option<pb::Product>) -> Result<pb::Product, Vec<FieldViolation>> {
+    product.ok_or_else(|| vec![FieldViolation::new("product", "is required")])
+}
+
+impl TryFrom<pb::CreateProductRequest> for NewProduct {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::CreateProductRequest) -> Result<Self, Self::Error> {
+        let p = required_product(r.product)?;
+        let stock = if (0..=MAX_INITIAL_STOCK).contains(&p.stock_on_hand) {
+            Ok(p.stock_on_hand)
+        } else {
+            Err(FieldViolation::new(
+                "product.stock_on_hand",
+                "must be from 0 to 1000000000",
+            ))
+        };
+        let (sku, name, description, price, stock_on_hand) = (
+            sku("product.sku", &p.sku),
+            name("product.name", &p.name),
+            description("product.description", &p.description),
+            price("product.price", p.price.as_ref()),
+            stock,
+        )
+            .all_fields()?;
+        Ok(Self {
+            sku,
+            name,
+            description,
+            price,
+            stock_on_hand,
+        })
+    }
+}
+
+/// A ListProducts request, valid.
+#[derive(Debug, Clone)]
+pub struct ProductQuery {
+    /// Words to look for in sku, name and description; `None` lists all.
+    pub query: Option<String>,
+    /// Whether archived products are listed too.
+    pub include_archived: bool,
+    /// Products per page.
+    pub page_size: u64,
+    /// Where the page starts.
+    pub cursor: Option<String>,
+}
+
+impl TryFrom<pb::ListProductsRequest> for ProductQuery {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::ListProductsRequest) -> Result<Self, Self::Error> {
+        let query = r.query.trim();
+        let query = if query.chars().count() > 200 {
+            Err(FieldViolation::new(
+                "query",
+                "must be at most 200 characters",
+            ))
+        } else {
+            Ok((!query.is_empty()).then(|| query.to_owned()))
+        };
+        let (query, page_size, cursor) = (
+            query,
+            kit::paging::page_size(r.page_size),
+            kit::paging::decode_token(&r.page_token),
+        )
+            .all_fields()?;
+        Ok(Self {
+            query,
+            include_archived: r.include_archived,
+            page_size,
+            cursor,
+        })
+    }
+}
+
+/// An UpdateProduct request, valid: the product and what changes.
+#[derive(Debug, Clone)]
+pub struct ProductUpdate {
+    /// The product.
+    pub id: String,
+    /// The fields the mask names, parsed.
+    pub changes: ProductChanges,
+}
+
+impl TryFrom<pb::UpdateProductRequest> for ProductUpdate {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::UpdateProductRequest) -> Result<Self, Self::Error> {
+        let p = required_product(r.product)?;
+        let mut violations = Vec::new();
+        let id = uuid("product.id", &p.id)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            violations.push(FieldViolation::new(
+                "update_mask",
+                "must name the fields to change: name, description, price",
+            ));
+        }
+        let mut changes = ProductChanges::default();
+        for path in &paths {
+            match path.as_str() {
+                "name" => match name("product.name", &p.name) {
+                    Ok(name) => changes.name = Some(name),
+                    Err(v) => violations.push(v),
+                },
+                "description" => match description("product.description", &p.description) {
+                    Ok(d) => changes.description = Some(d),
+                    Err(v) => violations.push(v),
+                },
+                "price" => match price("product.price", p.price.as_ref()) {
+                    Ok(m) => changes.price = Some(m),
+                    Err(v) => violations.extend(v),
+                },
+                "id" | "sku" | "stock_on_hand" | "stock_reserved" | "stock_available"
+                | "archived" | "create_time" | "update_time" => {
+                    violations.push(FieldViolation::new(
+                        "update_mask",
+                        format!(
+                            "{path} cannot be changed here (stock: AdjustStock; archiving: DeleteProduct)"
+                        ),
+                    ));
+                }
+                other => violations.push(FieldViolation::new(
+                    "update_mask",
+                    format!("{other} is not a field of Product"),
+                )),
+            }
+        }
+        match id {
+            Some(id) if violations.is_empty() => Ok(Self { id, changes }),
+            _ => Err(violations),
+        }
+    }
+}
+
+/// A ListPriceHistory request, valid.
+#[derive(Debug, Clone)]
+pub struct PriceHistoryQuery {
+    /// The product.
+    pub product_id: String,
+    /// Entries per page.
+    pub page_size: u64,
+    /// Where the page starts.
+    pub cursor: Option<String>,
+}
+
+impl TryFrom<pb::ListPriceHistoryRequest> for PriceHistoryQuery {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::ListPriceHistoryRequest) -> Result<Self, Self::Error> {
+        let (product_id, page_size, cursor) = (
+            uuid("product_id", &r.product_id),
+            kit::paging::page_size(r.page_size),
+            kit::paging::decode_token(&r.page_token),
+        )
+            .all_fields()?;
+        Ok(Self {
+            product_id,
+            page_size,
+            cursor,
+        })
+    }
+}
+
+/// An AdjustStock request, valid.
+#[derive(Debug, Clone)]
+pub struct StockAdjustment {
+    /// The product.
+    pub product_id: String,
+    /// Units added (negative: removed).
+    pub delta: i64,
+    /// Why.
+    pub reason: String,
+}
+
+impl TryFrom<pb::AdjustStockRequest> for StockAdjustment {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::AdjustStockRequest) -> Result<Self, Self::Error> {
+        let (product_id, delta, reason) = (
+            uuid("product_id", &r.product_id),
+            stock_delta("delta", r.delta),
+            reason("reason", &r.reason),
+        )
+            .all_fields()?;
+        Ok(Self {
+            product_id,
+            delta,
+            reason,
+        })
+    }
+}
+
+/// A ReserveStock request, valid.
+#[derive(Debug, Clone)]
+pub struct ReservationRequest {
+    /// The caller-chosen ID.
+    pub reservation_id: String,
+    /// 1 to 100 lines of distinct products.
+    pub lines: Vec<Line>,
+}
+
+impl TryFrom<&pb::ReserveStockRequest> for ReservationRequest {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: &pb::ReserveStockRequest) -> Result<Self, Self::Error> {
+        let (reservation_id, lines) = (
+            reservation_id("reservation_id", &r.reservation_id),
+            kit::lines::parse(&r.lines),
+        )
+            .all_fields()?;
+        Ok(Self {
+            reservation_id,
+            lines,
+        })
     }
 }

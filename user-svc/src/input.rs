@@ -2,7 +2,10 @@
 //! can only hold valid values. Each failure is a field violation.
 
 use kit::FieldViolation;
+use kit::auth::Role;
 use kit::config::{ExposeSecret as _, SecretString};
+use kit::fields::AllFields as _;
+use oms_proto::user::v1 as pb;
 
 /// A normalised email: trimmed, lower-cased, `local@domain.tld`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,16 +103,119 @@ pub fn user_id(field: &str, raw: &str) -> Result<String, FieldViolation> {
         .map_err(|_| FieldViolation::new(field, "must be a user ID (UUID)"))
 }
 
-/// Collects the results of several field checks: all values, or every
-/// violation (not only the first).
-pub fn all_valid<T>(
-    results: impl IntoIterator<Item = Result<T, FieldViolation>>,
-) -> Result<Vec<T>, Vec<FieldViolation>> {
-    let (ok, bad): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
-    if bad.is_empty() {
-        Ok(ok.into_iter().filter_map(Result::ok).collect())
+/// A field that must not be empty (kept as sent: a secret, or a value
+/// checked against what is stored).
+pub fn required(field: &str, value: &str) -> Result<(), FieldViolation> {
+    if value.is_empty() {
+        Err(FieldViolation::new(field, "is required"))
     } else {
-        Err(bad.into_iter().filter_map(Result::err).collect())
+        Ok(())
+    }
+}
+
+/// A Register request, valid.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The normalised email.
+    pub email: Email,
+    /// The password, 8 to 128 characters.
+    pub password: Password,
+    /// The shown name.
+    pub display_name: DisplayName,
+}
+
+impl TryFrom<pb::RegisterRequest> for Registration {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::RegisterRequest) -> Result<Self, Self::Error> {
+        let (email, password, display_name) = (
+            Email::parse("email", &r.email),
+            Password::parse("password", &r.password),
+            DisplayName::parse("display_name", &r.display_name),
+        )
+            .all_fields()?;
+        Ok(Self {
+            email,
+            password,
+            display_name,
+        })
+    }
+}
+
+/// A Login request with both fields present (checked against the stored
+/// account, never parsed further: a wrong one must cost the same).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// As typed.
+    pub email: String,
+    /// As typed; never shown by `Debug`.
+    pub password: SecretString,
+}
+
+impl TryFrom<pb::LoginRequest> for Credentials {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::LoginRequest) -> Result<Self, Self::Error> {
+        (
+            required("email", &r.email),
+            required("password", &r.password),
+        )
+            .all_fields()?;
+        Ok(Self {
+            email: r.email,
+            password: SecretString::from(r.password),
+        })
+    }
+}
+
+/// A ChangePassword request, valid.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// The current password, as typed.
+    pub current: SecretString,
+    /// The new one.
+    pub new: Password,
+}
+
+impl TryFrom<pb::ChangePasswordRequest> for PasswordChange {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::ChangePasswordRequest) -> Result<Self, Self::Error> {
+        let ((), new) = (
+            required("current_password", &r.current_password),
+            Password::parse("new_password", &r.new_password),
+        )
+            .all_fields()?;
+        Ok(Self {
+            current: SecretString::from(r.current_password),
+            new,
+        })
+    }
+}
+
+/// A SetUserRole request, valid.
+#[derive(Debug, Clone)]
+pub struct RoleChange {
+    /// The account.
+    pub user_id: String,
+    /// Its new role.
+    pub role: Role,
+}
+
+impl TryFrom<pb::SetUserRoleRequest> for RoleChange {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::SetUserRoleRequest) -> Result<Self, Self::Error> {
+        let role = match pb::Role::try_from(r.role) {
+            Ok(pb::Role::Customer) => Ok(Role::Customer),
+            Ok(pb::Role::Admin) => Ok(Role::Admin),
+            _ => Err(FieldViolation::new(
+                "role",
+                "must be ROLE_CUSTOMER or ROLE_ADMIN",
+            )),
+        };
+        let (user_id, role) = (user_id("user_id", &r.user_id), role).all_fields()?;
+        Ok(Self { user_id, role })
     }
 }
 

@@ -1,13 +1,12 @@
 //! `oms.product.v1.InventoryService`: services only, by scope.
 
 use kit::auth::require_scope;
-use kit::fields::AllFields as _;
 use oms_proto::product::v1::{self as pb, inventory_service_server::InventoryService};
 use tonic::{Request, Response, Status};
 
 use super::{State, money, to_proto_reservation};
 use crate::error::ProductError;
-use crate::input;
+use crate::input::{self, ReservationRequest};
 
 /// Scope of every reservation RPC.
 const WRITE: &str = "inventory:write";
@@ -71,13 +70,12 @@ impl InventoryService for InventoryApi {
     ) -> Result<Response<pb::ReserveStockResponse>, Status> {
         require_scope(&request, WRITE).map_err(auth)?;
         let r = request.get_ref();
-        let (id, lines) = (
-            input::reservation_id("reservation_id", &r.reservation_id),
-            kit::lines::parse(&r.lines),
-        )
-            .all_fields()
-            .map_err(ProductError::Invalid)?;
-        let reservation = self.state.inventory.reserve(&id, lines).await?;
+        let input = ReservationRequest::try_from(r).map_err(ProductError::Invalid)?;
+        let reservation = self
+            .state
+            .inventory
+            .reserve(&input.reservation_id, input.lines)
+            .await?;
         Ok(Response::new(pb::ReserveStockResponse {
             reservation: Some(to_proto_reservation(reservation)),
         }))

@@ -1,5 +1,6 @@
 //! `oms.user.v1.AuthService`: no RPC here needs a token.
 
+use kit::config::ExposeSecret as _;
 use kit::fields::AllFields as _;
 use oms_proto::user::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
@@ -7,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{State, client_ip, to_proto_user};
 use crate::accounts::SignIn;
 use crate::error::UserError;
-use crate::input::{DisplayName, Email, Password, all_valid};
+use crate::input::{Credentials, Registration, required};
 
 pub(super) struct AuthApi {
     pub(super) state: State,
@@ -34,15 +35,12 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
-        let r = request.into_inner();
-        let (email, password, name) = (
-            Email::parse("email", &r.email),
-            Password::parse("password", &r.password),
-            DisplayName::parse("display_name", &r.display_name),
-        )
-            .all_fields()
-            .map_err(UserError::Invalid)?;
-        let user = self.state.accounts.register(email, password, name).await?;
+        let new = Registration::try_from(request.into_inner()).map_err(UserError::Invalid)?;
+        let user = self
+            .state
+            .accounts
+            .register(new.email, new.password, new.display_name)
+            .await?;
         Ok(Response::new(pb::RegisterResponse {
             user: Some(to_proto_user(user)),
         }))
@@ -54,16 +52,11 @@ impl AuthService for AuthApi {
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let peer = client_ip(&request, &self.state.trusted_proxies);
-        let r = request.into_inner();
-        all_valid([
-            required("email", &r.email),
-            required("password", &r.password),
-        ])
-        .map_err(UserError::Invalid)?;
+        let given = Credentials::try_from(request.into_inner()).map_err(UserError::Invalid)?;
         let sign_in = self
             .state
             .accounts
-            .login(&r.email, &r.password, peer)
+            .login(&given.email, given.password.expose_secret(), peer)
             .await?;
         Ok(Response::new(login_response(sign_in)))
     }
@@ -102,11 +95,12 @@ impl AuthService for AuthApi {
         request: Request<pb::IssueServiceTokenRequest>,
     ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
         let r = request.into_inner();
-        all_valid([
+        (
             required("client_id", &r.client_id),
             required("client_secret", &r.client_secret),
-        ])
-        .map_err(UserError::Invalid)?;
+        )
+            .all_fields()
+            .map_err(UserError::Invalid)?;
         let grant = self
             .state
             .accounts
@@ -142,13 +136,5 @@ impl AuthService for AuthApi {
             })
             .collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))
-    }
-}
-
-pub(super) fn required(field: &str, value: &str) -> Result<(), kit::FieldViolation> {
-    if value.is_empty() {
-        Err(kit::FieldViolation::new(field, "is required"))
-    } else {
-        Ok(())
     }
 }

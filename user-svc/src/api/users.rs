@@ -1,14 +1,13 @@
 //! `oms.user.v1.UserService`: every RPC needs a user access token.
 
-use kit::auth::{Role, require_admin, require_user};
-use kit::fields::AllFields as _;
+use kit::auth::{require_admin, require_user};
+use kit::config::ExposeSecret as _;
 use oms_proto::user::v1::{self as pb, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
-use super::auth::required;
 use super::{State, to_proto_user};
 use crate::error::UserError;
-use crate::input::{Password, user_id};
+use crate::input::{PasswordChange, RoleChange, user_id};
 
 pub(super) struct UserApi {
     pub(super) state: State,
@@ -74,16 +73,10 @@ impl UserService for UserApi {
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let (caller, _) = require_user(&request).map_err(UserError::Auth)?;
-        let r = request.into_inner();
-        let ((), new) = (
-            required("current_password", &r.current_password),
-            Password::parse("new_password", &r.new_password),
-        )
-            .all_fields()
-            .map_err(UserError::Invalid)?;
+        let change = PasswordChange::try_from(request.into_inner()).map_err(UserError::Invalid)?;
         self.state
             .accounts
-            .change_password(&caller, &r.current_password, new)
+            .change_password(&caller, change.current.expose_secret(), change.new)
             .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
@@ -94,18 +87,12 @@ impl UserService for UserApi {
         request: Request<pb::SetUserRoleRequest>,
     ) -> Result<Response<pb::SetUserRoleResponse>, Status> {
         require_admin(&request).map_err(UserError::Auth)?;
-        let r = request.into_inner();
-        let id = user_id("user_id", &r.user_id);
-        let role = match pb::Role::try_from(r.role) {
-            Ok(pb::Role::Customer) => Ok(Role::Customer),
-            Ok(pb::Role::Admin) => Ok(Role::Admin),
-            _ => Err(kit::FieldViolation::new(
-                "role",
-                "must be ROLE_CUSTOMER or ROLE_ADMIN",
-            )),
-        };
-        let (id, role) = (id, role).all_fields().map_err(UserError::Invalid)?;
-        let user = self.state.accounts.set_role(&id, role).await?;
+        let change = RoleChange::try_from(request.into_inner()).map_err(UserError::Invalid)?;
+        let user = self
+            .state
+            .accounts
+            .set_role(&change.user_id, change.role)
+            .await?;
         Ok(Response::new(pb::SetUserRoleResponse {
             user: Some(to_proto_user(user)),
         }))
