@@ -101,12 +101,9 @@ async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
         .expect("the mesh stops within the drain timeout")
         .expect("the mesh task does not panic");
     assert!(result.is_ok(), "{result:?}");
-    assert!(
-        kit::healthcheck::check(addrs.order, kit::healthcheck::Probe::Grpc)
-            .await
-            .is_err(),
-        "a stopped service is unhealthy"
-    );
+    // (Probing the released ports now would ask whoever took them since;
+    // user-svc's healthcheck test shows a stopped service unhealthy behind
+    // an address it keeps.)
     for file in ["users.db", "products.db", "orders.db"] {
         assert!(data_dir.join(file).exists(), "{file} under OMS_DATA_DIR");
     }
