@@ -144,12 +144,58 @@ impl From<Rejection> for ApiError {
     }
 }
 
+/// Field violations (and failed preconditions) sent in full; the rest are
+/// counted. A request with a thousand bad lines must not make a status
+/// that HTTP/2 peers refuse (grpc-status-details-bin over 8 KiB breaks
+/// grpcio) or that costs other clients their connection.
+pub const MAX_DETAILED: usize = 20;
+/// Violations named in the one-line message; the details list more.
+const MAX_IN_MESSAGE: usize = 3;
+/// Longest field path sent (`lines[99].product_id` is 20).
+const MAX_FIELD: usize = 48;
+/// Longest description or metadata value sent; some echo what the client
+/// sent.
+const MAX_TEXT: usize = 80;
+
+/// `text` cut to at most `max` characters, marked with `…` when cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 fn summarize(violations: &[FieldViolation]) -> String {
-    violations
+    let mut text = violations
         .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
+        .take(MAX_IN_MESSAGE)
+        .map(|v| {
+            format!(
+                "{}: {}",
+                clip(&v.field, MAX_FIELD),
+                clip(&v.description, MAX_TEXT)
+            )
+        })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if violations.len() > MAX_IN_MESSAGE {
+        text.push_str(&format!(
+            "; and {} more (see the details)",
+            violations.len() - MAX_IN_MESSAGE
+        ));
+    }
+    text
+}
+
+/// `ErrorInfo` metadata saying how many items there were and how many
+/// the details leave out.
+fn counted(total: usize) -> std::collections::HashMap<String, String> {
+    let mut metadata = std::collections::HashMap::new();
+    if total > MAX_DETAILED {
+        metadata.insert("violations".to_owned(), total.to_string());
+        metadata.insert("omitted".to_owned(), (total - MAX_DETAILED).to_string());
+    }
+    metadata
 }
 
 impl From<ApiError> for Status {
@@ -158,33 +204,32 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument { domain, violations } => {
                 let message = format!("invalid request: {}", summarize(&violations));
                 let mut details = ErrorDetails::new();
-                details.set_error_info(
-                    "INVALID_ARGUMENT",
-                    domain,
-                    std::collections::HashMap::new(),
-                );
-                for v in violations {
-                    details.add_bad_request_violation(v.field, v.description);
+                details.set_error_info("INVALID_ARGUMENT", domain, counted(violations.len()));
+                for v in violations.into_iter().take(MAX_DETAILED) {
+                    details.add_bad_request_violation(
+                        clip(&v.field, MAX_FIELD),
+                        clip(&v.description, MAX_TEXT),
+                    );
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ApiError::Rejected(r) => {
                 let r = *r;
                 let mut details = ErrorDetails::new();
-                details.set_error_info(
-                    r.reason,
-                    r.domain,
-                    r.metadata
-                        .into_iter()
-                        .collect::<std::collections::HashMap<_, _>>(),
-                );
+                let mut metadata = counted(r.preconditions.len());
+                metadata.extend(r.metadata.into_iter().map(|(k, v)| (k, clip(&v, MAX_TEXT))));
+                details.set_error_info(r.reason, r.domain, metadata);
                 if let Some(delay) = r.retry_after {
                     details.set_retry_info(Some(delay));
                 }
-                for (kind, subject, description) in r.preconditions {
-                    details.add_precondition_failure_violation(kind, subject, description);
+                for (kind, subject, description) in r.preconditions.into_iter().take(MAX_DETAILED) {
+                    details.add_precondition_failure_violation(
+                        kind,
+                        clip(&subject, MAX_FIELD),
+                        clip(&description, MAX_TEXT),
+                    );
                 }
-                Status::with_error_details(r.code, r.message, details)
+                Status::with_error_details(r.code, clip(&r.message, 4 * MAX_TEXT), details)
             }
             ApiError::Internal(source) => {
                 // The one place the cause chain is logged; clients never see it.
@@ -245,6 +290,79 @@ mod tests {
             details.error_info().map(|i| i.domain.as_str()),
             Some("test.oms")
         );
+    }
+
+    /// What a status costs on the wire: its message and its details.
+    fn wire_size(status: &Status) -> usize {
+        status.message().len() + status.details().len()
+    }
+
+    #[test]
+    fn a_thousand_long_violations_make_a_small_status_that_counts_them() {
+        let long = "x".repeat(10_000);
+        let violations = (0..1000)
+            .map(|i| FieldViolation::new(format!("lines[{i}].product_id{long}"), &long))
+            .collect();
+        let status = Status::from(ApiError::InvalidArgument {
+            domain: "test.oms",
+            violations,
+        });
+        assert!(wire_size(&status) < 4096, "{} bytes", wire_size(&status));
+        let details = status.get_error_details();
+        let listed = details
+            .bad_request()
+            .map_or(0, |b| b.field_violations.len());
+        assert_eq!(listed, MAX_DETAILED);
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(
+            info.metadata.get("violations").map(String::as_str),
+            Some("1000")
+        );
+        assert_eq!(
+            info.metadata.get("omitted").map(String::as_str),
+            Some("980")
+        );
+        assert!(
+            status.message().contains("and 997 more"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn many_failed_preconditions_make_a_small_status_too() {
+        let mut rejection = Rejection::new(
+            Code::FailedPrecondition,
+            "product.oms",
+            "INSUFFICIENT_STOCK",
+            "short",
+        )
+        .with("echo", "y".repeat(10_000));
+        for i in 0..500 {
+            rejection = rejection.precondition(
+                "INSUFFICIENT_STOCK",
+                format!("products/{i}"),
+                "requested 5, available 1",
+            );
+        }
+        let status = Status::from(ApiError::from(rejection));
+        assert!(wire_size(&status) < 4096, "{} bytes", wire_size(&status));
+        let details = status.get_error_details();
+        assert_eq!(
+            details.precondition_failure().map(|p| p.violations.len()),
+            Some(MAX_DETAILED)
+        );
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(
+            info.metadata.get("violations").map(String::as_str),
+            Some("500")
+        );
+    }
+
+    #[test]
+    fn clipping_counts_characters_and_marks_the_cut() {
+        assert_eq!(clip("héllo", 10), "héllo");
+        assert_eq!(clip("héllo", 2), "hé…");
     }
 
     #[test]
