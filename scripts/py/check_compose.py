@@ -58,6 +58,11 @@ def main() -> int:
             binary = Path(spec["entrypoint"][0]).name
             if binary != name or f"target/release/{binary}" not in dockerfile:
                 errors.append(f"{name}: entrypoint {spec['entrypoint']} is not a binary the Dockerfile builds")
+            # Only the gateway faces clients; a gRPC port is published on
+            # the host's loopback at most.
+            for port in spec.get("ports", []):
+                if name != "gateway" and not str(port).startswith("127.0.0.1:"):
+                    errors.append(f"{name}: port {port} is published beyond 127.0.0.1")
             test = spec.get("healthcheck", {}).get("test", [])
             if test != ["CMD", f"/usr/local/bin/{binary}", "healthcheck"]:
                 errors.append(f"{name}: healthcheck {test} is not `{binary} healthcheck`")
