@@ -156,7 +156,13 @@ impl Mesh {
                     }
                     Some(Ok((name, Err(e)))) => {
                         tracing::error!(part = name, error = %e, "stopped with an error; stopping the mesh");
-                        first_error.get_or_insert(StartupError::setup(name, e));
+                        // A bad value stays a configuration error (exit 2,
+                        // naming the variable); anything else says which part.
+                        let e = match e {
+                            e @ StartupError::Config(_) => e,
+                            other => StartupError::setup(name, other),
+                        };
+                        first_error.get_or_insert(e);
                         stop.send_replace(true);
                     }
                     Some(Err(e)) => {

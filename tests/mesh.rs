@@ -279,3 +279,27 @@ fn oms_help_prints_usage_instead_of_starting_the_mesh() {
         "ORDER_SVC_DATABASE_URL",
     );
 }
+
+/// A bootstrap password the service refuses is a bad value like any other:
+/// exit code 2 and one line naming the variable, as README says.
+#[test]
+fn a_bad_bootstrap_password_exits_2_naming_the_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_oms"))
+        .envs([
+            ("USER_SVC_ADDR", "127.0.0.1:0"),
+            ("PRODUCT_SVC_ADDR", "127.0.0.1:0"),
+            ("ORDER_SVC_ADDR", "127.0.0.1:0"),
+            ("GATEWAY_ADDR", "127.0.0.1:0"),
+            ("OMS_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com"),
+            ("OMS_BOOTSTRAP_ADMIN_PASSWORD", "short"),
+        ])
+        .env("OMS_DATA_DIR", temp_dir())
+        .output()
+        .expect("run oms");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("OMS_BOOTSTRAP_ADMIN_PASSWORD") && !stderr.contains("short"),
+        "{stderr}"
+    );
+}
