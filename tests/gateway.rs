@@ -177,6 +177,51 @@ async fn the_contract_is_served_as_json_from_the_annotations() {
         again.json["order"]["id"], ordered.json["order"]["id"],
         "Idempotency-Key fills request_id"
     );
+    // The same key with another body: 422, as the IETF Idempotency-Key
+    // draft says.
+    let other_body = json!({"lines": [{"productId": id, "quantity": 3}]}).to_string();
+    let reused = send(gw, "POST", "/v1/orders", &headers, Some(&other_body)).await;
+    assert_eq!(
+        (reused.status, reused.reason()),
+        (422, "IDEMPOTENCY_KEY_REUSED"),
+        "{}",
+        reused.json
+    );
+
+    // A body that is not JSON is refused before it is read: a browser's
+    // cross-site form or text POST never reaches a service.
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let refused = send(
+            gw,
+            "POST",
+            "/v1/orders",
+            &[
+                ("authorization", bearer.as_str()),
+                ("content-type", content_type),
+            ],
+            Some(&order_body),
+        )
+        .await;
+        assert_eq!(refused.status, 415, "{content_type}: {}", refused.json);
+        assert_eq!(refused.json["error"]["code"], 415);
+    }
+    let charset = send(
+        gw,
+        "POST",
+        "/v1/orders",
+        &[
+            ("authorization", bearer.as_str()),
+            ("content-type", "application/json; charset=utf-8"),
+            ("idempotency-key", "checkout-42"),
+        ],
+        Some(&order_body),
+    )
+    .await;
+    assert_eq!(charset.status, 200, "JSON with a charset: {}", charset.json);
 
     let jwks = send(gw, "GET", "/.well-known/jwks.json", &[], None).await;
     assert_eq!(jwks.json["keys"][0]["kty"], "OKP");

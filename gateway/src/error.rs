@@ -71,12 +71,17 @@ pub(crate) fn from_status(status: &tonic::Status) -> Response {
             "retryDelay": format!("{}s", delay.as_secs_f64()),
         }));
     }
-    let mut response = body(
-        http_status(status.code()),
-        status.code(),
-        status.message(),
-        items,
-    );
+    // The IETF Idempotency-Key draft answers a key reused with another
+    // body with 422; gRPC says INVALID_ARGUMENT.
+    let reused_key = details
+        .error_info()
+        .is_some_and(|info| info.reason == "IDEMPOTENCY_KEY_REUSED");
+    let http = if reused_key {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        http_status(status.code())
+    };
+    let mut response = body(http, status.code(), status.message(), items);
     if let Some(delay) = retry_after {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
         if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {

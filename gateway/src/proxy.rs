@@ -48,6 +48,17 @@ pub(crate) async fn handle(
 
     let mut route_label = None;
     let mut response = match find(&gateway.routes, &parts.method, parts.uri.path()) {
+        Found::Route(route, _) if !json_or_empty(route, &parts.headers) => {
+            route_label = Some(RouteLabel(route.template.raw.clone()));
+            // Before the body is read: a form or text body is refused, so a
+            // cross-site "simple" POST never reaches a service.
+            error::body(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::InvalidArgument,
+                "the request body must be JSON (Content-Type: application/json)",
+                Vec::new(),
+            )
+        }
         Found::Route(route, bound) => {
             route_label = Some(RouteLabel(route.template.raw.clone()));
             match axum::body::to_bytes(body, MAX_BODY).await {
@@ -97,6 +108,35 @@ pub(crate) async fn handle(
         response.extensions_mut().insert(label);
     }
     response
+}
+
+/// Whether the request may go on to the body: a route that takes a body
+/// gets JSON (`application/json` or a `+json` type) or nothing at all.
+fn json_or_empty(route: &Route, headers: &HeaderMap) -> bool {
+    if matches!(route.body, crate::routes::Body::None) {
+        return true;
+    }
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match declared {
+        Some(media) => media == "application/json" || media.ends_with("+json"),
+        // No type: only with no body at all.
+        None => {
+            !headers.contains_key(header::TRANSFER_ENCODING)
+                && headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_none_or(|len| len.trim() == "0")
+        }
+    }
 }
 
 enum Found<'a> {
