@@ -23,6 +23,7 @@ mod codec;
 pub mod config;
 mod error;
 mod health;
+mod limits;
 mod oauth2;
 mod observe;
 mod openapi;
@@ -108,8 +109,11 @@ pub async fn serve(
             }),
         )
         .fallback(proxy::handle)
-        // The proxy reads the body itself, with its own limit and answer.
+        // Each handler reads its body itself, with its route's limit
+        // (`limits`) and its own answer; a declared length over it is
+        // refused before anything is read.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(limits::refuse_declared_oversize))
         .with_state(gateway);
     let app = match cors(&config.cors_allowed_origins) {
         Some(layer) => app.layer(layer),

@@ -4,11 +4,12 @@
 //! becomes RefreshToken. There is no password grant (RFC 9700 §2.4).
 //! Answers per §5.1 and §5.2, never cached.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::backends::Service;
+use crate::limits;
 
 use crate::Gateway;
 use crate::template::percent_decode;
@@ -138,9 +140,19 @@ fn client_credentials(
 /// `POST /oauth2/token`.
 pub(crate) async fn token(
     State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // Read with the form's own limit: nobody is authenticated until the
+    // form is, so a large body must cost nothing.
+    let Ok(body) = axum::body::to_bytes(body, limits::TOKEN_FORM_MAX).await else {
+        return limits::too_large(
+            "/oauth2/token",
+            Some(&peer.to_string()),
+            limits::TOKEN_FORM_MAX,
+        );
+    };
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -15,12 +15,11 @@ use tonic::Code;
 
 use crate::codec::DynamicCodec;
 use crate::error;
+use crate::limits;
 use crate::observe::RouteLabel;
 use crate::routes::Route;
 use crate::{Gateway, transcode};
 
-/// Largest request body accepted.
-pub(crate) const MAX_BODY: usize = 1024 * 1024;
 /// Deadline of a call when the client gives none.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest deadline a client may ask for.
@@ -61,7 +60,7 @@ pub(crate) async fn handle(
         }
         Found::Route(route, bound) => {
             route_label = Some(RouteLabel(route.template.raw.clone()));
-            match axum::body::to_bytes(body, MAX_BODY).await {
+            match axum::body::to_bytes(body, limits::JSON_MAX).await {
                 Ok(bytes) => {
                     call(
                         &gateway,
@@ -74,12 +73,9 @@ pub(crate) async fn handle(
                     )
                     .await
                 }
-                Err(_) => error::body(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Code::InvalidArgument,
-                    "the request body is larger than 1 MiB",
-                    Vec::new(),
-                ),
+                Err(_) => {
+                    limits::too_large(parts.uri.path(), Some(&peer.to_string()), limits::JSON_MAX)
+                }
             }
         }
         Found::WrongMethod(allowed) => {

@@ -1,0 +1,174 @@
+//! What a client sends is bounded before it costs memory: the gateway of
+//! the real `oms` binary refuses over-long bodies with 413, before reading
+//! them when their length is declared and after at most the route's limit
+//! when they stream, and the process's resident memory stays flat.
+
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use testkit::process::{Process, rust_log};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The `oms` binary on port 0 everywhere; the gateway's address.
+async fn start_oms(data_dir: &std::path::Path) -> (Process, SocketAddr) {
+    let env = [
+        ("USER_SVC_ADDR", "127.0.0.1:0"),
+        ("PRODUCT_SVC_ADDR", "127.0.0.1:0"),
+        ("ORDER_SVC_ADDR", "127.0.0.1:0"),
+        ("GATEWAY_ADDR", "127.0.0.1:0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain([
+        ("OMS_DATA_DIR".to_owned(), data_dir.display().to_string()),
+        ("RUST_LOG".to_owned(), rust_log("warn")),
+    ]);
+    let mut oms = Process::spawn(
+        "oms",
+        std::path::Path::new(env!("CARGO_BIN_EXE_oms")),
+        env,
+        data_dir.join("oms.log"),
+    )
+    .unwrap();
+    let gateway = oms
+        .wait_listening("http", Duration::from_secs(60))
+        .await
+        .unwrap();
+    (oms, gateway)
+}
+
+/// Resident memory of `pid` in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends only the head of a POST declaring `length` bytes; the status the
+/// gateway answers without waiting for the body.
+async fn declared(gateway: SocketAddr, path: &str, content_type: &str, length: u64) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(gateway).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: oms\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), status_of(&mut stream))
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no answer before the body (it waits to read it)"))
+        .unwrap()
+}
+
+/// Streams `total` bytes as a chunked body while reading the answer: the
+/// status, or `None` when the gateway cut the connection instead; and
+/// how much was sent before it stopped taking the body.
+async fn streamed(
+    gateway: SocketAddr,
+    path: &str,
+    content_type: &str,
+    total: usize,
+) -> (Option<u16>, usize) {
+    let stream = tokio::net::TcpStream::connect(gateway).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: oms\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let sending = tokio::spawn(async move {
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut sent = 0;
+        if writer.write_all(head.as_bytes()).await.is_err() {
+            return sent;
+        }
+        while sent < total {
+            let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        let _ = writer.write_all(b"0\r\n\r\n").await;
+        sent
+    });
+    let status = tokio::time::timeout(Duration::from_secs(30), status_of(&mut reader))
+        .await
+        .unwrap();
+    drop(reader);
+    let sent = sending.await.unwrap();
+    (status, sent)
+}
+
+/// The status code of the answer on `stream`, if one arrives.
+async fn status_of(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<u16> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        if stream.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_with_413_and_memory_stays_flat() {
+    let data_dir = kit::test_support::TempDir::new("oms_limits");
+    let (oms, gateway) = start_oms(data_dir.path()).await;
+    let pid = oms.child.id().unwrap();
+    let form = "application/x-www-form-urlencoded";
+
+    // Declared: refused before a byte of the body is read.
+    assert_eq!(
+        declared(gateway, "/oauth2/token", form, 300 * 1024 * 1024).await,
+        413
+    );
+    assert_eq!(
+        declared(gateway, "/oauth2/token", form, 9 * 1024).await,
+        413
+    );
+    assert_eq!(
+        declared(gateway, "/v1/orders", "application/json", 2 * 1024 * 1024).await,
+        413
+    );
+    assert_eq!(
+        declared(
+            gateway,
+            "/v1/auth/login",
+            "application/json",
+            1024 * 1024 + 1
+        )
+        .await,
+        413
+    );
+
+    // Streamed without a length: the gateway stops after the route's limit.
+    let before = rss_kib(pid);
+    for (path, content_type) in [("/oauth2/token", form), ("/v1/orders", "application/json")] {
+        for _ in 0..3 {
+            let (status, sent) = streamed(gateway, path, content_type, 64 * 1024 * 1024).await;
+            assert!(
+                status == Some(413) || sent < 64 * 1024 * 1024,
+                "{path}: answered {status:?} after taking {sent} bytes"
+            );
+        }
+    }
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 32 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB over 384 MiB of refused bodies"
+    );
+    let log = std::fs::read_to_string(data_dir.path().join("oms.log")).unwrap();
+    assert!(
+        log.contains("request body over the limit refused"),
+        "refusals are logged at WARN"
+    );
+}
