@@ -172,3 +172,67 @@ async fn oversized_bodies_are_refused_with_413_and_memory_stays_flat() {
         "refusals are logged at WARN"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
+    let data_dir = kit::test_support::TempDir::new("oms_limits");
+    let (_oms, gateway) = start_oms(data_dir.path()).await;
+    for size in [17 * 1024, 60 * 1024] {
+        let token = format!("Bearer {}", "x".repeat(size));
+        let refused = testkit::http::send(
+            gateway,
+            "GET",
+            "/v1/products",
+            &[("authorization", &token)],
+            None,
+        )
+        .await;
+        assert_eq!(refused.status, 431, "{size} bytes: {}", refused.text);
+        assert_eq!(refused.json["error"]["code"], 431);
+    }
+
+    // Four senders of oversized headers and honest clients at once: the
+    // honest ones never see a failure (the big headers never reach the
+    // shared connections to the services).
+    let attackers: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(async move {
+                let token = format!("Bearer {}", "y".repeat(40 * 1024));
+                for _ in 0..20 {
+                    let reply = testkit::http::send(
+                        gateway,
+                        "GET",
+                        "/v1/products",
+                        &[("authorization", &token)],
+                        None,
+                    )
+                    .await;
+                    assert_eq!(reply.status, 431);
+                }
+            })
+        })
+        .collect();
+    let honest: Vec<_> = (0..8)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut failures = 0;
+                for _ in 0..40 {
+                    let reply =
+                        testkit::http::send(gateway, "GET", "/v1/products", &[], None).await;
+                    if reply.status != 200 {
+                        failures += 1;
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let mut failures = 0;
+    for client in honest {
+        failures += client.await.unwrap();
+    }
+    assert_eq!(failures, 0, "honest requests failed beside the attackers");
+}

@@ -113,7 +113,7 @@ pub async fn serve(
         // (`limits`) and its own answer; a declared length over it is
         // refused before anything is read.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(limits::refuse_declared_oversize))
+        .layer(axum::middleware::from_fn(limits::refuse_oversize))
         .with_state(gateway);
     let app = match cors(&config.cors_allowed_origins) {
         Some(layer) => app.layer(layer),

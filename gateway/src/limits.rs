@@ -1,8 +1,11 @@
-//! How much body each route may send, enforced before a byte is read when
-//! the client declares its length, and while reading when it streams: the
-//! token endpoint a few KiB (it authenticates nobody until it has read the
-//! form), JSON routes 1 MiB, the gateway's own GET routes nothing. A
-//! refusal is a 413 with the AIP-193 body, logged at WARN and counted.
+//! How much a request may send. Headers: at most 8 KiB in all, refused
+//! with 431 before anything is forwarded (a service never sees a header
+//! list it would refuse, and one client's oversized header breaks no other
+//! client's connection). Bodies, per route: the token endpoint a few KiB
+//! (it authenticates nobody until it has read the form), JSON routes
+//! 1 MiB, the gateway's own GET routes nothing; enforced before a byte is
+//! read when the length is declared, while reading when it streams. A
+//! refusal is answered with the AIP-193 body, logged at WARN and counted.
 
 use std::net::SocketAddr;
 
@@ -26,9 +29,35 @@ pub(crate) fn limit_for(path: &str) -> usize {
     }
 }
 
-/// Refuses a request whose declared length is over its route's limit,
-/// before the body is read.
-pub(crate) async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
+/// Refuses a request whose headers are over [`kit::server::MAX_FORWARDED_HEADERS`]
+/// (431) or whose declared length is over its route's limit (413), before
+/// the body is read or anything is forwarded.
+pub(crate) async fn refuse_oversize(request: Request, next: Next) -> Response {
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > kit::server::MAX_FORWARDED_HEADERS {
+        let peer = peer_of(&request);
+        tracing::warn!(
+            path = request.uri().path(),
+            peer = peer.as_deref().unwrap_or("unknown"),
+            header_bytes,
+            "request headers over the limit refused"
+        );
+        metrics::counter!("http_server_refused_total", "reason" => "headers_too_large")
+            .increment(1);
+        return crate::error::body(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::InvalidArgument,
+            &format!(
+                "the request headers are larger than {} bytes",
+                kit::server::MAX_FORWARDED_HEADERS
+            ),
+            Vec::new(),
+        );
+    }
     let limit = limit_for(request.uri().path());
     let declared = request
         .headers()
@@ -37,14 +66,17 @@ pub(crate) async fn refuse_declared_oversize(request: Request, next: Next) -> Re
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
         Some(length) if length > limit as u64 => {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(peer)| peer.to_string());
-            too_large(request.uri().path(), peer.as_deref(), limit)
+            too_large(request.uri().path(), peer_of(&request).as_deref(), limit)
         }
         _ => next.run(request).await,
     }
+}
+
+fn peer_of(request: &Request) -> Option<String> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.to_string())
 }
 
 /// The 413 answer, logged and counted; `path` and `peer` name who.

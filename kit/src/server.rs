@@ -12,6 +12,15 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+/// The largest header list (all metadata of one call) a gRPC server takes;
+/// the gateway forwards at most [`MAX_FORWARDED_HEADERS`] so it never
+/// sends a call a service would refuse.
+pub const MAX_HEADER_LIST: u32 = 16 * 1024;
+
+/// What the gateway may forward of one request's headers (and the most it
+/// reads of them).
+pub const MAX_FORWARDED_HEADERS: usize = 8 * 1024;
+
 /// How long in-flight calls may take to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -147,6 +156,7 @@ pub async fn serve_grpc(
 
     let server = Server::builder()
         .tcp_nodelay(true)
+        .http2_max_header_list_size(MAX_HEADER_LIST)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // The first layer is the outermost: calls refused by `auth` are
         // observed too.
