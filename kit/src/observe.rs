@@ -134,7 +134,8 @@ where
         Box::pin(
             async move {
                 let response = inner.call(request).await?;
-                let (parts, body) = response.into_parts();
+                let (mut parts, body) = response.into_parts();
+                client_fault_codes(&mut parts.headers);
                 let mut call = call;
                 call.code = grpc_status(&parts.headers);
                 Ok(http::Response::from_parts(
@@ -298,6 +299,28 @@ impl<B: Body + Unpin> Body for ObservedBody<B> {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// tonic answers a request it cannot decode with INTERNAL and one over the
+/// message size limit with OUT_OF_RANGE. Both are the client's doing, and
+/// neither is worth a retry: INVALID_ARGUMENT and RESOURCE_EXHAUSTED (what
+/// gRPC's own servers answer to an oversized message).
+fn client_fault_codes(headers: &mut http::HeaderMap) {
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    let corrected = match grpc_status(headers) {
+        Some(Code::Internal) if message.starts_with("failed to decode Protobuf message") => {
+            Code::InvalidArgument
+        }
+        Some(Code::OutOfRange) if message.contains("decoded message length too large") => {
+            Code::ResourceExhausted
+        }
+        _ => return,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from(corrected as i32));
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {

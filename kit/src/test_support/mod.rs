@@ -5,6 +5,7 @@
 
 mod cli;
 mod grpc;
+mod raw;
 mod relay;
 mod tables;
 
@@ -18,6 +19,7 @@ pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
     reflected_services, reflection_knows_symbol, spawn, violated_fields,
 };
+pub use raw::{RawCodec, call_raw};
 pub use relay::Relay;
 pub use tables::{assert_row_count, assert_tables, count_rows, execute};
 

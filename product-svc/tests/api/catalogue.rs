@@ -18,7 +18,29 @@ kit::test_on_each_db!(
     stock_adjustments_are_audited_and_never_below_reserved,
     product_pages_stay_stable_while_products_are_added,
     who_may_call_what,
+    undecodable_and_oversized_messages_are_the_callers_fault,
 );
+
+async fn undecodable_and_oversized_messages_are_the_callers_fault(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    const GET: &str = "/oms.product.v1.ProductService/GetProduct";
+    // Field 1 as a length-delimited string that claims more than follows.
+    let garbage =
+        kit::test_support::call_raw(mesh.products.channel(), GET, vec![0x0a, 0xff, 0x01]).await;
+    assert_eq!(garbage.code(), Code::InvalidArgument, "{garbage:?}");
+    assert!(garbage.message().contains("decode"), "{garbage:?}");
+    let huge =
+        kit::test_support::call_raw(mesh.products.channel(), GET, vec![0; 5 * 1024 * 1024]).await;
+    assert_eq!(huge.code(), Code::ResourceExhausted, "{huge:?}");
+    // The service still answers well-formed calls.
+    let fine = kit::test_support::call_raw(mesh.products.channel(), GET, Vec::new()).await;
+    assert_eq!(
+        fine.code(),
+        Code::InvalidArgument,
+        "an empty id is a bad field: {fine:?}"
+    );
+    assert!(!violated_fields(&fine).is_empty());
+}
 
 async fn starts_migrated_with_health_and_reflection(db: TestDb) {
     let mesh = start(&db, &[]).await;
