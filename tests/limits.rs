@@ -235,4 +235,19 @@ async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
         failures += client.await.unwrap();
     }
     assert_eq!(failures, 0, "honest requests failed beside the attackers");
+    // Each refusal is seen at WARN with its route and peer (the log runs
+    // at RUST_LOG=warn: honest requests leave nothing).
+    let log = std::fs::read_to_string(data_dir.path().join("oms.log")).unwrap();
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("request finished") && l.contains("\"status\":431"))
+        .unwrap_or_else(|| panic!("no WARN line for a 431 in:\n{log}"));
+    assert!(
+        refusal.contains("\"level\":\"WARN\"") && refusal.contains("\"peer\":\"127.0.0.1:"),
+        "{refusal}"
+    );
+    assert!(
+        !log.lines().any(|l| l.contains("\"status\":200")),
+        "honest requests are not warnings"
+    );
 }

@@ -26,6 +26,10 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|matched| matched.as_str().to_owned());
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(peer)| peer.to_string());
     let trace_id = kit::observe::ensure_traceparent(request.headers_mut());
     let span = tracing::info_span!(
         "http",
@@ -69,7 +73,12 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
         .unwrap_or("");
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let _entered = span.enter();
-    if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+    if status >= 500 || matches!(status, 413 | 429 | 431) {
+        // A failure of ours, or a refusal for abuse: seen at WARN, with
+        // who sent it.
+        let peer = peer.as_deref().unwrap_or("unknown");
+        tracing::warn!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, peer, "request finished");
+    } else if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
         tracing::debug!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, "request finished");
     } else {
         tracing::info!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, "request finished");
