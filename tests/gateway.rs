@@ -984,3 +984,58 @@ async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
         "database spans inside the trace: {db_spans:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_with_a_hundred_bad_lines_gets_a_small_400_that_counts_them() {
+    let (gw, _stop) = start().await;
+    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    let bad_lines: Vec<_> = (0..100)
+        .map(|i| json!({"productId": format!("not-a-uuid-{i}"), "quantity": 0}))
+        .collect();
+    let duplicates: Vec<_> = (0..101)
+        .map(|_| json!({"productId": uuid::Uuid::nil().to_string(), "quantity": 1}))
+        .collect();
+    for lines in [bad_lines, duplicates] {
+        let body = json!({"lines": lines, "requestId": "many-lines"}).to_string();
+        let reply = send(
+            gw,
+            "POST",
+            "/v1/orders",
+            &[("authorization", &admin)],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        let details = reply.json["error"]["details"].as_array().unwrap();
+        let listed = details
+            .iter()
+            .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+            .and_then(|d| d["fieldViolations"].as_array())
+            .map_or(0, Vec::len);
+        assert!((1..=20).contains(&listed), "{listed} violations listed");
+        assert!(reply.text.len() < 4096, "{} bytes", reply.text.len());
+        assert!(
+            lines_over_twenty(details),
+            "the rest are counted: {}",
+            reply.text
+        );
+        assert!(
+            reply.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("more"),
+            "{}",
+            reply.text
+        );
+    }
+}
+
+/// Whether the ErrorInfo counts more violations than the details list.
+fn lines_over_twenty(details: &[serde_json::Value]) -> bool {
+    details
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+        .and_then(|d| d["metadata"]["violations"].as_str())
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| n > 20)
+}
