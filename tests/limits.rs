@@ -251,3 +251,81 @@ async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
         "honest requests are not warnings"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_with_a_thousand_bad_lines_break_no_honest_request() {
+    let data_dir = kit::test_support::TempDir::new("oms_limits");
+    let (_oms, gateway) = start_oms(data_dir.path()).await;
+    let registered = testkit::http::send(
+        gateway,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(r#"{"email":"mallory@example.com","password":"mallory password","displayName":"M"}"#),
+    )
+    .await;
+    assert_eq!(registered.status, 200, "{}", registered.text);
+    let login = testkit::http::send(
+        gateway,
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(r#"{"email":"mallory@example.com","password":"mallory password"}"#),
+    )
+    .await;
+    let bearer = format!("Bearer {}", login.json["accessToken"].as_str().unwrap());
+    let lines: Vec<String> = (0..1000)
+        .map(|_| r#"{"productId":"00000000-0000-0000-0000-000000000000","quantity":1}"#.to_owned())
+        .collect();
+    let body = format!(r#"{{"requestId":"flood","lines":[{}]}}"#, lines.join(","));
+
+    let attackers: Vec<_> = (0..4)
+        .map(|_| {
+            let (bearer, body) = (bearer.clone(), body.clone());
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    let reply = testkit::http::send(
+                        gateway,
+                        "POST",
+                        "/v1/orders",
+                        &[("authorization", &bearer)],
+                        Some(&body),
+                    )
+                    .await;
+                    assert_eq!(reply.status, 400, "{}", reply.text);
+                    assert!(reply.text.len() < 4096, "{} bytes", reply.text.len());
+                }
+            })
+        })
+        .collect();
+    let honest: Vec<_> = (0..8)
+        .map(|_| {
+            let bearer = bearer.clone();
+            tokio::spawn(async move {
+                let mut failures = 0;
+                for _ in 0..40 {
+                    let reply = testkit::http::send(
+                        gateway,
+                        "GET",
+                        "/v1/orders",
+                        &[("authorization", &bearer)],
+                        None,
+                    )
+                    .await;
+                    if reply.status != 200 {
+                        failures += 1;
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let mut failures = 0;
+    for client in honest {
+        failures += client.await.unwrap();
+    }
+    assert_eq!(failures, 0, "honest requests failed beside the attackers");
+}
