@@ -59,6 +59,16 @@ impl Mesh {
         let mut order = order_svc::Config::from_env(env, "ORDER_SVC_DATABASE_URL")?;
         let mut gateway = gateway::Config::from_env(env)?;
 
+        // The gateway reaches user-svc over loopback in this one process:
+        // user-svc believes its x-forwarded-for, so per-address login
+        // limits see the client behind it (unless the operator said who).
+        if user.trusted_proxies.is_empty() {
+            user.trusted_proxies = vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ];
+        }
+
         // Zero configuration: order-svc gets client credentials that
         // user-svc knows, made up fresh for this process.
         if order.client_secret.is_none() {

@@ -44,7 +44,11 @@ pub struct Accounts {
     pub(crate) passwords: Passwords,
     pub(crate) tokens: TokenIssuer,
     pub(crate) sessions: Sessions,
+    /// Failures per (account, client address).
     pub(crate) account_failures: SlidingWindow,
+    /// Failures per account, from every address.
+    pub(crate) account_wide_failures: SlidingWindow,
+    /// Attempts per client address.
     pub(crate) peer_attempts: SlidingWindow,
     pub(crate) clients: Vec<ServiceClient>,
 }
@@ -71,7 +75,11 @@ impl Accounts {
     }
 
     /// Signs in. Unknown email and wrong password take the same time and
-    /// give the same error; too many attempts give `Throttled`.
+    /// give the same error; too many attempts give `Throttled`: from one
+    /// address in all, for one account from one address, or, while the
+    /// account is failing from everywhere, from an address that has failed
+    /// for it. An address that has not failed for the account always gets
+    /// its password checked, so an attacker cannot lock the owner out.
     pub async fn login(
         &self,
         email: &str,
@@ -83,14 +91,18 @@ impl Accounts {
         let email = Email::parse("email", email)
             .map(|e| e.as_str().to_owned())
             .unwrap_or_default();
-        if let Some(peer) = peer {
-            let peer = peer.to_string();
-            if let Some(retry) = self.peer_attempts.exceeded(&peer).await? {
-                return Err(UserError::Throttled(retry));
-            }
-            self.peer_attempts.record(&peer).await?;
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        if let Some(retry) = self.peer_attempts.exceeded(&peer).await? {
+            return Err(UserError::Throttled(retry));
         }
-        if let Some(retry) = self.account_failures.exceeded(&email).await? {
+        self.peer_attempts.record(&peer).await?;
+        let from_here = format!("{email}|{peer}");
+        if let Some(retry) = self.account_failures.exceeded(&from_here).await? {
+            return Err(UserError::Throttled(retry));
+        }
+        if let Some(retry) = self.account_wide_failures.exceeded(&email).await?
+            && self.account_failures.count_now(&from_here).await? > 0
+        {
             return Err(UserError::Throttled(retry));
         }
         let user = if email.is_empty() {
@@ -103,7 +115,8 @@ impl Accounts {
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
         let Some(user) = user.filter(|_| matched) else {
-            self.account_failures.record(&email).await?;
+            self.account_failures.record(&from_here).await?;
+            self.account_wide_failures.record(&email).await?;
             return Err(UserError::BadCredentials);
         };
         let access = self.tokens.user_token(&user.id, user.role)?;

@@ -70,8 +70,13 @@ pub struct BootstrapAdmin {
 /// address (attempts).
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleConfig {
-    /// Failed logins allowed per account per window.
+    /// Failed logins allowed per account from one client address per
+    /// window.
     pub account_failures: u64,
+    /// Failed logins per account from all addresses together per window,
+    /// past which an address that has failed for it is refused (one that
+    /// has not is still let in: nobody can lock the owner out).
+    pub account_wide_failures: u64,
     /// The account window.
     pub account_window: Duration,
     /// Login attempts allowed per client address per window.
@@ -129,11 +134,10 @@ impl Config {
                 .map_err(|reason| ConfigError::new("OMS_SERVICE_CLIENTS", reason))?,
             None => Vec::new(),
         };
+        // None by default: a client's own x-forwarded-for is never
+        // believed unless the operator names the proxy it came through.
         let trusted_proxies = match env.get("OMS_TRUSTED_PROXIES")? {
-            None => vec![
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-            ],
+            None => Vec::new(),
             Some(raw) => raw
                 .split(',')
                 .map(|ip| ip.trim().parse())
@@ -155,6 +159,8 @@ impl Config {
             service_clients,
             throttle: ThrottleConfig {
                 account_failures: env.parse_or("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
+                account_wide_failures: env
+                    .parse_or("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT_WIDE", 100)?,
                 account_window: Duration::from_secs(15 * 60),
                 peer_attempts: env.parse_or("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", 30)?,
                 peer_window: Duration::from_secs(60),

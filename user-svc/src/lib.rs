@@ -131,8 +131,14 @@ pub async fn serve(
         sessions: sessions::Sessions::new(kv.clone(), config.refresh_token_ttl),
         account_failures: throttle::SlidingWindow::new(
             kv.clone(),
-            "login-account",
+            "login-account-peer",
             config.throttle.account_failures,
+            config.throttle.account_window,
+        ),
+        account_wide_failures: throttle::SlidingWindow::new(
+            kv.clone(),
+            "login-account",
+            config.throttle.account_wide_failures,
             config.throttle.account_window,
         ),
         peer_attempts: throttle::SlidingWindow::new(

@@ -40,12 +40,25 @@ impl SlidingWindow {
 
     /// `Some(retry_after)` when `key` has reached the limit.
     pub async fn exceeded(&self, key: &str) -> Result<Option<Duration>, KvError> {
+        let (_, elapsed) = self.position();
+        // Rounded up (in `count_now`), so events just before a window
+        // boundary still count in full right after it: the estimate errs
+        // towards limiting.
+        let over = self.count_now(key).await? >= self.limit;
+        Ok(over.then(|| {
+            self.window
+                .saturating_sub(elapsed)
+                .max(Duration::from_secs(1))
+        }))
+    }
+
+    /// Events for `key` in the sliding window now (estimated as for
+    /// [`SlidingWindow::exceeded`]).
+    pub async fn count_now(&self, key: &str) -> Result<u64, KvError> {
         let (index, elapsed) = self.position();
         let current = self.count(key, index).await?;
         let previous = self.count(key, index.saturating_sub(1)).await?;
         let overlap = 1.0 - elapsed.as_secs_f64() / self.window.as_secs_f64();
-        // Rounded up, so events just before a window boundary still count
-        // in full right after it: the estimate errs towards limiting.
         // Counts are far below 2^52, so the conversions are exact.
         #[allow(
             clippy::cast_precision_loss,
@@ -53,12 +66,7 @@ impl SlidingWindow {
             clippy::cast_sign_loss
         )]
         let carried = (previous as f64 * overlap).ceil() as u64;
-        let over = current + carried >= self.limit;
-        Ok(over.then(|| {
-            self.window
-                .saturating_sub(elapsed)
-                .max(Duration::from_secs(1))
-        }))
+        Ok(current + carried)
     }
 
     /// Counts one event for `key`.

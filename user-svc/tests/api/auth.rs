@@ -23,6 +23,8 @@ kit::test_on_each_db!(
     logout_revokes_the_sign_in,
     login_is_throttled_per_account_with_retry_info,
     login_is_throttled_per_client_address,
+    nobody_can_lock_the_owner_out,
+    a_clients_own_forwarded_for_is_not_believed_by_default,
     service_tokens_follow_client_credentials_rules,
     forged_and_misused_tokens_are_refused,
 );
@@ -249,6 +251,130 @@ async fn login_is_throttled_per_client_address(db: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(throttled.code(), Code::ResourceExhausted);
+}
+
+/// Login as `email` from `address`, as the trusted proxy (the test's own
+/// 127.0.0.1, when configured) reports it in `x-forwarded-for`.
+async fn login_from(
+    svc: &kit::test_support::Spawned,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> Result<pb::LoginResponse, tonic::Status> {
+    let mut request = Request::new(pb::LoginRequest {
+        email: email.into(),
+        password: password.into(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-forwarded-for", address.parse().unwrap());
+    auth(svc)
+        .login(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn nobody_can_lock_the_owner_out(db: TestDb) {
+    let svc = start(
+        &db,
+        &[
+            ("OMS_TRUSTED_PROXIES", "127.0.0.1,::1"),
+            ("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "5"),
+            ("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT_WIDE", "8"),
+        ],
+    )
+    .await;
+    register(&svc, "owner@example.com", "the owner's password").await;
+    // One attacker: five failures lock (account, their address) only.
+    for _ in 0..5 {
+        let e = login_from(
+            &svc,
+            "198.51.100.7",
+            "owner@example.com",
+            "guess guess guess",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let attacker = login_from(
+        &svc,
+        "198.51.100.7",
+        "owner@example.com",
+        "the owner's password",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(attacker.code(), Code::ResourceExhausted, "{attacker:?}");
+    login_from(
+        &svc,
+        "203.0.113.9",
+        "owner@example.com",
+        "the owner's password",
+    )
+    .await
+    .expect("the owner, from an address of their own");
+
+    // Many attackers, one failure each: the account is failing from
+    // everywhere; an address that failed is refused, a clean one is not.
+    for i in 1..=4 {
+        let e = login_from(
+            &svc,
+            &format!("192.0.2.{i}"),
+            "owner@example.com",
+            "guess guess guess",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let failed_before = login_from(
+        &svc,
+        "192.0.2.1",
+        "owner@example.com",
+        "the owner's password",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        failed_before.code(),
+        Code::ResourceExhausted,
+        "{failed_before:?}"
+    );
+    login_from(
+        &svc,
+        "203.0.113.10",
+        "owner@example.com",
+        "the owner's password",
+    )
+    .await
+    .expect("the owner, from an address that never failed");
+}
+
+async fn a_clients_own_forwarded_for_is_not_believed_by_default(db: TestDb) {
+    // No trusted proxy configured: every attempt counts for 127.0.0.1,
+    // whatever x-forwarded-for the client writes.
+    let svc = start(&db, &[("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "3")]).await;
+    for i in 0..3 {
+        let e = login_from(
+            &svc,
+            &format!("192.0.2.{i}"),
+            "nobody@example.com",
+            "password spraying",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let spoofed = login_from(
+        &svc,
+        "192.0.2.99",
+        "nobody@example.com",
+        "password spraying",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(spoofed.code(), Code::ResourceExhausted, "{spoofed:?}");
 }
 
 async fn service_tokens_follow_client_credentials_rules(db: TestDb) {
