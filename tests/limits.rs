@@ -119,6 +119,50 @@ async fn status_of(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<u16> {
         .ok()
 }
 
+/// Four attackers send `attack` ten times each while eight honest
+/// clients send `honest` forty times each, all at once; how many honest
+/// requests failed.
+async fn honest_failures_beside<A, AF, H, HF>(attack: A, honest: H) -> usize
+where
+    A: Fn() -> AF + Clone + Send + 'static,
+    AF: std::future::Future<Output = ()> + Send,
+    H: Fn() -> HF + Clone + Send + 'static,
+    HF: std::future::Future<Output = bool> + Send,
+{
+    let attackers: Vec<_> = (0..4)
+        .map(|_| {
+            let attack = attack.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    attack().await;
+                }
+            })
+        })
+        .collect();
+    let honest: Vec<_> = (0..8)
+        .map(|_| {
+            let honest = honest.clone();
+            tokio::spawn(async move {
+                let mut failures = 0;
+                for _ in 0..40 {
+                    if !honest().await {
+                        failures += 1;
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let mut failures = 0;
+    for client in honest {
+        failures += client.await.unwrap();
+    }
+    failures
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413_and_memory_stays_flat() {
     let data_dir = kit::test_support::TempDir::new("oms_limits");
@@ -194,46 +238,27 @@ async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
     // Four senders of oversized headers and honest clients at once: the
     // honest ones never see a failure (the big headers never reach the
     // shared connections to the services).
-    let attackers: Vec<_> = (0..4)
-        .map(|_| {
-            tokio::spawn(async move {
-                let token = format!("Bearer {}", "y".repeat(40 * 1024));
-                for _ in 0..20 {
-                    let reply = testkit::http::send(
-                        gateway,
-                        "GET",
-                        "/v1/products",
-                        &[("authorization", &token)],
-                        None,
-                    )
-                    .await;
-                    assert_eq!(reply.status, 431);
-                }
-            })
-        })
-        .collect();
-    let honest: Vec<_> = (0..8)
-        .map(|_| {
-            tokio::spawn(async move {
-                let mut failures = 0;
-                for _ in 0..40 {
-                    let reply =
-                        testkit::http::send(gateway, "GET", "/v1/products", &[], None).await;
-                    if reply.status != 200 {
-                        failures += 1;
-                    }
-                }
-                failures
-            })
-        })
-        .collect();
-    for attacker in attackers {
-        attacker.await.unwrap();
-    }
-    let mut failures = 0;
-    for client in honest {
-        failures += client.await.unwrap();
-    }
+    let failures = honest_failures_beside(
+        move || async move {
+            let token = format!("Bearer {}", "y".repeat(40 * 1024));
+            let reply = testkit::http::send(
+                gateway,
+                "GET",
+                "/v1/products",
+                &[("authorization", &token)],
+                None,
+            )
+            .await;
+            assert_eq!(reply.status, 431);
+        },
+        move || async move {
+            testkit::http::send(gateway, "GET", "/v1/products", &[], None)
+                .await
+                .status
+                == 200
+        },
+    )
+    .await;
     assert_eq!(failures, 0, "honest requests failed beside the attackers");
     // Each refusal is seen at WARN with its route and peer (the log runs
     // at RUST_LOG=warn: honest requests leave nothing).
@@ -279,53 +304,38 @@ async fn orders_with_a_thousand_bad_lines_break_no_honest_request() {
         .collect();
     let body = format!(r#"{{"requestId":"flood","lines":[{}]}}"#, lines.join(","));
 
-    let attackers: Vec<_> = (0..4)
-        .map(|_| {
-            let (bearer, body) = (bearer.clone(), body.clone());
-            tokio::spawn(async move {
-                for _ in 0..10 {
-                    let reply = testkit::http::send(
-                        gateway,
-                        "POST",
-                        "/v1/orders",
-                        &[("authorization", &bearer)],
-                        Some(&body),
-                    )
-                    .await;
-                    assert_eq!(reply.status, 400, "{}", reply.text);
-                    assert!(reply.text.len() < 4096, "{} bytes", reply.text.len());
-                }
-            })
-        })
-        .collect();
-    let honest: Vec<_> = (0..8)
-        .map(|_| {
-            let bearer = bearer.clone();
-            tokio::spawn(async move {
-                let mut failures = 0;
-                for _ in 0..40 {
-                    let reply = testkit::http::send(
-                        gateway,
-                        "GET",
-                        "/v1/orders",
-                        &[("authorization", &bearer)],
-                        None,
-                    )
-                    .await;
-                    if reply.status != 200 {
-                        failures += 1;
-                    }
-                }
-                failures
-            })
-        })
-        .collect();
-    for attacker in attackers {
-        attacker.await.unwrap();
-    }
-    let mut failures = 0;
-    for client in honest {
-        failures += client.await.unwrap();
-    }
+    let (attacker, honest) = (bearer.clone(), bearer);
+    let failures = honest_failures_beside(
+        move || {
+            let (bearer, body) = (attacker.clone(), body.clone());
+            async move {
+                let reply = testkit::http::send(
+                    gateway,
+                    "POST",
+                    "/v1/orders",
+                    &[("authorization", &bearer)],
+                    Some(&body),
+                )
+                .await;
+                assert_eq!(reply.status, 400, "{}", reply.text);
+                assert!(reply.text.len() < 4096, "{} bytes", reply.text.len());
+            }
+        },
+        move || {
+            let bearer = honest.clone();
+            async move {
+                let reply = testkit::http::send(
+                    gateway,
+                    "GET",
+                    "/v1/orders",
+                    &[("authorization", &bearer)],
+                    None,
+                )
+                .await;
+                reply.status == 200
+            }
+        },
+    )
+    .await;
     assert_eq!(failures, 0, "honest requests failed beside the attackers");
 }
