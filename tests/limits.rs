@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use testkit::process::{Process, rust_log};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// The `oms` binary on port 0 everywhere; the gateway's address.
 async fn start_oms(data_dir: &std::path::Path) -> (Process, SocketAddr) {
@@ -50,18 +50,10 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Sends only the head of a POST declaring `length` bytes; the status the
-/// gateway answers without waiting for the body.
+/// The status the gateway answers to a POST declaring `length` bytes,
+/// without waiting for the body.
 async fn declared(gateway: SocketAddr, path: &str, content_type: &str, length: u64) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(gateway).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: oms\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), status_of(&mut stream))
-        .await
-        .unwrap_or_else(|_| panic!("{path}: no answer before the body (it waits to read it)"))
-        .unwrap()
+    testkit::http::send_declared(gateway, "POST", path, content_type, length).await
 }
 
 /// Streams `total` bytes as a chunked body while reading the answer: the
@@ -94,29 +86,15 @@ async fn streamed(
         let _ = writer.write_all(b"0\r\n\r\n").await;
         sent
     });
-    let status = tokio::time::timeout(Duration::from_secs(30), status_of(&mut reader))
-        .await
-        .unwrap();
+    let status = tokio::time::timeout(
+        Duration::from_secs(30),
+        testkit::http::status_line(&mut reader),
+    )
+    .await
+    .unwrap();
     drop(reader);
     let sent = sending.await.unwrap();
     (status, sent)
-}
-
-/// The status code of the answer on `stream`, if one arrives.
-async fn status_of(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<u16> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") {
-        if stream.read(&mut byte).await.ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    String::from_utf8_lossy(&head)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// Four attackers send `attack` ten times each while eight honest
