@@ -37,6 +37,18 @@ async fn harness() -> Harness {
     }
 }
 
+impl Harness {
+    /// Alice places `lines` under `request_id`, with no deadline.
+    async fn place(
+        &self,
+        request_id: &str,
+        lines: Vec<Line>,
+    ) -> Result<crate::model::Order, crate::error::OrderError> {
+        let ctx = crate::inventory::CallContext::default();
+        self.orders.create(&ctx, "alice", request_id, lines).await
+    }
+}
+
 fn line(product_id: &str, quantity: i32) -> Line {
     Line {
         product_id: product_id.to_owned(),

@@ -15,13 +15,7 @@ async fn a_reserved_and_committed_order_is_confirmed_with_its_price_snapshots() 
     h.inventory.add_product("p1", "USD", 250, 10);
     h.inventory.add_product("p2", "USD", 100, 10);
     let order = h
-        .orders
-        .create(
-            &CallContext::default(),
-            ALICE,
-            "r1",
-            vec![line("p1", 2), line("p2", 3)],
-        )
+        .place("r1", vec![line("p1", 2), line("p2", 3)])
         .await
         .unwrap();
     assert_eq!(order.status, Status::Confirmed);
@@ -41,11 +35,7 @@ async fn a_reserved_and_committed_order_is_confirmed_with_its_price_snapshots() 
 async fn a_refused_reservation_fails_the_order_with_the_refusal_and_holds_nothing() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 1);
-    let err = h
-        .orders
-        .create(&CallContext::default(), ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap_err();
+    let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     let OrderError::Upstream(refusal) = err else {
         panic!("expected the refusal passed on, got {err:?}");
     };
@@ -68,11 +58,7 @@ async fn an_unanswered_reservation_is_released_and_the_order_failed_as_transient
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
     h.inventory.fail_next(Op::Reserve, unavailable());
-    let err = h
-        .orders
-        .create(&CallContext::default(), ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap_err();
+    let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     assert!(matches!(err, OrderError::Dependency(_)), "{err:?}");
     let stored = store::find_by_request(&h.orders.db, ALICE, "r1")
         .await
@@ -94,11 +80,7 @@ async fn a_failed_release_leaves_the_order_marked_as_maybe_holding_stock() {
     h.inventory.add_product("p1", "USD", 250, 5);
     h.inventory.fail_next(Op::Commit, unavailable());
     h.inventory.fail_next(Op::Release, unavailable());
-    let err = h
-        .orders
-        .create(&CallContext::default(), ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap_err();
+    let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     assert!(matches!(err, OrderError::Dependency(_)), "{err:?}");
     let stored = store::find_by_request(&h.orders.db, ALICE, "r1")
         .await
@@ -117,11 +99,7 @@ async fn a_refused_commit_is_compensated_and_passed_on() {
         Op::Commit,
         refused(RefusalKind::FailedPrecondition, "reservation expired"),
     );
-    let err = h
-        .orders
-        .create(&CallContext::default(), ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap_err();
+    let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     assert!(matches!(err, OrderError::Upstream(_)), "{err:?}");
     assert_eq!(h.inventory.available("p1"), 5, "released");
     let stored = store::find_by_request(&h.orders.db, ALICE, "r1")
@@ -140,13 +118,7 @@ async fn lines_in_several_currencies_are_released_and_refused() {
     h.inventory.add_product("p1", "USD", 250, 5);
     h.inventory.add_product("p2", "EUR", 250, 5);
     let err = h
-        .orders
-        .create(
-            &CallContext::default(),
-            ALICE,
-            "r1",
-            vec![line("p1", 1), line("p2", 1)],
-        )
+        .place("r1", vec![line("p1", 1), line("p2", 1)])
         .await
         .unwrap_err();
     assert!(matches!(err, OrderError::MixedCurrencies), "{err:?}");
@@ -161,11 +133,7 @@ async fn lines_in_several_currencies_are_released_and_refused() {
 async fn a_total_past_64_bits_is_released_and_refused() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", i64::MAX / 2, 5);
-    let err = h
-        .orders
-        .create(&CallContext::default(), ALICE, "r1", vec![line("p1", 3)])
-        .await
-        .unwrap_err();
+    let err = h.place("r1", vec![line("p1", 3)]).await.unwrap_err();
     assert!(matches!(err, OrderError::TotalOverflow), "{err:?}");
     assert_eq!(h.inventory.available("p1"), 5);
 }
@@ -175,16 +143,8 @@ async fn a_retry_gets_the_stored_order_and_reserves_nothing_more() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
     let ctx = CallContext::default();
-    let first = h
-        .orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap();
-    let again = h
-        .orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap();
+    let first = h.place("r1", vec![line("p1", 2)]).await.unwrap();
+    let again = h.place("r1", vec![line("p1", 2)]).await.unwrap();
     assert_eq!(first.id, again.id);
     assert_eq!(h.inventory.calls(Op::Reserve).len(), 1);
     assert_eq!(h.inventory.available("p1"), 3);
@@ -201,16 +161,8 @@ async fn a_retry_gets_the_stored_order_and_reserves_nothing_more() {
 async fn a_request_id_reused_with_other_lines_is_refused() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
-    let ctx = CallContext::default();
-    h.orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap();
-    let err = h
-        .orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 3)])
-        .await
-        .unwrap_err();
+    h.place("r1", vec![line("p1", 2)]).await.unwrap();
+    let err = h.place("r1", vec![line("p1", 3)]).await.unwrap_err();
     assert!(matches!(err, OrderError::IdempotencyKeyReused), "{err:?}");
 }
 
@@ -218,17 +170,9 @@ async fn a_request_id_reused_with_other_lines_is_refused() {
 async fn a_retry_after_a_transient_failure_places_it_under_a_new_reservation() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
-    let ctx = CallContext::default();
     h.inventory.fail_next(Op::Commit, unavailable());
-    h.orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap_err();
-    let placed = h
-        .orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap();
+    h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
+    let placed = h.place("r1", vec![line("p1", 2)]).await.unwrap();
     assert_eq!((placed.status, placed.attempt), (Status::Confirmed, 2));
     let reserved = h.inventory.calls(Op::Reserve);
     assert_eq!(reserved.len(), 2);
@@ -244,16 +188,8 @@ async fn a_retry_after_a_transient_failure_places_it_under_a_new_reservation() {
 async fn a_retry_after_a_refusal_answers_the_same_refusal_without_calling_inventory() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 1);
-    let ctx = CallContext::default();
-    h.orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap_err();
-    let err = h
-        .orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 2)])
-        .await
-        .unwrap_err();
+    h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
+    let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     let OrderError::Replayed(failure) = err else {
         panic!("expected the stored failure, got {err:?}");
     };
@@ -265,22 +201,13 @@ async fn a_retry_after_a_refusal_answers_the_same_refusal_without_calling_invent
 async fn a_duplicate_of_an_order_still_pending_is_in_flight() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
-    let ctx = CallContext::default();
     // A saga that died after recording the order.
-    let mut pending = h
-        .orders
-        .create(&ctx, ALICE, "r0", vec![line("p1", 1)])
-        .await
-        .unwrap();
+    let mut pending = h.place("r0", vec![line("p1", 1)]).await.unwrap();
     pending.id = uuid::Uuid::now_v7().to_string();
     pending.request_id = "r1".to_owned();
     pending.status = Status::Pending;
     pending.request_digest = kit::lines::digest(&[line("p1", 1)]);
     assert!(store::insert_pending(&h.orders.db, &pending).await.unwrap());
-    let err = h
-        .orders
-        .create(&ctx, ALICE, "r1", vec![line("p1", 1)])
-        .await
-        .unwrap_err();
+    let err = h.place("r1", vec![line("p1", 1)]).await.unwrap_err();
     assert!(matches!(err, OrderError::InFlight), "{err:?}");
 }
