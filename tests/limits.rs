@@ -195,20 +195,25 @@ async fn oversized_bodies_are_refused_with_413_and_memory_stays_flat() {
     );
 }
 
+/// `GET /v1/products` with an `authorization` header of `size` bytes.
+async fn list_products_with_a_token_of(gateway: SocketAddr, size: usize) -> testkit::http::Reply {
+    let token = format!("Bearer {}", "x".repeat(size));
+    testkit::http::send(
+        gateway,
+        "GET",
+        "/v1/products",
+        &[("authorization", &token)],
+        None,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
     let data_dir = kit::test_support::TempDir::new("oms_limits");
     let (_oms, gateway) = start_oms(data_dir.path()).await;
     for size in [17 * 1024, 60 * 1024] {
-        let token = format!("Bearer {}", "x".repeat(size));
-        let refused = testkit::http::send(
-            gateway,
-            "GET",
-            "/v1/products",
-            &[("authorization", &token)],
-            None,
-        )
-        .await;
+        let refused = list_products_with_a_token_of(gateway, size).await;
         assert_eq!(refused.status, 431, "{size} bytes: {}", refused.text);
         assert_eq!(refused.json["error"]["code"], 431);
     }
@@ -218,15 +223,7 @@ async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
     // shared connections to the services).
     let failures = honest_failures_beside(
         move || async move {
-            let token = format!("Bearer {}", "y".repeat(40 * 1024));
-            let reply = testkit::http::send(
-                gateway,
-                "GET",
-                "/v1/products",
-                &[("authorization", &token)],
-                None,
-            )
-            .await;
+            let reply = list_products_with_a_token_of(gateway, 40 * 1024).await;
             assert_eq!(reply.status, 431);
         },
         move || async move {

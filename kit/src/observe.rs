@@ -306,12 +306,18 @@ impl<B: Body + Unpin> Body for ObservedBody<B> {
 /// neither is worth a retry: INVALID_ARGUMENT and RESOURCE_EXHAUSTED (what
 /// gRPC's own servers answer to an oversized message).
 fn client_fault_codes(headers: &mut http::HeaderMap) {
+    // Every call passes here: look at the message only for the two codes.
+    let status = grpc_status(headers);
+    if !matches!(status, Some(Code::Internal | Code::OutOfRange)) {
+        return;
+    }
+    // tonic percent-encodes the message; its spaces are enough to match.
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
         .map(|m| m.replace("%20", " "))
         .unwrap_or_default();
-    let corrected = match grpc_status(headers) {
+    let corrected = match status {
         Some(Code::Internal) if message.starts_with("failed to decode Protobuf message") => {
             Code::InvalidArgument
         }
