@@ -559,9 +559,10 @@ async fn the_openapi_document_lists_exactly_the_served_routes_and_who_may_call_t
             );
         }
     }
-    // Every annotated RPC: 5 of AuthService (all but IssueServiceToken, which
-    // is gRPC only), 5 of UserService, 7 of ProductService, 5 of OrderService.
-    assert_eq!(operations, 5 + 5 + 7 + 5);
+    // Every annotated RPC: 5 of AuthService (all but IssueServiceToken and
+    // ListTokenRevocations, which are gRPC only), 7 of UserService, 7 of
+    // ProductService, 5 of OrderService.
+    assert_eq!(operations, 5 + 7 + 7 + 5);
     let product = &doc.json["components"]["schemas"]["oms.product.v1.Product"]["properties"];
     assert_eq!(
         product["stockOnHand"]["type"], "string",

@@ -32,6 +32,52 @@ pub(crate) fn http_status(code: Code) -> StatusCode {
 
 const TYPE_PREFIX: &str = "type.googleapis.com/google.rpc.";
 
+/// The answer to a failed backend call: the backend's own status as
+/// [`from_status`] maps it, or, when the call failed below gRPC (the
+/// connection, HTTP/2, or an answer without `grpc-status`), 503 if the
+/// backend was unreachable or refused the stream and 502 otherwise. tonic
+/// gives such failures codes like RESOURCE_EXHAUSTED (an h2
+/// ENHANCE_YOUR_CALM) or UNKNOWN (an HTTP 431), which would tell the client
+/// it was rate-limited or hit a bug of ours; it was neither.
+pub(crate) fn from_call_failure(status: &tonic::Status) -> Response {
+    if !below_grpc(status) {
+        return from_status(status);
+    }
+    let (http, message) = if status.code() == Code::Unavailable {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the backend service is unavailable; try again shortly",
+        )
+    } else {
+        (
+            StatusCode::BAD_GATEWAY,
+            "the backend service gave no valid gRPC answer",
+        )
+    };
+    tracing::warn!(
+        code = ?status.code(),
+        error = %status.message(),
+        "a backend call failed below gRPC"
+    );
+    body(http, Code::Unavailable, message, Vec::new())
+}
+
+/// Whether tonic made `status` up from a transport failure rather than
+/// reading it from the backend's `grpc-status`. Deadlines and
+/// cancellations keep their own answers.
+fn below_grpc(status: &tonic::Status) -> bool {
+    if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) {
+        return false;
+    }
+    // Connection, hyper and h2 errors carry their cause; statuses that
+    // came in a backend's trailers never do. An answer that is not gRPC
+    // (no `grpc-status`, or a body that is no gRPC frame) has neither,
+    // only tonic's wording.
+    std::error::Error::source(status).is_some()
+        || status.message().starts_with("grpc-status header missing")
+        || status.message().starts_with("protocol error")
+}
+
 /// A gRPC status as the gateway's HTTP answer.
 pub(crate) fn from_status(status: &tonic::Status) -> Response {
     let details = status.get_error_details();

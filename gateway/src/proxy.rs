@@ -225,6 +225,6 @@ async fn call(
                 .into_response(),
             Err(e) => error::from_status(&tonic::Status::internal(e)),
         },
-        Err(status) => error::from_status(&status),
+        Err(status) => error::from_call_failure(&status),
     }
 }

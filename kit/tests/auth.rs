@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use kit::auth::{
-    AccessClaims, Caller, Jwk, JwksSource, Role, Verifier, VerifierConfig, VerifyError,
-    require_admin, require_scope, require_user,
+    AccessClaims, Caller, Jwk, JwksSource, Revocation, RevocationSource, Role, Verifier,
+    VerifierConfig, VerifyError, require_admin, require_scope, require_user,
 };
 use tokio::sync::Mutex;
 
@@ -39,11 +39,15 @@ fn token(
     role: Option<&str>,
     scope: Option<&str>,
 ) -> String {
+    sign(key, kid, &claims(aud, role, scope))
+}
+
+fn claims(aud: &str, role: Option<&str>, scope: Option<&str>) -> AccessClaims {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let claims = AccessClaims {
+    AccessClaims {
         iss: ISSUER.into(),
         sub: "subject-1".into(),
         aud: aud.into(),
@@ -54,14 +58,18 @@ fn token(
         role: role.map(str::to_owned),
         scope: scope.map(str::to_owned),
         client_id: scope.map(|_| "order-svc".to_owned()),
-    };
+        ver: 0,
+    }
+}
+
+fn sign(key: &SigningKey, kid: &str, claims: &AccessClaims) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some(kid.into());
     header.typ = Some("at+jwt".into());
     let der = key.to_pkcs8_der().unwrap();
     jsonwebtoken::encode(
         &header,
-        &claims,
+        claims,
         &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
     )
     .unwrap()
@@ -275,4 +283,60 @@ async fn an_unreachable_jwks_is_unavailable_not_unauthenticated() {
         tonic::Status::from(kit::ApiError::from(err)).code(),
         tonic::Code::Unavailable
     );
+}
+
+/// A revocation list the test edits while the verifier follows a clone.
+#[derive(Default, Clone)]
+struct Listed(Arc<std::sync::Mutex<Vec<Revocation>>>);
+
+#[async_trait]
+impl RevocationSource for Listed {
+    async fn fetch(&self) -> Result<Vec<Revocation>, String> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+}
+
+#[tokio::test]
+async fn a_listed_subject_loses_its_older_tokens_within_seconds() {
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let source = Arc::new(Rotating::default());
+    *source.keys.lock().await = vec![jwk(&key, "k")];
+    let listed = Listed::default();
+    let verifier =
+        make_verifier(source, Duration::from_secs(5)).following(Arc::new(listed.clone()));
+
+    let mut old = claims("oms-api", Some("admin"), None);
+    old.ver = 3;
+    let old = sign(&key, "k", &old);
+    let mut new = claims("oms-api", Some("customer"), None);
+    new.ver = 4;
+    let new = sign(&key, "k", &new);
+    let service = token(&key, "k", "product-svc", None, Some("inventory:write"));
+    verifier.verify(&old).await.unwrap();
+
+    listed.0.lock().unwrap().push(Revocation {
+        subject_sha256: kit::auth::revocations::subject_digest("subject-1"),
+        min_version: 4,
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match verifier.verify(&old).await {
+            Err(VerifyError::Revoked) => break,
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("the older token must be refused as revoked: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        verifier.verify(&new).await,
+        Ok(Caller::User {
+            role: Role::Customer,
+            ..
+        })
+    ));
+    // Service tokens have their own subjects and no version.
+    assert!(verifier.verify(&service).await.is_ok());
+    let status = tonic::Status::from(kit::ApiError::from(VerifyError::Revoked));
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
 }

@@ -5,12 +5,13 @@
 use std::net::IpAddr;
 
 use kit::auth::Role;
+use kit::auth::revocations::{LISTED_FOR, Revocation, subject_digest};
 use sea_orm::DatabaseConnection;
 
 use crate::clients::{ServiceClient, audience_of};
 use crate::error::UserError;
 use crate::input::{DisplayName, Email, Password};
-use crate::model::User;
+use crate::model::{AccessChange, User};
 use crate::passwords::Passwords;
 use crate::sessions::{Rotation, Sessions};
 use crate::store::users;
@@ -68,6 +69,8 @@ impl Accounts {
             password_hash: self.passwords.hash(password.expose()).await?,
             role: Role::Customer,
             create_time: kit::time::now(),
+            disabled: false,
+            token_version: 0,
         };
         users::insert(&self.db, &user).await?;
         tracing::info!(user_id = %user.id, "registered");
@@ -119,7 +122,13 @@ impl Accounts {
             self.account_wide_failures.record(&email).await?;
             return Err(UserError::BadCredentials);
         };
-        let access = self.tokens.user_token(&user.id, user.role)?;
+        // Said only to whoever knows the password.
+        if user.disabled {
+            return Err(UserError::AccountDisabled);
+        }
+        let access = self
+            .tokens
+            .user_token(&user.id, user.role, user.token_version)?;
         let refresh_token = self.sessions.start(&user.id).await?;
         tracing::info!(user_id = %user.id, "signed in");
         Ok(SignIn {
@@ -136,10 +145,17 @@ impl Accounts {
             Rotation::Reused => Err(UserError::RefreshTokenReused),
             Rotation::Rotated { user_id, new_token } => {
                 // The role may have changed since sign-in: read it again.
+                // (Disabling revokes refresh tokens; this covers a refresh
+                // racing with it.)
                 let Some(user) = users::find_by_id(&self.db, &user_id).await? else {
                     return Err(UserError::InvalidRefreshToken);
                 };
-                let access = self.tokens.user_token(&user.id, user.role)?;
+                if user.disabled {
+                    return Err(UserError::AccountDisabled);
+                }
+                let access = self
+                    .tokens
+                    .user_token(&user.id, user.role, user.token_version)?;
                 Ok(SignIn {
                     access,
                     refresh_token: new_token,
@@ -235,26 +251,77 @@ impl Accounts {
             return Err(UserError::WrongCurrentPassword);
         }
         let hash = self.passwords.hash(new.expose()).await?;
-        users::set_password_hash(&self.db, user_id, &hash).await?;
-        self.sessions.revoke_all(user_id).await?;
-        tracing::info!(user_id, "password changed; refresh tokens revoked");
+        self.change_access(user_id, AccessChange::Password(hash), "password changed")
+            .await?;
         Ok(())
     }
 
     /// Sets an account's role and ends its sign-ins.
     pub async fn set_role(&self, user_id: &str, role: Role) -> Result<User, UserError> {
-        if !users::set_role(&self.db, user_id, role).await? {
-            return Err(UserError::UserNotFound);
-        }
-        self.sessions.revoke_all(user_id).await?;
-        tracing::info!(
-            user_id,
-            role = role.as_str(),
-            "role changed; refresh tokens revoked"
-        );
-        users::find_by_id(&self.db, user_id)
+        self.change_access(user_id, AccessChange::Role(role), "role changed")
+            .await
+    }
+
+    /// Disables or enables an account and ends its sign-ins.
+    pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<User, UserError> {
+        let what = if disabled {
+            "account disabled"
+        } else {
+            "account enabled"
+        };
+        self.change_access(user_id, AccessChange::Disabled(disabled), what)
+            .await
+    }
+
+    /// Applies `change`; if it changed anything, revokes the account's
+    /// refresh tokens, and its access tokens stop working once verifiers
+    /// see the raised token version (listed by [`Self::revocations`]).
+    async fn change_access(
+        &self,
+        user_id: &str,
+        change: AccessChange,
+        what: &'static str,
+    ) -> Result<User, UserError> {
+        let (user, changed) = users::change_access(&self.db, user_id, &change)
             .await?
-            .ok_or(UserError::UserNotFound)
+            .ok_or(UserError::UserNotFound)?;
+        if changed {
+            self.sessions.revoke_all(user_id).await?;
+            tracing::info!(
+                user_id,
+                role = user.role.as_str(),
+                disabled = user.disabled,
+                token_version = user.token_version,
+                "{what}; earlier tokens revoked"
+            );
+        }
+        Ok(user)
+    }
+
+    /// One page of the accounts whose earlier access tokens no longer
+    /// count (token version raised within
+    /// [`kit::auth::revocations::LISTED_FOR`]), from `offset` on, and the
+    /// offset of the next page if there is one.
+    pub async fn revocations(
+        &self,
+        offset: u64,
+        page_size: u64,
+    ) -> Result<(Vec<Revocation>, Option<u64>), UserError> {
+        let since = kit::time::now()
+            - chrono::Duration::from_std(LISTED_FOR).unwrap_or(chrono::Duration::MAX);
+        let mut page = users::revoked_since(&self.db, since, offset, page_size + 1).await?;
+        let next = (page.len() as u64 > page_size).then(|| {
+            page.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+            offset + page_size
+        });
+        let listed = page
+            .into_iter()
+            .map(|(id, min_version)| Revocation {
+                subject_sha256: subject_digest(&id),
+                min_version,
+            })
+            .collect();
+        Ok((listed, next))
     }
 
     /// Creates the configured admin, or resets its role and password.
@@ -266,6 +333,8 @@ impl Accounts {
             password_hash: self.passwords.hash(password.expose()).await?,
             role: Role::Admin,
             create_time: kit::time::now(),
+            disabled: false,
+            token_version: 0,
         };
         users::upsert_by_email(&self.db, &admin).await?;
         tracing::info!(email = %admin.email, "bootstrap admin is in place");

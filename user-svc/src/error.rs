@@ -37,6 +37,12 @@ pub enum UserError {
     /// The account does not exist, or the caller may not see it.
     #[error("user not found")]
     UserNotFound,
+    /// The right password for an account an admin disabled.
+    #[error("this account is disabled")]
+    AccountDisabled,
+    /// The change would leave no active admin.
+    #[error("the last active admin cannot be demoted or disabled")]
+    LastAdmin,
     /// ChangePassword with a wrong current password.
     #[error("the current password is wrong")]
     WrongCurrentPassword,
@@ -70,6 +76,7 @@ impl From<crate::store::users::StoreError> for UserError {
     fn from(e: crate::store::users::StoreError) -> Self {
         match e {
             crate::store::users::StoreError::EmailTaken => Self::EmailTaken,
+            crate::store::users::StoreError::LastAdmin => Self::LastAdmin,
             other => Self::Database(other),
         }
     }
@@ -134,6 +141,10 @@ impl From<UserError> for ApiError {
                     .into()
             }
             UserError::UserNotFound => reject(Code::NotFound, "USER_NOT_FOUND", message),
+            UserError::AccountDisabled => {
+                reject(Code::PermissionDenied, "ACCOUNT_DISABLED", message)
+            }
+            UserError::LastAdmin => reject(Code::FailedPrecondition, "LAST_ADMIN", message),
             UserError::WrongCurrentPassword => ApiError::InvalidArgument {
                 domain: DOMAIN,
                 violations: vec![FieldViolation::new(

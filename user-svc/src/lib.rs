@@ -30,6 +30,7 @@ pub mod migration;
 pub mod model;
 mod operator;
 pub mod passwords;
+mod revocations;
 pub mod sessions;
 pub mod store;
 pub mod throttle;
@@ -164,11 +165,13 @@ pub async fn serve(
             .map_err(|e| StartupError::setup("bootstrap admin", e))?;
     }
 
-    // user-svc verifies its own tokens with its own published keys.
+    // user-svc verifies its own tokens with its own published keys and its
+    // own revocation list.
     let verifier = kit::auth::Verifier::new(
         kit::auth::VerifierConfig::new(config.base.jwt_issuer.clone(), None),
         Arc::new(keys.jwks().to_vec()),
-    );
+    )
+    .following(Arc::new(revocations::StoredRevocations(accounts.clone())));
     let routes = api::routes(api::State {
         accounts,
         trusted_proxies: config.trusted_proxies.clone(),

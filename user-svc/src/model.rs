@@ -19,4 +19,20 @@ pub struct User {
     pub role: Role,
     /// Registration time.
     pub create_time: DateTime<Utc>,
+    /// Disabled by an admin: no sign-in, no token works.
+    pub disabled: bool,
+    /// Raised by every [`AccessChange`]; access tokens carry the version
+    /// they were issued at, and older ones stop working.
+    pub token_version: u64,
+}
+
+/// A change that ends the account's earlier access tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessChange {
+    /// A new role.
+    Role(Role),
+    /// Disabled (`true`) or enabled again.
+    Disabled(bool),
+    /// A new password, as its argon2id PHC string.
+    Password(String),
 }

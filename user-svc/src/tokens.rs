@@ -18,6 +18,12 @@ pub struct SignedToken {
     pub expires_in: u64,
 }
 
+/// What a token claims besides who and for whom.
+enum Claimed {
+    User { role: Role, version: u64 },
+    Service { scope: String },
+}
+
 /// Signs access tokens.
 #[derive(Debug, Clone)]
 pub struct TokenIssuer {
@@ -41,18 +47,18 @@ impl TokenIssuer {
         &self.keys
     }
 
-    /// A user access token.
+    /// A user access token, carrying the account's token version.
     pub fn user_token(
         &self,
         user_id: &str,
         role: Role,
+        version: u64,
     ) -> Result<SignedToken, jsonwebtoken::errors::Error> {
         self.sign(
             user_id,
             USER_AUDIENCE,
             self.user_ttl.as_secs(),
-            Some(role.as_str().to_owned()),
-            None,
+            Claimed::User { role, version },
         )
     }
 
@@ -67,8 +73,9 @@ impl TokenIssuer {
             client_id,
             audience,
             SERVICE_TOKEN_MAX_TTL_SECS,
-            None,
-            Some(scopes.join(" ")),
+            Claimed::Service {
+                scope: scopes.join(" "),
+            },
         )
     }
 
@@ -77,8 +84,7 @@ impl TokenIssuer {
         subject: &str,
         audience: &str,
         ttl: u64,
-        role: Option<String>,
-        scope: Option<String>,
+        claimed: Claimed,
     ) -> Result<SignedToken, jsonwebtoken::errors::Error> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -86,7 +92,12 @@ impl TokenIssuer {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TOKEN_TYPE.to_owned());
         header.kid = Some(self.keys.kid().to_owned());
-        let client_id = scope.as_ref().map(|_| subject.to_owned());
+        let (role, ver, scope, client_id) = match claimed {
+            Claimed::User { role, version } => {
+                (Some(role.as_str().to_owned()), version, None, None)
+            }
+            Claimed::Service { scope } => (None, 0, Some(scope), Some(subject.to_owned())),
+        };
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: subject.to_owned(),
@@ -98,6 +109,7 @@ impl TokenIssuer {
             role,
             scope,
             client_id,
+            ver,
         };
         let token = jsonwebtoken::encode(&header, &claims, self.keys.encoding_key())?;
         Ok(SignedToken {

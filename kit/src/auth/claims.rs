@@ -43,6 +43,15 @@ pub struct AccessClaims {
     /// Service tokens: the OAuth2 client (RFC 9068 §2.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// User tokens: the account's token version when it was issued; a
+    /// token below the version user-svc lists for its subject is void
+    /// (see [`super::revocations`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ver: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What an account may do.

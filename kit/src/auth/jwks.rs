@@ -45,12 +45,21 @@ pub struct GrpcJwks {
 impl GrpcJwks {
     /// Keys from user-svc at `addr` (connects on first use).
     pub fn new(addr: &crate::config::PeerAddr) -> Result<Self, tonic::transport::Error> {
-        let channel = tonic::transport::Endpoint::from_shared(addr.uri())?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(std::time::Duration::from_secs(3))
-            .connect_lazy();
-        Ok(Self { channel })
+        Ok(Self {
+            channel: user_svc_channel(addr)?,
+        })
     }
+}
+
+/// A lazily connected channel to user-svc for verifiers' background
+/// fetches: short timeouts, since a request may be waiting on the keys.
+pub(super) fn user_svc_channel(
+    addr: &crate::config::PeerAddr,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(addr.uri())?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(3))
+        .connect_lazy())
 }
 
 #[async_trait]

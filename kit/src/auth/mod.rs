@@ -6,11 +6,13 @@
 //! valid bearer token becomes a [`Caller`] in the request's extensions, an
 //! invalid one is refused with UNAUTHENTICATED before any handler runs, and
 //! handlers ask for what they need with [`require_user`], [`require_admin`]
-//! or [`require_scope`].
+//! or [`require_scope`]. A user token issued before its account's role,
+//! state or password changed is refused within seconds ([`revocations`]).
 
 pub mod claims;
 pub mod jwks;
 pub mod layer;
+pub mod revocations;
 pub mod verifier;
 
 use tonic::Code;
@@ -21,6 +23,7 @@ pub use claims::{
 };
 pub use jwks::{GrpcJwks, Jwk, JwksSource};
 pub use layer::AuthLayer;
+pub use revocations::{GrpcRevocations, Revocation, RevocationSource, Revocations};
 pub use verifier::{Verifier, VerifierConfig, VerifyError};
 
 use crate::error::{ApiError, Rejection};
@@ -34,10 +37,13 @@ pub fn layer_for(
 ) -> Result<AuthLayer, crate::StartupError> {
     let jwks = GrpcJwks::new(user_svc_addr)
         .map_err(|e| crate::StartupError::setup(format!("USER_SVC_ADDR {user_svc_addr}"), e))?;
+    let revocations = GrpcRevocations::new(user_svc_addr)
+        .map_err(|e| crate::StartupError::setup(format!("USER_SVC_ADDR {user_svc_addr}"), e))?;
     let verifier = Verifier::new(
         VerifierConfig::new(issuer, service_audience),
         std::sync::Arc::new(jwks),
-    );
+    )
+    .following(std::sync::Arc::new(revocations));
     Ok(AuthLayer::new(std::sync::Arc::new(verifier)))
 }
 

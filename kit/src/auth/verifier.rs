@@ -16,6 +16,7 @@ use super::claims::{
     USER_TOKEN_MAX_TTL_SECS,
 };
 use super::jwks::JwksSource;
+use super::revocations::{RevocationSource, Revocations};
 use crate::error::{ApiError, Rejection};
 
 /// What a verifier accepts.
@@ -69,6 +70,9 @@ pub enum VerifyError {
     /// both or neither of `role` and `scope`).
     #[error("the access token's claims are not acceptable: {0}")]
     Claims(&'static str),
+    /// Issued before the account's role, state or password changed.
+    #[error("the access token was revoked; sign in again")]
+    Revoked,
 }
 
 impl From<VerifyError> for ApiError {
@@ -79,6 +83,13 @@ impl From<VerifyError> for ApiError {
                 super::AUTH_DOMAIN,
                 "JWKS_UNAVAILABLE",
                 "cannot verify tokens right now; try again shortly",
+            )
+            .into(),
+            revoked @ VerifyError::Revoked => Rejection::new(
+                tonic::Code::Unauthenticated,
+                super::AUTH_DOMAIN,
+                "TOKEN_REVOKED",
+                revoked.to_string(),
             )
             .into(),
             other => Rejection::new(
@@ -100,6 +111,9 @@ pub struct Verifier {
     /// When the JWKS was last fetched and whether that worked; held across
     /// the fetch so concurrent misses cause one fetch, not a stampede.
     last_fetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    revocations: Arc<Revocations>,
+    /// Keeps `revocations` fresh while this verifier lives.
+    _following: Option<crate::background::Background>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -118,7 +132,18 @@ impl Verifier {
             source,
             keys: RwLock::new(HashMap::new()),
             last_fetch: tokio::sync::Mutex::new(None),
+            revocations: Arc::default(),
+            _following: None,
         }
+    }
+
+    /// Also refuses user tokens that `source` lists as revoked, refreshing
+    /// the list in the background while the verifier lives. Every service
+    /// verifier follows one; without it only expiry ends a token.
+    #[must_use]
+    pub fn following(mut self, source: Arc<dyn RevocationSource>) -> Self {
+        self._following = Some(self.revocations.follow(source));
+        self
     }
 
     /// Checks `token` and says who it speaks for.
@@ -164,6 +189,14 @@ impl Verifier {
                 .as_deref()
                 .and_then(Role::parse)
                 .ok_or(VerifyError::Claims("a user token needs a known role"))?;
+            if self
+                .revocations
+                .min_version(&claims.sub)
+                .is_some_and(|min| claims.ver < min)
+            {
+                metrics::counter!("auth_revoked_tokens_refused_total").increment(1);
+                return Err(VerifyError::Revoked);
+            }
             Ok(Caller::User {
                 id: claims.sub,
                 role,

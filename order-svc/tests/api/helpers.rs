@@ -232,7 +232,7 @@ impl Mesh {
         OrderServiceClient::new(self.orders.channel())
     }
 
-    fn catalogue(&self) -> ProductServiceClient<Channel> {
+    pub(crate) fn catalogue(&self) -> ProductServiceClient<Channel> {
         let channel =
             tonic::transport::Endpoint::from_shared(format!("http://{}", self.products_relay.addr))
                 .unwrap()

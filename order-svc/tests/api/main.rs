@@ -8,6 +8,7 @@ mod failures;
 mod helpers;
 mod placing;
 mod queries;
+mod revocation;
 
 #[test]
 fn help_version_and_unknown_arguments_answer_like_every_binary() {

@@ -137,4 +137,52 @@ impl AuthService for AuthApi {
             .collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))
     }
+
+    #[tracing::instrument(skip_all, name = "ListTokenRevocations")]
+    async fn list_token_revocations(
+        &self,
+        request: Request<pb::ListTokenRevocationsRequest>,
+    ) -> Result<Response<pb::ListTokenRevocationsResponse>, Status> {
+        const MAX_PAGE: u64 = 1000;
+        let r = request.into_inner();
+        let page_size = match u64::try_from(r.page_size) {
+            Err(_) => {
+                return Err(UserError::from(kit::FieldViolation::new(
+                    "page_size",
+                    "must not be negative",
+                ))
+                .into());
+            }
+            Ok(0) => MAX_PAGE,
+            Ok(n) => n.min(MAX_PAGE),
+        };
+        let offset = match kit::paging::decode_token(&r.page_token).map_err(UserError::from)? {
+            None => 0,
+            // No list is longer than a verifier holds, so neither is an
+            // offset into one.
+            Some(cursor) => cursor
+                .parse::<u64>()
+                .ok()
+                .filter(|&offset| offset <= kit::auth::revocations::MAX_ENTRIES as u64)
+                .ok_or_else(|| {
+                    UserError::from(kit::FieldViolation::new(
+                        "page_token",
+                        "is not a token from a previous response",
+                    ))
+                })?,
+        };
+        let (listed, next) = self.state.accounts.revocations(offset, page_size).await?;
+        Ok(Response::new(pb::ListTokenRevocationsResponse {
+            revocations: listed
+                .into_iter()
+                .map(|r| pb::TokenRevocation {
+                    subject_sha256: r.subject_sha256.to_vec(),
+                    min_token_version: r.min_version,
+                })
+                .collect(),
+            next_page_token: next
+                .map(|offset| kit::paging::encode_token(&offset.to_string()))
+                .unwrap_or_default(),
+        }))
+    }
 }

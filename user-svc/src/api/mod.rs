@@ -48,6 +48,12 @@ fn to_proto_user(user: User) -> pb::User {
         display_name: user.display_name,
         role: to_proto_role(user.role).into(),
         create_time: Some(kit::time::to_timestamp(user.create_time)),
+        state: if user.disabled {
+            pb::user::State::Disabled
+        } else {
+            pb::user::State::Active
+        }
+        .into(),
     }
 }
 

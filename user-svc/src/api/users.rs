@@ -97,4 +97,30 @@ impl UserService for UserApi {
             user: Some(to_proto_user(user)),
         }))
     }
+
+    #[tracing::instrument(skip_all, name = "DisableUser")]
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        require_admin(&request).map_err(UserError::Auth)?;
+        let id = user_id("user_id", &request.get_ref().user_id).map_err(UserError::from)?;
+        let user = self.state.accounts.set_disabled(&id, true).await?;
+        Ok(Response::new(pb::DisableUserResponse {
+            user: Some(to_proto_user(user)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "EnableUser")]
+    async fn enable_user(
+        &self,
+        request: Request<pb::EnableUserRequest>,
+    ) -> Result<Response<pb::EnableUserResponse>, Status> {
+        require_admin(&request).map_err(UserError::Auth)?;
+        let id = user_id("user_id", &request.get_ref().user_id).map_err(UserError::from)?;
+        let user = self.state.accounts.set_disabled(&id, false).await?;
+        Ok(Response::new(pb::EnableUserResponse {
+            user: Some(to_proto_user(user)),
+        }))
+    }
 }

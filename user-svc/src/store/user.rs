@@ -16,6 +16,11 @@ pub struct Model {
     pub role: String,
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
+    /// Raised whenever earlier access tokens must stop working.
+    pub token_version: i64,
+    pub disabled: bool,
+    /// When `token_version` was last raised.
+    pub revoke_time: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -476,6 +476,7 @@ async fn forged_and_misused_tokens_are_refused(db: TestDb) {
         role: Some("customer".into()),
         scope: None,
         client_id: None,
+        ver: 0,
     };
     // The test's own signer is accepted, so each refusal below is about the
     // one thing that differs.

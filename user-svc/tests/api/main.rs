@@ -6,4 +6,5 @@
 
 mod auth;
 mod helpers;
+mod revocation;
 mod users;
