@@ -1046,3 +1046,124 @@ fn lines_over_twenty(details: &[serde_json::Value]) -> bool {
         .and_then(|n| n.parse::<usize>().ok())
         .is_some_and(|n| n > 20)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_rights_away_ends_earlier_tokens_through_the_gateway_within_seconds() {
+    let (gw, _stop) = start().await;
+    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    let registered = send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(r#"{"email":"cy@example.com","password":"cy's password","displayName":"Cy"}"#),
+    )
+    .await;
+    let cy_id = registered.json["user"]["id"].as_str().unwrap().to_owned();
+    let set_role = |role: &'static str| {
+        let (admin, path) = (admin.clone(), format!("/v1/users/{cy_id}:setRole"));
+        async move {
+            send(
+                gw,
+                "POST",
+                &path,
+                &[("authorization", &admin)],
+                Some(&json!({ "role": role }).to_string()),
+            )
+            .await
+        }
+    };
+    assert_eq!(set_role("ROLE_ADMIN").await.status, 200);
+    let cy_admin = format!(
+        "Bearer {}",
+        login(gw, "cy@example.com", "cy's password").await
+    );
+    let create = |token: String, sku: String| async move {
+        let body = json!({"sku": sku, "name": "Kettle",
+            "price": {"currencyCode": "USD", "amountMinor": "3000"}});
+        send(
+            gw,
+            "POST",
+            "/v1/products",
+            &[("authorization", &token)],
+            Some(&body.to_string()),
+        )
+        .await
+    };
+    assert_eq!(
+        create(cy_admin.clone(), "KETTLE-0".into()).await.status,
+        200
+    );
+
+    assert_eq!(set_role("ROLE_CUSTOMER").await.status, 200);
+    let mut attempt = 0;
+    let refused = kit::test_support::eventually(
+        std::time::Duration::from_secs(10),
+        "product-svc to refuse the demoted admin's token",
+        || {
+            attempt += 1;
+            let reply = create(cy_admin.clone(), format!("KETTLE-{attempt}"));
+            async move {
+                let reply = reply.await;
+                (reply.status != 200).then_some(reply)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.reason()),
+        (401, "TOKEN_REVOKED"),
+        "{}",
+        refused.json
+    );
+
+    // The last admin cannot step down; disabling locks an account out.
+    let me = send(
+        gw,
+        "GET",
+        "/v1/users/me",
+        &[("authorization", &admin)],
+        None,
+    )
+    .await;
+    let admin_id = me.json["user"]["id"].as_str().unwrap().to_owned();
+    let step_down = send(
+        gw,
+        "POST",
+        &format!("/v1/users/{admin_id}:setRole"),
+        &[("authorization", &admin)],
+        Some(r#"{"role":"ROLE_CUSTOMER"}"#),
+    )
+    .await;
+    assert_eq!(
+        (step_down.status, step_down.reason()),
+        (400, "LAST_ADMIN"),
+        "{}",
+        step_down.json
+    );
+    let disabled = send(
+        gw,
+        "POST",
+        &format!("/v1/users/{cy_id}:disable"),
+        &[("authorization", &admin)],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(
+        disabled.json["user"]["state"], "STATE_DISABLED",
+        "{}",
+        disabled.json
+    );
+    let locked_out = send(
+        gw,
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(r#"{"email":"cy@example.com","password":"cy's password"}"#),
+    )
+    .await;
+    assert_eq!(
+        (locked_out.status, locked_out.reason()),
+        (403, "ACCOUNT_DISABLED")
+    );
+}
