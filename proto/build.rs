@@ -13,6 +13,8 @@ const CONTRACT: &[&str] = &[
     "oms/product/v1/product.proto",
     "oms/product/v1/inventory.proto",
     "oms/order/v1/order.proto",
+    "oms/order/v1/events.proto",
+    "oms/product/v1/events.proto",
     // Not imported by the contract, but the type of every error's details:
     // in the set so reflection clients can decode them.
     "google/rpc/status.proto",
