@@ -22,6 +22,16 @@ impl Drop for Background {
     }
 }
 
+impl Background {
+    /// Runs `task` (a loop with its own pacing, such as a relay woken by
+    /// commits) until the guard is dropped.
+    pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            task: tokio::spawn(task),
+        }
+    }
+}
+
 /// Runs `round` now and then every `interval` (a slow round delays the
 /// next rather than piling up). A round returns how many things it
 /// changed: a non-zero count is logged at INFO as `what`, an error at WARN,

@@ -1,0 +1,42 @@
+//! Effects exactly once: a consumer records each event ID it applies in
+//! the inbox, in the same transaction as the effect. A redelivered event
+//! finds its ID there and changes nothing.
+
+use sea_orm::sea_query::{ExprTrait as _, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::schema::Inbox;
+
+/// Records that `consumer` applies `event_id`, in `txn`; false if it
+/// already had (the caller then skips the effect and commits nothing new).
+pub async fn first_time(
+    txn: &impl ConnectionTrait,
+    consumer: &str,
+    event_id: &str,
+) -> Result<bool, DbErr> {
+    let insert = Query::insert()
+        .into_table(Inbox::Table)
+        .columns([Inbox::Consumer, Inbox::EventId, Inbox::ApplyTime])
+        .values_panic([consumer.into(), event_id.into(), kit::time::now().into()])
+        .on_conflict(
+            OnConflict::columns([Inbox::Consumer, Inbox::EventId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    let result = txn.execute(&insert).await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Forgets applied events older than `before`: by then the bus no longer
+/// redelivers them. Returns how many.
+pub async fn prune(
+    db: &impl ConnectionTrait,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    let delete = Query::delete()
+        .from_table(Inbox::Table)
+        .and_where(sea_orm::sea_query::Expr::col(Inbox::ApplyTime).lt(before))
+        .to_owned();
+    Ok(db.execute(&delete).await?.rows_affected())
+}

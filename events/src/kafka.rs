@@ -1,0 +1,313 @@
+//! Kafka, through librdkafka: the relay's producer (idempotent, acks=all,
+//! CloudEvents binary-mode headers) and consumer-group subscriptions that
+//! commit offsets only when told.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use kit::config::{ConfigError, Env};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::{ConsumeError, Delivery, PublishError, Publisher, Record, Subscription};
+
+/// The variable naming the brokers; unset means the in-process bus.
+pub const BROKERS_VAR: &str = "OMS_KAFKA_BROKERS";
+
+/// Where Kafka is and how topics are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Partitions of a topic created at start-up.
+    pub partitions: i32,
+    /// Replicas of a topic created at start-up.
+    pub replication: i32,
+}
+
+impl KafkaConfig {
+    /// Reads `OMS_KAFKA_BROKERS`, `OMS_KAFKA_TOPIC_PARTITIONS` (1–1024,
+    /// default 3) and `OMS_KAFKA_TOPIC_REPLICATION` (1–16, default 1);
+    /// `None` without brokers.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let partitions = env.bounded("OMS_KAFKA_TOPIC_PARTITIONS", 3, 1..=1024)?;
+        let replication = env.bounded("OMS_KAFKA_TOPIC_REPLICATION", 1, 1..=16)?;
+        let Some(brokers) = env.get(BROKERS_VAR)? else {
+            return Ok(None);
+        };
+        let brokers = brokers.trim().to_owned();
+        let valid = !brokers.is_empty()
+            && brokers.split(',').all(|b| {
+                b.trim()
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            });
+        if !valid {
+            return Err(ConfigError::new(
+                BROKERS_VAR,
+                format!("{brokers:?} is not a list of host:port (e.g. kafka:9092,kafka-2:9092)"),
+            ));
+        }
+        Ok(Some(Self {
+            brokers,
+            partitions,
+            replication,
+        }))
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("socket.timeout.ms", "10000");
+        config
+    }
+
+    /// Creates `topics` unless they exist.
+    pub async fn ensure_topics(&self, topics: &[&str]) -> Result<(), String> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .client()
+            .create()
+            .map_err(|e| format!("Kafka admin client: {e}"))?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| {
+                NewTopic::new(
+                    t,
+                    self.partitions,
+                    TopicReplication::Fixed(self.replication),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics(&new, &options)
+            .await
+            .map_err(|e| format!("creating topics on {}: {e}", self.brokers))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay's producer: idempotent with acks from all in-sync
+    /// replicas, so a retried send neither duplicates nor reorders within
+    /// a partition.
+    pub fn producer(&self) -> Result<KafkaPublisher, String> {
+        let producer: FutureProducer = self
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // How long one send may take before it counts as failed and
+            // the relay backs off and retries the rows.
+            .set("message.timeout.ms", "10000")
+            .set("linger.ms", "1")
+            .create()
+            .map_err(|e| format!("Kafka producer for {}: {e}", self.brokers))?;
+        Ok(KafkaPublisher { producer })
+    }
+
+    /// A subscription of `group` to `topic`, from the earliest offset when
+    /// the group has none. The session settings keep group joins quick
+    /// (tansu, the test broker, is slow to join with the defaults).
+    pub fn subscribe(&self, topic: &str, group: &str) -> Result<KafkaSubscription, String> {
+        let consumer: StreamConsumer = self
+            .client()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("max.poll.interval.ms", "60000")
+            .create()
+            .map_err(|e| format!("Kafka consumer for {}: {e}", self.brokers))?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| format!("subscribing to {topic}: {e}"))?;
+        Ok(KafkaSubscription { consumer })
+    }
+}
+
+/// Publishes to Kafka.
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaPublisher").finish_non_exhaustive()
+    }
+}
+
+/// CloudEvents `time`: RFC 3339, UTC.
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[async_trait]
+impl Publisher for KafkaPublisher {
+    async fn publish(
+        &self,
+        topic: &str,
+        source: &str,
+        records: &[Record],
+    ) -> Result<(), PublishError> {
+        // Queue them all, then wait for each acknowledgement in order: the
+        // idempotent producer keeps their order within a partition.
+        let mut pending = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let time = rfc3339(record.time);
+            let headers = OwnedHeaders::new_with_capacity(7)
+                .insert(Header {
+                    key: "ce_specversion",
+                    value: Some("1.0"),
+                })
+                .insert(Header {
+                    key: "ce_id",
+                    value: Some(record.id.as_str()),
+                })
+                .insert(Header {
+                    key: "ce_source",
+                    value: Some(source),
+                })
+                .insert(Header {
+                    key: "ce_type",
+                    value: Some(record.event_type.as_str()),
+                })
+                .insert(Header {
+                    key: "ce_time",
+                    value: Some(time.as_str()),
+                })
+                .insert(Header {
+                    key: "ce_subject",
+                    value: Some(record.key.as_str()),
+                })
+                .insert(Header {
+                    key: "content-type",
+                    value: Some("application/protobuf"),
+                });
+            let message = FutureRecord::to(topic)
+                .key(record.key.as_str())
+                .payload(record.payload.as_slice())
+                .headers(headers);
+            match self.producer.send_result(message) {
+                Ok(delivery) => pending.push(delivery),
+                Err((e, _)) => {
+                    return Err(settle(pending, index, e.to_string()).await);
+                }
+            }
+        }
+        let total = pending.len();
+        let outcome = settle(pending, total, String::new()).await;
+        if outcome.acknowledged == total {
+            Ok(())
+        } else {
+            Err(outcome)
+        }
+    }
+}
+
+/// Waits for `pending` acknowledgements in order: how many succeeded from
+/// the first, and the first error (or `queue_error` if all queued ones
+/// succeeded but `queued` < the batch).
+async fn settle(
+    pending: Vec<rdkafka::producer::DeliveryFuture>,
+    queued: usize,
+    queue_error: String,
+) -> PublishError {
+    let mut acknowledged = 0;
+    let mut error = None;
+    for delivery in pending {
+        let result = match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(e.to_string()),
+            Err(_) => Err("the producer was dropped".to_owned()),
+        };
+        match result {
+            Ok(()) if error.is_none() => acknowledged += 1,
+            Ok(()) => {}
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    debug_assert!(acknowledged <= queued);
+    PublishError {
+        acknowledged,
+        error: error.unwrap_or(queue_error),
+    }
+}
+
+/// One consumer group's subscription to a topic.
+pub struct KafkaSubscription {
+    consumer: StreamConsumer,
+}
+
+impl std::fmt::Debug for KafkaSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSubscription").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<Delivery, ConsumeError> {
+        let message = self
+            .consumer
+            .recv()
+            .await
+            .map_err(|e| ConsumeError::Bus(e.to_string()))?;
+        let header = |name: &str| -> Option<String> {
+            message.headers().and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|h| h.key == name)
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+        };
+        let time = header("ce_time")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+        Ok(Delivery {
+            record: Record {
+                id: header("ce_id").unwrap_or_default(),
+                key: message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default(),
+                event_type: header("ce_type").unwrap_or_default(),
+                payload: message.payload().unwrap_or_default().to_vec(),
+                time,
+            },
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        })
+    }
+
+    async fn commit(&mut self, delivery: &Delivery) -> Result<(), ConsumeError> {
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(
+                &delivery.topic,
+                delivery.partition,
+                Offset::Offset(delivery.offset + 1),
+            )
+            .map_err(|e| ConsumeError::Bus(e.to_string()))?;
+        // Async: the commit is sent without blocking the runtime; a lost
+        // one means a redelivery, which the inbox absorbs.
+        self.consumer
+            .commit(&offsets, CommitMode::Async)
+            .map_err(|e| ConsumeError::Bus(e.to_string()))
+    }
+}

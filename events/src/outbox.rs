@@ -1,0 +1,101 @@
+//! Writing events: a row in the outbox, inside the transaction of the
+//! change it describes, so there is no change without its event and no
+//! event without its change. After the commit, the writer wakes the relay.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::entity::prelude::*;
+use sea_orm::{ConnectionTrait, Set};
+use tokio::sync::Notify;
+
+/// The `outbox` table (see [`crate::schema`]).
+pub mod row {
+    use sea_orm::entity::prelude::*;
+
+    /// One event waiting to be published, or published.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub aggregate_type: String,
+        pub aggregate_id: String,
+        pub event_type: String,
+        pub payload: Vec<u8>,
+        pub create_time: DateTimeUtc,
+        pub publish_time: Option<DateTimeUtc>,
+        pub attempts: i32,
+        pub last_error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An event to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Its ID, from [`new_event_id`] (the payload carries it too).
+    pub id: String,
+    /// `order`, `product`.
+    pub aggregate_type: &'static str,
+    /// The order or product ID: the message key.
+    pub aggregate_id: String,
+    /// The full protobuf name of the change.
+    pub event_type: String,
+    /// The event message, protobuf-encoded.
+    pub payload: Vec<u8>,
+    /// When the change was made.
+    pub time: DateTime<Utc>,
+}
+
+/// A fresh event ID: UUIDv7, so IDs sort in the order they were made (the
+/// relay publishes in ID order).
+pub fn new_event_id() -> String {
+    Uuid::now_v7().to_string()
+}
+
+/// Writes events into a service's outbox and wakes its relay.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox {
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// An outbox whose relay waits on [`Outbox::wake_handle`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `event` in `txn`, the transaction of the change it describes.
+    pub async fn add(&self, txn: &impl ConnectionTrait, event: NewEvent) -> Result<(), DbErr> {
+        row::Entity::insert(row::ActiveModel {
+            id: Set(event.id),
+            aggregate_type: Set(event.aggregate_type.to_owned()),
+            aggregate_id: Set(event.aggregate_id),
+            event_type: Set(event.event_type),
+            payload: Set(event.payload),
+            create_time: Set(event.time),
+            publish_time: Set(None),
+            attempts: Set(0),
+            last_error: Set(None),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
+    }
+
+    /// Tells the relay that a transaction with events committed, so it
+    /// publishes now rather than at its next poll.
+    pub fn committed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What the relay waits on.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+}

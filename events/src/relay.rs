@@ -1,0 +1,308 @@
+//! The relay: one task per service that publishes the outbox's
+//! unpublished rows in ID order and marks each published only after the
+//! bus acknowledged it (at least once; a crash between the two sends a row
+//! again, and consumers deduplicate).
+//!
+//! It wakes when a transaction with events commits, and polls as a
+//! fallback (another replica's commits, a missed wake). Only the holder of
+//! the outbox lease publishes, so several replicas neither race nor break
+//! one aggregate's order; a replica that dies loses the lease when it
+//! expires. While the bus is down it backs off, and the rows wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::sync::Notify;
+
+use crate::outbox::row;
+use crate::schema::OutboxLease;
+use crate::{Publisher, Record};
+
+/// How a relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The service, for metrics and logs (`order-svc`).
+    pub service: &'static str,
+    /// Where its events go (`oms.order.v1.events`).
+    pub topic: &'static str,
+    /// CloudEvents `source` (`/oms/order-svc`).
+    pub source: &'static str,
+    /// Poll interval when nothing wakes it.
+    pub poll: Duration,
+    /// Rows per publish.
+    pub batch: u64,
+    /// How long published rows are kept before pruning.
+    pub retention: Duration,
+    /// How long the lease lasts without renewal.
+    pub lease: Duration,
+    /// Longest wait between attempts while the bus is down.
+    pub max_backoff: Duration,
+}
+
+impl RelayConfig {
+    /// Defaults: poll every second, 100 rows at a time, keep published
+    /// rows 7 days, 30 s lease, back off up to 30 s.
+    pub fn new(service: &'static str, topic: &'static str, source: &'static str) -> Self {
+        Self {
+            service,
+            topic,
+            source,
+            poll: Duration::from_secs(1),
+            batch: 100,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            lease: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a relay round stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The outbox could not be read or written.
+    #[error("outbox database: {0}")]
+    Db(#[from] DbErr),
+    /// The bus refused or did not acknowledge.
+    #[error("publishing: {0}")]
+    Publish(#[from] crate::PublishError),
+}
+
+/// A running relay; dropping it stops it.
+#[derive(Debug)]
+pub struct Relay {
+    _task: kit::background::Background,
+}
+
+const LEASE_NAME: &str = "outbox";
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+struct Runner {
+    db: DatabaseConnection,
+    publisher: Arc<dyn Publisher>,
+    config: RelayConfig,
+    /// This process, as lease holder.
+    holder: String,
+}
+
+impl Relay {
+    /// Starts relaying `db`'s outbox to `publisher`, woken by `wake` (from
+    /// [`crate::outbox::Outbox::wake_handle`]).
+    pub fn start(
+        db: DatabaseConnection,
+        publisher: Arc<dyn Publisher>,
+        wake: Arc<Notify>,
+        config: RelayConfig,
+    ) -> Self {
+        let runner = Runner {
+            db,
+            publisher,
+            config,
+            holder: uuid::Uuid::new_v4().to_string(),
+        };
+        Self {
+            _task: kit::background::Background::spawn(runner.run(wake)),
+        }
+    }
+}
+
+impl Runner {
+    /// Relays until the task is dropped.
+    async fn run(self, wake: Arc<Notify>) {
+        let mut failures = 0u32;
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        loop {
+            match self.round().await {
+                Ok(published) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            service = self.config.service,
+                            "outbox relay publishing again"
+                        );
+                    }
+                    failures = 0;
+                    if published > 0 {
+                        // More may have arrived while publishing.
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    metrics::counter!("outbox_publish_errors_total", "service" => self.config.service)
+                        .increment(1);
+                    // Once per outage at WARN; the metric counts every one.
+                    if failures == 1 {
+                        tracing::warn!(service = self.config.service, error = %e, "outbox relay cannot publish; backing off");
+                    } else {
+                        tracing::debug!(service = self.config.service, error = %e, "outbox relay still failing");
+                    }
+                    tokio::time::sleep(self.backoff(failures)).await;
+                    continue;
+                }
+            }
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(tokio::time::Instant::now());
+                if let Err(e) = self.prune().await {
+                    tracing::warn!(service = self.config.service, error = %e, "pruning the outbox failed");
+                }
+            }
+            if let Err(e) = self.report().await {
+                tracing::debug!(error = %e, "outbox gauges");
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let exponent = std::cmp::min(failures.saturating_sub(1), 10);
+        (Duration::from_millis(100) * 2u32.pow(exponent)).min(self.config.max_backoff)
+    }
+
+    /// Publishes what is waiting, if this relay holds the lease; returns
+    /// how many rows it published.
+    async fn round(&self) -> Result<usize, RelayError> {
+        if !self.hold_lease().await? {
+            return Ok(0);
+        }
+        let rows = row::Entity::find()
+            .filter(row::Column::PublishTime.is_null())
+            .order_by_asc(row::Column::Id)
+            .limit(self.config.batch)
+            .all(&self.db)
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<Record> = rows
+            .iter()
+            .map(|r| Record {
+                id: r.id.clone(),
+                key: r.aggregate_id.clone(),
+                event_type: r.event_type.clone(),
+                payload: r.payload.clone(),
+                time: r.create_time,
+            })
+            .collect();
+        let outcome = self
+            .publisher
+            .publish(self.config.topic, self.config.source, &records)
+            .await;
+        // Only the acknowledged prefix is marked: a later row of the same
+        // aggregate must not count as sent ahead of an earlier one.
+        let acknowledged = match &outcome {
+            Ok(()) => records.len(),
+            Err(e) => e.acknowledged.min(records.len()),
+        };
+        let ids: Vec<String> = records[..acknowledged]
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
+        if !ids.is_empty() {
+            row::Entity::update_many()
+                .col_expr(row::Column::PublishTime, Expr::value(kit::time::now()))
+                .filter(row::Column::Id.is_in(ids))
+                .exec(&self.db)
+                .await?;
+            metrics::counter!("outbox_published_total", "service" => self.config.service)
+                .increment(acknowledged as u64);
+        }
+        if let Err(e) = outcome {
+            if let Some(failed) = records.get(acknowledged) {
+                row::Entity::update_many()
+                    .col_expr(
+                        row::Column::Attempts,
+                        Expr::col(row::Column::Attempts).add(1),
+                    )
+                    .col_expr(row::Column::LastError, Expr::value(clip(&e.error)))
+                    .filter(row::Column::Id.eq(failed.id.clone()))
+                    .exec(&self.db)
+                    .await?;
+            }
+            return Err(e.into());
+        }
+        Ok(acknowledged)
+    }
+
+    /// Takes or renews the lease; false while another relay holds it.
+    async fn hold_lease(&self) -> Result<bool, DbErr> {
+        let now = kit::time::now();
+        let until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        let seed = Query::insert()
+            .into_table(OutboxLease::Table)
+            .columns([
+                OutboxLease::Name,
+                OutboxLease::Holder,
+                OutboxLease::ExpireTime,
+            ])
+            .values_panic([LEASE_NAME.into(), self.holder.clone().into(), until.into()])
+            .on_conflict(
+                OnConflict::column(OutboxLease::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        self.db.execute(&seed).await?;
+        let take = Query::update()
+            .table(OutboxLease::Table)
+            .value(OutboxLease::Holder, self.holder.clone())
+            .value(OutboxLease::ExpireTime, until)
+            .and_where(Expr::col(OutboxLease::Name).eq(LEASE_NAME))
+            .and_where(
+                Expr::col(OutboxLease::Holder)
+                    .eq(self.holder.clone())
+                    .or(Expr::col(OutboxLease::ExpireTime).lt(now)),
+            )
+            .to_owned();
+        Ok(self.db.execute(&take).await?.rows_affected() == 1)
+    }
+
+    /// Deletes rows published longer ago than the retention.
+    async fn prune(&self) -> Result<(), DbErr> {
+        let before = kit::time::now()
+            - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
+        let pruned = row::Entity::delete_many()
+            .filter(row::Column::PublishTime.lt(before))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        if pruned > 0 {
+            tracing::info!(
+                service = self.config.service,
+                pruned,
+                "pruned published outbox rows"
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets the backlog gauges: unpublished rows and the oldest one's age.
+    async fn report(&self) -> Result<(), DbErr> {
+        let waiting = row::Entity::find().filter(row::Column::PublishTime.is_null());
+        let backlog = waiting.clone().count(&self.db).await?;
+        let oldest = waiting
+            .order_by_asc(row::Column::Id)
+            .one(&self.db)
+            .await?
+            .map_or(0.0, |r| {
+                std::cmp::max((Utc::now() - r.create_time).num_milliseconds(), 0) as f64 / 1000.0
+            });
+        #[allow(clippy::cast_precision_loss)] // a backlog fits an f64
+        metrics::gauge!("outbox_backlog", "service" => self.config.service).set(backlog as f64);
+        metrics::gauge!("outbox_oldest_unpublished_seconds", "service" => self.config.service)
+            .set(oldest);
+        Ok(())
+    }
+}
+
+/// A bus error as stored: enough to read, never unbounded.
+fn clip(error: &str) -> String {
+    error.chars().take(500).collect()
+}
