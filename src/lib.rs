@@ -83,6 +83,12 @@ impl Mesh {
             order.client_secret = Some(secret.into());
         }
 
+        // Without a broker, events travel on one in-process bus: product-svc
+        // consumes what order-svc publishes.
+        if let events::Broker::InProcess(bus) = &product.broker {
+            order.broker = events::Broker::InProcess(bus.clone());
+        }
+
         let user_listener = kit::server::bind(user.base.addr, user_svc::ADDR_VAR).await?;
         let product_listener = kit::server::bind(product.base.addr, product_svc::ADDR_VAR).await?;
         let order_listener = kit::server::bind(order.base.addr, order_svc::ADDR_VAR).await?;

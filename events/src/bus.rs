@@ -34,9 +34,15 @@ impl Log {
 }
 
 /// Topics in memory, shared by the relays and consumers of one process.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Bus {
     topics: Arc<Mutex<HashMap<String, Log>>>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").finish_non_exhaustive()
+    }
 }
 
 impl Bus {
@@ -123,6 +129,7 @@ impl Subscription for BusSubscription {
                             topic: self.topic.clone(),
                             partition: 0,
                             offset: self.position,
+                            headers: Vec::new(),
                         };
                         self.position += 1;
                         return Ok(delivery);

@@ -19,9 +19,11 @@ pub enum Handled {
 }
 
 /// Consumes `subscription` with `handle` until the task is dropped.
-pub async fn run<S, H, Fut, E>(service: &'static str, mut subscription: S, mut handle: H)
-where
-    S: Subscription,
+pub async fn run<H, Fut, E>(
+    service: &'static str,
+    mut subscription: Box<dyn Subscription>,
+    mut handle: H,
+) where
     H: FnMut(Delivery) -> Fut + Send,
     Fut: Future<Output = Result<Handled, E>> + Send,
     E: std::fmt::Display,

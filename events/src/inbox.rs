@@ -2,13 +2,13 @@
 //! the inbox, in the same transaction as the effect. A redelivered event
 //! finds its ID there and changes nothing.
 
-use sea_orm::sea_query::{ExprTrait as _, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::sea_query::{ExprTrait as _, Query};
+use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 
 use crate::schema::Inbox;
 
 /// Records that `consumer` applies `event_id`, in `txn`; false if it
-/// already had (the caller then skips the effect and commits nothing new).
+/// already had (the caller then rolls back and skips the effect).
 pub async fn first_time(
     txn: &impl ConnectionTrait,
     consumer: &str,
@@ -18,14 +18,14 @@ pub async fn first_time(
         .into_table(Inbox::Table)
         .columns([Inbox::Consumer, Inbox::EventId, Inbox::ApplyTime])
         .values_panic([consumer.into(), event_id.into(), kit::time::now().into()])
-        .on_conflict(
-            OnConflict::columns([Inbox::Consumer, Inbox::EventId])
-                .do_nothing()
-                .to_owned(),
-        )
         .to_owned();
-    let result = txn.execute(&insert).await?;
-    Ok(result.rows_affected() == 1)
+    // The primary key decides; neither MySQL nor SQLite aborts the
+    // transaction over a refused insert.
+    match txn.execute(&insert).await {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Forgets applied events older than `before`: by then the bus no longer

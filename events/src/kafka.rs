@@ -113,7 +113,11 @@ impl KafkaConfig {
             .set("linger.ms", "1")
             .create()
             .map_err(|e| format!("Kafka producer for {}: {e}", self.brokers))?;
-        Ok(KafkaPublisher { producer })
+        Ok(KafkaPublisher {
+            producer,
+            config: self.clone(),
+            topics_made: tokio::sync::Mutex::new(std::collections::HashSet::new()),
+        })
     }
 
     /// A subscription of `group` to `topic`, from the earliest offset when
@@ -140,6 +144,10 @@ impl KafkaConfig {
 /// Publishes to Kafka.
 pub struct KafkaPublisher {
     producer: FutureProducer,
+    config: KafkaConfig,
+    /// Topics known to exist; each is created before its first publish,
+    /// so a broker down at start-up delays events instead of the service.
+    topics_made: tokio::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for KafkaPublisher {
@@ -161,6 +169,19 @@ impl Publisher for KafkaPublisher {
         source: &str,
         records: &[Record],
     ) -> Result<(), PublishError> {
+        {
+            let mut made = self.topics_made.lock().await;
+            if !made.contains(topic) {
+                self.config
+                    .ensure_topics(&[topic])
+                    .await
+                    .map_err(|error| PublishError {
+                        acknowledged: 0,
+                        error,
+                    })?;
+                made.insert(topic.to_owned());
+            }
+        }
         // Queue them all, then wait for each acknowledgement in order: the
         // idempotent producer keeps their order within a partition.
         let mut pending = Vec::with_capacity(records.len());
@@ -266,14 +287,25 @@ impl Subscription for KafkaSubscription {
             .recv()
             .await
             .map_err(|e| ConsumeError::Bus(e.to_string()))?;
-        let header = |name: &str| -> Option<String> {
-            message.headers().and_then(|headers| {
+        let headers: Vec<(String, String)> = message
+            .headers()
+            .map(|headers| {
                 headers
                     .iter()
-                    .find(|h| h.key == name)
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
             })
+            .unwrap_or_default();
+        let header = |name: &str| -> Option<String> {
+            headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
         };
         let time = header("ce_time")
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -292,6 +324,7 @@ impl Subscription for KafkaSubscription {
             topic: message.topic().to_owned(),
             partition: message.partition(),
             offset: message.offset(),
+            headers,
         })
     }
 

@@ -74,6 +74,9 @@ pub struct Delivery {
     pub partition: i32,
     /// Offset in the partition.
     pub offset: i64,
+    /// The record's headers as sent (Kafka's CloudEvents headers; none on
+    /// the in-process bus).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Why a subscription failed.
@@ -92,4 +95,49 @@ pub trait Subscription: Send + 'static {
     /// Records that `delivery` and everything before it in its partition
     /// is done with; after a restart the group resumes after it.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), ConsumeError>;
+}
+
+/// Where a service's events go and come from: Kafka when
+/// `OMS_KAFKA_BROKERS` is set, else an in-process [`bus::Bus`] (which the
+/// one-process `oms` shares between its services).
+#[derive(Debug, Clone)]
+pub enum Broker {
+    /// A Kafka cluster.
+    Kafka(kafka::KafkaConfig),
+    /// The in-process bus.
+    InProcess(bus::Bus),
+}
+
+impl Broker {
+    /// Kafka if configured, else a new in-process bus.
+    pub fn from_env(env: &kit::config::Env) -> Result<Self, kit::config::ConfigError> {
+        Ok(match kafka::KafkaConfig::from_env(env)? {
+            Some(kafka) => Self::Kafka(kafka),
+            None => Self::InProcess(bus::Bus::new()),
+        })
+    }
+
+    /// A publisher for the relay (on Kafka, topics are created before
+    /// their first event).
+    pub fn publisher(&self) -> Result<std::sync::Arc<dyn Publisher>, String> {
+        match self {
+            Self::Kafka(kafka) => Ok(std::sync::Arc::new(kafka.producer()?)),
+            Self::InProcess(bus) => Ok(std::sync::Arc::new(bus.clone())),
+        }
+    }
+
+    /// `group`'s subscription to `topic`; on Kafka, creates it first.
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<Box<dyn Subscription>, String> {
+        match self {
+            Self::Kafka(kafka) => {
+                kafka.ensure_topics(&[topic]).await?;
+                Ok(Box::new(kafka.subscribe(topic, group)?))
+            }
+            Self::InProcess(bus) => Ok(Box::new(bus.subscribe(topic, group))),
+        }
+    }
 }

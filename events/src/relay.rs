@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 use tokio::sync::Notify;
 
@@ -243,13 +243,13 @@ impl Runner {
                 OutboxLease::ExpireTime,
             ])
             .values_panic([LEASE_NAME.into(), self.holder.clone().into(), until.into()])
-            .on_conflict(
-                OnConflict::column(OutboxLease::Name)
-                    .do_nothing()
-                    .to_owned(),
-            )
             .to_owned();
-        self.db.execute(&seed).await?;
+        match self.db.execute(&seed).await {
+            Ok(_) => {}
+            // Seeded before (by this relay or another).
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+            Err(e) => return Err(e),
+        }
         let take = Query::update()
             .table(OutboxLease::Table)
             .value(OutboxLease::Holder, self.holder.clone())

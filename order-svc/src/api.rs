@@ -2,7 +2,6 @@
 //! order rules, and maps results to the wire.
 
 use kit::auth::{Role, require_admin, require_user};
-use oms_proto::common::v1::Money;
 use oms_proto::order::v1::{self as pb, order_service_server::OrderService};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
@@ -10,8 +9,8 @@ use tonic::{Request, Response, Status};
 use crate::clients::call_context;
 use crate::error::OrderError;
 use crate::input::{self, Cancellation, NewOrder, OrderQuery, StatusChange};
-use crate::model::{Order, Status as OrderStatus};
 use crate::orders::{Caller, Orders};
+use crate::wire::to_proto_order;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -29,46 +28,6 @@ pub(crate) fn routes(state: State) -> Routes {
 
 struct OrderApi {
     state: State,
-}
-
-fn to_proto_status(status: OrderStatus) -> pb::OrderStatus {
-    match status {
-        OrderStatus::Pending => pb::OrderStatus::Pending,
-        OrderStatus::Confirmed => pb::OrderStatus::Confirmed,
-        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
-        OrderStatus::Shipped => pb::OrderStatus::Shipped,
-        OrderStatus::Delivered => pb::OrderStatus::Delivered,
-        OrderStatus::Failed => pb::OrderStatus::Failed,
-    }
-}
-
-fn to_proto_order(order: Order) -> pb::Order {
-    let money = |amount_minor| {
-        (!order.currency_code.is_empty()).then(|| Money {
-            currency_code: order.currency_code.clone(),
-            amount_minor,
-        })
-    };
-    pb::Order {
-        status: to_proto_status(order.status).into(),
-        total: money(order.total_minor),
-        lines: order
-            .lines
-            .iter()
-            .map(|l| pb::OrderLine {
-                product_id: l.product_id.clone(),
-                sku: l.sku.clone(),
-                product_name: l.product_name.clone(),
-                quantity: l.quantity,
-                unit_price: money(l.unit_price_minor),
-                line_total: money(l.line_total_minor),
-            })
-            .collect(),
-        create_time: Some(kit::time::to_timestamp(order.create_time)),
-        update_time: Some(kit::time::to_timestamp(order.update_time)),
-        id: order.id,
-        customer_id: order.customer_id,
-    }
 }
 
 fn auth(e: kit::ApiError) -> Status {

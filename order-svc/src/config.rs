@@ -41,6 +41,8 @@ pub struct Config {
     /// How old a PENDING order must be before recovery resolves it: longer
     /// than any live CreateOrder can take.
     pub recovery_age: Duration,
+    /// Where order events go: Kafka (`OMS_KAFKA_BROKERS`) or in process.
+    pub broker: events::Broker,
 }
 
 /// A client secret that never shows in logs or debug output.
@@ -61,6 +63,7 @@ impl Config {
             call_timeout: env.millis("OMS_ORDER_CALL_TIMEOUT_MS", 2_000, 50..=60_000)?,
             recovery_interval: env.seconds("OMS_ORDER_RECOVERY_SECS", 10, 1..=3_600)?,
             recovery_age: env.seconds("OMS_ORDER_RECOVERY_AGE_SECS", 30, 1..=86_400)?,
+            broker: events::Broker::from_env(env)?,
         })
     }
 }

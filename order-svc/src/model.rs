@@ -136,3 +136,29 @@ impl Order {
         format!("{}-{}", self.id, self.attempt)
     }
 }
+
+/// What a change did to an order: each is one event (see `events.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Placed, PENDING.
+    Created,
+    /// Stock committed, CONFIRMED.
+    Confirmed,
+    /// Could not be placed, FAILED.
+    Failed {
+        /// What the client was told.
+        reason: String,
+    },
+    /// CANCELLED.
+    Cancelled {
+        /// The status before.
+        previous: Status,
+        /// Why, as given.
+        reason: String,
+    },
+    /// Any other move: a retry (FAILED → PENDING), shipping, delivery.
+    StatusChanged {
+        /// The status before.
+        previous: Status,
+    },
+}

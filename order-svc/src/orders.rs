@@ -13,6 +13,7 @@ use sea_orm::DatabaseConnection;
 use crate::error::OrderError;
 use crate::inventory::{CallContext, Inventory, InventoryError, Line, Reservation};
 use crate::model::{Line as OrderLine, Order, Status};
+use crate::order_events::OrderEvents;
 use crate::store::orders;
 
 /// The orders of one service instance.
@@ -20,6 +21,7 @@ use crate::store::orders;
 pub struct Orders {
     pub(crate) db: DatabaseConnection,
     pub(crate) inventory: Arc<dyn Inventory>,
+    pub(crate) events: OrderEvents,
 }
 
 /// Who asks.
@@ -47,9 +49,14 @@ impl From<InventoryError> for OrderError {
 }
 
 impl Orders {
-    /// The rules over `db`, reaching inventory through `inventory`.
-    pub fn new(db: DatabaseConnection, inventory: Arc<dyn Inventory>) -> Self {
-        Self { db, inventory }
+    /// The rules over `db`, reaching inventory through `inventory`, each
+    /// change with its event in `events`.
+    pub fn new(db: DatabaseConnection, inventory: Arc<dyn Inventory>, events: OrderEvents) -> Self {
+        Self {
+            db,
+            inventory,
+            events,
+        }
     }
 
     /// Places an order, or returns the one this request ID already placed.
@@ -66,7 +73,7 @@ impl Orders {
             kit::lines::digest(&lines),
             kit::time::now(),
         );
-        if orders::insert_pending(&self.db, &order).await? {
+        if orders::insert_pending(&self.db, &self.events, &order).await? {
             return self.place(ctx, order, &lines).await;
         }
         let existing = orders::find_by_request(&self.db, customer_id, request_id)
@@ -84,8 +91,14 @@ impl Orders {
                 if !existing.stock_released {
                     self.release_attempt(ctx, &existing).await?;
                 }
-                if !orders::retry(&self.db, &existing.id, existing.attempt, kit::time::now())
-                    .await?
+                if !orders::retry(
+                    &self.db,
+                    &self.events,
+                    &existing.id,
+                    existing.attempt,
+                    kit::time::now(),
+                )
+                .await?
                 {
                     return Err(OrderError::InFlight);
                 }
@@ -126,7 +139,17 @@ impl Orders {
             return self.compensate(ctx, &order, e.into()).await;
         }
         let now = kit::time::now();
-        if !orders::confirm(&self.db, &order.id, &currency, total, &order_lines, now).await? {
+        if !orders::confirm(
+            &self.db,
+            &self.events,
+            &order.id,
+            &currency,
+            total,
+            &order_lines,
+            now,
+        )
+        .await?
+        {
             return Err(OrderError::NoLongerPending {
                 order_id: order.id.clone(),
             });
@@ -168,6 +191,7 @@ impl Orders {
     ) -> Result<Order, OrderError> {
         orders::fail(
             &self.db,
+            &self.events,
             &order.id,
             &error.to_failure(),
             released,
@@ -241,6 +265,7 @@ impl Orders {
         let now = kit::time::now();
         if !orders::transition(
             &self.db,
+            &self.events,
             order_id,
             Status::Confirmed,
             Status::Cancelled,
@@ -285,7 +310,16 @@ impl Orders {
         };
         let allowed = order.status == from && matches!(to, Status::Shipped | Status::Delivered);
         if !allowed
-            || !orders::transition(&self.db, order_id, from, to, None, kit::time::now()).await?
+            || !orders::transition(
+                &self.db,
+                &self.events,
+                order_id,
+                from,
+                to,
+                None,
+                kit::time::now(),
+            )
+            .await?
         {
             return Err(OrderError::InvalidTransition {
                 from: order.status.as_str(),

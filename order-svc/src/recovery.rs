@@ -65,21 +65,43 @@ pub(crate) async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, Ord
     match reservation {
         Some(reservation) if reservation.state == ReservationState::Committed => {
             let (currency, total, lines) = priced_lines(&reservation)?;
-            let done =
-                orders::confirm(&orders_.db, &order.id, &currency, total, &lines, now).await?;
+            let done = orders::confirm(
+                &orders_.db,
+                &orders_.events,
+                &order.id,
+                &currency,
+                total,
+                &lines,
+                now,
+            )
+            .await?;
             tracing::info!(order_id = %order.id, "recovery confirmed a committed order");
             Ok(done)
         }
         Some(reservation) if reservation.state == ReservationState::Reserved => {
             orders_.inventory.release(&ctx, &reservation_id).await?;
-            let done =
-                orders::fail(&orders_.db, &order.id, &recovered_failure(), true, now).await?;
+            let done = orders::fail(
+                &orders_.db,
+                &orders_.events,
+                &order.id,
+                &recovered_failure(),
+                true,
+                now,
+            )
+            .await?;
             tracing::info!(order_id = %order.id, "recovery released a held reservation and failed the order");
             Ok(done)
         }
         _ => {
-            let done =
-                orders::fail(&orders_.db, &order.id, &recovered_failure(), true, now).await?;
+            let done = orders::fail(
+                &orders_.db,
+                &orders_.events,
+                &order.id,
+                &recovered_failure(),
+                true,
+                now,
+            )
+            .await?;
             tracing::info!(order_id = %order.id, "recovery failed an order that holds nothing");
             Ok(done)
         }

@@ -6,7 +6,8 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::cache::ProductCache;
 use crate::error::ProductError;
-use crate::model::{PricePoint, Product};
+use crate::model::{PricePoint, Product, ProductChange, StockCause};
+use crate::product_events::ProductEvents;
 use crate::store::products::{self, WriteError};
 
 /// A new product's fields, already checked.
@@ -40,6 +41,7 @@ pub struct ProductChanges {
 pub struct Catalogue {
     pub(crate) db: DatabaseConnection,
     pub(crate) cache: ProductCache,
+    pub(crate) events: ProductEvents,
 }
 
 impl Catalogue {
@@ -75,7 +77,11 @@ impl Catalogue {
             now,
         )
         .await?;
+        self.events
+            .record(&txn, &product, ProductChange::Created)
+            .await?;
         txn.commit().await?;
+        self.events.committed();
         tracing::info!(product_id = %product.id, sku = %product.sku, "product created");
         Ok(product)
     }
@@ -144,18 +150,66 @@ impl Catalogue {
         let updated = products::get(&txn, id)
             .await?
             .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        let fields: Vec<&'static str> = [
+            ("name", changes.name.is_some_and(|n| n != current.name)),
+            (
+                "description",
+                changes
+                    .description
+                    .is_some_and(|d| d != current.description),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, changed)| changed.then_some(field))
+        .collect();
+        if !fields.is_empty() {
+            self.events
+                .record(&txn, &updated, ProductChange::Updated(fields))
+                .await?;
+        }
+        if price.is_some() {
+            let change = ProductChange::PriceChanged {
+                old_currency_code: current.currency_code.clone(),
+                old_price_minor: current.price_minor,
+            };
+            self.events.record(&txn, &updated, change).await?;
+        }
         txn.commit().await?;
+        self.events.committed();
         self.cache.invalidate([id.to_owned()]).await;
         Ok(updated)
     }
 
-    /// Archives a product (idempotent).
+    /// Archives a product (idempotent: archiving it again changes
+    /// nothing and writes no event).
     pub async fn archive(&self, id: &str) -> Result<Product, ProductError> {
-        if !products::archive(&self.db, id, kit::time::now()).await? {
-            return Err(ProductError::ProductNotFound(id.to_owned()));
+        let txn = self.db.begin().await?;
+        let before = products::get(&txn, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        if before.archived {
+            txn.rollback().await?;
+            return Ok(before);
         }
+        if !products::archive(&txn, id, kit::time::now()).await? {
+            // Archived meanwhile by someone else, who wrote the event.
+            txn.rollback().await?;
+            return self.get_uncached(id).await;
+        }
+        let archived = products::get(&txn, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        self.events
+            .record(&txn, &archived, ProductChange::Deleted)
+            .await?;
+        txn.commit().await?;
+        self.events.committed();
         self.cache.invalidate([id.to_owned()]).await;
         tracing::info!(product_id = id, "product archived");
+        Ok(archived)
+    }
+
+    async fn get_uncached(&self, id: &str) -> Result<Product, ProductError> {
         products::get(&self.db, id)
             .await?
             .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))
@@ -199,7 +253,13 @@ impl Catalogue {
         let product = products::get(&txn, id)
             .await?
             .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        let change = ProductChange::StockChanged {
+            cause: StockCause::Adjustment,
+            reservation_id: None,
+        };
+        self.events.record(&txn, &product, change).await?;
         txn.commit().await?;
+        self.events.committed();
         self.cache.invalidate([id.to_owned()]).await;
         tracing::info!(product_id = id, delta, "stock adjusted");
         Ok(product)

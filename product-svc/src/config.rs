@@ -33,6 +33,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How long GetProduct answers stay cached.
     pub cache_ttl: Duration,
+    /// Where product events go and order events come from: Kafka
+    /// (`OMS_KAFKA_BROKERS`) or in process.
+    pub broker: events::Broker,
 }
 
 impl Config {
@@ -46,6 +49,7 @@ impl Config {
             reservation_ttl: env.seconds("OMS_RESERVATION_TTL_SECS", 600, 1..=86_400)?,
             sweep_interval: env.seconds("OMS_RESERVATION_SWEEP_SECS", 5, 1..=3_600)?,
             cache_ttl: env.seconds("OMS_PRODUCT_CACHE_TTL_SECS", 30, 1..=3_600)?,
+            broker: events::Broker::from_env(env)?,
         })
     }
 }

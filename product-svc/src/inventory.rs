@@ -12,7 +12,8 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use crate::cache::ProductCache;
 use crate::error::{ProductError, ShortLine};
 use crate::input::Line;
-use crate::model::{Product, Reservation, ReservedLine, State};
+use crate::model::{Product, ProductChange, Reservation, ReservedLine, State, StockCause};
+use crate::product_events::ProductEvents;
 use crate::store::products;
 use crate::store::reservations::{self, Expiry, StockMove};
 
@@ -35,6 +36,7 @@ pub struct Inventory {
     pub(crate) cache: ProductCache,
     /// How long a reservation holds stock unless committed.
     pub(crate) ttl: Duration,
+    pub(crate) events: ProductEvents,
 }
 
 impl Inventory {
@@ -120,7 +122,10 @@ impl Inventory {
             })
             .collect();
         reservations::insert_lines(&txn, id, &reservation.lines).await?;
+        self.stock_changed(&txn, &held, StockCause::Reserved, id)
+            .await?;
         txn.commit().await?;
+        self.events.committed();
         tracing::info!(reservation_id = id, lines = lines.len(), "stock reserved");
         Ok(reservation)
     }
@@ -182,8 +187,11 @@ impl Inventory {
                 )
                 .await?
                 {
-                    let reservation = self.moved(&txn, id, StockMove::Commit, now).await?;
+                    let reservation = self
+                        .moved(&txn, id, StockMove::Commit, StockCause::Committed, now)
+                        .await?;
                     txn.commit().await?;
+                    self.events.committed();
                     return Ok(Some(reservation));
                 }
                 txn.rollback().await?;
@@ -210,10 +218,36 @@ impl Inventory {
     /// Returns a reservation's units: the hold of a RESERVED one, or the
     /// units of a COMMITTED one (a cancellation). Idempotent.
     pub async fn release(&self, id: &str) -> Result<Reservation, ProductError> {
+        self.release_with(id, None).await
+    }
+
+    /// [`Inventory::release`] on behalf of event `event_id` seen by
+    /// `consumer`: the event goes into the inbox in the release's own
+    /// transaction, so a redelivered event releases nothing.
+    pub async fn release_for_event(
+        &self,
+        id: &str,
+        consumer: &str,
+        event_id: &str,
+    ) -> Result<Reservation, ProductError> {
+        self.release_with(id, Some((consumer, event_id))).await
+    }
+
+    async fn release_with(
+        &self,
+        id: &str,
+        inbox: Option<(&str, &str)>,
+    ) -> Result<Reservation, ProductError> {
         let outcome = self
             .retrying(|| async {
                 let now = kit::time::now();
                 let txn = self.db.begin().await?;
+                if let Some((consumer, event_id)) = inbox
+                    && !::events::inbox::first_time(&txn, consumer, event_id).await?
+                {
+                    txn.rollback().await?;
+                    return Ok(None);
+                }
                 let movement = if reservations::transition(
                     &txn,
                     id,
@@ -243,8 +277,11 @@ impl Inventory {
                     txn.rollback().await?;
                     return Ok(None);
                 };
-                let reservation = self.moved(&txn, id, movement, now).await?;
+                let reservation = self
+                    .moved(&txn, id, movement, StockCause::Released, now)
+                    .await?;
                 txn.commit().await?;
+                self.events.committed();
                 Ok(Some(reservation))
             })
             .await?;
@@ -298,8 +335,11 @@ impl Inventory {
                     txn.rollback().await?;
                     return Ok(None);
                 }
-                let reservation = self.moved(&txn, id, StockMove::DropHold, now).await?;
+                let reservation = self
+                    .moved(&txn, id, StockMove::DropHold, StockCause::Expired, now)
+                    .await?;
                 txn.commit().await?;
+                self.events.committed();
                 Ok(Some(reservation))
             })
             .await?;
@@ -311,20 +351,48 @@ impl Inventory {
         Ok(true)
     }
 
-    /// Moves the stock of reservation `id` (already transitioned in `txn`)
-    /// and returns it as it now is.
+    /// Moves the stock of reservation `id` (already transitioned in `txn`),
+    /// writes each product's stock event, and returns the reservation as it
+    /// now is.
     async fn moved(
         &self,
         txn: &DatabaseTransaction,
         id: &str,
         movement: StockMove,
+        cause: StockCause,
         now: DateTime<Utc>,
     ) -> Result<Reservation, ProductError> {
         let reservation = reservations::get(txn, id)
             .await?
             .ok_or_else(|| ProductError::ReservationNotFound(id.to_owned()))?;
         reservations::move_stock(txn, &reservation.lines, movement, now).await?;
+        let ids: Vec<String> = reservation
+            .lines
+            .iter()
+            .map(|l| l.product_id.clone())
+            .collect();
+        let products = products::get_many(txn, &ids).await?;
+        self.stock_changed(txn, &products, cause, id).await?;
         Ok(reservation)
+    }
+
+    /// One stock event per product in `products` (as they are after the
+    /// move), in `txn`.
+    async fn stock_changed(
+        &self,
+        txn: &DatabaseTransaction,
+        products: &[Product],
+        cause: StockCause,
+        reservation_id: &str,
+    ) -> Result<(), ProductError> {
+        for product in products {
+            let change = ProductChange::StockChanged {
+                cause,
+                reservation_id: Some(reservation_id.to_owned()),
+            };
+            self.events.record(txn, product, change).await?;
+        }
+        Ok(())
     }
 
     async fn invalidate(&self, reservation: &Reservation) {

@@ -26,7 +26,10 @@ pub mod input;
 pub mod inventory;
 pub mod migration;
 pub mod model;
+pub mod order_events;
+pub mod product_events;
 pub mod store;
+mod wire;
 
 use std::future::Future;
 
@@ -110,15 +113,32 @@ pub async fn serve(
         kit::kv::sample_pool(SERVICE_INFO.name, &kv),
     );
     let cache = cache::ProductCache::new(kv, config.cache_ttl);
+    let product_events = product_events::ProductEvents::default();
     let catalogue = catalogue::Catalogue {
         db: db.clone(),
         cache: cache.clone(),
+        events: product_events.clone(),
     };
     let inventory = inventory::Inventory {
-        db,
+        db: db.clone(),
         cache,
         ttl: config.reservation_ttl,
+        events: product_events.clone(),
     };
+    let publisher = config
+        .broker
+        .publisher()
+        .map_err(|e| kit::StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
+    let _relay = ::events::relay::Relay::start(
+        db,
+        publisher,
+        product_events.outbox().wake_handle(),
+        ::events::relay::RelayConfig::new(
+            SERVICE_INFO.name,
+            ::events::PRODUCT_TOPIC,
+            "/oms/product-svc",
+        ),
+    );
     // Each expiry is its own transaction: stopping between two is safe.
     let _sweeper = kit::background::every("swept expired reservations", config.sweep_interval, {
         let inventory = inventory.clone();
@@ -132,6 +152,8 @@ pub async fn serve(
             }
         }
     });
+
+    let _consumer = order_events::start(config.broker.clone(), inventory.clone());
 
     let auth = kit::auth::layer_for(
         &config.user_svc_addr,

@@ -123,3 +123,57 @@ pub struct ReservedLine {
     /// Its unit price then.
     pub unit_price_minor: i64,
 }
+
+/// What a change did to a product: each is one event (see
+/// `product_events.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductChange {
+    /// Added.
+    Created,
+    /// Name and/or description changed (the field names).
+    Updated(Vec<&'static str>),
+    /// Archived.
+    Deleted,
+    /// A new price.
+    PriceChanged {
+        /// Currency of the old price.
+        old_currency_code: String,
+        /// The old price, minor units.
+        old_price_minor: i64,
+    },
+    /// Stock moved.
+    StockChanged {
+        /// Why.
+        cause: StockCause,
+        /// The reservation that moved it, if one did.
+        reservation_id: Option<String>,
+    },
+}
+
+/// Why stock moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockCause {
+    /// AdjustStock.
+    Adjustment,
+    /// A reservation held units.
+    Reserved,
+    /// A reservation was committed.
+    Committed,
+    /// A reservation gave its units back.
+    Released,
+    /// A reservation expired uncommitted.
+    Expired,
+}
+
+impl StockCause {
+    /// The name events carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adjustment => "adjustment",
+            Self::Reserved => "reserved",
+            Self::Committed => "committed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+}

@@ -7,6 +7,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_orders;
+mod m20261202_000001_outbox;
 
 /// Applies order-svc's migrations in order.
 #[derive(Debug)]
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_orders::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_orders::Migration),
+            Box::new(m20261202_000001_outbox::Migration),
+        ]
     }
 }

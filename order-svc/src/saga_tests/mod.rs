@@ -31,7 +31,7 @@ async fn harness() -> Harness {
             .unwrap();
     let inventory = Arc::new(FakeInventory::default());
     Harness {
-        orders: Orders::new(conn, inventory.clone()),
+        orders: Orders::new(conn, inventory.clone(), Default::default()),
         inventory,
         _db: db,
     }

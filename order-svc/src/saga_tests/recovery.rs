@@ -20,7 +20,11 @@ async fn pending(h: &Harness, lines: &[Line], ago: chrono::Duration) -> Order {
         kit::lines::digest(lines),
         kit::time::now() - ago,
     );
-    assert!(store::insert_pending(&h.orders.db, &order).await.unwrap());
+    assert!(
+        store::insert_pending(&h.orders.db, &h.orders.events, &order)
+            .await
+            .unwrap()
+    );
     order
 }
 
@@ -113,6 +117,7 @@ async fn cancelled_or_failed_orders_still_holding_stock_are_released() {
     assert!(
         store::transition(
             &h.orders.db,
+            &h.orders.events,
             &confirmed.id,
             Status::Confirmed,
             Status::Cancelled,

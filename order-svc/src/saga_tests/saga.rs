@@ -207,7 +207,11 @@ async fn a_duplicate_of_an_order_still_pending_is_in_flight() {
     pending.request_id = "r1".to_owned();
     pending.status = Status::Pending;
     pending.request_digest = kit::lines::digest(&[line("p1", 1)]);
-    assert!(store::insert_pending(&h.orders.db, &pending).await.unwrap());
+    assert!(
+        store::insert_pending(&h.orders.db, &h.orders.events, &pending)
+            .await
+            .unwrap()
+    );
     let err = h.place("r1", vec![line("p1", 1)]).await.unwrap_err();
     assert!(matches!(err, OrderError::InFlight), "{err:?}");
 }

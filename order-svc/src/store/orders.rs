@@ -1,6 +1,7 @@
 //! Queries on `orders` and `order_lines`. Every status change is a
 //! conditional UPDATE on the current status, so concurrent requests,
-//! recovery and replicas cannot both make the same change.
+//! recovery and replicas cannot both make the same change; and every
+//! change writes its event to the outbox in the same transaction.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -10,7 +11,8 @@ use sea_orm::{
 };
 
 use super::{order, order_line};
-use crate::model::{Failure, Line, Order, Status};
+use crate::model::{Change, Failure, Line, Order, Status};
+use crate::order_events::OrderEvents;
 
 fn parse_status(name: &str) -> Option<Status> {
     Status::ALL.into_iter().find(|s| s.as_str() == name)
@@ -48,7 +50,11 @@ fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
 
 /// Records a PENDING order; `Ok(false)` if the customer already used this
 /// request ID (the unique key settles concurrent duplicates).
-pub async fn insert_pending(db: &impl ConnectionTrait, o: &Order) -> Result<bool, DbErr> {
+pub async fn insert_pending(
+    db: &DatabaseConnection,
+    events: &OrderEvents,
+    o: &Order,
+) -> Result<bool, DbErr> {
     let row = order::ActiveModel {
         id: Set(o.id.clone()),
         customer_id: Set(o.customer_id.clone()),
@@ -66,11 +72,39 @@ pub async fn insert_pending(db: &impl ConnectionTrait, o: &Order) -> Result<bool
         create_time: Set(o.create_time),
         update_time: Set(o.update_time),
     };
-    match order::Entity::insert(row).exec_without_returning(db).await {
-        Ok(_) => Ok(true),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
-        Err(e) => Err(e),
+    let txn = db.begin().await?;
+    match order::Entity::insert(row)
+        .exec_without_returning(&txn)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
     }
+    events.record(&txn, o, &Change::Created).await?;
+    txn.commit().await?;
+    events.committed();
+    Ok(true)
+}
+
+/// Writes the event of `change` to order `id` (read again in `txn`, so the
+/// event carries the order as it now is), then commits.
+async fn record_and_commit(
+    txn: sea_orm::DatabaseTransaction,
+    events: &OrderEvents,
+    id: &str,
+    change: Change,
+) -> Result<(), DbErr> {
+    let order = get(&txn, id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("order {id} vanished in its own change")))?;
+    events.record(&txn, &order, &change).await?;
+    txn.commit().await?;
+    events.committed();
+    Ok(())
 }
 
 /// The order with its lines.
@@ -139,6 +173,7 @@ async fn lines_by_order(
 /// if the order was no longer PENDING.
 pub async fn confirm(
     db: &DatabaseConnection,
+    events: &OrderEvents,
     id: &str,
     currency_code: &str,
     total_minor: i64,
@@ -181,7 +216,7 @@ pub async fn confirm(
     order_line::Entity::insert_many(rows)
         .exec_without_returning(&txn)
         .await?;
-    txn.commit().await?;
+    record_and_commit(txn, events, id, Change::Confirmed).await?;
     Ok(true)
 }
 
@@ -189,13 +224,15 @@ pub async fn confirm(
 /// attempt's reservation is known to hold nothing (else recovery, or the
 /// next retry, releases it). False if no longer PENDING.
 pub async fn fail(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
+    events: &OrderEvents,
     id: &str,
     failure: &Failure,
     released: bool,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    Ok(order::Entity::update_many()
+    let txn = db.begin().await?;
+    let won = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(Status::Failed.as_str()))
         .col_expr(order::Column::StockReleased, Expr::value(released))
         .col_expr(order::Column::FailureCode, Expr::value(failure.code))
@@ -210,21 +247,32 @@ pub async fn fail(
         .col_expr(order::Column::UpdateTime, Expr::value(at))
         .filter(order::Column::Id.eq(id))
         .filter(order::Column::Status.eq(Status::Pending.as_str()))
-        .exec(db)
+        .exec(&txn)
         .await?
         .rows_affected
-        == 1)
+        == 1;
+    if !won {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let change = Change::Failed {
+        reason: failure.message.clone(),
+    };
+    record_and_commit(txn, events, id, change).await?;
+    Ok(true)
 }
 
 /// FAILED (at `attempt`) → PENDING at the next attempt, for a retry after
 /// a transient failure; false if someone else already did.
 pub async fn retry(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
+    events: &OrderEvents,
     id: &str,
     attempt: i32,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    Ok(order::Entity::update_many()
+    let txn = db.begin().await?;
+    let won = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(Status::Pending.as_str()))
         .col_expr(order::Column::Attempt, Expr::value(attempt + 1))
         .col_expr(order::Column::FailureCode, Expr::value(Option::<i32>::None))
@@ -240,21 +288,32 @@ pub async fn retry(
         .filter(order::Column::Id.eq(id))
         .filter(order::Column::Status.eq(Status::Failed.as_str()))
         .filter(order::Column::Attempt.eq(attempt))
-        .exec(db)
+        .exec(&txn)
         .await?
         .rows_affected
-        == 1)
+        == 1;
+    if !won {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let change = Change::StatusChanged {
+        previous: Status::Failed,
+    };
+    record_and_commit(txn, events, id, change).await?;
+    Ok(true)
 }
 
 /// `from` → `to`; false if the order was not in `from`.
 pub async fn transition(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
+    events: &OrderEvents,
     id: &str,
     from: Status,
     to: Status,
     cancel_reason: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
     let mut update = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(to.as_str()))
         .col_expr(order::Column::UpdateTime, Expr::value(at))
@@ -263,7 +322,20 @@ pub async fn transition(
     if let Some(reason) = cancel_reason {
         update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
     }
-    Ok(update.exec(db).await?.rows_affected == 1)
+    if update.exec(&txn).await?.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let change = if to == Status::Cancelled {
+        Change::Cancelled {
+            previous: from,
+            reason: cancel_reason.unwrap_or_default().to_owned(),
+        }
+    } else {
+        Change::StatusChanged { previous: from }
+    };
+    record_and_commit(txn, events, id, change).await?;
+    Ok(true)
 }
 
 /// Notes that the order's current reservation holds nothing any more.

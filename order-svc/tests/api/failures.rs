@@ -171,6 +171,7 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
                 ("OMS_ORDER_RECOVERY_AGE_SECS", "1"),
             ],
             Default::default(),
+            &mesh.broker,
         )
         .await,
     );
@@ -190,7 +191,15 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
     // it under a new reservation.
     let recovering = std::mem::replace(
         &mut mesh.orders,
-        start_orders(&mesh.orders_db, users, products, &[], Default::default()).await,
+        start_orders(
+            &mesh.orders_db,
+            users,
+            products,
+            &[],
+            Default::default(),
+            &mesh.broker,
+        )
+        .await,
     );
     recovering.stop().await.unwrap();
     let retried = mesh

@@ -28,6 +28,9 @@ pub(crate) struct Mesh {
     pub(crate) products_relay: Relay,
     pub(crate) users_db: TestDb,
     pub(crate) products_db: TestDb,
+    /// What order-svc publishes to and product-svc consumes from: one
+    /// in-process bus shared by both (as in `oms`), unless a test says.
+    pub(crate) broker: events::Broker,
     pub(crate) orders_db: kit::config::DatabaseUrl,
     /// While set, CommitReservation never answers: the saga stalls after
     /// ReserveStock, as if order-svc had died there.
@@ -50,13 +53,19 @@ pub(crate) async fn start_users(db: &TestDb) -> Spawned {
     spawn(|l, s| user_svc::serve(config, l, s)).await
 }
 
-/// product-svc on `db`, trusting the user-svc at `users`.
-pub(crate) async fn start_products(db: &TestDb, users: SocketAddr) -> Spawned {
+/// product-svc on `db`, trusting the user-svc at `users`, consuming order
+/// events from `broker`.
+pub(crate) async fn start_products(
+    db: &TestDb,
+    users: SocketAddr,
+    broker: &events::Broker,
+) -> Spawned {
     let env = Env::from_pairs([
         ("DATABASE_URL", db.url().expose().to_owned()),
         ("USER_SVC_ADDR", users.to_string()),
     ]);
-    let config = product_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    let mut config = product_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
+    config.broker = broker.clone();
     spawn(|l, s| product_svc::serve(config, l, s)).await
 }
 
@@ -104,13 +113,15 @@ impl Inventory for StallableInventory {
     }
 }
 
-/// order-svc on `db`, wired to `users` and `products`, with `extra` env.
+/// order-svc on `db`, wired to `users` and `products`, publishing to
+/// `broker`, with `extra` env.
 pub(crate) async fn start_orders(
     db: &kit::config::DatabaseUrl,
     users: SocketAddr,
     products: SocketAddr,
     extra: &[(&str, &str)],
     stall_commits: Arc<AtomicBool>,
+    broker: &events::Broker,
 ) -> Spawned {
     let mut pairs: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), db.expose().to_owned()),
@@ -124,7 +135,8 @@ pub(crate) async fn start_orders(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let config = order_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    let mut config = order_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    config.broker = broker.clone();
     let inventory = Arc::new(StallableInventory {
         inner: order_svc::clients::GrpcInventory::from_config(&config).unwrap(),
         stall_commits,
@@ -134,13 +146,23 @@ pub(crate) async fn start_orders(
 
 /// Starts the mesh with the orders database `db` and extra order-svc env.
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
+    start_on(
+        db,
+        extra,
+        events::Broker::InProcess(events::bus::Bus::new()),
+    )
+    .await
+}
+
+/// [`start`] with events on `broker`.
+pub(crate) async fn start_on(db: &TestDb, extra: &[(&str, &str)], broker: events::Broker) -> Mesh {
     let users_db = TestDb::sqlite();
     let products_db = TestDb::sqlite();
     // Clients reach user-svc and product-svc through relays, so a test
     // can restart either on a fresh port behind the same address.
     let users = start_users(&users_db).await;
     let users_relay = Relay::start(Some(users.addr)).await;
-    let products = start_products(&products_db, users_relay.addr).await;
+    let products = start_products(&products_db, users_relay.addr, &broker).await;
     let products_relay = Relay::start(Some(products.addr)).await;
     let stall_commits = Arc::new(AtomicBool::new(false));
     let orders = start_orders(
@@ -149,6 +171,7 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
         products_relay.addr,
         extra,
         stall_commits.clone(),
+        &broker,
     )
     .await;
     let admin = testkit::users::admin(users.channel()).await.unwrap().token;
@@ -166,6 +189,7 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
         orders,
         users_db,
         products_db,
+        broker,
         orders_db: db.url().clone(),
         stall_commits,
         admin,
@@ -207,7 +231,7 @@ impl Mesh {
     /// same relay) with an empty JWKS cache.
     pub(crate) async fn restart_products(&mut self) {
         self.stop_products().await;
-        let products = start_products(&self.products_db, self.users_relay.addr).await;
+        let products = start_products(&self.products_db, self.users_relay.addr, &self.broker).await;
         self.products_relay.point_to(Some(products.addr));
         self.products = Some(products);
     }
@@ -322,6 +346,36 @@ impl Mesh {
             ))
             .await
             .map(|r| r.into_inner().order.unwrap())
+    }
+
+    pub(crate) async fn cancel(&self, token: &str, order_id: &str) -> Result<pb::Order, Status> {
+        self.orders()
+            .cancel_order(bearer(
+                pb::CancelOrderRequest {
+                    order_id: order_id.into(),
+                    reason: "changed my mind".into(),
+                },
+                token,
+            ))
+            .await
+            .map(|r| r.into_inner().order.unwrap())
+    }
+
+    /// Moves an order on (as the admin).
+    pub(crate) async fn advance(&self, order_id: &str, status: pb::OrderStatus) -> pb::Order {
+        self.orders()
+            .update_order_status(bearer(
+                pb::UpdateOrderStatusRequest {
+                    order_id: order_id.into(),
+                    status: status.into(),
+                },
+                &self.admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap()
     }
 
     /// Orders of a status in the orders database.

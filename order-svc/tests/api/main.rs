@@ -4,6 +4,7 @@
 // Tests unwrap: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
+mod event_flow;
 mod failures;
 mod helpers;
 mod placing;

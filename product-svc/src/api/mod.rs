@@ -5,13 +5,13 @@
 mod inventory;
 mod products;
 
-use oms_proto::common::v1::Money;
 use oms_proto::product::v1 as pb;
 use tonic::service::Routes;
 
 use crate::catalogue::Catalogue;
 use crate::inventory::Inventory;
-use crate::model::{Product, Reservation, State as ReservationState};
+use crate::model::{Reservation, State as ReservationState};
+pub(crate) use crate::wire::{money, to_proto_product};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -32,29 +32,6 @@ pub(crate) fn routes(state: State) -> Routes {
     .add_service(pb::inventory_service_server::InventoryServiceServer::new(
         inventory::InventoryApi { state },
     ))
-}
-
-fn money(currency_code: &str, amount_minor: i64) -> Option<Money> {
-    Some(Money {
-        currency_code: currency_code.to_owned(),
-        amount_minor,
-    })
-}
-
-fn to_proto_product(p: Product) -> pb::Product {
-    pb::Product {
-        stock_available: p.available(),
-        price: money(&p.currency_code, p.price_minor),
-        id: p.id,
-        sku: p.sku,
-        name: p.name,
-        description: p.description,
-        stock_on_hand: p.stock_on_hand,
-        stock_reserved: p.stock_reserved,
-        archived: p.archived,
-        create_time: Some(kit::time::to_timestamp(p.create_time)),
-        update_time: Some(kit::time::to_timestamp(p.update_time)),
-    }
 }
 
 fn to_proto_reservation(r: Reservation) -> pb::Reservation {

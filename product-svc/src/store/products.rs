@@ -174,7 +174,8 @@ pub async fn update_fields(
     Ok(true)
 }
 
-/// Archives a product; false if no such product.
+/// Archives a product; false if there is no such product or it already
+/// was archived.
 pub async fn archive(
     db: &impl ConnectionTrait,
     id: &str,
@@ -184,6 +185,7 @@ pub async fn archive(
         .col_expr(product::Column::Archived, Expr::value(true))
         .col_expr(product::Column::UpdateTime, Expr::value(at))
         .filter(product::Column::Id.eq(id))
+        .filter(product::Column::Archived.eq(false))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)

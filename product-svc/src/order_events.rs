@@ -1,0 +1,70 @@
+//! Consumes order events (group `product-svc`): a cancelled or failed
+//! order's reservation is released, once per event (the inbox is written
+//! in the release's transaction), so stock comes back even when the order
+//! was cancelled while product-svc was down.
+
+use events::Delivery;
+use events::consume::Handled;
+use oms_proto::order::v1 as order_pb;
+use prost::Message as _;
+
+use crate::error::ProductError;
+use crate::inventory::Inventory;
+
+/// The consumer group, and the inbox's consumer name.
+pub const GROUP: &str = "product-svc";
+
+/// Applies one order event.
+pub(crate) async fn apply(
+    inventory: &Inventory,
+    delivery: Delivery,
+) -> Result<Handled, ProductError> {
+    let event = match order_pb::OrderEvent::decode(delivery.record.payload.as_slice()) {
+        Ok(event) => event,
+        Err(e) => return Ok(Handled::Poison(format!("not an OrderEvent: {e}"))),
+    };
+    use order_pb::order_event::Change;
+    let reservation_id = match event.change {
+        Some(Change::Cancelled(cancelled)) => cancelled.reservation_id,
+        Some(Change::Failed(failed)) => failed.reservation_id,
+        // Nothing for inventory to do.
+        _ => return Ok(Handled::Done),
+    };
+    if reservation_id.is_empty() || event.event_id.is_empty() {
+        return Ok(Handled::Poison(
+            "an order event without its event or reservation ID".to_owned(),
+        ));
+    }
+    match inventory
+        .release_for_event(&reservation_id, GROUP, &event.event_id)
+        .await
+    {
+        // Released now, or already (by the fast path, an earlier delivery
+        // or expiry).
+        Ok(_) | Err(ProductError::ReservationNotFound(_)) => Ok(Handled::Done),
+        Err(e) => Err(e),
+    }
+}
+
+/// Consumes order events from `broker` until dropped; subscribing is
+/// retried while the broker is unreachable.
+pub(crate) fn start(broker: events::Broker, inventory: Inventory) -> kit::background::Background {
+    kit::background::Background::spawn(async move {
+        let mut wait = std::time::Duration::from_millis(200);
+        let subscription = loop {
+            match broker.subscribe(events::ORDER_TOPIC, GROUP).await {
+                Ok(subscription) => break subscription,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot subscribe to order events yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        };
+        events::consume::run("product-svc", subscription, move |delivery| {
+            let inventory = inventory.clone();
+            async move { apply(&inventory, delivery).await }
+        })
+        .await;
+    })
+}

@@ -1,0 +1,108 @@
+//! Product events: each [`ProductChange`] as an `oms.product.v1.ProductEvent`
+//! row in the outbox, written in the change's own transaction.
+
+use oms_proto::product::v1 as pb;
+use prost::Message as _;
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::model::{Product, ProductChange};
+use crate::wire::{money, to_proto_product};
+
+/// The outbox's aggregate type for products.
+pub const AGGREGATE: &str = "product";
+
+/// Writes product events to product-svc's outbox.
+#[derive(Debug, Clone, Default)]
+pub struct ProductEvents {
+    outbox: events::outbox::Outbox,
+}
+
+impl ProductEvents {
+    /// The outbox, for its relay.
+    pub fn outbox(&self) -> &events::outbox::Outbox {
+        &self.outbox
+    }
+
+    /// Writes the event of `change`, which left the product as `product`,
+    /// in `txn`.
+    pub(crate) async fn record(
+        &self,
+        txn: &impl ConnectionTrait,
+        product: &Product,
+        change: ProductChange,
+    ) -> Result<(), DbErr> {
+        let id = events::outbox::new_event_id();
+        let time = product.update_time;
+        let (event_type, change) = encode(product, change);
+        let event = pb::ProductEvent {
+            event_id: id.clone(),
+            product_id: product.id.clone(),
+            occur_time: Some(kit::time::to_timestamp(time)),
+            product: Some(to_proto_product(product.clone())),
+            change: Some(change),
+        };
+        self.outbox
+            .add(
+                txn,
+                events::outbox::NewEvent {
+                    id,
+                    aggregate_type: AGGREGATE,
+                    aggregate_id: product.id.clone(),
+                    event_type: event_type.to_owned(),
+                    payload: event.encode_to_vec(),
+                    time,
+                },
+            )
+            .await
+    }
+
+    /// Wakes the relay after a transaction with events committed.
+    pub(crate) fn committed(&self) {
+        self.outbox.committed();
+    }
+}
+
+fn encode(product: &Product, change: ProductChange) -> (&'static str, pb::product_event::Change) {
+    use pb::product_event::Change as C;
+    match change {
+        ProductChange::Created => (
+            "oms.product.v1.ProductCreated",
+            C::Created(pb::ProductCreated {}),
+        ),
+        ProductChange::Updated(fields) => (
+            "oms.product.v1.ProductUpdated",
+            C::Updated(pb::ProductUpdated {
+                update_mask: Some(prost_types::FieldMask {
+                    paths: fields.into_iter().map(str::to_owned).collect(),
+                }),
+            }),
+        ),
+        ProductChange::Deleted => (
+            "oms.product.v1.ProductDeleted",
+            C::Deleted(pb::ProductDeleted {}),
+        ),
+        ProductChange::PriceChanged {
+            old_currency_code,
+            old_price_minor,
+        } => (
+            "oms.product.v1.ProductPriceChanged",
+            C::PriceChanged(pb::ProductPriceChanged {
+                old_price: money(&old_currency_code, old_price_minor),
+                new_price: money(&product.currency_code, product.price_minor),
+            }),
+        ),
+        ProductChange::StockChanged {
+            cause,
+            reservation_id,
+        } => (
+            "oms.product.v1.ProductStockChanged",
+            C::StockChanged(pb::ProductStockChanged {
+                stock_on_hand: product.stock_on_hand,
+                stock_reserved: product.stock_reserved,
+                stock_available: product.available(),
+                cause: cause.as_str().to_owned(),
+                reservation_id: reservation_id.unwrap_or_default(),
+            }),
+        ),
+    }
+}
