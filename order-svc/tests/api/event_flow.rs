@@ -240,3 +240,144 @@ fn consumed_by_product_svc() -> i64 {
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0, |v| v as i64)
 }
+
+/// A tansu of the test's own behind a relay the test can cut: tansu
+/// advertises the relay's address, so every client connection goes through
+/// it, and cutting it is a broker outage that loses nothing.
+struct OwnBroker {
+    relay: kit::test_support::Relay,
+    upstream: std::net::SocketAddr,
+    process: std::process::Child,
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The TCP port a process listens on, from /proc (tansu binds port 0 but
+/// does not say which port it got).
+fn listening_port(pid: u32) -> Option<u16> {
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+        if *state != "0A" || !sockets.iter().any(|s| s == inode) {
+            return None;
+        }
+        u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+    })
+}
+
+async fn own_broker() -> Option<OwnBroker> {
+    let Ok(tansu) = std::env::var("OMS_TEST_TANSU") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI sets OMS_TEST_TANSU"
+        );
+        return None;
+    };
+    let relay = kit::test_support::Relay::start(None).await;
+    let process = std::process::Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            "tcp://127.0.0.1:0",
+            "--advertised-listener-url",
+            &format!("tcp://{}", relay.addr),
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    let pid = process.id();
+    let port = eventually(Duration::from_secs(10), "tansu to listen", || async move {
+        listening_port(pid)
+    })
+    .await;
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    relay.point_to(Some(upstream));
+    Some(OwnBroker {
+        relay,
+        upstream,
+        process,
+    })
+}
+
+kit::test_on_each_db!(while_the_broker_is_down_orders_succeed_and_their_events_wait);
+
+async fn while_the_broker_is_down_orders_succeed_and_their_events_wait(db: TestDb) {
+    let Some(broker) = own_broker().await else {
+        return;
+    };
+    let kafka = Broker::Kafka(events::kafka::KafkaConfig {
+        brokers: broker.relay.addr.to_string(),
+        partitions: 1,
+        replication: 1,
+    });
+    let mesh = start_on(&db, &[], kafka).await;
+    let unpublished = || async {
+        kit::test_support::count_rows(&mesh.orders_db, "outbox", "publish_time IS NULL").await
+    };
+    let lamp = mesh.product("LAMP", 1500, 50).await;
+    let mut placed = vec![
+        mesh.order(&mesh.alice, "before", &[(&lamp.id, 1)])
+            .await
+            .unwrap(),
+    ];
+    eventually(
+        Duration::from_secs(60),
+        "the first order's events out",
+        || async { (unpublished().await == 0).then_some(()) },
+    )
+    .await;
+
+    broker.relay.point_to(None);
+    for n in 0..3 {
+        let order = mesh
+            .order(&mesh.alice, &format!("during-{n}"), &[(&lamp.id, 1)])
+            .await
+            .expect("no order fails while the broker is down");
+        assert_eq!(order.status(), pb::OrderStatus::Confirmed);
+        placed.push(order);
+    }
+    assert_eq!(
+        unpublished().await,
+        6,
+        "the backlog: created + confirmed × 3"
+    );
+
+    broker.relay.point_to(Some(broker.upstream));
+    eventually(Duration::from_secs(90), "the backlog to drain", || async {
+        (unpublished().await == 0).then_some(())
+    })
+    .await;
+    let mut subscription = mesh
+        .broker
+        .subscribe(events::ORDER_TOPIC, "after-the-outage")
+        .await
+        .unwrap();
+    let wanted: Vec<(&str, usize)> = placed.iter().map(|o| (o.id.as_str(), 2)).collect();
+    let seen = collect(&mut subscription, &wanted).await;
+    for order in &placed {
+        let kinds: Vec<String> = seen[&order.id].iter().map(|(_, e)| kind(e)).collect();
+        assert_eq!(kinds, ["created", "confirmed"], "nothing lost, in order");
+    }
+}
