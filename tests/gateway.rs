@@ -554,15 +554,22 @@ async fn the_openapi_document_lists_exactly_the_served_routes_and_who_may_call_t
                 if secured { "needing a token" } else { "public" },
                 reply.status
             );
+            let content = &operation["responses"]["200"]["content"];
             assert!(
-                operation["responses"]["200"]["content"]["application/json"]["schema"].is_object()
+                content["application/json"]["schema"].is_object()
+                    || content["text/event-stream"]["schema"].is_object()
             );
         }
     }
     // Every annotated RPC: 5 of AuthService (all but IssueServiceToken and
     // ListTokenRevocations, which are gRPC only), 7 of UserService, 7 of
-    // ProductService, 5 of OrderService.
-    assert_eq!(operations, 5 + 7 + 7 + 5);
+    // ProductService, 6 of OrderService.
+    assert_eq!(operations, 5 + 7 + 7 + 6);
+    let watch = &doc.json["paths"]["/v1/orders/{order_id}:watch"]["get"]["responses"]["200"];
+    assert!(
+        watch["content"]["text/event-stream"]["schema"].is_object(),
+        "WatchOrder is documented as Server-Sent Events: {watch}"
+    );
     let product = &doc.json["components"]["schemas"]["oms.product.v1.Product"]["properties"];
     assert_eq!(
         product["stockOnHand"]["type"], "string",
@@ -1166,4 +1173,181 @@ async fn taking_rights_away_ends_earlier_tokens_through_the_gateway_within_secon
         (locked_out.status, locked_out.reason()),
         (403, "ACCOUNT_DISABLED")
     );
+}
+
+/// Reads an HTTP/1.1 chunked body as it arrives, one decoded piece at a
+/// time.
+struct Chunks {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Chunks {
+    async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let mut bytes = [0u8; 4096];
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            self.stream.read(&mut bytes),
+        )
+        .await
+        .expect("more of the stream within 20 s")
+        .unwrap()
+        {
+            0 => false,
+            n => {
+                self.buffer.extend_from_slice(&bytes[..n]);
+                true
+            }
+        }
+    }
+
+    async fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(at) = self.buffer.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
+                self.buffer.drain(..at + 2);
+                return Some(line);
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// The head's status line and headers.
+    async fn head(&mut self) -> Vec<String> {
+        let mut head = Vec::new();
+        while let Some(line) = self.line().await {
+            if line.is_empty() {
+                break;
+            }
+            head.push(line);
+        }
+        head
+    }
+
+    /// The next chunk's data; `None` at the last chunk.
+    async fn chunk(&mut self) -> Option<String> {
+        let size = usize::from_str_radix(self.line().await?.trim(), 16).ok()?;
+        if size == 0 {
+            return None;
+        }
+        while self.buffer.len() < size + 2 {
+            if !self.fill().await {
+                return None;
+            }
+        }
+        let data = String::from_utf8_lossy(&self.buffer[..size]).into_owned();
+        self.buffer.drain(..size + 2);
+        Some(data)
+    }
+
+    /// The next Server-Sent Event's `data` (keep-alive comments skipped).
+    async fn event(&mut self, pending: &mut String) -> Option<String> {
+        loop {
+            if let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    return Some(data.to_owned());
+                }
+                continue;
+            }
+            pending.push_str(&self.chunk().await?);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_is_watched_as_server_sent_events_until_it_is_final() {
+    use tokio::io::AsyncWriteExt as _;
+    let (gw, _stop) = start().await;
+    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    let product = send(
+        gw,
+        "POST",
+        "/v1/products",
+        &[("authorization", &admin)],
+        Some(r#"{"sku":"TEA-1","name":"Tea","price":{"currencyCode":"USD","amountMinor":"400"},"stockOnHand":"5"}"#),
+    )
+    .await;
+    let product_id = product.json["product"]["id"].as_str().unwrap().to_owned();
+    send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(r#"{"email":"wes@example.com","password":"wes's password","displayName":"Wes"}"#),
+    )
+    .await;
+    let wes = format!(
+        "Bearer {}",
+        login(gw, "wes@example.com", "wes's password").await
+    );
+    let order = send(
+        gw,
+        "POST",
+        "/v1/orders",
+        &[("authorization", &wes), ("idempotency-key", "watch-1")],
+        Some(&json!({"lines": [{"productId": product_id, "quantity": 1}]}).to_string()),
+    )
+    .await;
+    assert_eq!(order.status, 200, "{}", order.json);
+    let order_id = order.json["order"]["id"].as_str().unwrap().to_owned();
+
+    let mut stream = tokio::net::TcpStream::connect(gw).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /v1/orders/{order_id}:watch HTTP/1.1\r\nHost: {gw}\r\nAccept: text/event-stream\r\nAuthorization: {wes}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut body = Chunks {
+        stream,
+        buffer: Vec::new(),
+    };
+    let head = body.head().await;
+    assert!(head[0].contains(" 200 "), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type: text/event-stream")),
+        "{head:?}"
+    );
+    let mut pending = String::new();
+    let status = |data: String| -> String {
+        let event: serde_json::Value = serde_json::from_str(&data).unwrap();
+        event["order"]["status"].as_str().unwrap().to_owned()
+    };
+    let first = body.event(&mut pending).await.unwrap();
+    assert_eq!(status(first), "ORDER_STATUS_CONFIRMED", "as it is now");
+    for next in ["ORDER_STATUS_SHIPPED", "ORDER_STATUS_DELIVERED"] {
+        let moved = send(
+            gw,
+            "POST",
+            &format!("/v1/orders/{order_id}:updateStatus"),
+            &[("authorization", &admin)],
+            Some(&json!({ "status": next }).to_string()),
+        )
+        .await;
+        assert_eq!(moved.status, 200, "{}", moved.json);
+        assert_eq!(status(body.event(&mut pending).await.unwrap()), next);
+    }
+    assert_eq!(
+        body.event(&mut pending).await,
+        None,
+        "a final state ends the stream"
+    );
+
+    let anonymous = send(
+        gw,
+        "GET",
+        &format!("/v1/orders/{order_id}:watch"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
 }

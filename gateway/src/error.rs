@@ -137,6 +137,23 @@ pub(crate) fn from_status(status: &tonic::Status) -> Response {
     response
 }
 
+/// The AIP-193 body of a failure in the middle of a stream, when the HTTP
+/// status (200) is long sent.
+pub(crate) fn stream_error(status: &tonic::Status) -> Value {
+    let (http, code) = if below_grpc(status) {
+        (StatusCode::BAD_GATEWAY, Code::Unavailable)
+    } else {
+        (http_status(status.code()), status.code())
+    };
+    json!({
+        "error": {
+            "code": http.as_u16(),
+            "status": kit::error::code_name(code),
+            "message": status.message(),
+        }
+    })
+}
+
 /// An AIP-193 error body.
 pub(crate) fn body(http: StatusCode, code: Code, message: &str, details: Vec<Value>) -> Response {
     let body = json!({

@@ -85,7 +85,7 @@ pub(crate) fn document(pool: &DescriptorPool, routes: &[Route]) -> Value {
         operation.insert(
             "responses".into(),
             json!({
-                "200": {"description": "OK", "content": {"application/json": {"schema": reference(&method.output(), &mut schemas)}}},
+                "200": ok_response(method, &mut schemas),
                 "default": {"description": "An error (AIP-193)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             }),
         );
@@ -271,4 +271,21 @@ fn error_schema() -> Value {
         },
         "required": ["error"],
     })
+}
+
+/// A unary RPC answers one JSON message; a server stream answers
+/// Server-Sent Events, each event's `data` one JSON message.
+fn ok_response(
+    method: &prost_reflect::MethodDescriptor,
+    schemas: &mut std::collections::BTreeMap<String, Value>,
+) -> Value {
+    let schema = reference(&method.output(), schemas);
+    if method.is_server_streaming() {
+        json!({
+            "description": "A stream of Server-Sent Events; the data of each is one JSON message of this schema. An error after the stream began comes as an event named `error` with the AIP-193 body.",
+            "content": {"text/event-stream": {"schema": schema}},
+        })
+    } else {
+        json!({"description": "OK", "content": {"application/json": {"schema": schema}}})
+    }
 }

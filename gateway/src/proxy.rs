@@ -24,6 +24,9 @@ use crate::{Gateway, transcode};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest deadline a client may ask for.
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a server stream (WatchOrder) stays open through the gateway:
+/// what the service itself allows.
+const MAX_STREAM: Duration = Duration::from_secs(600);
 
 /// Headers passed on to the backend as gRPC metadata.
 const FORWARDED: &[&str] = &["authorization", "traceparent", "tracestate", "x-request-id"];
@@ -160,14 +163,21 @@ fn find<'a>(routes: &'a [Route], method: &Method, path: &str) -> Found<'a> {
     }
 }
 
-/// The caller's deadline from `grpc-timeout` (e.g. `5S`, `1500m`), bounded.
-fn timeout(headers: &HeaderMap) -> Duration {
+/// The caller's deadline from `grpc-timeout` (e.g. `5S`, `1500m`), bounded;
+/// a stream (Server-Sent Events, whose clients rarely set one) may stay
+/// open as long as its RPC allows.
+fn timeout(headers: &HeaderMap, streaming: bool) -> Duration {
+    let (default, max) = if streaming {
+        (MAX_STREAM, MAX_STREAM)
+    } else {
+        (DEFAULT_TIMEOUT, MAX_TIMEOUT)
+    };
     headers
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
         .and_then(kit::time::parse_grpc_timeout)
-        .unwrap_or(DEFAULT_TIMEOUT)
-        .min(MAX_TIMEOUT)
+        .unwrap_or(default)
+        .min(max)
 }
 
 async fn call(
@@ -196,7 +206,8 @@ async fn call(
     if let Ok(value) = peer.ip().to_string().parse() {
         request.metadata_mut().insert("x-forwarded-for", value);
     }
-    request.set_timeout(timeout(headers));
+    let streaming = route.method.is_server_streaming();
+    request.set_timeout(timeout(headers, streaming));
 
     let Ok(path) = route.grpc_path().parse() else {
         return error::body(
@@ -215,6 +226,12 @@ async fn call(
     let codec = DynamicCodec {
         output: route.method.output(),
     };
+    if streaming {
+        return match grpc.server_streaming(request, path, codec).await {
+            Ok(response) => server_sent_events(route.clone(), response.into_inner()),
+            Err(status) => error::from_call_failure(&status),
+        };
+    }
     match grpc.unary(request, path, codec).await {
         Ok(response) => match transcode::response_json(route, response.get_ref()) {
             Ok(json) => (
@@ -227,4 +244,46 @@ async fn call(
         },
         Err(status) => error::from_call_failure(&status),
     }
+}
+
+/// A server stream as Server-Sent Events: one `data:` event per message,
+/// in the JSON the unary routes answer; an error after the stream began
+/// comes as an `error` event with the AIP-193 body, and ends it.
+fn server_sent_events(
+    route: Route,
+    messages: tonic::Streaming<prost_reflect::DynamicMessage>,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt as _;
+
+    let events = messages
+        .scan(false, move |failed, item| {
+            if *failed {
+                return std::future::ready(None);
+            }
+            let event = match item {
+                Ok(message) => match transcode::response_json(&route, &message) {
+                    Ok(json) => Event::default().data(String::from_utf8_lossy(&json)),
+                    Err(e) => {
+                        *failed = true;
+                        error_event(&tonic::Status::internal(e))
+                    }
+                },
+                Err(status) => {
+                    *failed = true;
+                    error_event(&status)
+                }
+            };
+            std::future::ready(Some(Ok::<_, std::convert::Infallible>(event)))
+        })
+        .boxed();
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn error_event(status: &tonic::Status) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("error")
+        .data(error::stream_error(status).to_string())
 }

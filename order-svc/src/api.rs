@@ -3,7 +3,11 @@
 
 use kit::auth::{Role, require_admin, require_user};
 use oms_proto::order::v1::{self as pb, order_service_server::OrderService};
+use std::pin::Pin;
+use std::sync::Arc;
 use tonic::service::Routes;
+
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::clients::call_context;
@@ -17,7 +21,20 @@ use crate::wire::to_proto_order;
 pub(crate) struct State {
     /// The order rules.
     pub(crate) orders: Orders,
+    /// WatchOrder streams open at once on this instance, at most
+    /// [`MAX_WATCHERS`].
+    pub(crate) watchers: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most WatchOrder streams one instance serves at once: each holds a task
+/// and a database read per change.
+pub(crate) const MAX_WATCHERS: usize = 1000;
+
+/// What WatchOrder answers with.
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOrderResponse, Status>> + Send>>;
+
+/// Longest a WatchOrder stream stays open.
+const MAX_WATCH: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The routes of OrderService.
 pub(crate) fn routes(state: State) -> Routes {
@@ -40,6 +57,57 @@ fn user<T>(request: &Request<T>) -> Result<(String, Role), Status> {
 
 #[tonic::async_trait]
 impl OrderService for OrderApi {
+    #[tracing::instrument(skip_all, name = "WatchOrder")]
+    async fn watch_order(
+        &self,
+        request: Request<pb::WatchOrderRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let (id, role) = user(&request)?;
+        let order_id = input::order_id(&request.get_ref().order_id).map_err(OrderError::from)?;
+        let limit = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(kit::time::parse_grpc_timeout)
+            .map_or(MAX_WATCH, |t| t.min(MAX_WATCH));
+        let Ok(permit) = Arc::clone(&self.state.watchers).try_acquire_owned() else {
+            tracing::warn!(order_id, "WatchOrder refused: every watch slot is taken");
+            metrics::counter!("oms_watch_refused_total").increment(1);
+            return Err(OrderError::TooManyWatchers.into());
+        };
+        let mut watch = self
+            .state
+            .orders
+            .watch(Caller { id: &id, role }, &order_id)
+            .await?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let until = tokio::time::Instant::now() + limit;
+            loop {
+                let next = tokio::select! {
+                    next = watch.next() => next,
+                    () = tokio::time::sleep_until(until) => break,
+                    () = sender.closed() => break,
+                };
+                let item = match next {
+                    Ok(Some(order)) => Ok(pb::WatchOrderResponse {
+                        order: Some(to_proto_order(order)),
+                    }),
+                    Ok(None) => break,
+                    Err(e) => Err(Status::from(e)),
+                };
+                let failed = item.is_err();
+                if sender.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
     #[tracing::instrument(skip_all, name = "CreateOrder")]
     async fn create_order(
         &self,

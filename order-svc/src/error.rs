@@ -22,6 +22,9 @@ pub enum OrderError {
     /// The same request is still being processed.
     #[error("this order is still being placed; retry shortly")]
     InFlight,
+    /// Every WatchOrder slot of this instance is taken.
+    #[error("too many orders are being watched here; retry later")]
+    TooManyWatchers,
     /// No such order, or not the caller's.
     #[error("order not found")]
     NotFound,
@@ -196,6 +199,14 @@ impl From<OrderError> for Status {
             }
             OrderError::InFlight => reject(Code::Aborted, "ORDER_IN_FLIGHT", message),
             OrderError::NotFound => reject(Code::NotFound, "ORDER_NOT_FOUND", message),
+            OrderError::TooManyWatchers => Rejection::new(
+                Code::ResourceExhausted,
+                DOMAIN,
+                "TOO_MANY_WATCHERS",
+                message,
+            )
+            .retry_after(std::time::Duration::from_secs(5))
+            .into(),
             OrderError::InvalidTransition { from, to } => Rejection::new(
                 Code::FailedPrecondition,
                 DOMAIN,

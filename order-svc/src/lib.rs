@@ -148,7 +148,10 @@ pub async fn serve_with(
         },
     );
 
-    let routes = api::routes(api::State { orders });
+    let routes = api::routes(api::State {
+        orders,
+        watchers: Arc::new(tokio::sync::Semaphore::new(api::MAX_WATCHERS)),
+    });
     let auth = kit::auth::layer_for(&config.user_svc_addr, &config.base.jwt_issuer, None)?;
     let served = kit::server::serve_grpc(
         SERVICE_INFO,

@@ -34,6 +34,11 @@ impl Status {
         }
     }
 
+    /// Whether the order never changes again (watchers stop here).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Delivered | Self::Cancelled | Self::Failed)
+    }
+
     /// Every status, for parsing stored names.
     pub const ALL: [Self; 6] = [
         Self::Pending,

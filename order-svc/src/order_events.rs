@@ -11,16 +11,35 @@ use crate::wire::{to_proto_order, to_proto_status};
 /// The outbox's aggregate type for orders.
 pub const AGGREGATE: &str = "order";
 
-/// Writes order events to order-svc's outbox.
-#[derive(Debug, Clone, Default)]
+/// Writes order events to order-svc's outbox, and tells this process's
+/// watchers which order changed.
+#[derive(Debug, Clone)]
 pub struct OrderEvents {
     outbox: events::outbox::Outbox,
+    /// IDs of orders whose change just committed (WatchOrder); a watcher
+    /// that lags behind re-reads its order anyway.
+    changed: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for OrderEvents {
+    fn default() -> Self {
+        Self::new(events::outbox::Outbox::new())
+    }
 }
 
 impl OrderEvents {
     /// Events written to `outbox`.
     pub fn new(outbox: events::outbox::Outbox) -> Self {
-        Self { outbox }
+        Self {
+            outbox,
+            changed: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
+
+    /// The IDs of orders changed from now on, in this process (other
+    /// replicas' changes are not seen here).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changed.subscribe()
     }
 
     /// The outbox, for its relay.
@@ -62,9 +81,12 @@ impl OrderEvents {
             .await
     }
 
-    /// Wakes the relay after a transaction with events committed.
-    pub(crate) fn committed(&self) {
+    /// After a transaction with an event of `order_id` committed: wakes
+    /// the relay and the order's watchers.
+    pub(crate) fn committed(&self, order_id: &str) {
         self.outbox.committed();
+        // No receiver is not an error: nobody watches.
+        let _ = self.changed.send(order_id.to_owned());
     }
 }
 

@@ -222,6 +222,21 @@ impl Orders {
             .ok_or(OrderError::NotFound)
     }
 
+    /// Follows one order the caller may see (NOT_FOUND otherwise).
+    pub async fn watch(&self, caller: Caller<'_>, order_id: &str) -> Result<Watch, OrderError> {
+        // Subscribed before the first read, so no change falls between.
+        let changes = self.events.changes();
+        self.get(caller, order_id).await?;
+        Ok(Watch {
+            orders: self.clone(),
+            caller_id: caller.id.to_owned(),
+            role: caller.role,
+            order_id: order_id.to_owned(),
+            changes,
+            last: None,
+        })
+    }
+
     /// A page of orders, newest first: the caller's own, or for an admin
     /// every order or one customer's.
     pub async fn list(
@@ -363,4 +378,63 @@ pub(crate) fn priced_lines(
         });
     }
     Ok((currency.unwrap_or_default().to_owned(), total, lines))
+}
+
+/// How often a watcher re-reads its order when no change was announced in
+/// this process (another replica may have made one).
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One caller following one order (WatchOrder).
+#[derive(Debug)]
+pub struct Watch {
+    orders: Orders,
+    caller_id: String,
+    role: Role,
+    order_id: String,
+    changes: tokio::sync::broadcast::Receiver<String>,
+    /// What was handed out last.
+    last: Option<Order>,
+}
+
+impl Watch {
+    /// The order now, the first time; after that the order each time it
+    /// changes; `None` once a final state was handed out.
+    pub async fn next(&mut self) -> Result<Option<Order>, OrderError> {
+        loop {
+            if let Some(last) = &self.last {
+                if last.status.is_final() {
+                    return Ok(None);
+                }
+                tokio::select! {
+                    () = changed(&mut self.changes, &self.order_id) => {}
+                    () = tokio::time::sleep(WATCH_POLL) => {}
+                }
+            }
+            let caller = Caller {
+                id: &self.caller_id,
+                role: self.role,
+            };
+            let now = self.orders.get(caller, &self.order_id).await?;
+            if self.last.as_ref() != Some(&now) {
+                self.last = Some(now.clone());
+                return Ok(Some(now));
+            }
+        }
+    }
+}
+
+/// Waits until `order_id` is announced as changed (or announcements were
+/// missed, which may include it).
+async fn changed(changes: &mut tokio::sync::broadcast::Receiver<String>, order_id: &str) {
+    loop {
+        match changes.recv().await {
+            Ok(id) if id == order_id => return,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+            // Never while the service runs; the poll still reads.
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }

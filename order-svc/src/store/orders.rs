@@ -86,7 +86,7 @@ pub async fn insert_pending(
     }
     events.record(&txn, o, &Change::Created).await?;
     txn.commit().await?;
-    events.committed();
+    events.committed(&o.id);
     Ok(true)
 }
 
@@ -103,7 +103,7 @@ async fn record_and_commit(
         .ok_or_else(|| DbErr::RecordNotFound(format!("order {id} vanished in its own change")))?;
     events.record(&txn, &order, &change).await?;
     txn.commit().await?;
-    events.committed();
+    events.committed(id);
     Ok(())
 }
 

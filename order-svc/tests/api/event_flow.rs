@@ -381,3 +381,48 @@ async fn while_the_broker_is_down_orders_succeed_and_their_events_wait(db: TestD
         assert_eq!(kinds, ["created", "confirmed"], "nothing lost, in order");
     }
 }
+
+kit::test_on_each_db!(watching_an_order_streams_each_change_until_it_is_final);
+
+async fn watching_an_order_streams_each_change_until_it_is_final(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let lamp = mesh.product("LAMP", 1500, 10).await;
+    let order = mesh
+        .order(&mesh.alice, "w-1", &[(&lamp.id, 1)])
+        .await
+        .unwrap();
+    let watch = |token: &str, order_id: &str| {
+        let mut orders = mesh.orders();
+        let request = kit::test_support::bearer(
+            pb::WatchOrderRequest {
+                order_id: order_id.into(),
+            },
+            token,
+        );
+        async move { orders.watch_order(request).await }
+    };
+
+    let others = watch(&mesh.bob, &order.id).await.unwrap_err();
+    assert_eq!(others.code(), tonic::Code::NotFound);
+    let malformed = watch(&mesh.alice, "42").await.unwrap_err();
+    assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
+
+    let mut stream = watch(&mesh.alice, &order.id).await.unwrap().into_inner();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+            .map(|m| m.order.unwrap().status())
+    };
+    assert_eq!(
+        next().await,
+        Some(pb::OrderStatus::Confirmed),
+        "as it is now"
+    );
+    mesh.advance(&order.id, pb::OrderStatus::Shipped).await;
+    assert_eq!(next().await, Some(pb::OrderStatus::Shipped));
+    mesh.advance(&order.id, pb::OrderStatus::Delivered).await;
+    assert_eq!(next().await, Some(pb::OrderStatus::Delivered));
+    assert_eq!(next().await, None, "a final state ends the stream");
+}
