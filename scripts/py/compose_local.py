@@ -8,8 +8,10 @@ user cannot touch another's schema. Cleans up after itself.
 
 usage: compose_local.py BIN_DIR   (holding user-svc, product-svc, order-svc, gateway)
 
-Needs MariaDB/MySQL reachable as root by `mysql -uroot` (local socket) and
-Redis at $OMS_TEST_REDIS_URL (default redis://127.0.0.1:6379).
+Needs MariaDB/MySQL reachable as root by `mysql -uroot` (local socket),
+Redis at $OMS_TEST_REDIS_URL (default redis://127.0.0.1:6379), and stands
+the test broker (scripts/test-broker, tansu; or $OMS_TEST_KAFKA_BROKERS) in
+for compose's Kafka.
 """
 
 import json
@@ -74,6 +76,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="oms-compose-local-"))
     prefix = f"oms_topo_{secrets.token_hex(3)}_"
     redis_url = os.environ.get("OMS_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    kafka = os.environ.get("OMS_TEST_KAFKA_BROKERS") or subprocess.run(
+        [ROOT / "scripts" / "test-broker"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     processes = {}
     logs = {}
     try:
@@ -110,6 +115,8 @@ def main() -> int:
                 return f"{value},oms::listen=info"
             if key == "REDIS_URL":
                 return redis_url
+            if key == "OMS_KAFKA_BROKERS":
+                return kafka
             if key == "OMS_REDIS_KEY_PREFIX":
                 return f"{prefix}:"
             if key == "OMS_TRUSTED_PROXIES":
@@ -197,6 +204,19 @@ def main() -> int:
             if not wanted <= families:
                 fail(f"{name} /metrics lacks {sorted(wanted - families)}: {sorted(families)}")
         print("compose-local: every service's /metrics parses and has RPC, database and Redis pool series")
+
+        # The order's events and the stock's reached Kafka: both relays'
+        # backlogs drain to zero.
+        def drained(name: str) -> bool:
+            with urllib.request.urlopen(f"http://{metrics_addrs[name]}/metrics", timeout=10) as r:
+                for family in text_string_to_metric_families(r.read().decode()):
+                    if family.name == "outbox_backlog":
+                        return bool(family.samples) and all(s.value == 0 for s in family.samples)
+            return False
+
+        for name in ["order-svc", "product-svc"]:
+            until(60, f"{name}'s outbox to drain into Kafka", lambda name=name: drained(name))
+        print(f"compose-local: order-svc's and product-svc's events published to Kafka at {kafka}")
 
         # Least privilege: each service's user sees only its own schema.
         products_url = env_file(secrets_dir / "product-svc.env")["DATABASE_URL"]
