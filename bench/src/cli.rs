@@ -40,6 +40,9 @@ pub enum Scenario {
     ListOrders,
     Login,
     Footprint,
+    /// CreateOrder with events in process (and on Kafka, with
+    /// --kafka-brokers) against events off.
+    Events,
 }
 
 /// What to run and how hard.
@@ -61,6 +64,9 @@ pub struct RunArgs {
     /// Redis for the services (tokens, throttling, caches); in process if unset.
     #[arg(long, env = "OMS_BENCH_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Kafka brokers for the events scenario's Kafka case; skipped if unset.
+    #[arg(long, env = "OMS_BENCH_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
     /// Databases the bench creates (and drops) start with this.
     #[arg(long, default_value = "oms_bench_")]
     pub db_prefix: String,

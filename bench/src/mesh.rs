@@ -55,6 +55,30 @@ pub struct MeshOptions {
     pub log_level: String,
     /// Scratch directory: SQLite files and the services' logs.
     pub work_dir: PathBuf,
+    /// Where order-svc's and product-svc's events go.
+    pub events: Events,
+}
+
+/// The events setting of a mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Events {
+    /// Each service's in-process bus (the default).
+    InProcess,
+    /// Kafka at these brokers.
+    Kafka(String),
+    /// `OMS_EVENTS=off`: no outbox rows, no relay.
+    Off,
+}
+
+impl Events {
+    /// What the two services that have events get in their environment.
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Self::InProcess => Vec::new(),
+            Self::Kafka(brokers) => vec![("OMS_KAFKA_BROKERS".to_owned(), brokers.clone())],
+            Self::Off => vec![("OMS_EVENTS".to_owned(), "off".to_owned())],
+        }
+    }
 }
 
 /// One running service.
@@ -263,6 +287,7 @@ impl Mesh {
             ("PRODUCT_SVC_ADDR".to_owned(), any_port.clone()),
             ("USER_SVC_ADDR".to_owned(), user_addr.clone()),
         ]);
+        product_env.extend(options.events.env());
         let product = spawn(options, "product-svc", product_env).await?;
         let product_addr = product.addr.to_string();
 
@@ -274,6 +299,7 @@ impl Mesh {
             ("OMS_ORDER_SVC_CLIENT_ID".to_owned(), "order-svc".to_owned()),
             ("OMS_ORDER_SVC_CLIENT_SECRET".to_owned(), client_secret),
         ]);
+        order_env.extend(options.events.env());
         let order = spawn(options, "order-svc", order_env).await?;
 
         let mut gateway_env = common(None);

@@ -264,6 +264,18 @@ impl Report {
                 Some(0.5),
                 None,
             );
+            let events_off =
+                throughput(self.find("events", crate::scenarios::EVENTS_OFF, "grpc", on));
+            for (variant, label) in [("in process", "in process"), ("kafka", "on Kafka")] {
+                let with_events = throughput(self.find("events", variant, "grpc", on));
+                self.ratio(
+                    format!("CreateOrder 1 line, events {label} / events off ({b})"),
+                    "ops/s, gRPC".into(),
+                    div(with_events, events_off),
+                    Some(0.9),
+                    None,
+                );
+            }
             let pages: Vec<(u64, String)> = self
                 .runs
                 .iter()

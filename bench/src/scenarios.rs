@@ -18,7 +18,7 @@ use crate::BenchError;
 use crate::cli::{RunArgs, Scenario};
 use crate::driver::{Load, Op, Stats, alternate, op, run_once};
 use crate::http1::HttpClient;
-use crate::mesh::{Backend, Mesh, MeshOptions, channel};
+use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
 use crate::report::{Footprint, Report, RunRecord};
 
 /// ListOrders page size: page 100 exists with 10^3 orders.
@@ -74,6 +74,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 db_prefix: args.db_prefix.clone(),
                 log_level: args.log_level.clone(),
                 work_dir: work.join(backend.name()),
+                events: Events::InProcess,
             };
             eprintln!(
                 "== mesh on {} (binaries from {})",
@@ -85,7 +86,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 &mut report,
                 &args,
                 load,
-                backend,
+                &options,
                 &mesh,
                 ceiling.as_ref(),
                 &work,
@@ -342,12 +343,13 @@ async fn on_mesh(
     report: &mut Report,
     args: &RunArgs,
     load: Load,
-    backend: Backend,
+    options: &MeshOptions,
     mesh: &Mesh,
     ceiling: Option<&Ceiling>,
     work: &std::path::Path,
 ) -> Result<(), BenchError> {
     let wants = |s: Scenario| args.scenarios.contains(&s);
+    let backend = options.backend;
     let mut footprint: Vec<Footprint> = mesh
         .services()
         .iter()
@@ -426,6 +428,10 @@ async fn on_mesh(
         db.finish(args).await?;
     }
 
+    if wants(Scenario::Events) {
+        events_cost(report, args, load, options, mesh, &mut fixture).await?;
+    }
+
     if wants(Scenario::ListOrders) {
         list_orders(report, args, load, backend, mesh, &fixture).await?;
     }
@@ -452,6 +458,70 @@ async fn on_mesh(
             entry.after_load(service.pid());
         }
         report.footprint.extend(footprint);
+    }
+    Ok(())
+}
+
+/// The variant the events ratios divide by.
+pub const EVENTS_OFF: &str = "off";
+
+/// What the outbox costs: CreateOrder (1 line, gRPC) on this mesh (events
+/// on, in process) in turns with the same on a mesh with events off and,
+/// given brokers, on one publishing to Kafka. The meshes are alike but
+/// for `OMS_EVENTS`/`OMS_KAFKA_BROKERS`, on the same backend.
+async fn events_cost(
+    report: &mut Report,
+    args: &RunArgs,
+    load: Load,
+    options: &MeshOptions,
+    mesh: &Mesh,
+    fixture_on: &mut Fixture,
+) -> Result<(), BenchError> {
+    let backend = options.backend;
+    let mut settings = vec![(EVENTS_OFF, Events::Off)];
+    if let Some(brokers) = &args.kafka_brokers {
+        settings.push(("kafka", Events::Kafka(brokers.clone())));
+    }
+    let mut others = Vec::new();
+    for (name, events) in settings {
+        let other = MeshOptions {
+            events,
+            work_dir: options
+                .work_dir
+                .with_file_name(format!("{}-events-{name}", backend.name())),
+            ..options.clone()
+        };
+        eprintln!("== mesh on {} with events {name}", backend.name());
+        let started = Mesh::start(&other).await?;
+        let prepared = fixture(args, &started).await;
+        match prepared {
+            Ok(prepared) => others.push((name, started, prepared)),
+            Err(e) => {
+                started.stop().await?;
+                return Err(e);
+            }
+        }
+    }
+    let fresh = fixture_on.renewed(mesh, load.clients).await?;
+    let mut turns = vec![
+        Turn::new(
+            "CreateOrder 1 line, events in process",
+            create_order_grpc(mesh, fresh, load, Lines::One).await?,
+        )
+        .records("events", "in process", "grpc"),
+    ];
+    for (name, other, prepared) in &others {
+        turns.push(
+            Turn::new(
+                format!("CreateOrder 1 line, events {name}"),
+                create_order_grpc(other, prepared, load, Lines::One).await?,
+            )
+            .records("events", name, "grpc"),
+        );
+    }
+    in_turns(report, turns, load, args.rounds, Some(backend)).await;
+    for (_, other, _) in others {
+        other.stop().await?;
     }
     Ok(())
 }

@@ -99,45 +99,115 @@ pub trait Subscription: Send + 'static {
 
 /// Where a service's events go and come from: Kafka when
 /// `OMS_KAFKA_BROKERS` is set, else an in-process [`bus::Bus`] (which the
-/// one-process `oms` shares between its services).
+/// one-process `oms` shares between its services); or nowhere with
+/// `OMS_EVENTS=off` (no outbox rows, no relay, no consumer: what the
+/// benchmark compares against).
 #[derive(Debug, Clone)]
 pub enum Broker {
     /// A Kafka cluster.
     Kafka(kafka::KafkaConfig),
     /// The in-process bus.
     InProcess(bus::Bus),
+    /// Events off.
+    Off,
 }
 
+/// The variable that turns events off.
+pub const EVENTS_VAR: &str = "OMS_EVENTS";
+
 impl Broker {
-    /// Kafka if configured, else a new in-process bus.
+    /// Kafka if configured, else a new in-process bus; `Off` when
+    /// `OMS_EVENTS=off`.
     pub fn from_env(env: &kit::config::Env) -> Result<Self, kit::config::ConfigError> {
-        Ok(match kafka::KafkaConfig::from_env(env)? {
-            Some(kafka) => Self::Kafka(kafka),
-            None => Self::InProcess(bus::Bus::new()),
+        let kafka = kafka::KafkaConfig::from_env(env)?;
+        let on = match env.get(EVENTS_VAR)?.as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(kit::config::ConfigError::new(
+                    EVENTS_VAR,
+                    format!("{other:?} is neither on nor off"),
+                ));
+            }
+        };
+        Ok(match (on, kafka) {
+            (false, Some(_)) => {
+                return Err(kit::config::ConfigError::new(
+                    EVENTS_VAR,
+                    format!("is off, but {} names brokers", kafka::BROKERS_VAR),
+                ));
+            }
+            (false, None) => Self::Off,
+            (true, Some(kafka)) => Self::Kafka(kafka),
+            (true, None) => Self::InProcess(bus::Bus::new()),
         })
     }
 
-    /// A publisher for the relay (on Kafka, topics are created before
-    /// their first event).
-    pub fn publisher(&self) -> Result<std::sync::Arc<dyn Publisher>, String> {
+    /// The outbox a service writes to: one that drops events when they are
+    /// off.
+    pub fn outbox(&self) -> outbox::Outbox {
         match self {
-            Self::Kafka(kafka) => Ok(std::sync::Arc::new(kafka.producer()?)),
-            Self::InProcess(bus) => Ok(std::sync::Arc::new(bus.clone())),
+            Self::Off => outbox::Outbox::off(),
+            _ => outbox::Outbox::new(),
         }
     }
 
-    /// `group`'s subscription to `topic`; on Kafka, creates it first.
+    /// A publisher for the relay (on Kafka, topics are created before
+    /// their first event); `None` when events are off.
+    pub fn publisher(&self) -> Result<Option<std::sync::Arc<dyn Publisher>>, String> {
+        match self {
+            Self::Kafka(kafka) => Ok(Some(std::sync::Arc::new(kafka.producer()?))),
+            Self::InProcess(bus) => Ok(Some(std::sync::Arc::new(bus.clone()))),
+            Self::Off => Ok(None),
+        }
+    }
+
+    /// `group`'s subscription to `topic`; on Kafka, creates it first;
+    /// `None` when events are off.
     pub async fn subscribe(
         &self,
         topic: &str,
         group: &str,
-    ) -> Result<Box<dyn Subscription>, String> {
+    ) -> Result<Option<Box<dyn Subscription>>, String> {
         match self {
             Self::Kafka(kafka) => {
                 kafka.ensure_topics(&[topic]).await?;
-                Ok(Box::new(kafka.subscribe(topic, group)?))
+                Ok(Some(Box::new(kafka.subscribe(topic, group)?)))
             }
-            Self::InProcess(bus) => Ok(Box::new(bus.subscribe(topic, group))),
+            Self::InProcess(bus) => Ok(Some(Box::new(bus.subscribe(topic, group)))),
+            Self::Off => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kit::config::Env;
+
+    use super::*;
+
+    fn broker(pairs: &[(&str, &str)]) -> Result<Broker, kit::config::ConfigError> {
+        Broker::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn events_are_on_in_process_by_default_on_kafka_when_named_and_off_when_asked() {
+        assert!(matches!(broker(&[]), Ok(Broker::InProcess(_))));
+        assert!(matches!(
+            broker(&[(kafka::BROKERS_VAR, "k1:9092,k2:9092")]),
+            Ok(Broker::Kafka(k)) if k.brokers == "k1:9092,k2:9092" && k.partitions == 3
+        ));
+        assert!(matches!(broker(&[(EVENTS_VAR, "off")]), Ok(Broker::Off)));
+        for bad in [
+            vec![(EVENTS_VAR, "maybe")],
+            vec![(EVENTS_VAR, "off"), (kafka::BROKERS_VAR, "k:9092")],
+            vec![(kafka::BROKERS_VAR, "no-port")],
+            vec![
+                (kafka::BROKERS_VAR, "k:9092"),
+                ("OMS_KAFKA_TOPIC_PARTITIONS", "0"),
+            ],
+        ] {
+            assert!(broker(&bad).is_err(), "{bad:?} must be refused");
         }
     }
 }

@@ -81,6 +81,7 @@ pub struct Relay {
 
 const LEASE_NAME: &str = "outbox";
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 struct Runner {
     db: DatabaseConnection,
@@ -116,8 +117,10 @@ impl Runner {
     async fn run(self, wake: Arc<Notify>) {
         let mut failures = 0u32;
         let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut last_report: Option<tokio::time::Instant> = None;
+        let mut lease = None;
         loop {
-            match self.round().await {
+            match self.round(&mut lease).await {
                 Ok(published) => {
                     if failures > 0 {
                         tracing::info!(
@@ -151,8 +154,12 @@ impl Runner {
                     tracing::warn!(service = self.config.service, error = %e, "pruning the outbox failed");
                 }
             }
-            if let Err(e) = self.report().await {
-                tracing::debug!(error = %e, "outbox gauges");
+            // The gauges cost two queries: not on every wake under load.
+            if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+                last_report = Some(tokio::time::Instant::now());
+                if let Err(e) = self.report().await {
+                    tracing::debug!(error = %e, "outbox gauges");
+                }
             }
             tokio::select! {
                 () = wake.notified() => {}
@@ -167,10 +174,18 @@ impl Runner {
     }
 
     /// Publishes what is waiting, if this relay holds the lease; returns
-    /// how many rows it published.
-    async fn round(&self) -> Result<usize, RelayError> {
-        if !self.hold_lease().await? {
-            return Ok(0);
+    /// how many rows it published. `lease` is until when this relay knows
+    /// it holds the lease.
+    async fn round(&self, lease: &mut Option<tokio::time::Instant>) -> Result<usize, RelayError> {
+        // Renewed once half of it is used up, not on every round: a write
+        // per round would compete with the service's own on SQLite.
+        let now = tokio::time::Instant::now();
+        if lease.is_none_or(|until| until.saturating_duration_since(now) < self.config.lease / 2) {
+            *lease = None;
+            if !self.hold_lease().await? {
+                return Ok(0);
+            }
+            *lease = Some(now + self.config.lease);
         }
         let rows = row::Entity::find()
             .filter(row::Column::PublishTime.is_null())

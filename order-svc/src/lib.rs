@@ -117,22 +117,24 @@ pub async fn serve_with(
     )
     .await?;
     let _pool_gauges = kit::db::sample_pool(SERVICE_INFO.name, &db);
-    let order_events = order_events::OrderEvents::default();
+    let order_events = order_events::OrderEvents::new(config.broker.outbox());
     let orders = orders::Orders::new(db.clone(), inventory, order_events.clone());
     let publisher = config
         .broker
         .publisher()
         .map_err(|e| StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
-    let _relay = ::events::relay::Relay::start(
-        db,
-        publisher,
-        order_events.outbox().wake_handle(),
-        ::events::relay::RelayConfig::new(
-            SERVICE_INFO.name,
-            ::events::ORDER_TOPIC,
-            "/oms/order-svc",
-        ),
-    );
+    let _relay = publisher.map(|publisher| {
+        ::events::relay::Relay::start(
+            db,
+            publisher,
+            order_events.outbox().wake_handle(),
+            ::events::relay::RelayConfig::new(
+                SERVICE_INFO.name,
+                ::events::ORDER_TOPIC,
+                "/oms/order-svc",
+            ),
+        )
+    });
     // Each recovery step is its own conditional update: stopping between
     // two is safe, and the next start picks up.
     let _recovering = kit::background::every(

@@ -113,7 +113,7 @@ pub async fn serve(
         kit::kv::sample_pool(SERVICE_INFO.name, &kv),
     );
     let cache = cache::ProductCache::new(kv, config.cache_ttl);
-    let product_events = product_events::ProductEvents::default();
+    let product_events = product_events::ProductEvents::new(config.broker.outbox());
     let catalogue = catalogue::Catalogue {
         db: db.clone(),
         cache: cache.clone(),
@@ -129,16 +129,18 @@ pub async fn serve(
         .broker
         .publisher()
         .map_err(|e| kit::StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
-    let _relay = ::events::relay::Relay::start(
-        db,
-        publisher,
-        product_events.outbox().wake_handle(),
-        ::events::relay::RelayConfig::new(
-            SERVICE_INFO.name,
-            ::events::PRODUCT_TOPIC,
-            "/oms/product-svc",
-        ),
-    );
+    let _relay = publisher.map(|publisher| {
+        ::events::relay::Relay::start(
+            db,
+            publisher,
+            product_events.outbox().wake_handle(),
+            ::events::relay::RelayConfig::new(
+                SERVICE_INFO.name,
+                ::events::PRODUCT_TOPIC,
+                "/oms/product-svc",
+            ),
+        )
+    });
     // Each expiry is its own transaction: stopping between two is safe.
     let _sweeper = kit::background::every("swept expired reservations", config.sweep_interval, {
         let inventory = inventory.clone();

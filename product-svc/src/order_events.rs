@@ -53,7 +53,9 @@ pub(crate) fn start(broker: events::Broker, inventory: Inventory) -> kit::backgr
         let mut wait = std::time::Duration::from_millis(200);
         let subscription = loop {
             match broker.subscribe(events::ORDER_TOPIC, GROUP).await {
-                Ok(subscription) => break subscription,
+                Ok(Some(subscription)) => break subscription,
+                // Events off: nothing to consume.
+                Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot subscribe to order events yet; retrying");
                     tokio::time::sleep(wait).await;

@@ -18,6 +18,11 @@ pub struct ProductEvents {
 }
 
 impl ProductEvents {
+    /// Events written to `outbox`.
+    pub fn new(outbox: events::outbox::Outbox) -> Self {
+        Self { outbox }
+    }
+
     /// The outbox, for its relay.
     pub fn outbox(&self) -> &events::outbox::Outbox {
         &self.outbox

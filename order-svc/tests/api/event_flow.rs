@@ -127,6 +127,7 @@ async fn an_order_life_cycle_is_published_in_order_under_its_key(db: TestDb) {
         .broker
         .subscribe(events::ORDER_TOPIC, "test")
         .await
+        .unwrap()
         .unwrap();
     life_cycles(&mesh, &mut subscription).await;
 }
@@ -157,6 +158,7 @@ async fn on_kafka_each_event_carries_cloudevents_headers(db: TestDb) {
         .broker
         .subscribe(events::ORDER_TOPIC, &group)
         .await
+        .unwrap()
         .unwrap();
     for delivery in life_cycles(&mesh, &mut subscription).await {
         let header = |name: &str| {
@@ -373,6 +375,7 @@ async fn while_the_broker_is_down_orders_succeed_and_their_events_wait(db: TestD
         .broker
         .subscribe(events::ORDER_TOPIC, "after-the-outage")
         .await
+        .unwrap()
         .unwrap();
     let wanted: Vec<(&str, usize)> = placed.iter().map(|o| (o.id.as_str(), 2)).collect();
     let seen = collect(&mut subscription, &wanted).await;
