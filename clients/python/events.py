@@ -2,12 +2,13 @@
 classes grpcio-tools generated from proto/ (clients/python/generate.sh):
 a consumer in another language, needing nothing from OMS but the contract.
 
-usage: events.py BROKERS ORDER_ID [ORDER_ID …]
+usage: events.py [--save FILE] BROKERS ORDER_ID [ORDER_ID …]
 
 Reads oms.order.v1.events from the beginning (a group of its own) until
 every order named has its OrderCreated and OrderConfirmed, checks the
 CloudEvents headers against the decoded event, prints each order's events
-and reads one product event as well.
+and reads one product event as well. With --save, writes the record value
+of the first OrderConfirmed to FILE (for the TypeScript client to decode).
 """
 
 import sys
@@ -39,7 +40,11 @@ def consumer(brokers: str, topic: str) -> KafkaConsumer:
 
 
 def main() -> int:
-    brokers, wanted = sys.argv[1], set(sys.argv[2:])
+    args = sys.argv[1:]
+    save = None
+    if args[:1] == ["--save"]:
+        save, args = Path(args[1]), args[2:]
+    brokers, wanted = args[0], set(args[1:])
     seen: dict[str, list[str]] = {order: [] for order in wanted}
     for record in consumer(brokers, "oms.order.v1.events"):
         event = order_events.OrderEvent()
@@ -63,6 +68,8 @@ def main() -> int:
         if record.key.decode() != event.order_id:
             fail(f"key {record.key!r} is not the order ID {event.order_id}")
         seen[event.order_id].append(type_name.rsplit(".", 1)[1])
+        if save and case == "confirmed" and not save.exists():
+            save.write_bytes(record.value)
         if all({"OrderCreated", "OrderConfirmed"} <= set(kinds) for kinds in seen.values()):
             break
     else:
