@@ -110,7 +110,9 @@ impl KafkaConfig {
             // How long one send may take before it counts as failed and
             // the relay backs off and retries the rows.
             .set("message.timeout.ms", "10000")
-            .set("linger.ms", "1")
+            // The relay hands over a round's rows at once; a few ms let
+            // librdkafka send them as one request per partition.
+            .set("linger.ms", "5")
             .create()
             .map_err(|e| format!("Kafka producer for {}: {e}", self.brokers))?;
         Ok(KafkaPublisher {
