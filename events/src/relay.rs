@@ -262,7 +262,8 @@ impl Runner {
                 OutboxLease::Holder,
                 OutboxLease::ExpireTime,
             ])
-            .values_panic([LEASE_NAME.into(), self.holder.clone().into(), until.into()])
+            .values([LEASE_NAME.into(), self.holder.clone().into(), until.into()])
+            .map_err(|e| DbErr::Custom(e.to_string()))?
             .to_owned();
         match self.db.execute(&seed).await {
             Ok(_) => {}
