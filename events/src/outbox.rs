@@ -110,6 +110,34 @@ impl Outbox {
         Ok(())
     }
 
+    /// Adds the event message `build` makes from a fresh event ID (the
+    /// message carries its own ID), protobuf-encoded, about `aggregate_id`
+    /// of `aggregate_type`, in `txn`.
+    pub async fn add_message<M: prost::Message>(
+        &self,
+        txn: &impl ConnectionTrait,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        event_type: &str,
+        time: DateTime<Utc>,
+        build: impl FnOnce(String) -> M,
+    ) -> Result<(), DbErr> {
+        let id = new_event_id();
+        let payload = build(id.clone()).encode_to_vec();
+        self.add(
+            txn,
+            NewEvent {
+                id,
+                aggregate_type,
+                aggregate_id: aggregate_id.to_owned(),
+                event_type: event_type.to_owned(),
+                payload,
+                time,
+            },
+        )
+        .await
+    }
+
     /// Tells the relay that a transaction with events committed, so it
     /// publishes now rather than at its next poll.
     pub fn committed(&self) {

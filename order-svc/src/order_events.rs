@@ -2,7 +2,6 @@
 //! the outbox, written by the store in the change's own transaction.
 
 use oms_proto::order::v1 as pb;
-use prost::Message as _;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::model::{Change, Order};
@@ -55,29 +54,19 @@ impl OrderEvents {
         order: &Order,
         change: &Change,
     ) -> Result<(), DbErr> {
-        let id = events::outbox::new_event_id();
         let time = order.update_time;
         let (event_type, change) = encode(order, change);
-        let event = pb::OrderEvent {
-            event_id: id.clone(),
-            order_id: order.id.clone(),
-            customer_id: order.customer_id.clone(),
-            occur_time: Some(kit::time::to_timestamp(time)),
-            order: Some(to_proto_order(order.clone())),
-            change: Some(change),
-        };
         self.outbox
-            .add(
-                txn,
-                events::outbox::NewEvent {
-                    id,
-                    aggregate_type: AGGREGATE,
-                    aggregate_id: order.id.clone(),
-                    event_type: event_type.to_owned(),
-                    payload: event.encode_to_vec(),
-                    time,
-                },
-            )
+            .add_message(txn, AGGREGATE, &order.id, event_type, time, |event_id| {
+                pb::OrderEvent {
+                    event_id,
+                    order_id: order.id.clone(),
+                    customer_id: order.customer_id.clone(),
+                    occur_time: Some(kit::time::to_timestamp(time)),
+                    order: Some(to_proto_order(order.clone())),
+                    change: Some(change),
+                }
+            })
             .await
     }
 

@@ -2,7 +2,6 @@
 //! row in the outbox, written in the change's own transaction.
 
 use oms_proto::product::v1 as pb;
-use prost::Message as _;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::model::{Product, ProductChange};
@@ -36,28 +35,18 @@ impl ProductEvents {
         product: &Product,
         change: ProductChange,
     ) -> Result<(), DbErr> {
-        let id = events::outbox::new_event_id();
         let time = product.update_time;
         let (event_type, change) = encode(product, change);
-        let event = pb::ProductEvent {
-            event_id: id.clone(),
-            product_id: product.id.clone(),
-            occur_time: Some(kit::time::to_timestamp(time)),
-            product: Some(to_proto_product(product.clone())),
-            change: Some(change),
-        };
         self.outbox
-            .add(
-                txn,
-                events::outbox::NewEvent {
-                    id,
-                    aggregate_type: AGGREGATE,
-                    aggregate_id: product.id.clone(),
-                    event_type: event_type.to_owned(),
-                    payload: event.encode_to_vec(),
-                    time,
-                },
-            )
+            .add_message(txn, AGGREGATE, &product.id, event_type, time, |event_id| {
+                pb::ProductEvent {
+                    event_id,
+                    product_id: product.id.clone(),
+                    occur_time: Some(kit::time::to_timestamp(time)),
+                    product: Some(to_proto_product(product.clone())),
+                    change: Some(change),
+                }
+            })
             .await
     }
 
