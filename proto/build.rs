@@ -12,6 +12,7 @@ const CONTRACT: &[&str] = &[
     "oms/user/v1/auth.proto",
     "oms/product/v1/product.proto",
     "oms/product/v1/inventory.proto",
+    "oms/product/v1/quote.proto",
     "oms/order/v1/order.proto",
     "oms/order/v1/events.proto",
     "oms/product/v1/events.proto",

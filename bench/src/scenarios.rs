@@ -645,6 +645,7 @@ async fn create_order_grpc(
             order_pb::CreateOrderRequest {
                 lines: order_lines(&fixture, lines, c, seq),
                 request_id: uuid::Uuid::new_v4().to_string(),
+                ..Default::default()
             },
             token,
         );

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use kit::config::{ConfigError, Env};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -129,7 +129,14 @@ impl KafkaConfig {
         let consumer: StreamConsumer = self
             .client()
             .set("group.id", group)
-            .set("enable.auto.commit", "false")
+            // Offsets are stored only after an event's effect committed
+            // (`commit` below) and sent to the broker in the background
+            // once a second: one request per second, not one per event.
+            // A crash loses at most that second's commits, which the
+            // inbox absorbs as redeliveries.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
@@ -331,6 +338,8 @@ impl Subscription for KafkaSubscription {
     }
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), ConsumeError> {
+        // Marks the offset for the next background commit (see
+        // `subscribe`); the broker hears of it within a second.
         let mut offsets = TopicPartitionList::new();
         offsets
             .add_partition_offset(
@@ -339,10 +348,8 @@ impl Subscription for KafkaSubscription {
                 Offset::Offset(delivery.offset + 1),
             )
             .map_err(|e| ConsumeError::Bus(e.to_string()))?;
-        // Async: the commit is sent without blocking the runtime; a lost
-        // one means a redelivery, which the inbox absorbs.
         self.consumer
-            .commit(&offsets, CommitMode::Async)
+            .store_offsets(&offsets)
             .map_err(|e| ConsumeError::Bus(e.to_string()))
     }
 }

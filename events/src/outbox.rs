@@ -91,10 +91,20 @@ impl Outbox {
 
     /// Adds `event` in `txn`, the transaction of the change it describes.
     pub async fn add(&self, txn: &impl ConnectionTrait, event: NewEvent) -> Result<(), DbErr> {
-        if !self.enabled {
+        self.add_all(txn, vec![event]).await
+    }
+
+    /// Adds `events` in `txn`, the transaction of the change they
+    /// describe, as one statement.
+    pub async fn add_all(
+        &self,
+        txn: &impl ConnectionTrait,
+        events: Vec<NewEvent>,
+    ) -> Result<(), DbErr> {
+        if !self.enabled || events.is_empty() {
             return Ok(());
         }
-        row::Entity::insert(row::ActiveModel {
+        let rows = events.into_iter().map(|event| row::ActiveModel {
             id: Set(event.id),
             aggregate_type: Set(event.aggregate_type.to_owned()),
             aggregate_id: Set(event.aggregate_id),
@@ -104,38 +114,43 @@ impl Outbox {
             publish_time: Set(None),
             attempts: Set(0),
             last_error: Set(None),
-        })
-        .exec_without_returning(txn)
-        .await?;
+        });
+        row::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
         Ok(())
     }
 
-    /// Adds the event message `build` makes from a fresh event ID (the
-    /// message carries its own ID), protobuf-encoded, about `aggregate_id`
-    /// of `aggregate_type`, in `txn`.
-    pub async fn add_message<M: prost::Message>(
+    /// The event message `build` makes from a fresh event ID (the message
+    /// carries its own ID), protobuf-encoded, about `aggregate_id` of
+    /// `aggregate_type`, ready for [`Outbox::add`]. Nothing is built with
+    /// events off.
+    pub fn message<M: prost::Message>(
         &self,
-        txn: &impl ConnectionTrait,
         aggregate_type: &'static str,
         aggregate_id: &str,
         event_type: &str,
         time: DateTime<Utc>,
         build: impl FnOnce(String) -> M,
-    ) -> Result<(), DbErr> {
+    ) -> Option<NewEvent> {
+        if !self.enabled {
+            return None;
+        }
         let id = new_event_id();
         let payload = build(id.clone()).encode_to_vec();
-        self.add(
-            txn,
-            NewEvent {
-                id,
-                aggregate_type,
-                aggregate_id: aggregate_id.to_owned(),
-                event_type: event_type.to_owned(),
-                payload,
-                time,
-            },
-        )
-        .await
+        Some(NewEvent {
+            id,
+            aggregate_type,
+            aggregate_id: aggregate_id.to_owned(),
+            event_type: event_type.to_owned(),
+            payload,
+            time,
+        })
+    }
+
+    /// Whether events are written (not with `OMS_EVENTS=off`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Tells the relay that a transaction with events committed, so it

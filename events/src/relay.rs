@@ -35,10 +35,11 @@ pub struct RelayConfig {
     pub source: &'static str,
     /// Poll interval when nothing wakes it.
     pub poll: Duration,
-    /// How long it lets commits gather after a wake before a round: under
-    /// load one round then publishes many rows instead of each commit
-    /// costing a round (two queries) of its own.
-    pub linger: Duration,
+    /// The shortest time from one round's start to the next: a wake after
+    /// a quiet spell publishes at once, while under load commits gather
+    /// and one round publishes many rows instead of each commit costing a
+    /// round (two queries, a broker request) of its own.
+    pub pace: Duration,
     /// Rows per publish.
     pub batch: u64,
     /// How long published rows are kept before pruning.
@@ -50,15 +51,15 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// Defaults: poll every second, linger 20 ms after a wake, 100 rows at
-    /// a time, keep published rows 7 days, 30 s lease, back off up to 30 s.
+    /// Defaults: poll every second, at most a round per 100 ms while woken,
+    /// 100 rows at a time, keep published rows 7 days, 30 s lease, back off up to 30 s.
     pub fn new(service: &'static str, topic: &'static str, source: &'static str) -> Self {
         Self {
             service,
             topic,
             source,
             poll: Duration::from_secs(1),
-            linger: Duration::from_millis(20),
+            pace: Duration::from_millis(100),
             batch: 100,
             retention: Duration::from_secs(7 * 24 * 3600),
             lease: Duration::from_secs(30),
@@ -125,6 +126,7 @@ impl Runner {
         let mut last_report: Option<tokio::time::Instant> = None;
         let mut lease = None;
         loop {
+            let round_start = tokio::time::Instant::now();
             match self.round(&mut lease).await {
                 Ok(published) => {
                     if failures > 0 {
@@ -167,7 +169,9 @@ impl Runner {
                 }
             }
             tokio::select! {
-                () = wake.notified() => tokio::time::sleep(self.config.linger).await,
+                () = wake.notified() => {
+                    tokio::time::sleep_until(round_start + self.config.pace).await;
+                }
                 () = tokio::time::sleep(self.config.poll) => {}
             }
         }

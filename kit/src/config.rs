@@ -148,6 +148,40 @@ impl Env {
         self.bounded(var, default, range).map(Duration::from_millis)
     }
 
+    /// A duration written with its unit from `var` (`90s`, `15m`, `2h`,
+    /// `7d`: whole seconds, minutes, hours or days), in `range`, or
+    /// `default` when unset; the error names the variable, the form and
+    /// the range.
+    pub fn duration(
+        &self,
+        var: &str,
+        default: Duration,
+        range: RangeInclusive<Duration>,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = self.get(var)? else {
+            return Ok(default);
+        };
+        let bounds = format!(
+            "from {} to {}",
+            format_duration(*range.start()),
+            format_duration(*range.end())
+        );
+        let value = parse_duration(raw.trim()).ok_or_else(|| {
+            ConfigError::new(
+                var,
+                format!(
+                    "must be a whole number with a unit (s, m, h or d), like 15m, {bounds}; got {:?}",
+                    raw.trim()
+                ),
+            )
+        })?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(var, format!("must be {bounds}")))
+        }
+    }
+
     /// A secret (password, client secret): never shown by `Debug`.
     pub fn secret(&self, var: &str) -> Result<Option<SecretString>, ConfigError> {
         Ok(self.get(var)?.map(SecretString::from))
@@ -585,6 +619,80 @@ mod tests {
             "http://user-svc:1",
         ] {
             assert!(PeerAddr::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+/// `15m`-style text as a duration: digits, then `s`, `m`, `h` or `d`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let unit_at = text.len().checked_sub(1)?;
+    let (digits, unit) = text.split_at(unit_at);
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let count: u64 = digits.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(count.checked_mul(seconds)?))
+}
+
+/// A duration in the largest unit [`parse_duration`] reads that divides it.
+fn format_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs >= size && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    fn read(value: &str) -> Result<Duration, ConfigError> {
+        Env::from_pairs([("OMS_QUOTE_TTL", value)]).duration(
+            "OMS_QUOTE_TTL",
+            Duration::from_secs(900),
+            Duration::from_secs(1)..=Duration::from_secs(7 * 86_400),
+        )
+    }
+
+    #[test]
+    fn durations_read_with_their_unit() {
+        assert_eq!(read("1s").ok(), Some(Duration::from_secs(1)));
+        assert_eq!(read("15m").ok(), Some(Duration::from_secs(900)));
+        assert_eq!(read(" 2h ").ok(), Some(Duration::from_secs(7_200)));
+        assert_eq!(read("7d").ok(), Some(Duration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn unset_is_the_default() {
+        let env = Env::from_pairs(Vec::<(String, String)>::new());
+        let ttl = env.duration(
+            "OMS_QUOTE_TTL",
+            Duration::from_secs(900),
+            Duration::from_secs(1)..=Duration::from_secs(60),
+        );
+        assert_eq!(ttl.ok(), Some(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_form_and_range() {
+        for bad in ["15", "m", "-1s", "1.5m", "15 m", "15min", "99999999999d"] {
+            let e = read(bad).expect_err(bad);
+            assert!(e.to_string().contains("OMS_QUOTE_TTL"), "{e}");
+            assert!(e.to_string().contains("like 15m"), "{bad}: {e}");
+        }
+        for out_of_range in ["0s", "8d", "10081m"] {
+            let e = read(out_of_range).expect_err(out_of_range);
+            assert!(e.to_string().contains("from 1s to 7d"), "{e}");
         }
     }
 }

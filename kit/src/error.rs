@@ -49,6 +49,9 @@ pub struct Rejection {
     /// Becomes a `PreconditionFailure` detail: one `(type, subject,
     /// description)` per failed precondition, when there are several.
     pub preconditions: Vec<(String, String, String)>,
+    /// Becomes a `BadRequest` detail: the request fields a rule refused
+    /// (e.g. the lines that differ from a quote), though each is well-formed.
+    pub fields: Vec<FieldViolation>,
 }
 
 impl Rejection {
@@ -67,6 +70,7 @@ impl Rejection {
             metadata: BTreeMap::new(),
             retry_after: None,
             preconditions: Vec::new(),
+            fields: Vec::new(),
         }
     }
 
@@ -87,6 +91,13 @@ impl Rejection {
     ) -> Self {
         self.preconditions
             .push((kind.into(), subject.into(), description.into()));
+        self
+    }
+
+    /// Adds one `BadRequest` field violation.
+    #[must_use]
+    pub fn field(mut self, violation: FieldViolation) -> Self {
+        self.fields.push(violation);
         self
     }
 
@@ -216,7 +227,7 @@ impl From<ApiError> for Status {
             ApiError::Rejected(r) => {
                 let r = *r;
                 let mut details = ErrorDetails::new();
-                let mut metadata = counted(r.preconditions.len());
+                let mut metadata = counted(r.preconditions.len().max(r.fields.len()));
                 metadata.extend(r.metadata.into_iter().map(|(k, v)| (k, clip(&v, MAX_TEXT))));
                 details.set_error_info(r.reason, r.domain, metadata);
                 if let Some(delay) = r.retry_after {
@@ -227,6 +238,12 @@ impl From<ApiError> for Status {
                         kind,
                         clip(&subject, MAX_FIELD),
                         clip(&description, MAX_TEXT),
+                    );
+                }
+                for v in r.fields.into_iter().take(MAX_DETAILED) {
+                    details.add_bad_request_violation(
+                        clip(&v.field, MAX_FIELD),
+                        clip(&v.description, MAX_TEXT),
                     );
                 }
                 Status::with_error_details(r.code, clip(&r.message, 4 * MAX_TEXT), details)

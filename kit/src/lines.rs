@@ -66,6 +66,13 @@ pub fn parse(raw: &[oms_proto::common::v1::LineItem]) -> Result<Vec<Line>, Vec<F
 /// SHA-256 (hex) of the lines in product order: the same request, whatever
 /// its line order, has the same digest.
 pub fn digest(lines: &[Line]) -> String {
+    digest_with_quote(lines, None)
+}
+
+/// [`digest`] of the lines and, when there is one, the quote they are
+/// ordered at: the same lines at another quote are another request.
+/// Without a quote it equals [`digest`].
+pub fn digest_with_quote(lines: &[Line], quote_id: Option<&str>) -> String {
     let mut sorted: Vec<_> = lines
         .iter()
         .map(|l| (l.product_id.as_str(), l.quantity))
@@ -74,6 +81,9 @@ pub fn digest(lines: &[Line]) -> String {
     let mut hasher = Sha256::new();
     for (id, quantity) in sorted {
         hasher.update(format!("{id}:{quantity}\n").as_bytes());
+    }
+    if let Some(quote_id) = quote_id {
+        hasher.update(format!("quote:{quote_id}\n").as_bytes());
     }
     hasher
         .finalize()

@@ -121,7 +121,13 @@ impl OrderService for OrderApi {
         let orders = self.state.orders.clone();
         let placed = tokio::spawn(async move {
             orders
-                .create(&ctx, &customer, &input.request_id, input.lines)
+                .create(
+                    &ctx,
+                    &customer,
+                    &input.request_id,
+                    input.lines,
+                    input.quote_id.as_deref(),
+                )
                 .await
         })
         .await

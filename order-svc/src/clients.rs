@@ -20,8 +20,8 @@ use tonic::{Code, Request, Status};
 
 use crate::config::ClientSecret;
 use crate::inventory::{
-    CallContext, Inventory, InventoryError, Line, Price, Refusal, RefusalKind, Reservation,
-    ReservationState, ReservedLine, Unavailable,
+    CallContext, Inventory, InventoryError, Line, Price, QuoteUse, Refusal, RefusalKind,
+    Reservation, ReservationState, ReservedLine, Unavailable,
 };
 
 /// Attempts per call when the dependency answers UNAVAILABLE.
@@ -327,6 +327,7 @@ impl Inventory for GrpcInventory {
         ctx: &CallContext,
         reservation_id: &str,
         lines: &[Line],
+        quote: Option<&QuoteUse>,
     ) -> Result<Reservation, InventoryError> {
         let message = pb::ReserveStockRequest {
             reservation_id: reservation_id.to_owned(),
@@ -337,6 +338,9 @@ impl Inventory for GrpcInventory {
                     quantity: l.quantity,
                 })
                 .collect(),
+            quote_id: quote.map(|q| q.quote_id.clone()).unwrap_or_default(),
+            customer_id: quote.map(|q| q.customer_id.clone()).unwrap_or_default(),
+            order_id: quote.map(|q| q.order_id.clone()).unwrap_or_default(),
         };
         let r = self
             .call(

@@ -16,16 +16,36 @@ pub struct NewOrder {
     pub lines: Vec<Line>,
     /// The client's idempotency key.
     pub request_id: String,
+    /// The quote whose prices the order takes (canonical UUID text).
+    pub quote_id: Option<String>,
 }
 
 impl TryFrom<pb::CreateOrderRequest> for NewOrder {
     type Error = Vec<FieldViolation>;
 
     fn try_from(r: pb::CreateOrderRequest) -> Result<Self, Self::Error> {
-        let (lines, request_id) =
-            (kit::lines::parse(&r.lines), request_id(&r.request_id)).all_fields()?;
-        Ok(Self { lines, request_id })
+        let (lines, request_id, quote_id) = (
+            kit::lines::parse(&r.lines),
+            request_id(&r.request_id),
+            quote_id(&r.quote_id),
+        )
+            .all_fields()?;
+        Ok(Self {
+            lines,
+            request_id,
+            quote_id,
+        })
     }
+}
+
+/// An optional quote ID: empty, or a UUID.
+fn quote_id(raw: &str) -> Result<Option<String>, FieldViolation> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    uuid::Uuid::parse_str(raw.trim())
+        .map(|id| Some(id.hyphenated().to_string()))
+        .map_err(|_| FieldViolation::new("quote_id", "must be a quote ID (UUID)"))
 }
 
 /// A ListOrders request, valid.

@@ -102,6 +102,18 @@ pub struct Refusal {
     pub details: Vec<u8>,
 }
 
+/// An order's use of a quote: product-svc checks that the quote is the
+/// customer's and marks it used by the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteUse {
+    /// The quote.
+    pub quote_id: String,
+    /// The ordering customer.
+    pub customer_id: String,
+    /// The order.
+    pub order_id: String,
+}
+
 /// Inventory could not answer: down, overloaded or too slow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable {
@@ -128,12 +140,14 @@ pub enum InventoryError {
 /// safe.
 #[async_trait::async_trait]
 pub trait Inventory: Send + Sync + std::fmt::Debug {
-    /// Holds `lines` under `reservation_id`, all or nothing, priced.
+    /// Holds `lines` under `reservation_id`, all or nothing, priced (at
+    /// `quote`'s prices, consuming it, when there is one).
     async fn reserve(
         &self,
         ctx: &CallContext,
         reservation_id: &str,
         lines: &[Line],
+        quote: Option<&QuoteUse>,
     ) -> Result<Reservation, InventoryError>;
 
     /// Makes the reservation permanent.

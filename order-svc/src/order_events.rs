@@ -56,8 +56,9 @@ impl OrderEvents {
     ) -> Result<(), DbErr> {
         let time = order.update_time;
         let (event_type, change) = encode(order, change);
-        self.outbox
-            .add_message(txn, AGGREGATE, &order.id, event_type, time, |event_id| {
+        let message = self
+            .outbox
+            .message(AGGREGATE, &order.id, event_type, time, |event_id| {
                 pb::OrderEvent {
                     event_id,
                     order_id: order.id.clone(),
@@ -66,8 +67,16 @@ impl OrderEvents {
                     order: Some(to_proto_order(order.clone())),
                     change: Some(change),
                 }
-            })
-            .await
+            });
+        match message {
+            Some(message) => self.outbox.add(txn, message).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether events are written (not with `OMS_EVENTS=off`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.outbox.enabled()
     }
 
     /// After a transaction with an event of `order_id` committed: wakes

@@ -11,7 +11,7 @@ use kit::auth::Role;
 use sea_orm::DatabaseConnection;
 
 use crate::error::OrderError;
-use crate::inventory::{CallContext, Inventory, InventoryError, Line, Reservation};
+use crate::inventory::{CallContext, Inventory, InventoryError, Line, QuoteUse, Reservation};
 use crate::model::{Line as OrderLine, Order, Status};
 use crate::order_events::OrderEvents;
 use crate::store::orders;
@@ -59,22 +59,24 @@ impl Orders {
         }
     }
 
-    /// Places an order, or returns the one this request ID already placed.
+    /// Places an order (at `quote_id`'s prices when given), or returns the
+    /// one this request ID already placed.
     pub async fn create(
         &self,
         ctx: &CallContext,
         customer_id: &str,
         request_id: &str,
         lines: Vec<Line>,
+        quote_id: Option<&str>,
     ) -> Result<Order, OrderError> {
         let order = Order::pending(
             customer_id,
             request_id,
-            kit::lines::digest(&lines),
+            kit::lines::digest_with_quote(&lines, quote_id),
             kit::time::now(),
         );
         if orders::insert_pending(&self.db, &self.events, &order).await? {
-            return self.place(ctx, order, &lines).await;
+            return self.place(ctx, order, &lines, quote_id).await;
         }
         let existing = orders::find_by_request(&self.db, customer_id, request_id)
             .await?
@@ -102,13 +104,15 @@ impl Orders {
                 {
                     return Err(OrderError::InFlight);
                 }
+                // As the database now holds it.
                 let again = Order {
                     attempt: existing.attempt + 1,
                     status: Status::Pending,
                     failure: None,
+                    stock_released: true,
                     ..existing
                 };
-                self.place(ctx, again, &lines).await
+                self.place(ctx, again, &lines, quote_id).await
             }
             (Status::Failed, Some(f)) => Err(OrderError::Replayed(f.clone())),
             _ => Ok(existing),
@@ -121,9 +125,19 @@ impl Orders {
         ctx: &CallContext,
         order: Order,
         lines: &[Line],
+        quote_id: Option<&str>,
     ) -> Result<Order, OrderError> {
         let reservation_id = order.reservation_id();
-        let reservation = match self.inventory.reserve(ctx, &reservation_id, lines).await {
+        let quote = quote_id.map(|quote_id| QuoteUse {
+            quote_id: quote_id.to_owned(),
+            customer_id: order.customer_id.clone(),
+            order_id: order.id.clone(),
+        });
+        let reserved = self
+            .inventory
+            .reserve(ctx, &reservation_id, lines, quote.as_ref())
+            .await;
+        let reservation = match reserved {
             Ok(reservation) => reservation,
             // All or nothing: a refused reservation holds nothing.
             Err(InventoryError::Refused(refusal)) => {
@@ -139,25 +153,23 @@ impl Orders {
             return self.compensate(ctx, &order, e.into()).await;
         }
         let now = kit::time::now();
-        if !orders::confirm(
+        let Some(confirmed) = orders::confirm(
             &self.db,
             &self.events,
-            &order.id,
+            &order,
             &currency,
             total,
-            &order_lines,
+            order_lines,
             now,
         )
         .await?
-        {
+        else {
             return Err(OrderError::NoLongerPending {
                 order_id: order.id.clone(),
             });
-        }
+        };
         tracing::info!(order_id = %order.id, total_minor = total, currency = %currency, "order confirmed");
-        orders::get(&self.db, &order.id)
-            .await?
-            .ok_or(OrderError::NotFound)
+        Ok(confirmed)
     }
 
     /// Releases whatever the attempt may hold, then fails the order. If the

@@ -68,13 +68,14 @@ pub(crate) async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, Ord
             let done = orders::confirm(
                 &orders_.db,
                 &orders_.events,
-                &order.id,
+                order,
                 &currency,
                 total,
-                &lines,
+                lines,
                 now,
             )
-            .await?;
+            .await?
+            .is_some();
             tracing::info!(order_id = %order.id, "recovery confirmed a committed order");
             Ok(done)
         }

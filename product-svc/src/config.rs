@@ -18,6 +18,8 @@ const VARS: ServiceVars = ServiceVars {
     sqlite_file: "products.db",
 };
 
+const DAY: u64 = 86_400;
+
 /// Everything product-svc needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,6 +35,11 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How long GetProduct answers stay cached.
     pub cache_ttl: Duration,
+    /// How long a new quote holds its prices (`OMS_QUOTE_TTL`).
+    pub quote_ttl: Duration,
+    /// How long a quote that expired unused is kept before pruning
+    /// (`OMS_QUOTE_RETENTION`).
+    pub quote_retention: Duration,
     /// Where product events go and order events come from: Kafka
     /// (`OMS_KAFKA_BROKERS`) or in process.
     pub broker: events::Broker,
@@ -49,6 +56,16 @@ impl Config {
             reservation_ttl: env.seconds("OMS_RESERVATION_TTL_SECS", 600, 1..=86_400)?,
             sweep_interval: env.seconds("OMS_RESERVATION_SWEEP_SECS", 5, 1..=3_600)?,
             cache_ttl: env.seconds("OMS_PRODUCT_CACHE_TTL_SECS", 30, 1..=3_600)?,
+            quote_ttl: env.duration(
+                "OMS_QUOTE_TTL",
+                Duration::from_secs(15 * 60),
+                Duration::from_secs(1)..=Duration::from_secs(7 * DAY),
+            )?,
+            quote_retention: env.duration(
+                "OMS_QUOTE_RETENTION",
+                Duration::from_secs(30 * DAY),
+                Duration::from_secs(3_600)..=Duration::from_secs(3_650 * DAY),
+            )?,
             broker: events::Broker::from_env(env)?,
         })
     }

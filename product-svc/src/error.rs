@@ -58,6 +58,47 @@ pub enum ProductError {
         /// What was asked.
         action: &'static str,
     },
+    /// The lines' products are priced in more than one currency.
+    #[error("the products are priced in {first} and {other}; one order, one currency")]
+    MixedCurrencies {
+        /// The first line's currency.
+        first: String,
+        /// Another line's.
+        other: String,
+    },
+    /// No such quote, or not the caller's.
+    #[error("quote {0} not found")]
+    QuoteNotFound(String),
+    /// The quote's time passed.
+    #[error("quote {quote_id} expired at {expire_time}")]
+    QuoteExpired {
+        /// The quote.
+        quote_id: String,
+        /// When it expired.
+        expire_time: chrono::DateTime<chrono::Utc>,
+    },
+    /// The order's lines are not the quote's.
+    #[error("the lines differ from quote {quote_id}")]
+    QuoteMismatch {
+        /// The quote.
+        quote_id: String,
+        /// One violation per differing line.
+        differences: Vec<FieldViolation>,
+    },
+    /// Another order used the quote.
+    #[error("quote {quote_id} was already used")]
+    QuoteAlreadyUsed {
+        /// The quote.
+        quote_id: String,
+        /// The order that used it, when known.
+        order_id: Option<String>,
+    },
+    /// The customer holds as many open quotes as allowed.
+    #[error("at most {limit} open quotes per customer; use or let some expire first")]
+    TooManyQuotes {
+        /// The bound.
+        limit: u64,
+    },
     /// Authentication or authorization refused the call.
     #[error(transparent)]
     Auth(ApiError),
@@ -167,6 +208,49 @@ impl From<ProductError> for ApiError {
                 reject(Code::FailedPrecondition, reason)
                     .with("reservationId", id)
                     .with("state", state)
+                    .into()
+            }
+            ProductError::MixedCurrencies { first, other } => {
+                reject(Code::FailedPrecondition, "MIXED_CURRENCIES")
+                    .with("currencies", format!("{first},{other}"))
+                    .into()
+            }
+            ProductError::QuoteNotFound(id) => reject(Code::NotFound, "QUOTE_NOT_FOUND")
+                .with("quoteId", id)
+                .into(),
+            ProductError::QuoteExpired {
+                quote_id,
+                expire_time,
+            } => reject(Code::FailedPrecondition, "QUOTE_EXPIRED")
+                .with("quoteId", quote_id)
+                .with(
+                    "expireTime",
+                    expire_time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                )
+                .into(),
+            ProductError::QuoteMismatch {
+                quote_id,
+                differences,
+            } => {
+                let mut rejection = reject(Code::FailedPrecondition, "QUOTE_MISMATCH")
+                    .with("quoteId", quote_id)
+                    .with("differingLines", differences.len());
+                for difference in differences {
+                    rejection = rejection.field(difference);
+                }
+                rejection.into()
+            }
+            ProductError::QuoteAlreadyUsed { quote_id, order_id } => {
+                let mut rejection = reject(Code::FailedPrecondition, "QUOTE_ALREADY_USED")
+                    .with("quoteId", quote_id);
+                if let Some(order_id) = order_id {
+                    rejection = rejection.with("orderId", order_id);
+                }
+                rejection.into()
+            }
+            ProductError::TooManyQuotes { limit } => {
+                reject(Code::ResourceExhausted, "TOO_MANY_QUOTES")
+                    .with("limit", limit)
                     .into()
             }
             ProductError::Busy(cause) => {

@@ -10,6 +10,7 @@ use oms_proto::common::v1::Money as CommonMoney;
 use oms_proto::product::v1 as pb;
 
 use crate::catalogue::{NewProduct, ProductChanges};
+use crate::model::QuoteUse;
 
 /// Largest stock adjustment, either way: far above any real delivery, far
 /// below where counters could overflow.
@@ -327,20 +328,47 @@ pub struct ReservationRequest {
     pub reservation_id: String,
     /// 1 to 100 lines of distinct products.
     pub lines: Vec<Line>,
+    /// The quote whose prices it takes, for whose order.
+    pub quote: Option<QuoteUse>,
 }
 
 impl TryFrom<&pb::ReserveStockRequest> for ReservationRequest {
     type Error = Vec<FieldViolation>;
 
     fn try_from(r: &pb::ReserveStockRequest) -> Result<Self, Self::Error> {
-        let (reservation_id, lines) = (
+        let (reservation_id, lines, quote) = (
             reservation_id("reservation_id", &r.reservation_id),
             kit::lines::parse(&r.lines),
+            quote_use(r),
         )
             .all_fields()?;
         Ok(Self {
             reservation_id,
             lines,
+            quote,
         })
     }
+}
+
+/// The quote fields of a ReserveStock request: none, or all three.
+fn quote_use(r: &pb::ReserveStockRequest) -> Result<Option<QuoteUse>, Vec<FieldViolation>> {
+    if r.quote_id.is_empty() {
+        return Ok(None);
+    }
+    let (quote_id, customer_id, order_id) = (
+        uuid("quote_id", &r.quote_id),
+        uuid("customer_id", &r.customer_id),
+        uuid("order_id", &r.order_id),
+    )
+        .all_fields()?;
+    Ok(Some(QuoteUse {
+        quote_id,
+        customer_id,
+        order_id,
+    }))
+}
+
+/// A CreateQuote request, valid: 1 to 100 lines of distinct products.
+pub fn quote_lines(r: &pb::CreateQuoteRequest) -> Result<Vec<Line>, Vec<FieldViolation>> {
+    kit::lines::parse(&r.lines)
 }

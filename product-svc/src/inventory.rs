@@ -12,7 +12,9 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use crate::cache::ProductCache;
 use crate::error::{ProductError, ShortLine};
 use crate::input::Line;
-use crate::model::{Product, ProductChange, Reservation, ReservedLine, State, StockCause};
+use crate::model::{
+    Product, ProductChange, QuoteUse, Reservation, ReservedLine, State, StockCause,
+};
 use crate::product_events::ProductEvents;
 use crate::store::products;
 use crate::store::reservations::{self, Expiry, StockMove};
@@ -55,15 +57,26 @@ impl Inventory {
 
     /// Holds stock for every line or for none. The same ID with the same
     /// lines returns the stored reservation; with other lines it fails.
-    pub async fn reserve(&self, id: &str, lines: Vec<Line>) -> Result<Reservation, ProductError> {
+    ///
+    /// With `quote`, the quote is checked and consumed in the same
+    /// transaction, and its prices are the reservation's.
+    pub async fn reserve(
+        &self,
+        id: &str,
+        lines: Vec<Line>,
+        quote: Option<QuoteUse>,
+    ) -> Result<Reservation, ProductError> {
         let digest = kit::lines::digest(&lines);
+        // Mismatches are reported by the caller's line numbers.
+        let requested = quote.as_ref().map(|_| lines.clone());
         let mut lines = lines;
         // A fixed lock order: two multi-line reservations cannot deadlock.
         lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        let quote = quote.as_ref().zip(requested.as_deref());
         let reservation = self
             .retrying(|| async {
                 let txn = self.db.begin().await?;
-                self.try_reserve(txn, id, &lines, &digest).await
+                self.try_reserve(txn, id, &lines, &digest, quote).await
             })
             .await?;
         self.invalidate(&reservation).await;
@@ -76,6 +89,7 @@ impl Inventory {
         id: &str,
         lines: &[Line],
         digest: &str,
+        quote: Option<(&QuoteUse, &[Line])>,
     ) -> Result<Reservation, ProductError> {
         let now = kit::time::now();
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
@@ -95,6 +109,12 @@ impl Inventory {
             txn.rollback().await?;
             return self.existing(id, digest).await;
         }
+        let quoted = match quote {
+            Some((using, requested)) => {
+                Some(crate::quotes::consume(&txn, using, requested, id, now).await?)
+            }
+            None => None,
+        };
         let mut refused = Vec::new();
         for line in lines {
             if !reservations::hold(&txn, &line.product_id, line.quantity, now).await? {
@@ -111,13 +131,19 @@ impl Inventory {
             .iter()
             .filter_map(|line| {
                 let p = held.iter().find(|p| p.id == line.product_id)?;
+                // The quote's price when there is one (its lines are these
+                // lines), else today's.
+                let (currency_code, unit_price_minor) = quoted
+                    .as_ref()
+                    .and_then(|q| q.price_of(&p.id))
+                    .unwrap_or((&p.currency_code, p.price_minor));
                 Some(ReservedLine {
                     product_id: p.id.clone(),
                     sku: p.sku.clone(),
                     name: p.name.clone(),
                     quantity: line.quantity,
-                    currency_code: p.currency_code.clone(),
-                    unit_price_minor: p.price_minor,
+                    currency_code: currency_code.to_owned(),
+                    unit_price_minor,
                 })
             })
             .collect();
@@ -352,8 +378,9 @@ impl Inventory {
     }
 
     /// Moves the stock of reservation `id` (already transitioned in `txn`),
-    /// writes each product's stock event, and returns the reservation as it
-    /// now is.
+    /// gives back the quote of a reservation dropped before commit, writes
+    /// each product's stock event, and returns the reservation as it now
+    /// is.
     async fn moved(
         &self,
         txn: &DatabaseTransaction,
@@ -366,6 +393,10 @@ impl Inventory {
             .await?
             .ok_or_else(|| ProductError::ReservationNotFound(id.to_owned()))?;
         reservations::move_stock(txn, &reservation.lines, movement, now).await?;
+        if movement == StockMove::DropHold {
+            // The order never got the stock: its quote may serve a retry.
+            crate::store::quotes::give_back(txn, id).await?;
+        }
         let ids: Vec<String> = reservation
             .lines
             .iter()
@@ -385,13 +416,14 @@ impl Inventory {
         cause: StockCause,
         reservation_id: &str,
     ) -> Result<(), ProductError> {
-        for product in products {
+        let changes = products.iter().map(|product| {
             let change = ProductChange::StockChanged {
                 cause,
                 reservation_id: Some(reservation_id.to_owned()),
             };
-            self.events.record(txn, product, change).await?;
-        }
+            (product, change)
+        });
+        self.events.record_all(txn, changes).await?;
         Ok(())
     }
 

@@ -2,11 +2,12 @@
 //! reservations order-svc holds stock with.
 //!
 //! - [`config`]: what the service reads from the environment.
-//! - `api`: the gRPC layer (`oms.product.v1` ProductService and
-//!   InventoryService).
+//! - `api`: the gRPC layer (`oms.product.v1` ProductService,
+//!   InventoryService and QuoteService).
 //! - [`model`]: what a product, a price entry and a reservation are.
 //! - [`catalogue`]: products, price history, stock adjustments.
 //! - [`inventory`]: reservations, all or nothing, and their expiry.
+//! - [`quotes`]: price quotes, held until they expire, used once.
 //! - [`cache`]: the read-through GetProduct cache.
 //! - [`input`]: request fields parsed into types that hold only valid values.
 //! - [`store`]: sea-orm entities and queries; [`migration`]: the schema.
@@ -28,6 +29,7 @@ pub mod migration;
 pub mod model;
 pub mod order_events;
 pub mod product_events;
+pub mod quotes;
 pub mod store;
 mod wire;
 
@@ -46,12 +48,16 @@ pub const AUDIENCE: &str = "product-svc";
 /// Reservations expired per sweep round; the rest wait for the next round.
 const SWEEP_BATCH: u64 = 200;
 
+/// How often quotes past their retention are pruned.
+const QUOTE_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
 /// What reflection and health advertise for this service.
 pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     name: "product-svc",
     grpc_services: &[
         oms_proto::service_names::PRODUCT,
         oms_proto::service_names::INVENTORY,
+        oms_proto::service_names::QUOTE,
     ],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
 };
@@ -125,6 +131,11 @@ pub async fn serve(
         ttl: config.reservation_ttl,
         events: product_events.clone(),
     };
+    let quotes = quotes::Quotes {
+        db: db.clone(),
+        ttl: config.quote_ttl,
+        retention: config.quote_retention,
+    };
     let publisher = config
         .broker
         .publisher()
@@ -155,6 +166,15 @@ pub async fn serve(
         }
     });
 
+    // Quotes that expired unused are kept a while for audit, then go.
+    let _quote_pruner = kit::background::every("pruned expired quotes", QUOTE_PRUNE_EVERY, {
+        let quotes = quotes.clone();
+        move || {
+            let quotes = quotes.clone();
+            async move { quotes.prune().await }
+        }
+    });
+
     let _consumer = order_events::start(config.broker.clone(), inventory.clone());
 
     let auth = kit::auth::layer_for(
@@ -165,6 +185,7 @@ pub async fn serve(
     let routes = api::routes(api::State {
         catalogue,
         inventory,
+        quotes,
     });
     let served = kit::server::serve_grpc(
         SERVICE_INFO,

@@ -177,3 +177,78 @@ impl StockCause {
         }
     }
 }
+
+/// A price quote: prices held for one customer until `expire_time`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// UUIDv7.
+    pub id: String,
+    /// The customer it was made for.
+    pub customer_id: String,
+    /// Stored state; see [`Quote::state_at`] for what a reader is shown.
+    pub consumed: bool,
+    /// One currency for every line.
+    pub currency_code: String,
+    /// Sum of the line totals.
+    pub total_minor: i64,
+    /// The lines, in request order.
+    pub lines: Vec<QuoteLine>,
+    /// Made.
+    pub create_time: DateTime<Utc>,
+    /// Usable until.
+    pub expire_time: DateTime<Utc>,
+    /// The order that used it (set while consumed).
+    pub order_id: Option<String>,
+}
+
+/// Where a quote is, as a reader sees it at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteState {
+    /// Usable.
+    Open,
+    /// Used by an order.
+    Consumed,
+    /// Its time passed unused.
+    Expired,
+}
+
+impl Quote {
+    /// Its state at `now`: an open quote past its time is expired.
+    pub fn state_at(&self, now: DateTime<Utc>) -> QuoteState {
+        if self.consumed {
+            QuoteState::Consumed
+        } else if now >= self.expire_time {
+            QuoteState::Expired
+        } else {
+            QuoteState::Open
+        }
+    }
+}
+
+/// One quoted line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteLine {
+    /// The product.
+    pub product_id: String,
+    /// Its sku when quoted.
+    pub sku: String,
+    /// Its name when quoted.
+    pub name: String,
+    /// Units.
+    pub quantity: i32,
+    /// The unit price held, in the quote's currency.
+    pub unit_price_minor: i64,
+    /// `unit_price_minor × quantity`.
+    pub line_total_minor: i64,
+}
+
+/// A reservation's use of a quote: whose order it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteUse {
+    /// The quote.
+    pub quote_id: String,
+    /// The customer ordering (must be the quote's).
+    pub customer_id: String,
+    /// The order using it.
+    pub order_id: String,
+}

@@ -14,11 +14,21 @@ use crate::inventory::Inventory;
 /// The consumer group, and the inbox's consumer name.
 pub const GROUP: &str = "product-svc";
 
+/// The order events after which a reservation may need releasing.
+const RELEASING: [&str; 2] = ["oms.order.v1.OrderCancelled", "oms.order.v1.OrderFailed"];
+
 /// Applies one order event.
 pub(crate) async fn apply(
     inventory: &Inventory,
     delivery: Delivery,
 ) -> Result<Handled, ProductError> {
+    // Most order events (created, confirmed, status changed) mean nothing
+    // here: their CloudEvents type says so without decoding them. A record
+    // without a type is decoded to find out.
+    let event_type = delivery.record.event_type.as_str();
+    if !event_type.is_empty() && !RELEASING.contains(&event_type) {
+        return Ok(Handled::Done);
+    }
     let event = match order_pb::OrderEvent::decode(delivery.record.payload.as_slice()) {
         Ok(event) => event,
         Err(e) => return Ok(Handled::Poison(format!("not an OrderEvent: {e}"))),

@@ -1,6 +1,7 @@
 //! Product events: each [`ProductChange`] as an `oms.product.v1.ProductEvent`
 //! row in the outbox, written in the change's own transaction.
 
+use events::outbox::NewEvent;
 use oms_proto::product::v1 as pb;
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -35,10 +36,28 @@ impl ProductEvents {
         product: &Product,
         change: ProductChange,
     ) -> Result<(), DbErr> {
+        self.record_all(txn, [(product, change)]).await
+    }
+
+    /// Writes the events of `changes` (each with the product as the change
+    /// left it) in `txn`, as one statement.
+    pub(crate) async fn record_all<'a>(
+        &self,
+        txn: &impl ConnectionTrait,
+        changes: impl IntoIterator<Item = (&'a Product, ProductChange)>,
+    ) -> Result<(), DbErr> {
+        let messages = changes
+            .into_iter()
+            .filter_map(|(product, change)| self.message(product, change))
+            .collect();
+        self.outbox.add_all(txn, messages).await
+    }
+
+    fn message(&self, product: &Product, change: ProductChange) -> Option<NewEvent> {
         let time = product.update_time;
         let (event_type, change) = encode(product, change);
         self.outbox
-            .add_message(txn, AGGREGATE, &product.id, event_type, time, |event_id| {
+            .message(AGGREGATE, &product.id, event_type, time, |event_id| {
                 pb::ProductEvent {
                     event_id,
                     product_id: product.id.clone(),
@@ -47,7 +66,6 @@ impl ProductEvents {
                     change: Some(change),
                 }
             })
-            .await
     }
 
     /// Wakes the relay after a transaction with events committed.

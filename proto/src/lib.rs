@@ -26,7 +26,7 @@ pub mod user {
     }
 }
 
-/// `oms.product.v1`: ProductService and InventoryService.
+/// `oms.product.v1`: ProductService, InventoryService and QuoteService.
 pub mod product {
     pub mod v1 {
         tonic::include_proto!("oms.product.v1");
@@ -54,5 +54,6 @@ pub mod service_names {
     pub const USER: &str = "oms.user.v1.UserService";
     pub const PRODUCT: &str = "oms.product.v1.ProductService";
     pub const INVENTORY: &str = "oms.product.v1.InventoryService";
+    pub const QUOTE: &str = "oms.product.v1.QuoteService";
     pub const ORDER: &str = "oms.order.v1.OrderService";
 }

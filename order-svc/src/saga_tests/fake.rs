@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::inventory::{
-    CallContext, Inventory, InventoryError, Line, Price, Refusal, RefusalKind, Reservation,
-    ReservationState, ReservedLine, Unavailable,
+    CallContext, Inventory, InventoryError, Line, Price, QuoteUse, Refusal, RefusalKind,
+    Reservation, ReservationState, ReservedLine, Unavailable,
 };
 
 /// An inventory operation, to script a failure on.
@@ -148,6 +148,7 @@ impl Inventory for FakeInventory {
         _ctx: &CallContext,
         reservation_id: &str,
         lines: &[Line],
+        _quote: Option<&QuoteUse>,
     ) -> Result<Reservation, InventoryError> {
         let mut s = self.begin(Op::Reserve, reservation_id)?;
         if let Some(existing) = s.reservations.get(reservation_id) {

@@ -45,7 +45,9 @@ impl Harness {
         lines: Vec<Line>,
     ) -> Result<crate::model::Order, crate::error::OrderError> {
         let ctx = crate::inventory::CallContext::default();
-        self.orders.create(&ctx, "alice", request_id, lines).await
+        self.orders
+            .create(&ctx, "alice", request_id, lines, None)
+            .await
     }
 }
 

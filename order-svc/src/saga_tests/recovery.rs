@@ -111,7 +111,7 @@ async fn cancelled_or_failed_orders_still_holding_stock_are_released() {
     // A cancellation whose release failed: status changed, stock not back.
     let confirmed = h
         .orders
-        .create(&ctx, "alice", "c1", vec![line("p1", 2)])
+        .create(&ctx, "alice", "c1", vec![line("p1", 2)], None)
         .await
         .unwrap();
     assert!(
@@ -131,7 +131,7 @@ async fn cancelled_or_failed_orders_still_holding_stock_are_released() {
     h.inventory.fail_next(Op::Commit, unavailable());
     h.inventory.fail_next(Op::Release, unavailable());
     h.orders
-        .create(&ctx, "alice", "f1", vec![line("p1", 3)])
+        .create(&ctx, "alice", "f1", vec![line("p1", 3)], None)
         .await
         .unwrap_err();
     assert_eq!(h.inventory.available("p1"), 5);

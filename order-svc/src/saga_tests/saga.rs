@@ -151,7 +151,7 @@ async fn a_retry_gets_the_stored_order_and_reserves_nothing_more() {
     // Another customer's request ID is theirs alone.
     let bobs = h
         .orders
-        .create(&ctx, "bob", "r1", vec![line("p1", 1)])
+        .create(&ctx, "bob", "r1", vec![line("p1", 1)], None)
         .await
         .unwrap();
     assert_ne!(bobs.id, first.id);

@@ -91,17 +91,20 @@ pub async fn insert_pending(
 }
 
 /// Writes the event of `change` to order `id` (read again in `txn`, so the
-/// event carries the order as it now is), then commits.
+/// event carries the order as it now is; not with events off), then
+/// commits.
 async fn record_and_commit(
     txn: sea_orm::DatabaseTransaction,
     events: &OrderEvents,
     id: &str,
     change: Change,
 ) -> Result<(), DbErr> {
-    let order = get(&txn, id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("order {id} vanished in its own change")))?;
-    events.record(&txn, &order, &change).await?;
+    if events.enabled() {
+        let order = get(&txn, id).await?.ok_or_else(|| {
+            DbErr::RecordNotFound(format!("order {id} vanished in its own change"))
+        })?;
+        events.record(&txn, &order, &change).await?;
+    }
     txn.commit().await?;
     events.committed(id);
     Ok(())
@@ -169,17 +172,21 @@ async fn lines_by_order(
         .collect())
 }
 
-/// PENDING → CONFIRMED with its lines and total, in one transaction; false
-/// if the order was no longer PENDING.
+/// PENDING → CONFIRMED with its lines and total, in one transaction: the
+/// order as confirmed, or `None` if it was no longer PENDING. `pending`
+/// is the order as its saga knows it; the confirmed order (returned, and in
+/// the event) is built from it and the priced lines, without reading the
+/// order back.
 pub async fn confirm(
     db: &DatabaseConnection,
     events: &OrderEvents,
-    id: &str,
+    pending: &Order,
     currency_code: &str,
     total_minor: i64,
-    lines: &[Line],
+    lines: Vec<Line>,
     at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<Option<Order>, DbErr> {
+    let id = pending.id.as_str();
     let txn = db.begin().await?;
     let won = order::Entity::update_many()
         .col_expr(
@@ -197,7 +204,7 @@ pub async fn confirm(
         == 1;
     if !won {
         txn.rollback().await?;
-        return Ok(false);
+        return Ok(None);
     }
     let rows = lines
         .iter()
@@ -216,8 +223,18 @@ pub async fn confirm(
     order_line::Entity::insert_many(rows)
         .exec_without_returning(&txn)
         .await?;
-    record_and_commit(txn, events, id, Change::Confirmed).await?;
-    Ok(true)
+    let confirmed = Order {
+        status: Status::Confirmed,
+        currency_code: currency_code.to_owned(),
+        total_minor,
+        lines,
+        update_time: at,
+        ..pending.clone()
+    };
+    events.record(&txn, &confirmed, &Change::Confirmed).await?;
+    txn.commit().await?;
+    events.committed(id);
+    Ok(Some(confirmed))
 }
 
 /// PENDING → FAILED, keeping the error; `released` says whether the

@@ -90,6 +90,7 @@ async fn bad_lines_are_refused_before_anything_is_held(db: TestDb) {
         .create_order(pb::CreateOrderRequest {
             lines: crate::helpers::lines(&[(&a.id, 1)]),
             request_id: "x".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -142,6 +143,7 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
     let mut request = tonic::Request::new(pb::CreateOrderRequest {
         lines: crate::helpers::lines(&[(&a.id, 2)]),
         request_id: "crash-1".into(),
+        ..Default::default()
     });
     request.set_timeout(Duration::from_secs(1));
     request.metadata_mut().insert(

@@ -10,7 +10,7 @@ use kit::test_support::{Relay, Spawned, TestDb, bearer, spawn};
 use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
-use order_svc::inventory::{CallContext, Inventory, InventoryError, Line, Reservation};
+use order_svc::inventory::{CallContext, Inventory, InventoryError, Line, QuoteUse, Reservation};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -60,10 +60,26 @@ pub(crate) async fn start_products(
     users: SocketAddr,
     broker: &events::Broker,
 ) -> Spawned {
-    let env = Env::from_pairs([
-        ("DATABASE_URL", db.url().expose().to_owned()),
-        ("USER_SVC_ADDR", users.to_string()),
-    ]);
+    start_products_with(db, users, broker, &[]).await
+}
+
+/// [`start_products`] with `extra` env.
+pub(crate) async fn start_products_with(
+    db: &TestDb,
+    users: SocketAddr,
+    broker: &events::Broker,
+    extra: &[(&str, &str)],
+) -> Spawned {
+    let mut pairs = vec![
+        ("DATABASE_URL".to_owned(), db.url().expose().to_owned()),
+        ("USER_SVC_ADDR".to_owned(), users.to_string()),
+    ];
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let env = Env::from_pairs(pairs);
     let mut config = product_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
     config.broker = broker.clone();
     spawn(|l, s| product_svc::serve(config, l, s)).await
@@ -85,8 +101,9 @@ impl Inventory for StallableInventory {
         ctx: &CallContext,
         reservation_id: &str,
         lines: &[Line],
+        quote: Option<&QuoteUse>,
     ) -> Result<Reservation, InventoryError> {
-        self.inner.reserve(ctx, reservation_id, lines).await
+        self.inner.reserve(ctx, reservation_id, lines, quote).await
     }
 
     async fn commit(
@@ -156,13 +173,56 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
 
 /// [`start`] with events on `broker`.
 pub(crate) async fn start_on(db: &TestDb, extra: &[(&str, &str)], broker: events::Broker) -> Mesh {
+    start_with(
+        db,
+        MeshOptions {
+            orders_env: extra,
+            broker: Some(broker),
+            ..MeshOptions::default()
+        },
+    )
+    .await
+}
+
+/// How [`start_with`] differs from [`start`].
+#[derive(Default)]
+pub(crate) struct MeshOptions<'a> {
+    /// order-svc's extra environment.
+    pub(crate) orders_env: &'a [(&'a str, &'a str)],
+    /// product-svc's extra environment.
+    pub(crate) products_env: &'a [(&'a str, &'a str)],
+    /// Where events go (in process unless set).
+    pub(crate) broker: Option<events::Broker>,
+    /// product-svc on the same backend as order-svc (else SQLite), for
+    /// tests of what product-svc stores.
+    pub(crate) products_on_same_backend: bool,
+}
+
+/// The mesh with `options`.
+pub(crate) async fn start_with(db: &TestDb, options: MeshOptions<'_>) -> Mesh {
+    let extra = options.orders_env;
+    let broker = options
+        .broker
+        .unwrap_or_else(|| events::Broker::InProcess(events::bus::Bus::new()));
     let users_db = TestDb::sqlite();
-    let products_db = TestDb::sqlite();
+    let products_db = if options.products_on_same_backend && !db.url().is_sqlite() {
+        TestDb::mysql()
+            .await
+            .expect("a MariaDB test database for product-svc")
+    } else {
+        TestDb::sqlite()
+    };
     // Clients reach user-svc and product-svc through relays, so a test
     // can restart either on a fresh port behind the same address.
     let users = start_users(&users_db).await;
     let users_relay = Relay::start(Some(users.addr)).await;
-    let products = start_products(&products_db, users_relay.addr, &broker).await;
+    let products = start_products_with(
+        &products_db,
+        users_relay.addr,
+        &broker,
+        options.products_env,
+    )
+    .await;
     let products_relay = Relay::start(Some(products.addr)).await;
     let stall_commits = Arc::new(AtomicBool::new(false));
     let orders = start_orders(
@@ -329,6 +389,7 @@ impl Mesh {
                 pb::CreateOrderRequest {
                     lines: lines(items),
                     request_id: request_id.into(),
+                    ..Default::default()
                 },
                 token,
             ))

@@ -9,6 +9,7 @@ mod failures;
 mod helpers;
 mod placing;
 mod queries;
+mod quotes;
 mod revocation;
 
 #[test]

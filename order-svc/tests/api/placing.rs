@@ -98,6 +98,7 @@ async fn concurrent_orders_for_scarce_stock_confirm_exactly_what_exists(db: Test
                         pb::CreateOrderRequest {
                             lines: crate::helpers::lines(&[(&id, 1)]),
                             request_id: format!("rush-{i}"),
+                            ..Default::default()
                         },
                         &token,
                     ))
@@ -137,6 +138,7 @@ async fn concurrent_retries_of_one_request_make_one_order(db: TestDb) {
                         pb::CreateOrderRequest {
                             lines: crate::helpers::lines(&[(&id, 3)]),
                             request_id: "double-click".into(),
+                            ..Default::default()
                         },
                         &token,
                     ))

@@ -4,6 +4,7 @@
 
 mod inventory;
 mod products;
+mod quotes;
 
 use oms_proto::product::v1 as pb;
 use tonic::service::Routes;
@@ -11,6 +12,7 @@ use tonic::service::Routes;
 use crate::catalogue::Catalogue;
 use crate::inventory::Inventory;
 use crate::model::{Reservation, State as ReservationState};
+use crate::quotes::Quotes;
 pub(crate) use crate::wire::{money, to_proto_product};
 
 /// What the handlers share.
@@ -20,9 +22,11 @@ pub(crate) struct State {
     pub(crate) catalogue: Catalogue,
     /// Reservations.
     pub(crate) inventory: Inventory,
+    /// Price quotes.
+    pub(crate) quotes: Quotes,
 }
 
-/// The routes of ProductService and InventoryService.
+/// The routes of ProductService, InventoryService and QuoteService.
 pub(crate) fn routes(state: State) -> Routes {
     Routes::new(pb::product_service_server::ProductServiceServer::new(
         products::ProductApi {
@@ -30,7 +34,12 @@ pub(crate) fn routes(state: State) -> Routes {
         },
     ))
     .add_service(pb::inventory_service_server::InventoryServiceServer::new(
-        inventory::InventoryApi { state },
+        inventory::InventoryApi {
+            state: state.clone(),
+        },
+    ))
+    .add_service(pb::quote_service_server::QuoteServiceServer::new(
+        quotes::QuoteApi { state },
     ))
 }
 

@@ -4,6 +4,9 @@
 pub mod price_history;
 pub mod product;
 pub mod products;
+pub mod quote;
+pub mod quote_line;
+pub mod quotes;
 pub mod reservation;
 pub mod reservation_line;
 pub mod reservations;

@@ -440,6 +440,7 @@ async fn who_may_call_what(db: TestDb) {
         let message = pb::ReserveStockRequest {
             reservation_id: uuid::Uuid::new_v4().to_string(),
             lines: items(&[(&p.id, 1)]),
+            ..Default::default()
         };
         token.map_or_else(
             || Request::new(message.clone()),

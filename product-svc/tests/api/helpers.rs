@@ -146,6 +146,7 @@ impl Mesh {
                 pb::ReserveStockRequest {
                     reservation_id: id.into(),
                     lines: items(lines),
+                    ..Default::default()
                 },
                 &self.writer,
             ))

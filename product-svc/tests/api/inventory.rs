@@ -33,6 +33,7 @@ async fn concurrent_reservations_never_oversell(db: TestDb) {
                     pb::ReserveStockRequest {
                         reservation_id: format!("hot-{i}"),
                         lines: items(&[(&id, 1)]),
+                        ..Default::default()
                     },
                     &token,
                 ))

@@ -8,6 +8,7 @@
 mod catalogue;
 mod helpers;
 mod inventory;
+mod quotes;
 
 #[test]
 fn help_version_and_unknown_arguments_answer_like_every_binary() {

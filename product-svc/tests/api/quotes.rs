@@ -1,0 +1,359 @@
+//! QuoteService and reservations at a quote: who may quote and see a
+//! quote, what a quote checks, and a quote given back when its reservation
+//! is dropped before commit (released or expired) but not after.
+
+use std::time::Duration;
+
+use kit::test_support::{
+    TestDb, bearer, error_metadata as metadata, error_reason as reason, eventually, violated_fields,
+};
+use oms_proto::product::v1::{self as pb, quote_service_client::QuoteServiceClient};
+use tonic::{Code, Status};
+
+use crate::helpers::*;
+
+kit::test_on_each_db!(
+    a_reservation_at_a_quote_takes_its_prices_and_a_release_gives_it_back,
+    an_expired_reservation_gives_its_quote_back,
+    quotes_check_what_an_order_would,
+    only_signed_in_users_quote_and_bad_fields_are_named,
+    quotes_expired_unused_past_the_retention_are_pruned,
+    a_customer_holds_a_bounded_number_of_open_quotes,
+);
+
+impl Mesh {
+    fn quotes(&self) -> QuoteServiceClient<tonic::transport::Channel> {
+        QuoteServiceClient::new(self.products.channel())
+    }
+
+    async fn quote(&self, token: &str, lines: &[(&str, i32)]) -> Result<pb::Quote, Status> {
+        self.quotes()
+            .create_quote(bearer(
+                pb::CreateQuoteRequest {
+                    lines: items(lines),
+                },
+                token,
+            ))
+            .await
+            .map(|r| r.into_inner().quote.unwrap())
+    }
+
+    async fn get_quote(&self, id: &str) -> pb::Quote {
+        self.quotes()
+            .get_quote(bearer(
+                pb::GetQuoteRequest {
+                    quote_id: id.into(),
+                },
+                &self.customer,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .quote
+            .unwrap()
+    }
+
+    async fn reserve_at(
+        &self,
+        id: &str,
+        lines: &[(&str, i32)],
+        quote: &pb::Quote,
+        order_id: &str,
+    ) -> Result<pb::Reservation, Status> {
+        self.inventory()
+            .reserve_stock(bearer(
+                pb::ReserveStockRequest {
+                    reservation_id: id.into(),
+                    lines: items(lines),
+                    quote_id: quote.id.clone(),
+                    customer_id: quote.customer_id.clone(),
+                    order_id: order_id.into(),
+                },
+                &self.writer,
+            ))
+            .await
+            .map(|r| r.into_inner().reservation.unwrap())
+    }
+}
+
+fn order_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+async fn a_reservation_at_a_quote_takes_its_prices_and_a_release_gives_it_back(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("Q-1", 1_999, 10).await;
+    let quote = mesh.quote(&mesh.customer, &[(&p.id, 2)]).await.unwrap();
+    mesh.catalogue()
+        .update_product(bearer(
+            pb::UpdateProductRequest {
+                product: Some(pb::Product {
+                    id: p.id.clone(),
+                    price: Some(usd(2_999)),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["price".into()],
+                }),
+            },
+            &mesh.admin,
+        ))
+        .await
+        .unwrap();
+
+    let first_order = order_id();
+    let held = mesh
+        .reserve_at("q-1", &[(&p.id, 2)], &quote, &first_order)
+        .await
+        .unwrap();
+    assert_eq!(
+        held.lines[0].unit_price,
+        Some(usd(1_999)),
+        "the quoted price"
+    );
+    let used = mesh.get_quote(&quote.id).await;
+    assert_eq!(used.state(), pb::QuoteState::Consumed);
+    assert_eq!(used.order_id, first_order);
+    // A retry of the same reservation is the same reservation.
+    let retried = mesh
+        .reserve_at("q-1", &[(&p.id, 2)], &quote, &first_order)
+        .await
+        .unwrap();
+    assert_eq!(retried, held);
+
+    mesh.release("q-1").await.unwrap();
+    let back = mesh.get_quote(&quote.id).await;
+    assert_eq!(back.state(), pb::QuoteState::Open, "released before commit");
+    assert_eq!(back.order_id, "");
+
+    let second_order = order_id();
+    mesh.reserve_at("q-2", &[(&p.id, 2)], &quote, &second_order)
+        .await
+        .unwrap();
+    mesh.commit("q-2").await.unwrap();
+    mesh.release("q-2").await.unwrap();
+    let kept = mesh.get_quote(&quote.id).await;
+    assert_eq!(
+        (kept.state(), kept.order_id.as_str()),
+        (pb::QuoteState::Consumed, second_order.as_str()),
+        "a cancellation after commit does not give the quote back"
+    );
+    assert_eq!(stock(&mesh.get(&p.id).await), (10, 0, 10));
+}
+
+async fn an_expired_reservation_gives_its_quote_back(db: TestDb) {
+    let short_ttl = [
+        ("OMS_RESERVATION_TTL_SECS", "1"),
+        ("OMS_RESERVATION_SWEEP_SECS", "1"),
+    ];
+    let mesh = start(&db, &short_ttl).await;
+    let p = mesh.create("Q-EXP", 500, 5).await;
+    let quote = mesh.quote(&mesh.customer, &[(&p.id, 1)]).await.unwrap();
+    mesh.reserve_at("q-exp", &[(&p.id, 1)], &quote, &order_id())
+        .await
+        .unwrap();
+    assert_eq!(
+        mesh.get_quote(&quote.id).await.state(),
+        pb::QuoteState::Consumed
+    );
+    eventually(
+        Duration::from_secs(15),
+        "the swept reservation's quote to open again",
+        || async {
+            (mesh.get_quote(&quote.id).await.state() == pb::QuoteState::Open).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        mesh.reservation("q-exp").await.state(),
+        pb::ReservationState::Expired
+    );
+}
+
+async fn quotes_check_what_an_order_would(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let usd_product = mesh.create("Q-USD", 100, 5).await;
+    let eur_product = mesh
+        .catalogue()
+        .create_product(bearer(
+            pb::CreateProductRequest {
+                product: Some(pb::Product {
+                    sku: "Q-EUR".into(),
+                    name: "Euro thing".into(),
+                    price: Some(oms_proto::common::v1::Money {
+                        currency_code: "EUR".into(),
+                        amount_minor: 100,
+                    }),
+                    ..Default::default()
+                }),
+            },
+            &mesh.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let mixed = mesh
+        .quote(
+            &mesh.customer,
+            &[(&usd_product.id, 1), (&eur_product.id, 1)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(mixed.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&mixed), "MIXED_CURRENCIES");
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let missing = mesh
+        .quote(&mesh.customer, &[(&unknown, 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (missing.code(), reason(&missing)),
+        (Code::NotFound, "PRODUCT_NOT_FOUND".into())
+    );
+    assert_eq!(metadata(&missing, "productId"), unknown);
+
+    // More than is in stock may be quoted: a quote holds no stock.
+    let big = mesh
+        .quote(&mesh.customer, &[(&usd_product.id, 50)])
+        .await
+        .unwrap();
+    assert_eq!(big.total, Some(usd(5_000)));
+    assert_eq!(stock(&mesh.get(&usd_product.id).await), (5, 0, 5));
+}
+
+async fn only_signed_in_users_quote_and_bad_fields_are_named(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("Q-AUTH", 100, 5).await;
+    let anonymous = mesh
+        .quotes()
+        .create_quote(pb::CreateQuoteRequest {
+            lines: items(&[(&p.id, 1)]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let service = mesh.quote(&mesh.writer, &[(&p.id, 1)]).await.unwrap_err();
+    assert_eq!(service.code(), Code::PermissionDenied);
+
+    let bad = mesh
+        .quote(&mesh.customer, &[(&p.id, 0), ("nope", 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&bad),
+        ["lines[0].quantity", "lines[1].product_id"]
+    );
+    let bad_id = mesh
+        .quotes()
+        .get_quote(bearer(
+            pb::GetQuoteRequest {
+                quote_id: "not-an-id".into(),
+            },
+            &mesh.customer,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad_id), ["quote_id"]);
+
+    let half = mesh
+        .inventory()
+        .reserve_stock(bearer(
+            pb::ReserveStockRequest {
+                reservation_id: "q-half".into(),
+                lines: items(&[(&p.id, 1)]),
+                quote_id: order_id(),
+                ..Default::default()
+            },
+            &mesh.writer,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(half.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&half), ["customer_id", "order_id"]);
+}
+
+async fn quotes_expired_unused_past_the_retention_are_pruned(db: TestDb) {
+    use product_svc::model::{Quote, QuoteLine, QuoteUse};
+    use product_svc::store::quotes;
+
+    let conn = kit::db::connect_and_migrate::<product_svc::migration::Migrator>(
+        db.url(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let now = kit::time::now();
+    let quote = |id: &str, expired_hours_ago: i64| Quote {
+        id: id.to_owned(),
+        customer_id: order_id(),
+        consumed: false,
+        currency_code: "USD".into(),
+        total_minor: 100,
+        lines: vec![QuoteLine {
+            product_id: order_id(),
+            sku: "OLD".into(),
+            name: "Old".into(),
+            quantity: 1,
+            unit_price_minor: 100,
+            line_total_minor: 100,
+        }],
+        create_time: now - chrono::Duration::hours(expired_hours_ago + 1),
+        expire_time: now - chrono::Duration::hours(expired_hours_ago),
+        order_id: None,
+    };
+    let (stale, used, recent) = (order_id(), order_id(), order_id());
+    let old_used = quote(&used, 48);
+    quotes::insert(&conn, &quote(&stale, 48)).await.unwrap();
+    quotes::insert(&conn, &old_used).await.unwrap();
+    quotes::insert(&conn, &quote(&recent, 1)).await.unwrap();
+    // Consumed while still open (two days ago): kept with its order.
+    let using = QuoteUse {
+        quote_id: used.clone(),
+        customer_id: old_used.customer_id.clone(),
+        order_id: order_id(),
+    };
+    assert!(
+        quotes::consume(&conn, &using, "r-old", now - chrono::Duration::hours(50))
+            .await
+            .unwrap()
+    );
+
+    let pruned = quotes::prune(&conn, now - chrono::Duration::hours(24))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert!(quotes::get(&conn, &stale).await.unwrap().is_none());
+    assert!(quotes::get(&conn, &used).await.unwrap().is_some());
+    assert!(quotes::get(&conn, &recent).await.unwrap().is_some());
+    assert_eq!(
+        kit::test_support::count_rows(db.url(), "quote_lines", &format!("quote_id = '{stale}'"))
+            .await,
+        0,
+        "its lines went with it"
+    );
+}
+
+async fn a_customer_holds_a_bounded_number_of_open_quotes(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("Q-MANY", 100, 5).await;
+    for _ in 0..product_svc::quotes::MAX_OPEN_QUOTES {
+        mesh.quote(&mesh.customer, &[(&p.id, 1)]).await.unwrap();
+    }
+    let refused = mesh.quote(&mesh.customer, &[(&p.id, 1)]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&refused), "TOO_MANY_QUOTES");
+    assert_eq!(
+        metadata(&refused, "limit"),
+        product_svc::quotes::MAX_OPEN_QUOTES.to_string()
+    );
+    // Another customer is not affected.
+    let other = testkit::users::customer(mesh.users.channel(), "other")
+        .await
+        .unwrap()
+        .token;
+    mesh.quote(&other, &[(&p.id, 1)]).await.unwrap();
+}
