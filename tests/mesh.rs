@@ -219,6 +219,23 @@ fn the_binary_reports_bad_configuration_in_one_line() {
     );
 }
 
+/// A quote lifetime outside 1 s to 7 days stops `oms` at start-up, as it
+/// stops product-svc.
+#[test]
+fn a_quote_lifetime_out_of_range_stops_the_binary() {
+    let output = Command::new(env!("CARGO_BIN_EXE_oms"))
+        .env("OMS_QUOTE_TTL", "8d")
+        .env("OMS_DATA_DIR", temp_dir())
+        .output()
+        .expect("run oms");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("OMS_QUOTE_TTL") && stderr.contains("from 1s to 7d"),
+        "{stderr}"
+    );
+}
+
 /// The real binary stops cleanly (exit 0) on SIGTERM once it serves.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

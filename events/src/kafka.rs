@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use kit::config::{ConfigError, Env};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -129,14 +129,11 @@ impl KafkaConfig {
         let consumer: StreamConsumer = self
             .client()
             .set("group.id", group)
-            // Offsets are stored only after an event's effect committed
-            // (`commit` below) and sent to the broker in the background
-            // once a second: one request per second, not one per event.
-            // A crash loses at most that second's commits, which the
-            // inbox absorbs as redeliveries.
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.commit.interval.ms", "1000")
+            // Offsets are committed by the subscription itself, after each
+            // event's effect (see `commit`). Not librdkafka's auto-commit:
+            // that commits once more when the consumer closes, and a close
+            // while the broker is down then waits forever.
+            .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
@@ -146,7 +143,11 @@ impl KafkaConfig {
         consumer
             .subscribe(&[topic])
             .map_err(|e| format!("subscribing to {topic}: {e}"))?;
-        Ok(KafkaSubscription { consumer })
+        Ok(KafkaSubscription {
+            consumer,
+            applied: std::collections::HashMap::new(),
+            last_commit: tokio::time::Instant::now(),
+        })
     }
 }
 
@@ -280,6 +281,35 @@ async fn settle(
 /// One consumer group's subscription to a topic.
 pub struct KafkaSubscription {
     consumer: StreamConsumer,
+    /// Per partition, the offset after the last applied event, not yet
+    /// sent to the broker.
+    applied: std::collections::HashMap<(String, i32), i64>,
+    /// When offsets last went to the broker.
+    last_commit: tokio::time::Instant,
+}
+
+/// How often applied offsets go to the broker: one request per interval,
+/// not one per event. Offsets not sent when the process stops mean
+/// redeliveries, which the inbox absorbs.
+const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl KafkaSubscription {
+    /// Sends the applied offsets to the broker without waiting for it.
+    fn send_offsets(&mut self) -> Result<(), ConsumeError> {
+        self.last_commit = tokio::time::Instant::now();
+        if self.applied.is_empty() {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next) in self.applied.drain() {
+            offsets
+                .add_partition_offset(&topic, partition, Offset::Offset(next))
+                .map_err(|e| ConsumeError::Bus(e.to_string()))?;
+        }
+        self.consumer
+            .commit(&offsets, CommitMode::Async)
+            .map_err(|e| ConsumeError::Bus(e.to_string()))
+    }
 }
 
 impl std::fmt::Debug for KafkaSubscription {
@@ -291,11 +321,20 @@ impl std::fmt::Debug for KafkaSubscription {
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Result<Delivery, ConsumeError> {
-        let message = self
-            .consumer
-            .recv()
-            .await
-            .map_err(|e| ConsumeError::Bus(e.to_string()))?;
+        // While waiting, offsets applied since the last commit still go
+        // out on time.
+        let message = loop {
+            let due = self.last_commit + COMMIT_EVERY;
+            tokio::select! {
+                message = self.consumer.recv() => break message,
+                () = tokio::time::sleep_until(due), if !self.applied.is_empty() => {
+                    if let Err(e) = self.send_offsets() {
+                        tracing::warn!(error = %e, "committing consumer offsets failed");
+                    }
+                }
+            }
+        };
+        let message = message.map_err(|e| ConsumeError::Bus(e.to_string()))?;
         let headers: Vec<(String, String)> = message
             .headers()
             .map(|headers| {
@@ -338,18 +377,13 @@ impl Subscription for KafkaSubscription {
     }
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), ConsumeError> {
-        // Marks the offset for the next background commit (see
-        // `subscribe`); the broker hears of it within a second.
-        let mut offsets = TopicPartitionList::new();
-        offsets
-            .add_partition_offset(
-                &delivery.topic,
-                delivery.partition,
-                Offset::Offset(delivery.offset + 1),
-            )
-            .map_err(|e| ConsumeError::Bus(e.to_string()))?;
-        self.consumer
-            .store_offsets(&offsets)
-            .map_err(|e| ConsumeError::Bus(e.to_string()))
+        self.applied.insert(
+            (delivery.topic.clone(), delivery.partition),
+            delivery.offset + 1,
+        );
+        if self.last_commit.elapsed() >= COMMIT_EVERY {
+            self.send_offsets()?;
+        }
+        Ok(())
     }
 }

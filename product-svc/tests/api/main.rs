@@ -19,3 +19,18 @@ fn help_version_and_unknown_arguments_answer_like_every_binary() {
         "OMS_RESERVATION_TTL_SECS",
     );
 }
+
+#[test]
+fn a_quote_lifetime_without_a_unit_stops_the_binary_with_the_form() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_product-svc"))
+        .env("OMS_QUOTE_TTL", "15")
+        .env("OMS_DATA_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("OMS_QUOTE_TTL") && stderr.contains("like 15m"),
+        "{stderr}"
+    );
+}
