@@ -40,6 +40,13 @@ pub struct Config {
     /// How long a quote that expired unused is kept before pruning
     /// (`OMS_QUOTE_RETENTION`).
     pub quote_retention: Duration,
+    /// Where image bytes are stored (`OMS_BLOB_URL`, the AWS variables).
+    pub blob: crate::blobs::BlobConfig,
+    /// Largest image upload (`OMS_IMAGE_MAX_BYTES`).
+    pub image_max_bytes: u64,
+    /// How old a stored blob no row points to must be before the sweeper
+    /// deletes it (`OMS_BLOB_ORPHAN_GRACE`).
+    pub blob_orphan_grace: Duration,
     /// Where product events go and order events come from: Kafka
     /// (`OMS_KAFKA_BROKERS`) or in process.
     pub broker: events::Broker,
@@ -65,6 +72,13 @@ impl Config {
                 "OMS_QUOTE_RETENTION",
                 Duration::from_secs(30 * DAY),
                 Duration::from_secs(3_600)..=Duration::from_secs(3_650 * DAY),
+            )?,
+            blob: crate::blobs::BlobConfig::from_env(env)?,
+            image_max_bytes: env.bounded("OMS_IMAGE_MAX_BYTES", 5 << 20, 1_024..=64 << 20)?,
+            blob_orphan_grace: env.duration(
+                "OMS_BLOB_ORPHAN_GRACE",
+                Duration::from_secs(3_600),
+                Duration::from_secs(1)..=Duration::from_secs(7 * DAY),
             )?,
             broker: events::Broker::from_env(env)?,
         })

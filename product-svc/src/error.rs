@@ -99,6 +99,56 @@ pub enum ProductError {
         /// The bound.
         limit: u64,
     },
+    /// The product has as many images as allowed.
+    #[error("at most {limit} images per product")]
+    TooManyImages {
+        /// The bound.
+        limit: u64,
+    },
+    /// An upload chunk was larger than allowed.
+    #[error("upload chunks are at most {limit} bytes; got {got}")]
+    ChunkTooLarge {
+        /// The bound.
+        limit: usize,
+        /// What came.
+        got: usize,
+    },
+    /// The upload passed the size limit.
+    #[error("images are at most {limit} bytes")]
+    ImageTooLarge {
+        /// The bound (`OMS_IMAGE_MAX_BYTES`).
+        limit: u64,
+    },
+    /// The bytes are not the declared type.
+    #[error("declared {declared}, but the bytes are {}", .actual.unwrap_or("none of PNG, JPEG or WebP"))]
+    ImageTypeMismatch {
+        /// The declared media type.
+        declared: &'static str,
+        /// What the bytes are, if one of ours.
+        actual: Option<&'static str>,
+    },
+    /// The bytes could not be read as an image.
+    #[error("not a readable image: {0}")]
+    InvalidImage(String),
+    /// The header declares more pixels than allowed.
+    #[error("{width} × {height} pixels; at most {limit} × {limit}")]
+    ImageDimensionsTooLarge {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The bound per side.
+        limit: u32,
+    },
+    /// No such image of that product.
+    #[error("image {0} not found")]
+    ImageNotFound(String),
+    /// The client's upload stream broke off.
+    #[error("the upload broke off: {0}")]
+    UploadInterrupted(String),
+    /// The blob store failed.
+    #[error("image storage")]
+    Blob(#[source] crate::blobs::BlobError),
     /// Authentication or authorization refused the call.
     #[error(transparent)]
     Auth(ApiError),
@@ -132,6 +182,12 @@ impl From<sea_orm::DbErr> for ProductError {
         } else {
             Self::Database(e)
         }
+    }
+}
+
+impl From<crate::blobs::BlobError> for ProductError {
+    fn from(e: crate::blobs::BlobError) -> Self {
+        Self::Blob(e)
     }
 }
 
@@ -252,6 +308,50 @@ impl From<ProductError> for ApiError {
                 reject(Code::ResourceExhausted, "TOO_MANY_QUOTES")
                     .with("limit", limit)
                     .into()
+            }
+            ProductError::TooManyImages { limit } => {
+                reject(Code::ResourceExhausted, "TOO_MANY_IMAGES")
+                    .with("limit", limit)
+                    .into()
+            }
+            ProductError::ChunkTooLarge { limit, got } => {
+                reject(Code::InvalidArgument, "CHUNK_TOO_LARGE")
+                    .with("limit", limit)
+                    .with("got", got)
+                    .into()
+            }
+            ProductError::ImageTooLarge { limit } => {
+                reject(Code::ResourceExhausted, "IMAGE_TOO_LARGE")
+                    .with("limit", limit)
+                    .into()
+            }
+            ProductError::ImageTypeMismatch { declared, actual } => {
+                let mut rejection =
+                    reject(Code::InvalidArgument, "IMAGE_TYPE_MISMATCH").with("declared", declared);
+                if let Some(actual) = actual {
+                    rejection = rejection.with("actual", actual);
+                }
+                rejection.into()
+            }
+            ProductError::InvalidImage(_) => reject(Code::InvalidArgument, "INVALID_IMAGE").into(),
+            ProductError::ImageDimensionsTooLarge {
+                width,
+                height,
+                limit,
+            } => reject(Code::InvalidArgument, "IMAGE_DIMENSIONS_TOO_LARGE")
+                .with("width", width)
+                .with("height", height)
+                .with("limit", limit)
+                .into(),
+            ProductError::ImageNotFound(id) => reject(Code::NotFound, "IMAGE_NOT_FOUND")
+                .with("imageId", id)
+                .into(),
+            ProductError::UploadInterrupted(_) => {
+                reject(Code::Cancelled, "UPLOAD_INTERRUPTED").into()
+            }
+            ProductError::Blob(cause) => {
+                tracing::warn!(error = %kit::startup::report(&cause), "the image store failed");
+                reject(Code::Unavailable, "IMAGE_STORE_UNAVAILABLE").into()
             }
             ProductError::Busy(cause) => {
                 tracing::warn!(%cause, "giving up after repeated lock conflicts");

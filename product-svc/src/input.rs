@@ -372,3 +372,45 @@ fn quote_use(r: &pb::ReserveStockRequest) -> Result<Option<QuoteUse>, Vec<FieldV
 pub fn quote_lines(r: &pb::CreateQuoteRequest) -> Result<Vec<Line>, Vec<FieldViolation>> {
     kit::lines::parse(&r.lines)
 }
+
+/// The first message of an image upload, valid.
+pub fn upload_start(
+    r: &pb::ImageUploadStart,
+) -> Result<crate::images::UploadStart, Vec<FieldViolation>> {
+    let kind = crate::model::ImageKind::from_content_type(&r.content_type).ok_or_else(|| {
+        FieldViolation::new(
+            "start.content_type",
+            "must be image/png, image/jpeg or image/webp",
+        )
+    });
+    let alt_text = {
+        let text = r.alt_text.trim();
+        if text.chars().count() > crate::images::MAX_ALT_TEXT || text.chars().any(char::is_control)
+        {
+            Err(FieldViolation::new(
+                "start.alt_text",
+                format!(
+                    "must be at most {} characters without control characters",
+                    crate::images::MAX_ALT_TEXT
+                ),
+            ))
+        } else {
+            Ok(text.to_owned())
+        }
+    };
+    let (product_id, kind, alt_text) =
+        (uuid("start.product_id", &r.product_id), kind, alt_text).all_fields()?;
+    Ok(crate::images::UploadStart {
+        product_id,
+        kind,
+        alt_text,
+    })
+}
+
+/// A product ID and one of its image IDs, valid.
+pub fn image_ref(
+    product_id: &str,
+    image_id: &str,
+) -> Result<(String, String), Vec<FieldViolation>> {
+    (uuid("product_id", product_id), uuid("image_id", image_id)).all_fields()
+}

@@ -8,6 +8,7 @@
 //! - [`catalogue`]: products, price history, stock adjustments.
 //! - [`inventory`]: reservations, all or nothing, and their expiry.
 //! - [`quotes`]: price quotes, held until they expire, used once.
+//! - [`images`]: product images and their thumbnails, in [`blobs`].
 //! - [`cache`]: the read-through GetProduct cache.
 //! - [`input`]: request fields parsed into types that hold only valid values.
 //! - [`store`]: sea-orm entities and queries; [`migration`]: the schema.
@@ -19,10 +20,12 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod blobs;
 pub mod cache;
 pub mod catalogue;
 pub mod config;
 pub mod error;
+pub mod images;
 pub mod input;
 pub mod inventory;
 pub mod migration;
@@ -131,6 +134,27 @@ pub async fn serve(
         ttl: config.reservation_ttl,
         events: product_events.clone(),
     };
+    let blobs = blobs::Blobs::open(&config.blob)
+        .map_err(|e| kit::StartupError::setup(blobs::BLOB_URL_VAR, e.to_string()))?;
+    let images = images::Images {
+        db: db.clone(),
+        blobs,
+        max_bytes: config.image_max_bytes,
+    };
+    // Bytes whose upload died before its row was written.
+    let _blob_sweeper = kit::background::every(
+        "swept orphaned image blobs",
+        config
+            .blob_orphan_grace
+            .min(std::time::Duration::from_secs(3_600)),
+        {
+            let (images, grace) = (images.clone(), config.blob_orphan_grace);
+            move || {
+                let images = images.clone();
+                async move { images.sweep_orphans(grace).await }
+            }
+        },
+    );
     let quotes = quotes::Quotes {
         db: db.clone(),
         ttl: config.quote_ttl,
@@ -186,6 +210,7 @@ pub async fn serve(
         catalogue,
         inventory,
         quotes,
+        images,
     });
     let served = kit::server::serve_grpc(
         SERVICE_INFO,

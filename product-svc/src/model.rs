@@ -252,3 +252,89 @@ pub struct QuoteUse {
     /// The order using it.
     pub order_id: String,
 }
+
+/// One image of a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductImage {
+    /// UUIDv7.
+    pub id: String,
+    /// The product.
+    pub product_id: String,
+    /// What the bytes are.
+    pub kind: ImageKind,
+    /// Size in bytes.
+    pub byte_size: i64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// SHA-256 of the bytes, lower-case hex.
+    pub sha256: String,
+    /// Text for people who cannot see it.
+    pub alt_text: String,
+    /// The product's primary image.
+    pub primary: bool,
+    /// Where the bytes are stored.
+    pub object_key: String,
+    /// Where its JPEG thumbnail is stored.
+    pub thumbnail_key: String,
+    /// The thumbnail's size in bytes.
+    pub thumbnail_size: i64,
+    /// Added.
+    pub create_time: DateTime<Utc>,
+}
+
+/// The image formats a product image may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// PNG.
+    Png,
+    /// JPEG.
+    Jpeg,
+    /// WebP.
+    Webp,
+}
+
+impl ImageKind {
+    /// Every kind.
+    pub const ALL: [Self; 3] = [Self::Png, Self::Jpeg, Self::Webp];
+
+    /// Its media type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Webp => "image/webp",
+        }
+    }
+
+    /// The file extension of its stored object.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpg",
+            Self::Webp => "webp",
+        }
+    }
+
+    /// The kind of a media type (`image/png`), if it is one of ours.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.content_type().eq_ignore_ascii_case(essence))
+    }
+
+    /// The kind the bytes' signature says, if any of ours.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(Self::Webp)
+        } else {
+            None
+        }
+    }
+}

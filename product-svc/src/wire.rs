@@ -26,5 +26,7 @@ pub(crate) fn to_proto_product(p: Product) -> pb::Product {
         archived: p.archived,
         create_time: Some(kit::time::to_timestamp(p.create_time)),
         update_time: Some(kit::time::to_timestamp(p.update_time)),
+        // Attached by the handlers that answer with images.
+        images: Vec::new(),
     }
 }

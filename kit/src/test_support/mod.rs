@@ -30,6 +30,9 @@ use crate::kv::{KvStore, MemoryKv, RedisKv};
 pub const MYSQL_VAR: &str = "OMS_TEST_MYSQL_URL";
 /// The variable naming the Redis server for tests.
 pub const REDIS_VAR: &str = "OMS_TEST_REDIS_URL";
+/// The variable naming the S3-compatible server for tests
+/// (`http://127.0.0.1:PORT`, e.g. moto from `scripts/test-s3`).
+pub const S3_VAR: &str = "OMS_TEST_S3_ENDPOINT";
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -193,6 +196,34 @@ pub enum KvBackend {
     Memory,
     /// Redis at `OMS_TEST_REDIS_URL`.
     Redis,
+}
+
+/// A fresh bucket on the test S3 server: `(endpoint, bucket)`, or `None`
+/// outside CI when the server is not configured. The bucket is made with
+/// an unsigned request, which the local test server accepts.
+pub async fn s3_test_bucket() -> Option<(String, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let endpoint = required_in_ci(S3_VAR)?;
+    let Some(authority) = endpoint.strip_prefix("http://") else {
+        panic!("{S3_VAR} must be an http:// endpoint of a local server, not {endpoint}");
+    };
+    let authority = authority.trim_end_matches('/').to_owned();
+    let bucket = unique_name("oms-test").replace('_', "-");
+    let mut stream = match tokio::net::TcpStream::connect(&authority).await {
+        Ok(stream) => stream,
+        Err(e) => panic!("{S3_VAR}: cannot reach {authority}: {e}"),
+    };
+    let request = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let written = stream.write_all(request.as_bytes()).await;
+    let read = stream.read_to_string(&mut answer).await;
+    assert!(
+        written.is_ok() && read.is_ok() && answer.starts_with("HTTP/1.1 200"),
+        "creating bucket {bucket} on {endpoint}: {answer}"
+    );
+    Some((endpoint.trim_end_matches('/').to_owned(), bucket))
 }
 
 /// The Redis URL for tests, or `None` outside CI when unset.

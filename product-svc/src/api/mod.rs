@@ -2,6 +2,7 @@
 //! authorizes, calls the catalogue or inventory rules, and maps results to
 //! the wire.
 
+mod images;
 mod inventory;
 mod products;
 mod quotes;
@@ -10,6 +11,7 @@ use oms_proto::product::v1 as pb;
 use tonic::service::Routes;
 
 use crate::catalogue::Catalogue;
+use crate::images::Images;
 use crate::inventory::Inventory;
 use crate::model::{Reservation, State as ReservationState};
 use crate::quotes::Quotes;
@@ -24,6 +26,8 @@ pub(crate) struct State {
     pub(crate) inventory: Inventory,
     /// Price quotes.
     pub(crate) quotes: Quotes,
+    /// Product images.
+    pub(crate) images: Images,
 }
 
 /// The routes of ProductService, InventoryService and QuoteService.

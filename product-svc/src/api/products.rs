@@ -5,6 +5,7 @@ use kit::auth::require_admin;
 use oms_proto::product::v1::{self as pb, product_service_server::ProductService};
 use tonic::{Request, Response, Status};
 
+use super::images::{self, to_proto_image};
 use super::{State, money, to_proto_product};
 use crate::catalogue::NewProduct;
 use crate::error::ProductError;
@@ -45,8 +46,17 @@ impl ProductService for ProductApi {
         let id =
             input::uuid("product_id", &request.get_ref().product_id).map_err(ProductError::from)?;
         let product = self.state.catalogue.get(&id).await?;
+        let mut product = to_proto_product(product);
+        product.images = self
+            .state
+            .images
+            .list(&id)
+            .await?
+            .into_iter()
+            .map(to_proto_image)
+            .collect();
         Ok(Response::new(pb::GetProductResponse {
-            product: Some(to_proto_product(product)),
+            product: Some(product),
         }))
     }
 
@@ -66,8 +76,21 @@ impl ProductService for ProductApi {
                 query.page_size,
             )
             .await?;
+        let ids: Vec<String> = products.iter().map(|p| p.id.clone()).collect();
+        let mut images = self.state.images.list_many(&ids).await?;
+        let products = products
+            .into_iter()
+            .map(|p| {
+                let mut product = to_proto_product(p);
+                product.images = images
+                    .extract_if(.., |i| i.product_id == product.id)
+                    .map(to_proto_image)
+                    .collect();
+                product
+            })
+            .collect();
         Ok(Response::new(pb::ListProductsResponse {
-            products: products.into_iter().map(to_proto_product).collect(),
+            products,
             next_page_token: next
                 .as_deref()
                 .map(kit::paging::encode_token)
@@ -150,5 +173,45 @@ impl ProductService for ProductApi {
         Ok(Response::new(pb::AdjustStockResponse {
             product: Some(to_proto_product(product)),
         }))
+    }
+
+    #[tracing::instrument(skip_all, name = "UploadProductImage")]
+    async fn upload_product_image(
+        &self,
+        request: Request<tonic::Streaming<pb::UploadProductImageRequest>>,
+    ) -> Result<Response<pb::UploadProductImageResponse>, Status> {
+        images::upload(&self.state, request).await
+    }
+
+    #[tracing::instrument(skip_all, name = "ListProductImages")]
+    async fn list_product_images(
+        &self,
+        request: Request<pb::ListProductImagesRequest>,
+    ) -> Result<Response<pb::ListProductImagesResponse>, Status> {
+        images::list(&self.state, request).await
+    }
+
+    #[tracing::instrument(skip_all, name = "DownloadProductImage")]
+    async fn download_product_image(
+        &self,
+        request: Request<pb::DownloadProductImageRequest>,
+    ) -> Result<Response<images::DownloadStream>, Status> {
+        images::download(&self.state, request).await
+    }
+
+    #[tracing::instrument(skip_all, name = "DeleteProductImage")]
+    async fn delete_product_image(
+        &self,
+        request: Request<pb::DeleteProductImageRequest>,
+    ) -> Result<Response<pb::DeleteProductImageResponse>, Status> {
+        images::delete(&self.state, request).await
+    }
+
+    #[tracing::instrument(skip_all, name = "SetPrimaryImage")]
+    async fn set_primary_image(
+        &self,
+        request: Request<pb::SetPrimaryImageRequest>,
+    ) -> Result<Response<pb::SetPrimaryImageResponse>, Status> {
+        images::set_primary(&self.state, request).await
     }
 }

@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_catalogue;
 mod m20261202_000001_events;
 mod m20261203_000001_quotes;
+mod m20261203_000002_images;
 
 /// Applies product-svc's migrations in order.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_catalogue::Migration),
             Box::new(m20261202_000001_events::Migration),
             Box::new(m20261203_000001_quotes::Migration),
+            Box::new(m20261203_000002_images::Migration),
         ]
     }
 }

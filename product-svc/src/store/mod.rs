@@ -3,6 +3,8 @@
 
 pub mod price_history;
 pub mod product;
+pub mod product_image;
+pub mod product_images;
 pub mod products;
 pub mod quote;
 pub mod quote_line;

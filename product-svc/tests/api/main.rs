@@ -7,6 +7,7 @@
 
 mod catalogue;
 mod helpers;
+mod images;
 mod inventory;
 mod quotes;
 
