@@ -554,19 +554,25 @@ async fn the_openapi_document_lists_exactly_the_served_routes_and_who_may_call_t
                 if secured { "needing a token" } else { "public" },
                 reply.status
             );
-            let content = &operation["responses"]["200"]["content"];
+            let responses = &operation["responses"];
+            let content = if responses["200"].is_object() {
+                &responses["200"]["content"]
+            } else {
+                &responses["201"]["content"]
+            };
             assert!(
                 content["application/json"]["schema"].is_object()
                     || content["text/event-stream"]["schema"].is_object()
+                    || content["image/png"]["schema"]["format"] == "binary",
+                "{verb} {path}: {responses}"
             );
         }
     }
     // Every annotated RPC: 5 of AuthService (all but IssueServiceToken and
     // ListTokenRevocations, which are gRPC only), 7 of UserService, 10 of
-    // ProductService (all but the image upload and download streams, which
-    // the gateway will serve as raw bodies), 2 of QuoteService, 6 of
-    // OrderService.
-    assert_eq!(operations, 5 + 7 + 10 + 2 + 6);
+    // ProductService and its 3 raw-body image routes (upload, image,
+    // thumbnail), 2 of QuoteService, 6 of OrderService.
+    assert_eq!(operations, 5 + 7 + 10 + 3 + 2 + 6);
     let watch = &doc.json["paths"]["/v1/orders/{order_id}:watch"]["get"]["responses"]["200"];
     assert!(
         watch["content"]["text/event-stream"]["schema"].is_object(),
@@ -1352,4 +1358,175 @@ async fn an_order_is_watched_as_server_sent_events_until_it_is_final() {
     )
     .await;
     assert_eq!(anonymous.status, 401);
+}
+
+/// A `width` × `height` PNG.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let pixels = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 200])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(pixels)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_is_put_as_a_raw_body_and_served_with_an_etag() {
+    use testkit::http::send_bytes;
+    let (gw, _stop) = start().await;
+    let admin = login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let bearer = format!("Bearer {admin}");
+    let created = send(
+        gw,
+        "POST",
+        "/v1/products",
+        &[("authorization", &bearer)],
+        Some(&json!({"sku": "GW-IMG", "name": "Pictured mug", "price": {"currencyCode": "USD", "amountMinor": "900"}, "stockOnHand": "3"}).to_string()),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.json);
+    let product = created.json["product"]["id"].as_str().unwrap().to_owned();
+    let images = format!("/v1/products/{product}/images");
+    let picture = png(400, 200);
+
+    let anonymous = send_bytes(
+        gw,
+        "PUT",
+        &images,
+        &[("content-type", "image/png")],
+        &picture,
+    )
+    .await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
+    let put = send_bytes(
+        gw,
+        "PUT",
+        &format!("{images}?altText=A%20mug"),
+        &[("authorization", &bearer), ("content-type", "image/png")],
+        &picture,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.text);
+    let image = &put.json["image"];
+    assert_eq!(image["altText"], "A mug");
+    assert_eq!(
+        image["byteSize"],
+        picture.len().to_string(),
+        "int64 as a string"
+    );
+    let sha256: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&picture)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(image["sha256"], sha256);
+
+    let url = image["url"].as_str().unwrap().to_owned();
+    let got = send_bytes(gw, "GET", &url, &[], &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.bytes, picture, "byte for byte");
+    assert_eq!(got.header("content-type"), Some("image/png"));
+    assert_eq!(
+        got.header("content-length"),
+        Some(picture.len().to_string().as_str())
+    );
+    let etag = format!("\"{sha256}\"");
+    assert_eq!(got.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        got.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let cached = send_bytes(gw, "GET", &url, &[("if-none-match", &etag)], &[]).await;
+    assert_eq!(cached.status, 304);
+    assert!(cached.bytes.is_empty());
+    let thumbnail = send_bytes(gw, "GET", image["thumbnailUrl"].as_str().unwrap(), &[], &[]).await;
+    assert_eq!(thumbnail.status, 200);
+    assert_eq!(thumbnail.header("content-type"), Some("image/jpeg"));
+    let listed = send(gw, "GET", &images, &[], None).await;
+    assert_eq!(listed.json["images"][0]["id"], image["id"]);
+
+    let mut too_big = png(8, 8);
+    too_big.resize(6 << 20, 0);
+    let refused = send_bytes(
+        gw,
+        "PUT",
+        &images,
+        &[("authorization", &bearer), ("content-type", "image/png")],
+        &too_big,
+    )
+    .await;
+    assert_eq!(refused.status, 413, "{}", refused.text);
+    assert_eq!(refused.reason(), "IMAGE_TOO_LARGE");
+    let text = send_bytes(
+        gw,
+        "PUT",
+        &images,
+        &[("authorization", &bearer), ("content-type", "image/png")],
+        b"plain text pretending to be a picture",
+    )
+    .await;
+    assert_eq!((text.status, text.reason()), (400, "IMAGE_TYPE_MISMATCH"));
+    let listed = send(gw, "GET", &images, &[], None).await;
+    assert_eq!(
+        listed.json["images"].as_array().unwrap().len(),
+        1,
+        "nothing refused was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_presigned_urls_an_image_get_redirects_to_the_store() {
+    use testkit::http::send_bytes;
+    let Some((endpoint, bucket)) = kit::test_support::s3_test_bucket().await else {
+        return;
+    };
+    let blob_url = format!("s3://{bucket}/gw");
+    let (gw, _stop) = start_with(&[
+        ("OMS_BLOB_URL", &blob_url),
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("OMS_BLOB_PRESIGN", "true"),
+    ])
+    .await;
+    let admin = login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let bearer = format!("Bearer {admin}");
+    let created = send(
+        gw,
+        "POST",
+        "/v1/products",
+        &[("authorization", &bearer)],
+        Some(&json!({"sku": "GW-SIGNED", "name": "Signed mug", "price": {"currencyCode": "USD", "amountMinor": "900"}, "stockOnHand": "1"}).to_string()),
+    )
+    .await;
+    let product = created.json["product"]["id"].as_str().unwrap().to_owned();
+    let put = send_bytes(
+        gw,
+        "PUT",
+        &format!("/v1/products/{product}/images"),
+        &[("authorization", &bearer), ("content-type", "image/png")],
+        &png(20, 20),
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.text);
+    let got = send_bytes(
+        gw,
+        "GET",
+        put.json["image"]["url"].as_str().unwrap(),
+        &[],
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 307);
+    let location = got.header("location").unwrap();
+    assert!(
+        location.starts_with(&format!("{endpoint}/{bucket}/gw/products/{product}/"))
+            && location.contains("X-Amz-Signature="),
+        "{location}"
+    );
 }

@@ -1,11 +1,13 @@
 """A customer's whole flow through the gRPC API with a client generated
 from proto/ by grpcio-tools: register, sign in, an admin creates a product,
-the customer orders it, lists and cancels the order, and the stock comes
+uploads its image (client-streaming), the customer orders it, lists and
+cancels the order, and the stock comes
 back. Exits non-zero, saying where, on any surprise.
 
 usage: flow.py USER_ADDR PRODUCT_ADDR ORDER_ADDR ADMIN_EMAIL ADMIN_PASSWORD
 """
 
+import hashlib
 import sys
 import uuid
 from pathlib import Path
@@ -48,6 +50,22 @@ def main() -> int:
             price=common_pb2.Money(currency_code="USD", amount_minor=1500), stock_on_hand=5)),
         metadata=bearer(admin.access_token)).product
 
+    # A client-streaming upload: the start, then the bytes in chunks.
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+        "0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+    upload = iter([
+        product_pb2.UploadProductImageRequest(start=product_pb2.ImageUploadStart(
+            product_id=product.id, content_type="image/png", alt_text="A red dot")),
+        product_pb2.UploadProductImageRequest(chunk=png[:40]),
+        product_pb2.UploadProductImageRequest(chunk=png[40:]),
+    ])
+    image = products.UploadProductImage(upload, metadata=bearer(admin.access_token)).image
+    expect(image.sha256 == hashlib.sha256(png).hexdigest(), f"uploaded image {image}")
+    shown = products.GetProduct(product_pb2.GetProductRequest(product_id=product.id)).product
+    expect([i.id for i in shown.images] == [image.id] and shown.images[0].primary,
+           f"GetProduct images {shown.images}")
+
     lines = [common_pb2.LineItem(product_id=product.id, quantity=2)]
     order = orders.CreateOrder(order_pb2.CreateOrderRequest(lines=lines, request_id="py-1"),
                                metadata=bearer(customer.access_token)).order
@@ -74,7 +92,8 @@ def main() -> int:
         details = dict(error.trailing_metadata() or ())
         expect("grpc-status-details-bin" in details, "no google.rpc details on INVALID_ARGUMENT")
 
-    print("python client (grpcio-tools): register, login, admin CreateProduct, CreateOrder CONFIRMED, "
+    print("python client (grpcio-tools): register, login, admin CreateProduct, UploadProductImage, "
+          "CreateOrder CONFIRMED, "
           "ListOrders, CancelOrder, stock back to 5, INVALID_ARGUMENT with details")
     return 0
 

@@ -119,13 +119,13 @@ pub(crate) fn from_status(status: &tonic::Status) -> Response {
     }
     // The IETF Idempotency-Key draft answers a key reused with another
     // body with 422; gRPC says INVALID_ARGUMENT.
-    let reused_key = details
-        .error_info()
-        .is_some_and(|info| info.reason == "IDEMPOTENCY_KEY_REUSED");
-    let http = if reused_key {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        http_status(status.code())
+    // An upload over its size limit is RESOURCE_EXHAUSTED in gRPC and 413
+    // in HTTP (not 429: waiting does not help).
+    let reason = details.error_info().map(|info| info.reason.as_str());
+    let http = match reason {
+        Some("IDEMPOTENCY_KEY_REUSED") => StatusCode::UNPROCESSABLE_ENTITY,
+        Some("IMAGE_TOO_LARGE") => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => http_status(status.code()),
     };
     let mut response = body(http, status.code(), status.message(), items);
     if let Some(delay) = retry_after {

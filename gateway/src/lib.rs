@@ -6,6 +6,7 @@
 //! - `routes` and `template`: the route table read from the descriptors.
 //! - `transcode` and `codec`: JSON ⇄ protobuf, and calling any RPC.
 //! - `proxy`: the one handler behind every route.
+//! - `images`: product image uploads and downloads as raw bodies.
 //! - `backends`: one lazily connected HTTP/2 channel per service.
 //! - `openapi`: the OpenAPI document of those same routes.
 //! - `oauth2`: the RFC 6749 token endpoint onto AuthService.
@@ -23,6 +24,7 @@ mod codec;
 pub mod config;
 mod error;
 mod health;
+mod images;
 mod limits;
 mod oauth2;
 mod observe;
@@ -50,6 +52,8 @@ pub(crate) struct Gateway {
     pub(crate) routes: Vec<routes::Route>,
     /// The backends' channels.
     pub(crate) backends: backends::Backends,
+    /// The contract's descriptors, for JSON of typed messages.
+    pub(crate) descriptors: prost_reflect::DescriptorPool,
 }
 
 /// gateway as a binary: its commands and configuration, in kit's service shape
@@ -95,7 +99,11 @@ pub async fn serve(
     let (pool, routes) = routes::load(oms_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| kit::StartupError::setup("gateway routes", e))?;
     let openapi = Arc::new(openapi::document(&pool, &routes));
-    let gateway = Arc::new(Gateway { routes, backends });
+    let gateway = Arc::new(Gateway {
+        routes,
+        backends,
+        descriptors: pool.clone(),
+    });
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -107,6 +115,20 @@ pub async fn serve(
                 let document = openapi.clone();
                 async move { axum::Json(document.as_ref().clone()) }
             }),
+        )
+        // Image bytes are not JSON: their routes stream raw bodies; other
+        // methods on the same paths are contract routes.
+        .route(
+            "/v1/products/{product_id}/images",
+            axum::routing::put(images::upload).fallback(proxy::handle),
+        )
+        .route(
+            "/v1/products/{product_id}/images/{image_id}",
+            get(images::download).fallback(proxy::handle),
+        )
+        .route(
+            "/v1/products/{product_id}/images/{image_id}/thumbnail",
+            get(images::thumbnail),
         )
         .fallback(proxy::handle)
         // Each handler reads its body itself, with its route's limit

@@ -25,8 +25,16 @@ pub(crate) fn limit_for(path: &str) -> usize {
     match path {
         "/oauth2/token" => TOKEN_FORM_MAX,
         "/healthz" | "/readyz" | "/metrics" | "/openapi.json" => 0,
+        _ if is_image_upload(path) => crate::images::UPLOAD_MAX,
         _ => JSON_MAX,
     }
+}
+
+/// `/v1/products/{product_id}/images`: raw image bodies.
+fn is_image_upload(path: &str) -> bool {
+    path.strip_prefix("/v1/products/")
+        .and_then(|rest| rest.strip_suffix("/images"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// Refuses a request whose headers are over [`kit::server::MAX_FORWARDED_HEADERS`]
@@ -105,5 +113,7 @@ mod tests {
         assert_eq!(limit_for("/oauth2/token"), 8 * 1024);
         assert_eq!(limit_for("/v1/orders"), 1024 * 1024);
         assert_eq!(limit_for("/healthz"), 0);
+        assert_eq!(limit_for("/v1/products/p1/images"), 64 << 20);
+        assert_eq!(limit_for("/v1/products/p1/images/i1"), 1024 * 1024);
     }
 }

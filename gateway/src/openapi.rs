@@ -101,6 +101,7 @@ pub(crate) fn document(pool: &DescriptorPool, routes: &[Route]) -> Value {
             .or_default()
             .insert(route.verb.as_str().to_lowercase(), Value::Object(operation));
     }
+    image_routes(pool, &mut paths, &mut schemas);
     schemas.insert("Error".to_owned(), error_schema());
     json!({
         "openapi": "3.0.3",
@@ -287,5 +288,86 @@ fn ok_response(
         })
     } else {
         json!({"description": "OK", "content": {"application/json": {"schema": schema}}})
+    }
+}
+
+/// The image routes, whose bodies are raw bytes rather than JSON (served by
+/// `images.rs`, not the route table).
+fn image_routes(
+    pool: &DescriptorPool,
+    paths: &mut BTreeMap<String, Map<String, Value>>,
+    schemas: &mut BTreeMap<String, Value>,
+) {
+    let error = json!({"description": "An error (AIP-193)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let binary = json!({"type": "string", "format": "binary"});
+    let image_types = json!({
+        "image/png": {"schema": binary},
+        "image/jpeg": {"schema": binary},
+        "image/webp": {"schema": binary},
+    });
+    let uploaded = pool
+        .get_message_by_name("oms.product.v1.UploadProductImageResponse")
+        .map_or_else(|| json!({"type": "object"}), |m| reference(&m, schemas));
+    let product_id =
+        json!({"name": "product_id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let image_id =
+        json!({"name": "image_id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let mut upload = Map::new();
+    upload.insert(
+        "operationId".into(),
+        json!("ProductService_UploadProductImage"),
+    );
+    upload.insert("tags".into(), json!(["ProductService"]));
+    upload.insert(
+        "description".into(),
+        json!("Adds an image to a product: the raw PNG, JPEG or WebP as the body, its type as Content-Type. Admins only. Too large: 413; not the declared type or over 8000 × 8000 pixels: 400."),
+    );
+    upload.insert(
+        "parameters".into(),
+        json!([product_id, {"name": "altText", "in": "query", "schema": {"type": "string"}, "description": "Text for people who cannot see the image, up to 500 characters."}]),
+    );
+    upload.insert(
+        "requestBody".into(),
+        json!({"required": true, "content": image_types}),
+    );
+    upload.insert(
+        "responses".into(),
+        json!({"201": {"description": "The stored image", "content": {"application/json": {"schema": uploaded}}}, "default": error}),
+    );
+    upload.insert("security".into(), json!([{"bearerAuth": []}]));
+    paths
+        .entry("/v1/products/{product_id}/images".to_owned())
+        .or_default()
+        .insert("put".into(), Value::Object(upload));
+    for (suffix, what, operation) in [
+        (
+            "",
+            "the image's bytes",
+            "ProductService_DownloadProductImage",
+        ),
+        (
+            "/thumbnail",
+            "its 320-pixel-wide JPEG thumbnail",
+            "ProductService_DownloadProductImageThumbnail",
+        ),
+    ] {
+        let download = json!({
+            "operationId": operation,
+            "tags": ["ProductService"],
+            "description": format!("Streams {what}, with its SHA-256 as ETag (If-None-Match answers 304) and immutable caching; with presigned URLs on, redirects (307) to the store instead."),
+            "parameters": [product_id, image_id],
+            "responses": {
+                "200": {"description": "The bytes", "content": image_types},
+                "304": {"description": "Not modified: the client's copy is current"},
+                "307": {"description": "Fetch the bytes from the presigned URL in Location"},
+                "default": error,
+            },
+        });
+        paths
+            .entry(format!(
+                "/v1/products/{{product_id}}/images/{{image_id}}{suffix}"
+            ))
+            .or_default()
+            .insert("get".into(), download);
     }
 }

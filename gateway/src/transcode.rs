@@ -226,9 +226,7 @@ fn scalar(field: &FieldDescriptor, raw: &str) -> Result<Value, String> {
 /// The response as JSON: lowerCamelCase names, 64-bit integers as strings,
 /// enums by name, default values included (as grpc-gateway v2 does).
 pub(crate) fn response_json(route: &Route, response: &DynamicMessage) -> Result<Vec<u8>, String> {
-    let options = SerializeOptions::new()
-        .skip_default_fields(false)
-        .stringify_64_bit_integers(true);
+    let options = json_options();
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::new(&mut out);
     match &route.response_body {
@@ -239,5 +237,30 @@ pub(crate) fn response_json(route: &Route, response: &DynamicMessage) -> Result<
         },
     }
     .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn json_options() -> SerializeOptions {
+    SerializeOptions::new()
+        .skip_default_fields(false)
+        .stringify_64_bit_integers(true)
+}
+
+/// A typed message, `name` in the contract, as the JSON routes answer
+/// (proto3 JSON: lowerCamelCase, 64-bit integers as strings).
+pub(crate) fn message_json(
+    pool: &prost_reflect::DescriptorPool,
+    name: &str,
+    message: &impl prost::Message,
+) -> Result<Vec<u8>, String> {
+    let descriptor = pool
+        .get_message_by_name(name)
+        .ok_or_else(|| format!("{name} is not in the contract"))?;
+    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    dynamic
+        .serialize_with_options(&mut serde_json::Serializer::new(&mut out), &json_options())
+        .map_err(|e| e.to_string())?;
     Ok(out)
 }

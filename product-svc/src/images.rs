@@ -18,6 +18,7 @@ use sha2::{Digest as _, Sha256};
 use crate::blobs::{BlobError, Blobs};
 use crate::error::ProductError;
 use crate::model::{ImageKind, ProductImage};
+use crate::product_events::ProductEvents;
 use crate::store::{product_images, products};
 
 /// Largest upload chunk a client may send.
@@ -83,6 +84,7 @@ pub struct Images {
     pub(crate) blobs: Blobs,
     /// `OMS_IMAGE_MAX_BYTES`.
     pub(crate) max_bytes: u64,
+    pub(crate) events: ProductEvents,
 }
 
 impl Images {
@@ -140,7 +142,7 @@ impl Images {
         // Bytes first, row second: a row never points at nothing.
         self.blobs.put(&image.object_key, bytes).await?;
         self.blobs.put(&image.thumbnail_key, thumbnail).await?;
-        if !product_images::insert(&self.db, &image).await? {
+        if !product_images::insert(&self.db, &self.events, &image).await? {
             // The same bytes, uploaded at the same time: one image.
             return product_images::find_by_sha256(&self.db, &product.id, &sha256)
                 .await?
@@ -222,7 +224,7 @@ impl Images {
     /// Removes the image's row, then its bytes (a failure there leaves
     /// them to the sweeper).
     pub async fn delete(&self, product_id: &str, image_id: &str) -> Result<(), ProductError> {
-        let image = product_images::delete(&self.db, product_id, image_id)
+        let image = product_images::delete(&self.db, &self.events, product_id, image_id)
             .await?
             .ok_or_else(|| ProductError::ImageNotFound(image_id.to_owned()))?;
         for key in [&image.object_key, &image.thumbnail_key] {

@@ -140,6 +140,7 @@ pub async fn serve(
         db: db.clone(),
         blobs,
         max_bytes: config.image_max_bytes,
+        events: product_events.clone(),
     };
     // Bytes whose upload died before its row was written.
     let _blob_sweeper = kit::background::every(

@@ -141,6 +141,15 @@ pub enum ProductChange {
         /// The old price, minor units.
         old_price_minor: i64,
     },
+    /// An image was added (as stored, primary flag included).
+    ImageAdded(Box<ProductImage>),
+    /// An image was removed.
+    ImageRemoved {
+        /// Its ID.
+        image_id: String,
+        /// Its SHA-256.
+        sha256: String,
+    },
     /// Stock moved.
     StockChanged {
         /// Why.

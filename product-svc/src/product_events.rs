@@ -6,7 +6,7 @@ use oms_proto::product::v1 as pb;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::model::{Product, ProductChange};
-use crate::wire::{money, to_proto_product};
+use crate::wire::{money, to_proto_image, to_proto_product};
 
 /// The outbox's aggregate type for products.
 pub const AGGREGATE: &str = "product";
@@ -102,6 +102,16 @@ fn encode(product: &Product, change: ProductChange) -> (&'static str, pb::produc
                 old_price: money(&old_currency_code, old_price_minor),
                 new_price: money(&product.currency_code, product.price_minor),
             }),
+        ),
+        ProductChange::ImageAdded(image) => (
+            "oms.product.v1.ProductImageAdded",
+            C::ImageAdded(pb::ProductImageAdded {
+                image: Some(to_proto_image(*image)),
+            }),
+        ),
+        ProductChange::ImageRemoved { image_id, sha256 } => (
+            "oms.product.v1.ProductImageRemoved",
+            C::ImageRemoved(pb::ProductImageRemoved { image_id, sha256 }),
         ),
         ProductChange::StockChanged {
             cause,

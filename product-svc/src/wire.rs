@@ -4,7 +4,7 @@
 use oms_proto::common::v1::Money;
 use oms_proto::product::v1 as pb;
 
-use crate::model::Product;
+use crate::model::{Product, ProductImage};
 
 pub(crate) fn money(currency_code: &str, amount_minor: i64) -> Option<Money> {
     Some(Money {
@@ -28,5 +28,23 @@ pub(crate) fn to_proto_product(p: Product) -> pb::Product {
         update_time: Some(kit::time::to_timestamp(p.update_time)),
         // Attached by the handlers that answer with images.
         images: Vec::new(),
+    }
+}
+
+/// The image as the wire shows it, with where the gateway serves it.
+pub(crate) fn to_proto_image(image: ProductImage) -> pb::ProductImage {
+    let url = format!("/v1/products/{}/images/{}", image.product_id, image.id);
+    pb::ProductImage {
+        thumbnail_url: format!("{url}/thumbnail"),
+        url,
+        content_type: image.kind.content_type().to_owned(),
+        byte_size: image.byte_size,
+        width: i32::try_from(image.width).unwrap_or(i32::MAX),
+        height: i32::try_from(image.height).unwrap_or(i32::MAX),
+        sha256: image.sha256,
+        alt_text: image.alt_text,
+        primary: image.primary,
+        create_time: Some(kit::time::to_timestamp(image.create_time)),
+        id: image.id,
     }
 }

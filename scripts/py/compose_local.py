@@ -11,7 +11,8 @@ usage: compose_local.py BIN_DIR   (holding user-svc, product-svc, order-svc, gat
 Needs MariaDB/MySQL reachable as root by `mysql -uroot` (local socket),
 Redis at $OMS_TEST_REDIS_URL (default redis://127.0.0.1:6379), and stands
 the test broker (scripts/test-broker, tansu; or $OMS_TEST_KAFKA_BROKERS) in
-for compose's Kafka.
+for compose's Kafka and the test S3 server (scripts/test-s3, moto; or
+$OMS_TEST_S3_ENDPOINT) for its MinIO, making the bucket as minio-init does.
 """
 
 import json
@@ -79,9 +80,20 @@ def main() -> int:
     kafka = os.environ.get("OMS_TEST_KAFKA_BROKERS") or subprocess.run(
         [ROOT / "scripts" / "test-broker"], check=True, capture_output=True, text=True
     ).stdout.strip()
+    s3 = os.environ.get("OMS_TEST_S3_ENDPOINT") or subprocess.run(
+        [ROOT / "scripts" / "test-s3"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     processes = {}
     logs = {}
     try:
+        # minio-init's `mc mb --ignore-existing`: the local server takes
+        # unsigned requests, and answers 409 when the bucket exists.
+        bucket = re.match(r"s3://([^/]+)", compose["services"]["product-svc"]["environment"]["OMS_BLOB_URL"]).group(1)
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{s3}/{bucket}", method="PUT"), timeout=10)
+        except urllib.error.HTTPError as e:
+            if e.code != 409:
+                raise
         secrets_dir = work / "secrets"
         subprocess.run(
             [sys.executable, ROOT / "scripts" / "compose-secrets", "--dir", secrets_dir,
@@ -117,6 +129,8 @@ def main() -> int:
                 return redis_url
             if key == "OMS_KAFKA_BROKERS":
                 return kafka
+            if key == "AWS_ENDPOINT_URL":
+                return s3
             if key == "OMS_REDIS_KEY_PREFIX":
                 return f"{prefix}:"
             if key == "OMS_TRUSTED_PROXIES":
@@ -194,6 +208,23 @@ def main() -> int:
         if body["product"]["stockAvailable"] != "1":
             fail(f"stock after the order: {body}")
         print("compose-local: admin product, customer order CONFIRMED, stock 3 -> 1, through the gateway")
+
+        # An image through the gateway into the S3 store, and back.
+        png = bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+            "0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+        request = urllib.request.Request(
+            f"{gw}/v1/products/{product}/images?altText=dot", data=png, method="PUT",
+            headers={"Content-Type": "image/png", "Authorization": f"Bearer {admin}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                image = json.loads(r.read())["image"]
+        except urllib.error.HTTPError as e:
+            fail(f"image upload: {e.code} {e.read()[:500]}")
+        with urllib.request.urlopen(f"{gw}{image['url']}", timeout=30) as r:
+            if r.read() != png or r.headers["ETag"] != f'"{image["sha256"]}"':
+                fail("the image came back different")
+        print(f"compose-local: an image PUT through the gateway into S3 at {s3} and served back byte for byte")
 
         for name in ["user-svc", "product-svc", "order-svc"]:
             with urllib.request.urlopen(f"http://{metrics_addrs[name]}/metrics", timeout=10) as r:

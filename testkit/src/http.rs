@@ -16,6 +16,8 @@ pub struct Reply {
     pub json: serde_json::Value,
     /// The body as text.
     pub text: String,
+    /// The body as it came.
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -96,11 +98,28 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
+    send_bytes(
+        addr,
+        method,
+        path,
+        headers,
+        body.map(str::as_bytes).unwrap_or_default(),
+    )
+    .await
+}
+
+/// [`send`] with a body of any bytes (an image, say).
+pub async fn send_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(stream) => stream,
         Err(e) => panic!("cannot connect to {addr}: {e}"),
     };
-    let body = body.unwrap_or_default();
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -122,15 +141,20 @@ pub async fn send(
     }
     // A server may answer (413, say) and close before taking the whole
     // body; what it answered is still the answer.
-    let sent = stream.write_all(body.as_bytes()).await;
+    let sent = stream.write_all(body).await;
     let read = stream.read_to_end(&mut raw).await;
     if raw.is_empty() {
         panic!("{method} {path}: no answer (sending: {sent:?}, reading: {read:?})");
     }
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let Some((head, body)) = raw.split_once("\r\n\r\n") else {
-        panic!("{method} {path}: no complete HTTP answer: {raw:?}");
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        panic!(
+            "{method} {path}: no complete HTTP answer: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
     };
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let bytes = raw[split + 4..].to_vec();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -144,7 +168,8 @@ pub async fn send(
     Reply {
         status,
         headers,
-        json: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-        text: body.to_owned(),
+        json: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        text: body,
+        bytes,
     }
 }

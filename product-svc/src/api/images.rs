@@ -14,7 +14,7 @@ use super::State;
 use crate::error::ProductError;
 use crate::images::{DownloadBody, MAX_CHUNK, Variant};
 use crate::input;
-use crate::model::ProductImage;
+pub(super) use crate::wire::to_proto_image;
 
 /// DownloadProductImage's answer.
 pub(super) type DownloadStream =
@@ -22,24 +22,6 @@ pub(super) type DownloadStream =
 
 fn invalid(violations: Vec<kit::FieldViolation>) -> Status {
     ProductError::Invalid(violations).into()
-}
-
-/// The image as the wire shows it, with where the gateway serves it.
-pub(super) fn to_proto_image(image: ProductImage) -> pb::ProductImage {
-    let url = format!("/v1/products/{}/images/{}", image.product_id, image.id);
-    pb::ProductImage {
-        thumbnail_url: format!("{url}/thumbnail"),
-        url,
-        content_type: image.kind.content_type().to_owned(),
-        byte_size: image.byte_size,
-        width: i32::try_from(image.width).unwrap_or(i32::MAX),
-        height: i32::try_from(image.height).unwrap_or(i32::MAX),
-        sha256: image.sha256,
-        alt_text: image.alt_text,
-        primary: image.primary,
-        create_time: Some(kit::time::to_timestamp(image.create_time)),
-        id: image.id,
-    }
 }
 
 pub(super) async fn upload(

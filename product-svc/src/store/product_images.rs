@@ -9,7 +9,8 @@ use sea_orm::{
 };
 
 use super::product_image;
-use crate::model::{ImageKind, ProductImage};
+use crate::model::{ImageKind, ProductChange, ProductImage};
+use crate::product_events::ProductEvents;
 
 fn from_row(row: product_image::Model) -> Result<ProductImage, DbErr> {
     let kind = ImageKind::from_content_type(&row.content_type).ok_or_else(|| {
@@ -37,7 +38,12 @@ fn from_row(row: product_image::Model) -> Result<ProductImage, DbErr> {
 
 /// Records an image whose bytes are stored, primary if it is the
 /// product's first; `Ok(false)` if the product already has these bytes.
-pub async fn insert(db: &DatabaseConnection, image: &ProductImage) -> Result<bool, DbErr> {
+/// Its event is written in the same transaction.
+pub async fn insert(
+    db: &DatabaseConnection,
+    events: &ProductEvents,
+    image: &ProductImage,
+) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let first = product_image::Entity::find()
         .filter(product_image::Column::ProductId.eq(image.product_id.clone()))
@@ -70,7 +76,17 @@ pub async fn insert(db: &DatabaseConnection, image: &ProductImage) -> Result<boo
         }
         Err(e) => return Err(e),
     }
+    if let Some(product) = super::products::get(&txn, &image.product_id).await? {
+        let stored = ProductImage {
+            primary: first,
+            ..image.clone()
+        };
+        events
+            .record(&txn, &product, ProductChange::ImageAdded(Box::new(stored)))
+            .await?;
+    }
     txn.commit().await?;
+    events.committed();
     Ok(true)
 }
 
@@ -131,8 +147,10 @@ pub async fn count(db: &impl ConnectionTrait, product_id: &str) -> Result<u64, D
 
 /// Removes the image's row (the oldest image left becomes primary if it
 /// was); the removed image, if there was one.
+/// Its event is written in the same transaction.
 pub async fn delete(
     db: &DatabaseConnection,
+    events: &ProductEvents,
     product_id: &str,
     image_id: &str,
 ) -> Result<Option<ProductImage>, DbErr> {
@@ -149,7 +167,15 @@ pub async fn delete(
     {
         mark_primary(&txn, product_id, &next.id).await?;
     }
+    if let Some(product) = super::products::get(&txn, product_id).await? {
+        let change = ProductChange::ImageRemoved {
+            image_id: image.id.clone(),
+            sha256: image.sha256.clone(),
+        };
+        events.record(&txn, &product, change).await?;
+    }
     txn.commit().await?;
+    events.committed();
     Ok(Some(image))
 }
 

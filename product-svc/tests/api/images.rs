@@ -260,6 +260,16 @@ async fn an_image_round_trips_byte_for_byte_with_its_thumbnail(store: Store) {
         image::load_from_memory_with_format(&small_thumb, image::ImageFormat::Jpeg).unwrap();
     assert_eq!(small.width(), 200, "a narrow image is not enlarged");
     assert_eq!(store.keys().await.len(), 4, "two images, two thumbnails");
+    assert_eq!(
+        kit::test_support::count_rows(
+            db.url(),
+            "outbox",
+            "event_type = 'oms.product.v1.ProductImageAdded'"
+        )
+        .await,
+        2,
+        "an event per image added, none for the repeat"
+    );
 
     let listed = mesh.images(&mug.id).await;
     assert_eq!(
@@ -540,6 +550,15 @@ async fn delete_removes_the_row_and_both_objects(store: Store) {
         store.keys().await.len(),
         2,
         "the deleted image's two objects are gone"
+    );
+    assert_eq!(
+        kit::test_support::count_rows(
+            db.url(),
+            "outbox",
+            "event_type = 'oms.product.v1.ProductImageRemoved'"
+        )
+        .await,
+        1
     );
     let gone = delete(&mesh.admin, &first.id).await.unwrap_err();
     assert_eq!(
