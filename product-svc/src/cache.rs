@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use kit::kv::KvStore;
 
-use crate::model::Product;
+use crate::model::{ImageKind, Product, ProductImage};
 
 /// How long a generation counter lives: far longer than any entry, so an
 /// expired counter can only hide entries that are gone too.
@@ -70,11 +70,83 @@ struct Entry {
     update_secs: i64,
     #[prost(uint32, tag = "13")]
     update_nanos: u32,
+    #[prost(message, repeated, tag = "14")]
+    images: Vec<ImageEntry>,
+}
+
+/// A cached product's image.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ImageEntry {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    content_type: String,
+    #[prost(int64, tag = "3")]
+    byte_size: i64,
+    #[prost(uint32, tag = "4")]
+    width: u32,
+    #[prost(uint32, tag = "5")]
+    height: u32,
+    #[prost(string, tag = "6")]
+    sha256: String,
+    #[prost(string, tag = "7")]
+    alt_text: String,
+    #[prost(bool, tag = "8")]
+    primary: bool,
+    #[prost(string, tag = "9")]
+    object_key: String,
+    #[prost(string, tag = "10")]
+    thumbnail_key: String,
+    #[prost(int64, tag = "11")]
+    thumbnail_size: i64,
+    #[prost(int64, tag = "12")]
+    create_secs: i64,
+    #[prost(uint32, tag = "13")]
+    create_nanos: u32,
+}
+
+impl ImageEntry {
+    fn from_image(i: &ProductImage) -> Self {
+        Self {
+            id: i.id.clone(),
+            content_type: i.kind.content_type().to_owned(),
+            byte_size: i.byte_size,
+            width: i.width,
+            height: i.height,
+            sha256: i.sha256.clone(),
+            alt_text: i.alt_text.clone(),
+            primary: i.primary,
+            object_key: i.object_key.clone(),
+            thumbnail_key: i.thumbnail_key.clone(),
+            thumbnail_size: i.thumbnail_size,
+            create_secs: i.create_time.timestamp(),
+            create_nanos: i.create_time.timestamp_subsec_nanos(),
+        }
+    }
+
+    fn into_image(self, product_id: &str) -> Option<ProductImage> {
+        Some(ProductImage {
+            id: self.id,
+            product_id: product_id.to_owned(),
+            kind: ImageKind::from_content_type(&self.content_type)?,
+            byte_size: self.byte_size,
+            width: self.width,
+            height: self.height,
+            sha256: self.sha256,
+            alt_text: self.alt_text,
+            primary: self.primary,
+            object_key: self.object_key,
+            thumbnail_key: self.thumbnail_key,
+            thumbnail_size: self.thumbnail_size,
+            create_time: DateTime::<Utc>::from_timestamp(self.create_secs, self.create_nanos)?,
+        })
+    }
 }
 
 impl Entry {
-    fn encode(p: &Product) -> Vec<u8> {
+    fn encode(p: &Product, images: &[ProductImage]) -> Vec<u8> {
         prost::Message::encode_to_vec(&Self {
+            images: images.iter().map(ImageEntry::from_image).collect(),
             id: p.id.clone(),
             sku: p.sku.clone(),
             name: p.name.clone(),
@@ -92,9 +164,14 @@ impl Entry {
     }
 
     /// `None` for bytes that are not an entry: a miss, not an error.
-    fn decode(raw: &[u8]) -> Option<Product> {
+    fn decode(raw: &[u8]) -> Option<(Product, Vec<ProductImage>)> {
         let e: Self = prost::Message::decode(raw).ok()?;
-        Some(Product {
+        let images = e
+            .images
+            .into_iter()
+            .map(|i| i.into_image(&e.id))
+            .collect::<Option<Vec<_>>>()?;
+        let product = Product {
             create_time: DateTime::<Utc>::from_timestamp(e.create_secs, e.create_nanos)?,
             update_time: DateTime::<Utc>::from_timestamp(e.update_secs, e.update_nanos)?,
             id: e.id,
@@ -106,7 +183,8 @@ impl Entry {
             stock_on_hand: e.stock_on_hand,
             stock_reserved: e.stock_reserved,
             archived: e.archived,
-        })
+        };
+        Some((product, images))
     }
 }
 
@@ -120,9 +198,9 @@ impl ProductCache {
         Self { kv, ttl }
     }
 
-    /// The cached product, if any, and the generation to store a database
-    /// read under if not.
-    pub async fn get(&self, id: &str) -> (Option<Product>, Generation) {
+    /// The cached product with its images, if any, and the generation to
+    /// store a database read under if not.
+    pub async fn get(&self, id: &str) -> (Option<(Product, Vec<ProductImage>)>, Generation) {
         let generation = match self.kv.get(&generation_key(id)).await {
             Ok(raw) => raw
                 .and_then(|r| String::from_utf8(r).ok())
@@ -145,12 +223,12 @@ impl ProductCache {
         }
     }
 
-    /// Caches a product read from the database after a miss.
-    pub async fn put(&self, product: &Product, generation: Generation) {
+    /// Caches a product and its images read from the database after a miss.
+    pub async fn put(&self, product: &Product, images: &[ProductImage], generation: Generation) {
         let Generation(Some(generation)) = generation else {
             return;
         };
-        let raw = Entry::encode(product);
+        let raw = Entry::encode(product, images);
         if let Err(e) = self
             .kv
             .set(&entry_key(&product.id, generation), &raw, self.ttl)
@@ -179,8 +257,9 @@ fn generation_key(id: &str) -> String {
 }
 
 fn entry_key(id: &str, generation: u64) -> String {
-    // Not `product:`, where JSON entries of earlier versions may linger.
-    format!("product-pb:{id}:{generation}")
+    // Not `product:` nor `product-pb:`, where entries of earlier versions
+    // (JSON; then without images) may linger.
+    format!("product-pb2:{id}:{generation}")
 }
 
 #[cfg(test)]
@@ -216,12 +295,12 @@ mod tests {
         // ...a write commits and invalidates...
         cache.invalidate(["p1".to_owned()]).await;
         // ...and the reader stores the old row late.
-        cache.put(&product("old"), generation).await;
+        cache.put(&product("old"), &[], generation).await;
         let (hit, generation) = cache.get("p1").await;
         assert!(hit.is_none(), "the late, stale entry is invisible");
-        cache.put(&product("new"), generation).await;
+        cache.put(&product("new"), &[], generation).await;
         assert_eq!(
-            cache.get("p1").await.0.map(|p| p.name),
+            cache.get("p1").await.0.map(|(p, _)| p.name),
             Some("new".to_owned())
         );
     }
@@ -232,7 +311,26 @@ mod tests {
         p.create_time = DateTime::from_timestamp(1_700_000_000, 123_456_789).expect("valid time");
         p.archived = true;
         p.stock_reserved = 7;
-        assert_eq!(Entry::decode(&Entry::encode(&p)), Some(p));
+        let image = ProductImage {
+            id: "i1".into(),
+            product_id: p.id.clone(),
+            kind: ImageKind::Webp,
+            byte_size: 1234,
+            width: 640,
+            height: 480,
+            sha256: "ab".repeat(32),
+            alt_text: "a mug".into(),
+            primary: true,
+            object_key: "products/p1/x.webp".into(),
+            thumbnail_key: "products/p1/x.thumb.jpg".into(),
+            thumbnail_size: 99,
+            create_time: DateTime::from_timestamp(1_700_000_001, 5_000).expect("valid time"),
+        };
+        let images = vec![image];
+        assert_eq!(
+            Entry::decode(&Entry::encode(&p, &images)),
+            Some((p, images))
+        );
         assert_eq!(Entry::decode(b"{\"id\":\"p1\"}"), None);
     }
 }

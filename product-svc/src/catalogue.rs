@@ -6,8 +6,9 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::cache::ProductCache;
 use crate::error::ProductError;
-use crate::model::{PricePoint, Product, ProductChange, StockCause};
+use crate::model::{PricePoint, Product, ProductChange, ProductImage, StockCause};
 use crate::product_events::ProductEvents;
+use crate::store::product_images;
 use crate::store::products::{self, WriteError};
 
 /// A new product's fields, already checked.
@@ -86,17 +87,19 @@ impl Catalogue {
         Ok(product)
     }
 
-    /// A product, from the cache when it holds it.
-    pub async fn get(&self, id: &str) -> Result<Product, ProductError> {
+    /// A product with its images (primary first), from the cache when it
+    /// holds them.
+    pub async fn get(&self, id: &str) -> Result<(Product, Vec<ProductImage>), ProductError> {
         let (cached, generation) = self.cache.get(id).await;
-        if let Some(product) = cached {
-            return Ok(product);
+        if let Some(found) = cached {
+            return Ok(found);
         }
         let product = products::get(&self.db, id)
             .await?
             .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
-        self.cache.put(&product, generation).await;
-        Ok(product)
+        let images = product_images::list(&self.db, &[id.to_owned()]).await?;
+        self.cache.put(&product, &images, generation).await;
+        Ok((product, images))
     }
 
     /// One page of products, newest first, and the cursor of the next.

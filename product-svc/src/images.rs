@@ -16,6 +16,7 @@ use sea_orm::DatabaseConnection;
 use sha2::{Digest as _, Sha256};
 
 use crate::blobs::{BlobError, Blobs};
+use crate::cache::ProductCache;
 use crate::error::ProductError;
 use crate::model::{ImageKind, ProductImage};
 use crate::product_events::ProductEvents;
@@ -85,6 +86,8 @@ pub struct Images {
     /// `OMS_IMAGE_MAX_BYTES`.
     pub(crate) max_bytes: u64,
     pub(crate) events: ProductEvents,
+    /// GetProduct's cache, which holds the images too.
+    pub(crate) cache: ProductCache,
 }
 
 impl Images {
@@ -148,6 +151,7 @@ impl Images {
                 .await?
                 .ok_or_else(|| ProductError::Busy("a concurrent upload rolled back".to_owned()));
         }
+        self.cache.invalidate([product.id.clone()]).await;
         tracing::info!(product_id = %product.id, image_id = %image.id, bytes = image.byte_size, "image stored");
         self.list(&product.id)
             .await?
@@ -218,6 +222,7 @@ impl Images {
         if !product_images::set_primary(&self.db, product_id, image_id).await? {
             return Err(ProductError::ImageNotFound(image_id.to_owned()));
         }
+        self.cache.invalidate([product_id.to_owned()]).await;
         self.list(product_id).await
     }
 
@@ -227,6 +232,7 @@ impl Images {
         let image = product_images::delete(&self.db, &self.events, product_id, image_id)
             .await?
             .ok_or_else(|| ProductError::ImageNotFound(image_id.to_owned()))?;
+        self.cache.invalidate([product_id.to_owned()]).await;
         for key in [&image.object_key, &image.thumbnail_key] {
             if let Err(e) = self.blobs.delete(key).await {
                 tracing::warn!(key = %key, error = %e, "deleting an image's bytes failed; the sweeper will");

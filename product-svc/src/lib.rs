@@ -130,7 +130,7 @@ pub async fn serve(
     };
     let inventory = inventory::Inventory {
         db: db.clone(),
-        cache,
+        cache: cache.clone(),
         ttl: config.reservation_ttl,
         events: product_events.clone(),
     };
@@ -141,6 +141,7 @@ pub async fn serve(
         blobs,
         max_bytes: config.image_max_bytes,
         events: product_events.clone(),
+        cache: cache.clone(),
     };
     // Bytes whose upload died before its row was written.
     let _blob_sweeper = kit::background::every(

@@ -64,9 +64,9 @@ pub(super) async fn list(
 ) -> Result<Response<pb::ListProductImagesResponse>, Status> {
     let id =
         input::uuid("product_id", &request.get_ref().product_id).map_err(ProductError::from)?;
-    // An unknown product is NOT_FOUND, not an empty list.
-    state.catalogue.get(&id).await?;
-    let images = state.images.list(&id).await?;
+    // An unknown product is NOT_FOUND, not an empty list; the images come
+    // with the (cached) product.
+    let (_, images) = state.catalogue.get(&id).await?;
     Ok(Response::new(pb::ListProductImagesResponse {
         images: images.into_iter().map(to_proto_image).collect(),
     }))

@@ -45,16 +45,9 @@ impl ProductService for ProductApi {
     ) -> Result<Response<pb::GetProductResponse>, Status> {
         let id =
             input::uuid("product_id", &request.get_ref().product_id).map_err(ProductError::from)?;
-        let product = self.state.catalogue.get(&id).await?;
+        let (product, images) = self.state.catalogue.get(&id).await?;
         let mut product = to_proto_product(product);
-        product.images = self
-            .state
-            .images
-            .list(&id)
-            .await?
-            .into_iter()
-            .map(to_proto_image)
-            .collect();
+        product.images = images.into_iter().map(to_proto_image).collect();
         Ok(Response::new(pb::GetProductResponse {
             product: Some(product),
         }))

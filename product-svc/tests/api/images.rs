@@ -302,6 +302,8 @@ async fn an_image_round_trips_byte_for_byte_with_its_thumbnail(store: Store) {
         .images;
     assert_eq!(reordered[0].id, third.id);
     assert_eq!(reordered.iter().filter(|i| i.primary).count(), 1);
+    // GetProduct (cached since its first read) sees both changes.
+    assert_eq!(mesh.get(&mug.id).await.images, reordered);
 }
 
 /// A PNG header that declares `width` × `height` pixels and holds none.
@@ -541,7 +543,13 @@ async fn delete_removes_the_row_and_both_objects(store: Store) {
         delete(&mesh.customer, &first.id).await.unwrap_err().code(),
         Code::PermissionDenied
     );
+    assert_eq!(mesh.get(&mug.id).await.images.len(), 2, "now cached");
     delete(&mesh.admin, &first.id).await.unwrap();
+    assert_eq!(
+        mesh.get(&mug.id).await.images.len(),
+        1,
+        "the cache forgot it"
+    );
     let left = mesh.images(&mug.id).await;
     assert_eq!(left.len(), 1);
     assert!(left[0].primary, "the next image becomes primary");
