@@ -31,21 +31,9 @@ pub(crate) const UPLOAD_MAX: usize = 64 << 20;
 const CHUNK: usize = 64 * 1024;
 /// How long an upload or download may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
-/// Headers passed on to product-svc as gRPC metadata.
-const FORWARDED: &[&str] = &["authorization", "traceparent", "tracestate", "x-request-id"];
-
 fn with_metadata<T>(message: T, headers: &HeaderMap, peer: SocketAddr) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    for name in FORWARDED {
-        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok())
-            && let Ok(value) = value.parse()
-        {
-            request.metadata_mut().insert(*name, value);
-        }
-    }
-    if let Ok(value) = peer.ip().to_string().parse() {
-        request.metadata_mut().insert("x-forwarded-for", value);
-    }
+    crate::proxy::forward(&mut request, headers, peer);
     request.set_timeout(TRANSFER_TIMEOUT);
     request
 }

@@ -31,6 +31,22 @@ const MAX_STREAM: Duration = Duration::from_secs(600);
 /// Headers passed on to the backend as gRPC metadata.
 const FORWARDED: &[&str] = &["authorization", "traceparent", "tracestate", "x-request-id"];
 
+/// Passes the caller's forwarded headers on to `request` as gRPC
+/// metadata, with the client's address as `x-forwarded-for` (the gateway is
+/// the edge: the client is its peer).
+pub(crate) fn forward<T>(request: &mut tonic::Request<T>, headers: &HeaderMap, peer: SocketAddr) {
+    for name in FORWARDED {
+        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok())
+            && let Ok(value) = value.parse()
+        {
+            request.metadata_mut().insert(*name, value);
+        }
+    }
+    if let Ok(value) = peer.ip().to_string().parse() {
+        request.metadata_mut().insert("x-forwarded-for", value);
+    }
+}
+
 /// Serves a contract route, or 404/405 in the JSON error form.
 pub(crate) async fn handle(
     State(gateway): State<Arc<Gateway>>,
@@ -195,17 +211,7 @@ async fn call(
         Err(bad) => return error::bad_request(&bad.field, &bad.message),
     };
     let mut request = tonic::Request::new(message);
-    for name in FORWARDED {
-        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok())
-            && let Ok(value) = value.parse()
-        {
-            request.metadata_mut().insert(*name, value);
-        }
-    }
-    // The gateway is the edge: the client is its peer.
-    if let Ok(value) = peer.ip().to_string().parse() {
-        request.metadata_mut().insert("x-forwarded-for", value);
-    }
+    forward(&mut request, headers, peer);
     let streaming = route.method.is_server_streaming();
     request.set_timeout(timeout(headers, streaming));
 
