@@ -105,6 +105,12 @@ pub enum ProductError {
         /// The bound.
         limit: u64,
     },
+    /// As many uploads as allowed are in progress on this instance.
+    #[error("at most {limit} image uploads at once; try again shortly")]
+    TooManyUploads {
+        /// The bound.
+        limit: usize,
+    },
     /// An upload chunk was larger than allowed.
     #[error("upload chunks are at most {limit} bytes; got {got}")]
     ChunkTooLarge {
@@ -312,6 +318,12 @@ impl From<ProductError> for ApiError {
             ProductError::TooManyImages { limit } => {
                 reject(Code::ResourceExhausted, "TOO_MANY_IMAGES")
                     .with("limit", limit)
+                    .into()
+            }
+            ProductError::TooManyUploads { limit } => {
+                reject(Code::ResourceExhausted, "TOO_MANY_UPLOADS")
+                    .with("limit", limit)
+                    .retry_after(std::time::Duration::from_secs(1))
                     .into()
             }
             ProductError::ChunkTooLarge { limit, got } => {

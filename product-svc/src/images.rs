@@ -29,6 +29,9 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 pub const MAX_SIDE: u32 = 8_000;
 /// Images one product may have.
 pub const MAX_IMAGES_PER_PRODUCT: u64 = 20;
+/// Uploads one instance receives at once: each holds up to
+/// `OMS_IMAGE_MAX_BYTES` in memory until it is stored.
+pub const MAX_CONCURRENT_UPLOADS: usize = 8;
 /// Longest alt text, in characters.
 pub const MAX_ALT_TEXT: usize = 500;
 /// Width of the JPEG thumbnail made at upload (narrower images keep theirs).
@@ -88,6 +91,8 @@ pub struct Images {
     pub(crate) events: ProductEvents,
     /// GetProduct's cache, which holds the images too.
     pub(crate) cache: ProductCache,
+    /// Permits for uploads in progress ([`MAX_CONCURRENT_UPLOADS`]).
+    pub(crate) uploads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Images {
@@ -117,6 +122,16 @@ impl Images {
                 },
             ));
         }
+        // Held until the bytes are stored (or refused): bounds the memory
+        // uploads in progress take together.
+        let Ok(_receiving) = self.uploads.clone().try_acquire_owned() else {
+            return Err(refused(
+                "too_many_uploads",
+                ProductError::TooManyUploads {
+                    limit: MAX_CONCURRENT_UPLOADS,
+                },
+            ));
+        };
         let bytes = self.receive(start.kind, chunks).await?;
         let (width, height) = dimensions(&bytes, start.kind)?;
         let sha256 = hex(&Sha256::digest(&bytes));

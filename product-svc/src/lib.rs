@@ -142,6 +142,7 @@ pub async fn serve(
         max_bytes: config.image_max_bytes,
         events: product_events.clone(),
         cache: cache.clone(),
+        uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(images::MAX_CONCURRENT_UPLOADS)),
     };
     // Bytes whose upload died before its row was written.
     let _blob_sweeper = kit::background::every(

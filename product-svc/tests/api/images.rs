@@ -627,3 +627,44 @@ async fn http_get(url: &str) -> Vec<u8> {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     answer[split + 4..].to_vec()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_at_once_are_bounded_and_a_cancelled_one_frees_its_place() {
+    kit::telemetry::init_for_tests();
+    let store = Store::files();
+    let db = TestDb::sqlite();
+    let mesh = start(&db, &store.pairs()).await;
+    let mug = mesh.create("IMG-MANY", 1_000, 5).await;
+    let small = picture(16, 16, image::ImageFormat::Png);
+    // Uploads that send their start and a first chunk, then nothing.
+    let stalled: Vec<_> = (0..product_svc::images::MAX_CONCURRENT_UPLOADS)
+        .map(|_| {
+            let messages = vec![start_message(&mug.id, "image/png"), chunk(&small[..8])];
+            let stream = tokio_stream::iter(messages).chain(futures_util::stream::pending());
+            let mut catalogue = mesh.catalogue();
+            let request = bearer(stream, &mesh.admin);
+            tokio::spawn(async move { catalogue.upload_product_image(request).await })
+        })
+        .collect();
+    let refused = eventually(Duration::from_secs(15), "an upload refused", || async {
+        mesh.upload(&mesh.admin, &mug.id, "image/png", &small, 64 * 1024)
+            .await
+            .err()
+    })
+    .await;
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&refused), "TOO_MANY_UPLOADS");
+    for upload in &stalled {
+        upload.abort();
+    }
+    eventually(
+        Duration::from_secs(15),
+        "room for an upload again",
+        || async {
+            mesh.upload(&mesh.admin, &mug.id, "image/png", &small, 64 * 1024)
+                .await
+                .ok()
+        },
+    )
+    .await;
+}
