@@ -636,29 +636,47 @@ async fn uploads_at_once_are_bounded_and_a_cancelled_one_frees_its_place() {
     let mesh = start(&db, &store.pairs()).await;
     let mug = mesh.create("IMG-MANY", 1_000, 5).await;
     let small = picture(16, 16, image::ImageFormat::Png);
-    // Uploads that send their start and a first chunk, then nothing.
-    let stalled: Vec<_> = (0..product_svc::images::MAX_CONCURRENT_UPLOADS)
-        .map(|_| {
-            let messages = vec![start_message(&mug.id, "image/png"), chunk(&small[..8])];
-            let stream = tokio_stream::iter(messages).chain(futures_util::stream::pending());
-            let mut catalogue = mesh.catalogue();
-            let request = bearer(stream, &mesh.admin);
-            tokio::spawn(async move { catalogue.upload_product_image(request).await })
-        })
+    // Uploads that send their start and a first chunk, then nothing: each
+    // holds its place until cancelled.
+    let stall = || {
+        let messages = vec![start_message(&mug.id, "image/png"), chunk(&small[..8])];
+        let stream = tokio_stream::iter(messages).chain(futures_util::stream::pending());
+        let mut catalogue = mesh.catalogue();
+        let request = bearer(stream, &mesh.admin);
+        tokio::spawn(async move { catalogue.upload_product_image(request).await })
+    };
+    let mut stalled: Vec<_> = (0..product_svc::images::MAX_CONCURRENT_UPLOADS)
+        .map(|_| stall())
         .collect();
-    let refused = eventually(Duration::from_secs(15), "an upload refused", || async {
-        mesh.upload(&mesh.admin, &mug.id, "image/png", &small, 64 * 1024)
+    // A probe upload competes for a place while the stalled ones take
+    // theirs, so one of them may be refused and end: it is started again,
+    // until every place is held and the probe is the one refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no upload refused within 60 s"
+        );
+        for upload in &mut stalled {
+            if upload.is_finished() {
+                *upload = stall();
+            }
+        }
+        if let Err(e) = mesh
+            .upload(&mesh.admin, &mug.id, "image/png", &small, 64 * 1024)
             .await
-            .err()
-    })
-    .await;
+        {
+            break e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(refused.code(), Code::ResourceExhausted);
     assert_eq!(reason(&refused), "TOO_MANY_UPLOADS");
     for upload in &stalled {
         upload.abort();
     }
     eventually(
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         "room for an upload again",
         || async {
             mesh.upload(&mesh.admin, &mug.id, "image/png", &small, 64 * 1024)
