@@ -1416,13 +1416,7 @@ async fn an_image_is_put_as_a_raw_body_and_served_with_an_etag() {
         picture.len().to_string(),
         "int64 as a string"
     );
-    let sha256: String = {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(&picture)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let sha256 = kit::digest::sha256_hex(&picture);
     assert_eq!(image["sha256"], sha256);
 
     let url = image["url"].as_str().unwrap().to_owned();

@@ -37,6 +37,7 @@ pub mod background;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod digest;
 pub mod error;
 pub mod fields;
 pub mod healthcheck;

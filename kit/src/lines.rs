@@ -85,11 +85,7 @@ pub fn digest_with_quote(lines: &[Line], quote_id: Option<&str>) -> String {
     if let Some(quote_id) = quote_id {
         hasher.update(format!("quote:{quote_id}\n").as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::hex(&hasher.finalize())
 }
 
 #[cfg(test)]

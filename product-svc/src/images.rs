@@ -13,7 +13,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, Stream, StreamExt as _};
 use sea_orm::DatabaseConnection;
-use sha2::{Digest as _, Sha256};
 
 use crate::blobs::{BlobError, Blobs};
 use crate::cache::ProductCache;
@@ -134,7 +133,7 @@ impl Images {
         };
         let bytes = self.receive(start.kind, chunks).await?;
         let (width, height) = dimensions(&bytes, start.kind)?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = kit::digest::sha256_hex(&bytes);
         if let Some(existing) =
             product_images::find_by_sha256(&self.db, &product.id, &sha256).await?
         {
@@ -160,19 +159,15 @@ impl Images {
         // Bytes first, row second: a row never points at nothing.
         self.blobs.put(&image.object_key, bytes).await?;
         self.blobs.put(&image.thumbnail_key, thumbnail).await?;
-        if !product_images::insert(&self.db, &self.events, &image).await? {
+        let Some(stored) = product_images::insert(&self.db, &self.events, &image).await? else {
             // The same bytes, uploaded at the same time: one image.
             return product_images::find_by_sha256(&self.db, &product.id, &sha256)
                 .await?
                 .ok_or_else(|| ProductError::Busy("a concurrent upload rolled back".to_owned()));
-        }
+        };
         self.cache.invalidate([product.id.clone()]).await;
-        tracing::info!(product_id = %product.id, image_id = %image.id, bytes = image.byte_size, "image stored");
-        self.list(&product.id)
-            .await?
-            .into_iter()
-            .find(|i| i.id == image.id)
-            .ok_or_else(|| ProductError::ImageNotFound(image.id))
+        tracing::info!(product_id = %product.id, image_id = %stored.id, bytes = stored.byte_size, "image stored");
+        Ok(stored)
     }
 
     /// Reads the upload into memory, never past the limit, checking the
@@ -397,8 +392,4 @@ async fn make_thumbnail(bytes: Bytes, kind: ImageKind) -> Result<Bytes, ProductE
     .map_err(|e| ProductError::InvalidImage(format!("thumbnail task: {e}")))?;
     made.map(Bytes::from)
         .map_err(|e| refused("undecodable", ProductError::InvalidImage(e)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -2,7 +2,6 @@
 //! tokens, with which scopes, and which service each scope is for.
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Every scope OMS knows, and the service (token audience) it is for.
@@ -71,10 +70,7 @@ pub fn random_secret() -> Result<String, String> {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(input: &str) -> String {
-    Sha256::digest(input.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kit::digest::sha256_hex(input.as_bytes())
 }
 
 /// Parses `OMS_SERVICE_CLIENTS`: a JSON array of

@@ -37,13 +37,13 @@ fn from_row(row: product_image::Model) -> Result<ProductImage, DbErr> {
 }
 
 /// Records an image whose bytes are stored, primary if it is the
-/// product's first; `Ok(false)` if the product already has these bytes.
-/// Its event is written in the same transaction.
+/// product's first, and returns it as stored; `Ok(None)` if the product
+/// already has these bytes. Its event is written in the same transaction.
 pub async fn insert(
     db: &DatabaseConnection,
     events: &ProductEvents,
     image: &ProductImage,
-) -> Result<bool, DbErr> {
+) -> Result<Option<ProductImage>, DbErr> {
     let txn = db.begin().await?;
     let first = product_image::Entity::find()
         .filter(product_image::Column::ProductId.eq(image.product_id.clone()))
@@ -72,22 +72,21 @@ pub async fn insert(
         Ok(_) => {}
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
         Err(e) => return Err(e),
     }
+    let stored = ProductImage {
+        primary: first,
+        ..image.clone()
+    };
     if let Some(product) = super::products::get(&txn, &image.product_id).await? {
-        let stored = ProductImage {
-            primary: first,
-            ..image.clone()
-        };
-        events
-            .record(&txn, &product, ProductChange::ImageAdded(Box::new(stored)))
-            .await?;
+        let change = ProductChange::ImageAdded(Box::new(stored.clone()));
+        events.record(&txn, &product, change).await?;
     }
     txn.commit().await?;
     events.committed();
-    Ok(true)
+    Ok(Some(stored))
 }
 
 /// The product's image with these bytes.

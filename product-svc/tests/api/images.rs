@@ -120,11 +120,7 @@ fn picture(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kit::digest::sha256_hex(bytes)
 }
 
 fn start_message(product_id: &str, content_type: &str) -> pb::UploadProductImageRequest {
@@ -603,86 +599,10 @@ async fn on_s3_a_presigned_url_replaces_the_bytes_and_fetches_them() {
     );
     // The local server does not check signatures: the round trip shows the
     // URL names the stored object.
-    let fetched = http_get(&url).await;
-    assert_eq!(fetched, png);
-}
-
-/// The body of a plain-HTTP GET (no redirects, Content-Length bodies).
-async fn http_get(url: &str) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://").unwrap();
     let (authority, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&answer[..split]).to_string();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    answer[split + 4..].to_vec()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_at_once_are_bounded_and_a_cancelled_one_frees_its_place() {
-    kit::telemetry::init_for_tests();
-    let store = Store::files();
-    let db = TestDb::sqlite();
-    let mesh = start(&db, &store.pairs()).await;
-    let mug = mesh.create("IMG-MANY", 1_000, 5).await;
-    let small = picture(16, 16, image::ImageFormat::Png);
-    // Uploads that send their start and a first chunk, then nothing: each
-    // holds its place until cancelled.
-    let stall = || {
-        let messages = vec![start_message(&mug.id, "image/png"), chunk(&small[..8])];
-        let stream = tokio_stream::iter(messages).chain(futures_util::stream::pending());
-        let mut catalogue = mesh.catalogue();
-        let request = bearer(stream, &mesh.admin);
-        tokio::spawn(async move { catalogue.upload_product_image(request).await })
-    };
-    let mut stalled: Vec<_> = (0..product_svc::images::MAX_CONCURRENT_UPLOADS)
-        .map(|_| stall())
-        .collect();
-    // A probe upload competes for a place while the stalled ones take
-    // theirs, so one of them may be refused and end: it is started again,
-    // until every place is held and the probe is the one refused.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let refused = loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no upload refused within 60 s"
-        );
-        for upload in &mut stalled {
-            if upload.is_finished() {
-                *upload = stall();
-            }
-        }
-        if let Err(e) = mesh
-            .upload(&mesh.admin, &mug.id, "image/png", &small, 64 * 1024)
-            .await
-        {
-            break e;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(refused.code(), Code::ResourceExhausted);
-    assert_eq!(reason(&refused), "TOO_MANY_UPLOADS");
-    for upload in &stalled {
-        upload.abort();
-    }
-    eventually(
-        Duration::from_secs(60),
-        "room for an upload again",
-        || async {
-            mesh.upload(&mesh.admin, &mug.id, "image/png", &small, 64 * 1024)
-                .await
-                .ok()
-        },
-    )
-    .await;
+    let fetched =
+        testkit::http::send_bytes(authority.parse().unwrap(), "GET", path, &[], &[]).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.text);
+    assert_eq!(fetched.bytes, png);
 }
