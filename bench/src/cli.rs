@@ -28,6 +28,14 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
     },
+    /// Print the figures of NEW beside those of OLD (two result files) with
+    /// the change in percent; runs nothing.
+    Compare { old: PathBuf, new: PathBuf },
+    /// Start the mesh of the first --backends with the bench's catalogue
+    /// and customers, print where it listens (and a product URL and a
+    /// customer token), and keep it up until Ctrl-C (SIGINT): for load
+    /// tools of your own (h2load, oha, wrk, ghz) against the same setup.
+    Mesh,
 }
 
 /// The scenarios (BENCHMARKS.md says what each one measures).
@@ -99,9 +107,18 @@ pub struct RunArgs {
     /// Where the four service binaries are (default: next to oms-bench).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
+    /// Another build's service binaries (e.g. copied from before a change):
+    /// GetProduct and CreateOrder also run on a mesh of these, in turns with
+    /// this build's, and the report gives this build / baseline.
+    #[arg(long, value_name = "DIR")]
+    pub baseline_bin_dir: Option<PathBuf>,
     /// The JSON result file.
     #[arg(long, default_value = "bench-results.json")]
     pub out: PathBuf,
+    /// An earlier result file: after the run, print every figure beside its
+    /// value there with the change in percent.
+    #[arg(long, value_name = "OLD.json")]
+    pub compare: Option<PathBuf>,
     /// Seconds-long runs of every scenario with tiny tables: checks that the
     /// bench works (CI), measures nothing worth reading.
     #[arg(long)]

@@ -1,7 +1,9 @@
 //! The database ceiling for CreateOrder: the four commits one order costs
 //! (order-svc: insert PENDING, then confirm with its lines; product-svc:
-//! reserve, then commit the reservation), issued by a minimal sea-orm loop
-//! on two databases with the services' own pool settings and no RPCs.
+//! reserve, then commit the reservation), each with the outbox row the real
+//! path writes in the same transaction (events on, the default), issued by
+//! a minimal sea-orm loop on two databases with the services' own pool
+//! settings and no RPCs.
 
 use std::sync::Arc;
 
@@ -15,6 +17,15 @@ use crate::driver::{Op, op};
 /// Products in the stock table; each operation touches a different one,
 /// as the distinct-product CreateOrder runs do.
 const PRODUCTS: u64 = 1000;
+
+/// An outbox table as the services' migration makes it (`events::schema`).
+const OUTBOX: &str = "CREATE TABLE ceil_outbox (id VARCHAR(36) PRIMARY KEY, aggregate_type VARCHAR(32) NOT NULL, aggregate_id VARCHAR(64) NOT NULL, event_type VARCHAR(128) NOT NULL, payload MEDIUMBLOB NOT NULL, create_time DATETIME(6) NOT NULL, publish_time DATETIME(6) NULL, attempts INT NOT NULL DEFAULT 0, last_error TEXT NULL)";
+const OUTBOX_INDEX: &str =
+    "CREATE INDEX ceil_outbox_publish_time_id ON ceil_outbox (publish_time, id)";
+/// About the size of an order event with its one-line order, and of a
+/// stock event, in protobuf.
+const ORDER_EVENT_BYTES: usize = 320;
+const STOCK_EVENT_BYTES: usize = 120;
 
 /// The two pools, with the tables made.
 pub struct DbCeiling {
@@ -39,12 +50,16 @@ impl DbCeiling {
         for sql in [
             "CREATE TABLE ceil_orders (id VARCHAR(36) PRIMARY KEY, status VARCHAR(16) NOT NULL, total BIGINT NOT NULL)",
             "CREATE TABLE ceil_lines (order_id VARCHAR(36) NOT NULL, line_no INT NOT NULL, product INT NOT NULL, PRIMARY KEY (order_id, line_no))",
+            OUTBOX,
+            OUTBOX_INDEX,
         ] {
             orders.execute_unprepared(sql).await.map_err(db_err)?;
         }
         for sql in [
             "CREATE TABLE ceil_stock (id INT PRIMARY KEY, on_hand BIGINT NOT NULL, reserved BIGINT NOT NULL)",
             "CREATE TABLE ceil_reservations (id VARCHAR(40) PRIMARY KEY, state VARCHAR(16) NOT NULL, product INT NOT NULL)",
+            OUTBOX,
+            OUTBOX_INDEX,
         ] {
             products.execute_unprepared(sql).await.map_err(db_err)?;
         }
@@ -59,7 +74,8 @@ impl DbCeiling {
     }
 
     /// One "order": four commits, as many statements as the real one's
-    /// writes, none of its reads, RPCs or serialization.
+    /// writes (outbox rows included), none of its reads, RPCs or
+    /// serialization.
     pub fn op(self: &Arc<Self>) -> Op {
         let this = self.clone();
         op(move |client, seq| {
@@ -73,16 +89,32 @@ impl DbCeiling {
         let stmt = |sql: &str, values: Vec<sea_orm::Value>| {
             Statement::from_sql_and_values(backend, sql, values)
         };
+        let outbox = |aggregate: &str, id: &str, bytes: usize| {
+            stmt(
+                "INSERT INTO ceil_outbox (id, aggregate_type, aggregate_id, event_type, payload, create_time) VALUES (?, ?, ?, 'event', ?, ?)",
+                vec![
+                    uuid::Uuid::now_v7().to_string().into(),
+                    aggregate.into(),
+                    id.into(),
+                    vec![7u8; bytes].into(),
+                    chrono::Utc::now().naive_utc().into(),
+                ],
+            )
+        };
         let id = uuid::Uuid::now_v7().to_string();
         let product = i64::try_from((client as u64 * 7919 + seq) % PRODUCTS).unwrap_or(0);
+        let product_id = product.to_string();
 
-        // 1. order-svc: the PENDING order (autocommit).
-        self.orders
-            .execute_raw(stmt(
-                "INSERT INTO ceil_orders (id, status, total) VALUES (?, 'pending', 0)",
-                vec![id.clone().into()],
-            ))
+        // 1. order-svc: the PENDING order and its event.
+        let txn = self.orders.begin().await?;
+        txn.execute_raw(stmt(
+            "INSERT INTO ceil_orders (id, status, total) VALUES (?, 'pending', 0)",
+            vec![id.clone().into()],
+        ))
+        .await?;
+        txn.execute_raw(outbox("order", &id, ORDER_EVENT_BYTES))
             .await?;
+        txn.commit().await?;
         // 2. product-svc: reserve.
         let txn = self.products.begin().await?;
         txn.execute_raw(stmt(
@@ -91,6 +123,8 @@ impl DbCeiling {
         ))
         .await?;
         txn.execute_raw(stmt("UPDATE ceil_stock SET reserved = reserved + 1 WHERE id = ? AND on_hand - reserved >= 1", vec![product.into()]))
+            .await?;
+        txn.execute_raw(outbox("product", &product_id, STOCK_EVENT_BYTES))
             .await?;
         txn.commit().await?;
         // 3. product-svc: commit the reservation.
@@ -105,6 +139,8 @@ impl DbCeiling {
             vec![product.into()],
         ))
         .await?;
+        txn.execute_raw(outbox("product", &product_id, STOCK_EVENT_BYTES))
+            .await?;
         txn.commit().await?;
         // 4. order-svc: confirm with the lines.
         let txn = self.orders.begin().await?;
@@ -112,9 +148,11 @@ impl DbCeiling {
             .await?;
         txn.execute_raw(stmt(
             "INSERT INTO ceil_lines (order_id, line_no, product) VALUES (?, 0, ?)",
-            vec![id.into(), product.into()],
+            vec![id.clone().into(), product.into()],
         ))
         .await?;
+        txn.execute_raw(outbox("order", &id, ORDER_EVENT_BYTES))
+            .await?;
         txn.commit().await?;
         Ok(())
     }

@@ -11,6 +11,8 @@ use futures_util::future::BoxFuture;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::procfs::{CpuProbe, CpuUsed};
+
 /// One operation of client `client`, its `seq`-th: `Err` counts as an error.
 pub type Op = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
@@ -55,6 +57,14 @@ pub struct Stats {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
+    /// CPU time per successful operation, summed over the processes that
+    /// serve it (the mesh, or the ceiling server), from /proc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_op: Option<f64>,
+    /// The same per process, with the bench's own client and a local
+    /// database server beside the services.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cpu_ms_per_op_by_process: std::collections::BTreeMap<String, f64>,
 }
 
 const WARMING: u8 = 0;
@@ -78,6 +88,7 @@ pub struct Measured {
     errors: u64,
     first_error: Option<String>,
     seconds: f64,
+    cpu: Option<CpuUsed>,
 }
 
 impl Measured {
@@ -86,7 +97,11 @@ impl Measured {
     pub fn merge(rounds: Vec<Measured>) -> Stats {
         let mut histogram = new_histogram();
         let (mut ok, mut errors, mut seconds, mut first_error) = (0, 0, 0.0, None);
+        let mut cpu: Option<CpuUsed> = None;
         for round in rounds {
+            if let Some(used) = &round.cpu {
+                cpu.get_or_insert_default().add(used);
+            }
             // Same bounds everywhere, so adding cannot fail.
             let _ = histogram.add(&round.histogram);
             ok += round.ok;
@@ -95,7 +110,17 @@ impl Measured {
             first_error = first_error.or(round.first_error);
         }
         let ms = |v: u64| v as f64 / 1000.0;
+        let per_op = |seconds: f64| seconds * 1000.0 / (ok.max(1) as f64);
         Stats {
+            cpu_ms_per_op: cpu.as_ref().map(|c| per_op(c.services_s)),
+            cpu_ms_per_op_by_process: cpu
+                .map(|c| {
+                    c.by_process
+                        .into_iter()
+                        .map(|(name, s)| (name, per_op(s)))
+                        .collect()
+                })
+                .unwrap_or_default(),
             ok,
             errors,
             first_error,
@@ -114,7 +139,11 @@ impl Measured {
 /// each round a `rounds`-th of the load's time and warm-up. Operations
 /// whose ratio matters are measured this way, so a noisy neighbour or a
 /// slow minute on a shared machine weighs on both sides alike.
-pub async fn alternate(ops: Vec<(String, Op)>, load: Load, rounds: u32) -> Vec<Stats> {
+pub async fn alternate(
+    ops: Vec<(String, Op, Option<CpuProbe>)>,
+    load: Load,
+    rounds: u32,
+) -> Vec<Stats> {
     let rounds = rounds.max(1);
     let share = Load {
         duration: load.duration / rounds,
@@ -124,21 +153,22 @@ pub async fn alternate(ops: Vec<(String, Op)>, load: Load, rounds: u32) -> Vec<S
     };
     let mut measured: Vec<Vec<Measured>> = ops.iter().map(|_| Vec::new()).collect();
     for round in 1..=rounds {
-        for ((label, op), runs) in ops.iter().zip(measured.iter_mut()) {
+        for ((label, op, probe), runs) in ops.iter().zip(measured.iter_mut()) {
             let label = if rounds > 1 {
                 format!("{label} [{round}/{rounds}]")
             } else {
                 label.clone()
             };
-            runs.push(drive(&label, share, op.clone()).await);
+            runs.push(drive(&label, share, op.clone(), probe.as_ref()).await);
         }
     }
     measured.into_iter().map(Measured::merge).collect()
 }
 
 /// Runs `op` under `load`, printing a progress line every second to
-/// stderr, and returns what the measured operations recorded.
-pub async fn drive(label: &str, load: Load, op: Op) -> Measured {
+/// stderr, and returns what the measured operations recorded (with the
+/// CPU time `probe`'s processes used meanwhile).
+pub async fn drive(label: &str, load: Load, op: Op, probe: Option<&CpuProbe>) -> Measured {
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(if load.warmup.is_zero() {
             MEASURING
@@ -162,6 +192,7 @@ pub async fn drive(label: &str, load: Load, op: Op) -> Measured {
         shared.phase.store(MEASURING, Ordering::SeqCst);
     }
     let started = Instant::now();
+    let cpu_before = probe.map(CpuProbe::sample);
     let progress = tokio::spawn(progress(label.to_owned(), shared.clone(), started, load));
     if load.count.is_none() {
         tokio::time::sleep(load.duration).await;
@@ -174,6 +205,9 @@ pub async fn drive(label: &str, load: Load, op: Op) -> Measured {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = probe
+        .zip(cpu_before)
+        .map(|(probe, before)| probe.used(&before, &probe.sample()));
     progress.abort();
     finish_progress_line();
     Measured {
@@ -182,12 +216,13 @@ pub async fn drive(label: &str, load: Load, op: Op) -> Measured {
         errors: shared.errors.load(Ordering::SeqCst),
         first_error: shared.first_error.lock().map_or(None, |e| e.clone()),
         seconds,
+        cpu,
     }
 }
 
 /// [`drive`] once and summarize.
-pub async fn run_once(label: &str, load: Load, op: Op) -> Stats {
-    Measured::merge(vec![drive(label, load, op).await])
+pub async fn run_once(label: &str, load: Load, op: Op, probe: Option<&CpuProbe>) -> Stats {
+    Measured::merge(vec![drive(label, load, op, probe).await])
 }
 
 fn new_histogram() -> Histogram<u64> {

@@ -6,9 +6,10 @@
 
 pub mod ceiling;
 pub mod cli;
+pub mod compare;
 pub mod db_ceiling;
 pub mod driver;
-pub mod http1;
+pub mod http_client;
 pub mod mesh;
 pub mod procfs;
 pub mod report;
@@ -52,6 +53,14 @@ impl BenchError {
 pub async fn run(cli: cli::Cli) -> Result<(), BenchError> {
     match cli.command {
         Some(cli::Command::CeilingServer { addr }) => ceiling::serve(addr).await,
+        Some(cli::Command::Compare { old, new }) => {
+            println!(
+                "{}",
+                compare::tables(&compare::load(&old)?, &compare::load(&new)?)
+            );
+            Ok(())
+        }
+        Some(cli::Command::Mesh) => scenarios::hold_mesh(cli.run).await,
         None => scenarios::run(cli.run.effective()).await,
     }
 }

@@ -330,6 +330,18 @@ impl Mesh {
         [&self.user, &self.product, &self.order, &self.gateway]
     }
 
+    /// The mesh's four processes (counted) with the bench's client and a
+    /// local MariaDB (reported), for CPU time per operation.
+    pub fn cpu_probe(&self) -> crate::procfs::CpuProbe {
+        crate::procfs::CpuProbe::new(
+            self.services()
+                .iter()
+                .filter_map(|s| s.pid().map(|pid| (s.name.to_owned(), pid)))
+                .collect(),
+            crate::procfs::CpuProbe::client_and_database(),
+        )
+    }
+
     /// Stops every process and drops the MariaDB databases.
     pub async fn stop(mut self) -> Result<(), BenchError> {
         for service in [
@@ -376,7 +388,7 @@ async fn spawn(
             )));
         }
         let ready = if name == "gateway" {
-            crate::http1::get_status(addr, "/readyz").await == Some(200)
+            crate::http_client::get_status(addr, "/readyz").await == Some(200)
         } else {
             grpc_serving(addr).await
         };

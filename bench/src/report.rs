@@ -13,12 +13,16 @@ use crate::driver::{Load, Stats};
 use crate::mesh::Backend;
 use crate::procfs;
 
+/// The `via` of gateway runs over HTTP/2 (h2c, prior knowledge).
+pub const GATEWAY_H2: &str = "gateway h2";
+
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     pub scenario: String,
     pub variant: String,
-    /// `grpc`, `gateway` (JSON/HTTP 1.1) or `sea-orm`.
+    /// `grpc`, `gateway` (JSON/HTTP 1.1), `gateway h2` (JSON/HTTP/2) or
+    /// `sea-orm`.
     pub via: String,
     pub backend: Option<Backend>,
     pub clients: usize,
@@ -233,21 +237,30 @@ impl Report {
             );
             let get = throughput(self.find("get-product", "cache warm", "grpc", on));
             let get_gw = throughput(self.find("get-product", "cache warm", "gateway", on));
+            let get_gw_h2 = throughput(self.find("get-product", "cache warm", GATEWAY_H2, on));
             let order = throughput(self.find("create-order", "1 line", "grpc", on));
             let order_gw = throughput(self.find("create-order", "1 line", "gateway", on));
-            let db = throughput(self.find("db-ceiling", "4 commits per order", "sea-orm", on));
+            let db =
+                throughput(self.find("db-ceiling", crate::scenarios::DB_CEILING, "sea-orm", on));
             self.ratio(
                 format!("GetProduct / ceiling ({b})"),
                 "ops/s, gRPC".into(),
                 div(get, ceiling),
-                Some(0.6),
+                Some(0.8),
                 None,
             );
             self.ratio(
                 format!("gateway / direct gRPC, GetProduct ({b})"),
                 "ops/s".into(),
                 div(get_gw, get),
-                Some(0.6),
+                Some(0.75),
+                None,
+            );
+            self.ratio(
+                format!("gateway HTTP/2 / HTTP/1.1, GetProduct ({b})"),
+                "ops/s".into(),
+                div(get_gw_h2, get_gw),
+                Some(1.0),
                 None,
             );
             self.ratio(
@@ -259,11 +272,61 @@ impl Report {
             );
             self.ratio(
                 format!("CreateOrder 1 line / DB ceiling ({b})"),
-                "ops/s, gRPC".into(),
+                "ops/s, gRPC, events in process".into(),
                 div(order, db),
-                Some(0.5),
+                // SQLite's one connection per service queues every statement.
+                Some(match backend {
+                    Backend::Mariadb => 0.5,
+                    Backend::Sqlite => 0.4,
+                }),
                 None,
             );
+            use crate::scenarios::{BASELINE_GATEWAY, BASELINE_GRPC};
+            for (what, scenario, variant, via, baseline) in [
+                (
+                    "GetProduct gRPC",
+                    "get-product",
+                    "cache warm",
+                    "grpc",
+                    BASELINE_GRPC,
+                ),
+                (
+                    "GetProduct gateway",
+                    "get-product",
+                    "cache warm",
+                    "gateway",
+                    BASELINE_GATEWAY,
+                ),
+                (
+                    "CreateOrder 1 line gRPC",
+                    "create-order",
+                    "1 line",
+                    "grpc",
+                    BASELINE_GRPC,
+                ),
+            ] {
+                let this = self.find(scenario, variant, via, on);
+                let before = self.find(scenario, variant, baseline, on);
+                let cpu = |s: Option<&Stats>| s.and_then(|s| s.cpu_ms_per_op);
+                let (ops, cpu_ratio) = (
+                    div(throughput(this), throughput(before)),
+                    div(cpu(this), cpu(before)),
+                );
+                self.ratio(
+                    format!("this build / baseline, {what} ({b})"),
+                    "ops/s".into(),
+                    ops,
+                    None,
+                    None,
+                );
+                self.ratio(
+                    format!("this build / baseline, {what} ({b})"),
+                    "CPU ms per op".into(),
+                    cpu_ratio,
+                    None,
+                    None,
+                );
+            }
             let events_off =
                 throughput(self.find("events", crate::scenarios::EVENTS_OFF, "grpc", on));
             for (variant, label) in [("in process", "in process"), ("kafka", "on Kafka")] {
@@ -322,13 +385,13 @@ impl Report {
     /// Prints the tables (Markdown, ready for BENCHMARKS.md) on stdout.
     pub fn print(&self) {
         println!(
-            "\n| scenario | variant | via | backend | clients | ops/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
+            "\n| scenario | variant | via | backend | clients | ops/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU ms/op |"
         );
-        println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &self.runs {
             let s = &r.stats;
             println!(
-                "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
                 r.scenario,
                 r.variant,
                 r.via,
@@ -339,8 +402,38 @@ impl Report {
                 s.p90_ms,
                 s.p99_ms,
                 s.max_ms,
-                s.errors
+                s.errors,
+                s.cpu_ms_per_op
+                    .map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.3}"))
             );
+        }
+        let with_cpu: Vec<&RunRecord> = self
+            .runs
+            .iter()
+            .filter(|r| !r.stats.cpu_ms_per_op_by_process.is_empty())
+            .collect();
+        if !with_cpu.is_empty() {
+            println!(
+                "\nCPU ms per operation by process (from /proc; the services' sum is the CPU ms/op above):\n"
+            );
+            println!("| scenario | variant | via | backend | by process |");
+            println!("|---|---|---|---|---|");
+            for r in with_cpu {
+                let by: Vec<String> = r
+                    .stats
+                    .cpu_ms_per_op_by_process
+                    .iter()
+                    .map(|(name, ms)| format!("{name} {ms:.3}"))
+                    .collect();
+                println!(
+                    "| {} | {} | {} | {} | {} |",
+                    r.scenario,
+                    r.variant,
+                    r.via,
+                    r.backend.map_or("-", Backend::name),
+                    by.join(", ")
+                );
+            }
         }
         if !self.footprint.is_empty() {
             println!(
@@ -369,8 +462,12 @@ impl Report {
                     r.name,
                     r.of,
                     r.value,
-                    r.target,
-                    if r.met { "yes" } else { "**no**" }
+                    if r.target.is_empty() { "-" } else { &r.target },
+                    match (r.target.is_empty(), r.met) {
+                        (true, _) => "-",
+                        (false, true) => "yes",
+                        (false, false) => "**no**",
+                    }
                 );
             }
         }
@@ -410,6 +507,8 @@ mod tests {
             p99_ms: p50_ms,
             max_ms: p50_ms,
             mean_ms: p50_ms,
+            cpu_ms_per_op: None,
+            cpu_ms_per_op_by_process: std::collections::BTreeMap::new(),
         }
     }
 
@@ -447,14 +546,21 @@ mod tests {
             "cache warm",
             "grpc",
             maria,
-            stats(700.0, 1.0),
+            stats(850.0, 1.0),
         ));
         report.add(run(
             "get-product",
             "cache warm",
             "gateway",
             maria,
-            stats(350.0, 1.0),
+            stats(425.0, 1.0),
+        ));
+        report.add(run(
+            "get-product",
+            "cache warm",
+            GATEWAY_H2,
+            maria,
+            stats(510.0, 1.0),
         ));
         report.add(run(
             "create-order",
@@ -472,7 +578,7 @@ mod tests {
         ));
         report.add(run(
             "db-ceiling",
-            "4 commits per order",
+            crate::scenarios::DB_CEILING,
             "sea-orm",
             maria,
             stats(500.0, 1.0),
@@ -496,7 +602,9 @@ mod tests {
         report.finish();
 
         let get = ratio(&report, "GetProduct / ceiling (mariadb)");
-        assert!((get.value - 0.7).abs() < 1e-9 && get.met);
+        assert!((get.value - 0.85).abs() < 1e-9 && get.met);
+        let h2 = ratio(&report, "gateway HTTP/2 / HTTP/1.1, GetProduct (mariadb)");
+        assert!((h2.value - 1.2).abs() < 1e-9 && h2.met);
         let gateway = ratio(&report, "gateway / direct gRPC, GetProduct (mariadb)");
         assert!((gateway.value - 0.5).abs() < 1e-9 && !gateway.met);
         let order = ratio(

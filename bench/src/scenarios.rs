@@ -17,8 +17,9 @@ use tonic::transport::Channel;
 use crate::BenchError;
 use crate::cli::{RunArgs, Scenario};
 use crate::driver::{Load, Op, Stats, alternate, op, run_once};
-use crate::http1::HttpClient;
+use crate::http_client::{HttpClient, Protocol};
 use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
+use crate::procfs::CpuProbe;
 use crate::report::{Footprint, Report, RunRecord};
 
 /// ListOrders page size: page 100 exists with 10^3 orders.
@@ -40,6 +41,12 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 )
             })?,
     };
+    // Read before the run, so a wrong path fails in a second, not after it.
+    let old = args
+        .compare
+        .as_deref()
+        .map(crate::compare::load)
+        .transpose()?;
     let load = Load {
         clients: args.clients.max(1),
         duration: args.duration,
@@ -117,6 +124,15 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     report.print();
     report.write(&args.out)?;
     eprintln!("results written to {}", args.out.display());
+    if let (Some(path), Some(old)) = (&args.compare, &old) {
+        let now = serde_json::to_value(&report)
+            .map_err(|e| BenchError::Setup(format!("cannot compare: {e}")))?;
+        println!(
+            "\n## Beside {}\n\n{}",
+            path.display(),
+            crate::compare::tables(old, &now)
+        );
+    }
     // Numbers from failing operations mean nothing: say so in the exit code.
     let failed: Vec<String> = report
         .runs
@@ -140,15 +156,71 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     }
 }
 
+/// `oms-bench mesh`: one mesh with the bench's fixture, held up for tools
+/// of the user's own until Ctrl-C (SIGINT).
+pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from))
+            .ok_or_else(|| BenchError::Setup("pass --bin-dir".into()))?,
+    };
+    let backend = args.backends.first().copied().unwrap_or(Backend::Sqlite);
+    let work = std::env::temp_dir().join(format!("oms-bench-{}", uuid::Uuid::new_v4().simple()));
+    let options = MeshOptions {
+        bin_dir,
+        backend,
+        mysql_url: Some(args.mysql_url.clone()),
+        redis_url: args.redis_url.clone(),
+        db_prefix: args.db_prefix.clone(),
+        log_level: args.log_level.clone(),
+        work_dir: work.join(backend.name()),
+        events: match &args.kafka_brokers {
+            Some(brokers) => Events::Kafka(brokers.clone()),
+            None => Events::InProcess,
+        },
+    };
+    let mesh = Mesh::start(&options).await?;
+    let prepared = fixture(&args, &mesh).await;
+    if let Ok(prepared) = &prepared {
+        warm(&mesh, prepared).await?;
+        println!("gateway      http://{}", mesh.gateway.addr);
+        println!("user-svc     {}", mesh.user.addr);
+        println!("product-svc  {}", mesh.product.addr);
+        println!("order-svc    {}", mesh.order.addr);
+        println!(
+            "a product    http://{}/v1/products/{}",
+            mesh.gateway.addr,
+            prepared.products.first().map_or("", String::as_str)
+        );
+        println!(
+            "a customer   Bearer {}",
+            prepared.customer_tokens.first().map_or("", String::as_str)
+        );
+        println!("logs         {}", work.display());
+        println!("(Ctrl-C or SIGINT stops it)");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    mesh.stop().await?;
+    let _ = std::fs::remove_dir_all(&work);
+    prepared.map(drop)
+}
+
+/// The `via` of runs on the baseline mesh (`--baseline-bin-dir`).
+pub const BASELINE_GRPC: &str = "grpc, baseline";
+pub const BASELINE_GATEWAY: &str = "gateway, baseline";
+
 /// The variant names the report's ratios look up.
 pub const CEILING: &str = "empty unary RPC";
-pub const DB_CEILING: &str = "4 commits per order";
+pub const DB_CEILING: &str = "4 commits per order, outbox rows included";
 
 /// One operation of a set that takes turns, and the report row it makes.
 struct Turn {
     label: String,
     op: Op,
     row: (&'static str, String, &'static str),
+    probe: Option<CpuProbe>,
 }
 
 impl Turn {
@@ -157,7 +229,14 @@ impl Turn {
             label: label.into(),
             op,
             row: ("", String::new(), ""),
+            probe: None,
         }
+    }
+
+    /// Charges the CPU time of `probe`'s processes to this operation.
+    fn charging(mut self, probe: CpuProbe) -> Self {
+        self.probe = Some(probe);
+        self
     }
 
     /// The report's scenario, variant and transport for this operation.
@@ -175,7 +254,10 @@ async fn in_turns(
     rounds: u32,
     backend: Option<Backend>,
 ) {
-    let (rows, ops): (Vec<_>, Vec<_>) = turns.into_iter().map(|t| (t.row, (t.label, t.op))).unzip();
+    let (rows, ops): (Vec<_>, Vec<_>) = turns
+        .into_iter()
+        .map(|t| (t.row, (t.label, t.op, t.probe)))
+        .unzip();
     for ((scenario, variant, via), stats) in
         rows.into_iter().zip(alternate(ops, load, rounds).await)
     {
@@ -209,7 +291,17 @@ impl Ceiling {
             let mut client = clients[c].clone();
             async move { client.ping(()).await.map(drop).map_err(|s| s.to_string()) }
         });
-        Turn::new("ceiling: empty RPC (plain tonic)", ping).records("ceiling", CEILING, "grpc")
+        let probe = CpuProbe::new(
+            self.server
+                .pid()
+                .map(|pid| ("ceiling-server".to_owned(), pid))
+                .into_iter()
+                .collect(),
+            CpuProbe::client_and_database(),
+        );
+        Turn::new("ceiling: empty RPC (plain tonic)", ping)
+            .records("ceiling", CEILING, "grpc")
+            .charging(probe)
     }
 }
 
@@ -358,29 +450,140 @@ async fn on_mesh(
     let mut fixture = fixture(args, mesh).await?;
     let on = Some(backend);
 
-    if wants(Scenario::GetProduct) {
-        // Warm: every product once, so the runs read the cache.
-        let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
-        for id in fixture.products.iter() {
-            catalogue
-                .get_product(product_pb::GetProductRequest {
-                    product_id: id.clone(),
-                })
-                .await
-                .map_err(BenchError::call("warm the product cache"))?;
+    // Another build's mesh, whose runs take turns with this one's.
+    let mut baseline = match &args.baseline_bin_dir {
+        Some(dir) if wants(Scenario::GetProduct) || wants(Scenario::CreateOrder) => {
+            let options = MeshOptions {
+                bin_dir: dir.clone(),
+                work_dir: options
+                    .work_dir
+                    .with_file_name(format!("{}-baseline", backend.name())),
+                ..options.clone()
+            };
+            eprintln!(
+                "== baseline mesh on {} (binaries from {})",
+                backend.name(),
+                dir.display()
+            );
+            let started = Mesh::start(&options).await?;
+            match self::fixture(args, &started).await {
+                Ok(prepared) => Some((started, prepared)),
+                Err(e) => {
+                    started.stop().await?;
+                    return Err(e);
+                }
+            }
         }
+        _ => None,
+    };
+    let outcome = mesh_runs(
+        report,
+        args,
+        load,
+        (mesh, &mut fixture),
+        baseline.as_mut().map(|(m, f)| (&*m, f)),
+        ceiling,
+        work,
+        backend,
+    )
+    .await;
+    if let Some((started, _)) = baseline {
+        started.stop().await?;
+    }
+    outcome?;
+
+    if wants(Scenario::Events) {
+        events_cost(report, args, load, options, mesh, &mut fixture).await?;
+    }
+
+    if wants(Scenario::ListOrders) {
+        list_orders(report, args, load, backend, mesh, &fixture).await?;
+    }
+
+    if wants(Scenario::Login) {
+        let stats = run_once(
+            "Login (argon2id)",
+            load,
+            login_op(mesh, &fixture, load).await?,
+            Some(&mesh.cpu_probe()),
+        )
+        .await;
+        report.add(RunRecord::new(
+            "login",
+            "argon2id verify",
+            "grpc",
+            on,
+            load,
+            stats,
+        ));
+    }
+
+    if wants(Scenario::Footprint) {
+        for (entry, service) in footprint.iter_mut().zip(mesh.services()) {
+            entry.after_load(service.pid());
+        }
+        report.footprint.extend(footprint);
+    }
+    Ok(())
+}
+
+/// GetProduct and CreateOrder (with the DB ceiling), on this mesh and, given
+/// one, on the baseline mesh in the same turns.
+#[allow(clippy::too_many_arguments)]
+async fn mesh_runs(
+    report: &mut Report,
+    args: &RunArgs,
+    load: Load,
+    (mesh, fixture): (&Mesh, &mut Fixture),
+    mut baseline: Option<(&Mesh, &mut Fixture)>,
+    ceiling: Option<&Ceiling>,
+    work: &std::path::Path,
+    backend: Backend,
+) -> Result<(), BenchError> {
+    let wants = |s: Scenario| args.scenarios.contains(&s);
+    let on = Some(backend);
+    if wants(Scenario::GetProduct) {
+        warm(mesh, fixture).await?;
         let mut turns = vec![
             Turn::new(
                 "GetProduct gRPC",
-                get_product_grpc(mesh, &fixture, load).await?,
+                get_product_grpc(mesh, fixture, load).await?,
             )
-            .records("get-product", "cache warm", "grpc"),
-            Turn::new("GetProduct gateway", get_product_http(mesh, &fixture, load)).records(
-                "get-product",
-                "cache warm",
-                "gateway",
-            ),
+            .records("get-product", "cache warm", "grpc")
+            .charging(mesh.cpu_probe()),
+            Turn::new(
+                "GetProduct gateway",
+                get_product_http(mesh, fixture, load, Protocol::Http1),
+            )
+            .records("get-product", "cache warm", "gateway")
+            .charging(mesh.cpu_probe()),
+            Turn::new(
+                "GetProduct gateway HTTP/2",
+                get_product_http(mesh, fixture, load, Protocol::H2c),
+            )
+            .records("get-product", "cache warm", crate::report::GATEWAY_H2)
+            .charging(mesh.cpu_probe()),
         ];
+        if let Some((other, prepared)) = baseline.as_ref() {
+            let (other, prepared): (&Mesh, &Fixture) = (other, prepared);
+            warm(other, prepared).await?;
+            turns.push(
+                Turn::new(
+                    "GetProduct gRPC, baseline",
+                    get_product_grpc(other, prepared, load).await?,
+                )
+                .records("get-product", "cache warm", BASELINE_GRPC)
+                .charging(other.cpu_probe()),
+            );
+            turns.push(
+                Turn::new(
+                    "GetProduct gateway, baseline",
+                    get_product_http(other, prepared, load, Protocol::Http1),
+                )
+                .records("get-product", "cache warm", BASELINE_GATEWAY)
+                .charging(other.cpu_probe()),
+            );
+        }
         if let Some(ceiling) = ceiling {
             turns.push(ceiling.turn());
         }
@@ -409,13 +612,27 @@ async fn on_mesh(
                     format!("CreateOrder {variant} gRPC"),
                     create_order_grpc(mesh, fresh, load, lines).await?,
                 )
-                .records("create-order", variant, "grpc"),
+                .records("create-order", variant, "grpc")
+                .charging(mesh.cpu_probe()),
                 Turn::new(
                     format!("CreateOrder {variant} gateway"),
                     create_order_http(mesh, fresh, load, lines),
                 )
-                .records("create-order", variant, "gateway"),
+                .records("create-order", variant, "gateway")
+                .charging(mesh.cpu_probe()),
             ];
+            if let (Lines::One, Some((other, prepared))) = (lines, baseline.as_mut()) {
+                let other: &Mesh = other;
+                let prepared = prepared.renewed(other, load.clients).await?;
+                turns.push(
+                    Turn::new(
+                        format!("CreateOrder {variant} gRPC, baseline"),
+                        create_order_grpc(other, prepared, load, lines).await?,
+                    )
+                    .records("create-order", variant, BASELINE_GRPC)
+                    .charging(other.cpu_probe()),
+                );
+            }
             if let (Lines::One, Some(db)) = (lines, &db) {
                 turns.push(db.turn());
             }
@@ -428,36 +645,19 @@ async fn on_mesh(
         db.finish(args).await?;
     }
 
-    if wants(Scenario::Events) {
-        events_cost(report, args, load, options, mesh, &mut fixture).await?;
-    }
+    Ok(())
+}
 
-    if wants(Scenario::ListOrders) {
-        list_orders(report, args, load, backend, mesh, &fixture).await?;
-    }
-
-    if wants(Scenario::Login) {
-        let stats = run_once(
-            "Login (argon2id)",
-            load,
-            login_op(mesh, &fixture, load).await?,
-        )
-        .await;
-        report.add(RunRecord::new(
-            "login",
-            "argon2id verify",
-            "grpc",
-            on,
-            load,
-            stats,
-        ));
-    }
-
-    if wants(Scenario::Footprint) {
-        for (entry, service) in footprint.iter_mut().zip(mesh.services()) {
-            entry.after_load(service.pid());
-        }
-        report.footprint.extend(footprint);
+/// Every product read once, so the runs read the cache.
+async fn warm(mesh: &Mesh, fixture: &Fixture) -> Result<(), BenchError> {
+    let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
+    for id in fixture.products.iter() {
+        catalogue
+            .get_product(product_pb::GetProductRequest {
+                product_id: id.clone(),
+            })
+            .await
+            .map_err(BenchError::call("warm the product cache"))?;
     }
     Ok(())
 }
@@ -508,7 +708,8 @@ async fn events_cost(
             "CreateOrder 1 line, events in process",
             create_order_grpc(mesh, fresh, load, Lines::One).await?,
         )
-        .records("events", "in process", "grpc"),
+        .records("events", "in process", "grpc")
+        .charging(mesh.cpu_probe()),
     ];
     for (name, other, prepared) in &others {
         turns.push(
@@ -516,7 +717,8 @@ async fn events_cost(
                 format!("CreateOrder 1 line, events {name}"),
                 create_order_grpc(other, prepared, load, Lines::One).await?,
             )
-            .records("events", name, "grpc"),
+            .records("events", name, "grpc")
+            .charging(other.cpu_probe()),
         );
     }
     in_turns(report, turns, load, args.rounds, Some(backend)).await;
@@ -539,11 +741,11 @@ async fn grpc_clients<C>(
     Ok(Arc::new(clients))
 }
 
-/// `clients` HTTP/1.1 keep-alive connections to the gateway.
-fn http_clients(mesh: &Mesh, load: Load) -> Arc<Vec<Mutex<HttpClient>>> {
+/// `clients` connections to the gateway (HTTP/1.1 keep-alive, or h2c).
+fn http_clients(mesh: &Mesh, load: Load, protocol: Protocol) -> Arc<Vec<Mutex<HttpClient>>> {
     Arc::new(
         (0..load.clients)
-            .map(|_| Mutex::new(HttpClient::new(mesh.gateway.addr)))
+            .map(|_| Mutex::new(HttpClient::speaking(mesh.gateway.addr, protocol)))
             .collect(),
     )
 }
@@ -577,8 +779,8 @@ async fn get_product_grpc(mesh: &Mesh, fixture: &Fixture, load: Load) -> Result<
     }))
 }
 
-fn get_product_http(mesh: &Mesh, fixture: &Fixture, load: Load) -> Op {
-    let clients = http_clients(mesh, load);
+fn get_product_http(mesh: &Mesh, fixture: &Fixture, load: Load, protocol: Protocol) -> Op {
+    let clients = http_clients(mesh, load, protocol);
     let products = fixture.products.clone();
     op(move |c, seq| {
         let clients = clients.clone();
@@ -665,7 +867,7 @@ async fn create_order_grpc(
 }
 
 fn create_order_http(mesh: &Mesh, fixture: &Fixture, load: Load, lines: Lines) -> Op {
-    let clients = http_clients(mesh, load);
+    let clients = http_clients(mesh, load, Protocol::Http1);
     let fixture = Arc::new(fixture.clone());
     op(move |c, seq| {
         let clients = clients.clone();
@@ -835,6 +1037,7 @@ async fn list_orders(
                 &format!("ListOrders {variant}"),
                 load,
                 list_page(clients.clone(), pager.clone(), page_token),
+                Some(&mesh.cpu_probe()),
             )
             .await;
             let mut record =
@@ -911,11 +1114,17 @@ impl DbCeilingRun {
     }
 
     fn turn(&self) -> Turn {
-        Turn::new(self.label.clone(), self.ceiling.op()).records(
-            "db-ceiling",
-            DB_CEILING,
-            "sea-orm",
-        )
+        // The loop runs in the bench's own process: that is its "service".
+        let probe = CpuProbe::new(
+            vec![("oms-bench".to_owned(), std::process::id())],
+            CpuProbe::client_and_database()
+                .into_iter()
+                .filter(|(name, _)| name != "oms-bench")
+                .collect(),
+        );
+        Turn::new(self.label.clone(), self.ceiling.op())
+            .records("db-ceiling", DB_CEILING, "sea-orm")
+            .charging(probe)
     }
 
     /// Drops the MariaDB databases (SQLite files go with the work dir).

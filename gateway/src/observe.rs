@@ -2,6 +2,9 @@
 //! template (never the raw path, so clients cannot grow the series), one
 //! log event, and a W3C trace that the backends continue.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -9,10 +12,63 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-/// The route template that served a request, set by the handler that
-/// matched it; requests without one are labelled `unmatched`.
+/// The contract route that served a request, set by the handler that
+/// matched it; requests without one are labelled by axum's match or
+/// `unmatched`.
 #[derive(Debug, Clone)]
-pub(crate) struct RouteLabel(pub(crate) String);
+pub(crate) struct RouteLabel(pub(crate) Arc<RouteMetrics>);
+
+/// One contract route's series, registered once at start-up so a request
+/// touches atomics, not the recorder's registry.
+#[derive(Debug)]
+pub(crate) struct RouteMetrics {
+    route: String,
+    method: String,
+    duration: metrics::Histogram,
+    /// `http_server_requests_total` by status, registered at first use.
+    by_status: RwLock<HashMap<u16, metrics::Counter>>,
+}
+
+impl RouteMetrics {
+    /// The series of `method` on the route `template`.
+    pub(crate) fn new(method: &http::Method, template: &str) -> Self {
+        let (route, method) = (template.to_owned(), method.as_str().to_owned());
+        Self {
+            duration: metrics::histogram!(
+                "http_server_request_duration_seconds",
+                "route" => route.clone(),
+                "method" => method.clone(),
+            ),
+            route,
+            method,
+            by_status: RwLock::default(),
+        }
+    }
+
+    fn record(&self, status: u16, elapsed: std::time::Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+        let known = self
+            .by_status
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&status)
+            .cloned();
+        let counter = known.unwrap_or_else(|| {
+            let counter = metrics::counter!(
+                "http_server_requests_total",
+                "route" => self.route.clone(),
+                "method" => self.method.clone(),
+                "status" => status.to_string(),
+            );
+            self.by_status
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(status, counter.clone());
+            counter
+        });
+        counter.increment(1);
+    }
+}
 
 /// Middleware around every request.
 pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
@@ -46,25 +102,32 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
     let response = next.run(request).instrument(span.clone()).await;
     metrics::gauge!("http_server_in_flight_requests").decrement(1.0);
 
-    let route = match response.extensions().get::<RouteLabel>() {
-        Some(RouteLabel(template)) => template.clone(),
-        None => own_route.unwrap_or_else(|| "unmatched".to_owned()),
-    };
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    metrics::counter!(
-        "http_server_requests_total",
-        "route" => route.clone(),
-        "method" => method.clone(),
-        "status" => status.to_string(),
-    )
-    .increment(1);
-    metrics::histogram!(
-        "http_server_request_duration_seconds",
-        "route" => route.clone(),
-        "method" => method.clone(),
-    )
-    .record(elapsed.as_secs_f64());
+    let route = match response.extensions().get::<RouteLabel>() {
+        Some(RouteLabel(route)) => {
+            route.record(status, elapsed);
+            Cow::Borrowed(route.route.as_str())
+        }
+        None => {
+            let route = own_route.unwrap_or_else(|| "unmatched".to_owned());
+            metrics::counter!(
+                "http_server_requests_total",
+                "route" => route.clone(),
+                "method" => method.clone(),
+                "status" => status.to_string(),
+            )
+            .increment(1);
+            metrics::histogram!(
+                "http_server_request_duration_seconds",
+                "route" => route.clone(),
+                "method" => method.clone(),
+            )
+            .record(elapsed.as_secs_f64());
+            Cow::Owned(route)
+        }
+    };
+    let route = route.as_ref();
 
     let request_id = response
         .headers()

@@ -30,15 +30,24 @@ const MAX_STREAM: Duration = Duration::from_secs(600);
 
 /// Headers passed on to the backend as gRPC metadata.
 const FORWARDED: &[&str] = &["authorization", "traceparent", "tracestate", "x-request-id"];
+/// Of those, the ones whose value is new on every request: kept out of
+/// the HTTP/2 header compression table (`kit::observe::unique_header`).
+const PER_REQUEST: &[&str] = &["traceparent", "x-request-id"];
 
 /// Passes the caller's forwarded headers on to `request` as gRPC
 /// metadata, with the client's address as `x-forwarded-for` (the gateway is
 /// the edge: the client is its peer).
 pub(crate) fn forward<T>(request: &mut tonic::Request<T>, headers: &HeaderMap, peer: SocketAddr) {
     for name in FORWARDED {
-        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok())
-            && let Ok(value) = value.parse()
-        {
+        let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let value = if PER_REQUEST.contains(name) {
+            kit::observe::unique_metadata(value)
+        } else {
+            value.parse().ok()
+        };
+        if let Some(value) = value {
             request.metadata_mut().insert(*name, value);
         }
     }
@@ -60,14 +69,14 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = kit::observe::unique_header(&request_id) {
         parts.headers.insert("x-request-id", value);
     }
 
     let mut route_label = None;
     let mut response = match find(&gateway.routes, &parts.method, parts.uri.path()) {
         Found::Route(route, _) if !json_or_empty(route, &parts.headers) => {
-            route_label = Some(RouteLabel(route.template.raw.clone()));
+            route_label = Some(RouteLabel(route.metrics.clone()));
             // Before the body is read: a form or text body is refused, so a
             // cross-site "simple" POST never reaches a service.
             error::body(
@@ -78,7 +87,7 @@ pub(crate) async fn handle(
             )
         }
         Found::Route(route, bound) => {
-            route_label = Some(RouteLabel(route.template.raw.clone()));
+            route_label = Some(RouteLabel(route.metrics.clone()));
             match axum::body::to_bytes(body, limits::JSON_MAX).await {
                 Ok(bytes) => {
                     call(
@@ -116,7 +125,7 @@ pub(crate) async fn handle(
         }
         Found::Nothing => error::no_route(parts.method.clone(), parts.uri.clone()).await,
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = kit::observe::unique_header(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
     if let Some(label) = route_label {
@@ -215,14 +224,7 @@ async fn call(
     let streaming = route.method.is_server_streaming();
     request.set_timeout(timeout(headers, streaming));
 
-    let Ok(path) = route.grpc_path().parse() else {
-        return error::body(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Code::Internal,
-            "bad route",
-            Vec::new(),
-        );
-    };
+    let path = route.grpc_path.clone();
     let mut grpc = tonic::client::Grpc::new(gateway.backends.channel(route.backend));
     if let Err(e) = grpc.ready().await {
         return error::from_status(&tonic::Status::unavailable(format!(

@@ -36,17 +36,10 @@ pub(crate) struct Route {
     pub(crate) response_body: Option<String>,
     /// The service that serves it.
     pub(crate) backend: Service,
-}
-
-impl Route {
-    /// The gRPC path, `/package.Service/Method`.
-    pub(crate) fn grpc_path(&self) -> String {
-        format!(
-            "/{}/{}",
-            self.method.parent_service().full_name(),
-            self.method.name()
-        )
-    }
+    /// The gRPC path, `/package.Service/Method`, made once.
+    pub(crate) grpc_path: http::uri::PathAndQuery,
+    /// Its request metrics.
+    pub(crate) metrics: std::sync::Arc<crate::observe::RouteMetrics>,
 }
 
 /// Reads every `google.api.http` rule of the contract's services.
@@ -105,9 +98,15 @@ fn route(method: &MethodDescriptor, rule: &HttpRule, backend: Service) -> Result
         "*" => Body::Whole,
         field => Body::Field(field.to_owned()),
     };
+    let grpc_path = format!("/{}/{}", method.parent_service().full_name(), method.name())
+        .parse()
+        .map_err(|e| format!("{}: {e}", method.full_name()))?;
+    let template = PathTemplate::parse(path)?;
     Ok(Route {
+        grpc_path,
+        metrics: std::sync::Arc::new(crate::observe::RouteMetrics::new(&verb, &template.raw)),
         verb,
-        template: PathTemplate::parse(path)?,
+        template,
         method: method.clone(),
         body,
         response_body: (!rule.response_body.is_empty()).then(|| rule.response_body.clone()),

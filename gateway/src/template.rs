@@ -107,6 +107,11 @@ impl PathTemplate {
             Some(verb) => path.strip_suffix(verb.as_str())?.strip_suffix(':')?,
             None => path,
         };
+        // Every request is tried against the routes in turn: most fail on
+        // a literal or the segment count, found here without allocating.
+        if !self.may_match(path) {
+            return None;
+        }
         let parts: Vec<&str> = path.split('/').collect();
         let mut values: Vec<Vec<String>> = vec![Vec::new(); self.fields.len()];
         let mut next = 0;
@@ -146,6 +151,30 @@ impl PathTemplate {
                 .zip(values.into_iter().map(|v| v.join("/")))
                 .collect(),
         )
+    }
+}
+
+impl PathTemplate {
+    /// The segment-by-segment checks of [`Self::matches`] without binding:
+    /// false means no match; true means `matches` decides.
+    fn may_match(&self, path: &str) -> bool {
+        let mut parts = path.split('/');
+        for (atom, _) in &self.atoms {
+            match atom {
+                Atom::Rest => return true,
+                Atom::Literal(literal) => {
+                    if parts.next() != Some(literal.as_str()) {
+                        return false;
+                    }
+                }
+                Atom::One => match parts.next() {
+                    None | Some("") => return false,
+                    Some(part) if self.verb.is_none() && part.contains(':') => return false,
+                    Some(_) => {}
+                },
+            }
+        }
+        parts.next().is_none()
     }
 }
 

@@ -35,6 +35,15 @@ pub enum KvError {
 pub trait KvStore: Send + Sync + 'static {
     /// The value, unless missing or expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// The values of `keys`, in their order: one round trip on Redis
+    /// (`MGET`) instead of one per key.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
     /// Sets the value, replacing any previous one.
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), KvError>;
     /// Sets the value only if the key is absent; true if it was set.
@@ -156,6 +165,18 @@ impl KvStore for RedisKv {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let mut conn = self.pool.get().await?;
         Ok(conn.get(self.key(key)).await?)
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut command = redis::cmd("MGET");
+        for key in keys {
+            command.arg(self.key(key));
+        }
+        let mut conn = self.pool.get().await?;
+        Ok(command.query_async(&mut conn).await?)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), KvError> {

@@ -23,6 +23,12 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets. The recorder
+/// queues every observation until then; without this, a process nobody
+/// scrapes (the embedded `oms`, a bench, a missing Prometheus) grew by every
+/// request it served, and got slower as the queues grew (found by oms-bench).
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 type Sampler = Arc<dyn Fn() + Send + Sync>;
 static SAMPLERS: Mutex<BTreeMap<u64, Sampler>> = Mutex::new(BTreeMap::new());
 static NEXT_SAMPLER: AtomicU64 = AtomicU64::new(0);
@@ -45,6 +51,18 @@ pub fn install() -> &'static PrometheusHandle {
         // our series stay empty rather than the process failing.
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        let upkept = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("oms-metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkept.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histograms are folded only when scraped");
         }
         handle
     })

@@ -9,7 +9,7 @@
 //! body; so the call is finished when the body is done (or dropped, when
 //! the client went away first).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -53,7 +53,51 @@ impl CallerSlot {
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     service: &'static str,
-    methods: Arc<HashSet<String>>,
+    /// Every method this server answers, by path, with its metric handles
+    /// made once: a call looks its method up and touches atomics, never
+    /// the recorder's registry.
+    methods: Arc<HashMap<String, Arc<Method>>>,
+    /// Paths that name no method share one set of series.
+    unknown: Arc<Method>,
+}
+
+/// One method's labels and metric handles.
+#[derive(Debug)]
+struct Method {
+    /// Health checks and reflection are logged at debug level.
+    quiet: bool,
+    in_flight: metrics::Gauge,
+    handling: metrics::Histogram,
+    labels: [(&'static str, String); 3],
+    /// `grpc_server_handled_total` by code, registered at first use so
+    /// only codes that happened are exposed.
+    handled: [OnceLock<metrics::Counter>; 17],
+}
+
+impl Method {
+    fn new(service: &'static str, grpc_service: &str, grpc_method: &str) -> Self {
+        let labels = [
+            ("service", service.to_owned()),
+            ("grpc_service", grpc_service.to_owned()),
+            ("grpc_method", grpc_method.to_owned()),
+        ];
+        Self {
+            quiet: QUIET_SERVICES.contains(&grpc_service),
+            in_flight: metrics::gauge!("grpc_server_in_flight_requests", &labels),
+            handling: metrics::histogram!("grpc_server_handling_seconds", &labels),
+            labels,
+            handled: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn handled(&self, code: Code) -> &metrics::Counter {
+        let slot = usize::try_from(code as i32).unwrap_or(2) % self.handled.len();
+        self.handled[slot].get_or_init(|| {
+            let mut labels = self.labels.to_vec();
+            labels.push(("grpc_code", code_name(code).to_owned()));
+            metrics::counter!("grpc_server_handled_total", &labels)
+        })
+    }
 }
 
 impl ObserveLayer {
@@ -62,7 +106,7 @@ impl ObserveLayer {
     pub fn new(info: ServiceInfo) -> Self {
         // Installed before the first call, so nothing recorded is lost.
         crate::metrics::install();
-        let mut methods = HashSet::new();
+        let mut methods = HashMap::new();
         for set in [
             info.descriptors,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -81,7 +125,10 @@ impl ObserveLayer {
                         continue;
                     }
                     for method in &service.method {
-                        methods.insert(format!("/{full}/{}", method.name()));
+                        methods.insert(
+                            format!("/{full}/{}", method.name()),
+                            Arc::new(Method::new(info.name, &full, method.name())),
+                        );
                     }
                 }
             }
@@ -89,6 +136,7 @@ impl ObserveLayer {
         Self {
             service: info.name,
             methods: Arc::new(methods),
+            unknown: Arc::new(Method::new(info.name, UNKNOWN, UNKNOWN)),
         }
     }
 }
@@ -154,9 +202,7 @@ where
 /// One call in flight; recorded when dropped.
 #[derive(Debug)]
 struct Call {
-    service: &'static str,
-    grpc_service: String,
-    grpc_method: String,
+    method: Arc<Method>,
     path: String,
     trace_id: String,
     caller: CallerSlot,
@@ -171,15 +217,7 @@ struct Call {
 impl Call {
     fn start<B>(layer: &ObserveLayer, request: &mut http::Request<B>) -> Self {
         let path = request.uri().path().to_owned();
-        let (grpc_service, grpc_method) = if layer.methods.contains(&path) {
-            let (service, method) = path
-                .trim_start_matches('/')
-                .split_once('/')
-                .unwrap_or((UNKNOWN, UNKNOWN));
-            (service.to_owned(), method.to_owned())
-        } else {
-            (UNKNOWN.to_owned(), UNKNOWN.to_owned())
-        };
+        let method = layer.methods.get(&path).unwrap_or(&layer.unknown).clone();
         let trace_id = ensure_traceparent(request.headers_mut());
         let caller = CallerSlot::default();
         request.extensions_mut().insert(caller.clone());
@@ -195,17 +233,9 @@ impl Call {
         );
         // The calls this one makes are children of its span.
         carry_trace(&span, request.headers_mut());
-        metrics::gauge!(
-            "grpc_server_in_flight_requests",
-            "service" => layer.service,
-            "grpc_service" => grpc_service.clone(),
-            "grpc_method" => grpc_method.clone(),
-        )
-        .increment(1.0);
+        method.in_flight.increment(1.0);
         Self {
-            service: layer.service,
-            grpc_service,
-            grpc_method,
+            method,
             path,
             trace_id,
             caller,
@@ -226,21 +256,14 @@ impl Drop for Call {
             // The client went away before the answer was complete.
             (None, false) => Code::Cancelled,
         };
-        let labels = [
-            ("service", self.service.to_owned()),
-            ("grpc_service", self.grpc_service.clone()),
-            ("grpc_method", self.grpc_method.clone()),
-        ];
-        metrics::gauge!("grpc_server_in_flight_requests", &labels).decrement(1.0);
-        metrics::histogram!("grpc_server_handling_seconds", &labels).record(elapsed.as_secs_f64());
-        let mut counted = labels.to_vec();
-        counted.push(("grpc_code", code_name(code).to_owned()));
-        metrics::counter!("grpc_server_handled_total", &counted).increment(1);
+        self.method.in_flight.decrement(1.0);
+        self.method.handling.record(elapsed.as_secs_f64());
+        self.method.handled(code).increment(1);
 
         let caller = self.caller.0.get().map_or("anonymous", String::as_str);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let _entered = self.span.enter();
-        if QUIET_SERVICES.contains(&self.grpc_service.as_str()) {
+        if self.method.quiet {
             tracing::debug!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");
         } else {
             tracing::info!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");
@@ -337,6 +360,25 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
         .map(Code::from)
 }
 
+/// A per-call header value (trace context, request id) kept out of the
+/// HTTP/2 header compression table: each value is new, so indexing it
+/// costs every call a table insert and evicts entries worth keeping (it
+/// showed in the gateway's HTTP/2 profile). `None` if not a header value.
+pub fn unique_header(value: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// [`unique_header`] as gRPC metadata.
+pub fn unique_metadata(
+    value: &str,
+) -> Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
+    let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = value.parse().ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// Continues the trace of the request's `traceparent` in `span`, and
 /// rewrites the header to name `span`, so handlers that pass it on make
 /// their callees its children.
@@ -346,7 +388,7 @@ pub fn carry_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
     };
     let outgoing = crate::telemetry::continue_trace(span, incoming);
     if outgoing != incoming
-        && let Ok(value) = outgoing.parse()
+        && let Some(value) = unique_header(&outgoing)
     {
         headers.insert("traceparent", value);
     }
@@ -365,7 +407,7 @@ pub fn ensure_traceparent(headers: &mut http::HeaderMap) -> String {
     }
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    if let Ok(value) = format!("00-{trace_id}-{span_id}-01").parse() {
+    if let Some(value) = unique_header(&format!("00-{trace_id}-{span_id}-01")) {
         headers.insert("traceparent", value);
     }
     trace_id

@@ -2,6 +2,10 @@
 //! filtered by `RUST_LOG`), and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
 //! every span exported over OTLP/gRPC; plus the W3C `traceparent` that
 //! carries one request's trace from process to process.
+//!
+//! Lines are formatted on the thread that logs them and written to stdout
+//! in batches by a thread of their own (`log_writer`); JSON lines by
+//! `json_log`, which formats span fields once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -71,6 +75,8 @@ impl TelemetryConfig {
 #[must_use = "dropping this without shutdown may lose the last spans"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    /// Writes out the buffered log lines when dropped.
+    lines: Option<crate::log_writer::LogFlusher>,
 }
 
 impl Telemetry {
@@ -81,11 +87,13 @@ impl Telemetry {
         }
     }
 
-    /// Sends what is buffered and stops exporting.
+    /// Sends what is buffered and stops exporting; the log lines still
+    /// queued are written out.
     pub async fn shutdown(self) {
         if let Some(provider) = self.provider {
             let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         }
+        drop(self.lines);
     }
 }
 
@@ -99,11 +107,20 @@ pub struct TelemetryError(String);
 /// runtime when spans are exported: the exporter's channel lives on it.
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (stdout, lines) = crate::log_writer::batched(std::io::stdout());
     let (human, json) = match config.log_format {
-        LogFormat::Human => (Some(tracing_subscriber::fmt::layer()), None),
+        LogFormat::Human => (
+            Some(tracing_subscriber::fmt::layer().with_writer(stdout)),
+            None,
+        ),
         LogFormat::Json => (
             None,
-            Some(tracing_subscriber::fmt::layer().json().flatten_event(true)),
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(crate::json_log::JsonSpanFields)
+                    .event_format(crate::json_log::JsonLines)
+                    .with_writer(stdout),
+            ),
         ),
     };
     let provider = match &config.otlp_endpoint {
@@ -141,13 +158,17 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     }
     Ok(Telemetry {
         provider: provider.filter(|_| installed),
+        lines: installed.then_some(lines),
     })
 }
 
 /// For tests: logs only when `TEST_LOG` is set, so test output stays quiet.
 pub fn init_for_tests() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = init(&TelemetryConfig::logs_only(LogFormat::Human));
+    if std::env::var_os("TEST_LOG").is_some()
+        && let Ok(telemetry) = init(&TelemetryConfig::logs_only(LogFormat::Human))
+    {
+        // The writer thread must outlive every test of the process.
+        std::mem::forget(telemetry);
     }
 }
 

@@ -340,3 +340,46 @@ async fn a_listed_subject_loses_its_older_tokens_within_seconds() {
     let status = tonic::Status::from(kit::ApiError::from(VerifyError::Revoked));
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
 }
+
+// A verified token is remembered until its expiry, but never past its key:
+// once the JWKS no longer lists the key (rotated out and refetched), the
+// same token is refused, as it was before tokens were remembered.
+#[tokio::test(start_paused = true)]
+async fn a_remembered_token_is_refused_once_its_key_is_withdrawn() {
+    let (old, new) = (
+        SigningKey::from_bytes(&[1; 32]),
+        SigningKey::from_bytes(&[2; 32]),
+    );
+    let source = Arc::new(Rotating::default());
+    *source.keys.lock().await = vec![jwk(&old, "old")];
+    let verifier = make_verifier(source.clone(), Duration::from_secs(5));
+    let remembered = token(&old, "old", "oms-api", Some("customer"), None);
+    for _ in 0..3 {
+        verifier.verify(&remembered).await.unwrap();
+    }
+
+    *source.keys.lock().await = vec![jwk(&new, "new")];
+    tokio::time::advance(Duration::from_secs(6)).await;
+    verifier
+        .verify(&token(&new, "new", "oms-api", Some("customer"), None))
+        .await
+        .unwrap();
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        verifier.verify(&remembered).await,
+        Err(VerifyError::UnknownKey)
+    );
+
+    // A token differing in one byte of its signature is not the remembered
+    // one: it is checked in full, and fails.
+    let fresh = token(&new, "new", "oms-api", Some("customer"), None);
+    verifier.verify(&fresh).await.unwrap();
+    let mut tampered = fresh.into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert!(matches!(
+        verifier.verify(&tampered).await,
+        Err(VerifyError::Invalid(_) | VerifyError::Malformed)
+    ));
+}

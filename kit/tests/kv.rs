@@ -11,6 +11,7 @@ use kit::test_support::eventually;
 
 kit::test_on_each_kv!(
     set_then_get_returns_the_value,
+    get_many_answers_each_key_in_order,
     set_if_absent_sets_only_once,
     take_hands_the_value_to_exactly_one_caller,
     entries_expire_after_their_ttl,
@@ -26,6 +27,19 @@ async fn set_then_get_returns_the_value(kv: Arc<dyn KvStore>) {
     assert!(kv.delete("k").await.unwrap());
     assert!(!kv.delete("k").await.unwrap());
     assert_eq!(kv.get("k").await.unwrap(), None);
+}
+
+async fn get_many_answers_each_key_in_order(kv: Arc<dyn KvStore>) {
+    assert_eq!(
+        kv.get_many(&[]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+    kv.set("a", b"1", Duration::from_secs(60)).await.unwrap();
+    kv.set("c", b"3", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        kv.get_many(&["c", "missing", "a"]).await.unwrap(),
+        vec![Some(b"3".to_vec()), None, Some(b"1".to_vec())]
+    );
 }
 
 async fn set_if_absent_sets_only_once(kv: Arc<dyn KvStore>) {

@@ -147,7 +147,11 @@ impl ServiceTokens {
             let mut auth = self.auth.clone();
             let mut request = Request::new(request.clone());
             request.set_timeout(ctx.budget(self.timeout));
-            if let Some(value) = ctx.traceparent.as_deref().and_then(|t| t.parse().ok()) {
+            if let Some(value) = ctx
+                .traceparent
+                .as_deref()
+                .and_then(kit::observe::unique_metadata)
+            {
                 request.metadata_mut().insert("traceparent", value);
             }
             async move { auth.issue_service_token(request).await }
@@ -303,7 +307,11 @@ impl GrpcInventory {
                 if let Ok(value) = format!("Bearer {token}").parse() {
                     request.metadata_mut().insert("authorization", value);
                 }
-                if let Some(value) = ctx.traceparent.as_deref().and_then(|t| t.parse().ok()) {
+                if let Some(value) = ctx
+                    .traceparent
+                    .as_deref()
+                    .and_then(kit::observe::unique_metadata)
+                {
                     request.metadata_mut().insert("traceparent", value);
                 }
                 send(self.client.clone(), request)

@@ -3,11 +3,13 @@
 //! database answers instead: the cache can make reads faster, never make
 //! them fail.
 //!
-//! Entries are keyed by a per-product generation that every write bumps
-//! after it commits. A read that raced a write (read the row before the
-//! commit, stores it after) stores under the old generation, which no one
-//! reads any more, so a stale row is never served. Plain delete-on-write
-//! would let exactly that race serve the old row until the entry expired.
+//! Every write bumps a per-product generation after it commits, and an
+//! entry holds the generation it was read under: a hit is an entry whose
+//! generation is the current one. A read that raced a write (read the row
+//! before the commit, stores it after) stores the old generation, which
+//! never matches again, so a stale row is never served. Plain
+//! delete-on-write would let exactly that race serve the old row until the
+//! entry expired. Both keys are read in one round trip (`MGET`).
 //!
 //! Entries are protobuf ([`Entry`]): a hit decodes a few hundred bytes.
 //! They were JSON, whose parse (and two RFC 3339 times) stood out in the
@@ -72,6 +74,9 @@ struct Entry {
     update_nanos: u32,
     #[prost(message, repeated, tag = "14")]
     images: Vec<ImageEntry>,
+    /// The product's generation when the row was read.
+    #[prost(uint64, tag = "15")]
+    generation: u64,
 }
 
 /// A cached product's image.
@@ -144,8 +149,9 @@ impl ImageEntry {
 }
 
 impl Entry {
-    fn encode(p: &Product, images: &[ProductImage]) -> Vec<u8> {
+    fn encode(p: &Product, images: &[ProductImage], generation: u64) -> Vec<u8> {
         prost::Message::encode_to_vec(&Self {
+            generation,
             images: images.iter().map(ImageEntry::from_image).collect(),
             id: p.id.clone(),
             sku: p.sku.clone(),
@@ -163,9 +169,13 @@ impl Entry {
         })
     }
 
-    /// `None` for bytes that are not an entry: a miss, not an error.
-    fn decode(raw: &[u8]) -> Option<(Product, Vec<ProductImage>)> {
+    /// `None` for bytes that are not an entry of `generation`: a miss, not
+    /// an error.
+    fn decode(raw: &[u8], generation: u64) -> Option<(Product, Vec<ProductImage>)> {
         let e: Self = prost::Message::decode(raw).ok()?;
+        if e.generation != generation {
+            return None;
+        }
         let images = e
             .images
             .into_iter()
@@ -201,26 +211,25 @@ impl ProductCache {
     /// The cached product with its images, if any, and the generation to
     /// store a database read under if not.
     pub async fn get(&self, id: &str) -> (Option<(Product, Vec<ProductImage>)>, Generation) {
-        let generation = match self.kv.get(&generation_key(id)).await {
-            Ok(raw) => raw
-                .and_then(|r| String::from_utf8(r).ok())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
+        let (generation_key, entry_key) = (generation_key(id), entry_key(id));
+        let mut values = match self.kv.get_many(&[&generation_key, &entry_key]).await {
+            Ok(values) => values.into_iter(),
             Err(e) => {
                 tracing::warn!(error = %e, "product cache read failed; using the database");
                 return (None, Generation(None));
             }
         };
-        match self.kv.get(&entry_key(id, generation)).await {
-            Ok(raw) => (
-                raw.and_then(|r| Entry::decode(&r)),
-                Generation(Some(generation)),
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "product cache read failed; using the database");
-                (None, Generation(None))
-            }
-        }
+        let generation = values
+            .next()
+            .flatten()
+            .and_then(|r| String::from_utf8(r).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let entry = values
+            .next()
+            .flatten()
+            .and_then(|raw| Entry::decode(&raw, generation));
+        (entry, Generation(Some(generation)))
     }
 
     /// Caches a product and its images read from the database after a miss.
@@ -228,12 +237,8 @@ impl ProductCache {
         let Generation(Some(generation)) = generation else {
             return;
         };
-        let raw = Entry::encode(product, images);
-        if let Err(e) = self
-            .kv
-            .set(&entry_key(&product.id, generation), &raw, self.ttl)
-            .await
-        {
+        let raw = Entry::encode(product, images, generation);
+        if let Err(e) = self.kv.set(&entry_key(&product.id), &raw, self.ttl).await {
             tracing::warn!(error = %e, "product cache write failed");
         }
     }
@@ -256,10 +261,12 @@ fn generation_key(id: &str) -> String {
     format!("product-gen:{id}")
 }
 
-fn entry_key(id: &str, generation: u64) -> String {
-    // Not `product:` nor `product-pb:`, where entries of earlier versions
-    // (JSON; then without images) may linger.
-    format!("product-pb2:{id}:{generation}")
+fn entry_key(id: &str) -> String {
+    // Not `product:`, `product-pb:` nor `product-pb2:`, where entries of
+    // earlier versions (JSON; without images; keyed by generation) may
+    // linger. The generation key keeps its name: versions side by side in
+    // a rolling upgrade bump the same counter.
+    format!("product-pb3:{id}")
 }
 
 #[cfg(test)]
@@ -327,10 +334,9 @@ mod tests {
             create_time: DateTime::from_timestamp(1_700_000_001, 5_000).expect("valid time"),
         };
         let images = vec![image];
-        assert_eq!(
-            Entry::decode(&Entry::encode(&p, &images)),
-            Some((p, images))
-        );
-        assert_eq!(Entry::decode(b"{\"id\":\"p1\"}"), None);
+        let raw = Entry::encode(&p, &images, 4);
+        assert_eq!(Entry::decode(&raw, 5), None, "another generation's entry");
+        assert_eq!(Entry::decode(&raw, 4), Some((p, images)));
+        assert_eq!(Entry::decode(b"{\"id\":\"p1\"}", 0), None);
     }
 }

@@ -1,6 +1,12 @@
 //! Access-token verification: EdDSA only, `typ: at+jwt`, issuer, audience,
 //! expiry and lifetime, with keys found by `kid` in a cached JWKS that is
 //! refetched (rate-limited) when an unknown `kid` shows up after rotation.
+//!
+//! A token that passed is remembered by its SHA-256 until its `exp`, so a
+//! client sending the same token again (every call of a session, every
+//! service token of order-svc) costs a hash, not an Ed25519 verification
+//! and a JSON parse. What can change while a token lives is still checked
+//! on every call: its key still listed, its expiry, and revocation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,6 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest as _, Sha256};
 
 use super::claims::{
     AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
@@ -103,11 +110,24 @@ impl From<VerifyError> for ApiError {
     }
 }
 
+/// The most verified tokens remembered: a few MiB at most. When full, the
+/// expired ones go; if none has, the whole set does (and refills).
+const VERIFIED_CAPACITY: usize = 10_000;
+
+/// A token whose signature and claims passed.
+#[derive(Debug)]
+struct VerifiedToken {
+    kid: String,
+    claims: AccessClaims,
+}
+
 /// Verifies access tokens against a cached JWKS.
 pub struct Verifier {
     config: VerifierConfig,
     source: Arc<dyn JwksSource>,
     keys: RwLock<HashMap<String, DecodingKey>>,
+    /// Tokens that passed, by the SHA-256 of the token, until their `exp`.
+    verified: RwLock<HashMap<[u8; 32], Arc<VerifiedToken>>>,
     /// When the JWKS was last fetched and whether that worked; held across
     /// the fetch so concurrent misses cause one fetch, not a stampede.
     last_fetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
@@ -131,6 +151,7 @@ impl Verifier {
             config,
             source,
             keys: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
             last_fetch: tokio::sync::Mutex::new(None),
             revocations: Arc::default(),
             _following: None,
@@ -148,6 +169,54 @@ impl Verifier {
 
     /// Checks `token` and says who it speaks for.
     pub async fn verify(&self, token: &str) -> Result<Caller, VerifyError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(known) = self.remembered(&digest) {
+            // Claims (lifetime, role or scope) are checked again: cheap,
+            // and revocation may have come since.
+            return self.caller(known.claims.clone());
+        }
+        let (kid, claims) = self.verify_signed(token).await?;
+        let caller = self.caller(claims.clone())?;
+        self.remember(digest, VerifiedToken { kid, claims });
+        Ok(caller)
+    }
+
+    /// A remembered token that is still unexpired and whose key is still
+    /// listed; one past its `exp` is verified afresh (and refused once
+    /// past the leeway, as without the cache).
+    fn remembered(&self, digest: &[u8; 32]) -> Option<Arc<VerifiedToken>> {
+        let known = self
+            .verified
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(digest)
+            .cloned()?;
+        let unexpired = jsonwebtoken::get_current_timestamp() < known.claims.exp;
+        let key_listed = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&known.kid);
+        (unexpired && key_listed).then_some(known)
+    }
+
+    fn remember(&self, digest: [u8; 32], token: VerifiedToken) {
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            let now = jsonwebtoken::get_current_timestamp();
+            verified.retain(|_, known| known.claims.exp > now);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, Arc::new(token));
+    }
+
+    /// The signature, header and registered claims: the costly part.
+    async fn verify_signed(&self, token: &str) -> Result<(String, AccessClaims), VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(VerifyError::Algorithm);
@@ -172,7 +241,7 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
             .map_err(|e| VerifyError::Invalid(describe(&e)))?
             .claims;
-        self.caller(claims)
+        Ok((kid, claims))
     }
 
     fn caller(&self, claims: AccessClaims) -> Result<Caller, VerifyError> {
