@@ -14,7 +14,33 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(oms_bench::run(cli)) {
+    // Interrupted, the run is dropped, and with it every process it
+    // started (they are killed on drop): no orphaned mesh keeps running.
+    let interrupted = async {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut terminate) => {
+                    terminate.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminate => {}
+        }
+    };
+    // `mesh` waits for Ctrl-C itself, and stops its mesh cleanly.
+    let holds_mesh = matches!(cli.command, Some(oms_bench::cli::Command::Mesh));
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = oms_bench::run(cli) => outcome,
+            () = interrupted, if !holds_mesh => {
+                Err(oms_bench::BenchError::Setup("interrupted".to_owned()))
+            }
+        }
+    });
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("oms-bench: {e}");

@@ -113,12 +113,14 @@ impl CpuProbe {
         }
     }
 
-    /// This process (the bench's client side) and a local `mariadbd`, if
-    /// one runs: the usual `others`.
+    /// This process (the bench's client side) and a local `mariadbd` and
+    /// `redis-server`, if they run: the usual `others`.
     pub fn client_and_database() -> Vec<(String, u32)> {
         let mut others = vec![("oms-bench".to_owned(), std::process::id())];
-        if let Some(pid) = find_process("mariadbd") {
-            others.push(("mariadbd".to_owned(), pid));
+        for server in ["mariadbd", "redis-server"] {
+            if let Some(pid) = find_process(server) {
+                others.push((server.to_owned(), pid));
+            }
         }
         others
     }
