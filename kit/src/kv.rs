@@ -104,11 +104,85 @@ pub async fn open(url: Option<&RedisUrl>, prefix: &str) -> Result<Arc<dyn KvStor
     }
 }
 
-/// Redis through a deadpool connection pool.
+/// Redis. Reads, the hot path (every product cache hit), are pipelined
+/// over one shared multiplexed connection: many concurrent `GET`s travel
+/// in one write and come back in one read. Everything else goes through a
+/// deadpool pool, whose occupancy `pool_status` reports. Measured with
+/// oms-bench: reads through the pool (8 connections for 32 concurrent
+/// calls, one round trip each) made a cache hit on Redis cost product-svc
+/// almost twice the CPU of one on the in-process store.
 #[derive(Clone)]
 pub struct RedisKv {
     pool: deadpool_redis::Pool,
+    reads: Arc<SharedConnection>,
     prefix: String,
+}
+
+/// Longest wait for a new read connection, and for an answer on it.
+const READ_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const READ_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One multiplexed connection shared by every reader, made on first use and
+/// made again after it broke.
+struct SharedConnection {
+    client: redis::Client,
+    current: std::sync::RwLock<Option<redis::aio::MultiplexedConnection>>,
+    /// One reconnect at a time; the others wait for it.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl SharedConnection {
+    fn cached(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn get(&self) -> Result<redis::aio::MultiplexedConnection, KvError> {
+        if let Some(conn) = self.cached() {
+            return Ok(conn);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(conn) = self.cached() {
+            return Ok(conn);
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(READ_CONNECT_TIMEOUT))
+            .set_response_timeout(Some(READ_RESPONSE_TIMEOUT));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Drops the connection after an error that may have broken it, so the
+    /// next read connects afresh.
+    fn failed(&self, error: &redis::RedisError) {
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_unrecoverable_error()
+        {
+            *self
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, KvError> {
+        let mut conn = self.get().await?;
+        command.query_async(&mut conn).await.map_err(|e| {
+            self.failed(&e);
+            KvError::Redis(e)
+        })
+    }
 }
 
 impl std::fmt::Debug for RedisKv {
@@ -128,8 +202,17 @@ impl RedisKv {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
+        let client = redis::Client::open(url.expose()).map_err(|e| KvError::Setup {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
         let store = Self {
             pool,
+            reads: Arc::new(SharedConnection {
+                client,
+                current: std::sync::RwLock::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+            }),
             prefix: prefix.to_owned(),
         };
         let mut conn = store.pool.get().await.map_err(|e| KvError::Setup {
@@ -163,8 +246,9 @@ impl KvStore for RedisKv {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let mut conn = self.pool.get().await?;
-        Ok(conn.get(self.key(key)).await?)
+        let mut command = redis::cmd("GET");
+        command.arg(self.key(key));
+        self.reads.query(&command).await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
@@ -175,8 +259,7 @@ impl KvStore for RedisKv {
         for key in keys {
             command.arg(self.key(key));
         }
-        let mut conn = self.pool.get().await?;
-        Ok(command.query_async(&mut conn).await?)
+        self.reads.query(&command).await
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), KvError> {
@@ -339,4 +422,55 @@ fn parse_count(value: &[u8]) -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared read connection, killed by the server (a Redis restart,
+    /// a proxy's idle timeout), is made again: reads fail at most until the
+    /// next one, never for good.
+    #[tokio::test]
+    async fn reads_reconnect_after_their_connection_is_killed() {
+        let Some(url) = crate::test_support::redis_url() else {
+            return;
+        };
+        let kv = RedisKv::connect(&url, &crate::test_support::unique_name("kv-reconnect:"))
+            .await
+            .unwrap();
+        kv.set("k", b"v", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        let first: u64 = kv
+            .reads
+            .query(redis::cmd("CLIENT").arg("ID"))
+            .await
+            .unwrap();
+
+        let mut admin = kv.pool.get().await.unwrap();
+        let killed: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(first)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1);
+
+        let mut failures = 0;
+        let value = loop {
+            match kv.get("k").await {
+                Ok(value) => break value,
+                Err(_) if failures < 3 => failures += 1,
+                Err(e) => panic!("reads did not recover: {e}"),
+            }
+        };
+        assert_eq!(value.as_deref(), Some(&b"v"[..]));
+        let second: u64 = kv
+            .reads
+            .query(redis::cmd("CLIENT").arg("ID"))
+            .await
+            .unwrap();
+        assert_ne!(first, second, "a new connection");
+    }
 }
