@@ -1,8 +1,9 @@
 //! Where log lines go: stdout, written in batches by a thread of their own.
 //!
 //! A request formats its line and appends it to a shared buffer (a lock
-//! held for a copy); a writer thread takes the buffer every few
-//! milliseconds and writes it with one syscall. Per request that saves the
+//! held for a copy); the first line into an empty buffer wakes a writer
+//! thread, which lets a few milliseconds of lines gather and writes them
+//! with one syscall. An idle process's writer sleeps without waking. Per request that saves the
 //! `write` (a pipe or a file) and a thread wake-up, which together were
 //! about a tenth of a cache-hit GetProduct's CPU under load (oms-bench,
 //! [perf]). Nothing is dropped: a buffer that outgrows its bound is
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 /// How long a line may wait for the writer thread.
 const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// How long an idle writer sleeps before looking anyway.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Past this many bytes waiting, the logging thread writes them itself.
 const MAX_PENDING: usize = 1 << 20;
 
@@ -24,6 +27,8 @@ type Sink = Box<dyn Write + Send>;
 
 struct Shared {
     pending: Mutex<Vec<u8>>,
+    /// The writer thread, woken by the first line into an empty buffer.
+    writer: std::sync::OnceLock<std::thread::Thread>,
     /// Held while a batch is taken and written, so batches are written in
     /// the order they were taken.
     sink: Mutex<Sink>,
@@ -37,13 +42,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn append(&self, line: &[u8]) {
-        let overflowing = {
+        let (first, overflowing) = {
             let mut pending = lock(&self.pending);
+            let first = pending.is_empty();
             pending.extend_from_slice(line);
-            pending.len() >= MAX_PENDING
+            (first, pending.len() >= MAX_PENDING)
         };
         if overflowing {
             self.write_pending();
+        } else if first && let Some(writer) = self.writer.get() {
+            writer.unpark();
         }
     }
 
@@ -82,6 +90,7 @@ impl std::fmt::Debug for LogFlusher {
 pub(crate) fn batched(sink: impl Write + Send + 'static) -> (BatchedWriter, LogFlusher) {
     let shared = Arc::new(Shared {
         pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+        writer: std::sync::OnceLock::new(),
         sink: Mutex::new(Box::new(sink)),
         stopping: AtomicBool::new(false),
     });
@@ -90,12 +99,21 @@ pub(crate) fn batched(sink: impl Write + Send + 'static) -> (BatchedWriter, LogF
         .name("oms-log-writer".to_owned())
         .spawn(move || {
             while !worker.stopping.load(Ordering::Acquire) {
-                std::thread::park_timeout(FLUSH_EVERY);
+                // Until a line arrives (or shutdown; at most a second, so
+                // no lost wake-up can hold a line longer); then let the
+                // lines of the next few milliseconds join it.
+                if lock(&worker.pending).is_empty() {
+                    std::thread::park_timeout(IDLE_CHECK);
+                }
+                std::thread::sleep(FLUSH_EVERY);
                 worker.write_pending();
             }
             worker.write_pending();
         })
         .ok();
+    if let Some(thread) = &thread {
+        let _ = shared.writer.set(thread.thread().clone());
+    }
     let writer = BatchedWriter {
         shared: shared.clone(),
     };
