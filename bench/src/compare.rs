@@ -54,6 +54,24 @@ fn list<'v>(value: &'v Value, field: &str) -> &'v [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// `| old | new | change ` for each of `fields` (name, decimals), closed
+/// with `|`.
+fn beside(old: &Value, new: &Value, fields: &[(&str, usize)]) -> String {
+    let mut cells = String::new();
+    for &(field, decimals) in fields {
+        let (a, b) = (number(old, field), number(new, field));
+        let _ = write!(
+            cells,
+            "| {} | {} | {} ",
+            figure(a, decimals),
+            figure(b, decimals),
+            change(a, b)
+        );
+    }
+    cells.push('|');
+    cells
+}
+
 /// What identifies a run across files.
 fn run_key(run: &Value) -> (String, String, String, String, Option<u64>) {
     (
@@ -86,23 +104,21 @@ pub fn tables(old: &Value, new: &Value) -> String {
             unmatched += 1;
             continue;
         };
-        let mut row = format!("| {} | {} | {} | {} ", key.0, key.1, key.2, key.3);
-        for (field, decimals) in [
-            ("throughput", 0),
-            ("p50_ms", 2),
-            ("p99_ms", 2),
-            ("cpu_ms_per_op", 3),
-        ] {
-            let (a, b) = (number(before, field), number(run, field));
-            let _ = write!(
-                row,
-                "| {} | {} | {} ",
-                figure(a, decimals),
-                figure(b, decimals),
-                change(a, b)
-            );
-        }
-        let _ = writeln!(out, "{row}|");
+        let cells = beside(
+            before,
+            run,
+            &[
+                ("throughput", 0),
+                ("p50_ms", 2),
+                ("p99_ms", 2),
+                ("cpu_ms_per_op", 3),
+            ],
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} {cells}",
+            key.0, key.1, key.2, key.3
+        );
     }
 
     let ratios = list(new, "ratios");
@@ -159,18 +175,12 @@ pub fn tables(old: &Value, new: &Value) -> String {
                 unmatched += 1;
                 continue;
             };
-            let mut row = format!("| {} | {} ", key.0, key.1);
-            for (field, decimals) in [("startup_ms", 0), ("idle_rss_mib", 1), ("peak_rss_mib", 1)] {
-                let (a, b) = (number(before, field), number(entry, field));
-                let _ = write!(
-                    row,
-                    "| {} | {} | {} ",
-                    figure(a, decimals),
-                    figure(b, decimals),
-                    change(a, b)
-                );
-            }
-            let _ = writeln!(out, "{row}|");
+            let cells = beside(
+                before,
+                entry,
+                &[("startup_ms", 0), ("idle_rss_mib", 1), ("peak_rss_mib", 1)],
+            );
+            let _ = writeln!(out, "| {} | {} {cells}", key.0, key.1);
         }
     }
     if unmatched > 0 {

@@ -28,10 +28,10 @@ const PAGE_SIZE: i32 = 10;
 const PAGER_ORDERS: u64 = 1000;
 const CUSTOMER_PASSWORD: &str = "bench customer password";
 
-/// Runs the selected scenarios on every backend, then reports.
-pub async fn run(args: RunArgs) -> Result<(), BenchError> {
-    let bin_dir = match &args.bin_dir {
-        Some(dir) => dir.clone(),
+/// Where the service binaries are: `--bin-dir`, or beside oms-bench.
+fn bin_dir(args: &RunArgs) -> Result<PathBuf, BenchError> {
+    match &args.bin_dir {
+        Some(dir) => Ok(dir.clone()),
         None => std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(PathBuf::from))
@@ -39,8 +39,13 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 BenchError::Setup(
                     "cannot tell where the service binaries are; pass --bin-dir".into(),
                 )
-            })?,
-    };
+            }),
+    }
+}
+
+/// Runs the selected scenarios on every backend, then reports.
+pub async fn run(args: RunArgs) -> Result<(), BenchError> {
+    let bin_dir = bin_dir(&args)?;
     // Read before the run, so a wrong path fails in a second, not after it.
     let old = args
         .compare
@@ -159,13 +164,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
 /// `oms-bench mesh`: one mesh with the bench's fixture, held up for tools
 /// of the user's own until Ctrl-C (SIGINT).
 pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
-    let bin_dir = match &args.bin_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(PathBuf::from))
-            .ok_or_else(|| BenchError::Setup("pass --bin-dir".into()))?,
-    };
+    let bin_dir = bin_dir(&args)?;
     let backend = args.backends.first().copied().unwrap_or(Backend::Sqlite);
     let work = std::env::temp_dir().join(format!("oms-bench-{}", uuid::Uuid::new_v4().simple()));
     let options = MeshOptions {
