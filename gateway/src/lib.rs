@@ -29,6 +29,8 @@ mod limits;
 mod oauth2;
 mod observe;
 mod openapi;
+#[cfg(test)]
+mod properties;
 mod proxy;
 mod routes;
 mod template;

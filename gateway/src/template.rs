@@ -195,7 +195,12 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Two hex digits, nothing else: from_str_radix alone would
+            // also take "%+1".
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -271,5 +276,121 @@ mod tests {
         assert!(PathTemplate::parse("/v1/{a=**}/x").is_err());
         assert!(PathTemplate::parse("/v1/{=*}").is_err());
         assert!(PathTemplate::parse("v1/x").is_err());
+    }
+
+    /// One segment of a generated template.
+    #[derive(Debug, Clone)]
+    enum Piece {
+        Literal(String),
+        Variable,
+    }
+
+    fn pieces() -> impl proptest::strategy::Strategy<Value = (Vec<Piece>, Option<String>)> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            "[a-z][a-z0-9._-]{0,8}".prop_map(Piece::Literal),
+            Just(Piece::Variable),
+        ];
+        (
+            proptest::collection::vec(piece, 1..6),
+            proptest::option::of("[a-zA-Z]{1,10}"),
+        )
+    }
+
+    /// The decoding a strict reader would do: `%` and exactly two hex
+    /// digits, the result UTF-8.
+    fn reference_decode(s: &str) -> Option<String> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let high = char::from(*bytes.get(i + 1)?).to_digit(16)?;
+                let low = char::from(*bytes.get(i + 2)?).to_digit(16)?;
+                out.push(u8::try_from(high * 16 + low).ok()?);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 512,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        #[test]
+        fn any_template_text_parses_or_is_refused_with_a_reason(raw in "/?[a-z{}=*/:.%]{0,40}|\\PC{0,40}") {
+            if let Err(why) = PathTemplate::parse(&raw) {
+                proptest::prop_assert!(!why.is_empty());
+            }
+        }
+
+        #[test]
+        fn a_generated_template_matches_its_own_paths_and_binds_their_values(
+            (pieces, verb) in pieces(),
+            values in proptest::collection::vec("[^/%]{1,12}|[a-zA-Z0-9%/:. -]{1,12}", 6),
+        ) {
+            let mut raw = String::new();
+            let mut path = String::new();
+            let mut expected = Vec::new();
+            for (n, piece) in pieces.iter().enumerate() {
+                raw.push('/');
+                path.push('/');
+                match piece {
+                    Piece::Literal(literal) => {
+                        raw.push_str(literal);
+                        path.push_str(literal);
+                    }
+                    Piece::Variable => {
+                        raw.push_str(&format!("{{field_{n}}}"));
+                        path.push_str(&encode(&values[n]));
+                        expected.push((format!("field_{n}"), values[n].clone()));
+                    }
+                }
+            }
+            if let Some(verb) = &verb {
+                raw.push(':');
+                raw.push_str(verb);
+                path.push(':');
+                path.push_str(verb);
+            }
+            let template = PathTemplate::parse(&raw);
+            proptest::prop_assert!(template.is_ok(), "{raw}: {:?}", template.err());
+            let template = template.unwrap_or_else(|_| unreachable!());
+            proptest::prop_assert_eq!(template.matches(&path), Some(expected), "{} against {}", path, raw);
+            // One segment more or a different verb is another route's path.
+            proptest::prop_assert_eq!(template.matches(&format!("{path}/x")), None);
+            if verb.is_some() {
+                proptest::prop_assert_eq!(template.matches(&format!("{path}x")), None);
+            }
+        }
+
+        #[test]
+        fn percent_decoding_takes_exactly_two_hex_digits(raw in "[%+0-9a-fA-Fg-z\u{e9}]{0,12}") {
+            proptest::prop_assert_eq!(percent_decode(&raw), reference_decode(&raw));
+        }
+
+        #[test]
+        fn percent_decoding_inverts_encoding(text in "\\PC{0,30}") {
+            proptest::prop_assert_eq!(percent_decode(&encode(&text)), Some(text));
+        }
+    }
+
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
     }
 }

@@ -92,4 +92,34 @@ mod tests {
         assert!(decode_token("not base64!").is_err());
         assert!(decode_token(&URL_SAFE_NO_PAD.encode("v0:x")).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 1024,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        #[test]
+        fn a_cursor_round_trips_through_its_token(cursor in "\\PC{0,80}") {
+            proptest::prop_assert_eq!(decode_token(&encode_token(&cursor)), Ok(Some(cursor)));
+        }
+
+        // Tokens come from clients: anything is a cursor or a violation of
+        // `page_token`.
+        #[test]
+        fn any_token_is_a_cursor_or_refused(token in "\\PC{0,80}|[A-Za-z0-9_-]{0,80}") {
+            if let Err(violation) = decode_token(&token) {
+                proptest::prop_assert_eq!(violation.field, "page_token");
+            }
+        }
+
+        #[test]
+        fn any_page_size_is_served_within_bounds(raw in proptest::prelude::any::<i32>()) {
+            match page_size(raw) {
+                Ok(size) => proptest::prop_assert!((1..=MAX_PAGE_SIZE).contains(&size) && raw >= 0),
+                Err(_) => proptest::prop_assert!(raw < 0),
+            }
+        }
+    }
 }

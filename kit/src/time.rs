@@ -23,8 +23,10 @@ pub fn now() -> DateTime<Utc> {
 /// (`H`ours, `M`inutes, `S`econds, `m`illis, `u`micros, `n`anos).
 pub fn parse_grpc_timeout(value: &str) -> Option<std::time::Duration> {
     use std::time::Duration;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
+    // The unit is one ASCII letter; splitting before a multi-byte last
+    // character would panic.
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let amount: u64 = digits.parse().ok()?;
@@ -53,8 +55,34 @@ mod tests {
         );
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        for bad in ["x", "", "10q", "S", "123456789S"] {
+        for bad in ["x", "", "10q", "S", "123456789S", "+5S", "1é"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 1024,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        // The header comes from clients: anything parses or is refused.
+        #[test]
+        fn any_header_value_parses_or_is_refused(value in "\\PC{0,12}|[0-9+-]{0,10}[HMSmunx\u{e9}]") {
+            let valid = value.char_indices().last().is_some_and(|(at, unit)| {
+                (1..=8).contains(&at)
+                    && value[..at].bytes().all(|b| b.is_ascii_digit())
+                    && "HMSmun".contains(unit)
+            });
+            proptest::prop_assert_eq!(parse_grpc_timeout(&value).is_some(), valid, "{:?}", value);
+        }
+
+        #[test]
+        fn a_timeout_reads_as_its_amount_in_its_unit(amount in 0u64..100_000_000, unit in 0..6usize) {
+            let (letter, nanos) = [('H', 3_600_000_000_000u128), ('M', 60_000_000_000), ('S', 1_000_000_000), ('m', 1_000_000), ('u', 1_000), ('n', 1)][unit];
+            let parsed = parse_grpc_timeout(&format!("{amount}{letter}"));
+            proptest::prop_assert_eq!(parsed.map(|d| d.as_nanos()), Some(u128::from(amount) * nanos));
         }
     }
 }

@@ -17,6 +17,7 @@ use kit::auth::{
     AccessClaims, Caller, Jwk, JwksSource, Revocation, RevocationSource, Role, Verifier,
     VerifierConfig, VerifyError, require_admin, require_scope, require_user,
 };
+use proptest::prelude::*;
 use tokio::sync::Mutex;
 
 const ISSUER: &str = "test-issuer";
@@ -382,4 +383,77 @@ async fn a_remembered_token_is_refused_once_its_key_is_withdrawn() {
         verifier.verify(&tampered).await,
         Err(VerifyError::Invalid(_) | VerifyError::Malformed)
     ));
+}
+
+/// A verifier that knows one key, and a valid token signed with it.
+struct Known {
+    runtime: tokio::runtime::Runtime,
+    verifier: Verifier,
+    token: String,
+}
+
+fn known() -> &'static Known {
+    static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let source = Arc::new(Rotating {
+            keys: Mutex::new(vec![jwk(&key, "k")]),
+            fetches: AtomicUsize::new(0),
+        });
+        let known = Known {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            verifier: make_verifier(source, Duration::from_secs(5)),
+            token: token(&key, "k", "oms-api", Some("customer"), None),
+        };
+        // The property below must start from a token that passes.
+        known
+            .runtime
+            .block_on(known.verifier.verify(&known.token))
+            .unwrap();
+        known
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    // Whatever arrives as a bearer token is refused with a typed error.
+    #[test]
+    fn any_string_is_refused(
+        raw in "\\PC{0,300}|[A-Za-z0-9_.=+/-]{0,300}|eyJ[A-Za-z0-9_-]{10,80}\\.[A-Za-z0-9_-]{0,120}\\.[A-Za-z0-9_-]{0,90}"
+    ) {
+        let known = known();
+        prop_assert!(known.runtime.block_on(known.verifier.verify(&raw)).is_err());
+    }
+
+    // One character changed anywhere in a valid token (header, claims,
+    // signature or a dot), or the token cut or extended, and it is refused.
+    #[test]
+    fn a_valid_token_changed_anywhere_is_refused(
+        at in any::<prop::sample::Index>(),
+        replacement in "[A-Za-z0-9_.=-]",
+        cut in any::<bool>(),
+    ) {
+        let known = known();
+        let mut changed = known.token.clone().into_bytes();
+        let i = at.index(changed.len());
+        let byte = replacement.as_bytes()[0];
+        if cut {
+            changed.truncate(i);
+        } else if changed[i] == byte {
+            changed.push(byte);
+        } else {
+            changed[i] = byte;
+        }
+        let changed = String::from_utf8(changed).unwrap();
+        let verdict = known.runtime.block_on(known.verifier.verify(&changed));
+        prop_assert!(verdict.is_err(), "{changed} was accepted");
+    }
 }

@@ -29,6 +29,8 @@ pub mod migration;
 pub mod model;
 pub mod order_events;
 pub mod orders;
+#[cfg(test)]
+mod properties;
 pub mod recovery;
 pub mod store;
 mod wire;

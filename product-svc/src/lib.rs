@@ -32,6 +32,8 @@ pub mod migration;
 pub mod model;
 pub mod order_events;
 pub mod product_events;
+#[cfg(test)]
+mod properties;
 pub mod quotes;
 pub mod store;
 mod wire;

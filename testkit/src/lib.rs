@@ -7,6 +7,8 @@
 //! - [`users`] gives user-svc its test admin and clients, and registers,
 //!   signs in and gets service tokens over gRPC.
 //! - [`http`] is one small HTTP/1.1 client for the gateway's tests.
+//! - [`properties`] (feature `properties`) generates any message of the
+//!   contract for property tests.
 //!
 //! Fresh databases, in-process services and relays are in
 //! `kit::test_support`, beside the runtime they start.
@@ -16,4 +18,6 @@
 pub mod clients;
 pub mod http;
 pub mod process;
+#[cfg(feature = "properties")]
+pub mod properties;
 pub mod users;

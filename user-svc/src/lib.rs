@@ -30,6 +30,8 @@ pub mod migration;
 pub mod model;
 mod operator;
 pub mod passwords;
+#[cfg(test)]
+mod properties;
 mod revocations;
 pub mod sessions;
 pub mod store;
