@@ -5,13 +5,16 @@
 #![forbid(unsafe_code)]
 
 pub mod ceiling;
+pub mod chaos;
 pub mod cli;
 pub mod compare;
 pub mod db_ceiling;
 pub mod driver;
 pub mod http_client;
+pub mod invariants;
 pub mod mesh;
 pub mod procfs;
+pub mod redis_server;
 pub mod report;
 pub mod scenarios;
 pub mod seed;

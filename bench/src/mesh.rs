@@ -57,6 +57,9 @@ pub struct MeshOptions {
     pub work_dir: PathBuf,
     /// Where order-svc's and product-svc's events go.
     pub events: Events,
+    /// More variables for every service (the chaos scenario's short
+    /// recovery and reservation timings).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// The events setting of a mesh.
@@ -89,12 +92,49 @@ pub struct Service {
     pub addr: SocketAddr,
     /// From spawn to the first SERVING answer (for the gateway: `/readyz` 200).
     pub startup: Duration,
+    /// What it was started with, to start it again.
+    env: Vec<(String, String)>,
+    /// Times it was started again.
+    restarts: u32,
 }
 
 impl Service {
     /// The process ID, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.child.id()
+    }
+
+    /// `kill -9`, and waits until it is gone.
+    pub async fn kill(&mut self) {
+        self.process.kill().await;
+    }
+
+    /// Starts it again on the address it had (so its peers' channels find
+    /// it again) and waits until it is SERVING; a log file per start.
+    pub async fn restart(&mut self, options: &MeshOptions) -> Result<(), BenchError> {
+        self.process.kill().await;
+        self.restarts += 1;
+        let mut env = self.env.clone();
+        for (name, value) in &mut env {
+            if name == addr_variable(self.name) {
+                *value = self.addr.to_string();
+            }
+        }
+        let log = format!("{}.{}", self.name, self.restarts);
+        let again = spawn_logged(options, self.name, env, &log).await?;
+        self.process = again.process;
+        self.startup = again.startup;
+        Ok(())
+    }
+}
+
+/// The variable naming a service's own listen address.
+fn addr_variable(service: &str) -> &'static str {
+    match service {
+        "user-svc" => "USER_SVC_ADDR",
+        "product-svc" => "PRODUCT_SVC_ADDR",
+        "order-svc" => "ORDER_SVC_ADDR",
+        _ => "GATEWAY_ADDR",
     }
 }
 
@@ -108,6 +148,8 @@ pub struct Mesh {
     pub admin_password: String,
     /// order-svc's database, for seeding orders directly.
     pub orders_db: DatabaseUrl,
+    /// product-svc's database, for reading stock directly.
+    pub products_db: DatabaseUrl,
     /// What [`Mesh::stop`] drops (MariaDB) and the server it is on.
     created_databases: Vec<String>,
     server_url: Option<String>,
@@ -255,6 +297,7 @@ impl Mesh {
             if let Some(redis) = &options.redis_url {
                 env.push(("REDIS_URL".to_owned(), redis.clone()));
             }
+            env.extend(options.extra_env.iter().cloned());
             env
         };
 
@@ -311,7 +354,7 @@ impl Mesh {
         ]);
         let gateway = spawn(options, "gateway", gateway_env).await?;
 
-        let [_, _, orders_db] = database_urls;
+        let [_, products_db, orders_db] = database_urls;
         Ok(Self {
             user,
             product,
@@ -320,9 +363,16 @@ impl Mesh {
             admin_email,
             admin_password,
             orders_db,
+            products_db,
             created_databases: Vec::new(),
             server_url: None,
         })
+    }
+
+    /// The MariaDB server and the databases (users, products, orders),
+    /// when the mesh is on MariaDB.
+    pub fn mariadb(&self) -> Option<(String, Vec<String>)> {
+        Some((self.server_url.clone()?, self.created_databases.clone()))
     }
 
     /// Every service, for readings across all of them.
@@ -366,14 +416,25 @@ async fn spawn(
     name: &'static str,
     env: Vec<(String, String)>,
 ) -> Result<Service, BenchError> {
+    spawn_logged(options, name, env, name).await
+}
+
+/// [`spawn`], its output in `<log>.log`.
+async fn spawn_logged(
+    options: &MeshOptions,
+    name: &'static str,
+    env: Vec<(String, String)>,
+    log: &str,
+) -> Result<Service, BenchError> {
     let binary = options.bin_dir.join(name);
-    let log = options.work_dir.join(format!("{name}.log"));
+    let log = options.work_dir.join(format!("{log}.log"));
     let began = Instant::now();
-    let mut process = testkit::process::Process::spawn(name, &binary, env, log).map_err(|e| {
-        BenchError::Setup(format!(
-            "{e} (build it first: cargo build --release -p {name})"
-        ))
-    })?;
+    let mut process =
+        testkit::process::Process::spawn(name, &binary, env.clone(), log).map_err(|e| {
+            BenchError::Setup(format!(
+                "{e} (build it first: cargo build --release -p {name})"
+            ))
+        })?;
     let kind = if name == "gateway" { "http" } else { "grpc" };
     let addr = process
         .wait_listening(kind, Duration::from_secs(60))
@@ -398,6 +459,8 @@ async fn spawn(
                 process,
                 addr,
                 startup: began.elapsed(),
+                env,
+                restarts: 0,
             });
         }
         if Instant::now() > deadline {

@@ -115,6 +115,8 @@ pub struct Report {
     pub runs: Vec<RunRecord>,
     pub footprint: Vec<Footprint>,
     pub ratios: Vec<Ratio>,
+    /// One entry per fault of the chaos scenario.
+    pub chaos: Vec<crate::chaos::ChaosRecord>,
     pub notes: Vec<String>,
 }
 
@@ -136,6 +138,7 @@ impl Report {
             runs: Vec::new(),
             footprint: Vec::new(),
             ratios: Vec::new(),
+            chaos: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -468,6 +471,30 @@ impl Report {
                         (false, true) => "yes",
                         (false, false) => "**no**",
                     }
+                );
+            }
+        }
+        if !self.chaos.is_empty() {
+            println!("\n| fault | requests | errors | recovery s | settle s | invariants |");
+            println!("|---|---:|---|---:|---:|---|");
+            for c in &self.chaos {
+                let errors: Vec<String> = c
+                    .errors
+                    .iter()
+                    .map(|(code, n)| format!("{code} {n}"))
+                    .collect();
+                println!(
+                    "| {} | {} | {} | {:.1} | {:.1} | {} |",
+                    c.fault,
+                    c.requests,
+                    if errors.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        errors.join(", ")
+                    },
+                    c.recovery_s,
+                    c.settle_s,
+                    if c.invariants_held { "held" } else { "BROKEN" }
                 );
             }
         }

@@ -26,7 +26,7 @@ use crate::report::{Footprint, Report, RunRecord};
 const PAGE_SIZE: i32 = 10;
 /// The customer whose orders are listed owns this many in both tables.
 const PAGER_ORDERS: u64 = 1000;
-const CUSTOMER_PASSWORD: &str = "bench customer password";
+pub(crate) const CUSTOMER_PASSWORD: &str = "bench customer password";
 
 /// Where the service binaries are: `--bin-dir`, or beside oms-bench.
 fn bin_dir(args: &RunArgs) -> Result<PathBuf, BenchError> {
@@ -72,7 +72,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     let needs_mesh = args
         .scenarios
         .iter()
-        .any(|s| !matches!(s, Scenario::Ceiling | Scenario::DbCeiling));
+        .any(|s| !matches!(s, Scenario::Ceiling | Scenario::DbCeiling | Scenario::Chaos));
     if !needs_mesh && let Some(ceiling) = &ceiling {
         in_turns(&mut report, vec![ceiling.turn()], load, 1, None).await;
     }
@@ -87,6 +87,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 log_level: args.log_level.clone(),
                 work_dir: work.join(backend.name()),
                 events: Events::InProcess,
+                extra_env: Vec::new(),
             };
             eprintln!(
                 "== mesh on {} (binaries from {})",
@@ -116,6 +117,9 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
             in_turns(&mut report, vec![db.turn()], load, 1, Some(backend)).await;
             db.finish(&args).await?;
         }
+    }
+    if wants(Scenario::Chaos) {
+        report.chaos = crate::chaos::run(&args, &bin_dir, &work).await?;
     }
     if let Some(ceiling) = &ceiling {
         let rss = ceiling.server.pid().and_then(crate::procfs::rss_mib);
@@ -154,11 +158,10 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
             )
         })
         .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(BenchError::Failed(failed.join("; ")))
+    if !failed.is_empty() {
+        return Err(BenchError::Failed(failed.join("; ")));
     }
+    crate::chaos::verdict(&report.chaos)
 }
 
 /// `oms-bench mesh`: one mesh with the bench's fixture, held up for tools
@@ -179,6 +182,7 @@ pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
             Some(brokers) => Events::Kafka(brokers.clone()),
             None => Events::InProcess,
         },
+        extra_env: Vec::new(),
     };
     let mesh = Mesh::start(&options).await?;
     let prepared = fixture(&args, &mesh).await;
@@ -315,13 +319,13 @@ struct Fixture {
     customer_tokens: Arc<Vec<String>>,
 }
 
-fn bearer(token: &str) -> Result<MetadataValue<Ascii>, BenchError> {
+pub(crate) fn bearer(token: &str) -> Result<MetadataValue<Ascii>, BenchError> {
     format!("Bearer {token}")
         .parse()
         .map_err(|_| BenchError::Setup("a token is not a valid header value".into()))
 }
 
-fn authed<T>(message: T, token: &MetadataValue<Ascii>) -> tonic::Request<T> {
+pub(crate) fn authed<T>(message: T, token: &MetadataValue<Ascii>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -329,7 +333,11 @@ fn authed<T>(message: T, token: &MetadataValue<Ascii>) -> tonic::Request<T> {
     request
 }
 
-async fn login(users: &Channel, email: &str, password: &str) -> Result<String, BenchError> {
+pub(crate) async fn login(
+    users: &Channel,
+    email: &str,
+    password: &str,
+) -> Result<String, BenchError> {
     let session = testkit::users::session(users.clone(), email, password)
         .await
         .map_err(BenchError::call("login"))?;
@@ -337,7 +345,7 @@ async fn login(users: &Channel, email: &str, password: &str) -> Result<String, B
 }
 
 /// Registers a customer and logs in: (user id, access token).
-async fn customer(users: &Channel, email: &str) -> Result<(String, String), BenchError> {
+pub(crate) async fn customer(users: &Channel, email: &str) -> Result<(String, String), BenchError> {
     testkit::users::register(users.clone(), email, CUSTOMER_PASSWORD, "Bench customer")
         .await
         .map_err(BenchError::call("register"))?;

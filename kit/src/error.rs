@@ -128,12 +128,22 @@ pub enum ApiError {
     /// client sees only "internal error".
     #[error("internal error")]
     Internal(#[source] BoxError),
+    /// A dependency (the database, Redis) could not be reached: the same
+    /// call may succeed shortly. Logged at WARN with its cause chain; the
+    /// client sees UNAVAILABLE with a retry delay, never the cause.
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] BoxError),
 }
 
 impl ApiError {
     /// Wraps any error as an internal one.
     pub fn internal(error: impl Into<BoxError>) -> Self {
         Self::Internal(error.into())
+    }
+
+    /// Wraps the failure of a dependency that is down or unreachable.
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
     }
 
     /// A malformed request with a single bad field.
@@ -167,6 +177,8 @@ const MAX_FIELD: usize = 48;
 /// Longest description or metadata value sent; some echo what the client
 /// sent.
 const MAX_TEXT: usize = 80;
+/// The retry delay an UNAVAILABLE for a dependency suggests.
+const DEPENDENCY_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// `text` cut to at most `max` characters, marked with `…` when cut.
 fn clip(text: &str, max: usize) -> String {
@@ -254,6 +266,22 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %chain, "internal error");
                 Status::internal("internal error")
             }
+            ApiError::Unavailable(source) => {
+                let chain = crate::startup::report(source.as_ref());
+                tracing::warn!(error = %chain, "dependency unavailable");
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    "DEPENDENCY_UNAVAILABLE",
+                    "oms",
+                    std::collections::HashMap::new(),
+                );
+                details.set_retry_info(Some(DEPENDENCY_RETRY_DELAY));
+                Status::with_error_details(
+                    Code::Unavailable,
+                    "a dependency of this service is unavailable; retry shortly",
+                    details,
+                )
+            }
         }
     }
 }
@@ -307,6 +335,26 @@ mod tests {
             details.error_info().map(|i| i.domain.as_str()),
             Some("test.oms")
         );
+    }
+
+    #[test]
+    fn an_unreachable_dependency_is_unavailable_with_a_retry_delay_and_no_cause() {
+        let status = Status::from(ApiError::unavailable(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "redis at 10.0.0.7:6379 refused",
+        )));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            !status.message().contains("10.0.0.7"),
+            "{}",
+            status.message()
+        );
+        let details = status.get_error_details();
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("DEPENDENCY_UNAVAILABLE")
+        );
+        assert!(details.retry_info().is_some());
     }
 
     /// What a status costs on the wire: its message and its details.

@@ -30,6 +30,29 @@ pub enum KvError {
     },
 }
 
+/// Whether `error` means Redis could not be reached or the connection
+/// broke (rather than Redis refusing a command).
+fn connection_lost(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+}
+
+impl KvError {
+    /// Whether Redis was down or unreachable, so the same call may succeed
+    /// later: callers answer UNAVAILABLE, not INTERNAL.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            // No connection within the pool's wait, or none could be made.
+            Self::Pool(_) => true,
+            Self::Redis(error) => connection_lost(error),
+            Self::Setup { .. } => false,
+        }
+    }
+}
+
 /// Byte values under string keys, each with a time to live.
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
@@ -164,11 +187,7 @@ impl SharedConnection {
     /// Drops the connection after an error that may have broken it, so the
     /// next read connects afresh.
     fn failed(&self, error: &redis::RedisError) {
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_unrecoverable_error()
-        {
+        if connection_lost(error) {
             *self
                 .current
                 .write()
@@ -426,6 +445,26 @@ fn parse_count(value: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_a_refused_command_is_not() {
+        let refused = KvError::Redis(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        )));
+        assert!(refused.is_unavailable(), "{refused}");
+        let reset = KvError::Redis(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )));
+        assert!(reset.is_unavailable(), "{reset}");
+        let wrong_type = KvError::Redis(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "not a string",
+        )));
+        assert!(!wrong_type.is_unavailable(), "{wrong_type}");
+    }
+
     use super::*;
 
     /// The shared read connection, killed by the server (a Redis restart,

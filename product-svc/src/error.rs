@@ -370,6 +370,8 @@ impl From<ProductError> for ApiError {
                 reject(Code::Aborted, "CONCURRENT_UPDATE").into()
             }
             ProductError::Auth(e) => e,
+            // Redis down: the call may work in a moment.
+            ProductError::Cache(e) if e.is_unavailable() => ApiError::unavailable(e),
             e @ (ProductError::Database(_) | ProductError::Cache(_)) => ApiError::internal(e),
         }
     }

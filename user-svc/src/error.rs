@@ -66,6 +66,18 @@ pub enum UserError {
     Signing(#[source] jsonwebtoken::errors::Error),
 }
 
+impl UserError {
+    /// Whether Redis (tokens, sessions) was down or unreachable.
+    fn token_store_down(&self) -> bool {
+        match self {
+            Self::TokenStore(kv) | Self::Sessions(crate::sessions::SessionError::Store(kv)) => {
+                kv.is_unavailable()
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<FieldViolation> for UserError {
     fn from(violation: FieldViolation) -> Self {
         Self::Invalid(vec![violation])
@@ -153,6 +165,8 @@ impl From<UserError> for ApiError {
                 )],
             },
             UserError::Auth(e) => e,
+            // Redis down: the call may work in a moment.
+            e if e.token_store_down() => ApiError::unavailable(e),
             e @ (UserError::Database(_)
             | UserError::TokenStore(_)
             | UserError::Sessions(_)

@@ -1,0 +1,630 @@
+//! The chaos scenario: the mesh as separate processes on MariaDB and a
+//! Redis of the bench's own, under a steady mixed load (CreateOrder
+//! retried on its request ID as a real client does, CancelOrder,
+//! GetProduct by gRPC and through the gateway, Login), one fault at a time
+//! — `kill -9` of each service then a restart, product-svc frozen with
+//! SIGSTOP, Redis stopped — then healing. After each fault the load
+//! stops, recovery settles, and the databases are read to check that no
+//! stock and no order was lost ([`crate::invariants`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oms_proto::common::v1::{LineItem, Money};
+use oms_proto::order::v1::{self as order_pb, order_service_client::OrderServiceClient};
+use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
+use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
+use serde::Serialize;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use crate::BenchError;
+use crate::http_client::HttpClient;
+use crate::invariants::{Databases, Expected};
+use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
+use crate::redis_server::RedisServer;
+use crate::scenarios::{CUSTOMER_PASSWORD, authed, bearer, customer, login};
+
+/// Units each product starts with: more than any run sells.
+const INITIAL_STOCK: i64 = 1_000_000;
+/// Products the load orders from.
+const PRODUCTS: usize = 20;
+/// Load before each fault, so the fault hits a mesh in its stride.
+const STEADY: Duration = Duration::from_secs(2);
+/// Error-free this long after healing counts as recovered.
+const QUIET: Duration = Duration::from_secs(2);
+/// Healing that takes longer than this is reported as not recovered.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(60);
+/// A client retries a CreateOrder on its request ID for this long.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+/// Each call's own deadline (a frozen peer must not hang a client).
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Recovery and reservation timings of the mesh under chaos: short, so
+/// settling takes seconds, not the production defaults' minutes.
+const TIMINGS: [(&str, &str); 5] = [
+    ("OMS_ORDER_RECOVERY_SECS", "1"),
+    ("OMS_ORDER_RECOVERY_AGE_SECS", "5"),
+    ("OMS_ORDER_CALL_TIMEOUT_MS", "1000"),
+    ("OMS_RESERVATION_TTL_SECS", "20"),
+    ("OMS_RESERVATION_SWEEP_SECS", "1"),
+];
+/// A RESERVED reservation this long past its expiry breaches (the sweep
+/// runs every second).
+const EXPIRY_GRACE: Duration = Duration::from_secs(3);
+
+/// One fault, as the report names it.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// `kill -9`, down for `hold`, started again.
+    Kill(Target),
+    /// SIGSTOP product-svc for `hold`, then SIGCONT.
+    FreezeProductSvc,
+    /// Redis killed, down for `hold`, started again on the same data.
+    StopRedis,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    User,
+    Product,
+    Order,
+    Gateway,
+}
+
+impl Fault {
+    fn name(self) -> String {
+        match self {
+            Self::Kill(target) => format!("kill -9 {}", target.service()),
+            Self::FreezeProductSvc => "SIGSTOP product-svc".to_owned(),
+            Self::StopRedis => "stop redis".to_owned(),
+        }
+    }
+}
+
+impl Target {
+    fn service(self) -> &'static str {
+        match self {
+            Self::User => "user-svc",
+            Self::Product => "product-svc",
+            Self::Order => "order-svc",
+            Self::Gateway => "gateway",
+        }
+    }
+
+    fn of(self, mesh: &mut Mesh) -> &mut crate::mesh::Service {
+        match self {
+            Self::User => &mut mesh.user,
+            Self::Product => &mut mesh.product,
+            Self::Order => &mut mesh.order,
+            Self::Gateway => &mut mesh.gateway,
+        }
+    }
+}
+
+/// What one fault did to the clients, and whether the data survived it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosRecord {
+    /// e.g. `kill -9 order-svc`, `stop redis`.
+    pub fault: String,
+    /// Calls made from the load's start to its stop (retries included).
+    pub requests: u64,
+    /// Calls that failed, by operation and gRPC code (or `http <status>`,
+    /// or `transport` when the connection failed).
+    pub errors: BTreeMap<String, u64>,
+    /// From healing until the last failed call.
+    pub recovery_s: f64,
+    /// From the load's stop until recovery had settled every order.
+    pub settle_s: f64,
+    /// Whether every invariant held afterwards.
+    pub invariants_held: bool,
+    /// The breaches, with their rows; or what was checked.
+    pub details: Vec<String>,
+}
+
+/// The faults in order; `short` is CI's round (each service killed once,
+/// Redis stopped).
+fn faults(short: bool) -> Vec<(Fault, Duration)> {
+    let hold = Duration::from_secs(if short { 2 } else { 4 });
+    let mut faults = vec![
+        (Fault::Kill(Target::User), hold),
+        (Fault::Kill(Target::Product), hold),
+        (Fault::Kill(Target::Order), hold),
+        (Fault::Kill(Target::Gateway), hold),
+        (Fault::StopRedis, hold),
+    ];
+    if !short {
+        faults.push((Fault::FreezeProductSvc, Duration::from_secs(5)));
+    }
+    faults
+}
+
+/// Runs every fault against one mesh; [`verdict`] tells whether the
+/// invariants held.
+pub async fn run(
+    args: &crate::cli::RunArgs,
+    bin_dir: &Path,
+    work: &Path,
+) -> Result<Vec<ChaosRecord>, BenchError> {
+    let mut redis = RedisServer::start(work.join("chaos-redis")).await?;
+    let options = MeshOptions {
+        bin_dir: bin_dir.to_owned(),
+        backend: Backend::Mariadb,
+        mysql_url: Some(args.mysql_url.clone()),
+        redis_url: Some(redis.url()),
+        db_prefix: args.db_prefix.clone(),
+        log_level: args.log_level.clone(),
+        work_dir: work.join("chaos"),
+        events: Events::InProcess,
+        extra_env: TIMINGS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    eprintln!(
+        "== chaos: mesh on MariaDB and its own Redis ({})",
+        redis.url()
+    );
+    let mut mesh = Mesh::start(&options).await?;
+    let outcome = faults_on(args, &options, &mut mesh, &mut redis).await;
+    if outcome.is_err() {
+        for service in mesh.services() {
+            eprintln!("{}", service.log_tail());
+        }
+    }
+    mesh.stop().await?;
+    redis.stop().await;
+    let records = outcome?;
+    for record in records.iter().filter(|r| !r.invariants_held) {
+        eprintln!("invariants broken after {}:", record.fault);
+        for detail in &record.details {
+            eprintln!("  {detail}");
+        }
+    }
+    Ok(records)
+}
+
+/// The faults after which an invariant broke, as an error.
+pub fn verdict(records: &[ChaosRecord]) -> Result<(), BenchError> {
+    let broken: Vec<&str> = records
+        .iter()
+        .filter(|r| !r.invariants_held)
+        .map(|r| r.fault.as_str())
+        .collect();
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::Failed(format!(
+            "chaos: invariants broken after {}",
+            broken.join(", ")
+        )))
+    }
+}
+
+async fn faults_on(
+    args: &crate::cli::RunArgs,
+    options: &MeshOptions,
+    mesh: &mut Mesh,
+    redis: &mut RedisServer,
+) -> Result<Vec<ChaosRecord>, BenchError> {
+    let load = Arc::new(Load::prepare(mesh, args.clients.clamp(1, 16)).await?);
+    let (server, names) = mesh
+        .mariadb()
+        .ok_or_else(|| BenchError::Setup("the chaos mesh is not on MariaDB".into()))?;
+    let databases = Databases::connect(&server, &names[1], &names[2]).await?;
+    let mut records = Vec::new();
+    for (fault, hold) in faults(args.smoke) {
+        eprintln!("  chaos: {}", fault.name());
+        let record = one_fault(fault, hold, options, mesh, redis, &load, &databases).await?;
+        eprintln!(
+            "    {} requests, errors {:?}, recovered in {:.1} s, settled in {:.1} s, invariants {}",
+            record.requests,
+            record.errors,
+            record.recovery_s,
+            record.settle_s,
+            if record.invariants_held {
+                "held"
+            } else {
+                "BROKEN"
+            }
+        );
+        records.push(record);
+    }
+    Ok(records)
+}
+
+async fn one_fault(
+    fault: Fault,
+    hold: Duration,
+    options: &MeshOptions,
+    mesh: &mut Mesh,
+    redis: &mut RedisServer,
+    load: &Arc<Load>,
+    databases: &Databases,
+) -> Result<ChaosRecord, BenchError> {
+    load.outcomes.lock().map(|mut o| o.clear()).ok();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..load.clients)
+        .map(|client| tokio::spawn(load.clone().client(client, stop.clone())))
+        .collect();
+
+    // A pause, not a wait for a condition: the load runs a while before
+    // the fault so that it hits calls in flight.
+    tokio::time::sleep(STEADY).await;
+    let healing = apply(fault, hold, options, mesh, redis).await;
+    let healed_at = Instant::now();
+    // Recovered once no call has failed for QUIET since healing.
+    loop {
+        let last = load.last_failure();
+        let since = last.map_or(healed_at, |t| t.max(healed_at));
+        if since.elapsed() >= QUIET || healed_at.elapsed() > RECOVERY_LIMIT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let _ = client.await;
+    }
+    healing?;
+
+    let recovery = load
+        .last_failure()
+        .map_or(Duration::ZERO, |t| t.saturating_duration_since(healed_at));
+    let settle = databases.settle(EXPIRY_GRACE).await?;
+    let acknowledged = load
+        .acknowledged
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
+    let breaches = databases
+        .breaches(&Expected {
+            initial_stock: &load.initial_stock,
+            acknowledged: &acknowledged,
+            expiry_grace: EXPIRY_GRACE,
+        })
+        .await?;
+    let (requests, errors) = load.tally();
+    Ok(ChaosRecord {
+        fault: fault.name(),
+        requests,
+        errors,
+        recovery_s: recovery.as_secs_f64(),
+        settle_s: settle.as_secs_f64(),
+        invariants_held: breaches.is_empty(),
+        details: if breaches.is_empty() {
+            vec![format!(
+                "stock of {} products, {} acknowledged orders, reservations and request IDs checked",
+                load.initial_stock.len(),
+                acknowledged.len()
+            )]
+        } else {
+            breaches
+        },
+    })
+}
+
+/// Injects `fault`, holds it, heals it.
+async fn apply(
+    fault: Fault,
+    hold: Duration,
+    options: &MeshOptions,
+    mesh: &mut Mesh,
+    redis: &mut RedisServer,
+) -> Result<(), BenchError> {
+    match fault {
+        Fault::Kill(target) => {
+            let service = target.of(mesh);
+            service.kill().await;
+            tokio::time::sleep(hold).await;
+            service.restart(options).await
+        }
+        Fault::FreezeProductSvc => {
+            let pid = mesh
+                .product
+                .pid()
+                .ok_or_else(|| BenchError::Setup("product-svc is not running".into()))?;
+            signal("-STOP", pid)?;
+            tokio::time::sleep(hold).await;
+            signal("-CONT", pid)
+        }
+        Fault::StopRedis => {
+            redis.stop().await;
+            tokio::time::sleep(hold).await;
+            redis.resume().await
+        }
+    }
+}
+
+fn signal(which: &str, pid: u32) -> Result<(), BenchError> {
+    let status = std::process::Command::new("kill")
+        .arg(which)
+        .arg(pid.to_string())
+        .status()
+        .map_err(|e| BenchError::Setup(format!("kill {which} {pid}: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BenchError::Setup(format!("kill {which} {pid}: {status}")))
+    }
+}
+
+/// The mixed load's clients and what they saw.
+struct Load {
+    clients: usize,
+    orders: OrderServiceClient<Channel>,
+    catalogue: ProductServiceClient<Channel>,
+    auth: AuthServiceClient<Channel>,
+    gateway: std::net::SocketAddr,
+    /// (email, bearer token) per customer.
+    customers: Vec<(String, MetadataValue<Ascii>)>,
+    products: Vec<String>,
+    initial_stock: HashMap<String, i64>,
+    /// When each call ended and how: `None` for success, else its error.
+    outcomes: Mutex<Vec<(Instant, Option<String>)>>,
+    acknowledged: Mutex<HashSet<String>>,
+    seq: AtomicU64,
+}
+
+/// Whether a client should try the same call again.
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Unknown | Code::Internal
+    )
+}
+
+impl Load {
+    async fn prepare(mesh: &Mesh, clients: usize) -> Result<Self, BenchError> {
+        let users = channel(mesh.user.addr).await?;
+        let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
+        let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
+        let mut products = Vec::new();
+        let mut initial_stock = HashMap::new();
+        for i in 0..PRODUCTS {
+            let product = product_pb::Product {
+                sku: format!("CHAOS-{i}"),
+                name: format!("Chaos product {i}"),
+                price: Some(Money {
+                    currency_code: "EUR".to_owned(),
+                    amount_minor: 1000 + i64::try_from(i).unwrap_or(0),
+                }),
+                stock_on_hand: INITIAL_STOCK,
+                ..Default::default()
+            };
+            let created = catalogue
+                .create_product(authed(
+                    product_pb::CreateProductRequest {
+                        product: Some(product),
+                    },
+                    &admin,
+                ))
+                .await
+                .map_err(BenchError::call("create product"))?
+                .into_inner()
+                .product
+                .ok_or_else(|| BenchError::Setup("CreateProduct answered without it".into()))?;
+            initial_stock.insert(created.id.clone(), INITIAL_STOCK);
+            products.push(created.id);
+        }
+        let mut customers = Vec::new();
+        for i in 0..clients.min(8) {
+            let email = format!("chaos-customer-{i}@example.com");
+            let (_, token) = customer(&users, &email).await?;
+            customers.push((email, bearer(&token)?));
+        }
+        Ok(Self {
+            clients,
+            orders: OrderServiceClient::new(channel(mesh.order.addr).await?),
+            catalogue,
+            auth: AuthServiceClient::new(users),
+            gateway: mesh.gateway.addr,
+            customers,
+            products,
+            initial_stock,
+            outcomes: Mutex::new(Vec::new()),
+            acknowledged: Mutex::new(HashSet::new()),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Records a call of `op`: `None` for success, else what failed.
+    fn record(&self, op: &str, error: Option<String>) {
+        if let Ok(mut outcomes) = self.outcomes.lock() {
+            outcomes.push((Instant::now(), error.map(|e| format!("{op}: {e}"))));
+        }
+    }
+
+    fn record_status(&self, op: &str, result: Result<(), &Status>) {
+        self.record(
+            op,
+            result.err().map(|status| format!("{:?}", status.code())),
+        );
+    }
+
+    /// When the last call failed (refusals are answers, not failures).
+    fn last_failure(&self) -> Option<Instant> {
+        let outcomes = self.outcomes.lock().ok()?;
+        outcomes
+            .iter()
+            .rev()
+            .find(|(_, outcome)| outcome.as_deref().is_some_and(is_failure))
+            .map(|(at, _)| *at)
+    }
+
+    fn tally(&self) -> (u64, BTreeMap<String, u64>) {
+        let Ok(outcomes) = self.outcomes.lock() else {
+            return (0, BTreeMap::new());
+        };
+        let mut errors = BTreeMap::new();
+        for (_, outcome) in outcomes.iter() {
+            if let Some(error) = outcome {
+                *errors.entry(error.clone()).or_default() += 1;
+            }
+        }
+        (outcomes.len() as u64, errors)
+    }
+
+    async fn client(self: Arc<Self>, client: usize, stop: Arc<AtomicBool>) {
+        let mut http = HttpClient::new(self.gateway);
+        while !stop.load(Ordering::Relaxed) {
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            match (seq + client as u64) % 10 {
+                0..=4 => self.create_order(client, seq, &stop).await,
+                5..=7 => self.get_product(seq).await,
+                8 => {
+                    if !self.get_product_through_gateway(&mut http, seq).await {
+                        // A fresh connection next time (the gateway may
+                        // have been restarted).
+                        http = HttpClient::new(self.gateway);
+                    }
+                }
+                _ => self.login(client).await,
+            }
+        }
+    }
+
+    fn product(&self, seq: u64) -> &str {
+        let index = usize::try_from(seq).unwrap_or(0) % self.products.len().max(1);
+        self.products.get(index).map_or("", String::as_str)
+    }
+
+    /// CreateOrder as a careful client places it: one request ID, retried
+    /// on failures until an answer or RETRY_FOR; a third of the confirmed
+    /// orders cancelled again.
+    async fn create_order(&self, client: usize, seq: u64, stop: &AtomicBool) {
+        let (_, token) = &self.customers[client % self.customers.len()];
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let began = Instant::now();
+        loop {
+            let mut request = authed(
+                order_pb::CreateOrderRequest {
+                    lines: vec![LineItem {
+                        product_id: self.product(seq).to_owned(),
+                        quantity: 1,
+                    }],
+                    request_id: request_id.clone(),
+                    ..Default::default()
+                },
+                token,
+            );
+            request.set_timeout(CALL_TIMEOUT);
+            match self.orders.clone().create_order(request).await {
+                Ok(reply) => {
+                    self.record("CreateOrder", None);
+                    let Some(order) = reply.into_inner().order else {
+                        return;
+                    };
+                    if let Ok(mut acknowledged) = self.acknowledged.lock() {
+                        acknowledged.insert(order.id.clone());
+                    }
+                    if order.status == order_pb::OrderStatus::Confirmed as i32
+                        && seq.is_multiple_of(3)
+                    {
+                        self.cancel(token, &order.id, stop).await;
+                    }
+                    return;
+                }
+                Err(status) => {
+                    self.record_status("CreateOrder", Err(&status));
+                    if !retryable(status.code()) || began.elapsed() > RETRY_FOR {
+                        return;
+                    }
+                    // The same request ID, a moment later.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    async fn cancel(&self, token: &MetadataValue<Ascii>, order_id: &str, stop: &AtomicBool) {
+        let began = Instant::now();
+        loop {
+            let mut request = authed(
+                order_pb::CancelOrderRequest {
+                    order_id: order_id.to_owned(),
+                    reason: "chaos".to_owned(),
+                },
+                token,
+            );
+            request.set_timeout(CALL_TIMEOUT);
+            match self.orders.clone().cancel_order(request).await {
+                Ok(_) => return self.record("CancelOrder", None),
+                Err(status) => {
+                    self.record_status("CancelOrder", Err(&status));
+                    if !retryable(status.code())
+                        || began.elapsed() > RETRY_FOR
+                        || stop.load(Ordering::Relaxed)
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    async fn get_product(&self, seq: u64) {
+        let mut request = tonic::Request::new(product_pb::GetProductRequest {
+            product_id: self.product(seq).to_owned(),
+        });
+        request.set_timeout(CALL_TIMEOUT);
+        let result = self.catalogue.clone().get_product(request).await;
+        self.record_status("GetProduct", result.as_ref().map(drop));
+    }
+
+    /// Whether the connection is still good.
+    async fn get_product_through_gateway(&self, http: &mut HttpClient, seq: u64) -> bool {
+        let path = format!("/v1/products/{}", self.product(seq));
+        let sent = tokio::time::timeout(
+            CALL_TIMEOUT,
+            http.send(http::Method::GET, &path, None, None),
+        )
+        .await;
+        match sent {
+            Ok(Ok(reply)) if reply.status == 200 => {
+                self.record(GATEWAY_GET, None);
+                true
+            }
+            Ok(Ok(reply)) => {
+                self.record(GATEWAY_GET, Some(format!("http {}", reply.status)));
+                true
+            }
+            _ => {
+                self.record(GATEWAY_GET, Some("transport".to_owned()));
+                false
+            }
+        }
+    }
+
+    async fn login(&self, client: usize) {
+        let (email, _) = &self.customers[client % self.customers.len()];
+        let mut request = tonic::Request::new(user_pb::LoginRequest {
+            email: email.clone(),
+            password: CUSTOMER_PASSWORD.to_owned(),
+        });
+        request.set_timeout(CALL_TIMEOUT);
+        let result = self.auth.clone().login(request).await;
+        self.record_status("Login", result.as_ref().map(drop));
+    }
+}
+
+/// GetProduct through the gateway, as the report names it.
+const GATEWAY_GET: &str = "GET /v1/products/{id}";
+
+/// Whether a recorded error (`<op>: <code>`) is a failure, not a refusal.
+fn is_failure(error: &str) -> bool {
+    let error = error.rsplit(": ").next().unwrap_or(error);
+    ![
+        Code::FailedPrecondition,
+        Code::NotFound,
+        Code::InvalidArgument,
+        Code::AlreadyExists,
+    ]
+    .iter()
+    .any(|code| error == format!("{code:?}"))
+        && !error.starts_with("http 4")
+}
