@@ -142,6 +142,30 @@ fn faults(short: bool) -> Vec<(Fault, Duration)> {
     faults
 }
 
+/// The mesh of the chaos and soak scenarios: MariaDB, `redis`, short
+/// recovery and reservation timings.
+pub(crate) fn chaos_mesh(
+    args: &crate::cli::RunArgs,
+    bin_dir: &Path,
+    work_dir: &Path,
+    redis: &RedisServer,
+) -> MeshOptions {
+    MeshOptions {
+        bin_dir: bin_dir.to_owned(),
+        backend: Backend::Mariadb,
+        mysql_url: Some(args.mysql_url.clone()),
+        redis_url: Some(redis.url()),
+        db_prefix: args.db_prefix.clone(),
+        log_level: args.log_level.clone(),
+        work_dir: work_dir.to_owned(),
+        events: Events::InProcess,
+        extra_env: TIMINGS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
 /// Runs every fault against one mesh; [`verdict`] tells whether the
 /// invariants held.
 pub async fn run(
@@ -150,20 +174,7 @@ pub async fn run(
     work: &Path,
 ) -> Result<Vec<ChaosRecord>, BenchError> {
     let mut redis = RedisServer::start(work.join("chaos-redis")).await?;
-    let options = MeshOptions {
-        bin_dir: bin_dir.to_owned(),
-        backend: Backend::Mariadb,
-        mysql_url: Some(args.mysql_url.clone()),
-        redis_url: Some(redis.url()),
-        db_prefix: args.db_prefix.clone(),
-        log_level: args.log_level.clone(),
-        work_dir: work.join("chaos"),
-        events: Events::InProcess,
-        extra_env: TIMINGS
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    };
+    let options = chaos_mesh(args, bin_dir, &work.join("chaos"), &redis);
     eprintln!(
         "== chaos: mesh on MariaDB and its own Redis ({})",
         redis.url()
@@ -353,7 +364,7 @@ fn signal(which: &str, pid: u32) -> Result<(), BenchError> {
 }
 
 /// The mixed load's clients and what they saw.
-struct Load {
+pub(crate) struct Load {
     clients: usize,
     orders: OrderServiceClient<Channel>,
     catalogue: ProductServiceClient<Channel>,
@@ -378,7 +389,13 @@ fn retryable(code: Code) -> bool {
 }
 
 impl Load {
-    async fn prepare(mesh: &Mesh, clients: usize) -> Result<Self, BenchError> {
+    /// Its number of clients.
+    pub(crate) fn clients(&self) -> usize {
+        self.clients
+    }
+
+    /// A catalogue and customers of its own on `mesh`, and channels to it.
+    pub(crate) async fn prepare(mesh: &Mesh, clients: usize) -> Result<Self, BenchError> {
         let users = channel(mesh.user.addr).await?;
         let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
         let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
@@ -455,7 +472,8 @@ impl Load {
             .map(|(at, _)| *at)
     }
 
-    fn tally(&self) -> (u64, BTreeMap<String, u64>) {
+    /// Calls made, and the failed ones by operation and code.
+    pub(crate) fn tally(&self) -> (u64, BTreeMap<String, u64>) {
         let Ok(outcomes) = self.outcomes.lock() else {
             return (0, BTreeMap::new());
         };
@@ -468,7 +486,8 @@ impl Load {
         (outcomes.len() as u64, errors)
     }
 
-    async fn client(self: Arc<Self>, client: usize, stop: Arc<AtomicBool>) {
+    /// One client's loop until `stop`.
+    pub(crate) async fn client(self: Arc<Self>, client: usize, stop: Arc<AtomicBool>) {
         let mut http = HttpClient::new(self.gateway);
         while !stop.load(Ordering::Relaxed) {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);

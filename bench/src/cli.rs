@@ -55,6 +55,9 @@ pub enum Scenario {
     /// followed by invariant checks on the databases; not in the default
     /// set (it needs MariaDB and redis-server).
     Chaos,
+    /// The chaos scenario's load without faults for --soak-for, sampling
+    /// memory, files and connections every 10 s; not in the default set.
+    Soak,
 }
 
 /// The scenarios run when --scenarios is not given.
@@ -62,7 +65,7 @@ fn default_scenarios() -> Vec<Scenario> {
     Scenario::value_variants()
         .iter()
         .copied()
-        .filter(|s| *s != Scenario::Chaos)
+        .filter(|s| !matches!(s, Scenario::Chaos | Scenario::Soak))
         .collect()
 }
 
@@ -117,6 +120,9 @@ pub struct RunArgs {
     /// `RUST_LOG` of the services (their per-request log lines are part of the cost).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// How long the soak scenario runs (--smoke: 30 s).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub soak_for: Duration,
     /// Where the four service binaries are (default: next to oms-bench).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -143,6 +149,7 @@ impl RunArgs {
     pub fn effective(mut self) -> Self {
         if self.smoke {
             self.clients = self.clients.min(4);
+            self.soak_for = self.soak_for.min(Duration::from_secs(30));
             self.duration = Duration::from_millis(300);
             self.count = None;
             self.warmup = Duration::ZERO;

@@ -18,6 +18,8 @@ pub mod redis_server;
 pub mod report;
 pub mod scenarios;
 pub mod seed;
+pub mod soak;
+pub mod svg;
 
 /// Why a bench run stopped.
 #[derive(Debug, thiserror::Error)]

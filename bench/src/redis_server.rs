@@ -89,6 +89,23 @@ impl RedisServer {
         }
     }
 
+    /// `connected_clients` from `INFO clients` (this probe's own
+    /// connection included), or `None` if it does not answer.
+    pub async fn connected_clients(&self) -> Option<i64> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        stream.write_all(b"INFO clients\r\n").await.ok()?;
+        let mut reply = vec![0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut reply))
+            .await
+            .ok()?
+            .ok()?;
+        let text = String::from_utf8_lossy(reply.get(..read)?).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
     async fn answers_ping(&self) -> bool {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let Ok(mut stream) = tokio::net::TcpStream::connect(self.addr).await else {

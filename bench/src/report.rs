@@ -117,6 +117,8 @@ pub struct Report {
     pub ratios: Vec<Ratio>,
     /// One entry per fault of the chaos scenario.
     pub chaos: Vec<crate::chaos::ChaosRecord>,
+    /// The soak scenario's samples and verdict.
+    pub soak: Option<crate::soak::SoakRecord>,
     pub notes: Vec<String>,
 }
 
@@ -139,6 +141,7 @@ impl Report {
             footprint: Vec::new(),
             ratios: Vec::new(),
             chaos: Vec::new(),
+            soak: None,
             notes: Vec::new(),
         }
     }
@@ -497,6 +500,32 @@ impl Report {
                     if c.invariants_held { "held" } else { "BROKEN" }
                 );
             }
+        }
+        if let Some(soak) = &self.soak {
+            println!("\n| soak: sample | of | RSS MiB | open files | connections |");
+            println!("|---:|---|---:|---:|---:|");
+            let cell = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+            for s in &soak.samples {
+                println!(
+                    "| {:.0} s | {} | {} | {} | {} |",
+                    s.t_s,
+                    s.of,
+                    cell(s.rss_mib.map(|v| format!("{v:.1}"))),
+                    cell(s.fds.map(|v| v.to_string())),
+                    cell(s.connections.map(|v| v.to_string()))
+                );
+            }
+            println!(
+                "\nsoak: {:.0} s, {} requests, errors {:?}; grew past a bound: {}",
+                soak.seconds,
+                soak.requests,
+                soak.errors,
+                if soak.growth.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    soak.growth.join("; ")
+                }
+            );
         }
         for note in &self.notes {
             println!("\n{note}");

@@ -69,10 +69,12 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     } else {
         None
     };
-    let needs_mesh = args
-        .scenarios
-        .iter()
-        .any(|s| !matches!(s, Scenario::Ceiling | Scenario::DbCeiling | Scenario::Chaos));
+    let needs_mesh = args.scenarios.iter().any(|s| {
+        !matches!(
+            s,
+            Scenario::Ceiling | Scenario::DbCeiling | Scenario::Chaos | Scenario::Soak
+        )
+    });
     if !needs_mesh && let Some(ceiling) = &ceiling {
         in_turns(&mut report, vec![ceiling.turn()], load, 1, None).await;
     }
@@ -121,6 +123,10 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     if wants(Scenario::Chaos) {
         report.chaos = crate::chaos::run(&args, &bin_dir, &work).await?;
     }
+    if wants(Scenario::Soak) {
+        let plot = args.out.with_extension("soak-rss.svg");
+        report.soak = Some(crate::soak::run(&args, &bin_dir, &work, args.soak_for, &plot).await?);
+    }
     if let Some(ceiling) = &ceiling {
         let rss = ceiling.server.pid().and_then(crate::procfs::rss_mib);
         report.note(format!(
@@ -161,7 +167,8 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     if !failed.is_empty() {
         return Err(BenchError::Failed(failed.join("; ")));
     }
-    crate::chaos::verdict(&report.chaos)
+    crate::chaos::verdict(&report.chaos)?;
+    crate::soak::verdict(report.soak.as_ref())
 }
 
 /// `oms-bench mesh`: one mesh with the bench's fixture, held up for tools
