@@ -47,7 +47,20 @@ impl KvError {
         match self {
             // No connection within the pool's wait, or none could be made.
             Self::Pool(_) => true,
-            Self::Redis(error) => connection_lost(error),
+            // A restarted Redis answers LOADING while it reads its data
+            // back; the others are a failover in progress.
+            Self::Redis(error) => {
+                connection_lost(error)
+                    || matches!(
+                        error.kind(),
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::BusyLoading
+                                | redis::ServerErrorKind::TryAgain
+                                | redis::ServerErrorKind::MasterDown
+                                | redis::ServerErrorKind::ClusterDown
+                        )
+                    )
+            }
             Self::Setup { .. } => false,
         }
     }
@@ -463,6 +476,11 @@ mod tests {
             "not a string",
         )));
         assert!(!wrong_type.is_unavailable(), "{wrong_type}");
+        let loading = KvError::Redis(redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading),
+            "Redis is loading the dataset in memory",
+        )));
+        assert!(loading.is_unavailable(), "{loading}");
     }
 
     use super::*;
