@@ -148,8 +148,6 @@ pub struct Mesh {
     pub admin_password: String,
     /// order-svc's database, for seeding orders directly.
     pub orders_db: DatabaseUrl,
-    /// product-svc's database, for reading stock directly.
-    pub products_db: DatabaseUrl,
     /// What [`Mesh::stop`] drops (MariaDB) and the server it is on.
     created_databases: Vec<String>,
     server_url: Option<String>,
@@ -354,7 +352,7 @@ impl Mesh {
         ]);
         let gateway = spawn(options, "gateway", gateway_env).await?;
 
-        let [_, products_db, orders_db] = database_urls;
+        let [_, _, orders_db] = database_urls;
         Ok(Self {
             user,
             product,
@@ -363,7 +361,6 @@ impl Mesh {
             admin_email,
             admin_password,
             orders_db,
-            products_db,
             created_databases: Vec::new(),
             server_url: None,
         })
