@@ -1,11 +1,14 @@
-//! The chaos scenario: the mesh as separate processes on MariaDB and a
-//! Redis of the bench's own, under a steady mixed load (CreateOrder
-//! retried on its request ID as a real client does, CancelOrder,
-//! GetProduct by gRPC and through the gateway, Login), one fault at a time
-//! — `kill -9` of each service then a restart, product-svc frozen with
-//! SIGSTOP, Redis stopped — then healing. After each fault the load
-//! stops, recovery settles, and the databases are read to check that no
-//! stock and no order was lost ([`crate::invariants`]).
+//! The chaos scenario: the mesh as separate processes on a MariaDB and a
+//! Redis of the bench's own (and Kafka: a tansu of its own with `--tansu`,
+//! or the brokers given), under a steady mixed load (CreateOrder retried
+//! on its request ID as a real client does, CancelOrder, GetProduct by
+//! gRPC and through the gateway, Login), one fault at a time — `kill -9`
+//! of each service then a restart, MariaDB killed and restarted, Redis
+//! stopped, the broker killed, product-svc frozen with SIGSTOP, the link
+//! from order-svc to product-svc slowed — then healing. After each fault
+//! the load stops, recovery settles, and the databases and the order topic
+//! are read to check that no stock, no order and no event was lost
+//! ([`crate::invariants`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -13,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oms_proto::common::v1::{LineItem, Money};
+use oms_proto::common::v1::LineItem;
 use oms_proto::order::v1::{self as order_pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
 use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
@@ -23,11 +26,14 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::BenchError;
+use crate::broker::Broker;
 use crate::http_client::HttpClient;
 use crate::invariants::{Databases, Expected};
+use crate::mariadb_server::MariadbServer;
 use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
+use crate::netem::Link;
 use crate::redis_server::RedisServer;
-use crate::scenarios::{CUSTOMER_PASSWORD, authed, bearer, customer, login};
+use crate::scenarios::{CUSTOMER_PASSWORD, authed, bearer, create_products, customer, login};
 
 /// Units each product starts with: more than any run sells.
 const INITIAL_STOCK: i64 = 1_000_000;
@@ -65,7 +71,19 @@ enum Fault {
     FreezeProductSvc,
     /// Redis killed, down for `hold`, started again on the same data.
     StopRedis,
+    /// MariaDB killed, down for `hold`, started again (crash recovery).
+    RestartMariadb,
+    /// The broker stopped (SIGTERM), down for `hold`, started again on
+    /// its storage.
+    StopBroker,
+    /// Every chunk between order-svc and product-svc held for
+    /// [`SLOW_LINK`] each way, for `hold`.
+    SlowNetwork,
 }
+
+/// The one-way delay of the slow-network fault: a saga's two calls then
+/// take 600 ms more, within the mesh's 1 s call timeout under light load.
+const SLOW_LINK: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Clone, Copy)]
 enum Target {
@@ -81,6 +99,12 @@ impl Fault {
             Self::Kill(target) => format!("kill -9 {}", target.service()),
             Self::FreezeProductSvc => "SIGSTOP product-svc".to_owned(),
             Self::StopRedis => "stop redis".to_owned(),
+            Self::RestartMariadb => "kill -9 mariadb, restart".to_owned(),
+            Self::StopBroker => "stop kafka broker, restart".to_owned(),
+            Self::SlowNetwork => format!(
+                "slow network order-svc -> product-svc (+{} ms each way)",
+                SLOW_LINK.as_millis()
+            ),
         }
     }
 }
@@ -126,43 +150,122 @@ pub struct ChaosRecord {
 }
 
 /// The faults in order; `short` is CI's round (each service killed once,
-/// Redis stopped).
-fn faults(short: bool) -> Vec<(Fault, Duration)> {
+/// MariaDB and Redis restarted). The broker is stopped only in the full
+/// round, when the bench runs one: tansu, the broker it runs, loses events
+/// it acknowledged when stopped (BENCHMARKS.md), which CI cannot pass.
+fn faults(short: bool, own_broker: bool) -> Vec<(Fault, Duration)> {
     let hold = Duration::from_secs(if short { 2 } else { 4 });
     let mut faults = vec![
         (Fault::Kill(Target::User), hold),
         (Fault::Kill(Target::Product), hold),
         (Fault::Kill(Target::Order), hold),
         (Fault::Kill(Target::Gateway), hold),
+        (Fault::RestartMariadb, hold),
         (Fault::StopRedis, hold),
     ];
     if !short {
+        if own_broker {
+            faults.push((Fault::StopBroker, hold));
+        }
         faults.push((Fault::FreezeProductSvc, Duration::from_secs(5)));
+        faults.push((Fault::SlowNetwork, Duration::from_secs(5)));
     }
     faults
 }
 
-/// The mesh of the chaos and soak scenarios: MariaDB, `redis`, short
+/// The servers the chaos and soak meshes run on, the bench's own so that
+/// it can kill them, and the link between order-svc and product-svc.
+pub(crate) struct Peers {
+    pub(crate) mariadb: MariadbServer,
+    pub(crate) redis: RedisServer,
+    /// The bench's own broker (`--tansu`).
+    broker: Option<Broker>,
+    /// The brokers the mesh publishes to, its own or `--kafka-brokers`;
+    /// the in-process bus when `None`.
+    kafka: Option<String>,
+    link: Link,
+}
+
+impl Peers {
+    /// Starts MariaDB and Redis in `work`, and with `kafka` a broker when
+    /// `--tansu` names one (else the mesh uses `--kafka-brokers` if given).
+    pub(crate) async fn start(
+        args: &crate::cli::RunArgs,
+        work: &Path,
+        kafka: bool,
+    ) -> Result<Self, BenchError> {
+        let broker = match (&args.tansu, kafka) {
+            (Some(tansu), true) => {
+                let s3 = args.s3_endpoint.as_deref().ok_or_else(|| {
+                    BenchError::Setup(
+                        "--tansu needs --s3-endpoint (or OMS_BENCH_S3_ENDPOINT) for the \
+                         broker's storage: in memory it would lose its topics at a restart"
+                            .into(),
+                    )
+                })?;
+                Some(Broker::start(tansu.clone(), s3, work.join("broker")).await?)
+            }
+            _ => None,
+        };
+        let kafka = match &broker {
+            Some(broker) => Some(broker.brokers()),
+            None if kafka => args.kafka_brokers.clone(),
+            None => None,
+        };
+        Ok(Self {
+            mariadb: MariadbServer::start(work.join("mariadb")).await?,
+            redis: RedisServer::start(work.join("redis")).await?,
+            broker,
+            kafka,
+            link: Link::default(),
+        })
+    }
+
+    /// What the mesh runs on, in a line.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "its own MariaDB ({}) and Redis ({}), events {}",
+            self.mariadb.url(),
+            self.redis.url(),
+            match (&self.broker, &self.kafka) {
+                (Some(_), Some(kafka)) => format!("on its own Kafka broker ({kafka})"),
+                (None, Some(kafka)) => format!("on Kafka at {kafka}"),
+                _ => "on the in-process bus".to_owned(),
+            }
+        )
+    }
+
+    pub(crate) async fn stop(mut self) {
+        if let Some(broker) = &mut self.broker {
+            broker.kill().await;
+        }
+        self.redis.stop().await;
+        self.mariadb.kill().await;
+    }
+}
+
+/// The mesh of the chaos and soak scenarios: on `peers`, with short
 /// recovery and reservation timings.
 pub(crate) fn chaos_mesh(
     args: &crate::cli::RunArgs,
     bin_dir: &Path,
     work_dir: &Path,
-    redis: &RedisServer,
+    peers: &Peers,
 ) -> MeshOptions {
     MeshOptions {
         bin_dir: bin_dir.to_owned(),
         backend: Backend::Mariadb,
-        mysql_url: Some(args.mysql_url.clone()),
-        redis_url: Some(redis.url()),
+        mysql_url: Some(peers.mariadb.url()),
+        redis_url: Some(peers.redis.url()),
         db_prefix: args.db_prefix.clone(),
         log_level: args.log_level.clone(),
         work_dir: work_dir.to_owned(),
-        events: Events::InProcess,
+        events: peers.kafka.clone().map_or(Events::InProcess, Events::Kafka),
         extra_env: TIMINGS
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        product_link: Some(peers.link.clone()),
     }
 }
 
@@ -173,21 +276,26 @@ pub async fn run(
     bin_dir: &Path,
     work: &Path,
 ) -> Result<Vec<ChaosRecord>, BenchError> {
-    let mut redis = RedisServer::start(work.join("chaos-redis")).await?;
-    let options = chaos_mesh(args, bin_dir, &work.join("chaos"), &redis);
-    eprintln!(
-        "== chaos: mesh on MariaDB and its own Redis ({})",
-        redis.url()
-    );
-    let mut mesh = Mesh::start(&options).await?;
-    let outcome = faults_on(args, &options, &mut mesh, &mut redis).await;
+    let mut peers = Peers::start(args, &work.join("chaos-peers"), true).await?;
+    let options = chaos_mesh(args, bin_dir, &work.join("chaos"), &peers);
+    eprintln!("== chaos: mesh on {}", peers.describe());
+    let mesh = Mesh::start(&options).await;
+    let mut mesh = match mesh {
+        Ok(mesh) => mesh,
+        Err(e) => {
+            peers.stop().await;
+            return Err(e);
+        }
+    };
+    let outcome = faults_on(args, &options, &mut mesh, &mut peers).await;
     if outcome.is_err() {
         for service in mesh.services() {
             eprintln!("{}", service.log_tail());
         }
     }
-    mesh.stop().await?;
-    redis.stop().await;
+    let stopped = mesh.stop().await;
+    peers.stop().await;
+    stopped?;
     let records = outcome?;
     for record in records.iter().filter(|r| !r.invariants_held) {
         eprintln!("invariants broken after {}:", record.fault);
@@ -219,17 +327,27 @@ async fn faults_on(
     args: &crate::cli::RunArgs,
     options: &MeshOptions,
     mesh: &mut Mesh,
-    redis: &mut RedisServer,
+    peers: &mut Peers,
 ) -> Result<Vec<ChaosRecord>, BenchError> {
     let load = Arc::new(Load::prepare(mesh, args.clients.clamp(1, 16)).await?);
     let (server, names) = mesh
         .mariadb()
         .ok_or_else(|| BenchError::Setup("the chaos mesh is not on MariaDB".into()))?;
-    let databases = Databases::connect(&server, &names[1], &names[2]).await?;
+    let mut checker = Checker {
+        databases: Databases::connect(&server, &names[1], &names[2]).await?,
+        lost_events: HashSet::new(),
+    };
     let mut records = Vec::new();
-    for (fault, hold) in faults(args.smoke) {
+    let chosen = faults(args.smoke, peers.broker.is_some())
+        .into_iter()
+        .filter(|(fault, _)| {
+            args.chaos_only
+                .as_deref()
+                .is_none_or(|only| fault.name().contains(only))
+        });
+    for (fault, hold) in chosen {
         eprintln!("  chaos: {}", fault.name());
-        let record = one_fault(fault, hold, options, mesh, redis, &load, &databases).await?;
+        let record = one_fault(fault, hold, options, mesh, peers, &load, &mut checker).await?;
         eprintln!(
             "    {} requests, errors {:?}, recovered in {:.1} s, settled in {:.1} s, invariants {}",
             record.requests,
@@ -252,10 +370,11 @@ async fn one_fault(
     hold: Duration,
     options: &MeshOptions,
     mesh: &mut Mesh,
-    redis: &mut RedisServer,
+    peers: &mut Peers,
     load: &Arc<Load>,
-    databases: &Databases,
+    checker: &mut Checker,
 ) -> Result<ChaosRecord, BenchError> {
+    let databases = &checker.databases;
     load.outcomes.lock().map(|mut o| o.clear()).ok();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..load.clients)
@@ -265,7 +384,7 @@ async fn one_fault(
     // A pause, not a wait for a condition: the load runs a while before
     // the fault so that it hits calls in flight.
     tokio::time::sleep(STEADY).await;
-    let healing = apply(fault, hold, options, mesh, redis).await;
+    let healing = apply(fault, hold, options, mesh, peers).await;
     let healed_at = Instant::now();
     // Recovered once no call has failed for QUIET since healing.
     loop {
@@ -291,13 +410,29 @@ async fn one_fault(
         .lock()
         .map(|a| a.clone())
         .unwrap_or_default();
-    let breaches = databases
+    let mut breaches = databases
         .breaches(&Expected {
             initial_stock: &load.initial_stock,
             acknowledged: &acknowledged,
             expiry_grace: EXPIRY_GRACE,
         })
         .await?;
+    let mut checked = format!(
+        "stock of {} products, {} acknowledged orders, reservations and request IDs checked",
+        load.initial_stock.len(),
+        acknowledged.len()
+    );
+    if let Some(brokers) = &peers.kafka {
+        let (events, event_breaches) = checker
+            .databases
+            .event_breaches(brokers, &mut checker.lost_events)
+            .await?;
+        breaches.extend(event_breaches);
+        checked.push_str(&format!(
+            "; {events} order events read back from {}",
+            events::ORDER_TOPIC
+        ));
+    }
     let (requests, errors) = load.tally();
     Ok(ChaosRecord {
         fault: fault.name(),
@@ -307,15 +442,19 @@ async fn one_fault(
         settle_s: settle.as_secs_f64(),
         invariants_held: breaches.is_empty(),
         details: if breaches.is_empty() {
-            vec![format!(
-                "stock of {} products, {} acknowledged orders, reservations and request IDs checked",
-                load.initial_stock.len(),
-                acknowledged.len()
-            )]
+            vec![checked]
         } else {
             breaches
         },
     })
+}
+
+/// What is read after each fault, and what earlier checks found lost.
+struct Checker {
+    databases: Databases,
+    /// Order events found missing after an earlier fault (order ID, type):
+    /// reported once, where they went missing.
+    lost_events: HashSet<(String, String)>,
 }
 
 /// Injects `fault`, holds it, heals it.
@@ -324,7 +463,7 @@ async fn apply(
     hold: Duration,
     options: &MeshOptions,
     mesh: &mut Mesh,
-    redis: &mut RedisServer,
+    peers: &mut Peers,
 ) -> Result<(), BenchError> {
     match fault {
         Fault::Kill(target) => {
@@ -338,28 +477,35 @@ async fn apply(
                 .product
                 .pid()
                 .ok_or_else(|| BenchError::Setup("product-svc is not running".into()))?;
-            signal("-STOP", pid)?;
+            crate::peer::signal("-STOP", pid)?;
             tokio::time::sleep(hold).await;
-            signal("-CONT", pid)
+            crate::peer::signal("-CONT", pid)
         }
         Fault::StopRedis => {
-            redis.stop().await;
+            peers.redis.stop().await;
             tokio::time::sleep(hold).await;
-            redis.resume().await
+            peers.redis.resume().await
         }
-    }
-}
-
-fn signal(which: &str, pid: u32) -> Result<(), BenchError> {
-    let status = std::process::Command::new("kill")
-        .arg(which)
-        .arg(pid.to_string())
-        .status()
-        .map_err(|e| BenchError::Setup(format!("kill {which} {pid}: {e}")))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(BenchError::Setup(format!("kill {which} {pid}: {status}")))
+        Fault::RestartMariadb => {
+            peers.mariadb.kill().await;
+            tokio::time::sleep(hold).await;
+            peers.mariadb.resume().await
+        }
+        Fault::StopBroker => {
+            let broker = peers
+                .broker
+                .as_mut()
+                .ok_or_else(|| BenchError::Setup("the bench runs no broker".into()))?;
+            broker.stop().await;
+            tokio::time::sleep(hold).await;
+            broker.resume().await
+        }
+        Fault::SlowNetwork => {
+            peers.link.set_delay(SLOW_LINK);
+            tokio::time::sleep(hold).await;
+            peers.link.set_delay(Duration::ZERO);
+            Ok(())
+        }
     }
 }
 
@@ -399,34 +545,12 @@ impl Load {
         let users = channel(mesh.user.addr).await?;
         let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
         let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
-        let mut products = Vec::new();
-        let mut initial_stock = HashMap::new();
-        for i in 0..PRODUCTS {
-            let product = product_pb::Product {
-                sku: format!("CHAOS-{i}"),
-                name: format!("Chaos product {i}"),
-                price: Some(Money {
-                    currency_code: "EUR".to_owned(),
-                    amount_minor: 1000 + i64::try_from(i).unwrap_or(0),
-                }),
-                stock_on_hand: INITIAL_STOCK,
-                ..Default::default()
-            };
-            let created = catalogue
-                .create_product(authed(
-                    product_pb::CreateProductRequest {
-                        product: Some(product),
-                    },
-                    &admin,
-                ))
-                .await
-                .map_err(BenchError::call("create product"))?
-                .into_inner()
-                .product
-                .ok_or_else(|| BenchError::Setup("CreateProduct answered without it".into()))?;
-            initial_stock.insert(created.id.clone(), INITIAL_STOCK);
-            products.push(created.id);
-        }
+        let products =
+            create_products(&mut catalogue, &admin, "Chaos", PRODUCTS, INITIAL_STOCK).await?;
+        let initial_stock = products
+            .iter()
+            .map(|id| (id.clone(), INITIAL_STOCK))
+            .collect();
         let mut customers = Vec::new();
         for i in 0..clients.min(8) {
             let email = format!("chaos-customer-{i}@example.com");

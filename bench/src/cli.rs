@@ -88,9 +88,19 @@ pub struct RunArgs {
     /// Redis for the services (tokens, throttling, caches); in process if unset.
     #[arg(long, env = "OMS_BENCH_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Kafka brokers for the events scenario's Kafka case; skipped if unset.
+    /// Kafka brokers for the events scenario's Kafka case (skipped if
+    /// unset), and for the chaos scenario's mesh.
     #[arg(long, env = "OMS_BENCH_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
+    /// A tansu binary: the chaos scenario runs its own broker with it (and
+    /// kills it as one of its faults); needs --s3-endpoint for the
+    /// broker's storage.
+    #[arg(long, env = "OMS_BENCH_TANSU", value_name = "PATH")]
+    pub tansu: Option<PathBuf>,
+    /// An S3-compatible server (e.g. `scripts/test-s3`'s moto) where the
+    /// chaos scenario's broker keeps its topics, so they outlive a restart.
+    #[arg(long, env = "OMS_BENCH_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// Databases the bench creates (and drops) start with this.
     #[arg(long, default_value = "oms_bench_")]
     pub db_prefix: String,
@@ -120,6 +130,10 @@ pub struct RunArgs {
     /// `RUST_LOG` of the services (their per-request log lines are part of the cost).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Only the chaos faults whose name contains this (e.g. `kafka`,
+    /// `kill -9 order-svc`), to reproduce one.
+    #[arg(long, value_name = "TEXT")]
+    pub chaos_only: Option<String>,
     /// How long the soak scenario runs (--smoke: 30 s).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub soak_for: Duration,

@@ -2,9 +2,11 @@
 //! straight from product-svc's and order-svc's MariaDB databases (never
 //! from the services' own answers): every unit of stock accounted for,
 //! no order left half-done, no reservation held past its time, one order
-//! per request ID, every acknowledged order stored.
+//! per request ID, every acknowledged order stored; and with Kafka, read
+//! from the order topic, every order's creation and final state published,
+//! each change under one event ID only.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, QueryResult, Statement};
@@ -13,6 +15,9 @@ use crate::BenchError;
 
 /// How long recovery may take to settle every order after the load stops.
 const SETTLE_WITHIN: Duration = Duration::from_secs(90);
+/// How long the relay may take to publish the outbox once settled, and the
+/// topic to be read back.
+const PUBLISH_WITHIN: Duration = Duration::from_secs(60);
 
 /// A line of an order or a reservation: product, quantity, unit price.
 type Line = (String, i64, i64);
@@ -318,7 +323,194 @@ impl Databases {
     }
 }
 
+impl Databases {
+    /// Waits until order-svc's outbox is published, reads the order topic
+    /// back from `brokers`, and checks it against the orders table: how
+    /// many events it read, and the breaches. Events missing already
+    /// (`lost`, reported after an earlier fault) are not breaches again;
+    /// newly missing ones are added to it.
+    pub async fn event_breaches(
+        &self,
+        brokers: &str,
+        lost: &mut HashSet<(String, String)>,
+    ) -> Result<(usize, Vec<String>), BenchError> {
+        let o = &self.orders;
+        let began = Instant::now();
+        let unpublished = format!("SELECT COUNT(*) FROM `{o}`.outbox WHERE publish_time IS NULL");
+        loop {
+            match self.count(unpublished.clone()).await {
+                Ok(0) => break,
+                Ok(n) if began.elapsed() > PUBLISH_WITHIN => {
+                    return Ok((
+                        0,
+                        vec![format!(
+                            "{n} order events still unpublished {PUBLISH_WITHIN:?} after settling"
+                        )],
+                    ));
+                }
+                Err(e) if began.elapsed() > PUBLISH_WITHIN => return Err(BenchError::Setup(e)),
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        let mut statuses = BTreeMap::new();
+        for row in self
+            .rows(format!("SELECT id, status FROM `{o}`.orders"))
+            .await
+            .map_err(BenchError::Setup)?
+        {
+            let id: String = get(&row, 0).map_err(BenchError::Setup)?;
+            let status: String = get(&row, 1).map_err(BenchError::Setup)?;
+            statuses.insert(id, status);
+        }
+        let wanted = wanted_events(&statuses);
+        let events =
+            crate::broker::read_topic(brokers, events::ORDER_TOPIC, &wanted, PUBLISH_WITHIN)
+                .await?;
+        let (mut missing, mut breaches) = event_breaches(&wanted, &events);
+        missing.retain(|pair| !lost.contains(pair));
+        lost.extend(missing.iter().cloned());
+        if !missing.is_empty() {
+            // Whose loss: an outbox row marked published was acknowledged
+            // by the broker; a missing row was never written.
+            let mut shown = Vec::new();
+            for (id, kind) in missing.iter().take(10) {
+                let rows = self
+                    .rows(format!(
+                        "SELECT id, CAST(publish_time AS CHAR) FROM `{o}`.outbox \
+                         WHERE aggregate_id = '{}' AND event_type = '{}'",
+                        id.replace('\'', ""),
+                        kind.replace('\'', "")
+                    ))
+                    .await
+                    .map_err(BenchError::Setup)?;
+                let row = match rows.first() {
+                    Some(row) => format!(
+                        "outbox row {} published {}",
+                        get::<String>(row, 0).unwrap_or_default(),
+                        get::<Option<String>>(row, 1)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| "never".to_owned())
+                    ),
+                    None => "no outbox row".to_owned(),
+                };
+                shown.push(format!("{id} {kind} ({row})"));
+            }
+            breaches.insert(
+                0,
+                format!(
+                    "{} order events not on the topic, e.g. {}",
+                    missing.len(),
+                    shown.join("; ")
+                ),
+            );
+        }
+        Ok((events.len(), breaches))
+    }
+}
+
+/// The (order ID, event type) pairs the topic must hold: every order's
+/// creation, and the event of the state it ended in.
+pub fn wanted_events(statuses: &BTreeMap<String, String>) -> HashSet<(String, String)> {
+    let mut wanted = HashSet::new();
+    for (id, status) in statuses {
+        wanted.insert((id.clone(), "oms.order.v1.OrderCreated".to_owned()));
+        let last = match status.as_str() {
+            "confirmed" => "oms.order.v1.OrderConfirmed",
+            "cancelled" => "oms.order.v1.OrderCancelled",
+            "failed" => "oms.order.v1.OrderFailed",
+            _ => continue,
+        };
+        wanted.insert((id.clone(), last.to_owned()));
+    }
+    wanted
+}
+
+/// What is missing from `events` (sorted), and a breach for every change
+/// of an order published under more than one event ID (a redelivery
+/// repeats its ID; a change written twice would not).
+pub fn event_breaches(
+    wanted: &HashSet<(String, String)>,
+    events: &[crate::broker::TopicEvent],
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut ids: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for event in events {
+        ids.entry((event.key.as_str(), event.event_type.as_str()))
+            .or_default()
+            .insert(event.id.as_str());
+    }
+    let mut breaches = Vec::new();
+    let mut missing: Vec<(String, String)> = wanted
+        .iter()
+        .filter(|(key, kind)| !ids.contains_key(&(key.as_str(), kind.as_str())))
+        .cloned()
+        .collect();
+    missing.sort();
+    for ((key, kind), event_ids) in &ids {
+        if event_ids.len() > 1 && wanted.contains(&((*key).to_owned(), (*kind).to_owned())) {
+            breaches.push(format!(
+                "order {key}: {kind} published as {} different events {event_ids:?}",
+                event_ids.len()
+            ));
+        }
+    }
+    (missing, breaches)
+}
+
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, index: usize) -> Result<T, String> {
     row.try_get_by_index(index)
         .map_err(|e| format!("column {index}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::TopicEvent;
+
+    fn event(key: &str, kind: &str, id: &str) -> TopicEvent {
+        TopicEvent {
+            key: key.to_owned(),
+            event_type: format!("oms.order.v1.{kind}"),
+            id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn every_order_needs_its_creation_and_final_state_each_under_one_event_id() {
+        let statuses: BTreeMap<String, String> = [
+            ("a", "confirmed"),
+            ("b", "cancelled"),
+            ("c", "failed"),
+            ("d", "shipped"),
+        ]
+        .map(|(id, status)| (id.to_owned(), status.to_owned()))
+        .into();
+        let wanted = wanted_events(&statuses);
+        assert_eq!(wanted.len(), 7, "{wanted:?}");
+
+        let complete = vec![
+            event("a", "OrderCreated", "1"),
+            event("a", "OrderConfirmed", "2"),
+            // A redelivery repeats its event ID: not a breach.
+            event("a", "OrderConfirmed", "2"),
+            event("b", "OrderCreated", "3"),
+            event("b", "OrderConfirmed", "4"),
+            event("b", "OrderCancelled", "5"),
+            event("c", "OrderCreated", "6"),
+            event("c", "OrderFailed", "7"),
+            event("d", "OrderCreated", "8"),
+        ];
+        assert_eq!(event_breaches(&wanted, &complete), (Vec::new(), Vec::new()));
+
+        let mut damaged = complete;
+        damaged.retain(|e| !(e.key == "c" && e.event_type.ends_with("OrderFailed")));
+        damaged.push(event("b", "OrderCancelled", "9"));
+        let (missing, breaches) = event_breaches(&wanted, &damaged);
+        assert_eq!(
+            missing,
+            vec![("c".to_owned(), "oms.order.v1.OrderFailed".to_owned())]
+        );
+        assert_eq!(breaches.len(), 1, "{breaches:?}");
+        assert!(breaches[0].contains("order b"), "{breaches:?}");
+    }
 }

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod broker;
 pub mod ceiling;
 pub mod chaos;
 pub mod cli;
@@ -12,7 +13,10 @@ pub mod db_ceiling;
 pub mod driver;
 pub mod http_client;
 pub mod invariants;
+pub mod mariadb_server;
 pub mod mesh;
+pub mod netem;
+pub mod peer;
 pub mod procfs;
 pub mod redis_server;
 pub mod report;

@@ -60,6 +60,9 @@ pub struct MeshOptions {
     /// More variables for every service (the chaos scenario's short
     /// recovery and reservation timings).
     pub extra_env: Vec<(String, String)>,
+    /// order-svc reaches product-svc through this link, whose delay the
+    /// chaos scenario can raise (a slow network); directly when `None`.
+    pub product_link: Option<crate::netem::Link>,
 }
 
 /// The events setting of a mesh.
@@ -332,11 +335,15 @@ impl Mesh {
         let product = spawn(options, "product-svc", product_env).await?;
         let product_addr = product.addr.to_string();
 
+        let order_to_product = match &options.product_link {
+            Some(link) => link.serve(product.addr).await?.to_string(),
+            None => product_addr.clone(),
+        };
         let mut order_env = common(Some(&database_urls[2]));
         order_env.extend([
             ("ORDER_SVC_ADDR".to_owned(), any_port.clone()),
             ("USER_SVC_ADDR".to_owned(), user_addr.clone()),
-            ("PRODUCT_SVC_ADDR".to_owned(), product_addr.clone()),
+            ("PRODUCT_SVC_ADDR".to_owned(), order_to_product),
             ("OMS_ORDER_SVC_CLIENT_ID".to_owned(), "order-svc".to_owned()),
             ("OMS_ORDER_SVC_CLIENT_SECRET".to_owned(), client_secret),
         ]);

@@ -90,6 +90,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 work_dir: work.join(backend.name()),
                 events: Events::InProcess,
                 extra_env: Vec::new(),
+                product_link: None,
             };
             eprintln!(
                 "== mesh on {} (binaries from {})",
@@ -134,7 +135,12 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
             rss.unwrap_or(0.0)
         ));
     }
-    let _ = std::fs::remove_dir_all(&work);
+    // A broken invariant is investigated from the services' logs: keep them.
+    if crate::chaos::verdict(&report.chaos).is_ok() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        eprintln!("the chaos run's logs are kept in {}", work.display());
+    }
     report.finish();
     report.print();
     report.write(&args.out)?;
@@ -190,6 +196,7 @@ pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
             None => Events::InProcess,
         },
         extra_env: Vec::new(),
+        product_link: None,
     };
     let mesh = Mesh::start(&options).await?;
     let prepared = fixture(&args, &mesh).await;
@@ -404,36 +411,16 @@ async fn fixture(args: &RunArgs, mesh: &Mesh) -> Result<Fixture, BenchError> {
     let users = channel(mesh.user.addr).await?;
     let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
     let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
-    let mut products = Vec::new();
-    for i in 0..=args.products.max(5) {
-        let product = product_pb::Product {
-            sku: format!("BENCH-{i}"),
-            name: format!("Bench product {i}"),
-            price: Some(Money {
-                currency_code: "EUR".to_owned(),
-                amount_minor: 1000,
-            }),
-            // Enough that no run sells out: the runs measure placing
-            // orders, not refusing them.
-            stock_on_hand: 1_000_000_000,
-            ..Default::default()
-        };
-        let created = catalogue
-            .create_product(authed(
-                product_pb::CreateProductRequest {
-                    product: Some(product),
-                },
-                &admin,
-            ))
-            .await
-            .map_err(BenchError::call("create product"))?
-            .into_inner()
-            .product
-            .ok_or_else(|| {
-                BenchError::Setup("CreateProduct answered without the product".into())
-            })?;
-        products.push(created.id);
-    }
+    // Enough stock that no run sells out: the runs measure placing orders,
+    // not refusing them.
+    let mut products = create_products(
+        &mut catalogue,
+        &admin,
+        "Bench",
+        args.products.max(5) + 1,
+        1_000_000_000,
+    )
+    .await?;
     let hot_product = products.pop().unwrap_or_default();
     let (customers, tokens) = customers_logged_in(&users, args.clients, true).await?;
     Ok(Fixture {
@@ -443,6 +430,46 @@ async fn fixture(args: &RunArgs, mesh: &Mesh) -> Result<Fixture, BenchError> {
         customers: Arc::new(customers),
         customer_tokens: Arc::new(tokens),
     })
+}
+
+/// `count` products named `<label> product <i>` (SKU `<LABEL>-<i>`), each
+/// with `stock` units, created by `admin`; their IDs in order.
+pub(crate) async fn create_products(
+    catalogue: &mut ProductServiceClient<Channel>,
+    admin: &MetadataValue<Ascii>,
+    label: &str,
+    count: usize,
+    stock: i64,
+) -> Result<Vec<String>, BenchError> {
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let product = product_pb::Product {
+            sku: format!("{}-{i}", label.to_uppercase()),
+            name: format!("{label} product {i}"),
+            price: Some(Money {
+                currency_code: "EUR".to_owned(),
+                amount_minor: 1000 + i64::try_from(i % 1000).unwrap_or(0),
+            }),
+            stock_on_hand: stock,
+            ..Default::default()
+        };
+        let created = catalogue
+            .create_product(authed(
+                product_pb::CreateProductRequest {
+                    product: Some(product),
+                },
+                admin,
+            ))
+            .await
+            .map_err(BenchError::call("create product"))?
+            .into_inner()
+            .product
+            .ok_or_else(|| {
+                BenchError::Setup("CreateProduct answered without the product".into())
+            })?;
+        ids.push(created.id);
+    }
+    Ok(ids)
 }
 
 async fn on_mesh(

@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
 use serde::Serialize;
 
 use crate::BenchError;
-use crate::chaos::{Load, chaos_mesh};
+use crate::chaos::{Load, Peers, chaos_mesh};
 use crate::mesh::Mesh;
 use crate::redis_server::RedisServer;
 
@@ -66,13 +66,20 @@ pub async fn run(
     duration: Duration,
     plot: &Path,
 ) -> Result<SoakRecord, BenchError> {
-    let mut redis = RedisServer::start(work.join("soak-redis")).await?;
-    let options = chaos_mesh(args, bin_dir, &work.join("soak"), &redis);
-    eprintln!("== soak for {duration:?}: mesh on MariaDB and its own Redis");
-    let mesh = Mesh::start(&options).await?;
-    let outcome = soak(args, &mesh, &redis, duration).await;
-    mesh.stop().await?;
-    redis.stop().await;
+    let peers = Peers::start(args, &work.join("soak-peers"), false).await?;
+    let options = chaos_mesh(args, bin_dir, &work.join("soak"), &peers);
+    eprintln!("== soak for {duration:?}: mesh on {}", peers.describe());
+    let mesh = match Mesh::start(&options).await {
+        Ok(mesh) => mesh,
+        Err(e) => {
+            peers.stop().await;
+            return Err(e);
+        }
+    };
+    let outcome = soak(args, &mesh, &peers.redis, duration).await;
+    let stopped = mesh.stop().await;
+    peers.stop().await;
+    stopped?;
     let record = outcome?;
     std::fs::write(plot, crate::svg::rss_plot(&record.samples)).map_err(|source| {
         BenchError::Write {

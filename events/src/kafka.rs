@@ -12,7 +12,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::{ConsumeError, Delivery, PublishError, Publisher, Record, Subscription};
@@ -103,8 +103,15 @@ impl KafkaConfig {
     /// replicas, so a retried send neither duplicates nor reorders within
     /// a partition.
     pub fn producer(&self) -> Result<KafkaPublisher, String> {
-        let producer: FutureProducer = self
-            .client()
+        Ok(KafkaPublisher {
+            producer: std::sync::Mutex::new(self.new_producer()?),
+            config: self.clone(),
+            topics_made: tokio::sync::Mutex::new(std::collections::HashSet::new()),
+        })
+    }
+
+    fn new_producer(&self) -> Result<FutureProducer, String> {
+        self.client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // How long one send may take before it counts as failed and
@@ -114,12 +121,7 @@ impl KafkaConfig {
             // librdkafka send them as one request per partition.
             .set("linger.ms", "5")
             .create()
-            .map_err(|e| format!("Kafka producer for {}: {e}", self.brokers))?;
-        Ok(KafkaPublisher {
-            producer,
-            config: self.clone(),
-            topics_made: tokio::sync::Mutex::new(std::collections::HashSet::new()),
-        })
+            .map_err(|e| format!("Kafka producer for {}: {e}", self.brokers))
     }
 
     /// A subscription of `group` to `topic`, from the earliest offset when
@@ -153,7 +155,9 @@ impl KafkaConfig {
 
 /// Publishes to Kafka.
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    /// Replaced after a fatal error: an idempotent producer the broker
+    /// fenced (as a restarted broker may) fails every send for good.
+    producer: std::sync::Mutex<FutureProducer>,
     config: KafkaConfig,
     /// Topics known to exist; each is created before its first publish,
     /// so a broker down at start-up delays events instead of the service.
@@ -192,58 +196,107 @@ impl Publisher for KafkaPublisher {
                 made.insert(topic.to_owned());
             }
         }
-        // Queue them all, then wait for each acknowledgement in order: the
-        // idempotent producer keeps their order within a partition.
-        let mut pending = Vec::with_capacity(records.len());
-        for (index, record) in records.iter().enumerate() {
-            let time = rfc3339(record.time);
-            let headers = OwnedHeaders::new_with_capacity(7)
-                .insert(Header {
-                    key: "ce_specversion",
-                    value: Some("1.0"),
-                })
-                .insert(Header {
-                    key: "ce_id",
-                    value: Some(record.id.as_str()),
-                })
-                .insert(Header {
-                    key: "ce_source",
-                    value: Some(source),
-                })
-                .insert(Header {
-                    key: "ce_type",
-                    value: Some(record.event_type.as_str()),
-                })
-                .insert(Header {
-                    key: "ce_time",
-                    value: Some(time.as_str()),
-                })
-                .insert(Header {
-                    key: "ce_subject",
-                    value: Some(record.key.as_str()),
-                })
-                .insert(Header {
-                    key: "content-type",
-                    value: Some("application/protobuf"),
-                });
-            let message = FutureRecord::to(topic)
-                .key(record.key.as_str())
-                .payload(record.payload.as_slice())
-                .headers(headers);
-            match self.producer.send_result(message) {
-                Ok(delivery) => pending.push(delivery),
-                Err((e, _)) => {
-                    return Err(settle(pending, index, e.to_string()).await);
-                }
+        let producer = self.current();
+        let outcome = publish_with(&producer, topic, source, records).await;
+        if outcome.is_err() {
+            // Every record of the batch has its answer by now: nothing is in
+            // flight on the old producer.
+            self.replace(producer.client().fatal_error());
+        }
+        outcome
+    }
+}
+
+impl KafkaPublisher {
+    fn current(&self) -> FutureProducer {
+        match self.producer.lock() {
+            Ok(producer) => producer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps the producer for a new one (a new producer ID) after a failed
+    /// publish; the relay sends the rows it failed on again. A restarted
+    /// broker may fence the old ID (tansu answers PRODUCER_FENCED to it for
+    /// good, which librdkafka does not count as fatal), and a producer
+    /// whose sends timed out is unsure of its own sequence numbers: a new
+    /// one costs a connection after a failure, never a lost event.
+    fn replace(&self, fatal: Option<(RDKafkaErrorCode, String)>) {
+        match fatal {
+            Some((code, reason)) => tracing::warn!(
+                error = %format_args!("{code}: {reason}"),
+                "the Kafka producer hit a fatal error; starting a new one"
+            ),
+            None => tracing::debug!("a publish failed; starting a new Kafka producer"),
+        }
+        match self.config.new_producer() {
+            Ok(fresh) => match self.producer.lock() {
+                Ok(mut producer) => *producer = fresh,
+                Err(poisoned) => *poisoned.into_inner() = fresh,
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot start a new Kafka producer"),
+        }
+    }
+}
+
+/// Sends `records` on `producer`: all queued, then each acknowledgement
+/// awaited in order (the idempotent producer keeps their order within a
+/// partition).
+async fn publish_with(
+    producer: &FutureProducer,
+    topic: &str,
+    source: &str,
+    records: &[Record],
+) -> Result<(), PublishError> {
+    let mut pending = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        let time = rfc3339(record.time);
+        let headers = OwnedHeaders::new_with_capacity(7)
+            .insert(Header {
+                key: "ce_specversion",
+                value: Some("1.0"),
+            })
+            .insert(Header {
+                key: "ce_id",
+                value: Some(record.id.as_str()),
+            })
+            .insert(Header {
+                key: "ce_source",
+                value: Some(source),
+            })
+            .insert(Header {
+                key: "ce_type",
+                value: Some(record.event_type.as_str()),
+            })
+            .insert(Header {
+                key: "ce_time",
+                value: Some(time.as_str()),
+            })
+            .insert(Header {
+                key: "ce_subject",
+                value: Some(record.key.as_str()),
+            })
+            .insert(Header {
+                key: "content-type",
+                value: Some("application/protobuf"),
+            });
+        let message = FutureRecord::to(topic)
+            .key(record.key.as_str())
+            .payload(record.payload.as_slice())
+            .headers(headers);
+        match producer.send_result(message) {
+            Ok(delivery) => pending.push(delivery),
+            Err((e, _)) => {
+                return Err(settle(pending, index, e.to_string()).await);
             }
         }
-        let total = pending.len();
-        let outcome = settle(pending, total, String::new()).await;
-        if outcome.acknowledged == total {
-            Ok(())
-        } else {
-            Err(outcome)
-        }
+    }
+    let total = pending.len();
+    let outcome = settle(pending, total, String::new()).await;
+    if outcome.acknowledged == total {
+        Ok(())
+    } else {
+        Err(outcome)
     }
 }
 

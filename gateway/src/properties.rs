@@ -7,22 +7,11 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
 use serde_json::Value as Json;
 
 use crate::routes::{self, Body, Route};
 use crate::transcode;
-
-fn config() -> Config {
-    Config {
-        cases: 512,
-        // Failures are printed, minimal case included; nothing is written
-        // into the work tree.
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 fn routes() -> &'static [Route] {
     static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
@@ -137,7 +126,7 @@ fn json_of(message: &DynamicMessage) -> Option<Json> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(kit::test_support::proptest_config(512))]
 
     #[test]
     fn any_path_finds_a_route_or_none(path in "/[a-zA-Z0-9/:._%{}*-]{0,60}") {

@@ -125,6 +125,38 @@ pub async fn connect(url: &DatabaseUrl, pool: PoolOptions) -> Result<DatabaseCon
     Ok(db)
 }
 
+/// Whether `error` means the database server is down or unreachable —
+/// no connection to be had, one cut mid-statement, the server shutting
+/// down — so the same call may succeed once it is back (answered
+/// UNAVAILABLE), rather than a bug or a refused statement (INTERNAL).
+pub fn is_unavailable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as SqlxError;
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(error)) | DbErr::Query(RuntimeErr::SqlxError(error)) => {
+            match error.as_ref() {
+                SqlxError::Io(_)
+                | SqlxError::Tls(_)
+                | SqlxError::PoolTimedOut
+                | SqlxError::PoolClosed
+                | SqlxError::WorkerCrashed => true,
+                SqlxError::Database(error) => {
+                    // SQLSTATE class 08 is "connection exception"; MySQL's
+                    // 1053 is a server shutting down, MariaDB's 1927 a
+                    // connection it killed (as it does to all at shutdown).
+                    error.code().is_some_and(|state| state.starts_with("08"))
+                        || error
+                            .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
+                            .is_some_and(|e| matches!(e.number(), 1053 | 1927))
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Schema helpers shared by the services' migrations.
 pub mod schema {
     use sea_orm_migration::prelude::{Alias, ColumnDef, IntoIden};
@@ -176,4 +208,34 @@ pub fn sample_pool(service: &'static str, db: &DatabaseConnection) -> crate::met
             .set(f64::from(size.saturating_sub(idle)));
         metrics::gauge!("db_pool_max_connections", "service" => service).set(f64::from(max));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::sqlx::Error as SqlxError;
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+
+    use super::is_unavailable;
+
+    fn exec(error: SqlxError) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(error)))
+    }
+
+    #[test]
+    fn a_server_out_of_reach_is_unavailable_and_a_refused_statement_is_not() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(is_unavailable(&exec(SqlxError::Io(reset))));
+        assert!(is_unavailable(&exec(SqlxError::PoolTimedOut)));
+        assert!(is_unavailable(&DbErr::ConnectionAcquire(
+            ConnAcquireErr::Timeout
+        )));
+        assert!(!is_unavailable(&exec(SqlxError::RowNotFound)));
+        assert!(!is_unavailable(&exec(SqlxError::Protocol(
+            "bad packet".into()
+        ))));
+        assert!(!is_unavailable(&DbErr::RecordNotFound("x".into())));
+        assert!(!is_unavailable(&DbErr::Custom("bug".into())));
+    }
 }

@@ -94,11 +94,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config {
-            cases: 1024,
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        })]
+        #![proptest_config(crate::test_support::proptest_config(1024))]
 
         #[test]
         fn a_cursor_round_trips_through_its_token(cursor in "\\PC{0,80}") {

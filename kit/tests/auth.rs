@@ -418,11 +418,7 @@ fn known() -> &'static Known {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 512,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(kit::test_support::proptest_config(512))]
 
     // Whatever arrives as a bearer token is refused with a typed error.
     #[test]

@@ -220,6 +220,7 @@ impl From<OrderError> for Status {
                 return e.clone_status();
             }
             OrderError::Auth(e) => e,
+            OrderError::Database(e) if kit::db::is_unavailable(&e) => ApiError::unavailable(e),
             e @ (OrderError::Database(_)
             | OrderError::NoLongerPending { .. }
             | OrderError::Task { .. }) => ApiError::internal(e),

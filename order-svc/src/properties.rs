@@ -4,34 +4,15 @@
 
 use std::collections::HashSet;
 
-use kit::FieldViolation;
 use oms_proto::order::v1 as pb;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use testkit::properties::{check_refusal, message, text};
 
 use crate::input::{self, Cancellation, NewOrder, OrderQuery, StatusChange};
 use crate::model::Status;
 
-fn config() -> Config {
-    Config {
-        cases: 512,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-fn refusal(request: &str, violations: &[FieldViolation]) -> Result<(), TestCaseError> {
-    check_refusal(
-        request,
-        violations
-            .iter()
-            .map(|v| (v.field.as_str(), v.description.as_str())),
-    )
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(kit::test_support::proptest_config(512))]
 
     #[test]
     fn a_request_id_is_1_to_128_printable_ascii(raw in text()) {
@@ -52,7 +33,7 @@ proptest! {
                 prop_assert!(order.lines.iter().all(|l| (1..=10_000).contains(&l.quantity)));
                 prop_assert_eq!(order.quote_id.is_some(), !r.quote_id.is_empty());
             }
-            Err(violations) => refusal("oms.order.v1.CreateOrderRequest", &violations)?,
+            Err(violations) => check_refusal("oms.order.v1.CreateOrderRequest", &violations)?,
         }
     }
 
@@ -60,7 +41,7 @@ proptest! {
     fn list_orders_requests(r in message::<pb::ListOrdersRequest>("oms.order.v1.ListOrdersRequest")) {
         match OrderQuery::try_from(r) {
             Ok(query) => prop_assert!((1..=200).contains(&query.page_size)),
-            Err(violations) => refusal("oms.order.v1.ListOrdersRequest", &violations)?,
+            Err(violations) => check_refusal("oms.order.v1.ListOrdersRequest", &violations)?,
         }
     }
 
@@ -71,7 +52,7 @@ proptest! {
                 prop_assert!(cancellation.reason.chars().count() <= 500);
                 prop_assert_eq!(input::order_id(&cancellation.order_id), Ok(cancellation.order_id.clone()));
             }
-            Err(violations) => refusal("oms.order.v1.CancelOrderRequest", &violations)?,
+            Err(violations) => check_refusal("oms.order.v1.CancelOrderRequest", &violations)?,
         }
     }
 
@@ -79,7 +60,7 @@ proptest! {
     fn update_status_requests(r in message::<pb::UpdateOrderStatusRequest>("oms.order.v1.UpdateOrderStatusRequest")) {
         match StatusChange::try_from(r) {
             Ok(change) => prop_assert!(matches!(change.to, Status::Shipped | Status::Delivered)),
-            Err(violations) => refusal("oms.order.v1.UpdateOrderStatusRequest", &violations)?,
+            Err(violations) => check_refusal("oms.order.v1.UpdateOrderStatusRequest", &violations)?,
         }
     }
 }

@@ -372,6 +372,7 @@ impl From<ProductError> for ApiError {
             ProductError::Auth(e) => e,
             // Redis down: the call may work in a moment.
             ProductError::Cache(e) if e.is_unavailable() => ApiError::unavailable(e),
+            ProductError::Database(e) if kit::db::is_unavailable(&e) => ApiError::unavailable(e),
             e @ (ProductError::Database(_) | ProductError::Cache(_)) => ApiError::internal(e),
         }
     }

@@ -4,11 +4,9 @@
 
 use std::collections::HashSet;
 
-use kit::FieldViolation;
 use kit::lines::Line;
 use oms_proto::product::v1 as pb;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use testkit::properties::{check_refusal, message, text};
 
 use crate::catalogue::NewProduct;
@@ -16,23 +14,6 @@ use crate::input::{
     self, MAX_STOCK_DELTA, PriceHistoryQuery, ProductQuery, ProductUpdate, ReservationRequest,
     StockAdjustment,
 };
-
-fn config() -> Config {
-    Config {
-        cases: 512,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-fn refusal(request: &str, violations: &[FieldViolation]) -> Result<(), TestCaseError> {
-    check_refusal(
-        request,
-        violations
-            .iter()
-            .map(|v| (v.field.as_str(), v.description.as_str())),
-    )
-}
 
 /// What every accepted order or quote line list holds.
 fn check_lines(lines: &[Line]) -> Result<(), TestCaseError> {
@@ -50,7 +31,7 @@ fn check_lines(lines: &[Line]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(kit::test_support::proptest_config(512))]
 
     #[test]
     fn field_parsers_keep_only_what_their_rules_allow(raw in text()) {
@@ -92,7 +73,7 @@ proptest! {
                 prop_assert!((0..=1_000_000_000).contains(&product.stock_on_hand));
                 prop_assert_eq!(input::sku("sku", &product.sku), Ok(product.sku.clone()));
             }
-            Err(violations) => refusal("oms.product.v1.CreateProductRequest", &violations)?,
+            Err(violations) => check_refusal("oms.product.v1.CreateProductRequest", &violations)?,
         }
     }
 
@@ -103,7 +84,7 @@ proptest! {
                 prop_assert!((1..=200).contains(&query.page_size));
                 prop_assert!(query.query.is_none_or(|q| !q.is_empty() && q.chars().count() <= 200));
             }
-            Err(violations) => refusal("oms.product.v1.ListProductsRequest", &violations)?,
+            Err(violations) => check_refusal("oms.product.v1.ListProductsRequest", &violations)?,
         }
     }
 
@@ -116,14 +97,14 @@ proptest! {
                 prop_assert_eq!(update.changes.name.is_some(), paths.iter().any(|p| p == "name"));
                 prop_assert_eq!(update.changes.price.is_some(), paths.iter().any(|p| p == "price"));
             }
-            Err(violations) => refusal("oms.product.v1.UpdateProductRequest", &violations)?,
+            Err(violations) => check_refusal("oms.product.v1.UpdateProductRequest", &violations)?,
         }
     }
 
     #[test]
     fn price_history_requests(r in message::<pb::ListPriceHistoryRequest>("oms.product.v1.ListPriceHistoryRequest")) {
         if let Err(violations) = PriceHistoryQuery::try_from(r) {
-            refusal("oms.product.v1.ListPriceHistoryRequest", &violations)?;
+            check_refusal("oms.product.v1.ListPriceHistoryRequest", &violations)?;
         }
     }
 
@@ -131,7 +112,7 @@ proptest! {
     fn adjust_stock_requests(r in message::<pb::AdjustStockRequest>("oms.product.v1.AdjustStockRequest")) {
         match StockAdjustment::try_from(r) {
             Ok(adjustment) => prop_assert!(adjustment.delta != 0),
-            Err(violations) => refusal("oms.product.v1.AdjustStockRequest", &violations)?,
+            Err(violations) => check_refusal("oms.product.v1.AdjustStockRequest", &violations)?,
         }
     }
 
@@ -142,7 +123,7 @@ proptest! {
                 check_lines(&reservation.lines)?;
                 prop_assert_eq!(reservation.quote.is_some(), !r.quote_id.is_empty());
             }
-            Err(violations) => refusal("oms.product.v1.ReserveStockRequest", &violations)?,
+            Err(violations) => check_refusal("oms.product.v1.ReserveStockRequest", &violations)?,
         }
     }
 
@@ -150,7 +131,7 @@ proptest! {
     fn create_quote_requests(r in message::<pb::CreateQuoteRequest>("oms.product.v1.CreateQuoteRequest")) {
         match input::quote_lines(&r) {
             Ok(lines) => check_lines(&lines)?,
-            Err(violations) => refusal("oms.product.v1.CreateQuoteRequest", &violations)?,
+            Err(violations) => check_refusal("oms.product.v1.CreateQuoteRequest", &violations)?,
         }
     }
 
@@ -159,7 +140,7 @@ proptest! {
         match input::upload_start(&r) {
             Ok(start) => prop_assert!(start.alt_text.chars().count() <= crate::images::MAX_ALT_TEXT),
             // Its violations are named within the upload request.
-            Err(violations) => refusal("oms.product.v1.UploadProductImageRequest", &violations)?,
+            Err(violations) => check_refusal("oms.product.v1.UploadProductImageRequest", &violations)?,
         }
     }
 }

@@ -187,20 +187,26 @@ pub fn is_field_path(message: &str, path: &str) -> bool {
 ///
 /// # Errors
 /// The failed check, for `proptest!`.
-pub fn check_refusal<'a>(
+pub fn check_refusal(
     request: &str,
-    violations: impl IntoIterator<Item = (&'a str, &'a str)>,
+    violations: &[kit::FieldViolation],
 ) -> Result<(), TestCaseError> {
-    let mut count = 0;
-    for (field, description) in violations {
-        count += 1;
+    for violation in violations {
         prop_assert!(
-            is_field_path(request, field),
-            "{field:?} is not a field of {request}"
+            is_field_path(request, &violation.field),
+            "{:?} is not a field of {request}",
+            violation.field
         );
-        prop_assert!(!description.is_empty(), "{field}: no description");
+        prop_assert!(
+            !violation.description.is_empty(),
+            "{}: no description",
+            violation.field
+        );
     }
-    prop_assert!(count > 0, "{request}: refused without a violation");
+    prop_assert!(
+        !violations.is_empty(),
+        "{request}: refused without a violation"
+    );
     Ok(())
 }
 

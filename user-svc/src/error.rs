@@ -67,12 +67,14 @@ pub enum UserError {
 }
 
 impl UserError {
-    /// Whether Redis (tokens, sessions) was down or unreachable.
-    fn token_store_down(&self) -> bool {
+    /// Whether Redis (tokens, sessions) or the database was down or
+    /// unreachable.
+    fn dependency_down(&self) -> bool {
         match self {
             Self::TokenStore(kv) | Self::Sessions(crate::sessions::SessionError::Store(kv)) => {
                 kv.is_unavailable()
             }
+            Self::Database(crate::store::users::StoreError::Db(db)) => kit::db::is_unavailable(db),
             _ => false,
         }
     }
@@ -165,8 +167,8 @@ impl From<UserError> for ApiError {
                 )],
             },
             UserError::Auth(e) => e,
-            // Redis down: the call may work in a moment.
-            e if e.token_store_down() => ApiError::unavailable(e),
+            // Redis or the database down: the call may work in a moment.
+            e if e.dependency_down() => ApiError::unavailable(e),
             e @ (UserError::Database(_)
             | UserError::TokenStore(_)
             | UserError::Sessions(_)

@@ -2,35 +2,16 @@
 //! could send: a parsed value holds only what the rules allow (and parses
 //! again to itself); a refusal names the request's own fields.
 
-use kit::FieldViolation;
 use oms_proto::user::v1 as pb;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use testkit::properties::{check_refusal, message, text};
 
 use crate::input::{
     Credentials, DisplayName, Email, Password, PasswordChange, Registration, RoleChange, user_id,
 };
 
-fn config() -> Config {
-    Config {
-        cases: 512,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-fn refusal(request: &str, violations: &[FieldViolation]) -> Result<(), TestCaseError> {
-    check_refusal(
-        request,
-        violations
-            .iter()
-            .map(|v| (v.field.as_str(), v.description.as_str())),
-    )
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(kit::test_support::proptest_config(512))]
 
     #[test]
     fn an_email_is_normalised_once_and_bounded(raw in text()) {
@@ -83,7 +64,7 @@ proptest! {
                 prop_assert_eq!(valid.password.expose(), r.password.as_str());
                 prop_assert!(Email::parse("email", valid.email.as_str()).is_ok());
             }
-            Err(violations) => refusal("oms.user.v1.RegisterRequest", &violations)?,
+            Err(violations) => check_refusal("oms.user.v1.RegisterRequest", &violations)?,
         }
     }
 
@@ -91,14 +72,14 @@ proptest! {
     fn login_requests(r in message::<pb::LoginRequest>("oms.user.v1.LoginRequest")) {
         match Credentials::try_from(r.clone()) {
             Ok(_) => prop_assert!(!r.email.is_empty() && !r.password.is_empty()),
-            Err(violations) => refusal("oms.user.v1.LoginRequest", &violations)?,
+            Err(violations) => check_refusal("oms.user.v1.LoginRequest", &violations)?,
         }
     }
 
     #[test]
     fn change_password_requests(r in message::<pb::ChangePasswordRequest>("oms.user.v1.ChangePasswordRequest")) {
         if let Err(violations) = PasswordChange::try_from(r) {
-            refusal("oms.user.v1.ChangePasswordRequest", &violations)?;
+            check_refusal("oms.user.v1.ChangePasswordRequest", &violations)?;
         }
     }
 
@@ -109,7 +90,7 @@ proptest! {
                 pb::Role::try_from(r.role),
                 Ok(pb::Role::Customer | pb::Role::Admin)
             ) && change.user_id.len() == 36),
-            Err(violations) => refusal("oms.user.v1.SetUserRoleRequest", &violations)?,
+            Err(violations) => check_refusal("oms.user.v1.SetUserRoleRequest", &violations)?,
         }
     }
 }

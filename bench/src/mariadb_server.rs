@@ -1,0 +1,121 @@
+//! A MariaDB server of the bench's own (`mariadb-install-db` and
+//! `mariadbd`, as the Debian package installs them), so the chaos scenario
+//! can kill it mid-load and start it again on the same data. Durable
+//! settings as shipped (every commit flushed): a crash must lose nothing
+//! a client was told was committed.
+
+use std::path::PathBuf;
+
+use crate::BenchError;
+use crate::peer::{Peer, accepts, find_program};
+
+/// A running (or killed) mariadbd.
+pub struct MariadbServer {
+    peer: Peer,
+}
+
+impl MariadbServer {
+    /// Makes a data directory in `dir` and starts a server on it on a free
+    /// port of 127.0.0.1, without grant tables (root, no password: it is
+    /// reachable from this machine only and gone with the run).
+    pub async fn start(dir: PathBuf) -> Result<Self, BenchError> {
+        let missing = |name: &str| {
+            BenchError::Setup(format!(
+                "the chaos scenario runs a MariaDB of its own and needs {name} \
+                 (Debian: apt-get install mariadb-server)"
+            ))
+        };
+        let install =
+            find_program("mariadb-install-db").ok_or_else(|| missing("mariadb-install-db"))?;
+        let server = find_program("mariadbd").ok_or_else(|| missing("mariadbd"))?;
+        let mut peer = Peer::new("mariadbd", server, dir)?;
+        let data = peer.dir().join("data");
+        let user = whoami();
+        let installed = tokio::process::Command::new(&install)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--user={user}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| BenchError::Setup(format!("cannot run {}: {e}", install.display())))?;
+        if !installed.status.success() {
+            return Err(BenchError::Setup(format!(
+                "mariadb-install-db failed ({}): {}",
+                installed.status,
+                String::from_utf8_lossy(&installed.stderr)
+            )));
+        }
+        let dir = peer.dir().to_owned();
+        peer.command(
+            vec![
+                "--no-defaults".into(),
+                format!("--datadir={}", data.display()).into(),
+                format!("--port={}", peer.addr().port()).into(),
+                "--bind-address=127.0.0.1".into(),
+                format!("--socket={}", dir.join("mariadbd.sock").display()).into(),
+                format!("--pid-file={}", dir.join("mariadbd.pid").display()).into(),
+                "--skip-grant-tables".into(),
+                format!("--user={user}").into(),
+                "--skip-log-bin".into(),
+                "--innodb-buffer-pool-size=128M".into(),
+                "--max-connections=500".into(),
+            ],
+            Vec::new(),
+        );
+        let mut server = Self { peer };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// `mysql://root@127.0.0.1:PORT`, without a database.
+    pub fn url(&self) -> String {
+        format!("mysql://root@{}", self.peer.addr())
+    }
+
+    /// Kills it (SIGKILL: InnoDB recovers at the next start).
+    pub async fn kill(&mut self) {
+        self.peer.kill().await;
+    }
+
+    /// Starts it again on the same port and data, and waits until it
+    /// takes a query.
+    pub async fn resume(&mut self) -> Result<(), BenchError> {
+        let url = self.url();
+        self.peer
+            .start(|addr| {
+                let url = url.clone();
+                async move {
+                    if !accepts(addr).await {
+                        return false;
+                    }
+                    match sea_orm::Database::connect(url).await {
+                        Ok(db) => {
+                            let ok = db.ping().await.is_ok();
+                            let _ = db.close().await;
+                            ok
+                        }
+                        Err(_) => false,
+                    }
+                }
+            })
+            .await
+    }
+}
+
+/// The user the bench runs as (mariadbd refuses to run as root unless
+/// told so by name).
+fn whoami() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        })
+        .unwrap_or_else(|| "root".to_owned())
+}
