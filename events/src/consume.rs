@@ -28,6 +28,13 @@ pub async fn run<H, Fut, E>(
     Fut: Future<Output = Result<Handled, E>> + Send,
     E: std::fmt::Display,
 {
+    for name in [
+        "events_consumed_total",
+        "events_consume_errors_total",
+        "events_poison_total",
+    ] {
+        kit::metrics::zero(name, &[("service", service)]);
+    }
     let mut failures = 0u32;
     loop {
         let delivery = match subscription.next().await {

@@ -106,6 +106,9 @@ impl Relay {
         wake: Arc<Notify>,
         config: RelayConfig,
     ) -> Self {
+        for name in ["outbox_published_total", "outbox_publish_errors_total"] {
+            kit::metrics::zero(name, &[("service", config.service)]);
+        }
         let runner = Runner {
             db,
             publisher,

@@ -42,6 +42,7 @@ where
     Fut: Future<Output = Result<usize, E>> + Send,
     E: Display,
 {
+    crate::metrics::zero("background_task_errors_total", &[("task", what)]);
     let task = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -51,6 +52,8 @@ where
                 Ok(0) => {}
                 Ok(changed) => tracing::info!(task = what, changed, "{what}"),
                 Err(e) => {
+                    // Alerted on by task (deploy/monitoring/rules.yml).
+                    metrics::counter!("background_task_errors_total", "task" => what).increment(1);
                     tracing::warn!(task = what, error = %e, "{what}: round failed; retrying next round");
                 }
             }

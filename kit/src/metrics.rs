@@ -68,6 +68,17 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// Registers the counter `name` with `labels` at zero, so that it is
+/// exposed (and `rate()` and `increase()` over it work) before its first
+/// event: the alerts in deploy/monitoring/rules.yml read counters of rare
+/// events, and a series that appears only with its first increment hides
+/// that increment from them.
+pub fn zero(name: &'static str, labels: &[(&'static str, &'static str)]) {
+    install();
+    let labels: Vec<(&'static str, &'static str)> = labels.to_vec();
+    metrics::counter!(name, &labels).increment(0);
+}
+
 /// The current metrics in the Prometheus text format.
 pub fn render() -> String {
     let handle = install();

@@ -119,6 +119,12 @@ pub async fn serve_with(
     )
     .await?;
     let _pool_gauges = kit::db::sample_pool(SERVICE_INFO.name, &db);
+    for outcome in orders::SAGA_OUTCOMES {
+        kit::metrics::zero("oms_saga_outcomes_total", &[("outcome", outcome)]);
+    }
+    for outcome in ["resolved", "deferred"] {
+        kit::metrics::zero("oms_order_recoveries_total", &[("outcome", outcome)]);
+    }
     let order_events = order_events::OrderEvents::new(config.broker.outbox());
     let orders = orders::Orders::new(db.clone(), inventory, order_events.clone());
     let publisher = config

@@ -141,6 +141,7 @@ impl Orders {
             Ok(reservation) => reservation,
             // All or nothing: a refused reservation holds nothing.
             Err(InventoryError::Refused(refusal)) => {
+                saga_outcome("refused");
                 return self.fail(&order, OrderError::Upstream(refusal)).await;
             }
             Err(e) => return self.compensate(ctx, &order, e.into()).await,
@@ -168,6 +169,7 @@ impl Orders {
                 order_id: order.id.clone(),
             });
         };
+        saga_outcome("confirmed");
         tracing::info!(order_id = %order.id, total_minor = total, currency = %currency, "order confirmed");
         Ok(confirmed)
     }
@@ -188,6 +190,11 @@ impl Orders {
                 false
             }
         };
+        saga_outcome(if released {
+            "compensated"
+        } else {
+            "compensation_failed"
+        });
         self.fail_with(order, error, released).await
     }
 
@@ -449,4 +456,16 @@ async fn changed(changes: &mut tokio::sync::broadcast::Receiver<String>, order_i
             }
         }
     }
+}
+
+/// How a saga can end, as `oms_saga_outcomes_total` labels them.
+pub(crate) const SAGA_OUTCOMES: [&str; 4] =
+    ["confirmed", "refused", "compensated", "compensation_failed"];
+
+/// Counts how a saga ended (`confirmed`, `refused` by product-svc,
+/// `compensated` after a failure, `compensation_failed` when the release
+/// failed too and recovery must finish it): the saga alerts
+/// (deploy/monitoring/rules.yml) read it.
+fn saga_outcome(outcome: &'static str) {
+    metrics::counter!("oms_saga_outcomes_total", "outcome" => outcome).increment(1);
 }

@@ -96,17 +96,17 @@ impl Accounts {
             .unwrap_or_default();
         let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
         if let Some(retry) = self.peer_attempts.exceeded(&peer).await? {
-            return Err(UserError::Throttled(retry));
+            return Err(throttled(retry));
         }
         self.peer_attempts.record(&peer).await?;
         let from_here = format!("{email}|{peer}");
         if let Some(retry) = self.account_failures.exceeded(&from_here).await? {
-            return Err(UserError::Throttled(retry));
+            return Err(throttled(retry));
         }
         if let Some(retry) = self.account_wide_failures.exceeded(&email).await?
             && self.account_failures.count_now(&from_here).await? > 0
         {
-            return Err(UserError::Throttled(retry));
+            return Err(throttled(retry));
         }
         let user = if email.is_empty() {
             None
@@ -340,4 +340,12 @@ impl Accounts {
         tracing::info!(email = %admin.email, "bootstrap admin is in place");
         Ok(())
     }
+}
+
+/// A login refused for too many attempts, counted for the throttling alert
+/// (deploy/monitoring/rules.yml); the refusal itself is logged where it is
+/// answered.
+fn throttled(retry: std::time::Duration) -> UserError {
+    metrics::counter!("oms_logins_throttled_total").increment(1);
+    UserError::Throttled(retry)
 }

@@ -147,6 +147,9 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier with an empty cache; keys are fetched on first use.
     pub fn new(config: VerifierConfig, source: Arc<dyn JwksSource>) -> Self {
+        for outcome in ["ok", "error"] {
+            crate::metrics::zero("auth_jwks_fetches_total", &[("outcome", outcome)]);
+        }
         Self {
             config,
             source,
@@ -319,6 +322,11 @@ impl Verifier {
         }
         let fetched = self.source.fetch().await;
         *last_fetch = Some((Instant::now(), fetched.is_ok()));
+        metrics::counter!(
+            "auth_jwks_fetches_total",
+            "outcome" => if fetched.is_ok() { "ok" } else { "error" }
+        )
+        .increment(1);
         let jwks = fetched.map_err(VerifyError::KeysUnavailable)?;
         let mut keys = HashMap::new();
         for jwk in jwks {

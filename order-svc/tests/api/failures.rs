@@ -24,6 +24,7 @@ kit::test_on_each_db!(
 
 async fn product_svc_refusals_reach_the_client_unchanged_and_are_replayed(db: TestDb) {
     let mesh = start(&db, &[]).await;
+    let refused_before = saga_outcomes("refused");
     let (a, b) = (
         mesh.product("A", 100, 5).await,
         mesh.product("B", 100, 1).await,
@@ -55,6 +56,11 @@ async fn product_svc_refusals_reach_the_client_unchanged_and_are_replayed(db: Te
         (short.code(), short.message(), short.details())
     );
     assert_eq!(mesh.count_orders("failed").await, 1);
+    assert_eq!(
+        saga_outcomes("refused") - refused_before,
+        1,
+        "one saga refused; the replay ran none"
+    );
 
     let ghost = uuid::Uuid::now_v7().to_string();
     let unknown = mesh
@@ -108,12 +114,18 @@ async fn product_svc_down_gives_unavailable_and_holds_nothing(db: TestDb) {
         .await
         .unwrap();
     mesh.stop_products().await;
+    let unreleased_before = saga_outcomes("compensation_failed");
 
     let down = mesh
         .order(&mesh.alice, "while-down", &[(&a.id, 2)])
         .await
         .unwrap_err();
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    assert_eq!(
+        saga_outcomes("compensation_failed") - unreleased_before,
+        1,
+        "the release could not reach product-svc either: counted for the alert"
+    );
     assert_eq!(
         mesh.count_orders("confirmed").await,
         1,
@@ -262,6 +274,17 @@ fn token_renewals() -> u64 {
     kit::metrics::render()
         .lines()
         .find(|l| l.starts_with("oms_service_token_renewals_total") && l.contains("outcome=\"ok\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sagas of order-svc that ended with `outcome` so far (this test process
+/// runs one order-svc).
+fn saga_outcomes(outcome: &str) -> u64 {
+    let label = format!("outcome=\"{outcome}\"");
+    kit::metrics::render()
+        .lines()
+        .find(|l| l.starts_with("oms_saga_outcomes_total") && l.contains(&label))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0)
 }

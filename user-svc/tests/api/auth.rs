@@ -214,6 +214,13 @@ async fn login_is_throttled_per_account_with_retry_info(db: TestDb) {
         (throttled.code(), reason(&throttled).as_str()),
         (Code::ResourceExhausted, "LOGIN_THROTTLED")
     );
+    // Counted for the throttling alert (this test process runs one
+    // user-svc, so the counter is this test's).
+    let counted = kit::metrics::render()
+        .lines()
+        .find(|l| l.starts_with("oms_logins_throttled_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(counted, Some(1));
     let retry = throttled
         .get_error_details()
         .retry_info()
