@@ -64,8 +64,8 @@ impl Mesh {
         // limits see the client behind it (unless the operator said who).
         if user.trusted_proxies.is_empty() {
             user.trusted_proxies = vec![
-                std::net::IpAddr::from([127, 0, 0, 1]),
-                std::net::IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+                std::net::IpAddr::from([127, 0, 0, 1]).into(),
+                std::net::IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]).into(),
             ];
         }
 

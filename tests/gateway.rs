@@ -819,9 +819,62 @@ struct ReceivedSpan {
     db_system: Option<String>,
 }
 
-/// An OTLP/gRPC trace receiver on 127.0.0.1:0 that keeps what it gets.
+/// One log record as an OTLP collector receives it.
+#[derive(Debug, Clone)]
+struct ReceivedLog {
+    body: String,
+    severity: String,
+    trace_id: String,
+    span_id: String,
+    service_name: String,
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// An OTLP/gRPC receiver of traces and logs on 127.0.0.1:0 that keeps what
+/// it gets.
 #[derive(Default, Clone)]
-struct Collector(std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>);
+struct Collector {
+    spans: std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<ReceivedLog>>>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    match value?.value.as_ref()? {
+        Any::StringValue(s) => Some(s.clone()),
+        Any::IntValue(i) => Some(i.to_string()),
+        Any::DoubleValue(d) => Some(d.to_string()),
+        Any::BoolValue(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Starts the collector and makes this test process export to it
+/// (nextest runs each test in its own process: this subscriber is the one).
+async fn start_collector() -> (Collector, kit::telemetry::Telemetry) {
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .add_service(LogsServiceServer::new(collector.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let telemetry = kit::telemetry::init(&kit::telemetry::TelemetryConfig {
+        log_format: kit::config::LogFormat::Human,
+        otlp_endpoint: Some(format!("http://{collector_addr}")),
+        service_name: "oms-test".to_owned(),
+    })
+    .unwrap();
+    (collector, telemetry)
+}
 
 #[tonic::async_trait]
 impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
@@ -838,21 +891,17 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
         >,
         tonic::Status,
     > {
-        use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let mut received = self.0.lock().unwrap();
+        let mut received = self.spans.lock().unwrap();
         for resource in request.into_inner().resource_spans {
             for scope in resource.scope_spans {
                 for span in scope.spans {
                     let attribute = |key: &str| {
-                        span.attributes
-                            .iter()
-                            .find(|kv| kv.key == key)
-                            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-                            .and_then(|v| match v {
-                                Any::StringValue(s) => Some(s.clone()),
-                                _ => None,
-                            })
+                        text(
+                            span.attributes
+                                .iter()
+                                .find(|kv| kv.key == key)
+                                .and_then(|kv| kv.value.as_ref()),
+                        )
                     };
                     received.push(ReceivedSpan {
                         name: span.name.clone(),
@@ -869,27 +918,52 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
     }
 }
 
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse>,
+        tonic::Status,
+    > {
+        let mut received = self.logs.lock().unwrap();
+        for resource in request.into_inner().resource_logs {
+            let service_name = resource
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| text(kv.value.as_ref()))
+                .unwrap_or_default();
+            for scope in resource.scope_logs {
+                for record in scope.log_records {
+                    received.push(ReceivedLog {
+                        body: text(record.body.as_ref()).unwrap_or_default(),
+                        severity: record.severity_text.clone(),
+                        trace_id: hex(&record.trace_id),
+                        span_id: hex(&record.span_id),
+                        service_name: service_name.clone(),
+                        attributes: record
+                            .attributes
+                            .iter()
+                            .filter_map(|kv| Some((kv.key.clone(), text(kv.value.as_ref())?)))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let collector_addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(
-                opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
-                    collector.clone(),
-                ),
-            )
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    // nextest runs each test in its own process: this subscriber is the one.
-    let telemetry = kit::telemetry::init(&kit::telemetry::TelemetryConfig {
-        log_format: kit::config::LogFormat::Human,
-        otlp_endpoint: Some(format!("http://{collector_addr}")),
-        service_name: "oms-test".to_owned(),
-    })
-    .unwrap();
+    let (collector, telemetry) = start_collector().await;
 
     let (gw, _stop) = start().await;
     let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
@@ -945,7 +1019,7 @@ async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
             async move {
                 telemetry.flush().await;
                 let spans: Vec<ReceivedSpan> = collector
-                    .0
+                    .spans
                     .lock()
                     .unwrap()
                     .iter()
@@ -1004,6 +1078,109 @@ async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
                 .iter()
                 .all(|s| ids.contains(s.parent_span_id.as_str())),
         "database spans inside the trace: {db_spans:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_orders_log_records_reach_the_collector_with_its_trace_id() {
+    let (collector, telemetry) = start_collector().await;
+    let (gw, _stop) = start().await;
+    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    let created = send(
+        gw,
+        "POST",
+        "/v1/products",
+        &[("authorization", &admin)],
+        Some(r#"{"sku":"LOGS-1","name":"Scarce mug","price":{"currencyCode":"USD","amountMinor":"500"},"stockOnHand":"1"}"#),
+    )
+    .await;
+    let product = created.json["product"]["id"].as_str().unwrap().to_owned();
+    send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(r#"{"email":"logs@example.com","password":"logs password","displayName":"L"}"#),
+    )
+    .await;
+    let token = login(gw, "logs@example.com", "logs password").await;
+    let customer = format!("Bearer {token}");
+
+    // Five of a product with one in stock: product-svc refuses, the order fails.
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
+    let order = send(
+        gw,
+        "POST",
+        "/v1/orders",
+        &[("authorization", &customer), ("traceparent", &traceparent)],
+        Some(
+            &json!({"lines": [{"productId": product, "quantity": 5}], "requestId": "logs-1"})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(order.status, 400, "{}", order.json);
+
+    let finished = |records: &[ReceivedLog], rpc: &str, code: &str| {
+        records.iter().any(|r| {
+            r.body == "rpc finished"
+                && r.attributes.get("rpc").is_some_and(|v| v.ends_with(rpc))
+                && r.attributes.get("code").map(String::as_str) == Some(code)
+        })
+    };
+    let records = kit::test_support::eventually(
+        std::time::Duration::from_secs(20),
+        "the failed order's log records from gateway, order-svc and product-svc",
+        || {
+            let collector = collector.clone();
+            let telemetry = &telemetry;
+            async move {
+                telemetry.flush().await;
+                let records: Vec<ReceivedLog> = collector
+                    .logs
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r.trace_id == trace_id)
+                    .cloned()
+                    .collect();
+                let complete = records.iter().any(|r| r.body == "order failed")
+                    && finished(&records, "OrderService/CreateOrder", "FAILED_PRECONDITION")
+                    && finished(
+                        &records,
+                        "InventoryService/ReserveStock",
+                        "FAILED_PRECONDITION",
+                    )
+                    && records.iter().any(|r| {
+                        r.body == "request finished"
+                            && r.attributes.get("status").map(String::as_str) == Some("400")
+                    });
+                complete.then_some(records)
+            }
+        },
+    )
+    .await;
+    let failed = records.iter().find(|r| r.body == "order failed").unwrap();
+    assert_eq!(failed.severity, "INFO");
+    assert!(failed.attributes.contains_key("order_id"), "{failed:#?}");
+    for record in &records {
+        assert_eq!(record.service_name, "oms-test");
+        assert!(
+            record.span_id.len() == 16 && record.span_id != "0000000000000000",
+            "each record names the span it was logged in: {record:#?}"
+        );
+        assert!(
+            record.attributes.values().all(|v| !v.contains(&token)),
+            "no token in a record: {record:#?}"
+        );
+    }
+    // Records of other requests keep their own traces.
+    let all = collector.logs.lock().unwrap().clone();
+    assert!(
+        all.iter()
+            .any(|r| r.body == "rpc finished" && !r.trace_id.is_empty() && r.trace_id != trace_id),
+        "the login's records carry their own trace ids"
     );
 }
 

@@ -4,24 +4,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Linux reports CPU times in /proc in `USER_HZ` ticks, which is 100 on
-/// every architecture Rust targets (sysconf would need libc for a constant).
-const TICKS_PER_SECOND: f64 = 100.0;
+use kit::process_stats::{ProcessStats, TICKS_PER_SECOND};
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// `VmRSS` of `pid` in MiB: what it holds now.
 pub fn rss_mib(pid: u32) -> Option<f64> {
-    status_kib(pid, "VmRSS:").map(|kib| kib as f64 / 1024.0)
+    ProcessStats::of(pid).map(|p| p.resident_bytes as f64 / MIB)
 }
 
 /// `VmHWM` of `pid` in MiB: the most it held since it started.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
-    status_kib(pid, "VmHWM:").map(|kib| kib as f64 / 1024.0)
-}
-
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
+    ProcessStats::of(pid).map(|p| p.peak_resident_bytes as f64 / MIB)
 }
 
 /// A line about the machine for the report: CPUs, memory, kernel.
@@ -53,19 +47,9 @@ pub fn machine() -> serde_json::Value {
 }
 
 /// User plus system CPU time `pid` used so far, in ticks (its exited
-/// threads included), from `/proc/<pid>/stat`.
+/// threads included).
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields count from
-    // the last ')'. utime and stime are fields 14 and 15, so the 12th and
-    // 13th after the name.
-    let mut fields = stat
-        .get(stat.rfind(')')? + 1..)?
-        .split_whitespace()
-        .skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    ProcessStats::of(pid).map(|p| p.cpu_ticks)
 }
 
 /// The first process whose command is `name` (e.g. `mariadbd`), for

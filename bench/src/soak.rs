@@ -161,8 +161,7 @@ async fn soak(
 
 /// Open file descriptors of `pid`.
 fn open_fds(pid: u32) -> Option<i64> {
-    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    i64::try_from(entries.count()).ok()
+    kit::process_stats::ProcessStats::of(pid).and_then(|p| i64::try_from(p.open_fds).ok())
 }
 
 /// Connections on each of `databases`, as MariaDB lists them.

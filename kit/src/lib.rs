@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod money;
 pub mod observe;
 pub mod paging;
+pub mod process_stats;
 pub mod server;
 pub mod service;
 pub mod shutdown;

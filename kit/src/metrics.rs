@@ -1,5 +1,6 @@
 //! Process metrics: the one Prometheus recorder of a process, gauges that
-//! are sampled when scraped (connection pools), and the `/metrics` route.
+//! are sampled when scraped (connection pools, the process's own resource
+//! use), and the `/metrics` route.
 //!
 //! Every service in a process records into the same recorder and tells
 //! itself apart by a `service` label, so the embedded `oms` process and a
@@ -90,7 +91,11 @@ pub fn render() -> String {
         sample();
     }
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    if let Some(process) = crate::process_stats::ProcessStats::read() {
+        text.push_str(&process.exposition());
+    }
+    text
 }
 
 /// Keeps a sampler registered until dropped, so a stopped service (tests

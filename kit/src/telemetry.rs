@@ -1,7 +1,9 @@
 //! Tracing set-up: log lines (human, or JSON with `LOG_FORMAT=json`,
 //! filtered by `RUST_LOG`), and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-//! every span exported over OTLP/gRPC; plus the W3C `traceparent` that
-//! carries one request's trace from process to process.
+//! every span and every log record exported over OTLP/gRPC (a record
+//! carries the trace and span it was logged in, so a collector joins logs
+//! to traces); plus the W3C `traceparent` that carries one request's trace
+//! from process to process.
 //!
 //! Lines are formatted on the thread that logs them and written to stdout
 //! in batches by a thread of their own (`log_writer`); JSON lines by
@@ -12,10 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -31,7 +36,7 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`.
     pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported spans.
+    /// `service.name` of the exported spans and log records.
     pub service_name: String,
 }
 
@@ -69,37 +74,53 @@ impl TelemetryConfig {
     }
 }
 
-/// Keeps the span exporter alive; [`Telemetry::shutdown`] sends what is
-/// still buffered.
+/// Keeps the span and log exporters alive; [`Telemetry::shutdown`] sends
+/// what is still buffered.
 #[derive(Debug, Default)]
 #[must_use = "dropping this without shutdown may lose the last spans"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    logs: Option<SdkLoggerProvider>,
     /// Writes out the buffered log lines when dropped.
     lines: Option<crate::log_writer::LogFlusher>,
 }
 
 impl Telemetry {
-    /// Exports every finished span now (tests wait on this).
+    /// Exports every finished span and every log record now (tests wait
+    /// on this).
     pub async fn flush(&self) {
-        if let Some(provider) = self.provider.clone() {
-            let _ = tokio::task::spawn_blocking(move || provider.force_flush()).await;
-        }
+        let (spans, logs) = (self.provider.clone(), self.logs.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(spans) = spans {
+                let _ = spans.force_flush();
+            }
+            if let Some(logs) = logs {
+                let _ = logs.force_flush();
+            }
+        })
+        .await;
     }
 
     /// Sends what is buffered and stops exporting; the log lines still
     /// queued are written out.
     pub async fn shutdown(self) {
-        if let Some(provider) = self.provider {
-            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
-        }
+        let (spans, logs) = (self.provider, self.logs);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(spans) = spans {
+                let _ = spans.shutdown();
+            }
+            if let Some(logs) = logs {
+                let _ = logs.shutdown();
+            }
+        })
+        .await;
         drop(self.lines);
     }
 }
 
-/// Why the span exporter could not start.
+/// Why the span or log exporter could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot export spans to OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
+#[error("cannot export to OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
 pub struct TelemetryError(String);
 
 /// Installs the global subscriber once (later calls — several services in
@@ -123,34 +144,55 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
             ),
         ),
     };
-    let provider = match &config.otlp_endpoint {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
+    let (provider, logs) = match &config.otlp_endpoint {
         Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
+            let spans = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint.clone())
                 .build()
                 .map_err(|e| TelemetryError(e.to_string()))?;
-            Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(
-                        opentelemetry_sdk::Resource::builder()
-                            .with_service_name(config.service_name.clone())
-                            .build(),
-                    )
-                    .build(),
+            let records = opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| TelemetryError(e.to_string()))?;
+            (
+                Some(
+                    SdkTracerProvider::builder()
+                        .with_batch_exporter(spans)
+                        .with_resource(resource.clone())
+                        .build(),
+                ),
+                Some(
+                    SdkLoggerProvider::builder()
+                        .with_batch_exporter(records)
+                        .with_resource(resource)
+                        .build(),
+                ),
             )
         }
-        None => None,
+        None => (None, None),
     };
+    // The span layer goes first: it makes each entered span the current
+    // OpenTelemetry context, which is where a log record takes its trace
+    // and span ids from.
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("oms")));
+    let otel_logs = logs.as_ref().map(|p| {
+        OpenTelemetryTracingBridge::new(p).with_filter(tracing_subscriber::filter::filter_fn(
+            |metadata| !is_exporter_internal(metadata.target()),
+        ))
+    });
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(human)
         .with(json)
         .with(otel)
+        .with(otel_logs)
         .try_init()
         .is_ok();
     if installed && provider.is_some() {
@@ -158,8 +200,21 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     }
     Ok(Telemetry {
         provider: provider.filter(|_| installed),
+        logs: logs.filter(|_| installed),
         lines: installed.then_some(lines),
     })
+}
+
+/// Events of the crates that carry the export itself: exporting them would
+/// feed the exporter its own traffic (a record per batch sent, forever).
+fn is_exporter_internal(target: &str) -> bool {
+    ["opentelemetry", "tonic", "h2", "hyper", "tower"]
+        .iter()
+        .any(|krate| {
+            target.strip_prefix(krate).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with("::") || rest.starts_with('_')
+            })
+        })
 }
 
 /// For tests: logs only when `TEST_LOG` is set, so test output stays quiet.

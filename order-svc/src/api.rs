@@ -9,6 +9,7 @@ use tonic::service::Routes;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::clients::call_context;
 use crate::error::OrderError;
@@ -117,19 +118,24 @@ impl OrderService for OrderApi {
         let ctx = call_context(&request);
         let input = NewOrder::try_from(request.into_inner()).map_err(OrderError::from)?;
         // The saga runs to its end even if the client hangs up midway, so
-        // no order is left half-placed by a dropped connection.
+        // no order is left half-placed by a dropped connection. It stays
+        // in the call's span: its logs and queries belong to the request's
+        // trace.
         let orders = self.state.orders.clone();
-        let placed = tokio::spawn(async move {
-            orders
-                .create(
-                    &ctx,
-                    &customer,
-                    &input.request_id,
-                    input.lines,
-                    input.quote_id.as_deref(),
-                )
-                .await
-        })
+        let placed = tokio::spawn(
+            async move {
+                orders
+                    .create(
+                        &ctx,
+                        &customer,
+                        &input.request_id,
+                        input.lines,
+                        input.quote_id.as_deref(),
+                    )
+                    .await
+            }
+            .in_current_span(),
+        )
         .await
         .map_err(|source| OrderError::Task {
             what: "saga",
@@ -194,11 +200,14 @@ impl OrderService for OrderApi {
         let Cancellation { order_id, reason } =
             Cancellation::try_from(request.into_inner()).map_err(OrderError::from)?;
         let orders = self.state.orders.clone();
-        let cancelled = tokio::spawn(async move {
-            orders
-                .cancel(&ctx, Caller { id: &id, role }, &order_id, &reason)
-                .await
-        })
+        let cancelled = tokio::spawn(
+            async move {
+                orders
+                    .cancel(&ctx, Caller { id: &id, role }, &order_id, &reason)
+                    .await
+            }
+            .in_current_span(),
+        )
         .await
         .map_err(|source| OrderError::Task {
             what: "cancellation",

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use kit::config::{ConfigError, Env, RedisConfig, SecretString, ServiceBase, ServiceVars};
 
 use crate::clients::ServiceClient;
@@ -42,8 +43,9 @@ pub struct Config {
     pub service_clients: Vec<ServiceClient>,
     /// Login throttling.
     pub throttle: ThrottleConfig,
-    /// Peers whose `x-forwarded-for` is believed (the gateway).
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers whose `x-forwarded-for` is believed (the gateway): addresses,
+    /// or networks where the gateway's address is not fixed (a pod network).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Where the Ed25519 signing keys come from.
@@ -140,12 +142,14 @@ impl Config {
             None => Vec::new(),
             Some(raw) => raw
                 .split(',')
-                .map(|ip| ip.trim().parse())
-                .collect::<Result<_, _>>()
-                .map_err(|e| {
+                .map(|item| parse_proxy(item.trim()))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
                     ConfigError::new(
                         "OMS_TRUSTED_PROXIES",
-                        format!("expected comma-separated IP addresses: {e}"),
+                        format!(
+                            "{raw:?}: expected comma-separated IP addresses or networks (10.0.0.0/8)"
+                        ),
                     )
                 })?,
         };
@@ -167,5 +171,32 @@ impl Config {
             },
             trusted_proxies,
         })
+    }
+}
+
+/// One trusted proxy: an address (a network of one) or a network.
+fn parse_proxy(item: &str) -> Option<IpNet> {
+    match item.parse::<IpNet>() {
+        Ok(net) => Some(net.trunc()),
+        Err(_) => item.parse::<IpAddr>().ok().map(IpNet::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_proxy;
+
+    #[test]
+    fn a_trusted_proxy_is_an_address_or_a_network() {
+        let one = parse_proxy("192.0.2.1").unwrap();
+        assert!(one.contains(&"192.0.2.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(!one.contains(&"192.0.2.2".parse::<std::net::IpAddr>().unwrap()));
+        let pods = parse_proxy("10.244.7.9/16").unwrap();
+        assert_eq!(pods.to_string(), "10.244.0.0/16");
+        assert!(pods.contains(&"10.244.200.3".parse::<std::net::IpAddr>().unwrap()));
+        assert!(parse_proxy("::1").is_some() && parse_proxy("fd00::/8").is_some());
+        for bad in ["10.0.0.0/33", "gateway", "", "10.0.0.0/"] {
+            assert!(parse_proxy(bad).is_none(), "{bad:?} accepted");
+        }
     }
 }

@@ -19,7 +19,7 @@ pub(crate) struct State {
     /// The account rules.
     pub(crate) accounts: Accounts,
     /// Peers whose `x-forwarded-for` is believed.
-    pub(crate) trusted_proxies: Vec<IpAddr>,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The routes of AuthService and UserService.
@@ -59,9 +59,10 @@ fn to_proto_user(user: User) -> pb::User {
 
 /// The client's address: the peer, or the last `x-forwarded-for` hop when
 /// the peer is a trusted proxy (the gateway).
-fn client_ip<T>(request: &tonic::Request<T>, trusted: &[IpAddr]) -> Option<IpAddr> {
-    let peer = request.remote_addr()?.ip();
-    if !trusted.contains(&peer) {
+fn client_ip<T>(request: &tonic::Request<T>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    let peer = request.remote_addr()?.ip().to_canonical();
+    if !trusted.iter().any(|net| net.contains(&peer)) {
         return Some(peer);
     }
     request

@@ -25,6 +25,7 @@ kit::test_on_each_db!(
     login_is_throttled_per_client_address,
     nobody_can_lock_the_owner_out,
     a_clients_own_forwarded_for_is_not_believed_by_default,
+    a_trusted_proxy_may_be_a_network,
     service_tokens_follow_client_credentials_rules,
     forged_and_misused_tokens_are_refused,
 );
@@ -382,6 +383,33 @@ async fn a_clients_own_forwarded_for_is_not_believed_by_default(db: TestDb) {
     .await
     .unwrap_err();
     assert_eq!(spoofed.code(), Code::ResourceExhausted, "{spoofed:?}");
+}
+
+async fn a_trusted_proxy_may_be_a_network(db: TestDb) {
+    // The gateway's pods have no fixed address: their network is trusted,
+    // so each client behind them has its own limit.
+    let svc = start(
+        &db,
+        &[
+            ("OMS_TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
+            ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "3"),
+        ],
+    )
+    .await;
+    for _ in 0..3 {
+        let e = login_from(&svc, "198.51.100.7", "nobody@example.com", "spraying")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let throttled = login_from(&svc, "198.51.100.7", "nobody@example.com", "spraying")
+        .await
+        .unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted, "{throttled:?}");
+    let other = login_from(&svc, "198.51.100.8", "nobody@example.com", "spraying")
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::Unauthenticated, "{other:?}");
 }
 
 async fn service_tokens_follow_client_credentials_rules(db: TestDb) {

@@ -1,0 +1,273 @@
+"""Checks deploy/k8s without a cluster:
+
+- the base and the production overlay render with `kubectl kustomize`
+  (the overlay with Secrets made by scripts/compose-secrets, in a copy);
+- every rendered object validates against the Kubernetes schemas
+  (kubernetes-validate, strict: no unknown fields);
+- each service runs as a Deployment of two replicas or more, with native
+  probes (gRPC, or the gateway's /readyz and /healthz), resource requests
+  and a memory limit, non-root with a read-only root filesystem, and has a
+  PodDisruptionBudget and a HorizontalPodAutoscaler; each database has a
+  migration Job running `<svc> migrate`; MySQL, Redis and Kafka are
+  ExternalName Services;
+- the NetworkPolicies, evaluated, let exactly the expected pods talk: only
+  the gateway from outside, order-svc to user-svc and product-svc, the
+  gateway and product-svc to user-svc, the gateway to all three;
+- every variable a container gets (its env and its Secret) is one its
+  binary reads (`<binary> env-vars`), and the binary accepts the values
+  (`healthcheck` exits 1, unhealthy, not 2, refused).
+
+usage: check_k8s.py KUBECTL KUBERNETES_VALIDATE BIN_DIR
+"""
+
+import base64
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+# The Kubernetes version the manifests are validated against (native gRPC
+# probes need 1.24 or later).
+KUBERNETES_VERSION = "1.32.0"
+SERVICES = {"user-svc": 50051, "product-svc": 50052, "order-svc": 50053}
+OURS = [*SERVICES, "gateway"]
+# (from, to, port) pairs that must be allowed; every other pair among our
+# pods, and from outside to anything but the gateway, must be denied.
+ALLOWED_CALLS = {
+    ("gateway", "user-svc", 50051),
+    ("gateway", "product-svc", 50052),
+    ("gateway", "order-svc", 50053),
+    ("order-svc", "user-svc", 50051),
+    ("order-svc", "product-svc", 50052),
+    ("product-svc", "user-svc", 50051),
+}
+
+
+def render(kubectl: str, directory: Path) -> list[dict]:
+    out = subprocess.run([kubectl, "kustomize", str(directory)], check=True,
+                         capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def validate(validator: str, objects: list[dict], name: str) -> list[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as rendered:
+        yaml.safe_dump_all(objects, rendered)
+        rendered.flush()
+        run = subprocess.run([validator, "--kubernetes-version", KUBERNETES_VERSION, "--strict",
+                              "--quiet", rendered.name], capture_output=True, text=True)
+    if run.returncode != 0:
+        return [f"{name}: not valid against Kubernetes {KUBERNETES_VERSION}: "
+                f"{(run.stdout + run.stderr).strip()}"]
+    return []
+
+
+def of_kind(objects: list[dict], kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A label selector (matchLabels and matchExpressions) against labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        value, values = labels.get(expression["key"]), expression.get("values", [])
+        if expression["operator"] == "In" and value not in values:
+            return False
+        if expression["operator"] == "NotIn" and value in values:
+            return False
+        if expression["operator"] == "Exists" and value is None:
+            return False
+        if expression["operator"] == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+def peer_matches(peer: dict, labels: dict | None, namespace_labels: dict) -> bool:
+    """One `from`/`to` entry against a pod (labels None: outside the cluster)."""
+    if "ipBlock" in peer:
+        return labels is None
+    if labels is None:
+        return False
+    if "namespaceSelector" in peer and not selects(peer["namespaceSelector"], namespace_labels):
+        return False
+    return selects(peer.get("podSelector", {}), labels)
+
+
+def rule_allows(rule: dict, key: str, other: dict | None, port: int, namespace_labels: dict) -> bool:
+    ports = rule.get("ports")
+    if ports and not any(p.get("port") == port for p in ports):
+        return False
+    peers = rule.get(key)
+    return not peers or any(peer_matches(p, other, namespace_labels) for p in peers)
+
+
+def direction_allows(policies, pod: dict, direction: str, other: dict | None, port: int,
+                     namespace_labels: dict) -> bool:
+    """Whether the policies selecting `pod` in `direction` let `other` through."""
+    key = "from" if direction == "Ingress" else "to"
+    applying = [p for p in policies if direction in p["spec"].get("policyTypes", [])
+                and selects(p["spec"]["podSelector"], pod)]
+    if not applying:
+        return True
+    rules = (r for p in applying for r in p["spec"].get(direction.lower(), []))
+    return any(rule_allows(r, key, other, port, namespace_labels) for r in rules)
+
+
+def check_network(objects: list[dict], pods: dict[str, dict]) -> list[str]:
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    namespace = next(o for o in objects if o["kind"] == "Namespace")
+    namespace_labels = {"kubernetes.io/metadata.name": namespace["metadata"]["name"],
+                        **namespace["metadata"].get("labels", {})}
+    errors = []
+    ports = {**SERVICES, "gateway": 8080}
+    for target, port in ports.items():
+        for source in [*OURS, None]:
+            if source == target:
+                continue
+            src_labels = pods[source] if source else None
+            allowed = direction_allows(policies, pods[target], "Ingress", src_labels, port, namespace_labels)
+            if source is not None:
+                allowed = allowed and direction_allows(policies, pods[source], "Egress", pods[target],
+                                                       port, namespace_labels)
+            expected = (target == "gateway" and source is None) or (source, target, port) in ALLOWED_CALLS
+            if allowed != expected:
+                who = source or "outside the cluster"
+                errors.append(f"NetworkPolicy: {who} -> {target}:{port} is "
+                              f"{'allowed' if allowed else 'denied'}, expected "
+                              f"{'allowed' if expected else 'denied'}")
+    return errors
+
+
+def check_shape(objects: list[dict]) -> tuple[list[str], dict[str, dict]]:
+    errors = []
+    deployments = of_kind(objects, "Deployment")
+    pdbs = list(of_kind(objects, "PodDisruptionBudget").values())
+    hpas = list(of_kind(objects, "HorizontalPodAutoscaler").values())
+    pods = {}
+    for name in OURS:
+        deployment = deployments.get(name)
+        if deployment is None:
+            errors.append(f"no Deployment {name}")
+            continue
+        spec = deployment["spec"]
+        pod = spec["template"]["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        pods[name] = labels
+        container = pod["containers"][0]
+        if spec.get("replicas", 1) < 2:
+            errors.append(f"{name}: {spec.get('replicas', 1)} replicas, want 2 or more")
+        if container.get("command") != [f"/usr/local/bin/{name}"]:
+            errors.append(f"{name}: runs {container.get('command')}, not /usr/local/bin/{name}")
+        for probe in ("readinessProbe", "livenessProbe"):
+            got = container.get(probe, {})
+            if name in SERVICES:
+                ok = got.get("grpc", {}).get("port") == SERVICES[name]
+            else:
+                path = "/readyz" if probe == "readinessProbe" else "/healthz"
+                ok = got.get("httpGet", {}).get("path") == path
+            if not ok:
+                errors.append(f"{name}: {probe} {got} is not the native probe expected")
+        resources = container.get("resources", {})
+        if not {"cpu", "memory"} <= set(resources.get("requests", {})) or "memory" not in resources.get("limits", {}):
+            errors.append(f"{name}: resources {resources} lack cpu/memory requests or a memory limit")
+        errors += check_hardening(name, pod)
+        if not any(selects(p["spec"]["selector"], labels) for p in pdbs):
+            errors.append(f"{name}: no PodDisruptionBudget selects its pods")
+        if not any(h["spec"]["scaleTargetRef"]["name"] == name and h["spec"]["minReplicas"] >= 2 for h in hpas):
+            errors.append(f"{name}: no HorizontalPodAutoscaler keeping 2 replicas or more")
+    jobs = of_kind(objects, "Job")
+    for name in SERVICES:
+        job = jobs.get(f"{name}-migrate")
+        if job is None:
+            errors.append(f"no migration Job {name}-migrate")
+            continue
+        pod = job["spec"]["template"]["spec"]
+        command = pod["containers"][0].get("command", []) + pod["containers"][0].get("args", [])
+        if command != [f"/usr/local/bin/{name}", "migrate"]:
+            errors.append(f"{name}-migrate: runs {command}, not `{name} migrate`")
+        errors += check_hardening(f"{name}-migrate", pod)
+    services = of_kind(objects, "Service")
+    for name in ("mysql", "redis", "kafka"):
+        if services.get(name, {}).get("spec", {}).get("type") != "ExternalName":
+            errors.append(f"{name}: not an ExternalName Service")
+    return errors, pods
+
+
+def check_hardening(name: str, pod: dict) -> list[str]:
+    errors = []
+    security = pod.get("securityContext", {})
+    if not security.get("runAsNonRoot") or security.get("runAsUser", 0) == 0:
+        errors.append(f"{name}: pod securityContext {security} is not non-root")
+    if pod.get("automountServiceAccountToken") is not False:
+        errors.append(f"{name}: mounts a Kubernetes API token")
+    for container in pod["containers"]:
+        context = container.get("securityContext", {})
+        if not context.get("readOnlyRootFilesystem") or context.get("allowPrivilegeEscalation") is not False:
+            errors.append(f"{name}: container securityContext {context} is not read-only and unprivileged")
+    return errors
+
+
+def check_variables(objects: list[dict], bin_dir: Path) -> list[str]:
+    errors = []
+    secrets = {name: {k: base64.b64decode(v).decode() for k, v in s.get("data", {}).items()}
+               for name, s in of_kind(objects, "Secret").items()}
+    workloads = [o for o in objects if o["kind"] in ("Deployment", "Job")]
+    for workload in workloads:
+        name = workload["metadata"]["name"]
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            binary = Path(container["command"][0]).name
+            env = {}
+            for source in container.get("envFrom", []):
+                env.update(secrets[source["secretRef"]["name"]])
+            env.update({e["name"]: str(e["value"]) for e in container.get("env", [])})
+            known = subprocess.run([bin_dir / binary, "env-vars"], check=True,
+                                   capture_output=True, text=True).stdout.split()
+            unknown = sorted(set(env) - set(known))
+            if unknown:
+                errors.append(f"{name}: {unknown} are not read by {binary}")
+            # Loads the configuration, then probes a server that isn't
+            # running here: 1 (unhealthy) expected; 2 means a refused value.
+            probe = subprocess.run([bin_dir / binary, "healthcheck"], env={"PATH": "/usr/bin:/bin", **env},
+                                   capture_output=True, text=True, timeout=30)
+            if probe.returncode == 2:
+                errors.append(f"{name}: {binary} refuses the manifest's configuration: {probe.stderr.strip()}")
+            elif probe.returncode not in (0, 1):
+                errors.append(f"{name}: `{binary} healthcheck` exited {probe.returncode}: {probe.stderr.strip()}")
+    return errors
+
+
+def main() -> int:
+    kubectl, validator, bin_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    errors = []
+    with tempfile.TemporaryDirectory() as work:
+        k8s = Path(work) / "k8s"
+        shutil.copytree(ROOT / "deploy" / "k8s", k8s,
+                        ignore=shutil.ignore_patterns("secrets"))
+        subprocess.run([sys.executable, ROOT / "scripts" / "compose-secrets", "--dir",
+                        k8s / "overlays" / "production" / "secrets"], check=True, stdout=subprocess.DEVNULL)
+        base = render(kubectl, k8s / "base")
+        production = render(kubectl, k8s / "overlays" / "production")
+    errors += validate(validator, base, "base")
+    errors += validate(validator, production, "production")
+    shape_errors, pods = check_shape(production)
+    errors += shape_errors
+    if len(pods) == len(OURS):
+        errors += check_network(production, pods)
+    errors += check_variables(production, bin_dir)
+    for error in errors:
+        print(f"check-k8s: {error}", file=sys.stderr)
+    if errors:
+        return 1
+    kinds = sorted({o["kind"] for o in production})
+    print(f"check-k8s: base and production render and validate against Kubernetes {KUBERNETES_VERSION} "
+          f"({len(production)} objects: {', '.join(kinds)}); probes, resources, hardening, budgets, "
+          f"autoscalers, migration Jobs, network policies and every variable checked")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
