@@ -8,7 +8,12 @@ container engine:
   files scripts/compose-secrets makes) is one the binary reads
   (`<binary> env-vars`), and the binary accepts the values (its
   `healthcheck` loads the configuration: exit 2 would mean a bad value);
-- the runtime image runs as a non-root user.
+- the runtime image runs as a non-root user;
+- the `observability` profile: its services are only in that profile,
+  every file it mounts exists, Prometheus scrapes each service where
+  compose makes it serve /metrics, and the services' OTLP endpoint (with
+  OMS_OTLP_ENDPOINT as docs/deploy.md sets it) is the collector's
+  receiver.
 
 usage: check_compose.py SCHEMA BIN_DIR
 """
@@ -25,6 +30,50 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ["user-svc", "product-svc", "order-svc", "gateway"]
+OBSERVABILITY = ["prometheus", "otel-collector", "tempo", "loki", "grafana"]
+# The variables compose interpolates, as docs/deploy.md has them set for
+# the observability profile.
+INTERPOLATED = {"OMS_OTLP_ENDPOINT": "http://otel-collector:4317"}
+
+
+def interpolate(value: str) -> str:
+    """compose's ${VAR:-default}, with INTERPOLATED as the environment."""
+    return re.sub(r"\$\{([A-Z_]+)(?::-([^}]*))?\}",
+                  lambda m: INTERPOLATED.get(m.group(1), m.group(2) or ""), value)
+
+
+def check_observability(compose: dict) -> list[str]:
+    errors = []
+    services = compose["services"]
+    for name in OBSERVABILITY:
+        spec = services.get(name)
+        if spec is None:
+            errors.append(f"compose.yaml: no service {name} (observability profile)")
+            continue
+        if spec.get("profiles") != ["observability"]:
+            errors.append(f"{name}: profiles {spec.get('profiles')}, want [observability] only")
+        for volume in spec.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./") and not (ROOT / source).exists():
+                errors.append(f"{name}: mounts {source}, which does not exist")
+    for name in OURS:
+        needs = services[name].get("depends_on", {})
+        if set(needs) & set(OBSERVABILITY):
+            errors.append(f"{name}: depends on the observability profile, which is opt-in")
+    prometheus = yaml.safe_load((ROOT / "deploy" / "monitoring" / "prometheus.yml").read_text())
+    targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    for name in OURS:
+        env = services[name]["environment"]
+        metrics = next((v for k, v in env.items() if k.endswith("_METRICS_ADDR")), env.get("GATEWAY_ADDR"))
+        wanted = f"{name}:{str(metrics).rsplit(':', 1)[1]}"
+        if wanted not in targets:
+            errors.append(f"prometheus.yml does not scrape {wanted}, where {name} serves /metrics")
+        endpoint = interpolate(str(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")))
+        collector = yaml.safe_load((ROOT / "deploy" / "monitoring" / "otel-collector.yaml").read_text())
+        port = collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].rsplit(":", 1)[1]
+        if endpoint != f"http://otel-collector:{port}":
+            errors.append(f"{name}: OTLP endpoint {endpoint!r} is not the collector's receiver (port {port})")
+    return errors
 
 
 def env_file(path: Path) -> dict:
@@ -70,7 +119,7 @@ def main() -> int:
             env = {}
             for f in spec.get("env_file", []):
                 env.update(env_file(Path(secrets_dir) / Path(f).name))
-            env.update({k: str(v) for k, v in spec.get("environment", {}).items()})
+            env.update({k: interpolate(str(v)) for k, v in spec.get("environment", {}).items()})
             known = subprocess.run([bin_dir / binary, "env-vars"], check=True,
                                    capture_output=True, text=True).stdout.split()
             unknown = sorted(set(env) - set(known))
@@ -91,12 +140,14 @@ def main() -> int:
                 errors.append(f"{name}: `{binary} healthcheck` exited {probe.returncode}, "
                               f"not 1 (unhealthy): {probe.stderr.strip()}")
 
+    errors += check_observability(compose)
     for error in errors:
         print(f"check-compose: {error}", file=sys.stderr)
     if errors:
         return 1
     print(f"check-compose: compose.yaml valid against the compose-spec schema; "
-          f"{len(OURS)} services: binaries, health checks and every variable known")
+          f"{len(OURS)} services: binaries, health checks and every variable known; "
+          f"observability profile: {len(OBSERVABILITY)} services, mounts, scrape targets, OTLP endpoint")
     return 0
 
 

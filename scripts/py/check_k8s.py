@@ -8,8 +8,8 @@
   probes (gRPC, or the gateway's /readyz and /healthz), resource requests
   and a memory limit, non-root with a read-only root filesystem, and has a
   PodDisruptionBudget and a HorizontalPodAutoscaler; each database has a
-  migration Job running `<svc> migrate`; MySQL, Redis and Kafka are
-  ExternalName Services;
+  migration Job running `<svc> migrate`, labelled to be applied before the
+  Deployments; MySQL, Redis and Kafka are ExternalName Services;
 - the NetworkPolicies, evaluated, let exactly the expected pods talk: only
   the gateway from outside, order-svc to user-svc and product-svc, the
   gateway and product-svc to user-svc, the gateway to all three;
@@ -158,6 +158,8 @@ def check_shape(objects: list[dict]) -> tuple[list[str], dict[str, dict]]:
         labels = spec["template"]["metadata"]["labels"]
         pods[name] = labels
         container = pod["containers"][0]
+        if deployment["metadata"].get("labels", {}).get("oms.example.com/step") != "rollout":
+            errors.append(f"{name}: no label oms.example.com/step=rollout (applied after the migrations)")
         if spec.get("replicas", 1) < 2:
             errors.append(f"{name}: {spec.get('replicas', 1)} replicas, want 2 or more")
         if container.get("command") != [f"/usr/local/bin/{name}"]:
@@ -185,6 +187,8 @@ def check_shape(objects: list[dict]) -> tuple[list[str], dict[str, dict]]:
         if job is None:
             errors.append(f"no migration Job {name}-migrate")
             continue
+        if job["metadata"].get("labels", {}).get("oms.example.com/step") != "migrate":
+            errors.append(f"{name}-migrate: no label oms.example.com/step=migrate (applied first)")
         pod = job["spec"]["template"]["spec"]
         command = pod["containers"][0].get("command", []) + pod["containers"][0].get("args", [])
         if command != [f"/usr/local/bin/{name}", "migrate"]:

@@ -51,7 +51,9 @@ def expressions(path: Path) -> tuple[list[str], set[str]]:
         dashboard = json.loads(path.read_text(encoding="utf-8"))
         panels = dashboard.get("panels", [])
         panels = panels + [p for row in panels for p in row.get("panels", [])]
-        exprs = [t["expr"] for p in panels for t in p.get("targets", []) if t.get("expr")]
+        # PromQL only: a logs panel's LogQL names labels, not metrics.
+        exprs = [t["expr"] for p in panels for t in p.get("targets", [])
+                 if t.get("expr") and t.get("datasource", {}).get("type", "prometheus") == "prometheus"]
         return exprs, set()
     rules = [r for g in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"] for r in g["rules"]]
     return [r["expr"] for r in rules], {r["record"] for r in rules if "record" in r}

@@ -135,6 +135,10 @@ def main() -> int:
                 return f"{prefix}:"
             if key == "OMS_TRUSTED_PROXIES":
                 return "127.0.0.1"
+            if key == "OTEL_EXPORTER_OTLP_ENDPOINT":
+                # ${OMS_OTLP_ENDPOINT:-}: no collector here, as without
+                # the observability profile.
+                return ""
             return value
 
         for name in OURS:
