@@ -60,6 +60,41 @@ async fn login(gw: SocketAddr, email: &str, password: &str) -> String {
     reply.json["accessToken"].as_str().unwrap().to_owned()
 }
 
+/// What an order through the gateway needs: a product with `stock` units,
+/// created by the admin, and the access token of a customer registered as
+/// `email`. Returns (product id, token).
+async fn product_and_customer(
+    gw: SocketAddr,
+    sku: &str,
+    stock: u32,
+    email: &str,
+) -> (String, String) {
+    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    let body = json!({"sku": sku, "name": format!("{sku} mug"),
+        "price": {"currencyCode": "USD", "amountMinor": "500"}, "stockOnHand": stock.to_string()});
+    let created = send(
+        gw,
+        "POST",
+        "/v1/products",
+        &[("authorization", &admin)],
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.json);
+    let product = created.json["product"]["id"].as_str().unwrap().to_owned();
+    let password = format!("{email} password");
+    let registered = send(
+        gw,
+        "POST",
+        "/v1/auth/register",
+        &[],
+        Some(&json!({"email": email, "password": password, "displayName": "Customer"}).to_string()),
+    )
+    .await;
+    assert_eq!(registered.status, 200, "{}", registered.json);
+    (product, login(gw, email, &password).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_is_served_as_json_from_the_annotations() {
     let (gw, _stop) = start().await;
@@ -966,28 +1001,8 @@ async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
     let (collector, telemetry) = start_collector().await;
 
     let (gw, _stop) = start().await;
-    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
-    let created = send(
-        gw,
-        "POST",
-        "/v1/products",
-        &[("authorization", &admin)],
-        Some(r#"{"sku":"TRACE-1","name":"Traced mug","price":{"currencyCode":"USD","amountMinor":"500"},"stockOnHand":"3"}"#),
-    )
-    .await;
-    let product = created.json["product"]["id"].as_str().unwrap().to_owned();
-    send(
-        gw,
-        "POST",
-        "/v1/auth/register",
-        &[],
-        Some(r#"{"email":"trace@example.com","password":"trace password","displayName":"T"}"#),
-    )
-    .await;
-    let customer = format!(
-        "Bearer {}",
-        login(gw, "trace@example.com", "trace password").await
-    );
+    let (product, token) = product_and_customer(gw, "TRACE-1", 3, "trace@example.com").await;
+    let customer = format!("Bearer {token}");
 
     // The client's own trace: everything this order causes joins it.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -1085,25 +1100,7 @@ async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
 async fn a_failed_orders_log_records_reach_the_collector_with_its_trace_id() {
     let (collector, telemetry) = start_collector().await;
     let (gw, _stop) = start().await;
-    let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
-    let created = send(
-        gw,
-        "POST",
-        "/v1/products",
-        &[("authorization", &admin)],
-        Some(r#"{"sku":"LOGS-1","name":"Scarce mug","price":{"currencyCode":"USD","amountMinor":"500"},"stockOnHand":"1"}"#),
-    )
-    .await;
-    let product = created.json["product"]["id"].as_str().unwrap().to_owned();
-    send(
-        gw,
-        "POST",
-        "/v1/auth/register",
-        &[],
-        Some(r#"{"email":"logs@example.com","password":"logs password","displayName":"L"}"#),
-    )
-    .await;
-    let token = login(gw, "logs@example.com", "logs password").await;
+    let (product, token) = product_and_customer(gw, "LOGS-1", 1, "logs@example.com").await;
     let customer = format!("Bearer {token}");
 
     // Five of a product with one in stock: product-svc refuses, the order fails.
@@ -1447,28 +1444,9 @@ impl Chunks {
 async fn an_order_is_watched_as_server_sent_events_until_it_is_final() {
     use tokio::io::AsyncWriteExt as _;
     let (gw, _stop) = start().await;
+    let (product_id, token) = product_and_customer(gw, "TEA-1", 5, "wes@example.com").await;
+    let wes = format!("Bearer {token}");
     let admin = format!("Bearer {}", login(gw, ADMIN_EMAIL, ADMIN_PASSWORD).await);
-    let product = send(
-        gw,
-        "POST",
-        "/v1/products",
-        &[("authorization", &admin)],
-        Some(r#"{"sku":"TEA-1","name":"Tea","price":{"currencyCode":"USD","amountMinor":"400"},"stockOnHand":"5"}"#),
-    )
-    .await;
-    let product_id = product.json["product"]["id"].as_str().unwrap().to_owned();
-    send(
-        gw,
-        "POST",
-        "/v1/auth/register",
-        &[],
-        Some(r#"{"email":"wes@example.com","password":"wes's password","displayName":"Wes"}"#),
-    )
-    .await;
-    let wes = format!(
-        "Bearer {}",
-        login(gw, "wes@example.com", "wes's password").await
-    );
     let order = send(
         gw,
         "POST",

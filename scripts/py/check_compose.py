@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import jsonschema
+from binary_env import check_binary_env
 import json
 import yaml
 
@@ -120,25 +121,7 @@ def main() -> int:
             for f in spec.get("env_file", []):
                 env.update(env_file(Path(secrets_dir) / Path(f).name))
             env.update({k: interpolate(str(v)) for k, v in spec.get("environment", {}).items()})
-            known = subprocess.run([bin_dir / binary, "env-vars"], check=True,
-                                   capture_output=True, text=True).stdout.split()
-            unknown = sorted(set(env) - set(known))
-            if unknown:
-                errors.append(f"{name}: {unknown} are not read by {binary} (it reads {known})")
-            # Loads the configuration with compose's values, then probes a
-            # server that isn't running here: exactly 1 (unhealthy) is
-            # expected. 2 means a value was refused; 0, that something else
-            # answered at compose's address; anything else, a crash.
-            probe = subprocess.run([bin_dir / binary, "healthcheck"], env={"PATH": "/usr/bin:/bin", **env},
-                                   capture_output=True, text=True, timeout=30)
-            if probe.returncode == 2:
-                errors.append(f"{name}: {binary} refuses compose's configuration: {probe.stderr.strip()}")
-            elif probe.returncode == 0:
-                errors.append(f"{name}: something already serves at compose's address "
-                              f"(stop it and run again): {probe.stdout.strip()}")
-            elif probe.returncode != 1:
-                errors.append(f"{name}: `{binary} healthcheck` exited {probe.returncode}, "
-                              f"not 1 (unhealthy): {probe.stderr.strip()}")
+            errors += check_binary_env(bin_dir, binary, env, f"{name} (compose.yaml)")
 
     errors += check_observability(compose)
     for error in errors:

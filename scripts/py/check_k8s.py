@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from binary_env import check_binary_env
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Kubernetes version the manifests are validated against (native gRPC
@@ -228,19 +229,7 @@ def check_variables(objects: list[dict], bin_dir: Path) -> list[str]:
             for source in container.get("envFrom", []):
                 env.update(secrets[source["secretRef"]["name"]])
             env.update({e["name"]: str(e["value"]) for e in container.get("env", [])})
-            known = subprocess.run([bin_dir / binary, "env-vars"], check=True,
-                                   capture_output=True, text=True).stdout.split()
-            unknown = sorted(set(env) - set(known))
-            if unknown:
-                errors.append(f"{name}: {unknown} are not read by {binary}")
-            # Loads the configuration, then probes a server that isn't
-            # running here: 1 (unhealthy) expected; 2 means a refused value.
-            probe = subprocess.run([bin_dir / binary, "healthcheck"], env={"PATH": "/usr/bin:/bin", **env},
-                                   capture_output=True, text=True, timeout=30)
-            if probe.returncode == 2:
-                errors.append(f"{name}: {binary} refuses the manifest's configuration: {probe.stderr.strip()}")
-            elif probe.returncode not in (0, 1):
-                errors.append(f"{name}: `{binary} healthcheck` exited {probe.returncode}: {probe.stderr.strip()}")
+            errors += check_binary_env(bin_dir, binary, env, f"{name} (deploy/k8s)")
     return errors
 
 
