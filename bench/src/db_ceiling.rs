@@ -3,10 +3,13 @@
 //! reserve, then commit the reservation), each with the outbox row the real
 //! path writes in the same transaction (events on, the default), issued by
 //! a minimal sea-orm loop on two databases with the services' own pool
-//! settings and no RPCs.
+//! settings and no RPCs. Statements the services send as one command
+//! ([`kit::batch::Batch`]: a change and its outbox row, on SQLite) go as
+//! one here too.
 
 use std::sync::Arc;
 
+use kit::batch::Batch;
 use kit::config::DatabaseUrl;
 use kit::db::PoolOptions;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement, TransactionTrait as _};
@@ -107,13 +110,13 @@ impl DbCeiling {
 
         // 1. order-svc: the PENDING order and its event.
         let txn = self.orders.begin().await?;
-        txn.execute_raw(stmt(
+        let mut batch = Batch::new(&txn);
+        batch.push_raw(stmt(
             "INSERT INTO ceil_orders (id, status, total) VALUES (?, 'pending', 0)",
             vec![id.clone().into()],
-        ))
-        .await?;
-        txn.execute_raw(outbox("order", &id, ORDER_EVENT_BYTES))
-            .await?;
+        ));
+        batch.push_raw(outbox("order", &id, ORDER_EVENT_BYTES));
+        batch.execute(&txn).await?;
         txn.commit().await?;
         // 2. product-svc: reserve.
         let txn = self.products.begin().await?;
@@ -146,13 +149,13 @@ impl DbCeiling {
         let txn = self.orders.begin().await?;
         txn.execute_raw(stmt("UPDATE ceil_orders SET status = 'confirmed', total = 100 WHERE id = ? AND status = 'pending'", vec![id.clone().into()]))
             .await?;
-        txn.execute_raw(stmt(
+        let mut batch = Batch::new(&txn);
+        batch.push_raw(stmt(
             "INSERT INTO ceil_lines (order_id, line_no, product) VALUES (?, 0, ?)",
             vec![id.clone().into(), product.into()],
-        ))
-        .await?;
-        txn.execute_raw(outbox("order", &id, ORDER_EVENT_BYTES))
-            .await?;
+        ));
+        batch.push_raw(outbox("order", &id, ORDER_EVENT_BYTES));
+        batch.execute(&txn).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
-use sea_orm::{ConnectionTrait, Set};
+use sea_orm::{ConnectionTrait, QueryTrait, Set};
 use tokio::sync::Notify;
 
 /// The `outbox` table (see [`crate::schema`]).
@@ -101,8 +101,18 @@ impl Outbox {
         txn: &impl ConnectionTrait,
         events: Vec<NewEvent>,
     ) -> Result<(), DbErr> {
+        let mut batch = kit::batch::Batch::new(txn);
+        self.stage(&mut batch, events);
+        batch.execute(txn).await?;
+        Ok(())
+    }
+
+    /// Adds the INSERT of `events` to `batch`, which runs in the
+    /// transaction of the change they describe (on SQLite in the same
+    /// command as that change's own statements).
+    pub fn stage(&self, batch: &mut kit::batch::Batch, events: Vec<NewEvent>) {
         if !self.enabled || events.is_empty() {
-            return Ok(());
+            return;
         }
         let rows = events.into_iter().map(|event| row::ActiveModel {
             id: Set(event.id),
@@ -115,10 +125,7 @@ impl Outbox {
             attempts: Set(0),
             last_error: Set(None),
         });
-        row::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await?;
-        Ok(())
+        batch.push(&row::Entity::insert_many(rows).into_query());
     }
 
     /// The event message `build` makes from a fresh event ID (the message

@@ -18,7 +18,8 @@
 //!   `--help`), on [`cli`], the command-line parser of every binary.
 //! - [`background`] runs sweepers and recovery loops, stopped with their
 //!   service.
-//! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations.
+//! - [`db`] connects to SQLite or MySQL/MariaDB and runs migrations;
+//!   [`batch`] sends a transaction's statements to SQLite as one command.
 //! - [`fields`] parses a request's fields all at once, keeping every
 //!   violation.
 //! - [`lines`] parses and hashes line items (product + quantity).
@@ -34,6 +35,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1,6 +1,7 @@
 //! Order events: each [`Change`] as an `oms.order.v1.OrderEvent` row in
 //! the outbox, written by the store in the change's own transaction.
 
+use kit::batch::Batch;
 use oms_proto::order::v1 as pb;
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -54,6 +55,15 @@ impl OrderEvents {
         order: &Order,
         change: &Change,
     ) -> Result<(), DbErr> {
+        let mut batch = Batch::new(txn);
+        self.stage(&mut batch, order, change);
+        batch.execute(txn).await?;
+        Ok(())
+    }
+
+    /// Adds the event of `change`, which left the order as `order`, to
+    /// `batch`, the change's own statements.
+    pub(crate) fn stage(&self, batch: &mut Batch, order: &Order, change: &Change) {
         let time = order.update_time;
         let (event_type, change) = encode(order, change);
         let message = self
@@ -68,9 +78,8 @@ impl OrderEvents {
                     change: Some(change),
                 }
             });
-        match message {
-            Some(message) => self.outbox.add(txn, message).await,
-            None => Ok(()),
+        if let Some(message) = message {
+            self.outbox.stage(batch, vec![message]);
         }
     }
 

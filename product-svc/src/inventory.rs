@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use kit::batch::Batch;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::cache::ProductCache;
@@ -147,9 +148,11 @@ impl Inventory {
                 })
             })
             .collect();
-        reservations::insert_lines(&txn, id, &reservation.lines).await?;
-        self.stock_changed(&txn, &held, StockCause::Reserved, id)
-            .await?;
+        // The lines and the stock events in one command on SQLite.
+        let mut batch = Batch::new(&txn);
+        reservations::stage_lines(&mut batch, id, &reservation.lines);
+        self.stage_stock_changed(&mut batch, &held, StockCause::Reserved, id);
+        batch.execute(&txn).await?;
         txn.commit().await?;
         self.events.committed();
         tracing::info!(reservation_id = id, lines = lines.len(), "stock reserved");
@@ -392,17 +395,11 @@ impl Inventory {
         let reservation = reservations::get(txn, id)
             .await?
             .ok_or_else(|| ProductError::ReservationNotFound(id.to_owned()))?;
-        reservations::move_stock(txn, &reservation.lines, movement, now).await?;
         if movement == StockMove::DropHold {
             // The order never got the stock: its quote may serve a retry.
             crate::store::quotes::give_back(txn, id).await?;
         }
-        let ids: Vec<String> = reservation
-            .lines
-            .iter()
-            .map(|l| l.product_id.clone())
-            .collect();
-        let products = products::get_many(txn, &ids).await?;
+        let products = reservations::move_stock(txn, &reservation.lines, movement, now).await?;
         self.stock_changed(txn, &products, cause, id).await?;
         Ok(reservation)
     }
@@ -416,6 +413,21 @@ impl Inventory {
         cause: StockCause,
         reservation_id: &str,
     ) -> Result<(), ProductError> {
+        let mut batch = Batch::new(txn);
+        self.stage_stock_changed(&mut batch, products, cause, reservation_id);
+        batch.execute(txn).await?;
+        Ok(())
+    }
+
+    /// Adds one stock event per product in `products` (as they are after
+    /// the move) to `batch`.
+    fn stage_stock_changed(
+        &self,
+        batch: &mut Batch,
+        products: &[Product],
+        cause: StockCause,
+        reservation_id: &str,
+    ) {
         let changes = products.iter().map(|product| {
             let change = ProductChange::StockChanged {
                 cause,
@@ -423,8 +435,7 @@ impl Inventory {
             };
             (product, change)
         });
-        self.events.record_all(txn, changes).await?;
-        Ok(())
+        self.events.stage_all(batch, changes);
     }
 
     async fn invalidate(&self, reservation: &Reservation) {

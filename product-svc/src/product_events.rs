@@ -2,6 +2,7 @@
 //! row in the outbox, written in the change's own transaction.
 
 use events::outbox::NewEvent;
+use kit::batch::Batch;
 use oms_proto::product::v1 as pb;
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -46,11 +47,24 @@ impl ProductEvents {
         txn: &impl ConnectionTrait,
         changes: impl IntoIterator<Item = (&'a Product, ProductChange)>,
     ) -> Result<(), DbErr> {
+        let mut batch = Batch::new(txn);
+        self.stage_all(&mut batch, changes);
+        batch.execute(txn).await?;
+        Ok(())
+    }
+
+    /// Adds the events of `changes` (each with the product as the change
+    /// left it) to `batch`, the change's own statements, as one statement.
+    pub(crate) fn stage_all<'a>(
+        &self,
+        batch: &mut Batch,
+        changes: impl IntoIterator<Item = (&'a Product, ProductChange)>,
+    ) {
         let messages = changes
             .into_iter()
             .filter_map(|(product, change)| self.message(product, change))
             .collect();
-        self.outbox.add_all(txn, messages).await
+        self.outbox.stage(batch, messages);
     }
 
     fn message(&self, product: &Product, change: ProductChange) -> Option<NewEvent> {

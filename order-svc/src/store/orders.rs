@@ -4,10 +4,11 @@
 //! change writes its event to the outbox in the same transaction.
 
 use chrono::{DateTime, Utc};
+use kit::batch::Batch;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    QuerySelect, QueryTrait, Set, SqlErr, TransactionTrait,
 };
 
 use super::{order, order_line};
@@ -73,10 +74,11 @@ pub async fn insert_pending(
         update_time: Set(o.update_time),
     };
     let txn = db.begin().await?;
-    match order::Entity::insert(row)
-        .exec_without_returning(&txn)
-        .await
-    {
+    // The order and its event in one command on SQLite.
+    let mut batch = Batch::new(&txn);
+    batch.push(&order::Entity::insert(row).into_query());
+    events.stage(&mut batch, o, &Change::Created);
+    match batch.execute(&txn).await {
         Ok(_) => {}
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             txn.rollback().await?;
@@ -84,7 +86,6 @@ pub async fn insert_pending(
         }
         Err(e) => return Err(e),
     }
-    events.record(&txn, o, &Change::Created).await?;
     txn.commit().await?;
     events.committed(&o.id);
     Ok(true)
@@ -220,9 +221,9 @@ pub async fn confirm(
             unit_price_minor: Set(l.unit_price_minor),
             line_total_minor: Set(l.line_total_minor),
         });
-    order_line::Entity::insert_many(rows)
-        .exec_without_returning(&txn)
-        .await?;
+    // The lines and the event in one command on SQLite.
+    let mut batch = Batch::new(&txn);
+    batch.push(&order_line::Entity::insert_many(rows).into_query());
     let confirmed = Order {
         status: Status::Confirmed,
         currency_code: currency_code.to_owned(),
@@ -231,7 +232,8 @@ pub async fn confirm(
         update_time: at,
         ..pending.clone()
     };
-    events.record(&txn, &confirmed, &Change::Confirmed).await?;
+    events.stage(&mut batch, &confirmed, &Change::Confirmed);
+    batch.execute(&txn).await?;
     txn.commit().await?;
     events.committed(id);
     Ok(Some(confirmed))

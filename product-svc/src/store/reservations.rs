@@ -4,14 +4,15 @@
 //! callers can never oversell or move stock twice.
 
 use chrono::{DateTime, Utc};
+use kit::batch::Batch;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    SqlErr,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Set, SqlErr,
 };
 
 use super::{product, reservation, reservation_line};
-use crate::model::{Reservation, ReservedLine, State};
+use crate::model::{Product, Reservation, ReservedLine, State};
 
 fn parse_state(name: &str) -> Option<State> {
     State::ALL.into_iter().find(|s| s.as_str() == name)
@@ -37,12 +38,11 @@ pub async fn insert(db: &impl ConnectionTrait, r: &Reservation) -> Result<bool, 
     }
 }
 
-/// Inserts the lines of a reservation.
-pub async fn insert_lines(
-    db: &impl ConnectionTrait,
-    reservation_id: &str,
-    lines: &[ReservedLine],
-) -> Result<(), DbErr> {
+/// Adds the INSERT of a reservation's lines to `batch`.
+pub fn stage_lines(batch: &mut Batch, reservation_id: &str, lines: &[ReservedLine]) {
+    if lines.is_empty() {
+        return;
+    }
     let rows = lines.iter().map(|l| reservation_line::ActiveModel {
         reservation_id: Set(reservation_id.to_owned()),
         product_id: Set(l.product_id.clone()),
@@ -52,10 +52,7 @@ pub async fn insert_lines(
         currency_code: Set(l.currency_code.clone()),
         unit_price_minor: Set(l.unit_price_minor),
     });
-    reservation_line::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    batch.push(&reservation_line::Entity::insert_many(rows).into_query());
 }
 
 /// Holds `quantity` units of an active product if that many are available;
@@ -95,13 +92,15 @@ pub enum StockMove {
     Return,
 }
 
-/// Applies `movement` for every line.
+/// Applies `movement` for every line and returns the products as they
+/// are after it (one command on SQLite).
 pub async fn move_stock(
     db: &impl ConnectionTrait,
     lines: &[ReservedLine],
     movement: StockMove,
     at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<Vec<Product>, DbErr> {
+    let mut batch = Batch::new(db);
     for line in lines {
         let q = i64::from(line.quantity);
         let (on_hand, reserved) = match movement {
@@ -109,7 +108,7 @@ pub async fn move_stock(
             StockMove::DropHold => (0, -q),
             StockMove::Return => (q, 0),
         };
-        product::Entity::update_many()
+        let update = product::Entity::update_many()
             .col_expr(
                 product::Column::StockOnHand,
                 Expr::col(product::Column::StockOnHand).add(on_hand),
@@ -119,11 +118,18 @@ pub async fn move_stock(
                 Expr::col(product::Column::StockReserved).add(reserved),
             )
             .col_expr(product::Column::UpdateTime, Expr::value(at))
-            .filter(product::Column::Id.eq(&line.product_id))
-            .exec(db)
-            .await?;
+            .filter(product::Column::Id.eq(&line.product_id));
+        batch.push(&update.into_query());
     }
-    Ok(())
+    let moved = product::Entity::find()
+        .filter(product::Column::Id.is_in(lines.iter().map(|l| l.product_id.clone())))
+        .into_query();
+    batch
+        .query_all(db, &moved)
+        .await?
+        .iter()
+        .map(|row| product::Model::from_query_result(row, "").map(Product::from))
+        .collect()
 }
 
 /// Which reservations a transition may apply to, by expiry.

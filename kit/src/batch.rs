@@ -1,0 +1,197 @@
+//! Statements of one transaction sent as one command where the backend
+//! allows it.
+//!
+//! sqlx runs each SQLite connection on a thread of its own, and every
+//! command is a hand-off to that thread and back: on SQLite, where a
+//! service has one writing connection, those hand-offs are the serial
+//! path every write waits on (BENCHMARKS.md). A change and the outbox row
+//! that describes it go to SQLite as one multi-statement command instead
+//! (sqlx binds each statement's `?` parameters from one shared list, in
+//! order). MySQL's prepared statements hold one statement each, so there
+//! the statements run one after another as before.
+//!
+//! Only ever inside a transaction: a statement that fails stops the batch
+//! with the earlier ones applied, and the caller's rollback undoes them.
+
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, StatementBuilder, Value, Values,
+};
+
+/// Statements to run in order, in one transaction.
+#[derive(Debug)]
+pub struct Batch {
+    backend: DbBackend,
+    statements: Vec<Statement>,
+}
+
+impl Batch {
+    /// An empty batch for `conn`'s backend.
+    pub fn new(conn: &impl ConnectionTrait) -> Self {
+        Self {
+            backend: conn.get_database_backend(),
+            statements: Vec::new(),
+        }
+    }
+
+    /// Adds `statement` after the ones already in.
+    pub fn push(&mut self, statement: &impl StatementBuilder) {
+        let built = self.backend.build(statement);
+        self.statements.push(built);
+    }
+
+    /// Adds `statement`, already built for this batch's backend.
+    pub fn push_raw(&mut self, statement: Statement) {
+        self.statements.push(statement);
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
+    /// Runs the statements in order in `txn` (the transaction they were
+    /// built for) and returns the rows they changed, summed.
+    pub async fn execute(self, txn: &impl ConnectionTrait) -> Result<u64, DbErr> {
+        match self.backend {
+            DbBackend::Sqlite if self.statements.len() > 1 => Ok(txn
+                .execute_raw(join(self.statements))
+                .await?
+                .rows_affected()),
+            _ => {
+                let mut changed = 0;
+                for statement in self.statements {
+                    changed += txn.execute_raw(statement).await?.rows_affected();
+                }
+                Ok(changed)
+            }
+        }
+    }
+}
+
+impl Batch {
+    /// Runs the statements in order in `txn`, then `select`, and returns
+    /// the rows `select` read (on SQLite, all of it one command).
+    pub async fn query_all(
+        mut self,
+        txn: &impl ConnectionTrait,
+        select: &impl StatementBuilder,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let select = self.backend.build(select);
+        if self.backend == DbBackend::Sqlite {
+            self.statements.push(select);
+            return txn.query_all_raw(join(self.statements)).await;
+        }
+        self.execute(txn).await?;
+        txn.query_all_raw(select).await
+    }
+}
+
+/// One SQLite command from several statements: their texts separated by
+/// `;`, their values in the same order.
+fn join(statements: Vec<Statement>) -> Statement {
+    let backend = statements
+        .first()
+        .map_or(DbBackend::Sqlite, |s| s.db_backend);
+    let mut sql = String::new();
+    let mut values: Vec<Value> = Vec::new();
+    for statement in statements {
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&statement.sql);
+        if let Some(Values(more)) = statement.values {
+            values.extend(more);
+        }
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, InsertStatement, Query};
+    use sea_orm::{Database, TransactionTrait};
+
+    use super::*;
+
+    async fn sqlite() -> sea_orm::DatabaseConnection {
+        let db = Database::connect("sqlite::memory:").await.expect("sqlite");
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+            .await
+            .expect("table");
+        db
+    }
+
+    fn insert(id: i64, name: &str) -> InsertStatement {
+        Query::insert()
+            .into_table(Alias::new("t"))
+            .columns([Alias::new("id"), Alias::new("name")])
+            .values_panic([id.into(), name.into()])
+            .to_owned()
+    }
+
+    async fn names(db: &impl ConnectionTrait) -> Vec<String> {
+        db.query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT name FROM t ORDER BY id",
+        ))
+        .await
+        .expect("select")
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").expect("name"))
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn each_statement_gets_its_own_values_in_order() {
+        let db = sqlite().await;
+        let txn = db.begin().await.expect("begin");
+        let mut batch = Batch::new(&txn);
+        batch.push(&insert(1, "one"));
+        batch.push(&insert(2, "two; DROP TABLE t"));
+        batch.push(&insert(3, "three"));
+        assert_eq!(batch.execute(&txn).await.expect("batch"), 3);
+        txn.commit().await.expect("commit");
+        assert_eq!(names(&db).await, ["one", "two; DROP TABLE t", "three"]);
+    }
+
+    #[tokio::test]
+    async fn a_query_after_the_statements_reads_what_they_wrote() {
+        let db = sqlite().await;
+        let txn = db.begin().await.expect("begin");
+        let mut batch = Batch::new(&txn);
+        batch.push(&insert(1, "one"));
+        batch.push(&insert(2, "two"));
+        let select = Query::select()
+            .column(Alias::new("name"))
+            .from(Alias::new("t"))
+            .and_where(Expr::col(Alias::new("id")).gt(1))
+            .to_owned();
+        let rows = batch.query_all(&txn, &select).await.expect("batch");
+        let read: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "name").expect("name"))
+            .collect();
+        assert_eq!(read, ["two"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_statement_stops_the_batch_and_rollback_undoes_the_rest() {
+        let db = sqlite().await;
+        db.execute(&insert(2, "taken")).await.expect("seed");
+        let txn = db.begin().await.expect("begin");
+        let mut batch = Batch::new(&txn);
+        batch.push(&insert(1, "one"));
+        batch.push(&insert(2, "duplicate"));
+        batch.push(&insert(3, "three"));
+        let error = batch.execute(&txn).await.expect_err("a duplicate key");
+        assert!(
+            matches!(
+                error.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ),
+            "{error}"
+        );
+        txn.rollback().await.expect("rollback");
+        assert_eq!(names(&db).await, ["taken"]);
+    }
+}
