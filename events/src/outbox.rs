@@ -91,18 +91,8 @@ impl Outbox {
 
     /// Adds `event` in `txn`, the transaction of the change it describes.
     pub async fn add(&self, txn: &impl ConnectionTrait, event: NewEvent) -> Result<(), DbErr> {
-        self.add_all(txn, vec![event]).await
-    }
-
-    /// Adds `events` in `txn`, the transaction of the change they
-    /// describe, as one statement.
-    pub async fn add_all(
-        &self,
-        txn: &impl ConnectionTrait,
-        events: Vec<NewEvent>,
-    ) -> Result<(), DbErr> {
         let mut batch = kit::batch::Batch::new(txn);
-        self.stage(&mut batch, events);
+        self.stage(&mut batch, vec![event]);
         batch.execute(txn).await?;
         Ok(())
     }

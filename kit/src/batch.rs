@@ -44,11 +44,6 @@ impl Batch {
         self.statements.push(statement);
     }
 
-    /// Whether nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.statements.is_empty()
-    }
-
     /// Runs the statements in order in `txn` (the transaction they were
     /// built for) and returns the rows they changed, summed.
     pub async fn execute(self, txn: &impl ConnectionTrait) -> Result<u64, DbErr> {
@@ -66,9 +61,7 @@ impl Batch {
             }
         }
     }
-}
 
-impl Batch {
     /// Runs the statements in order in `txn`, then `select`, and returns
     /// the rows `select` read (on SQLite, all of it one command).
     pub async fn query_all(
@@ -129,16 +122,21 @@ mod tests {
             .to_owned()
     }
 
+    fn names_in(rows: &[QueryResult]) -> Vec<String> {
+        rows.iter()
+            .map(|row| row.try_get::<String>("", "name").expect("name"))
+            .collect()
+    }
+
     async fn names(db: &impl ConnectionTrait) -> Vec<String> {
-        db.query_all_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT name FROM t ORDER BY id",
-        ))
-        .await
-        .expect("select")
-        .iter()
-        .map(|row| row.try_get::<String>("", "name").expect("name"))
-        .collect()
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT name FROM t ORDER BY id",
+            ))
+            .await
+            .expect("select");
+        names_in(&rows)
     }
 
     #[tokio::test]
@@ -167,11 +165,7 @@ mod tests {
             .and_where(Expr::col(Alias::new("id")).gt(1))
             .to_owned();
         let rows = batch.query_all(&txn, &select).await.expect("batch");
-        let read: Vec<String> = rows
-            .iter()
-            .map(|row| row.try_get::<String>("", "name").expect("name"))
-            .collect();
-        assert_eq!(read, ["two"]);
+        assert_eq!(names_in(&rows), ["two"]);
     }
 
     #[tokio::test]
