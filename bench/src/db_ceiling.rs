@@ -4,8 +4,9 @@
 //! path writes in the same transaction (events on, the default), issued by
 //! a minimal sea-orm loop on two databases with the services' own pool
 //! settings and no RPCs. Statements the services send as one command
-//! ([`kit::batch::Batch`]: a change and its outbox row, on SQLite) go as
-//! one here too.
+//! ([`kit::batch::Batch`] on SQLite: a change and its outbox row, a
+//! reservation's header and holds, a confirmation's status change, lines
+//! and event) go as one here too.
 
 use std::sync::Arc;
 
@@ -118,15 +119,16 @@ impl DbCeiling {
         batch.push_raw(outbox("order", &id, ORDER_EVENT_BYTES));
         batch.execute(&txn).await?;
         txn.commit().await?;
-        // 2. product-svc: reserve.
+        // 2. product-svc: reserve (the header and the hold in one command,
+        // the lines and the event in another).
         let txn = self.products.begin().await?;
-        txn.execute_raw(stmt(
+        let mut batch = Batch::new(&txn);
+        batch.push_raw(stmt(
             "INSERT INTO ceil_reservations (id, state, product) VALUES (?, 'reserved', ?)",
             vec![id.clone().into(), product.into()],
-        ))
-        .await?;
-        txn.execute_raw(stmt("UPDATE ceil_stock SET reserved = reserved + 1 WHERE id = ? AND on_hand - reserved >= 1", vec![product.into()]))
-            .await?;
+        ));
+        batch.push_raw(stmt("UPDATE ceil_stock SET reserved = reserved + 1 WHERE id = ? AND on_hand - reserved >= 1", vec![product.into()]));
+        batch.execute(&txn).await?;
         txn.execute_raw(outbox("product", &product_id, STOCK_EVENT_BYTES))
             .await?;
         txn.commit().await?;
@@ -147,9 +149,8 @@ impl DbCeiling {
         txn.commit().await?;
         // 4. order-svc: confirm with the lines.
         let txn = self.orders.begin().await?;
-        txn.execute_raw(stmt("UPDATE ceil_orders SET status = 'confirmed', total = 100 WHERE id = ? AND status = 'pending'", vec![id.clone().into()]))
-            .await?;
         let mut batch = Batch::new(&txn);
+        batch.push_raw(stmt("UPDATE ceil_orders SET status = 'confirmed', total = 100 WHERE id = ? AND status = 'pending'", vec![id.clone().into()]));
         batch.push_raw(stmt(
             "INSERT INTO ceil_lines (order_id, line_no, product) VALUES (?, 0, ?)",
             vec![id.clone().into(), product.into()],

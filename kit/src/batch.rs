@@ -77,6 +77,92 @@ impl Batch {
         self.execute(txn).await?;
         txn.query_all_raw(select).await
     }
+
+    /// Runs `guard` (an UPDATE whose WHERE clause holds a rule), then the
+    /// statements; false if `guard` changed no row. On SQLite the
+    /// statements run all the same, in the same command: on false the
+    /// caller rolls the transaction back.
+    pub async fn execute_if(
+        self,
+        txn: &impl ConnectionTrait,
+        guard: &impl StatementBuilder,
+    ) -> Result<bool, DbErr> {
+        let guard = self.backend.build(guard);
+        if self.backend == DbBackend::Sqlite {
+            let rows = txn.query_all_raw(self.guarded(guard, None)).await?;
+            return guard_changed(&rows);
+        }
+        if txn.execute_raw(guard).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.execute(txn).await?;
+        Ok(true)
+    }
+
+    /// Runs `guard`, then the statements, then `select`, and returns the
+    /// rows `select` read; `None` if `guard` changed no row (then, on
+    /// SQLite, the statements ran all the same and the caller rolls back).
+    pub async fn query_all_if(
+        self,
+        txn: &impl ConnectionTrait,
+        guard: &impl StatementBuilder,
+        select: &impl StatementBuilder,
+    ) -> Result<Option<Vec<QueryResult>>, DbErr> {
+        let guard = self.backend.build(guard);
+        let select = self.backend.build(select);
+        if self.backend == DbBackend::Sqlite {
+            let mut rows = txn.query_all_raw(self.guarded(guard, Some(select))).await?;
+            if !guard_changed(&rows)? {
+                return Ok(None);
+            }
+            rows.remove(0);
+            return Ok(Some(rows));
+        }
+        if txn.execute_raw(guard).await?.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.execute(txn).await?;
+        Ok(Some(txn.query_all_raw(select).await?))
+    }
+
+    /// Returns every row the statements produce (their `RETURNING`
+    /// clauses' and SELECTs'), in order; on SQLite in one command.
+    /// MariaDB has no `UPDATE … RETURNING`: callers use that on SQLite only.
+    pub async fn rows(self, txn: &impl ConnectionTrait) -> Result<Vec<QueryResult>, DbErr> {
+        if self.backend == DbBackend::Sqlite {
+            return txn.query_all_raw(join(self.statements)).await;
+        }
+        let mut rows = Vec::new();
+        for statement in self.statements {
+            rows.extend(txn.query_all_raw(statement).await?);
+        }
+        Ok(rows)
+    }
+
+    /// One SQLite command: `guard`, how many rows it changed (`changes()`
+    /// is the row count of the last completed write, so read before any
+    /// other), the statements, then `select` if any.
+    fn guarded(self, guard: Statement, select: Option<Statement>) -> Statement {
+        let count =
+            Statement::from_string(self.backend, format!("SELECT changes() AS {GUARD_CHANGES}"));
+        let mut statements = Vec::with_capacity(self.statements.len() + 3);
+        statements.push(guard);
+        statements.push(count);
+        statements.extend(self.statements);
+        statements.extend(select);
+        join(statements)
+    }
+}
+
+/// The column the guard's row count is read into.
+const GUARD_CHANGES: &str = "oms_guard_changes";
+
+/// Whether the guard changed a row: the first row holds its count.
+fn guard_changed(rows: &[QueryResult]) -> Result<bool, DbErr> {
+    let first = rows
+        .first()
+        .ok_or_else(|| DbErr::Custom("the guard's row count is missing".to_owned()))?;
+    Ok(first.try_get::<i64>("", GUARD_CHANGES)? > 0)
 }
 
 /// One SQLite command from several statements: their texts separated by
@@ -101,7 +187,9 @@ fn join(statements: Vec<Statement>) -> Statement {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, InsertStatement, Query};
+    use sea_orm::sea_query::{
+        Alias, Expr, ExprTrait as _, InsertStatement, Query, UpdateStatement,
+    };
     use sea_orm::{Database, TransactionTrait};
 
     use super::*;
@@ -166,6 +254,84 @@ mod tests {
             .to_owned();
         let rows = batch.query_all(&txn, &select).await.expect("batch");
         assert_eq!(names_in(&rows), ["two"]);
+    }
+
+    fn rename(id: i64, name: &str) -> UpdateStatement {
+        Query::update()
+            .table(Alias::new("t"))
+            .value(Alias::new("name"), name)
+            .and_where(Expr::col(Alias::new("id")).eq(id))
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_guard_that_changes_a_row_lets_the_statements_stand() {
+        let db = sqlite().await;
+        db.execute(&insert(1, "one")).await.expect("seed");
+        let txn = db.begin().await.expect("begin");
+        let mut batch = Batch::new(&txn);
+        batch.push(&insert(2, "two"));
+        assert!(
+            batch
+                .execute_if(&txn, &rename(1, "uno"))
+                .await
+                .expect("batch")
+        );
+        txn.commit().await.expect("commit");
+        assert_eq!(names(&db).await, ["uno", "two"]);
+    }
+
+    #[tokio::test]
+    async fn a_guard_that_changes_nothing_says_so_and_rollback_undoes_the_rest() {
+        let db = sqlite().await;
+        db.execute(&insert(1, "one")).await.expect("seed");
+        let txn = db.begin().await.expect("begin");
+        let mut batch = Batch::new(&txn);
+        batch.push(&insert(2, "two"));
+        assert!(
+            !batch
+                .execute_if(&txn, &rename(9, "none"))
+                .await
+                .expect("batch")
+        );
+        txn.rollback().await.expect("rollback");
+        assert_eq!(names(&db).await, ["one"]);
+    }
+
+    #[tokio::test]
+    async fn a_guarded_query_reads_only_when_the_guard_changed_a_row() {
+        let db = sqlite().await;
+        db.execute(&insert(1, "one")).await.expect("seed");
+        let select = Query::select()
+            .column(Alias::new("name"))
+            .from(Alias::new("t"))
+            .to_owned();
+        let txn = db.begin().await.expect("begin");
+        let rows = Batch::new(&txn)
+            .query_all_if(&txn, &rename(1, "uno"), &select)
+            .await
+            .expect("batch")
+            .expect("the guard changed a row");
+        assert_eq!(names_in(&rows), ["uno"]);
+        let missed = Batch::new(&txn)
+            .query_all_if(&txn, &rename(9, "none"), &select)
+            .await
+            .expect("batch");
+        assert!(missed.is_none());
+    }
+
+    #[tokio::test]
+    async fn rows_returns_what_each_statement_returns() {
+        let db = sqlite().await;
+        db.execute(&insert(1, "one")).await.expect("seed");
+        let txn = db.begin().await.expect("begin");
+        let mut batch = Batch::new(&txn);
+        batch.push(&insert(2, "two"));
+        for (id, name) in [(1, "uno"), (3, "none"), (2, "dos")] {
+            batch.push(rename(id, name).returning_col(Alias::new("name")));
+        }
+        let rows = batch.rows(&txn).await.expect("batch");
+        assert_eq!(names_in(&rows), ["uno", "dos"]);
     }
 
     #[tokio::test]

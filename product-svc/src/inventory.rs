@@ -105,29 +105,36 @@ impl Inventory {
         };
         // The header goes first: its primary key settles concurrent
         // duplicates, and on SQLite a write first takes the write lock
-        // before anything is read.
-        if !reservations::insert(&txn, &reservation).await? {
-            txn.rollback().await?;
-            return self.existing(id, digest).await;
-        }
-        let quoted = match quote {
+        // before anything is read. A quote is consumed before the holds:
+        // the same lock order as a release giving a quote back.
+        let (held, quoted) = match quote {
+            None => match reservations::insert_and_hold(&txn, &reservation, lines, now).await? {
+                Some(held) => (held, None),
+                None => {
+                    txn.rollback().await?;
+                    return self.existing(id, digest).await;
+                }
+            },
             Some((using, requested)) => {
-                Some(crate::quotes::consume(&txn, using, requested, id, now).await?)
+                if !reservations::insert(&txn, &reservation).await? {
+                    txn.rollback().await?;
+                    return self.existing(id, digest).await;
+                }
+                let quoted = crate::quotes::consume(&txn, using, requested, id, now).await?;
+                (
+                    reservations::hold_all(&txn, lines, now).await?,
+                    Some(quoted),
+                )
             }
-            None => None,
         };
-        let mut refused = Vec::new();
-        for line in lines {
-            if !reservations::hold(&txn, &line.product_id, line.quantity, now).await? {
-                refused.push(line);
-            }
-        }
+        let refused: Vec<&Line> = lines
+            .iter()
+            .filter(|line| !held.iter().any(|p| p.id == line.product_id))
+            .collect();
         if !refused.is_empty() {
             txn.rollback().await?;
             return Err(self.why_refused(&refused).await?);
         }
-        let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
-        let held = products::get_many(&txn, &ids).await?;
         reservation.lines = lines
             .iter()
             .filter_map(|line| {
@@ -206,7 +213,7 @@ impl Inventory {
             .retrying(|| async {
                 let now = kit::time::now();
                 let txn = self.db.begin().await?;
-                if reservations::transition(
+                if let Some(reservation) = reservations::transition(
                     &txn,
                     id,
                     State::Reserved,
@@ -216,9 +223,14 @@ impl Inventory {
                 )
                 .await?
                 {
-                    let reservation = self
-                        .moved(&txn, id, StockMove::Commit, StockCause::Committed, now)
-                        .await?;
+                    self.moved(
+                        &txn,
+                        &reservation,
+                        StockMove::Commit,
+                        StockCause::Committed,
+                        now,
+                    )
+                    .await?;
                     txn.commit().await?;
                     self.events.committed();
                     return Ok(Some(reservation));
@@ -277,7 +289,7 @@ impl Inventory {
                     txn.rollback().await?;
                     return Ok(None);
                 }
-                let movement = if reservations::transition(
+                let moved = match reservations::transition(
                     &txn,
                     id,
                     State::Reserved,
@@ -287,27 +299,23 @@ impl Inventory {
                 )
                 .await?
                 {
-                    Some(StockMove::DropHold)
-                } else if reservations::transition(
-                    &txn,
-                    id,
-                    State::Committed,
-                    State::Released,
-                    Expiry::Any,
-                    now,
-                )
-                .await?
-                {
-                    Some(StockMove::Return)
-                } else {
-                    None
+                    Some(reservation) => Some((reservation, StockMove::DropHold)),
+                    None => reservations::transition(
+                        &txn,
+                        id,
+                        State::Committed,
+                        State::Released,
+                        Expiry::Any,
+                        now,
+                    )
+                    .await?
+                    .map(|reservation| (reservation, StockMove::Return)),
                 };
-                let Some(movement) = movement else {
+                let Some((reservation, movement)) = moved else {
                     txn.rollback().await?;
                     return Ok(None);
                 };
-                let reservation = self
-                    .moved(&txn, id, movement, StockCause::Released, now)
+                self.moved(&txn, &reservation, movement, StockCause::Released, now)
                     .await?;
                 txn.commit().await?;
                 self.events.committed();
@@ -351,7 +359,7 @@ impl Inventory {
             .retrying(|| async {
                 let now = kit::time::now();
                 let txn = self.db.begin().await?;
-                if !reservations::transition(
+                let Some(reservation) = reservations::transition(
                     &txn,
                     id,
                     State::Reserved,
@@ -360,13 +368,18 @@ impl Inventory {
                     now,
                 )
                 .await?
-                {
+                else {
                     txn.rollback().await?;
                     return Ok(None);
-                }
-                let reservation = self
-                    .moved(&txn, id, StockMove::DropHold, StockCause::Expired, now)
-                    .await?;
+                };
+                self.moved(
+                    &txn,
+                    &reservation,
+                    StockMove::DropHold,
+                    StockCause::Expired,
+                    now,
+                )
+                .await?;
                 txn.commit().await?;
                 self.events.committed();
                 Ok(Some(reservation))
@@ -380,28 +393,24 @@ impl Inventory {
         Ok(true)
     }
 
-    /// Moves the stock of reservation `id` (already transitioned in `txn`),
-    /// gives back the quote of a reservation dropped before commit, writes
-    /// each product's stock event, and returns the reservation as it now
-    /// is.
+    /// Moves the stock of `reservation` (just transitioned in `txn`),
+    /// gives back the quote of a reservation dropped before commit, and
+    /// writes each product's stock event.
     async fn moved(
         &self,
         txn: &DatabaseTransaction,
-        id: &str,
+        reservation: &Reservation,
         movement: StockMove,
         cause: StockCause,
         now: DateTime<Utc>,
-    ) -> Result<Reservation, ProductError> {
-        let reservation = reservations::get(txn, id)
-            .await?
-            .ok_or_else(|| ProductError::ReservationNotFound(id.to_owned()))?;
+    ) -> Result<(), ProductError> {
+        let id = reservation.id.as_str();
         if movement == StockMove::DropHold {
             // The order never got the stock: its quote may serve a retry.
             crate::store::quotes::give_back(txn, id).await?;
         }
         let products = reservations::move_stock(txn, &reservation.lines, movement, now).await?;
-        self.stock_changed(txn, &products, cause, id).await?;
-        Ok(reservation)
+        self.stock_changed(txn, &products, cause, id).await
     }
 
     /// One stock event per product in `products` (as they are after the

@@ -189,7 +189,7 @@ pub async fn confirm(
 ) -> Result<Option<Order>, DbErr> {
     let id = pending.id.as_str();
     let txn = db.begin().await?;
-    let won = order::Entity::update_many()
+    let still_pending = order::Entity::update_many()
         .col_expr(
             order::Column::Status,
             Expr::value(Status::Confirmed.as_str()),
@@ -199,14 +199,7 @@ pub async fn confirm(
         .col_expr(order::Column::UpdateTime, Expr::value(at))
         .filter(order::Column::Id.eq(id))
         .filter(order::Column::Status.eq(Status::Pending.as_str()))
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
-    if !won {
-        txn.rollback().await?;
-        return Ok(None);
-    }
+        .into_query();
     let rows = lines
         .iter()
         .enumerate()
@@ -221,7 +214,7 @@ pub async fn confirm(
             unit_price_minor: Set(l.unit_price_minor),
             line_total_minor: Set(l.line_total_minor),
         });
-    // The lines and the event in one command on SQLite.
+    // The status change, the lines and the event in one command on SQLite.
     let mut batch = Batch::new(&txn);
     batch.push(&order_line::Entity::insert_many(rows).into_query());
     let confirmed = Order {
@@ -233,7 +226,10 @@ pub async fn confirm(
         ..pending.clone()
     };
     events.stage(&mut batch, &confirmed, &Change::Confirmed);
-    batch.execute(&txn).await?;
+    if !batch.execute_if(&txn, &still_pending).await? {
+        txn.rollback().await?;
+        return Ok(None);
+    }
     txn.commit().await?;
     events.committed(id);
     Ok(Some(confirmed))

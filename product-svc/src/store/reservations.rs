@@ -5,10 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use kit::batch::Batch;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use kit::lines::Line;
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, UpdateStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set, SqlErr,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, Set, SqlErr,
 };
 
 use super::{product, reservation, reservation_line};
@@ -18,17 +19,20 @@ fn parse_state(name: &str) -> Option<State> {
     State::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
-/// Inserts the reservation header; `Ok(false)` if the ID already exists.
-pub async fn insert(db: &impl ConnectionTrait, r: &Reservation) -> Result<bool, DbErr> {
-    let row = reservation::ActiveModel {
+fn header(r: &Reservation) -> reservation::ActiveModel {
+    reservation::ActiveModel {
         id: Set(r.id.clone()),
         state: Set(r.state.as_str().to_owned()),
         lines_digest: Set(r.lines_digest.clone()),
         create_time: Set(r.create_time),
         expire_time: Set(r.expire_time),
         update_time: Set(r.update_time),
-    };
-    match reservation::Entity::insert(row)
+    }
+}
+
+/// Inserts the reservation header; `Ok(false)` if the ID already exists.
+pub async fn insert(db: &impl ConnectionTrait, r: &Reservation) -> Result<bool, DbErr> {
+    match reservation::Entity::insert(header(r))
         .exec_without_returning(db)
         .await
     {
@@ -55,15 +59,10 @@ pub fn stage_lines(batch: &mut Batch, reservation_id: &str, lines: &[ReservedLin
     batch.push(&reservation_line::Entity::insert_many(rows).into_query());
 }
 
-/// Holds `quantity` units of an active product if that many are available;
-/// false otherwise (missing, archived or short).
-pub async fn hold(
-    db: &impl ConnectionTrait,
-    product_id: &str,
-    quantity: i32,
-    at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let result = product::Entity::update_many()
+/// The UPDATE that holds `quantity` units of an active product if that
+/// many are available.
+fn hold_update(product_id: &str, quantity: i32, at: DateTime<Utc>) -> UpdateStatement {
+    product::Entity::update_many()
         .col_expr(
             product::Column::StockReserved,
             Expr::col(product::Column::StockReserved).add(quantity),
@@ -76,9 +75,77 @@ pub async fn hold(
                 .sub(Expr::col(product::Column::StockReserved))
                 .gte(quantity),
         )
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
+        .into_query()
+}
+
+/// Inserts the reservation header, then holds each line's units; `None`
+/// if the ID already exists, else the products held, as they are after
+/// their hold (a line whose product is missing was refused: missing,
+/// archived or short). On SQLite all of it is one command, each hold
+/// returning its product; MariaDB has no `UPDATE … RETURNING`, so there
+/// the holds run one by one and the held products are read after.
+pub async fn insert_and_hold(
+    db: &impl ConnectionTrait,
+    r: &Reservation,
+    lines: &[Line],
+    at: DateTime<Utc>,
+) -> Result<Option<Vec<Product>>, DbErr> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        if !insert(db, r).await? {
+            return Ok(None);
+        }
+        return hold_all(db, lines, at).await.map(Some);
+    }
+    let mut batch = Batch::new(db);
+    batch.push(&reservation::Entity::insert(header(r)).into_query());
+    for line in lines {
+        batch.push(hold_update(&line.product_id, line.quantity, at).returning_all());
+    }
+    match batch.rows(db).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| product::Model::from_query_result(row, "").map(Product::from))
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Holds each line's units (see [`insert_and_hold`]) and returns the
+/// products held, as they are after their hold.
+pub async fn hold_all(
+    db: &impl ConnectionTrait,
+    lines: &[Line],
+    at: DateTime<Utc>,
+) -> Result<Vec<Product>, DbErr> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        let mut batch = Batch::new(db);
+        for line in lines {
+            batch.push(hold_update(&line.product_id, line.quantity, at).returning_all());
+        }
+        return batch
+            .rows(db)
+            .await?
+            .iter()
+            .map(|row| product::Model::from_query_result(row, "").map(Product::from))
+            .collect();
+    }
+    let mut held = Vec::with_capacity(lines.len());
+    for line in lines {
+        if db
+            .execute(&hold_update(&line.product_id, line.quantity, at))
+            .await?
+            .rows_affected()
+            == 1
+        {
+            held.push(line.product_id.clone());
+        }
+    }
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    super::products::get_many(db, &held).await
 }
 
 /// How a reservation's units move when its state changes.
@@ -144,8 +211,10 @@ pub enum Expiry {
 }
 
 /// Moves a reservation from `from` to `to` if it is in `from` and matches
-/// `expiry`; true if this call did it. Only the caller that wins this
-/// UPDATE moves the stock, so replicas and retries never move it twice.
+/// `expiry`, and returns it as it now is, or `None` if this call did not
+/// move it. Only the caller that wins this UPDATE moves the stock, so
+/// replicas and retries never move it twice. The UPDATE and the read are
+/// one command on SQLite.
 pub async fn transition(
     db: &impl ConnectionTrait,
     id: &str,
@@ -153,7 +222,7 @@ pub async fn transition(
     to: State,
     expiry: Expiry,
     at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<Option<Reservation>, DbErr> {
     let mut update = reservation::Entity::update_many()
         .col_expr(reservation::Column::State, Expr::value(to.as_str()))
         .col_expr(reservation::Column::UpdateTime, Expr::value(at))
@@ -164,38 +233,89 @@ pub async fn transition(
         Expiry::ExpiredAt(t) => update.filter(reservation::Column::ExpireTime.lt(t)),
         Expiry::LiveAt(t) => update.filter(reservation::Column::ExpireTime.gte(t)),
     };
-    Ok(update.exec(db).await?.rows_affected == 1)
-}
-
-/// The reservation with its lines.
-pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Reservation>, DbErr> {
-    let Some(row) = reservation::Entity::find_by_id(id.to_owned())
-        .one(db)
+    let Some(rows) = Batch::new(db)
+        .query_all_if(db, &update.into_query(), &with_lines(id))
         .await?
     else {
         return Ok(None);
     };
+    from_rows(id, &rows)
+}
+
+/// The reservation with its lines.
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Reservation>, DbErr> {
+    let rows = db.query_all(&with_lines(id)).await?;
+    from_rows(id, &rows)
+}
+
+/// Reservation `id` joined with its lines: a row per line, in product
+/// order (one row with empty line columns if it has none).
+fn with_lines(id: &str) -> SelectStatement {
+    use reservation::Column as R;
+    use reservation_line::Column as L;
+    Query::select()
+        .columns(
+            [
+                R::Id,
+                R::State,
+                R::LinesDigest,
+                R::CreateTime,
+                R::ExpireTime,
+                R::UpdateTime,
+            ]
+            .map(|c| (reservation::Entity, c)),
+        )
+        .columns(
+            [
+                L::ReservationId,
+                L::ProductId,
+                L::Sku,
+                L::Name,
+                L::Quantity,
+                L::CurrencyCode,
+                L::UnitPriceMinor,
+            ]
+            .map(|c| (reservation_line::Entity, c)),
+        )
+        .from(reservation::Entity)
+        .left_join(
+            reservation_line::Entity,
+            Expr::col((reservation_line::Entity, L::ReservationId))
+                .equals((reservation::Entity, R::Id)),
+        )
+        .and_where(Expr::col((reservation::Entity, R::Id)).eq(id))
+        .order_by((reservation_line::Entity, L::ProductId), Order::Asc)
+        .to_owned()
+}
+
+/// The reservation in rows read by [`with_lines`]; `None` without rows.
+fn from_rows(id: &str, rows: &[QueryResult]) -> Result<Option<Reservation>, DbErr> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let row = reservation::Model::from_query_result(first, "")?;
     let state = parse_state(&row.state).ok_or_else(|| {
         DbErr::Custom(format!(
             "reservation {id} has unknown state {:?}",
             row.state
         ))
     })?;
-    let lines = reservation_line::Entity::find()
-        .filter(reservation_line::Column::ReservationId.eq(id))
-        .order_by_asc(reservation_line::Column::ProductId)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|l| ReservedLine {
+    let mut lines = Vec::with_capacity(rows.len());
+    for line in rows {
+        // The LEFT JOIN's row of a reservation without lines.
+        if line.try_get::<Option<String>>("", "product_id")?.is_none() {
+            continue;
+        }
+        let l = reservation_line::Model::from_query_result(line, "")?;
+        lines.push(ReservedLine {
             product_id: l.product_id,
             sku: l.sku,
             name: l.name,
             quantity: l.quantity,
             currency_code: l.currency_code,
             unit_price_minor: l.unit_price_minor,
-        })
-        .collect();
+        });
+    }
     Ok(Some(Reservation {
         id: row.id,
         state,
