@@ -80,10 +80,10 @@ fn hold_update(product_id: &str, quantity: i32, at: DateTime<Utc>) -> UpdateStat
 
 /// Inserts the reservation header, then holds each line's units; `None`
 /// if the ID already exists, else the products held, as they are after
-/// their hold (a line whose product is missing was refused: missing,
-/// archived or short). On SQLite all of it is one command, each hold
-/// returning its product; MariaDB has no `UPDATE … RETURNING`, so there
-/// the holds run one by one and the held products are read after.
+/// their hold (a line whose product is not among them was refused:
+/// missing, archived or short). On SQLite all of it is one command, each
+/// hold returning its product; MariaDB has no `UPDATE … RETURNING`, so
+/// there the holds run one by one and the held products are read after.
 pub async fn insert_and_hold(
     db: &impl ConnectionTrait,
     r: &Reservation,
@@ -98,18 +98,30 @@ pub async fn insert_and_hold(
     }
     let mut batch = Batch::new(db);
     batch.push(&reservation::Entity::insert(header(r)).into_query());
-    for line in lines {
-        batch.push(hold_update(&line.product_id, line.quantity, at).returning_all());
-    }
-    match batch.rows(db).await {
-        Ok(rows) => rows
-            .iter()
-            .map(|row| product::Model::from_query_result(row, "").map(Product::from))
-            .collect::<Result<_, _>>()
-            .map(Some),
+    match held_on_sqlite(db, batch, lines, at).await {
+        Ok(held) => Ok(Some(held)),
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Runs `batch`, then each line's hold returning its product, as one
+/// SQLite command; the products held.
+async fn held_on_sqlite(
+    db: &impl ConnectionTrait,
+    mut batch: Batch,
+    lines: &[Line],
+    at: DateTime<Utc>,
+) -> Result<Vec<Product>, DbErr> {
+    for line in lines {
+        batch.push(hold_update(&line.product_id, line.quantity, at).returning_all());
+    }
+    batch
+        .rows(db)
+        .await?
+        .iter()
+        .map(|row| product::Model::from_query_result(row, "").map(Product::from))
+        .collect()
 }
 
 /// Holds each line's units (see [`insert_and_hold`]) and returns the
@@ -120,16 +132,7 @@ pub async fn hold_all(
     at: DateTime<Utc>,
 ) -> Result<Vec<Product>, DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
-        let mut batch = Batch::new(db);
-        for line in lines {
-            batch.push(hold_update(&line.product_id, line.quantity, at).returning_all());
-        }
-        return batch
-            .rows(db)
-            .await?
-            .iter()
-            .map(|row| product::Model::from_query_result(row, "").map(Product::from))
-            .collect();
+        return held_on_sqlite(db, Batch::new(db), lines, at).await;
     }
     let mut held = Vec::with_capacity(lines.len());
     for line in lines {
