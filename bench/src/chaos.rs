@@ -259,6 +259,7 @@ pub(crate) fn chaos_mesh(
         redis_url: Some(peers.redis.url()),
         db_prefix: args.db_prefix.clone(),
         log_level: args.log_level.clone(),
+        service_threads: args.service_threads,
         work_dir: work_dir.to_owned(),
         events: peers.kafka.clone().map_or(Events::InProcess, Events::Kafka),
         extra_env: TIMINGS

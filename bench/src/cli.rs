@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// `RUST_LOG` of the services (their per-request log lines are part of the cost).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// `OMS_WORKER_THREADS` of every service (its runtime's worker
+    /// threads); unset: the services' default, one per CPU.
+    #[arg(long, value_name = "N")]
+    pub service_threads: Option<usize>,
     /// Only the chaos faults whose name contains this (e.g. `kafka`,
     /// `kill -9 order-svc`), to reproduce one.
     #[arg(long, value_name = "TEXT")]

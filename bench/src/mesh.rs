@@ -53,6 +53,8 @@ pub struct MeshOptions {
     pub db_prefix: String,
     /// `RUST_LOG` of the services.
     pub log_level: String,
+    /// `OMS_WORKER_THREADS` of the services; their default when `None`.
+    pub service_threads: Option<usize>,
     /// Scratch directory: SQLite files and the services' logs.
     pub work_dir: PathBuf,
     /// Where order-svc's and product-svc's events go.
@@ -294,6 +296,9 @@ impl Mesh {
             ];
             if let Some(db) = database {
                 env.push(("DATABASE_URL".to_owned(), db.expose().to_owned()));
+            }
+            if let Some(threads) = options.service_threads {
+                env.push(("OMS_WORKER_THREADS".to_owned(), threads.to_string()));
             }
             if let Some(redis) = &options.redis_url {
                 env.push(("REDIS_URL".to_owned(), redis.clone()));

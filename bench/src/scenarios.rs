@@ -87,6 +87,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 redis_url: args.redis_url.clone(),
                 db_prefix: args.db_prefix.clone(),
                 log_level: args.log_level.clone(),
+                service_threads: args.service_threads,
                 work_dir: work.join(backend.name()),
                 events: Events::InProcess,
                 extra_env: Vec::new(),
@@ -190,6 +191,7 @@ pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
         redis_url: args.redis_url.clone(),
         db_prefix: args.db_prefix.clone(),
         log_level: args.log_level.clone(),
+        service_threads: args.service_threads,
         work_dir: work.join(backend.name()),
         events: match &args.kafka_brokers {
             Some(brokers) => Events::Kafka(brokers.clone()),

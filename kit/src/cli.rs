@@ -155,10 +155,12 @@ impl Program<'_> {
     }
 }
 
-/// The variables `env` was asked for, plus the ones the log filter and
-/// telemetry read outside the configuration loaders, sorted.
+/// The variables `env` was asked for, plus the ones the log filter,
+/// telemetry and the runtime read outside the configuration loaders,
+/// sorted.
 fn listed_vars(env: &Env) -> Vec<String> {
     let _ = crate::telemetry::TelemetryConfig::from_env(env, "");
+    let _ = env.worker_threads();
     let mut vars = env.asked();
     vars.push("RUST_LOG".to_owned());
     vars.sort();

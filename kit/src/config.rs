@@ -256,6 +256,26 @@ impl Env {
             .map_or_else(|| "oms:".to_owned(), |s| s.trim().to_owned()))
     }
 
+    /// `OMS_WORKER_THREADS`: the async runtime's worker threads, 1 to
+    /// 1024; `None` (unset) = one per CPU this process may use, tokio's
+    /// default, which already follows a container's CPU limit. Services
+    /// that share a host's cores (compose, the bench) run better with
+    /// fewer each than the host has: idle workers woken to steal one
+    /// small task each cost more than the task.
+    pub fn worker_threads(&self) -> Result<Option<usize>, ConfigError> {
+        const VAR: &str = "OMS_WORKER_THREADS";
+        let Some(raw) = self.get(VAR)? else {
+            return Ok(None);
+        };
+        match raw.trim().parse::<usize>() {
+            Ok(threads @ 1..=1024) => Ok(Some(threads)),
+            _ => Err(ConfigError::new(
+                VAR,
+                format!("{raw:?} is not a thread count (expected 1 to 1024)"),
+            )),
+        }
+    }
+
     /// `LOG_FORMAT`: `human` (default) or `json`.
     pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.get("LOG_FORMAT")?.as_deref().map(str::trim) {
@@ -578,6 +598,32 @@ mod tests {
         assert!(!err.reason.contains("pw"), "password leaked: {err}");
         let maria = DatabaseUrl::parse("mariadb://root@127.0.0.1:3306/x").unwrap();
         assert_eq!(maria.expose(), "mysql://root@127.0.0.1:3306/x");
+    }
+
+    #[test]
+    fn worker_threads_are_a_count_from_1_to_1024() {
+        assert_eq!(
+            Env::from_pairs([("OMS_WORKER_THREADS", " 1 ")])
+                .worker_threads()
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            Env::from_pairs(std::iter::empty::<(String, String)>())
+                .worker_threads()
+                .unwrap(),
+            None
+        );
+        for bad in ["0", "1025", "two", "-1"] {
+            let error = Env::from_pairs([("OMS_WORKER_THREADS", bad)])
+                .worker_threads()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("OMS_WORKER_THREADS") && error.contains("1 to 1024"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -35,3 +35,18 @@ fn a_quote_lifetime_without_a_unit_stops_the_binary_with_the_form() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_worker_thread_count_of_zero_stops_the_binary_naming_the_variable() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_product-svc"))
+        .env("OMS_WORKER_THREADS", "0")
+        .env("OMS_DATA_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("OMS_WORKER_THREADS") && stderr.contains("1 to 1024"),
+        "{stderr}"
+    );
+}
