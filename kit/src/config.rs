@@ -258,10 +258,9 @@ impl Env {
 
     /// `OMS_WORKER_THREADS`: the async runtime's worker threads, 1 to
     /// 1024; `None` (unset) = one per CPU this process may use, tokio's
-    /// default, which already follows a container's CPU limit. Services
-    /// that share a host's cores (compose, the bench) run better with
-    /// fewer each than the host has: idle workers woken to steal one
-    /// small task each cost more than the task.
+    /// default, which already follows a container's CPU limit. For
+    /// services sharing a host's cores without limits; on the bench's two
+    /// cores one each measured no better than the default (BENCHMARKS.md).
     pub fn worker_threads(&self) -> Result<Option<usize>, ConfigError> {
         const VAR: &str = "OMS_WORKER_THREADS";
         let Some(raw) = self.get(VAR)? else {
