@@ -72,7 +72,7 @@ impl Batch {
         let select = self.backend.build(select);
         if self.backend == DbBackend::Sqlite {
             self.statements.push(select);
-            return txn.query_all_raw(join(self.statements)).await;
+            return self.rows(txn).await;
         }
         self.execute(txn).await?;
         txn.query_all_raw(select).await
@@ -264,13 +264,24 @@ mod tests {
             .to_owned()
     }
 
-    #[tokio::test]
-    async fn a_guard_that_changes_a_row_lets_the_statements_stand() {
+    /// A table holding (1, "one"), a transaction on it, and a batch in
+    /// that transaction inserting (2, "two").
+    async fn one_row_and_a_batch_adding_two() -> (
+        sea_orm::DatabaseConnection,
+        sea_orm::DatabaseTransaction,
+        Batch,
+    ) {
         let db = sqlite().await;
         db.execute(&insert(1, "one")).await.expect("seed");
         let txn = db.begin().await.expect("begin");
         let mut batch = Batch::new(&txn);
         batch.push(&insert(2, "two"));
+        (db, txn, batch)
+    }
+
+    #[tokio::test]
+    async fn a_guard_that_changes_a_row_lets_the_statements_stand() {
+        let (db, txn, batch) = one_row_and_a_batch_adding_two().await;
         assert!(
             batch
                 .execute_if(&txn, &rename(1, "uno"))
@@ -283,11 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_guard_that_changes_nothing_says_so_and_rollback_undoes_the_rest() {
-        let db = sqlite().await;
-        db.execute(&insert(1, "one")).await.expect("seed");
-        let txn = db.begin().await.expect("begin");
-        let mut batch = Batch::new(&txn);
-        batch.push(&insert(2, "two"));
+        let (db, txn, batch) = one_row_and_a_batch_adding_two().await;
         assert!(
             !batch
                 .execute_if(&txn, &rename(9, "none"))
@@ -322,11 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_returns_what_each_statement_returns() {
-        let db = sqlite().await;
-        db.execute(&insert(1, "one")).await.expect("seed");
-        let txn = db.begin().await.expect("begin");
-        let mut batch = Batch::new(&txn);
-        batch.push(&insert(2, "two"));
+        let (_db, txn, mut batch) = one_row_and_a_batch_adding_two().await;
         for (id, name) in [(1, "uno"), (3, "none"), (2, "dos")] {
             batch.push(rename(id, name).returning_col(Alias::new("name")));
         }
