@@ -21,7 +21,7 @@ pub use grpc::{
 };
 pub use raw::{RawCodec, call_raw};
 pub use relay::Relay;
-pub use tables::{assert_row_count, assert_tables, count_rows, execute};
+pub use tables::{assert_row_count, assert_tables, count_rows, execute, outbox_payloads};
 
 use crate::config::{DatabaseUrl, RedisUrl};
 use crate::kv::{KvStore, MemoryKv, RedisKv};

@@ -1,15 +1,20 @@
 //! Looking into a service's database after the fact.
 
 use crate::config::DatabaseUrl;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+/// A connection of the test's own to the database at `url`.
+async fn reopen(url: &DatabaseUrl) -> DatabaseConnection {
+    match crate::db::connect(url, crate::db::PoolOptions::default()).await {
+        Ok(db) => db,
+        Err(e) => panic!("reopening {url}: {e}"),
+    }
+}
 
 /// Asserts that each table exists in the database at `url` (the
 /// migrations ran) by counting its rows.
 pub async fn assert_tables(url: &DatabaseUrl, tables: &[&str]) {
-    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
-        Ok(db) => db,
-        Err(e) => panic!("reopening {url}: {e}"),
-    };
+    let db = reopen(url).await;
     for table in tables {
         let counted = db
             .query_one_raw(sea_orm::Statement::from_string(
@@ -33,10 +38,7 @@ pub async fn assert_row_count(url: &DatabaseUrl, table: &str, expected: i64) {
 
 /// How many rows of `table` match the SQL condition `filter`.
 pub async fn count_rows(url: &DatabaseUrl, table: &str, filter: &str) -> i64 {
-    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
-        Ok(db) => db,
-        Err(e) => panic!("reopening {url}: {e}"),
-    };
+    let db = reopen(url).await;
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
@@ -57,14 +59,40 @@ pub async fn count_rows(url: &DatabaseUrl, table: &str, filter: &str) -> i64 {
 /// Runs `sql` on the database at `url` behind the service's back (to show
 /// that an answer came from a cache, say); returns the rows it changed.
 pub async fn execute(url: &DatabaseUrl, sql: &str) -> u64 {
-    let db = match crate::db::connect(url, crate::db::PoolOptions::default()).await {
-        Ok(db) => db,
-        Err(e) => panic!("reopening {url}: {e}"),
-    };
+    let db = reopen(url).await;
     let changed = match db.execute_unprepared(sql).await {
         Ok(result) => result.rows_affected(),
         Err(e) => panic!("{sql}: {e}"),
     };
     let _ = db.close().await;
     changed
+}
+
+/// The payloads of the outbox rows of `event_type` about `aggregate_id`,
+/// in the order they were written (their UUIDv7 ids).
+pub async fn outbox_payloads(
+    url: &DatabaseUrl,
+    aggregate_id: &str,
+    event_type: &str,
+) -> Vec<Vec<u8>> {
+    let db = reopen(url).await;
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT payload FROM outbox WHERE aggregate_id = ? AND event_type = ? ORDER BY id",
+            [aggregate_id.into(), event_type.into()],
+        ))
+        .await;
+    let payloads = match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| row.try_get::<Vec<u8>>("", "payload"))
+            .collect::<Result<Vec<_>, _>>(),
+        Err(e) => panic!("reading the outbox: {e}"),
+    };
+    let _ = db.close().await;
+    match payloads {
+        Ok(payloads) => payloads,
+        Err(e) => panic!("reading the outbox: {e}"),
+    }
 }

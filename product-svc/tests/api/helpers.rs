@@ -214,3 +214,43 @@ pub(crate) fn items(lines: &[(&str, i32)]) -> Vec<LineItem> {
 pub(crate) fn stock(p: &pb::Product) -> (i64, i64, i64) {
     (p.stock_on_hand, p.stock_reserved, p.stock_available)
 }
+
+/// Product `id`'s stock events in the outbox, in order: each as its cause
+/// and the stock it reports, and the product it carries (checked to agree
+/// with that stock).
+pub(crate) async fn stock_events(
+    mesh: &Mesh,
+    id: &str,
+) -> Vec<((String, i64, i64, i64), pb::Product)> {
+    use prost::Message as _;
+    let payloads =
+        kit::test_support::outbox_payloads(&mesh.db_url, id, "oms.product.v1.ProductStockChanged")
+            .await;
+    payloads
+        .iter()
+        .map(|payload| {
+            let event = pb::ProductEvent::decode(payload.as_slice()).unwrap();
+            let Some(pb::product_event::Change::StockChanged(change)) = event.change else {
+                panic!("not a stock change: {event:?}");
+            };
+            let product = event.product.unwrap();
+            assert_eq!(
+                stock(&product),
+                (
+                    change.stock_on_hand,
+                    change.stock_reserved,
+                    change.stock_available
+                ),
+                "the event's product and its change agree"
+            );
+            assert_eq!(event.occur_time, product.update_time);
+            let reported = (
+                change.cause,
+                change.stock_on_hand,
+                change.stock_reserved,
+                change.stock_available,
+            );
+            (reported, product)
+        })
+        .collect()
+}

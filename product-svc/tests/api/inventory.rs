@@ -16,6 +16,7 @@ kit::test_on_each_db!(
     a_reservation_is_all_or_nothing_and_names_every_short_line,
     reserve_is_idempotent_on_its_id,
     commit_and_release_move_stock_once_each,
+    each_stock_move_has_an_event_with_the_stock_it_left,
     expired_reservations_are_swept_even_after_a_restart,
     validate_reports_each_line_without_holding_stock,
     unknown_archived_and_malformed_lines_are_refused,
@@ -174,6 +175,61 @@ async fn commit_and_release_move_stock_once_each(db: TestDb) {
     assert_eq!(
         (missing.code(), reason(&missing).as_str()),
         (Code::NotFound, "RESERVATION_NOT_FOUND")
+    );
+}
+
+async fn each_stock_move_has_an_event_with_the_stock_it_left(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let (lamp, desk) = (
+        mesh.create("MOVE-LAMP", 100, 10).await,
+        mesh.create("MOVE-DESK", 100, 5).await,
+    );
+    mesh.reserve("moves-1", &[(&lamp.id, 4), (&desk.id, 2)])
+        .await
+        .unwrap();
+    mesh.commit("moves-1").await.unwrap();
+    // A cancellation after commit returns the units; a release before
+    // commit drops the hold.
+    mesh.release("moves-1").await.unwrap();
+    mesh.reserve("moves-2", &[(&lamp.id, 3)]).await.unwrap();
+    mesh.release("moves-2").await.unwrap();
+
+    let reported = |events: &[((String, i64, i64, i64), pb::Product)]| {
+        events
+            .iter()
+            .map(|((cause, on_hand, reserved, available), _)| {
+                (cause.clone(), *on_hand, *reserved, *available)
+            })
+            .collect::<Vec<_>>()
+    };
+    let row = |cause: &str, on_hand, reserved, available| {
+        (cause.to_owned(), on_hand, reserved, available)
+    };
+    let lamp_events = stock_events(&mesh, &lamp.id).await;
+    assert_eq!(
+        reported(&lamp_events),
+        [
+            row("reserved", 10, 4, 6),
+            row("committed", 6, 0, 6),
+            row("released", 10, 0, 10),
+            row("reserved", 10, 3, 7),
+            row("released", 10, 0, 10),
+        ]
+    );
+    assert_eq!(
+        reported(&stock_events(&mesh, &desk.id).await),
+        [
+            row("reserved", 5, 2, 3),
+            row("committed", 3, 0, 3),
+            row("released", 5, 0, 5),
+        ]
+    );
+    // The last event carries the product as the database holds it.
+    let now = mesh.get(&lamp.id).await;
+    let (_, last) = lamp_events.last().unwrap();
+    assert_eq!(
+        (stock(last), &last.update_time),
+        (stock(&now), &now.update_time)
     );
 }
 
