@@ -215,13 +215,13 @@ pub(crate) fn stock(p: &pb::Product) -> (i64, i64, i64) {
     (p.stock_on_hand, p.stock_reserved, p.stock_available)
 }
 
+/// A stock event's cause and the (on hand, reserved, available) it reports.
+pub(crate) type StockReport = (String, i64, i64, i64);
+
 /// Product `id`'s stock events in the outbox, in order: each as its cause
 /// and the stock it reports, and the product it carries (checked to agree
 /// with that stock).
-pub(crate) async fn stock_events(
-    mesh: &Mesh,
-    id: &str,
-) -> Vec<((String, i64, i64, i64), pb::Product)> {
+pub(crate) async fn stock_events(mesh: &Mesh, id: &str) -> Vec<(StockReport, pb::Product)> {
     use prost::Message as _;
     let payloads =
         kit::test_support::outbox_payloads(&mesh.db_url, id, "oms.product.v1.ProductStockChanged")

@@ -194,12 +194,10 @@ async fn each_stock_move_has_an_event_with_the_stock_it_left(db: TestDb) {
     mesh.reserve("moves-2", &[(&lamp.id, 3)]).await.unwrap();
     mesh.release("moves-2").await.unwrap();
 
-    let reported = |events: &[((String, i64, i64, i64), pb::Product)]| {
+    let reported = |events: &[(StockReport, pb::Product)]| {
         events
             .iter()
-            .map(|((cause, on_hand, reserved, available), _)| {
-                (cause.clone(), *on_hand, *reserved, *available)
-            })
+            .map(|(report, _)| report.clone())
             .collect::<Vec<_>>()
     };
     let row = |cause: &str, on_hand, reserved, available| {
