@@ -5,8 +5,8 @@
 //! a minimal sea-orm loop on two databases with the services' own pool
 //! settings and no RPCs. Statements the services send as one command
 //! ([`kit::batch::Batch`] on SQLite: a change and its outbox row, a
-//! reservation's header and holds, a commit's stock move and its event, a
-//! confirmation's status change, lines and event) go as one here too.
+//! reservation's header and holds, a confirmation's status change, lines
+//! and event) go as one here too.
 
 use std::sync::Arc;
 
@@ -132,21 +132,20 @@ impl DbCeiling {
         txn.execute_raw(outbox("product", &product_id, STOCK_EVENT_BYTES))
             .await?;
         txn.commit().await?;
-        // 3. product-svc: commit the reservation (the stock move and its
-        // event in one command).
+        // 3. product-svc: commit the reservation.
         let txn = self.products.begin().await?;
         txn.execute_raw(stmt(
             "UPDATE ceil_reservations SET state = 'committed' WHERE id = ? AND state = 'reserved'",
             vec![id.clone().into()],
         ))
         .await?;
-        let mut batch = Batch::new(&txn);
-        batch.push_raw(stmt(
+        txn.execute_raw(stmt(
             "UPDATE ceil_stock SET reserved = reserved - 1, on_hand = on_hand - 1 WHERE id = ?",
             vec![product.into()],
-        ));
-        batch.push_raw(outbox("product", &product_id, STOCK_EVENT_BYTES));
-        batch.execute(&txn).await?;
+        ))
+        .await?;
+        txn.execute_raw(outbox("product", &product_id, STOCK_EVENT_BYTES))
+            .await?;
         txn.commit().await?;
         // 4. order-svc: confirm with the lines.
         let txn = self.orders.begin().await?;

@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::product_events::ProductEvents;
 use crate::store::products;
-use crate::store::reservations::{self, Expiry, StockMove, Transitioned};
+use crate::store::reservations::{self, Expiry, StockMove};
 
 /// Attempts of a transaction that lost a lock race before giving up.
 const TRANSIENT_ATTEMPTS: u32 = 5;
@@ -213,7 +213,7 @@ impl Inventory {
             .retrying(|| async {
                 let now = kit::time::now();
                 let txn = self.db.begin().await?;
-                if let Some(moved) = reservations::transition(
+                if let Some(reservation) = reservations::transition(
                     &txn,
                     id,
                     State::Reserved,
@@ -223,11 +223,17 @@ impl Inventory {
                 )
                 .await?
                 {
-                    self.moved(&txn, &moved, StockMove::Commit, StockCause::Committed, now)
-                        .await?;
+                    self.moved(
+                        &txn,
+                        &reservation,
+                        StockMove::Commit,
+                        StockCause::Committed,
+                        now,
+                    )
+                    .await?;
                     txn.commit().await?;
                     self.events.committed();
-                    return Ok(Some(moved.reservation));
+                    return Ok(Some(reservation));
                 }
                 txn.rollback().await?;
                 Ok(None)
@@ -293,7 +299,7 @@ impl Inventory {
                 )
                 .await?
                 {
-                    Some(moved) => Some((moved, StockMove::DropHold)),
+                    Some(reservation) => Some((reservation, StockMove::DropHold)),
                     None => reservations::transition(
                         &txn,
                         id,
@@ -303,17 +309,17 @@ impl Inventory {
                         now,
                     )
                     .await?
-                    .map(|moved| (moved, StockMove::Return)),
+                    .map(|reservation| (reservation, StockMove::Return)),
                 };
-                let Some((moved, movement)) = moved else {
+                let Some((reservation, movement)) = moved else {
                     txn.rollback().await?;
                     return Ok(None);
                 };
-                self.moved(&txn, &moved, movement, StockCause::Released, now)
+                self.moved(&txn, &reservation, movement, StockCause::Released, now)
                     .await?;
                 txn.commit().await?;
                 self.events.committed();
-                Ok(Some(moved.reservation))
+                Ok(Some(reservation))
             })
             .await?;
         match outcome {
@@ -353,7 +359,7 @@ impl Inventory {
             .retrying(|| async {
                 let now = kit::time::now();
                 let txn = self.db.begin().await?;
-                let Some(moved) = reservations::transition(
+                let Some(reservation) = reservations::transition(
                     &txn,
                     id,
                     State::Reserved,
@@ -366,11 +372,17 @@ impl Inventory {
                     txn.rollback().await?;
                     return Ok(None);
                 };
-                self.moved(&txn, &moved, StockMove::DropHold, StockCause::Expired, now)
-                    .await?;
+                self.moved(
+                    &txn,
+                    &reservation,
+                    StockMove::DropHold,
+                    StockCause::Expired,
+                    now,
+                )
+                .await?;
                 txn.commit().await?;
                 self.events.committed();
-                Ok(Some(moved.reservation))
+                Ok(Some(reservation))
             })
             .await?;
         let Some(reservation) = reservation else {
@@ -381,36 +393,37 @@ impl Inventory {
         Ok(true)
     }
 
-    /// Moves the stock of a reservation just transitioned in `txn`, gives
-    /// back the quote of a reservation dropped before commit, and writes
-    /// each product's stock event.
+    /// Moves the stock of `reservation` (just transitioned in `txn`),
+    /// gives back the quote of a reservation dropped before commit, and
+    /// writes each product's stock event.
     async fn moved(
         &self,
         txn: &DatabaseTransaction,
-        moved: &Transitioned,
+        reservation: &Reservation,
         movement: StockMove,
         cause: StockCause,
         now: DateTime<Utc>,
     ) -> Result<(), ProductError> {
-        let reservation = &moved.reservation;
         let id = reservation.id.as_str();
         if movement == StockMove::DropHold {
             // The order never got the stock: its quote may serve a retry.
             crate::store::quotes::give_back(txn, id).await?;
         }
+        let products = reservations::move_stock(txn, &reservation.lines, movement, now).await?;
+        self.stock_changed(txn, &products, cause, id).await
+    }
+
+    /// One stock event per product in `products` (as they are after the
+    /// move), in `txn`.
+    async fn stock_changed(
+        &self,
+        txn: &DatabaseTransaction,
+        products: &[Product],
+        cause: StockCause,
+        reservation_id: &str,
+    ) -> Result<(), ProductError> {
         let mut batch = Batch::new(txn);
-        reservations::stage_move(&mut batch, &reservation.lines, movement, now);
-        let after = match &moved.products {
-            // Known without reading them back, so the move and its events
-            // go to SQLite as one command.
-            Some(before) => reservations::after_move(before, &reservation.lines, movement, now),
-            None => {
-                let after = reservations::read_after_move(txn, batch, &reservation.lines).await?;
-                batch = Batch::new(txn);
-                after
-            }
-        };
-        self.stage_stock_changed(&mut batch, &after, cause, id);
+        self.stage_stock_changed(&mut batch, products, cause, reservation_id);
         batch.execute(txn).await?;
         Ok(())
     }

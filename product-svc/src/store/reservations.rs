@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use kit::batch::Batch;
 use kit::lines::Line;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement, UpdateStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QueryResult, QuerySelect, QueryTrait, Set, SqlErr,
@@ -162,28 +162,22 @@ pub enum StockMove {
     Return,
 }
 
-impl StockMove {
-    /// How the move changes a product's (on hand, reserved) for `quantity`
-    /// units.
-    fn deltas(self, quantity: i32) -> (i64, i64) {
-        let q = i64::from(quantity);
-        match self {
-            StockMove::Commit => (-q, -q),
-            StockMove::DropHold => (0, -q),
-            StockMove::Return => (q, 0),
-        }
-    }
-}
-
-/// Adds the UPDATEs that apply `movement` for every line to `batch`.
-pub fn stage_move(
-    batch: &mut Batch,
+/// Applies `movement` for every line and returns the products as they
+/// are after it (one command on SQLite).
+pub async fn move_stock(
+    db: &impl ConnectionTrait,
     lines: &[ReservedLine],
     movement: StockMove,
     at: DateTime<Utc>,
-) {
+) -> Result<Vec<Product>, DbErr> {
+    let mut batch = Batch::new(db);
     for line in lines {
-        let (on_hand, reserved) = movement.deltas(line.quantity);
+        let q = i64::from(line.quantity);
+        let (on_hand, reserved) = match movement {
+            StockMove::Commit => (-q, -q),
+            StockMove::DropHold => (0, -q),
+            StockMove::Return => (q, 0),
+        };
         let update = product::Entity::update_many()
             .col_expr(
                 product::Column::StockOnHand,
@@ -197,45 +191,6 @@ pub fn stage_move(
             .filter(product::Column::Id.eq(&line.product_id));
         batch.push(&update.into_query());
     }
-}
-
-/// The products in `before` as [`stage_move`]'s UPDATEs leave them: what
-/// reading them back after the move would return, without the read.
-pub fn after_move(
-    before: &[Product],
-    lines: &[ReservedLine],
-    movement: StockMove,
-    at: DateTime<Utc>,
-) -> Vec<Product> {
-    let mut after: Vec<Product> = Vec::with_capacity(before.len());
-    for line in lines {
-        let Some(product) = before.iter().find(|p| p.id == line.product_id) else {
-            // No row: the UPDATE changes nothing, as a read would show.
-            continue;
-        };
-        let index = match after.iter().position(|p| p.id == product.id) {
-            Some(index) => index,
-            None => {
-                after.push(product.clone());
-                after.len() - 1
-            }
-        };
-        let moved = &mut after[index];
-        let (on_hand, reserved) = movement.deltas(line.quantity);
-        moved.stock_on_hand += on_hand;
-        moved.stock_reserved += reserved;
-        moved.update_time = at;
-    }
-    after
-}
-
-/// Runs `batch` (holding [`stage_move`]'s UPDATEs) and returns the
-/// products of `lines` as they are after it (one command on SQLite).
-pub async fn read_after_move(
-    db: &impl ConnectionTrait,
-    batch: Batch,
-    lines: &[ReservedLine],
-) -> Result<Vec<Product>, DbErr> {
     let moved = product::Entity::find()
         .filter(product::Column::Id.is_in(lines.iter().map(|l| l.product_id.clone())))
         .into_query();
@@ -258,18 +213,6 @@ pub enum Expiry {
     LiveAt(DateTime<Utc>),
 }
 
-/// A reservation a [`transition`] just moved.
-#[derive(Debug)]
-pub struct Transitioned {
-    /// The reservation as it now is.
-    pub reservation: Reservation,
-    /// On SQLite, its lines' products as they were when it moved, read in
-    /// the transition's own command: the write lock its UPDATE took keeps
-    /// them so until the transaction ends. `None` on MariaDB, where the
-    /// same read would need row locks.
-    pub products: Option<Vec<Product>>,
-}
-
 /// Moves a reservation from `from` to `to` if it is in `from` and matches
 /// `expiry`, and returns it as it now is, or `None` if this call did not
 /// move it. Only the caller that wins this UPDATE moves the stock, so
@@ -282,7 +225,7 @@ pub async fn transition(
     to: State,
     expiry: Expiry,
     at: DateTime<Utc>,
-) -> Result<Option<Transitioned>, DbErr> {
+) -> Result<Option<Reservation>, DbErr> {
     let mut update = reservation::Entity::update_many()
         .col_expr(reservation::Column::State, Expr::value(to.as_str()))
         .col_expr(reservation::Column::UpdateTime, Expr::value(at))
@@ -293,67 +236,13 @@ pub async fn transition(
         Expiry::ExpiredAt(t) => update.filter(reservation::Column::ExpireTime.lt(t)),
         Expiry::LiveAt(t) => update.filter(reservation::Column::ExpireTime.gte(t)),
     };
-    let on_sqlite = db.get_database_backend() == DbBackend::Sqlite;
-    let mut select = with_lines(id);
-    if on_sqlite {
-        with_products(&mut select);
-    }
     let Some(rows) = Batch::new(db)
-        .query_all_if(db, &update.into_query(), &select)
+        .query_all_if(db, &update.into_query(), &with_lines(id))
         .await?
     else {
         return Ok(None);
     };
-    let Some(reservation) = from_rows(id, &rows)? else {
-        return Ok(None);
-    };
-    let products = if on_sqlite {
-        Some(products_in(&rows)?)
-    } else {
-        None
-    };
-    Ok(Some(Transitioned {
-        reservation,
-        products,
-    }))
-}
-
-/// The prefix of the product columns [`with_products`] adds.
-const PRODUCT_PREFIX: &str = "product_";
-
-/// Adds each line's product to a [`with_lines`] read, its columns named
-/// with [`PRODUCT_PREFIX`].
-fn with_products(select: &mut SelectStatement) {
-    use sea_orm::{IdenStatic, Iterable};
-    for column in product::Column::iter() {
-        select.expr_as(
-            Expr::col((product::Entity, column)),
-            Alias::new(format!("{PRODUCT_PREFIX}{}", column.as_str())),
-        );
-    }
-    select.left_join(
-        product::Entity,
-        Expr::col((product::Entity, product::Column::Id)).equals((
-            reservation_line::Entity,
-            reservation_line::Column::ProductId,
-        )),
-    );
-}
-
-/// The distinct products in rows read with [`with_products`].
-fn products_in(rows: &[QueryResult]) -> Result<Vec<Product>, DbErr> {
-    let mut products: Vec<Product> = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id_column = format!("{PRODUCT_PREFIX}id");
-        if row.try_get::<Option<String>>("", &id_column)?.is_none() {
-            continue;
-        }
-        let product = Product::from(product::Model::from_query_result(row, PRODUCT_PREFIX)?);
-        if !products.iter().any(|p| p.id == product.id) {
-            products.push(product);
-        }
-    }
-    Ok(products)
+    from_rows(id, &rows)
 }
 
 /// The reservation with its lines.
