@@ -84,11 +84,7 @@ where
     ) -> fmt::Result {
         let mut line = String::with_capacity(512);
         line.push_str("{\"timestamp\":\"");
-        let _ = write!(
-            line,
-            "{}",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        );
+        push_timestamp(&mut line, chrono::Utc::now());
         line.push_str("\",\"level\":\"");
         line.push_str(event.metadata().level().as_str());
         line.push('"');
@@ -188,27 +184,87 @@ impl Visit for Fields<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.key(field);
-        push_str(self.line, &format!("{value:?}"));
+        // Formatted straight into the line (`%` fields come here too), not
+        // into a String of their own first.
+        self.line.push('"');
+        let _ = write!(Escaping(self.line), "{value:?}");
+        self.line.push('"');
     }
 }
 
 /// `value` as a JSON string (RFC 8259 escaping).
 fn push_str(out: &mut String, value: &str) {
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
+    push_escaped(out, value);
     out.push('"');
+}
+
+/// Appends `value` escaped for a JSON string: runs that need no escape
+/// (all of most values) are copied whole.
+fn push_escaped(out: &mut String, value: &str) {
+    let mut plain_from = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `at` is an ASCII byte, so both slices end on char boundaries.
+        out.push_str(value.get(plain_from..at).unwrap_or_default());
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        plain_from = at + 1;
+    }
+    out.push_str(value.get(plain_from..).unwrap_or_default());
+}
+
+/// A [`fmt::Write`] that escapes what is written into a JSON string.
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        push_escaped(self.0, s);
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// The second last formatted on this thread and its text up to the
+    /// seconds: lines come many per second, and formatting a date with
+    /// chrono's format strings was a visible share of each line.
+    static SECOND: std::cell::RefCell<(i64, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) };
+}
+
+/// Appends `now` as RFC 3339 in UTC with microseconds
+/// (`2026-12-04T17:08:55.123456Z`).
+fn push_timestamp(out: &mut String, now: chrono::DateTime<chrono::Utc>) {
+    let second = now.timestamp();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            text.clear();
+            let _ = write!(text, "{}", now.format("%Y-%m-%dT%H:%M:%S"));
+            *cached = second;
+        }
+        out.push_str(text);
+    });
+    // A leap second's nanoseconds run past 10^9: keep six digits.
+    let mut micros = now.timestamp_subsec_micros().min(999_999);
+    let mut digits = [b'0'; 6];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.push('.');
+    out.extend(digits.iter().map(|&d| char::from(d)));
+    out.push('Z');
 }
 
 #[cfg(test)]
@@ -295,6 +351,40 @@ mod tests {
         // Recorded after the span began: merged into its fields.
         assert_eq!(line["spans"][0]["caller"], "user:u1");
         assert_eq!(line["spans"][1]["name"], "db");
+    }
+
+    #[test]
+    fn display_and_debug_fields_are_escaped_like_strings() {
+        let odd = "quote \" back\\slash \n newline \u{1} ctl é";
+        let lines = lines(|| {
+            let span = tracing::info_span!("rpc", path = %odd);
+            let _entered = span.enter();
+            tracing::info!(shown = %odd, debugged = ?odd, "x");
+        });
+        assert_eq!(lines[0]["shown"], odd);
+        assert_eq!(lines[0]["debugged"], format!("{odd:?}"));
+        assert_eq!(lines[0]["span"]["path"], odd);
+    }
+
+    #[test]
+    fn timestamps_have_microseconds_and_follow_the_clock_across_seconds() {
+        use chrono::TimeZone as _;
+        let at = |s: i64, micros: u32| {
+            let mut out = String::new();
+            push_timestamp(
+                &mut out,
+                chrono::Utc
+                    .timestamp_opt(s, micros * 1000)
+                    .single()
+                    .unwrap(),
+            );
+            out
+        };
+        assert_eq!(at(1_796_000_000, 7), "2026-11-30T00:53:20.000007Z");
+        assert_eq!(at(1_796_000_000, 999_999), "2026-11-30T00:53:20.999999Z");
+        // The next second on the same thread is not the cached one.
+        assert_eq!(at(1_796_000_001, 120_000), "2026-11-30T00:53:21.120000Z");
+        assert_eq!(at(1_796_000_000, 0), "2026-11-30T00:53:20.000000Z");
     }
 
     #[test]

@@ -405,9 +405,18 @@ pub fn ensure_traceparent(headers: &mut http::HeaderMap) -> String {
     {
         return trace_id.to_owned();
     }
-    let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    if let Some(value) = unique_header(&format!("00-{trace_id}-{span_id}-01")) {
+    // Written into one buffer: this runs on every call that arrives
+    // without a trace.
+    let mut hex = [0u8; 32];
+    let mut traceparent = String::with_capacity(55);
+    traceparent.push_str("00-");
+    traceparent.push_str(uuid::Uuid::new_v4().simple().encode_lower(&mut hex));
+    traceparent.push('-');
+    let span_id = uuid::Uuid::new_v4().simple().encode_lower(&mut hex);
+    traceparent.push_str(span_id.get(..16).unwrap_or_default());
+    traceparent.push_str("-01");
+    let trace_id = traceparent.get(3..35).unwrap_or_default().to_owned();
+    if let Some(value) = unique_header(&traceparent) {
         headers.insert("traceparent", value);
     }
     trace_id
