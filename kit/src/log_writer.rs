@@ -25,13 +25,26 @@ const MAX_PENDING: usize = 1 << 20;
 
 type Sink = Box<dyn Write + Send>;
 
+/// What batches are written to, and the buffer the last one was written
+/// from: it becomes the next batch's, so under load the buffer keeps its
+/// size instead of growing from nothing (and being copied as it grows)
+/// every few milliseconds.
+struct Output {
+    sink: Sink,
+    spare: Vec<u8>,
+}
+
+/// A buffer's starting size, and the most a spare one keeps after a burst.
+const BUFFER: usize = 64 * 1024;
+const KEPT: usize = 4 * BUFFER;
+
 struct Shared {
     pending: Mutex<Vec<u8>>,
     /// The writer thread, woken by the first line into an empty buffer.
     writer: std::sync::OnceLock<std::thread::Thread>,
     /// Held while a batch is taken and written, so batches are written in
     /// the order they were taken.
-    sink: Mutex<Sink>,
+    output: Mutex<Output>,
     stopping: AtomicBool,
 }
 
@@ -56,12 +69,15 @@ impl Shared {
     }
 
     fn write_pending(&self) {
-        let mut sink = lock(&self.sink);
-        let batch = std::mem::take(&mut *lock(&self.pending));
-        if !batch.is_empty() {
+        let mut output = lock(&self.output);
+        let Output { sink, spare } = &mut *output;
+        std::mem::swap(&mut *lock(&self.pending), spare);
+        if !spare.is_empty() {
             // Nowhere to report a failed log write; the next batch tries again.
-            let _ = sink.write_all(&batch);
+            let _ = sink.write_all(spare);
             let _ = sink.flush();
+            spare.clear();
+            spare.shrink_to(KEPT);
         }
     }
 }
@@ -89,9 +105,12 @@ impl std::fmt::Debug for LogFlusher {
 /// the thread cannot start, lines are written as they come.
 pub(crate) fn batched(sink: impl Write + Send + 'static) -> (BatchedWriter, LogFlusher) {
     let shared = Arc::new(Shared {
-        pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+        pending: Mutex::new(Vec::with_capacity(BUFFER)),
         writer: std::sync::OnceLock::new(),
-        sink: Mutex::new(Box::new(sink)),
+        output: Mutex::new(Output {
+            sink: Box::new(sink),
+            spare: Vec::with_capacity(BUFFER),
+        }),
         stopping: AtomicBool::new(false),
     });
     let worker = shared.clone();
