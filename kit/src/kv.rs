@@ -92,6 +92,10 @@ pub trait KvStore: Send + Sync + 'static {
     /// Adds one to a counter that starts at zero and expires `window` after
     /// its first increment; returns the new count (fixed-window throttling).
     async fn increment(&self, key: &str, window: Duration) -> Result<u64, KvError>;
+    /// Takes back one [`KvStore::increment`]: subtracts one from a counter
+    /// that exists and is above zero, keeping its expiry; never creates
+    /// one. Returns the new count (0 when there was nothing to take back).
+    async fn decrement(&self, key: &str) -> Result<u64, KvError>;
     /// Connections of the pool behind the store, if it has one.
     fn pool_status(&self) -> Option<PoolStatus> {
         None
@@ -349,6 +353,21 @@ impl KvStore for RedisKv {
             .await?;
         Ok(count)
     }
+
+    async fn decrement(&self, key: &str) -> Result<u64, KvError> {
+        // A plain DECR would create a key without expiry (at -1) when the
+        // window has already closed; the script touches only live counts.
+        const TAKE_BACK: &str = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
+            if n and n > 0 then return redis.call('DECR', KEYS[1]) end return 0";
+        let mut conn = self.pool.get().await?;
+        let count: i64 = redis::cmd("EVAL")
+            .arg(TAKE_BACK)
+            .arg(1)
+            .arg(self.key(key))
+            .query_async(&mut conn)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }
 
 /// The in-process store of the embedded default: one map behind a mutex,
@@ -445,6 +464,17 @@ impl KvStore for MemoryKv {
                 m.insert(key, b"1".to_vec(), now + window, now);
                 1
             }
+        }))
+    }
+
+    async fn decrement(&self, key: &str) -> Result<u64, KvError> {
+        Ok(self.with(|m, now| match m.live(key, now) {
+            Some((value, _)) => {
+                let count = parse_count(value).saturating_sub(1);
+                *value = count.to_string().into_bytes();
+                count
+            }
+            None => 0,
         }))
     }
 }

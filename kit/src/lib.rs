@@ -10,7 +10,9 @@
 //! - [`error`] is the single mapping from a service's errors to
 //!   `tonic::Status` with `google.rpc` details.
 //! - [`server`] binds listeners and runs a gRPC server with reflection
-//!   (v1 and v1alpha), `grpc.health.v1` and graceful shutdown.
+//!   (v1 and v1alpha), `grpc.health.v1` and graceful shutdown, within the
+//!   bounds of [`connections`] and [`call_limits`], whose refusals
+//!   [`refusals`] counts and logs.
 //! - [`healthcheck`] is every binary's `healthcheck` subcommand.
 //! - [`shutdown`] turns SIGTERM / Ctrl-C into a future.
 //! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
@@ -36,8 +38,10 @@
 pub mod auth;
 pub mod background;
 pub mod batch;
+pub mod call_limits;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod digest;
 pub mod error;
@@ -52,6 +56,7 @@ pub mod money;
 pub mod observe;
 pub mod paging;
 pub mod process_stats;
+pub mod refusals;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 /// The largest header list (all metadata of one call) a gRPC server takes;
@@ -23,6 +22,27 @@ pub const MAX_FORWARDED_HEADERS: usize = 8 * 1024;
 
 /// How long in-flight calls may take to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections one gRPC listener holds at once; more are closed on
+/// arrival. The mesh's own clients hold a few each (one per peer).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Calls open on one gRPC listener at once, streams included (WatchOrder
+/// takes at most 1,000 of them); more are refused with RESOURCE_EXHAUSTED.
+/// Also each connection's SETTINGS_MAX_CONCURRENT_STREAMS, so the mesh's
+/// one connection per peer may use all of it.
+pub const MAX_CALLS: u32 = 2_048;
+
+/// Bytes of request messages not yet whole, over every call of a listener.
+pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+
+/// The largest request message (tonic's default).
+pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// How long a call may take to be answered when its caller set no
+/// `grpc-timeout` (and the most any `grpc-timeout` gets): a call whose
+/// body never completes ends with DEADLINE_EXCEEDED.
+pub const MAX_CALL_TIME: Duration = Duration::from_secs(60);
 
 /// Why a listener could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -154,20 +174,28 @@ pub async fn serve_grpc(
         }
     };
 
+    let refusals = std::sync::Arc::new(crate::refusals::Refusals::new(
+        info.name,
+        &["connections", "calls", "pending_bytes"],
+    ));
     let server = Server::builder()
-        .tcp_nodelay(true)
         .http2_max_header_list_size(MAX_HEADER_LIST)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // The first layer is the outermost: calls refused by `auth` are
-        // observed too.
+        .max_concurrent_streams(MAX_CALLS)
+        .timeout(MAX_CALL_TIME)
+        // The first layer is the outermost: calls refused by `auth` or by
+        // the limits are observed too.
         .layer(crate::observe::ObserveLayer::new(info))
+        .layer(crate::call_limits::CallLimitLayer::new(
+            MAX_CALLS as usize,
+            MAX_PENDING_BYTES,
+            MAX_MESSAGE,
+            std::sync::Arc::clone(&refusals),
+        ))
         .layer(auth)
         .add_routes(routes)
-        // `tcp_nodelay` above applies only to listeners tonic binds itself;
-        // without it here, a response written in two segments waited for a
-        // delayed ACK: ~40 ms on every ListOrders page (found by oms-bench).
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            crate::connections::accept_capped(listener, MAX_CONNECTIONS, refusals),
             announce,
         );
 

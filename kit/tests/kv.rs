@@ -16,6 +16,7 @@ kit::test_on_each_kv!(
     take_hands_the_value_to_exactly_one_caller,
     entries_expire_after_their_ttl,
     increment_counts_within_a_window,
+    decrement_takes_back_an_increment_and_never_creates_a_count,
 );
 
 async fn set_then_get_returns_the_value(kv: Arc<dyn KvStore>) {
@@ -111,4 +112,29 @@ async fn increment_counts_within_a_window(kv: Arc<dyn KvStore>) {
             .unwrap(),
         1
     );
+}
+
+async fn decrement_takes_back_an_increment_and_never_creates_a_count(kv: Arc<dyn KvStore>) {
+    let window = Duration::from_secs(60);
+    assert_eq!(kv.decrement("absent").await.unwrap(), 0);
+    assert_eq!(kv.get("absent").await.unwrap(), None, "nothing created");
+    assert_eq!(kv.increment("tries", window).await.unwrap(), 1);
+    assert_eq!(kv.increment("tries", window).await.unwrap(), 2);
+    assert_eq!(kv.decrement("tries").await.unwrap(), 1);
+    assert_eq!(kv.decrement("tries").await.unwrap(), 0);
+    assert_eq!(kv.decrement("tries").await.unwrap(), 0, "never below zero");
+    assert_eq!(kv.increment("tries", window).await.unwrap(), 1);
+    // The window is the first increment's: a take-back keeps it.
+    kv.increment("brief", Duration::from_millis(50))
+        .await
+        .unwrap();
+    kv.increment("brief", Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(kv.decrement("brief").await.unwrap(), 1);
+    eventually(Duration::from_secs(5), "the window to close", || {
+        let kv = kv.clone();
+        async move { kv.get("brief").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
 }

@@ -80,7 +80,9 @@ pub use kit::lines::Line;
 
 /// A stock change: not zero, at most a billion either way.
 pub fn stock_delta(field: &str, delta: i64) -> Result<i64, FieldViolation> {
-    if delta == 0 || delta.abs() > MAX_STOCK_DELTA {
+    // A range, not `abs()`: i64::MIN has no absolute value (it wrapped to
+    // itself in release builds and passed).
+    if delta == 0 || !(-MAX_STOCK_DELTA..=MAX_STOCK_DELTA).contains(&delta) {
         return Err(FieldViolation::new(
             field,
             "must be non-zero and at most 1000000000 either way",

@@ -93,8 +93,12 @@ fn scalar_or_message(kind: &Kind, depth: u32) -> Option<BoxedStrategy<Value>> {
         Kind::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => int32().prop_map(Value::I32).boxed(),
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => int64().prop_map(Value::I64).boxed(),
-        Kind::Uint32 | Kind::Fixed32 => any::<u32>().prop_map(Value::U32).boxed(),
-        Kind::Uint64 | Kind::Fixed64 => any::<u64>().prop_map(Value::U64).boxed(),
+        Kind::Uint32 | Kind::Fixed32 => prop_oneof![Just(u32::MAX), 0..1_000u32, any::<u32>()]
+            .prop_map(Value::U32)
+            .boxed(),
+        Kind::Uint64 | Kind::Fixed64 => prop_oneof![Just(u64::MAX), 0..1_000u64, any::<u64>()]
+            .prop_map(Value::U64)
+            .boxed(),
         Kind::Float => any::<f32>().prop_map(Value::F32).boxed(),
         Kind::Double => any::<f64>().prop_map(Value::F64).boxed(),
         // Unknown numbers too: a client may send a value added after us.
@@ -127,11 +131,13 @@ pub fn text() -> BoxedStrategy<String> {
 
 /// Small numbers (around the limits a request meets) and any.
 fn int32() -> BoxedStrategy<i32> {
-    prop_oneof![-3..1_000, any::<i32>()].boxed()
+    // The extremes on their own: `abs()` and negation overflow there
+    // (i64::MIN once passed a bound check as a stock delta).
+    prop_oneof![Just(i32::MIN), Just(i32::MAX), -3..1_000, any::<i32>()].boxed()
 }
 
 fn int64() -> BoxedStrategy<i64> {
-    prop_oneof![-3i64..1_000, any::<i64>()].boxed()
+    prop_oneof![Just(i64::MIN), Just(i64::MAX), -3i64..1_000, any::<i64>()].boxed()
 }
 
 /// `n` in the UUID text form, any version bits.

@@ -80,8 +80,8 @@ impl Accounts {
     /// Signs in. Unknown email and wrong password take the same time and
     /// give the same error; too many attempts give `Throttled`: from one
     /// address in all, for one account from one address, or, while the
-    /// account is failing from everywhere, from an address that has failed
-    /// for it. An address that has not failed for the account always gets
+    /// account is failing from everywhere, from an address that has tried
+    /// it before. An address that has not tried the account always gets
     /// its password checked, so an attacker cannot lock the owner out.
     pub async fn login(
         &self,
@@ -95,17 +95,30 @@ impl Accounts {
             .map(|e| e.as_str().to_owned())
             .unwrap_or_default();
         let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
-        if let Some(retry) = self.peer_attempts.exceeded(&peer).await? {
+        // Every limit is counted before the password is compared, by the
+        // store's atomic increment: of a concurrent burst, at most the
+        // limit is ever compared. A refused attempt is taken back, so the
+        // counts stay those of compared attempts.
+        let attempt = self.peer_attempts.hit(&peer).await?;
+        if let Some(retry) = attempt.retry_after {
+            self.peer_attempts.release(&peer, &attempt).await?;
             return Err(throttled(retry));
         }
-        self.peer_attempts.record(&peer).await?;
         let from_here = format!("{email}|{peer}");
-        if let Some(retry) = self.account_failures.exceeded(&from_here).await? {
+        let here = self.account_failures.hit(&from_here).await?;
+        if let Some(retry) = here.retry_after {
+            self.account_failures.release(&from_here, &here).await?;
             return Err(throttled(retry));
         }
-        if let Some(retry) = self.account_wide_failures.exceeded(&email).await?
-            && self.account_failures.count_now(&from_here).await? > 0
+        let wide = self.account_wide_failures.hit(&email).await?;
+        // While the account fails from everywhere, an address gets one
+        // compared attempt: its first (so the owner, from an address that
+        // never failed, is always heard), never a second or a burst.
+        if let Some(retry) = wide.retry_after
+            && here.count > 1
         {
+            self.account_wide_failures.release(&email, &wide).await?;
+            self.account_failures.release(&from_here, &here).await?;
             return Err(throttled(retry));
         }
         let user = if email.is_empty() {
@@ -118,10 +131,11 @@ impl Accounts {
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
         let Some(user) = user.filter(|_| matched) else {
-            self.account_failures.record(&from_here).await?;
-            self.account_wide_failures.record(&email).await?;
             return Err(UserError::BadCredentials);
         };
+        // Only failures count against the account.
+        self.account_failures.release(&from_here, &here).await?;
+        self.account_wide_failures.release(&email, &wide).await?;
         // Said only to whoever knows the password.
         if user.disabled {
             return Err(UserError::AccountDisabled);

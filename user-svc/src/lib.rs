@@ -120,6 +120,7 @@ pub async fn serve(
         kit::kv::sample_pool(SERVICE_INFO.name, &kv),
     );
     kit::metrics::zero("oms_logins_throttled_total", &[]);
+    kit::metrics::zero("oms_password_checks_total", &[]);
     let keys = keys::SigningKeys::load(&config.signing_keys)
         .map_err(|e| StartupError::setup("signing keys", e))?;
     let passwords =

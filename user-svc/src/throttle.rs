@@ -8,6 +8,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kit::kv::{KvError, KvStore};
 
+/// One event counted by [`SlidingWindow::hit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// The fixed window it was counted in (a take-back goes there).
+    index: u64,
+    /// Events in the sliding window, this one included.
+    pub count: u64,
+    /// Set when this event is over the limit: how long until it is not.
+    pub retry_after: Option<Duration>,
+}
+
 /// A limit of `limit` events per sliding `window`, per key.
 #[derive(Clone)]
 pub struct SlidingWindow {
@@ -38,26 +49,57 @@ impl SlidingWindow {
         }
     }
 
-    /// `Some(retry_after)` when `key` has reached the limit.
-    pub async fn exceeded(&self, key: &str) -> Result<Option<Duration>, KvError> {
-        let (_, elapsed) = self.position();
-        // Rounded up (in `count_now`), so events just before a window
-        // boundary still count in full right after it: the estimate errs
-        // towards limiting.
-        let over = self.count_now(key).await? >= self.limit;
-        Ok(over.then(|| {
+    /// Counts one event for `key` *before* the work it guards, and says
+    /// whether it is over the limit. The count comes from the store's
+    /// atomic increment, so of any number of concurrent hits at most
+    /// `limit` see themselves within it: check-then-record let a whole
+    /// burst through (every request of it read the same old count).
+    pub async fn hit(&self, key: &str) -> Result<Hit, KvError> {
+        let (index, elapsed) = self.position();
+        // Two windows: the previous one is still read while it overlaps.
+        let current = self
+            .kv
+            .increment(&self.key(key, index), self.window.saturating_mul(2))
+            .await?;
+        let count = current + self.carried(key, index, elapsed).await?;
+        let retry_after = (count > self.limit).then(|| {
             self.window
                 .saturating_sub(elapsed)
                 .max(Duration::from_secs(1))
-        }))
+        });
+        Ok(Hit {
+            index,
+            count,
+            retry_after,
+        })
     }
 
-    /// Events for `key` in the sliding window now (estimated as for
-    /// [`SlidingWindow::exceeded`]).
+    /// Takes a hit back: the event did not happen after all (it was
+    /// refused before the work, or the work succeeded and only failures
+    /// count). A hit never taken back stays counted, which errs towards
+    /// limiting (a caller that hangs up mid-check, say).
+    pub async fn release(&self, key: &str, hit: &Hit) -> Result<(), KvError> {
+        self.kv.decrement(&self.key(key, hit.index)).await?;
+        Ok(())
+    }
+
+    /// Events for `key` in the sliding window now, estimated from the
+    /// current window's count plus the overlapping share of the previous
+    /// one's.
     pub async fn count_now(&self, key: &str) -> Result<u64, KvError> {
         let (index, elapsed) = self.position();
         let current = self.count(key, index).await?;
-        let previous = self.count(key, index.saturating_sub(1)).await?;
+        Ok(current + self.carried(key, index, elapsed).await?)
+    }
+
+    /// The previous window's events still inside the sliding window,
+    /// rounded up, so events just before a window boundary still count in
+    /// full right after it: the estimate errs towards limiting.
+    async fn carried(&self, key: &str, index: u64, elapsed: Duration) -> Result<u64, KvError> {
+        if index == 0 {
+            return Ok(0);
+        }
+        let previous = self.count(key, index - 1).await?;
         let overlap = 1.0 - elapsed.as_secs_f64() / self.window.as_secs_f64();
         // Counts are far below 2^52, so the conversions are exact.
         #[allow(
@@ -66,17 +108,7 @@ impl SlidingWindow {
             clippy::cast_sign_loss
         )]
         let carried = (previous as f64 * overlap).ceil() as u64;
-        Ok(current + carried)
-    }
-
-    /// Counts one event for `key`.
-    pub async fn record(&self, key: &str) -> Result<(), KvError> {
-        let (index, _) = self.position();
-        // Two windows: the previous one is still read while it overlaps.
-        self.kv
-            .increment(&self.key(key, index), self.window.saturating_mul(2))
-            .await?;
-        Ok(())
+        Ok(carried)
     }
 
     fn key(&self, key: &str, index: u64) -> String {
@@ -113,16 +145,53 @@ impl SlidingWindow {
 mod tests {
     use super::*;
 
+    fn throttle(limit: u64) -> SlidingWindow {
+        let kv: Arc<dyn KvStore> = Arc::new(kit::kv::MemoryKv::default());
+        SlidingWindow::new(kv, "t", limit, Duration::from_secs(600))
+    }
+
     #[tokio::test]
     async fn the_limit_is_reached_after_limit_events_and_is_per_key() {
-        let kv: Arc<dyn KvStore> = Arc::new(kit::kv::MemoryKv::default());
-        let throttle = SlidingWindow::new(kv, "t", 3, Duration::from_secs(600));
-        for _ in 0..3 {
-            assert_eq!(throttle.exceeded("a").await.unwrap(), None);
-            throttle.record("a").await.unwrap();
+        let throttle = throttle(3);
+        for expected in 1..=3 {
+            let hit = throttle.hit("a").await.unwrap();
+            assert_eq!((hit.count, hit.retry_after), (expected, None));
         }
-        let retry = throttle.exceeded("a").await.unwrap().expect("limited");
+        let retry = throttle
+            .hit("a")
+            .await
+            .unwrap()
+            .retry_after
+            .expect("limited");
         assert!(retry > Duration::ZERO && retry <= Duration::from_secs(600));
-        assert_eq!(throttle.exceeded("b").await.unwrap(), None);
+        assert_eq!(throttle.hit("b").await.unwrap().retry_after, None);
+    }
+
+    #[tokio::test]
+    async fn of_a_concurrent_burst_only_the_limit_gets_through() {
+        let throttle = throttle(5);
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let throttle = throttle.clone();
+            burst.spawn(async move { throttle.hit("a").await.unwrap() });
+        }
+        let within = burst
+            .join_all()
+            .await
+            .iter()
+            .filter(|hit| hit.retry_after.is_none())
+            .count();
+        assert_eq!(within, 5);
+    }
+
+    #[tokio::test]
+    async fn a_released_hit_no_longer_counts() {
+        let throttle = throttle(2);
+        let first = throttle.hit("a").await.unwrap();
+        throttle.hit("a").await.unwrap();
+        throttle.release("a", &first).await.unwrap();
+        assert_eq!(throttle.count_now("a").await.unwrap(), 1);
+        assert_eq!(throttle.hit("a").await.unwrap().retry_after, None);
+        assert!(throttle.hit("a").await.unwrap().retry_after.is_some());
     }
 }

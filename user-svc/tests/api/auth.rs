@@ -24,6 +24,7 @@ kit::test_on_each_db!(
     login_is_throttled_per_account_with_retry_info,
     login_is_throttled_per_client_address,
     nobody_can_lock_the_owner_out,
+    a_burst_of_guesses_reaches_argon2_at_most_the_limit,
     a_clients_own_forwarded_for_is_not_believed_by_default,
     a_trusted_proxy_may_be_a_network,
     service_tokens_follow_client_credentials_rules,
@@ -632,4 +633,97 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
         verifier.verify(&service.access_token).await.unwrap(),
         kit::auth::Caller::Service { client_id, scopes } if client_id == "order-svc" && scopes == ["inventory:write"]
     ));
+}
+
+/// Passwords compared so far in this test's process (one user-svc).
+fn password_checks() -> u64 {
+    kit::metrics::render()
+        .lines()
+        .find(|l| l.starts_with("oms_password_checks_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Fires `n` logins at once as `email` from `address` and counts how many
+/// were answered UNAUTHENTICATED, RESOURCE_EXHAUSTED and OK.
+async fn burst(
+    svc: &kit::test_support::Spawned,
+    n: usize,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> (usize, usize, usize) {
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let mut client = auth(svc);
+        let mut request = Request::new(pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+        });
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", address.parse().unwrap());
+        calls.spawn(async move { client.login(request).await.map(|_| ()) });
+    }
+    let (mut unauthenticated, mut throttled, mut ok) = (0, 0, 0);
+    for answer in calls.join_all().await {
+        match answer {
+            Ok(()) => ok += 1,
+            Err(e) if e.code() == Code::Unauthenticated => unauthenticated += 1,
+            Err(e) if e.code() == Code::ResourceExhausted => throttled += 1,
+            Err(e) => panic!("unexpected answer {e:?}"),
+        }
+    }
+    (unauthenticated, throttled, ok)
+}
+
+async fn a_burst_of_guesses_reaches_argon2_at_most_the_limit(db: TestDb) {
+    let svc = start(
+        &db,
+        &[
+            ("OMS_TRUSTED_PROXIES", "127.0.0.1,::1"),
+            ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "1000"),
+            ("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "5"),
+            ("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT_WIDE", "8"),
+        ],
+    )
+    .await;
+    register(&svc, "burst@example.com", "the real password").await;
+
+    // 50 wrong passwords at once from one address: five are compared.
+    let before = password_checks();
+    let answers = burst(&svc, 50, "198.51.100.7", "burst@example.com", "guess guess").await;
+    assert_eq!(answers, (5, 45, 0));
+    assert_eq!(password_checks() - before, 5, "compared with argon2");
+
+    // The right password in a burst from the same address: nothing left.
+    let before = password_checks();
+    let answers = burst(
+        &svc,
+        30,
+        "198.51.100.7",
+        "burst@example.com",
+        "the real password",
+    )
+    .await;
+    assert_eq!(answers, (0, 30, 0));
+    assert_eq!(password_checks() - before, 0);
+
+    // Push the account over its account-wide limit (8) from a second
+    // address; then a burst from a fresh address gets one comparison.
+    burst(&svc, 5, "198.51.100.8", "burst@example.com", "guess guess").await;
+    let before = password_checks();
+    let answers = burst(&svc, 30, "198.51.100.9", "burst@example.com", "guess guess").await;
+    assert_eq!(answers, (1, 29, 0));
+    assert_eq!(password_checks() - before, 1);
+
+    // The owner, from an address that never tried, is still heard.
+    login_from(
+        &svc,
+        "203.0.113.1",
+        "burst@example.com",
+        "the real password",
+    )
+    .await
+    .expect("the owner signs in");
 }
