@@ -314,6 +314,8 @@ pub struct ServiceBase {
     pub database_url: DatabaseUrl,
     /// The `iss` of every access token (user-svc signs with it).
     pub jwt_issuer: String,
+    /// What its gRPC listener lets clients hold.
+    pub grpc_limits: crate::server::GrpcLimits,
 }
 
 impl ServiceBase {
@@ -325,6 +327,7 @@ impl ServiceBase {
             metrics_addr: env.optional_socket_addr(vars.metrics_addr)?,
             database_url: env.database_url(database_var, vars.sqlite_file)?,
             jwt_issuer: env.jwt_issuer()?,
+            grpc_limits: crate::server::GrpcLimits::from_env(env)?,
         })
     }
 }

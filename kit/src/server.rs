@@ -23,26 +23,60 @@ pub const MAX_FORWARDED_HEADERS: usize = 8 * 1024;
 /// How long in-flight calls may take to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections one gRPC listener holds at once; more are closed on
-/// arrival. The mesh's own clients hold a few each (one per peer).
-pub const MAX_CONNECTIONS: usize = 512;
-
-/// Calls open on one gRPC listener at once, streams included (WatchOrder
-/// takes at most 1,000 of them); more are refused with RESOURCE_EXHAUSTED.
-/// Also each connection's SETTINGS_MAX_CONCURRENT_STREAMS, so the mesh's
-/// one connection per peer may use all of it.
-pub const MAX_CALLS: u32 = 2_048;
-
 /// Bytes of request messages not yet whole, over every call of a listener.
 pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
 /// The largest request message (tonic's default).
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
-/// How long a call may take to be answered when its caller set no
-/// `grpc-timeout` (and the most any `grpc-timeout` gets): a call whose
-/// body never completes ends with DEADLINE_EXCEEDED.
-pub const MAX_CALL_TIME: Duration = Duration::from_secs(60);
+/// What one gRPC listener lets its clients hold (SECURITY.md gives the
+/// memory each bound keeps within).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcLimits {
+    /// Connections open at once; more are closed on arrival. The mesh's
+    /// own clients hold one per peer.
+    pub max_connections: usize,
+    /// Calls open at once, streams included (WatchOrder takes at most
+    /// 1,000); more are refused with RESOURCE_EXHAUSTED. Also each
+    /// connection's SETTINGS_MAX_CONCURRENT_STREAMS, so the mesh's one
+    /// connection per peer may use all of it.
+    pub max_calls: u32,
+    /// How long a call may take to be answered when its caller set no
+    /// `grpc-timeout` (and the most any `grpc-timeout` gets): a call whose
+    /// body never completes ends with DEADLINE_EXCEEDED.
+    pub max_call_time: Duration,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_calls: 2_048,
+            max_call_time: Duration::from_secs(60),
+        }
+    }
+}
+
+impl GrpcLimits {
+    /// `OMS_GRPC_MAX_CONNECTIONS`, `OMS_GRPC_MAX_CALLS`,
+    /// `OMS_GRPC_MAX_CALL_TIME`, each bounded.
+    pub fn from_env(env: &crate::config::Env) -> Result<Self, crate::config::ConfigError> {
+        let default = Self::default();
+        Ok(Self {
+            max_connections: env.bounded(
+                "OMS_GRPC_MAX_CONNECTIONS",
+                default.max_connections,
+                8..=65_536,
+            )?,
+            max_calls: env.bounded("OMS_GRPC_MAX_CALLS", default.max_calls, 8..=65_536)?,
+            max_call_time: env.duration(
+                "OMS_GRPC_MAX_CALL_TIME",
+                default.max_call_time,
+                Duration::from_secs(1)..=Duration::from_secs(3_600),
+            )?,
+        })
+    }
+}
 
 /// Why a listener could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +153,7 @@ pub struct ServiceInfo {
 /// waits (bounded) for in-flight calls.
 pub async fn serve_grpc(
     info: ServiceInfo,
+    limits: GrpcLimits,
     routes: Routes,
     auth: crate::auth::AuthLayer,
     listener: TcpListener,
@@ -181,13 +216,13 @@ pub async fn serve_grpc(
     let server = Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(MAX_CALLS)
-        .timeout(MAX_CALL_TIME)
+        .max_concurrent_streams(limits.max_calls)
+        .timeout(limits.max_call_time)
         // The first layer is the outermost: calls refused by `auth` or by
         // the limits are observed too.
         .layer(crate::observe::ObserveLayer::new(info))
         .layer(crate::call_limits::CallLimitLayer::new(
-            MAX_CALLS as usize,
+            usize::try_from(limits.max_calls).unwrap_or(usize::MAX),
             MAX_PENDING_BYTES,
             MAX_MESSAGE,
             std::sync::Arc::clone(&refusals),
@@ -195,7 +230,7 @@ pub async fn serve_grpc(
         .layer(auth)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            crate::connections::accept_capped(listener, MAX_CONNECTIONS, refusals),
+            crate::connections::accept_capped(listener, limits.max_connections, refusals),
             announce,
         );
 

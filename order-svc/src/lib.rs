@@ -165,6 +165,7 @@ pub async fn serve_with(
     let auth = kit::auth::layer_for(&config.user_svc_addr, &config.base.jwt_issuer, None)?;
     let served = kit::server::serve_grpc(
         SERVICE_INFO,
+        config.base.grpc_limits,
         routes,
         auth,
         listener,

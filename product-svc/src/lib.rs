@@ -219,6 +219,7 @@ pub async fn serve(
     });
     let served = kit::server::serve_grpc(
         SERVICE_INFO,
+        config.base.grpc_limits,
         routes,
         auth,
         listener,

@@ -183,6 +183,7 @@ pub async fn serve(
     let auth = kit::auth::AuthLayer::new(Arc::new(verifier));
     kit::server::serve_grpc(
         SERVICE_INFO,
+        config.base.grpc_limits,
         routes,
         auth,
         listener,

@@ -6,6 +6,7 @@
 mod cli;
 mod grpc;
 mod raw;
+mod raw_h2;
 mod relay;
 mod tables;
 
@@ -20,6 +21,7 @@ pub use grpc::{
     reflected_services, reflection_knows_symbol, spawn, violated_fields,
 };
 pub use raw::{RawCodec, call_raw};
+pub use raw_h2::{RawH2, memory};
 pub use relay::Relay;
 pub use tables::{assert_row_count, assert_tables, count_rows, execute, outbox_payloads};
 

@@ -6,5 +6,6 @@
 
 mod auth;
 mod helpers;
+mod limits;
 mod revocation;
 mod users;
