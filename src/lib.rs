@@ -62,11 +62,21 @@ impl Mesh {
         // The gateway reaches user-svc over loopback in this one process:
         // user-svc believes its x-forwarded-for, so per-address login
         // limits see the client behind it (unless the operator said who).
+        // Loopback alone would vouch for any local process (or an SSRF)
+        // naming a new address per call: only a caller holding this
+        // process's secret, which the gateway alone is given, is believed.
         if user.trusted_proxies.is_empty() {
             user.trusted_proxies = vec![
                 std::net::IpAddr::from([127, 0, 0, 1]).into(),
                 std::net::IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]).into(),
             ];
+        }
+        if user.proxy_secret.is_none() {
+            let secret: kit::config::SecretString = user_svc::clients::random_secret()
+                .map_err(|e| StartupError::setup("the gateway's proxy secret", e))?
+                .into();
+            user.proxy_secret = Some(secret.clone());
+            gateway.proxy_secret = Some(secret);
         }
 
         // Zero configuration: order-svc gets client credentials that

@@ -110,6 +110,50 @@ async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
+/// In one process the gateway reaches user-svc on loopback, and user-svc
+/// believes the client address it forwards: but only the gateway's, by a
+/// secret made up for this process. Another local caller naming a new
+/// address per call is limited as itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_caller_cannot_name_its_own_client_address() {
+    let data_dir = temp_dir();
+    let mesh = oms::Mesh::bind(&env(&data_dir, &[("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "3")]))
+        .await
+        .expect("bind");
+    let addrs = mesh.addrs();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(mesh.run(async {
+        let _ = stopped.await;
+    }));
+    let mut auth = oms_proto::user::v1::auth_service_client::AuthServiceClient::new(channel(
+        addrs.user,
+    ));
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        let mut request = tonic::Request::new(oms_proto::user::v1::LoginRequest {
+            email: "someone@example.com".into(),
+            password: "a wrong password".into(),
+        });
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", format!("198.51.100.{i}").parse().unwrap());
+        codes.push(auth.login(request).await.unwrap_err().code());
+    }
+    assert_eq!(
+        codes,
+        [
+            tonic::Code::Unauthenticated,
+            tonic::Code::Unauthenticated,
+            tonic::Code::Unauthenticated,
+            tonic::Code::ResourceExhausted,
+        ],
+        "four calls from one local process are four attempts from 127.0.0.1"
+    );
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
 #[tokio::test]
 async fn a_taken_port_names_the_variable_to_change() {
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0")

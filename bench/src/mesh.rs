@@ -324,6 +324,8 @@ impl Mesh {
                 "OMS_LOGIN_MAX_ATTEMPTS_PER_PEER".to_owned(),
                 "1000000000".to_owned(),
             ),
+            // Every bench customer signs up from 127.0.0.1 too.
+            ("OMS_REGISTER_MAX_PER_PEER".to_owned(), "1000000".to_owned()),
             // The bench never refreshes; its tokens should not outlive it
             // in a shared Redis by two weeks.
             ("OMS_REFRESH_TOKEN_TTL_SECS".to_owned(), "600".to_owned()),

@@ -21,6 +21,9 @@ pub struct Config {
     /// Browser origins allowed by CORS (`GATEWAY_CORS_ALLOWED_ORIGINS`,
     /// comma-separated, or `*`); empty turns CORS off, the default.
     pub cors_allowed_origins: Vec<String>,
+    /// Sent with `x-forwarded-for` so user-svc believes it
+    /// (`OMS_PROXY_SECRET`).
+    pub proxy_secret: Option<kit::config::SecretString>,
 }
 
 impl Config {
@@ -32,6 +35,7 @@ impl Config {
             product_svc_addr: env.peer_addr("PRODUCT_SVC_ADDR", "127.0.0.1:50052")?,
             order_svc_addr: env.peer_addr("ORDER_SVC_ADDR", "127.0.0.1:50053")?,
             cors_allowed_origins: cors_origins(env)?,
+            proxy_secret: env.proxy_secret()?,
         })
     }
 }

@@ -31,9 +31,14 @@ pub(crate) const UPLOAD_MAX: usize = 64 << 20;
 const CHUNK: usize = 64 * 1024;
 /// How long an upload or download may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
-fn with_metadata<T>(message: T, headers: &HeaderMap, peer: SocketAddr) -> tonic::Request<T> {
+fn with_metadata<T>(
+    gateway: &Gateway,
+    message: T,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    crate::proxy::forward(&mut request, headers, peer);
+    crate::proxy::forward(gateway, &mut request, headers, peer);
     request.set_timeout(TRANSFER_TIMEOUT);
     request
 }
@@ -75,7 +80,7 @@ pub(crate) async fn upload(
     });
     let messages = stream::once(async { start }).chain(chunks);
     match client(&gateway)
-        .upload_product_image(with_metadata(messages, &headers, peer))
+        .upload_product_image(with_metadata(&gateway, messages, &headers, peer))
         .await
     {
         Ok(answer) => match crate::transcode::message_json(
@@ -159,7 +164,7 @@ async fn serve(
         variant: variant.into(),
     };
     let mut messages = match client(&gateway)
-        .download_product_image(with_metadata(request, &headers, peer))
+        .download_product_image(with_metadata(&gateway, request, &headers, peer))
         .await
     {
         Ok(answer) => answer.into_inner(),

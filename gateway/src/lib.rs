@@ -56,6 +56,9 @@ pub(crate) struct Gateway {
     pub(crate) backends: backends::Backends,
     /// The contract's descriptors, for JSON of typed messages.
     pub(crate) descriptors: prost_reflect::DescriptorPool,
+    /// `OMS_PROXY_SECRET`, sent beside `x-forwarded-for`; marked sensitive
+    /// so HTTP/2 never puts it in a header compression table.
+    pub(crate) proxy_secret: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 /// gateway as a binary: its commands and configuration, in kit's service shape
@@ -101,10 +104,23 @@ pub async fn serve(
     let (pool, routes) = routes::load(oms_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| kit::StartupError::setup("gateway routes", e))?;
     let openapi = Arc::new(openapi::document(&pool, &routes));
+    let proxy_secret = match &config.proxy_secret {
+        None => None,
+        Some(secret) => {
+            use kit::config::ExposeSecret as _;
+            let mut value = tonic::metadata::AsciiMetadataValue::try_from(secret.expose_secret())
+                .map_err(|_| {
+                kit::StartupError::setup(kit::config::PROXY_SECRET_VAR, "must be printable ASCII")
+            })?;
+            value.set_sensitive(true);
+            Some(value)
+        }
+    };
     let gateway = Arc::new(Gateway {
         routes,
         backends,
         descriptors: pool.clone(),
+        proxy_secret,
     });
     let app = Router::new()
         .route("/healthz", get(health::healthz))

@@ -36,8 +36,14 @@ const PER_REQUEST: &[&str] = &["traceparent", "x-request-id"];
 
 /// Passes the caller's forwarded headers on to `request` as gRPC
 /// metadata, with the client's address as `x-forwarded-for` (the gateway is
-/// the edge: the client is its peer).
-pub(crate) fn forward<T>(request: &mut tonic::Request<T>, headers: &HeaderMap, peer: SocketAddr) {
+/// the edge: the client is its peer) and, when configured, the proxy
+/// secret that makes user-svc believe it.
+pub(crate) fn forward<T>(
+    gateway: &Gateway,
+    request: &mut tonic::Request<T>,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) {
     for name in FORWARDED {
         let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok()) else {
             continue;
@@ -53,6 +59,11 @@ pub(crate) fn forward<T>(request: &mut tonic::Request<T>, headers: &HeaderMap, p
     }
     if let Ok(value) = peer.ip().to_string().parse() {
         request.metadata_mut().insert("x-forwarded-for", value);
+    }
+    if let Some(secret) = &gateway.proxy_secret {
+        request
+            .metadata_mut()
+            .insert(kit::config::PROXY_SECRET_HEADER, secret.clone());
     }
 }
 
@@ -220,7 +231,7 @@ async fn call(
         Err(bad) => return error::bad_request(&bad.field, &bad.message),
     };
     let mut request = tonic::Request::new(message);
-    forward(&mut request, headers, peer);
+    forward(gateway, &mut request, headers, peer);
     let streaming = route.method.is_server_streaming();
     request.set_timeout(timeout(headers, streaming));
 

@@ -12,6 +12,12 @@ use std::time::Duration;
 
 pub use secrecy::{ExposeSecret, SecretString};
 
+/// The variable of [`Env::proxy_secret`].
+pub const PROXY_SECRET_VAR: &str = "OMS_PROXY_SECRET";
+
+/// The gRPC metadata key the gateway sends [`Env::proxy_secret`] in.
+pub const PROXY_SECRET_HEADER: &str = "x-oms-proxy-secret";
+
 /// A configuration value that could not be used. The message names the
 /// variable, so the operator knows what to change.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +191,24 @@ impl Env {
     /// A secret (password, client secret): never shown by `Debug`.
     pub fn secret(&self, var: &str) -> Result<Option<SecretString>, ConfigError> {
         Ok(self.get(var)?.map(SecretString::from))
+    }
+
+    /// `OMS_PROXY_SECRET`: what the gateway sends with `x-forwarded-for`
+    /// (in [`PROXY_SECRET_HEADER`]) and user-svc requires before it
+    /// believes that header from a trusted proxy, so that being on a
+    /// trusted address (loopback, a pod network) is not enough to name
+    /// any client address. At least 32 characters.
+    pub fn proxy_secret(&self) -> Result<Option<SecretString>, ConfigError> {
+        let secret = self.secret(PROXY_SECRET_VAR)?;
+        if let Some(secret) = &secret
+            && secret.expose_secret().trim().len() < 32
+        {
+            return Err(ConfigError::new(
+                PROXY_SECRET_VAR,
+                "must be at least 32 characters (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        Ok(secret)
     }
 
     /// A listen address such as `127.0.0.1:50051`.

@@ -27,6 +27,7 @@
 //! - [`lines`] parses and hashes line items (product + quantity).
 //! - [`money`] checks currencies and amounts (minor units, never floats).
 //! - [`paging`] reads page sizes and opaque keyset page tokens.
+//! - [`text`] says which characters free text may not hold.
 //! - [`time`] converts database times to protobuf Timestamps.
 //! - [`kv`] is a small key-value store with TTLs: Redis in production, in
 //!   process for the embedded default.
@@ -62,6 +63,7 @@ pub mod service;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod text;
 pub mod time;
 
 #[cfg(feature = "test-support")]

@@ -66,6 +66,9 @@ pub struct ObserveLayer {
 struct Method {
     /// Health checks and reflection are logged at debug level.
     quiet: bool,
+    /// Called on a timer by other processes: logged at debug level when
+    /// it succeeds.
+    polled: bool,
     in_flight: metrics::Gauge,
     handling: metrics::Histogram,
     labels: [(&'static str, String); 3],
@@ -75,7 +78,7 @@ struct Method {
 }
 
 impl Method {
-    fn new(service: &'static str, grpc_service: &str, grpc_method: &str) -> Self {
+    fn new(service: &'static str, grpc_service: &str, grpc_method: &str, polled: bool) -> Self {
         let labels = [
             ("service", service.to_owned()),
             ("grpc_service", grpc_service.to_owned()),
@@ -83,6 +86,7 @@ impl Method {
         ];
         Self {
             quiet: QUIET_SERVICES.contains(&grpc_service),
+            polled,
             in_flight: metrics::gauge!("grpc_server_in_flight_requests", &labels),
             handling: metrics::histogram!("grpc_server_handling_seconds", &labels),
             labels,
@@ -125,9 +129,11 @@ impl ObserveLayer {
                         continue;
                     }
                     for method in &service.method {
+                        let path = format!("/{full}/{}", method.name());
+                        let polled = info.polled.contains(&path.as_str());
                         methods.insert(
-                            format!("/{full}/{}", method.name()),
-                            Arc::new(Method::new(info.name, &full, method.name())),
+                            path,
+                            Arc::new(Method::new(info.name, &full, method.name(), polled)),
                         );
                     }
                 }
@@ -136,7 +142,7 @@ impl ObserveLayer {
         Self {
             service: info.name,
             methods: Arc::new(methods),
-            unknown: Arc::new(Method::new(info.name, UNKNOWN, UNKNOWN)),
+            unknown: Arc::new(Method::new(info.name, UNKNOWN, UNKNOWN, false)),
         }
     }
 }
@@ -263,7 +269,7 @@ impl Drop for Call {
         let caller = self.caller.0.get().map_or("anonymous", String::as_str);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let _entered = self.span.enter();
-        if self.method.quiet {
+        if self.method.quiet || (self.method.polled && code == Code::Ok) {
             tracing::debug!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");
         } else {
             tracing::info!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");

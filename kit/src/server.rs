@@ -144,6 +144,11 @@ pub struct ServiceInfo {
     pub grpc_services: &'static [&'static str],
     /// The encoded descriptor set that describes them.
     pub descriptors: &'static [u8],
+    /// Methods other processes call on a timer (e.g. the revocation list,
+    /// every second from every verifier), as `/package.Service/Method`:
+    /// their access lines are at DEBUG when they succeed, so an idle mesh
+    /// does not log all day; a failure is still at INFO.
+    pub polled: &'static [&'static str],
 }
 
 /// Serves `routes` plus reflection and health on `listener`, with every

@@ -4,7 +4,6 @@
 use kit::auth::{Role, require_admin, require_user};
 use oms_proto::order::v1::{self as pb, order_service_server::OrderService};
 use std::pin::Pin;
-use std::sync::Arc;
 use tonic::service::Routes;
 
 use tokio_stream::Stream;
@@ -15,6 +14,7 @@ use crate::clients::call_context;
 use crate::error::OrderError;
 use crate::input::{self, Cancellation, NewOrder, OrderQuery, StatusChange};
 use crate::orders::{Caller, Orders};
+use crate::watch_slots::Refused;
 use crate::wire::to_proto_order;
 
 /// What the handlers share.
@@ -23,8 +23,8 @@ pub(crate) struct State {
     /// The order rules.
     pub(crate) orders: Orders,
     /// WatchOrder streams open at once on this instance, at most
-    /// [`MAX_WATCHERS`].
-    pub(crate) watchers: Arc<tokio::sync::Semaphore>,
+    /// [`MAX_WATCHERS`], and a share of them per user.
+    pub(crate) watchers: crate::watch_slots::WatchSlots,
 }
 
 /// Most WatchOrder streams one instance serves at once: each holds a task
@@ -71,10 +71,18 @@ impl OrderService for OrderApi {
             .and_then(|v| v.to_str().ok())
             .and_then(kit::time::parse_grpc_timeout)
             .map_or(MAX_WATCH, |t| t.min(MAX_WATCH));
-        let Ok(permit) = Arc::clone(&self.state.watchers).try_acquire_owned() else {
-            tracing::warn!(order_id, "WatchOrder refused: every watch slot is taken");
-            metrics::counter!("oms_watch_refused_total").increment(1);
-            return Err(OrderError::TooManyWatchers.into());
+        let permit = match self.state.watchers.take(&id) {
+            Ok(slot) => slot,
+            Err(Refused::Full) => {
+                tracing::warn!(order_id, "WatchOrder refused: every watch slot is taken");
+                metrics::counter!("oms_watch_refused_total", "reason" => "full").increment(1);
+                return Err(OrderError::TooManyWatchers.into());
+            }
+            Err(Refused::UserShare(share)) => {
+                tracing::warn!(order_id, user_id = %id, share, "WatchOrder refused: the user holds their share of watch slots");
+                metrics::counter!("oms_watch_refused_total", "reason" => "user_share").increment(1);
+                return Err(OrderError::TooManyOwnWatches(share).into());
+            }
         };
         let mut watch = self
             .state

@@ -43,6 +43,8 @@ pub struct Config {
     pub recovery_age: Duration,
     /// Where order events go: Kafka (`OMS_KAFKA_BROKERS`) or in process.
     pub broker: events::Broker,
+    /// WatchOrder streams one user may hold on this instance.
+    pub watches_per_user: usize,
 }
 
 /// A client secret that never shows in logs or debug output.
@@ -64,6 +66,7 @@ impl Config {
             recovery_interval: env.seconds("OMS_ORDER_RECOVERY_SECS", 10, 1..=3_600)?,
             recovery_age: env.seconds("OMS_ORDER_RECOVERY_AGE_SECS", 30, 1..=86_400)?,
             broker: events::Broker::from_env(env)?,
+            watches_per_user: env.bounded("OMS_WATCH_MAX_PER_USER", 50, 1..=1_000)?,
         })
     }
 }

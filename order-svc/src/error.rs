@@ -25,6 +25,9 @@ pub enum OrderError {
     /// Every WatchOrder slot of this instance is taken.
     #[error("too many orders are being watched here; retry later")]
     TooManyWatchers,
+    /// The caller holds their share of WatchOrder slots already.
+    #[error("you are watching {0} orders already, the most one user may; close a watch first")]
+    TooManyOwnWatches(usize),
     /// No such order, or not the caller's.
     #[error("order not found")]
     NotFound,
@@ -206,6 +209,13 @@ impl From<OrderError> for Status {
                 message,
             )
             .retry_after(std::time::Duration::from_secs(5))
+            .into(),
+            OrderError::TooManyOwnWatches(_) => Rejection::new(
+                Code::ResourceExhausted,
+                DOMAIN,
+                "TOO_MANY_OWN_WATCHES",
+                message,
+            )
             .into(),
             OrderError::InvalidTransition { from, to } => Rejection::new(
                 Code::FailedPrecondition,

@@ -33,6 +33,7 @@ pub mod orders;
 mod properties;
 pub mod recovery;
 pub mod store;
+pub mod watch_slots;
 mod wire;
 
 #[cfg(test)]
@@ -54,6 +55,7 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     name: "order-svc",
     grpc_services: &[oms_proto::service_names::ORDER],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
+    polled: &[],
 };
 
 /// order-svc as a binary: its commands and configuration, in kit's service shape
@@ -160,7 +162,7 @@ pub async fn serve_with(
 
     let routes = api::routes(api::State {
         orders,
-        watchers: Arc::new(tokio::sync::Semaphore::new(api::MAX_WATCHERS)),
+        watchers: watch_slots::WatchSlots::new(api::MAX_WATCHERS, config.watches_per_user),
     });
     let auth = kit::auth::layer_for(&config.user_svc_addr, &config.base.jwt_issuer, None)?;
     let served = kit::server::serve_grpc(

@@ -65,6 +65,7 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
         oms_proto::service_names::QUOTE,
     ],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
+    polled: &[],
 };
 
 /// product-svc as a binary: its commands and configuration, in kit's service shape

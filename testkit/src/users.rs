@@ -31,14 +31,15 @@ pub fn user_svc_env(database_url: &str, clients: &[ServiceClient]) -> Vec<(Strin
 }
 
 /// The accounts of a test mesh: the bootstrap admin, the OAuth2
-/// `clients`, and no per-address login limit (every test signs in from
-/// 127.0.0.1, many times).
+/// `clients`, and no per-address login or registration limit (every test
+/// signs up and in from 127.0.0.1, many times).
 pub fn accounts_env(clients: &[ServiceClient]) -> Vec<(String, String)> {
     [
         ("OMS_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
         ("OMS_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
         ("OMS_SERVICE_CLIENTS", clients::env_value(clients)),
         ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "1000000".to_owned()),
+        ("OMS_REGISTER_MAX_PER_PEER", "1000000".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -51,17 +51,29 @@ pub struct Accounts {
     pub(crate) account_wide_failures: SlidingWindow,
     /// Attempts per client address.
     pub(crate) peer_attempts: SlidingWindow,
+    /// Registrations per client address.
+    pub(crate) peer_registrations: SlidingWindow,
     pub(crate) clients: Vec<ServiceClient>,
 }
 
 impl Accounts {
-    /// Creates a customer account.
+    /// Creates a customer account; at most so many per client address per
+    /// hour, each counted before the password is hashed (taken-email
+    /// answers included: they are what an enumeration costs).
     pub async fn register(
         &self,
         email: Email,
         password: Password,
         name: DisplayName,
+        peer: Option<IpAddr>,
     ) -> Result<User, UserError> {
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        let attempt = self.peer_registrations.hit(&peer).await?;
+        if let Some(retry) = attempt.retry_after {
+            self.peer_registrations.release(&peer, &attempt).await?;
+            metrics::counter!("oms_registrations_throttled_total").increment(1);
+            return Err(UserError::RegistrationThrottled(retry));
+        }
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
             email: email.as_str().to_owned(),

@@ -46,6 +46,9 @@ pub struct Config {
     /// Peers whose `x-forwarded-for` is believed (the gateway): addresses,
     /// or networks where the gateway's address is not fixed (a pod network).
     pub trusted_proxies: Vec<IpNet>,
+    /// When set, a trusted proxy's `x-forwarded-for` is believed only
+    /// with this secret beside it (`OMS_PROXY_SECRET`).
+    pub proxy_secret: Option<kit::config::SecretString>,
 }
 
 /// Where the Ed25519 signing keys come from.
@@ -85,6 +88,8 @@ pub struct ThrottleConfig {
     pub peer_attempts: u64,
     /// The client-address window.
     pub peer_window: Duration,
+    /// Registrations allowed per client address per hour.
+    pub registrations_per_peer: u64,
 }
 
 impl Config {
@@ -168,8 +173,14 @@ impl Config {
                 account_window: Duration::from_secs(15 * 60),
                 peer_attempts: env.parse_or("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", 30)?,
                 peer_window: Duration::from_secs(60),
+                registrations_per_peer: env.bounded(
+                    "OMS_REGISTER_MAX_PER_PEER",
+                    10,
+                    1..=1_000_000,
+                )?,
             },
             trusted_proxies,
+            proxy_secret: env.proxy_secret()?,
         })
     }
 }

@@ -22,6 +22,9 @@ pub enum UserError {
     /// Too many login attempts.
     #[error("too many login attempts")]
     Throttled(Duration),
+    /// Too many registrations from one client address.
+    #[error("too many registrations from this address; try again later")]
+    RegistrationThrottled(Duration),
     /// A refresh token that was never issued, expired or was revoked.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
@@ -140,6 +143,15 @@ impl From<UserError> for ApiError {
                     .retry_after(retry)
                     .into()
             }
+            UserError::RegistrationThrottled(retry) => Rejection::new(
+                Code::ResourceExhausted,
+                DOMAIN,
+                "REGISTRATION_THROTTLED",
+                message,
+            )
+            .with("retryAfterSeconds", retry.as_secs())
+            .retry_after(retry)
+            .into(),
             UserError::InvalidRefreshToken => {
                 reject(Code::Unauthenticated, "INVALID_REFRESH_TOKEN", message)
             }

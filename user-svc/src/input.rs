@@ -12,10 +12,21 @@ use oms_proto::user::v1 as pb;
 pub struct Email(String);
 
 impl Email {
-    /// Checks and normalises `raw`.
+    /// Checks and normalises `raw`: NFKC, then lower case (then NFKC
+    /// again, as Unicode's NFKC_Casefold does), so a fullwidth or composed
+    /// look-alike of an address is that address; control and invisible
+    /// characters are refused, not stripped.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldViolation> {
-        let email = raw.trim().to_lowercase();
+        use unicode_normalization::UnicodeNormalization as _;
         let bad = |why: &str| Err(FieldViolation::new(field, why));
+        if raw.len() > 1024 {
+            return bad("must be at most 254 characters");
+        }
+        if kit::text::hidden_in_line(raw.trim()).is_some() {
+            return bad("must not contain control or invisible characters");
+        }
+        let folded: String = raw.trim().nfkc().collect::<String>().to_lowercase();
+        let email: String = folded.nfkc().collect();
         if email.is_empty() {
             return bad("is required");
         }
@@ -81,9 +92,9 @@ impl DisplayName {
         let name = raw.trim();
         match name.chars().count() {
             0 => Err(FieldViolation::new(field, "is required")),
-            1..=100 if name.chars().any(char::is_control) => Err(FieldViolation::new(
+            1..=100 if kit::text::hidden_in_line(name).is_some() => Err(FieldViolation::new(
                 field,
-                "must not contain control characters",
+                "must not contain control or invisible characters",
             )),
             1..=100 => Ok(Self(name.to_owned())),
             _ => Err(FieldViolation::new(field, "must be at most 100 characters")),

@@ -57,6 +57,7 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
         oms_proto::service_names::USER,
     ],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
+    polled: &["/oms.user.v1.AuthService/ListTokenRevocations"],
 };
 
 /// user-svc as a binary: its commands and configuration, in kit's service shape
@@ -121,6 +122,7 @@ pub async fn serve(
     );
     kit::metrics::zero("oms_logins_throttled_total", &[]);
     kit::metrics::zero("oms_password_checks_total", &[]);
+    kit::metrics::zero("oms_registrations_throttled_total", &[]);
     let keys = keys::SigningKeys::load(&config.signing_keys)
         .map_err(|e| StartupError::setup("signing keys", e))?;
     let passwords =
@@ -147,10 +149,16 @@ pub async fn serve(
             config.throttle.account_window,
         ),
         peer_attempts: throttle::SlidingWindow::new(
-            kv,
+            kv.clone(),
             "login-peer",
             config.throttle.peer_attempts,
             config.throttle.peer_window,
+        ),
+        peer_registrations: throttle::SlidingWindow::new(
+            kv,
+            "register-peer",
+            config.throttle.registrations_per_peer,
+            std::time::Duration::from_secs(3_600),
         ),
         clients: config.service_clients.clone(),
     };
@@ -178,7 +186,10 @@ pub async fn serve(
     .following(Arc::new(revocations::StoredRevocations(accounts.clone())));
     let routes = api::routes(api::State {
         accounts,
-        trusted_proxies: config.trusted_proxies.clone(),
+        proxies: api::TrustedProxies {
+            peers: config.trusted_proxies.clone(),
+            secret: config.proxy_secret.clone(),
+        },
     });
     let auth = kit::auth::AuthLayer::new(Arc::new(verifier));
     kit::server::serve_grpc(

@@ -110,6 +110,10 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     })
     .await
     .unwrap();
+    // What every verifier polls each second: not an INFO line each time.
+    auth.list_token_revocations(pb::ListTokenRevocationsRequest::default())
+        .await
+        .unwrap();
     svc.stop().await.unwrap();
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -135,6 +139,13 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
             .collect()
     };
     assert_eq!(codes("AuthService/Register"), ["OK"], "{logs}");
+    let polled = finished("AuthService/ListTokenRevocations");
+    assert_eq!(polled.len(), 1, "{logs}");
+    assert_eq!(
+        polled[0]["level"], "DEBUG",
+        "a successful poll is a debug line"
+    );
+    assert_eq!(finished("AuthService/Register")[0]["level"], "INFO");
     assert_eq!(codes("AuthService/Login"), ["UNAUTHENTICATED", "OK"]);
     assert_eq!(codes("AuthService/RefreshToken"), ["OK", "UNAUTHENTICATED"]);
     let current = finished("UserService/GetCurrentUser");

@@ -429,3 +429,50 @@ async fn watching_an_order_streams_each_change_until_it_is_final(db: TestDb) {
     assert_eq!(next().await, Some(pb::OrderStatus::Delivered));
     assert_eq!(next().await, None, "a final state ends the stream");
 }
+
+kit::test_on_each_db!(one_user_cannot_take_every_watch_slot);
+
+async fn one_user_cannot_take_every_watch_slot(db: TestDb) {
+    let mesh = start(&db, &[("OMS_WATCH_MAX_PER_USER", "3")]).await;
+    let lamp = mesh.product("LAMP", 1500, 10).await;
+    let alices = mesh
+        .order(&mesh.alice, "share-a", &[(&lamp.id, 1)])
+        .await
+        .unwrap();
+    let bobs = mesh
+        .order(&mesh.bob, "share-b", &[(&lamp.id, 1)])
+        .await
+        .unwrap();
+    let watch = |token: &str, order_id: &str| {
+        let mut orders = mesh.orders();
+        let request = kit::test_support::bearer(
+            pb::WatchOrderRequest {
+                order_id: order_id.into(),
+            },
+            token,
+        );
+        async move { orders.watch_order(request).await }
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(watch(&mesh.alice, &alices.id).await.unwrap().into_inner());
+    }
+    let refused = watch(&mesh.alice, &alices.id).await.unwrap_err();
+    assert_eq!(
+        (
+            refused.code(),
+            kit::test_support::error_reason(&refused).as_str()
+        ),
+        (tonic::Code::ResourceExhausted, "TOO_MANY_OWN_WATCHES"),
+        "{refused:?}"
+    );
+    // Everyone else still gets a slot.
+    let _bobs_watch = watch(&mesh.bob, &bobs.id).await.unwrap();
+    // A watch closed is a slot of Alice's again, once order-svc sees it go.
+    drop(held.pop());
+    eventually(Duration::from_secs(10), "Alice's slot to come back", || {
+        let attempt = watch(&mesh.alice, &alices.id);
+        async move { attempt.await.ok() }
+    })
+    .await;
+}

@@ -35,11 +35,12 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let peer = client_ip(&request, &self.state.proxies);
         let new = Registration::try_from(request.into_inner()).map_err(UserError::Invalid)?;
         let user = self
             .state
             .accounts
-            .register(new.email, new.password, new.display_name)
+            .register(new.email, new.password, new.display_name, peer)
             .await?;
         Ok(Response::new(pb::RegisterResponse {
             user: Some(to_proto_user(user)),
@@ -51,7 +52,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
-        let peer = client_ip(&request, &self.state.trusted_proxies);
+        let peer = client_ip(&request, &self.state.proxies);
         let given = Credentials::try_from(request.into_inner()).map_err(UserError::Invalid)?;
         let sign_in = self
             .state

@@ -18,8 +18,38 @@ use crate::model::User;
 pub(crate) struct State {
     /// The account rules.
     pub(crate) accounts: Accounts,
-    /// Peers whose `x-forwarded-for` is believed.
-    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whose `x-forwarded-for` is believed.
+    pub(crate) proxies: TrustedProxies,
+}
+
+/// The proxies (the gateway) whose `x-forwarded-for` names the client.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrustedProxies {
+    /// Their addresses or networks.
+    pub(crate) peers: Vec<ipnet::IpNet>,
+    /// What they must send beside the header, if anything.
+    pub(crate) secret: Option<kit::config::SecretString>,
+}
+
+impl TrustedProxies {
+    /// Whether `request` comes from a trusted proxy: its peer address is
+    /// one, and it carries the proxy secret when one is configured
+    /// (compared in constant time).
+    fn vouch<T>(&self, request: &tonic::Request<T>, peer: IpAddr) -> bool {
+        use kit::config::ExposeSecret as _;
+        use subtle::ConstantTimeEq as _;
+        if !self.peers.iter().any(|net| net.contains(&peer)) {
+            return false;
+        }
+        let Some(secret) = &self.secret else {
+            return true;
+        };
+        let given = request
+            .metadata()
+            .get(kit::config::PROXY_SECRET_HEADER)
+            .map_or(&[][..], tonic::metadata::MetadataValue::as_bytes);
+        bool::from(given.ct_eq(secret.expose_secret().as_bytes()))
+    }
 }
 
 /// The routes of AuthService and UserService.
@@ -59,10 +89,10 @@ fn to_proto_user(user: User) -> pb::User {
 
 /// The client's address: the peer, or the last `x-forwarded-for` hop when
 /// the peer is a trusted proxy (the gateway).
-fn client_ip<T>(request: &tonic::Request<T>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+fn client_ip<T>(request: &tonic::Request<T>, proxies: &TrustedProxies) -> Option<IpAddr> {
     // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
     let peer = request.remote_addr()?.ip().to_canonical();
-    if !trusted.iter().any(|net| net.contains(&peer)) {
+    if !proxies.vouch(request, peer) {
         return Some(peer);
     }
     request

@@ -25,6 +25,9 @@ kit::test_on_each_db!(
     login_is_throttled_per_client_address,
     nobody_can_lock_the_owner_out,
     a_burst_of_guesses_reaches_argon2_at_most_the_limit,
+    look_alike_emails_are_one_account_and_invisible_characters_are_refused,
+    registration_is_throttled_per_client_address,
+    a_direct_caller_on_a_trusted_address_without_the_proxy_secret_is_its_own_address,
     a_clients_own_forwarded_for_is_not_believed_by_default,
     a_trusted_proxy_may_be_a_network,
     service_tokens_follow_client_credentials_rules,
@@ -726,4 +729,158 @@ async fn a_burst_of_guesses_reaches_argon2_at_most_the_limit(db: TestDb) {
     )
     .await
     .expect("the owner signs in");
+}
+
+async fn look_alike_emails_are_one_account_and_invisible_characters_are_refused(db: TestDb) {
+    let svc = start(&db, &[]).await;
+    let alice = register(&svc, "alice@example.com", "alice's password").await;
+    // Fullwidth letters are the same letters (NFKC), in any case.
+    for look_alike in ["ａｌｉｃｅ@example.com", "ＡＬＩＣＥ@ｅｘａｍｐｌｅ.com"] {
+        let taken = auth(&svc)
+            .register(pb::RegisterRequest {
+                email: look_alike.into(),
+                password: "another long password".into(),
+                display_name: "Not Alice".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (taken.code(), reason(&taken).as_str()),
+            (Code::AlreadyExists, "EMAIL_TAKEN"),
+            "{look_alike}"
+        );
+        let signed_in = login(&svc, look_alike, "alice's password").await.unwrap();
+        assert_eq!(signed_in.user.unwrap().id, alice.id, "{look_alike}");
+    }
+    // Characters that show nothing are refused, in the address and the name.
+    for (email, name) in [
+        ("al\u{200B}ice@example.com", "Zero Width"),
+        ("alice@exa\u{202E}elpmaxe.com", "Bidi Override"),
+        ("\u{2066}alice@example.com", "Bidi Isolate"),
+        ("bob@example.com", "Bob\u{200D}"),
+        ("bob@example.com", "Bob\u{0}"),
+    ] {
+        let refused = auth(&svc)
+            .register(pb::RegisterRequest {
+                email: email.into(),
+                password: "a long enough password".into(),
+                display_name: name.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{email:?} {name:?}");
+        let field = if name.is_ascii() && !name.contains('\0') {
+            "email"
+        } else {
+            "display_name"
+        };
+        assert_eq!(violated_fields(&refused), [field], "{email:?} {name:?}");
+    }
+}
+
+async fn registration_is_throttled_per_client_address(db: TestDb) {
+    let svc = start(
+        &db,
+        &[
+            ("OMS_REGISTER_MAX_PER_PEER", "3"),
+            ("OMS_TRUSTED_PROXIES", "127.0.0.1,::1"),
+        ],
+    )
+    .await;
+    let sign_up = |address: &'static str, email: String| {
+        let mut client = auth(&svc);
+        async move {
+            let mut request = Request::new(pb::RegisterRequest {
+                email,
+                password: "a long enough password".into(),
+                display_name: "Sign Up".into(),
+            });
+            request
+                .metadata_mut()
+                .insert("x-forwarded-for", address.parse().unwrap());
+            client.register(request).await.map(|_| ())
+        }
+    };
+    sign_up("198.51.100.1", "one@example.com".into())
+        .await
+        .unwrap();
+    // A taken address counts too: it is what enumerating costs.
+    let taken = sign_up("198.51.100.1", "one@example.com".into())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&taken), "EMAIL_TAKEN");
+    sign_up("198.51.100.1", "two@example.com".into())
+        .await
+        .unwrap();
+    let throttled = sign_up("198.51.100.1", "three@example.com".into())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (throttled.code(), reason(&throttled).as_str()),
+        (Code::ResourceExhausted, "REGISTRATION_THROTTLED")
+    );
+    let retry = throttled
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay);
+    assert!(
+        retry.is_some_and(|d| d.as_secs() > 0 && d.as_secs() <= 3_600),
+        "{retry:?}"
+    );
+    // Another address is not affected.
+    sign_up("198.51.100.2", "three@example.com".into())
+        .await
+        .unwrap();
+}
+
+async fn a_direct_caller_on_a_trusted_address_without_the_proxy_secret_is_its_own_address(
+    db: TestDb,
+) {
+    let secret = "a proxy secret of at least thirty-two characters";
+    let svc = start(
+        &db,
+        &[
+            ("OMS_TRUSTED_PROXIES", "127.0.0.1,::1"),
+            ("OMS_PROXY_SECRET", secret),
+            ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "3"),
+        ],
+    )
+    .await;
+    let attempt = |address: String, proof: Option<&'static str>| {
+        let mut client = auth(&svc);
+        async move {
+            let mut request = Request::new(pb::LoginRequest {
+                email: "nobody@example.com".into(),
+                password: "wrong password".into(),
+            });
+            request
+                .metadata_mut()
+                .insert("x-forwarded-for", address.parse().unwrap());
+            if let Some(proof) = proof {
+                request
+                    .metadata_mut()
+                    .insert("x-oms-proxy-secret", proof.parse().unwrap());
+            }
+            client.login(request).await.unwrap_err().code()
+        }
+    };
+    // A new address per call, without the secret (or with a wrong one):
+    // every call is the caller's own, 127.0.0.1, and the fourth is refused.
+    for i in 0..3 {
+        let proof = (i == 1).then_some("a wrong secret of at least thirty-two chars");
+        assert_eq!(
+            attempt(format!("203.0.113.{i}"), proof).await,
+            Code::Unauthenticated
+        );
+    }
+    assert_eq!(
+        attempt("203.0.113.9".into(), None).await,
+        Code::ResourceExhausted
+    );
+    // With the secret, the proxy names the client: a fresh address is heard.
+    let proven: &'static str = secret;
+    assert_eq!(
+        attempt("203.0.113.10".into(), Some(proven)).await,
+        Code::Unauthenticated
+    );
 }
