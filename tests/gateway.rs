@@ -327,6 +327,22 @@ async fn errors_use_grpc_gateway_statuses_and_the_aip_193_body() {
         .await,
         413
     );
+    // Over it while reading: 413 too, with AIP-193's status for it.
+    let over = vec![b' '; 1024 * 1024 + 10];
+    let refused = testkit::http::send_bytes(
+        gw,
+        "POST",
+        "/v1/auth/login",
+        &[("content-type", "application/json")],
+        &over,
+    )
+    .await;
+    assert_eq!(refused.status, 413, "{}", refused.text);
+    assert!(
+        refused.text.contains(r#""status":"RESOURCE_EXHAUSTED""#),
+        "{}",
+        refused.text
+    );
 
     let wrong_method = send(gw, "DELETE", "/v1/users/me", &[], None).await;
     assert_eq!(
@@ -367,6 +383,18 @@ async fn errors_use_grpc_gateway_statuses_and_the_aip_193_body() {
         generated
             .header("x-request-id")
             .is_some_and(|v| uuid::Uuid::parse_str(v).is_ok())
+    );
+
+    // A 404 names no path back; a deadline that passed is 504.
+    let missing = send(gw, "GET", "/no/such/echo-me-not", &[], None).await;
+    assert_eq!(missing.status, 404);
+    assert!(!missing.text.contains("echo-me-not"), "{}", missing.text);
+    let late = send(gw, "GET", "/v1/products", &[("grpc-timeout", "1n")], None).await;
+    assert_eq!(late.status, 504, "{}", late.text);
+    assert!(
+        late.text.contains(r#""status":"DEADLINE_EXCEEDED""#),
+        "{}",
+        late.text
     );
 
     // Login throttling surfaces as 429 with Retry-After.
@@ -1589,12 +1617,33 @@ async fn an_image_is_put_as_a_raw_body_and_served_with_an_etag() {
         got.header("cache-control"),
         Some("public, max-age=31536000, immutable")
     );
+    assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
     let cached = send_bytes(gw, "GET", &url, &[("if-none-match", &etag)], &[]).await;
     assert_eq!(cached.status, 304);
     assert!(cached.bytes.is_empty());
-    let thumbnail = send_bytes(gw, "GET", image["thumbnailUrl"].as_str().unwrap(), &[], &[]).await;
+    let thumbnail_url = image["thumbnailUrl"].as_str().unwrap();
+    let thumbnail = send_bytes(gw, "GET", thumbnail_url, &[], &[]).await;
     assert_eq!(thumbnail.status, 200);
     assert_eq!(thumbnail.header("content-type"), Some("image/jpeg"));
+    assert_eq!(thumbnail.header("x-content-type-options"), Some("nosniff"));
+    // Other methods get the standard error body, not a bare 405.
+    let deleted = send_bytes(
+        gw,
+        "DELETE",
+        thumbnail_url,
+        &[("authorization", &bearer)],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (deleted.status, deleted.header("allow")),
+        (405, Some("GET"))
+    );
+    assert!(
+        deleted.text.contains(r#""status":"UNIMPLEMENTED""#),
+        "{}",
+        deleted.text
+    );
     let listed = send(gw, "GET", &images, &[], None).await;
     assert_eq!(listed.json["images"][0]["id"], image["id"]);
 
@@ -1619,6 +1668,26 @@ async fn an_image_is_put_as_a_raw_body_and_served_with_an_etag() {
     )
     .await;
     assert_eq!((text.status, text.reason()), (400, "IMAGE_TYPE_MISMATCH"));
+    // A PNG signature on bytes that are no PNG: refused without the
+    // decoder's own words.
+    let mut broken = b"\x89PNG\r\n\x1a\n".to_vec();
+    broken.extend_from_slice(b"no chunks follow the signature at all");
+    let unreadable = send_bytes(
+        gw,
+        "PUT",
+        &images,
+        &[("authorization", &bearer), ("content-type", "image/png")],
+        &broken,
+    )
+    .await;
+    assert_eq!(
+        (unreadable.status, unreadable.reason()),
+        (400, "INVALID_IMAGE")
+    );
+    assert_eq!(
+        unreadable.json["error"]["message"],
+        "the bytes are not a readable image of the declared type"
+    );
     let listed = send(gw, "GET", &images, &[], None).await;
     assert_eq!(
         listed.json["images"].as_array().unwrap().len(),

@@ -125,18 +125,18 @@ async fn a_local_caller_cannot_name_its_own_client_address() {
     let running = tokio::spawn(mesh.run(async {
         let _ = stopped.await;
     }));
-    let mut auth = oms_proto::user::v1::auth_service_client::AuthServiceClient::new(channel(
-        addrs.user,
-    ));
+    let mut auth =
+        oms_proto::user::v1::auth_service_client::AuthServiceClient::new(channel(addrs.user));
     let mut codes = Vec::new();
     for i in 0..4 {
         let mut request = tonic::Request::new(oms_proto::user::v1::LoginRequest {
             email: "someone@example.com".into(),
             password: "a wrong password".into(),
         });
-        request
-            .metadata_mut()
-            .insert("x-forwarded-for", format!("198.51.100.{i}").parse().unwrap());
+        request.metadata_mut().insert(
+            "x-forwarded-for",
+            format!("198.51.100.{i}").parse().unwrap(),
+        );
         codes.push(auth.login(request).await.unwrap_err().code());
     }
     assert_eq!(

@@ -24,6 +24,8 @@ pub struct Config {
     /// Sent with `x-forwarded-for` so user-svc believes it
     /// (`OMS_PROXY_SECRET`).
     pub proxy_secret: Option<kit::config::SecretString>,
+    /// What clients' connections may hold.
+    pub connections: crate::transport::ConnectionLimits,
 }
 
 impl Config {
@@ -36,8 +38,30 @@ impl Config {
             order_svc_addr: env.peer_addr("ORDER_SVC_ADDR", "127.0.0.1:50053")?,
             cors_allowed_origins: cors_origins(env)?,
             proxy_secret: env.proxy_secret()?,
+            connections: connection_limits(env)?,
         })
     }
+}
+
+fn connection_limits(env: &Env) -> Result<crate::transport::ConnectionLimits, ConfigError> {
+    use std::time::Duration;
+    let default = crate::transport::ConnectionLimits::default();
+    let secs = Duration::from_secs;
+    Ok(crate::transport::ConnectionLimits {
+        max_connections: env.bounded(
+            "GATEWAY_MAX_CONNECTIONS",
+            default.max_connections,
+            16..=1_000_000,
+        )?,
+        header_read: env.duration(
+            "GATEWAY_HEADER_READ_TIMEOUT",
+            default.header_read,
+            secs(1)..=secs(300),
+        )?,
+        idle: env.duration("GATEWAY_IDLE_TIMEOUT", default.idle, secs(1)..=secs(3_600))?,
+        stall: env.duration("GATEWAY_STALL_TIMEOUT", default.stall, secs(1)..=secs(600))?,
+        max_streams: default.max_streams,
+    })
 }
 
 fn cors_origins(env: &Env) -> Result<Vec<String>, ConfigError> {

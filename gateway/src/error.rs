@@ -4,7 +4,7 @@
 //! `PreconditionFailure`) as `@type`-tagged objects.
 
 use axum::Json;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tonic::Code;
@@ -40,6 +40,18 @@ const TYPE_PREFIX: &str = "type.googleapis.com/google.rpc.";
 /// ENHANCE_YOUR_CALM) or UNKNOWN (an HTTP 431), which would tell the client
 /// it was rate-limited or hit a bug of ours; it was neither.
 pub(crate) fn from_call_failure(status: &tonic::Status) -> Response {
+    // tonic answers a call whose own deadline passed with CANCELLED and
+    // its `TimeoutExpired` text (the cause is not kept): the client's
+    // deadline passed, which is 504 DEADLINE_EXCEEDED, not a 499.
+    if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string()
+    {
+        return body(
+            StatusCode::GATEWAY_TIMEOUT,
+            Code::DeadlineExceeded,
+            "the backend did not answer within the request's deadline",
+            Vec::new(),
+        );
+    }
     if !below_grpc(status) {
         return from_status(status);
     }
@@ -187,11 +199,13 @@ pub(crate) fn bad_request(field: &str, message: &str) -> Response {
 }
 
 /// Any path no route matches.
-pub(crate) async fn no_route(method: Method, uri: Uri) -> Response {
+pub(crate) async fn no_route(method: Method) -> Response {
     body(
         StatusCode::NOT_FOUND,
         Code::NotFound,
-        &format!("no route for {method} {}", uri.path()),
+        // The path is not echoed: an answer should not carry back what a
+        // client (or someone luring a browser) put in it.
+        &format!("no route for {method} on this path"),
         Vec::new(),
     )
 }

@@ -210,7 +210,7 @@ async fn serve(
                 .any(|tag| tag.trim() == etag || tag.trim() == "*")
         });
     if not_modified {
-        return (StatusCode::NOT_MODIFIED, cache).into_response();
+        return nosniff((StatusCode::NOT_MODIFIED, cache).into_response());
     }
     let bytes = messages.filter_map(|message| async move {
         match message {
@@ -232,5 +232,30 @@ async fn serve(
         header::CONTENT_LENGTH,
         HeaderValue::from(info.byte_size.max(0) as u64),
     );
+    nosniff(response)
+}
+
+/// Image bytes are served with the type they were checked to be: a
+/// browser must not sniff them into something else (HTML, say).
+fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Any method but GET on a thumbnail: 405 in the JSON error form, like
+/// every other route.
+pub(crate) async fn thumbnail_other_methods(method: axum::http::Method) -> Response {
+    let mut response = error::body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        tonic::Code::Unimplemented,
+        &format!("{method} is not allowed on this path (see Allow)"),
+        Vec::new(),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
     response
 }

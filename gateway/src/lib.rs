@@ -14,6 +14,7 @@
 //! - `observe`: request metrics, the per-request log event, trace context;
 //!   `/metrics` shows the process's metrics.
 //! - `error`: gRPC codes to HTTP statuses and the AIP-193 JSON error body.
+//! - [`transport`]: the accept loop, with its connection cap and timeouts.
 //!
 //! Tests call [`serve`] on a `127.0.0.1:0` listener.
 
@@ -35,9 +36,9 @@ mod proxy;
 mod routes;
 mod template;
 mod transcode;
+pub mod transport;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -103,7 +104,9 @@ pub async fn serve(
         .map_err(|e| kit::StartupError::setup("gateway backends", e))?;
     let (pool, routes) = routes::load(oms_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| kit::StartupError::setup("gateway routes", e))?;
-    let openapi = Arc::new(openapi::document(&pool, &routes));
+    // Serialised once: every request shares these bytes instead of
+    // holding a copy of its own while a slow client reads it.
+    let openapi = bytes::Bytes::from(openapi::document(&pool, &routes).to_string());
     let proxy_secret = match &config.proxy_secret {
         None => None,
         Some(secret) => {
@@ -131,7 +134,12 @@ pub async fn serve(
             "/openapi.json",
             get(move || {
                 let document = openapi.clone();
-                async move { axum::Json(document.as_ref().clone()) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document,
+                    )
+                }
             }),
         )
         // Image bytes are not JSON: their routes stream raw bodies; other
@@ -146,7 +154,7 @@ pub async fn serve(
         )
         .route(
             "/v1/products/{product_id}/images/{image_id}/thumbnail",
-            get(images::thumbnail),
+            get(images::thumbnail).fallback(images::thumbnail_other_methods),
         )
         .fallback(proxy::handle)
         // Each handler reads its body itself, with its route's limit
@@ -165,20 +173,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| kit::StartupError::setup("the gateway listener's address", e))?;
     kit::server::announce("gateway", "http", addr);
-    // axum leaves Nagle on: a response in two segments would wait for the
-    // client's delayed ACK (tens of milliseconds).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|e| kit::StartupError::setup("gateway HTTP server", e))?;
+    transport::serve(listener, app, config.connections, shutdown).await;
     tracing::info!(service = "gateway", "stopped");
     Ok(())
 }

@@ -96,12 +96,63 @@ pub(crate) fn too_large(path: &str, peer: Option<&str>, limit: usize) -> Respons
         "request body over the limit refused"
     );
     metrics::counter!("http_server_refused_total", "reason" => "body_too_large").increment(1);
+    // RESOURCE_EXHAUSTED is AIP-193's status for 413.
     crate::error::body(
         StatusCode::PAYLOAD_TOO_LARGE,
-        Code::InvalidArgument,
+        Code::ResourceExhausted,
         &format!("the request body is larger than {limit} bytes"),
         Vec::new(),
     )
+}
+
+/// Reads a whole request body of at most `limit` bytes. Each way it can
+/// fail has its own answer: over the limit is 413; bytes that stopped
+/// arriving are 408 (the transport's stall time); a client that went away
+/// is counted as an abort, not as a refusal (nobody reads that answer).
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    path: &str,
+    peer: SocketAddr,
+) -> Result<bytes::Bytes, Response> {
+    let error = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => return Ok(bytes),
+        Err(error) => error.into_inner(),
+    };
+    if find_cause::<http_body_util::LengthLimitError>(error.as_ref()).is_some() {
+        return Err(too_large(path, Some(&peer.to_string()), limit));
+    }
+    if let Some(timeout) = find_cause::<crate::transport::BodyTimeout>(error.as_ref()) {
+        // Counted and logged by the transport, once a second at most.
+        return Err(crate::error::body(
+            StatusCode::REQUEST_TIMEOUT,
+            Code::DeadlineExceeded,
+            &format!("no request body bytes arrived for {:?}", timeout.0),
+            Vec::new(),
+        ));
+    }
+    tracing::debug!(path, %peer, error = %error, "the client went away while sending its body");
+    metrics::counter!("http_server_client_aborts_total").increment(1);
+    Err(crate::error::body(
+        StatusCode::BAD_REQUEST,
+        Code::Cancelled,
+        "the request body broke off",
+        Vec::new(),
+    ))
+}
+
+/// The first error of type `T` in `error`'s chain of causes.
+fn find_cause<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -146,12 +146,9 @@ pub(crate) async fn token(
 ) -> Response {
     // Read with the form's own limit: nobody is authenticated until the
     // form is, so a large body must cost nothing.
-    let Ok(body) = axum::body::to_bytes(body, limits::TOKEN_FORM_MAX).await else {
-        return limits::too_large(
-            "/oauth2/token",
-            Some(&peer.to_string()),
-            limits::TOKEN_FORM_MAX,
-        );
+    let body = match limits::read_body(body, limits::TOKEN_FORM_MAX, "/oauth2/token", peer).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let form_type = headers
         .get(header::CONTENT_TYPE)

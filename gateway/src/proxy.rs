@@ -99,7 +99,7 @@ pub(crate) async fn handle(
         }
         Found::Route(route, bound) => {
             route_label = Some(RouteLabel(route.metrics.clone()));
-            match axum::body::to_bytes(body, limits::JSON_MAX).await {
+            match limits::read_body(body, limits::JSON_MAX, parts.uri.path(), peer).await {
                 Ok(bytes) => {
                     call(
                         &gateway,
@@ -112,16 +112,14 @@ pub(crate) async fn handle(
                     )
                     .await
                 }
-                Err(_) => {
-                    limits::too_large(parts.uri.path(), Some(&peer.to_string()), limits::JSON_MAX)
-                }
+                Err(refused) => refused,
             }
         }
         Found::WrongMethod(allowed) => {
             let mut response = error::body(
                 StatusCode::METHOD_NOT_ALLOWED,
                 Code::Unimplemented,
-                &format!("{} is not allowed on {}", parts.method, parts.uri.path()),
+                &format!("{} is not allowed on this path (see Allow)", parts.method),
                 Vec::new(),
             );
             let allow = allowed
@@ -134,7 +132,7 @@ pub(crate) async fn handle(
             }
             response
         }
-        Found::Nothing => error::no_route(parts.method.clone(), parts.uri.clone()).await,
+        Found::Nothing => error::no_route(parts.method.clone()).await,
     };
     if let Some(value) = kit::observe::unique_header(&request_id) {
         response.headers_mut().insert("x-request-id", value);

@@ -1,5 +1,5 @@
 //! What a listener refuses because a limit was reached: every refusal
-//! counted (`oms_grpc_refusals_total{service,limit}`), and logged at WARN
+//! counted (`oms_listener_refusals_total{service,limit}`), and logged at WARN
 //! at most once a second per limit with how many were not logged, so a
 //! flood of refusals cannot become a flood of log lines.
 
@@ -24,7 +24,7 @@ impl Refusals {
     pub fn new(service: &'static str, limits: &[&'static str]) -> Self {
         for limit in limits {
             crate::metrics::zero(
-                "oms_grpc_refusals_total",
+                "oms_listener_refusals_total",
                 &[("service", service), ("limit", limit)],
             );
         }
@@ -37,7 +37,7 @@ impl Refusals {
     /// Counts one refusal under `limit` and logs `what` unless this limit
     /// was logged less than a second ago.
     pub fn refuse(&self, limit: &'static str, what: std::fmt::Arguments<'_>) {
-        metrics::counter!("oms_grpc_refusals_total", "service" => self.service, "limit" => limit)
+        metrics::counter!("oms_listener_refusals_total", "service" => self.service, "limit" => limit)
             .increment(1);
         let now = Instant::now();
         let unlogged = {

@@ -133,8 +133,10 @@ pub enum ProductError {
         /// What the bytes are, if one of ours.
         actual: Option<&'static str>,
     },
-    /// The bytes could not be read as an image.
-    #[error("not a readable image: {0}")]
+    /// The bytes could not be read as an image. The decoder's words are
+    /// for the log only: they describe our decoder to whoever sends it
+    /// bytes.
+    #[error("the bytes are not a readable image of the declared type")]
     InvalidImage(String),
     /// The header declares more pixels than allowed.
     #[error("{width} × {height} pixels; at most {limit} × {limit}")]

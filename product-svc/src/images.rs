@@ -311,7 +311,12 @@ impl Images {
 
 /// Logs and counts a refused upload, then returns its error.
 fn refused(reason: &'static str, error: ProductError) -> ProductError {
-    tracing::warn!(reason, error = %error, "refused an image upload");
+    match &error {
+        ProductError::InvalidImage(detail) => {
+            tracing::warn!(reason, error = %error, detail, "refused an image upload");
+        }
+        _ => tracing::warn!(reason, error = %error, "refused an image upload"),
+    }
     metrics::counter!("oms_image_uploads_refused_total", "reason" => reason).increment(1);
     error
 }

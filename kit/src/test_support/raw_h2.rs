@@ -65,20 +65,23 @@ fn literal(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// The header block of a gRPC POST to `path`.
-fn grpc_headers(path: &str) -> Vec<u8> {
-    // Static-table entries: 3 = `:method: POST`, 6 = `:scheme: http`;
-    // literals without indexing on static names 4 = `:path`,
-    // 1 = `:authority`, 31 = `content-type`; `te` by name.
-    let mut block = vec![0x83, 0x86, 0x04];
+/// The header block of a request: `POST` (gRPC, with its content type
+/// and `te`) or `GET`.
+fn request_headers(path: &str, grpc: bool) -> Vec<u8> {
+    // Static-table entries: 2 = `:method: GET`, 3 = `:method: POST`,
+    // 6 = `:scheme: http`; literals without indexing on static names
+    // 4 = `:path`, 1 = `:authority`, 31 = `content-type`; `te` by name.
+    let mut block = vec![if grpc { 0x83 } else { 0x82 }, 0x86, 0x04];
     literal(&mut block, path);
     block.push(0x01);
     literal(&mut block, "localhost");
-    block.extend_from_slice(&[0x0f, 0x10]);
-    literal(&mut block, "application/grpc");
-    block.push(0x00);
-    literal(&mut block, "te");
-    literal(&mut block, "trailers");
+    if grpc {
+        block.extend_from_slice(&[0x0f, 0x10]);
+        literal(&mut block, "application/grpc");
+        block.push(0x00);
+        literal(&mut block, "te");
+        literal(&mut block, "trailers");
+    }
     block
 }
 
@@ -86,10 +89,22 @@ impl RawH2 {
     /// Connects and greets (preface and empty SETTINGS); `None` when the
     /// server closed the connection before its SETTINGS arrived.
     pub async fn connect(addr: SocketAddr) -> Option<Self> {
+        Self::connect_with_window(addr, None).await
+    }
+
+    /// As [`RawH2::connect`], announcing `window` as every stream's initial
+    /// flow-control window (0: the server may send no body bytes at all).
+    pub async fn connect_with_window(addr: SocketAddr, window: Option<u32>) -> Option<Self> {
         let stream = TcpStream::connect(addr).await.ok()?;
         let (mut read, mut write) = stream.into_split();
         let mut greeting = PREFACE.to_vec();
-        greeting.extend(frame(SETTINGS, 0, 0, &[]));
+        let mut settings = Vec::new();
+        if let Some(window) = window {
+            // SETTINGS_INITIAL_WINDOW_SIZE.
+            settings.extend_from_slice(&4u16.to_be_bytes());
+            settings.extend_from_slice(&window.to_be_bytes());
+        }
+        greeting.extend(frame(SETTINGS, 0, 0, &settings));
         write.write_all(&greeting).await.ok()?;
         let writer = Arc::new(tokio::sync::Mutex::new(write));
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -163,12 +178,24 @@ impl RawH2 {
     pub async fn open_call(&mut self, path: &str, declared: Option<u32>) -> std::io::Result<u32> {
         let id = self.next_stream;
         self.next_stream += 2;
-        let mut bytes = frame(HEADERS, END_HEADERS, id, &grpc_headers(path));
+        let mut bytes = frame(HEADERS, END_HEADERS, id, &request_headers(path, true));
         if let Some(declared) = declared {
             let mut prefix = vec![0u8];
             prefix.extend_from_slice(&declared.to_be_bytes());
             bytes.extend(frame(DATA, 0, id, &prefix));
         }
+        self.writer.lock().await.write_all(&bytes).await?;
+        Ok(id)
+    }
+
+    /// Opens a `GET` of `path`; unless `end` is set the request never ends
+    /// (no END_STREAM: as if a body were still to come). Returns the
+    /// stream's id.
+    pub async fn open_get(&mut self, path: &str, end: bool) -> std::io::Result<u32> {
+        let id = self.next_stream;
+        self.next_stream += 2;
+        let flags = END_HEADERS | if end { END_STREAM } else { 0 };
+        let bytes = frame(HEADERS, flags, id, &request_headers(path, false));
         self.writer.lock().await.write_all(&bytes).await?;
         Ok(id)
     }

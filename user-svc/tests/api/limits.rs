@@ -22,7 +22,7 @@ fn refusals(limit: &str) -> u64 {
     let label = format!("limit=\"{limit}\"");
     kit::metrics::render()
         .lines()
-        .filter(|l| l.starts_with("oms_grpc_refusals_total{") && l.contains(&label))
+        .filter(|l| l.starts_with("oms_listener_refusals_total{") && l.contains(&label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
