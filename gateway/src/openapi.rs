@@ -320,7 +320,7 @@ fn image_routes(
     upload.insert("tags".into(), json!(["ProductService"]));
     upload.insert(
         "description".into(),
-        json!("Adds an image to a product: the raw PNG, JPEG or WebP as the body, its type as Content-Type. Admins only. Too large: 413; not the declared type or over 8000 × 8000 pixels: 400."),
+        json!("Adds an image to a product: the raw PNG, JPEG or WebP as the body, its type as Content-Type. Admins only. Too large: 413; not the declared type or over 8000 pixels a side or 16 megapixels: 400."),
     );
     upload.insert(
         "parameters".into(),

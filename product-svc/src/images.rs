@@ -26,6 +26,14 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 /// Largest width or height accepted: a bigger header is refused before
 /// anything is decoded (a decompression bomb declares huge dimensions).
 pub const MAX_SIDE: u32 = 8_000;
+/// Most pixels accepted (a 4:3 16-megapixel photo is 4,608 × 3,456): the
+/// header is refused past it, so a decoded image (RGBA, 8 bits) is at most
+/// 64 MiB. An 8000 × 8000 PNG of zeros (249 KB) once decoded to 256 MiB.
+pub const MAX_PIXELS: u64 = 16_777_216;
+/// Most memory one decoding may allocate: the largest accepted image as
+/// RGBA and some room; an image needing more (16 bits per channel at full
+/// size) is refused as undecodable.
+const MAX_DECODE_BYTES: u64 = MAX_PIXELS * 4 + (8 << 20);
 /// Images one product may have.
 pub const MAX_IMAGES_PER_PRODUCT: u64 = 20;
 /// Uploads one instance receives at once: each holds up to
@@ -92,6 +100,9 @@ pub struct Images {
     pub(crate) cache: ProductCache,
     /// Permits for uploads in progress ([`MAX_CONCURRENT_UPLOADS`]).
     pub(crate) uploads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Decodes one image at a time, so the memory decoding takes is one
+    /// image's however many uploads arrive together.
+    pub(crate) thumbnails: Thumbnailer,
 }
 
 impl Images {
@@ -139,7 +150,7 @@ impl Images {
         {
             return Ok(existing);
         }
-        let thumbnail = make_thumbnail(bytes.clone(), start.kind).await?;
+        let thumbnail = self.thumbnails.make(bytes.clone(), start.kind).await?;
         let base = format!("products/{}/{sha256}", product.id);
         let image = ProductImage {
             id: uuid::Uuid::now_v7().to_string(),
@@ -352,7 +363,12 @@ fn dimensions(bytes: &[u8], kind: ImageKind) -> Result<(u32, u32), ProductError>
     let (width, height) = reader
         .into_dimensions()
         .map_err(|e| refused("unreadable", ProductError::InvalidImage(e.to_string())))?;
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+    if width == 0
+        || height == 0
+        || width > MAX_SIDE
+        || height > MAX_SIDE
+        || u64::from(width) * u64::from(height) > MAX_PIXELS
+    {
         return Err(refused(
             "dimensions",
             ProductError::ImageDimensionsTooLarge {
@@ -365,36 +381,70 @@ fn dimensions(bytes: &[u8], kind: ImageKind) -> Result<(u32, u32), ProductError>
     Ok((width, height))
 }
 
-/// A JPEG at most [`THUMBNAIL_WIDTH`] wide, decoded within limits on a
-/// blocking thread (decoding is CPU work).
-async fn make_thumbnail(bytes: Bytes, kind: ImageKind) -> Result<Bytes, ProductError> {
-    let made = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let mut reader =
-            image::ImageReader::with_format(Cursor::new(&bytes[..]), image_format(kind));
-        let mut limits = image::Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
-        // RGBA of the largest accepted image, and room to resize.
-        limits.max_alloc = Some(u64::from(MAX_SIDE) * u64::from(MAX_SIDE) * 4 + (64 << 20));
-        reader.limits(limits);
-        let decoded = reader.decode().map_err(|e| e.to_string())?;
-        let small = if decoded.width() > THUMBNAIL_WIDTH {
-            decoded.resize(
-                THUMBNAIL_WIDTH,
-                u32::MAX,
-                image::imageops::FilterType::Triangle,
-            )
-        } else {
-            decoded
-        };
-        let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-            .encode_image(&small.to_rgb8())
-            .map_err(|e| e.to_string())?;
-        Ok(out)
-    })
-    .await
-    .map_err(|e| ProductError::InvalidImage(format!("thumbnail task: {e}")))?;
-    made.map(Bytes::from)
-        .map_err(|e| refused("undecodable", ProductError::InvalidImage(e)))
+/// One decoding job: the bytes, their kind, and where the thumbnail goes.
+type ThumbnailJob = (
+    Bytes,
+    ImageKind,
+    tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
+);
+
+/// Makes thumbnails on one thread of its own, one image at a time. One
+/// thread, not the blocking pool: glibc gives each thread its own arena,
+/// and each kept a freed decode buffer (16 MiB here) for good, so memory
+/// grew with every pool thread that had decoded once.
+#[derive(Debug, Clone)]
+pub struct Thumbnailer {
+    jobs: std::sync::mpsc::Sender<ThumbnailJob>,
+}
+
+impl Thumbnailer {
+    /// Starts the thread; it stops when the last clone is dropped.
+    pub fn start() -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<ThumbnailJob>();
+        std::thread::Builder::new()
+            .name("thumbnails".to_owned())
+            .spawn(move || {
+                for (bytes, kind, done) in queue {
+                    let _ = done.send(thumbnail_of(&bytes, kind));
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// A JPEG at most [`THUMBNAIL_WIDTH`] wide of `bytes`, after the
+    /// uploads ahead of it (at most [`MAX_CONCURRENT_UPLOADS`] wait).
+    async fn make(&self, bytes: Bytes, kind: ImageKind) -> Result<Bytes, ProductError> {
+        let (done, made) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((bytes, kind, done))
+            .map_err(|_| ProductError::InvalidImage("the thumbnail thread stopped".to_owned()))?;
+        let made = made
+            .await
+            .map_err(|_| ProductError::InvalidImage("the thumbnail thread stopped".to_owned()))?;
+        made.map(Bytes::from)
+            .map_err(|e| refused("undecodable", ProductError::InvalidImage(e)))
+    }
+}
+
+/// Decodes within limits and encodes the thumbnail.
+fn thumbnail_of(bytes: &[u8], kind: ImageKind) -> Result<Vec<u8>, String> {
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image_format(kind));
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| e.to_string())?;
+    // `thumbnail` averages areas straight into the small image; a filtered
+    // `resize` first built a float copy a whole column high.
+    let small = if decoded.width() > THUMBNAIL_WIDTH {
+        decoded.thumbnail(THUMBNAIL_WIDTH, u32::MAX)
+    } else {
+        decoded
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&small.to_rgb8())
+        .map_err(|e| e.to_string())?;
+    Ok(out)
 }

@@ -146,6 +146,8 @@ pub async fn serve(
         events: product_events.clone(),
         cache: cache.clone(),
         uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(images::MAX_CONCURRENT_UPLOADS)),
+        thumbnails: images::Thumbnailer::start()
+            .map_err(|e| kit::StartupError::setup("the thumbnail thread", e))?,
     };
     // Bytes whose upload died before its row was written.
     let _blob_sweeper = kit::background::every(

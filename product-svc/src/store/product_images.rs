@@ -5,7 +5,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect as _, Set, SqlErr, TransactionTrait,
 };
 
 use super::product_image;
@@ -45,6 +45,13 @@ pub async fn insert(
     image: &ProductImage,
 ) -> Result<Option<ProductImage>, DbErr> {
     let txn = db.begin().await?;
+    // The product's row is locked first (MySQL; SQLite runs one
+    // transaction at a time): two first uploads at once both read "no
+    // image yet" and both became primary.
+    super::product::Entity::find_by_id(image.product_id.clone())
+        .lock_exclusive()
+        .one(&txn)
+        .await?;
     let first = product_image::Entity::find()
         .filter(product_image::Column::ProductId.eq(image.product_id.clone()))
         .count(&txn)
