@@ -223,3 +223,49 @@ proptest! {
         }
     }
 }
+
+fn route_of(rpc: &str) -> &'static Route {
+    routes()
+        .iter()
+        .find(|r| r.method.name() == rpc)
+        .unwrap_or_else(|| panic!("no route for {rpc}"))
+}
+
+#[test]
+fn a_query_may_not_set_what_the_body_carries() {
+    let route = route_of("UpdateProduct");
+    let bound = [(
+        "product.id".to_owned(),
+        "0190f3a4-0000-7000-8000-000000000000".to_owned(),
+    )];
+    let body = br#"{"price":{"currencyCode":"USD","amountMinor":"777"}}"#;
+    let refused = transcode::request(
+        route,
+        &bound,
+        Some("updateMask=price&product.price.amountMinor=1"),
+        body,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(refused.field, "product.price.amountMinor");
+    // What the body does not carry still comes from the query.
+    assert!(transcode::request(route, &bound, Some("updateMask=price"), body, None).is_ok());
+}
+
+#[test]
+fn a_json_key_given_twice_is_refused_at_any_depth() {
+    let login = route_of("Login");
+    for body in [
+        &br#"{"email":"a@example.com","email":"b@example.com","password":"p"}"#[..],
+        br#"{"email":"a@example.com","password":"p","password":"q"}"#,
+    ] {
+        let refused = transcode::request(login, &[], None, body, None).unwrap_err();
+        assert!(refused.message.contains("duplicate key"), "{refused:?}");
+    }
+    let create = route_of("CreateOrder");
+    let nested = br#"{"requestId":"r","lines":[{"productId":"p","quantity":1,"quantity":2}]}"#;
+    let refused = transcode::request(create, &[], None, nested, None).unwrap_err();
+    assert!(refused.message.contains("duplicate key"), "{refused:?}");
+    let once = br#"{"email":"a@example.com","password":"p"}"#;
+    assert!(transcode::request(login, &[], None, once, None).is_ok());
+}

@@ -68,6 +68,21 @@ pub(crate) fn request(
             if bound.iter().any(|(path, _)| *path == key) {
                 continue;
             }
+            // What the body carries is the body's alone: a query key
+            // inside it once overrode the body's own value.
+            if let Body::Field(body_field) = &route.body {
+                let first = key.split('.').next().unwrap_or_default();
+                if find_field(&input, first)
+                    .is_some_and(|f| find_field(&input, body_field).is_some_and(|b| b == f))
+                {
+                    return Err(bad(
+                        &key,
+                        format!(
+                            "is part of the body ({body_field}); it may not be set in the query"
+                        ),
+                    ));
+                }
+            }
             set_path(&mut message, &key, &value, true)?;
         }
     }
@@ -92,6 +107,13 @@ fn from_json(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(DynamicMessage::new(desc));
     }
+    // serde_json keeps the last of two equal keys; a boundary should not
+    // guess which one the client meant.
+    serde::de::DeserializeSeed::deserialize(
+        NoDuplicateKeys,
+        &mut serde_json::Deserializer::from_slice(body),
+    )
+    .map_err(|e| bad(field, format!("invalid JSON: {e}")))?;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let message = DynamicMessage::deserialize_with_options(desc, &mut deserializer, &options)
@@ -100,6 +122,65 @@ fn from_json(
         .end()
         .map_err(|e| bad(field, format!("invalid JSON: {e}")))?;
     Ok(message)
+}
+
+/// Walks a JSON document and fails on an object with a key twice.
+struct NoDuplicateKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NoDuplicateKeys)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value_seed(NoDuplicateKeys)?;
+        }
+        Ok(())
+    }
 }
 
 /// A field by its proto name or its JSON name.

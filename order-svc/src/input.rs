@@ -176,5 +176,11 @@ pub fn cancel_reason(raw: &str) -> Result<String, FieldViolation> {
             "must be at most 500 characters",
         ));
     }
+    if kit::text::hidden_in_text(raw).is_some() {
+        return Err(FieldViolation::new(
+            "reason",
+            "must not contain control characters (but tab and newline) or invisible ones",
+        ));
+    }
     Ok(raw.trim().to_owned())
 }

@@ -42,21 +42,28 @@ pub fn sku(field: &str, raw: &str) -> Result<String, FieldViolation> {
 pub fn name(field: &str, raw: &str) -> Result<String, FieldViolation> {
     let name = raw.trim();
     let count = name.chars().count();
-    if count == 0 || count > 200 || name.chars().any(char::is_control) {
+    if count == 0 || count > 200 || kit::text::hidden_in_line(name).is_some() {
         return Err(FieldViolation::new(
             field,
-            "must be 1 to 200 characters without control characters",
+            "must be 1 to 200 characters without control or invisible characters",
         ));
     }
     Ok(name.to_owned())
 }
 
-/// A description: at most 5,000 characters.
+/// A description: at most 5,000 characters; lines and tabs, but no other
+/// control characters and nothing invisible.
 pub fn description(field: &str, raw: &str) -> Result<String, FieldViolation> {
     if raw.chars().count() > 5_000 {
         return Err(FieldViolation::new(
             field,
             "must be at most 5000 characters",
+        ));
+    }
+    if kit::text::hidden_in_text(raw).is_some() {
+        return Err(FieldViolation::new(
+            field,
+            "must not contain control characters (but tab and newline) or invisible ones",
         ));
     }
     Ok(raw.trim().to_owned())
@@ -97,6 +104,12 @@ pub fn reason(field: &str, raw: &str) -> Result<String, FieldViolation> {
     let count = reason.chars().count();
     if count == 0 || count > 500 {
         return Err(FieldViolation::new(field, "must be 1 to 500 characters"));
+    }
+    if kit::text::hidden_in_text(reason).is_some() {
+        return Err(FieldViolation::new(
+            field,
+            "must not contain control characters (but tab and newline) or invisible ones",
+        ));
     }
     Ok(reason.to_owned())
 }
@@ -184,6 +197,11 @@ impl TryFrom<pb::ListProductsRequest> for ProductQuery {
             Err(FieldViolation::new(
                 "query",
                 "must be at most 200 characters",
+            ))
+        } else if kit::text::hidden_in_line(query).is_some() {
+            Err(FieldViolation::new(
+                "query",
+                "must not contain control or invisible characters",
             ))
         } else {
             Ok((!query.is_empty()).then(|| query.to_owned()))
@@ -387,12 +405,13 @@ pub fn upload_start(
     });
     let alt_text = {
         let text = r.alt_text.trim();
-        if text.chars().count() > crate::images::MAX_ALT_TEXT || text.chars().any(char::is_control)
+        if text.chars().count() > crate::images::MAX_ALT_TEXT
+            || kit::text::hidden_in_line(text).is_some()
         {
             Err(FieldViolation::new(
                 "start.alt_text",
                 format!(
-                    "must be at most {} characters without control characters",
+                    "must be at most {} characters without control or invisible characters",
                     crate::images::MAX_ALT_TEXT
                 ),
             ))

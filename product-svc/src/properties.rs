@@ -41,11 +41,12 @@ proptest! {
         }
         if let Ok(name) = input::name("name", &raw) {
             prop_assert!((1..=200).contains(&name.chars().count()));
-            prop_assert!(!name.chars().any(char::is_control));
+            prop_assert!(kit::text::hidden_in_line(&name).is_none());
             prop_assert_eq!(input::name("name", &name), Ok(name.clone()));
         }
         if let Ok(description) = input::description("description", &raw) {
             prop_assert!(description.chars().count() <= 5_000);
+            prop_assert!(kit::text::hidden_in_text(&description).is_none());
             prop_assert_eq!(input::description("description", &description), Ok(description.clone()));
         }
         if let Ok(id) = input::reservation_id("reservation_id", &raw) {
@@ -53,6 +54,7 @@ proptest! {
         }
         if let Ok(reason) = input::reason("reason", &raw) {
             prop_assert!((1..=500).contains(&reason.chars().count()));
+            prop_assert!(kit::text::hidden_in_text(&reason).is_none());
         }
         if let Ok(id) = input::uuid("id", &raw) {
             prop_assert_eq!(input::uuid("id", &id), Ok(id.clone()));

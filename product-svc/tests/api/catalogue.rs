@@ -19,7 +19,64 @@ kit::test_on_each_db!(
     product_pages_stay_stable_while_products_are_added,
     who_may_call_what,
     undecodable_and_oversized_messages_are_the_callers_fault,
+    stored_text_holds_no_control_or_invisible_characters,
 );
+
+async fn stored_text_holds_no_control_or_invisible_characters(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let create = |name: &str, description: &str| {
+        let mut catalogue = mesh.catalogue();
+        let request = bearer(
+            pb::CreateProductRequest {
+                product: Some(pb::Product {
+                    sku: format!("TXT-{}", name.len() + description.len()),
+                    name: name.into(),
+                    description: description.into(),
+                    price: Some(usd(100)),
+                    stock_on_hand: 1,
+                    ..Default::default()
+                }),
+            },
+            &mesh.admin,
+        );
+        async move { catalogue.create_product(request).await }
+    };
+    for (name, description, field) in [
+        ("Nul\0name", "fine", "product.name"),
+        ("Bidi\u{202E}name", "fine", "product.name"),
+        ("Fine", "bell\u{7}", "product.description"),
+        ("Fine", "zero\u{200B}width", "product.description"),
+    ] {
+        let refused = create(name, description).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::InvalidArgument,
+            "{name:?} {description:?}"
+        );
+        assert_eq!(
+            violated_fields(&refused),
+            [field],
+            "{name:?} {description:?}"
+        );
+    }
+    // Lines and tabs are text.
+    let kept = create("Two lines", "first line\n\tsecond line")
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.into_inner().product.unwrap().description,
+        "first line\n\tsecond line"
+    );
+    let searched = mesh
+        .catalogue()
+        .list_products(pb::ListProductsRequest {
+            query: "lamp\0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&searched), ["query"]);
+}
 
 async fn undecodable_and_oversized_messages_are_the_callers_fault(db: TestDb) {
     let mesh = start(&db, &[]).await;
