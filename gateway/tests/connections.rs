@@ -249,3 +249,36 @@ async fn a_client_that_never_reads_its_answers_is_closed_and_holds_little() {
     assert!(grown < 64 * MIB, "RSS grew by {} MiB", grown / MIB);
     assert!(healthy(gateway.addr).await);
 }
+
+fn counter(name: &str, label: &str) -> u64 {
+    kit::metrics::render()
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_body_is_an_abort_not_a_refusal() {
+    let gateway = gateway(&[]).await;
+    for _ in 0..5 {
+        let mut tcp = TcpStream::connect(gateway.addr).await.unwrap();
+        tcp.write_all(
+            b"POST /v1/auth/login HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+        drop(tcp);
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the aborts to be counted",
+        || async { (counter("http_server_client_aborts_total", "") == 5).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        counter("http_server_refused_total", "reason=\"body_too_large\""),
+        0,
+        "a hang-up is not an oversized body"
+    );
+}

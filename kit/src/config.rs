@@ -188,6 +188,19 @@ impl Env {
         }
     }
 
+    /// `true` or `false` from `var`, or `default` when unset.
+    pub fn flag(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var)?.as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ConfigError::new(
+                var,
+                format!("must be true or false, got {other:?}"),
+            )),
+        }
+    }
+
     /// A secret (password, client secret): never shown by `Debug`.
     pub fn secret(&self, var: &str) -> Result<Option<SecretString>, ConfigError> {
         Ok(self.get(var)?.map(SecretString::from))
@@ -340,6 +353,10 @@ pub struct ServiceBase {
     pub jwt_issuer: String,
     /// What its gRPC listener lets clients hold.
     pub grpc_limits: crate::server::GrpcLimits,
+    /// Whether it applies its migrations at start-up
+    /// (`OMS_MIGRATE_ON_START`, default true) or only checks that they
+    /// were applied (by `<service> migrate`, the deploy's Job).
+    pub migrate_on_start: bool,
 }
 
 impl ServiceBase {
@@ -352,6 +369,7 @@ impl ServiceBase {
             database_url: env.database_url(database_var, vars.sqlite_file)?,
             jwt_issuer: env.jwt_issuer()?,
             grpc_limits: crate::server::GrpcLimits::from_env(env)?,
+            migrate_on_start: env.flag("OMS_MIGRATE_ON_START", true)?,
         })
     }
 }

@@ -39,6 +39,51 @@ pub enum DbError {
         #[source]
         source: sea_orm::DbErr,
     },
+    /// The schema lacks migrations this build needs, and the service was
+    /// told not to apply them itself.
+    #[error(
+        "the database at {url} lacks {count} migration(s) this build needs ({missing}); \
+         run `<service> migrate` first (the migrate Job), or set OMS_MIGRATE_ON_START=true"
+    )]
+    SchemaBehind {
+        /// The database URL.
+        url: DatabaseUrl,
+        /// How many are missing.
+        count: usize,
+        /// Their names, comma-separated.
+        missing: String,
+    },
+}
+
+/// Opens the service's database: brings its schema up to date when
+/// `migrate` (the embedded default), or else only checks that every
+/// migration this build knows has been applied and refuses to serve a
+/// schema older than it needs. Migrations a newer build applied are fine:
+/// they only add, so an old replica keeps working during a rollout.
+pub async fn open<M: MigratorTrait>(
+    url: &DatabaseUrl,
+    pool: PoolOptions,
+    migrate: bool,
+) -> Result<DatabaseConnection, DbError> {
+    if migrate {
+        return connect_and_migrate::<M>(url, pool).await;
+    }
+    let db = connect(url, pool).await?;
+    let pending = M::get_pending_migrations(&db)
+        .await
+        .map_err(|source| DbError::Migrate {
+            url: url.clone(),
+            source,
+        })?;
+    if !pending.is_empty() {
+        let missing: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
+        return Err(DbError::SchemaBehind {
+            url: url.clone(),
+            count: missing.len(),
+            missing: missing.join(", "),
+        });
+    }
+    Ok(db)
 }
 
 /// Pool and timeout settings.

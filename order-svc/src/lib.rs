@@ -115,9 +115,10 @@ pub async fn serve_with(
 ) -> Result<(), StartupError> {
     let metrics_listener =
         kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
-    let db = kit::db::connect_and_migrate::<migration::Migrator>(
+    let db = kit::db::open::<migration::Migrator>(
         &config.base.database_url,
         Default::default(),
+        config.base.migrate_on_start,
     )
     .await?;
     let _pool_gauges = kit::db::sample_pool(SERVICE_INFO.name, &db);

@@ -50,7 +50,28 @@ pub struct S3Settings {
     pub endpoint: Option<String>,
     /// `AWS_ALLOW_HTTP=true`: a plain-HTTP server (local only).
     pub allow_http: bool,
+    /// The rest of the standard credential chain, as set: a session
+    /// token, web identity (EKS's IRSA: a token file and a role to
+    /// assume), the ECS container endpoint, the instance metadata
+    /// endpoint. With no static keys, object_store tries them in the SDKs'
+    /// order and falls back to instance metadata.
+    pub chain: Vec<(&'static str, SecretString)>,
 }
+
+/// The credential-chain variables passed on to object_store (which reads
+/// each as its lower-case name).
+pub const CREDENTIAL_CHAIN_VARS: &[&str] = &[
+    "AWS_SESSION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_METADATA_ENDPOINT",
+    "AWS_IMDSV1_FALLBACK",
+];
 
 /// How to open the store.
 #[derive(Debug, Clone)]
@@ -72,16 +93,7 @@ impl BlobConfig {
             Some(raw) => parse_location(raw.trim())
                 .map_err(|reason| ConfigError::new(BLOB_URL_VAR, reason))?,
         };
-        let flag = |var: &str| -> Result<bool, ConfigError> {
-            match env.get(var)?.as_deref().map(str::trim) {
-                None | Some("false") => Ok(false),
-                Some("true") => Ok(true),
-                Some(other) => Err(ConfigError::new(
-                    var,
-                    format!("{other:?} is neither true nor false"),
-                )),
-            }
-        };
+        let flag = |var: &str| env.flag(var, false);
         let presign = flag(PRESIGN_VAR)?;
         if presign && matches!(location, BlobLocation::Files(_)) {
             return Err(ConfigError::new(
@@ -97,10 +109,44 @@ impl BlobConfig {
                 region: env.get("AWS_REGION")?,
                 endpoint: env.get("AWS_ENDPOINT_URL")?,
                 allow_http: flag("AWS_ALLOW_HTTP")?,
+                chain: CREDENTIAL_CHAIN_VARS
+                    .iter()
+                    .filter_map(|var| match env.secret(var) {
+                        Ok(Some(value)) => Some(Ok((*var, value))),
+                        Ok(None) => None,
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<_, _>>()?,
             },
             presign,
         })
     }
+}
+
+/// The S3 client's settings: static keys when given, else the rest of
+/// the credential chain as set, for object_store to pick from.
+fn s3_builder(bucket: &str, s3: &S3Settings) -> Result<AmazonS3Builder, BlobError> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(s3.region.as_deref().unwrap_or("us-east-1"))
+        .with_allow_http(s3.allow_http);
+    if let Some(key) = &s3.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        builder = builder.with_secret_access_key(secret.expose_secret());
+    }
+    if let Some(endpoint) = &s3.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    for (var, value) in &s3.chain {
+        let key = var
+            .to_ascii_lowercase()
+            .parse::<object_store::aws::AmazonS3ConfigKey>()
+            .map_err(|e| BlobError::Open(format!("{var}: {e}")))?;
+        builder = builder.with_config(key, value.expose_secret());
+    }
+    Ok(builder)
 }
 
 fn parse_location(raw: &str) -> Result<BlobLocation, String> {
@@ -196,20 +242,7 @@ impl Blobs {
                 // reqwest's rustls takes the process's provider: ring, as
                 // everywhere else here.
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let s3 = &config.s3;
-                let mut builder = AmazonS3Builder::new()
-                    .with_bucket_name(bucket)
-                    .with_region(s3.region.as_deref().unwrap_or("us-east-1"))
-                    .with_allow_http(s3.allow_http);
-                if let Some(key) = &s3.access_key_id {
-                    builder = builder.with_access_key_id(key);
-                }
-                if let Some(secret) = &s3.secret_access_key {
-                    builder = builder.with_secret_access_key(secret.expose_secret());
-                }
-                if let Some(endpoint) = &s3.endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
+                let builder = s3_builder(bucket, &config.s3)?;
                 let store = Arc::new(
                     builder
                         .build()
@@ -297,6 +330,45 @@ impl Blobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_credential_chain_reaches_the_s3_client() {
+        use object_store::aws::AmazonS3ConfigKey as Key;
+        // What EKS sets in a pod whose ServiceAccount names a role (IRSA).
+        let env = Env::from_pairs([
+            ("OMS_BLOB_URL", "s3://oms-images/images"),
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+            ),
+            (
+                "AWS_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/oms-product-svc",
+            ),
+            ("AWS_ROLE_SESSION_NAME", "product-svc"),
+        ]);
+        let config = BlobConfig::from_env(&env).unwrap();
+        assert!(config.s3.access_key_id.is_none());
+        let builder = s3_builder("oms-images", &config.s3).unwrap();
+        assert_eq!(
+            builder
+                .get_config_value(&Key::WebIdentityTokenFile)
+                .as_deref(),
+            Some("/var/run/secrets/eks.amazonaws.com/serviceaccount/token")
+        );
+        assert_eq!(
+            builder.get_config_value(&Key::RoleArn).as_deref(),
+            Some("arn:aws:iam::123456789012:role/oms-product-svc")
+        );
+        assert_eq!(
+            builder.get_config_value(&Key::RoleSessionName).as_deref(),
+            Some("product-svc")
+        );
+        // Every variable of the chain is one object_store knows.
+        for var in CREDENTIAL_CHAIN_VARS {
+            assert!(var.to_ascii_lowercase().parse::<Key>().is_ok(), "{var}");
+        }
+    }
 
     #[test]
     fn locations_parse_or_say_why_not() {

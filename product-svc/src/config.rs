@@ -40,6 +40,9 @@ pub struct Config {
     /// How long a quote that expired unused is kept before pruning
     /// (`OMS_QUOTE_RETENTION`).
     pub quote_retention: Duration,
+    /// How long an applied order event's inbox entry is kept: longer than
+    /// the broker may redeliver it (`OMS_INBOX_RETENTION`).
+    pub inbox_retention: Duration,
     /// Where image bytes are stored (`OMS_BLOB_URL`, the AWS variables).
     pub blob: crate::blobs::BlobConfig,
     /// Largest image upload (`OMS_IMAGE_MAX_BYTES`).
@@ -71,6 +74,11 @@ impl Config {
             quote_retention: env.duration(
                 "OMS_QUOTE_RETENTION",
                 Duration::from_secs(30 * DAY),
+                Duration::from_secs(3_600)..=Duration::from_secs(3_650 * DAY),
+            )?,
+            inbox_retention: env.duration(
+                "OMS_INBOX_RETENTION",
+                Duration::from_secs(14 * DAY),
                 Duration::from_secs(3_600)..=Duration::from_secs(3_650 * DAY),
             )?,
             blob: crate::blobs::BlobConfig::from_env(env)?,

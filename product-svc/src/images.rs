@@ -86,6 +86,8 @@ pub enum DownloadBody {
     Bytes(BoxStream<'static, Result<Bytes, BlobError>>),
     /// A presigned URL of the store.
     Presigned(String),
+    /// Nothing: the caller holds these bytes already.
+    NotModified,
 }
 
 /// The image rules.
@@ -269,6 +271,7 @@ impl Images {
         product_id: &str,
         image_id: &str,
         variant: Variant,
+        if_none_match: &str,
     ) -> Result<Download, ProductError> {
         let image = product_images::get(&self.db, product_id, image_id)
             .await?
@@ -277,6 +280,16 @@ impl Images {
             Variant::Original => (image.object_key, image.kind.content_type(), image.byte_size),
             Variant::Thumbnail => (image.thumbnail_key, "image/jpeg", image.thumbnail_size),
         };
+        // Decided from the row: the store is not asked for bytes the
+        // caller holds.
+        if etag_matches(if_none_match, &image.sha256) {
+            return Ok(Download {
+                content_type,
+                byte_size,
+                sha256: image.sha256,
+                body: DownloadBody::NotModified,
+            });
+        }
         let body = match self.blobs.presigned(&key, PRESIGNED_FOR).await? {
             Some(url) => DownloadBody::Presigned(url),
             None => DownloadBody::Bytes(self.blobs.get(&key).await?),
@@ -381,6 +394,16 @@ fn dimensions(bytes: &[u8], kind: ImageKind) -> Result<(u32, u32), ProductError>
     Ok((width, height))
 }
 
+/// Whether an If-None-Match list (`"a", "b"`, weak `W/"a"`, or `*`) names
+/// the image whose SHA-256 is `sha256` (its ETag).
+pub fn etag_matches(if_none_match: &str, sha256: &str) -> bool {
+    if_none_match.split(',').any(|tag| {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        tag == "*" || tag.trim_matches('"') == sha256 && !sha256.is_empty()
+    })
+}
+
 /// One decoding job: the bytes, their kind, and where the thumbnail goes.
 type ThumbnailJob = (
     Bytes,
@@ -447,4 +470,20 @@ fn thumbnail_of(bytes: &[u8], kind: ImageKind) -> Result<Vec<u8>, String> {
         .encode_image(&small.to_rgb8())
         .map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_match_as_http_says() {
+        let sha = "ab12";
+        for held in ["\"ab12\"", "ab12", "W/\"ab12\"", "\"x\", \"ab12\"", "*"] {
+            assert!(etag_matches(held, sha), "{held}");
+        }
+        for held in ["", "\"ab1\"", "\"x\", \"y\""] {
+            assert!(!etag_matches(held, sha), "{held}");
+        }
+    }
 }

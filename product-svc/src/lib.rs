@@ -53,7 +53,7 @@ pub const AUDIENCE: &str = "product-svc";
 /// Reservations expired per sweep round; the rest wait for the next round.
 const SWEEP_BATCH: u64 = 200;
 
-/// How often quotes past their retention are pruned.
+/// How often quotes and inbox entries past their retention are pruned.
 const QUOTE_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// What reflection and health advertise for this service.
@@ -114,9 +114,10 @@ pub async fn serve(
 ) -> Result<(), kit::StartupError> {
     let metrics_listener =
         kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
-    let db = kit::db::connect_and_migrate::<migration::Migrator>(
+    let db = kit::db::open::<migration::Migrator>(
         &config.base.database_url,
         Default::default(),
+        config.base.migrate_on_start,
     )
     .await?;
     let kv = kit::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
@@ -174,7 +175,7 @@ pub async fn serve(
         .map_err(|e| kit::StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
     let _relay = publisher.map(|publisher| {
         ::events::relay::Relay::start(
-            db,
+            db.clone(),
             publisher,
             product_events.outbox().wake_handle(),
             ::events::relay::RelayConfig::new(
@@ -208,6 +209,21 @@ pub async fn serve(
     });
 
     let _consumer = order_events::start(config.broker.clone(), inventory.clone());
+    // The inbox only needs what the broker may still redeliver.
+    let _inbox_pruner =
+        kit::background::every("pruned the order-event inbox", QUOTE_PRUNE_EVERY, {
+            let (db, retention) = (db.clone(), config.inbox_retention);
+            move || {
+                let db = db.clone();
+                async move {
+                    let before = kit::time::now()
+                        - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+                    ::events::inbox::prune(&db, before)
+                        .await
+                        .map(|pruned| usize::try_from(pruned).unwrap_or(usize::MAX))
+                }
+            }
+        });
 
     let auth = kit::auth::layer_for(
         &config.user_svc_addr,

@@ -110,9 +110,10 @@ pub async fn serve(
 ) -> Result<(), StartupError> {
     let metrics_listener =
         kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
-    let db = kit::db::connect_and_migrate::<migration::Migrator>(
+    let db = kit::db::open::<migration::Migrator>(
         &config.base.database_url,
         Default::default(),
+        config.base.migrate_on_start,
     )
     .await?;
     let kv = kit::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;

@@ -84,13 +84,14 @@ pub(super) async fn download(
     };
     let download = state
         .images
-        .download(&product_id, &image_id, variant)
+        .download(&product_id, &image_id, variant, &r.if_none_match)
         .await?;
     let mut info = pb::ImageDownloadInfo {
         content_type: download.content_type.to_owned(),
         byte_size: download.byte_size,
         sha256: download.sha256,
         presigned_url: String::new(),
+        not_modified: false,
     };
     use pb::download_product_image_response::Part;
     let first = |info| {
@@ -103,6 +104,10 @@ pub(super) async fn download(
     let stream: DownloadStream = match download.body {
         DownloadBody::Presigned(url) => {
             info.presigned_url = url;
+            Box::pin(first(info))
+        }
+        DownloadBody::NotModified => {
+            info.not_modified = true;
             Box::pin(first(info))
         }
         DownloadBody::Bytes(bytes) => {

@@ -168,6 +168,7 @@ impl Mesh {
                 product_id: product_id.into(),
                 image_id: image_id.into(),
                 variant: variant.into(),
+                if_none_match: String::new(),
             })
             .await
             .unwrap()
@@ -230,10 +231,29 @@ async fn an_image_round_trips_byte_for_byte_with_its_thumbnail(store: Store) {
         ),
         ("image/png", png.len() as i64, image.sha256.as_str())
     );
+    // A caller holding the bytes (its ETag) gets the info and no bytes.
+    let mut held = mesh
+        .catalogue()
+        .download_product_image(pb::DownloadProductImageRequest {
+            product_id: mug.id.clone(),
+            image_id: image.id.clone(),
+            variant: pb::ImageVariant::Original.into(),
+            if_none_match: format!("\"other\", W/\"{}\"", image.sha256),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    use pb::download_product_image_response::Part as Held;
+    let Some(Held::Info(held_info)) = held.message().await.unwrap().unwrap().part else {
+        panic!("the first message is the info");
+    };
+    assert!(held_info.not_modified);
+    assert!(held.message().await.unwrap().is_none(), "no bytes follow");
     let (thumb_info, thumb) = mesh
         .download(&mug.id, &image.id, pb::ImageVariant::Thumbnail)
         .await;
     assert_eq!(thumb_info.content_type, "image/jpeg");
+    assert!(!thumb_info.not_modified);
     let decoded = image::load_from_memory_with_format(&thumb, image::ImageFormat::Jpeg).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (320, 240));
 
@@ -605,6 +625,46 @@ async fn on_s3_a_presigned_url_replaces_the_bytes_and_fetches_them() {
         testkit::http::send_bytes(authority.parse().unwrap(), "GET", path, &[], &[]).await;
     assert_eq!(fetched.status, 200, "{}", fetched.text);
     assert_eq!(fetched.bytes, png);
+}
+
+/// No static keys: the credentials come from the standard chain, here
+/// its last link, instance metadata (the test server's own endpoint, as
+/// an EC2 node's would be at 169.254.169.254).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_credentials_come_from_the_chain_without_static_keys() {
+    kit::telemetry::init_for_tests();
+    let Some(store) = Store::s3().await else {
+        return;
+    };
+    let endpoint = store
+        .env
+        .iter()
+        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let mut env: Vec<(String, String)> = store
+        .env
+        .iter()
+        .filter(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY")
+        .cloned()
+        .collect();
+    env.push(("AWS_METADATA_ENDPOINT".to_owned(), endpoint));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let db = TestDb::sqlite();
+    let mesh = start(&db, &pairs).await;
+    let mug = mesh.create("IMG-CHAIN", 1_000, 5).await;
+    let png = picture(32, 32, image::ImageFormat::Png);
+    let image = tokio::time::timeout(
+        Duration::from_secs(60),
+        mesh.upload(&mesh.admin, &mug.id, "image/png", &png, 64 * 1024),
+    )
+    .await
+    .expect("the upload ends")
+    .unwrap();
+    let (_, bytes) = mesh
+        .download(&mug.id, &image.id, pb::ImageVariant::Original)
+        .await;
+    assert_eq!(bytes, png);
 }
 
 /// Eight large images at once: each decodes to 16 MiB, and they take

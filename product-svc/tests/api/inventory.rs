@@ -21,7 +21,51 @@ kit::test_on_each_db!(
     validate_reports_each_line_without_holding_stock,
     unknown_archived_and_malformed_lines_are_refused,
     two_replicas_sweeping_together_return_each_unit_once,
+    applied_events_older_than_the_retention_leave_the_inbox,
 );
+
+async fn applied_events_older_than_the_retention_leave_the_inbox(db: TestDb) {
+    use events::schema::Inbox;
+    use sea_orm::ConnectionTrait as _;
+    use sea_orm::sea_query::Query;
+    let conn = kit::db::connect_and_migrate::<product_svc::migration::Migrator>(
+        db.url(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let now = kit::time::now();
+    let insert = Query::insert()
+        .into_table(Inbox::Table)
+        .columns([Inbox::Consumer, Inbox::EventId, Inbox::ApplyTime])
+        .values_panic([
+            "test".into(),
+            "old".into(),
+            (now - chrono::Duration::days(20)).into(),
+        ])
+        .values_panic([
+            "test".into(),
+            "recent".into(),
+            (now - chrono::Duration::days(2)).into(),
+        ])
+        .to_owned();
+    conn.execute(&insert).await.unwrap();
+    drop(conn);
+    let _mesh = start(&db, &[("OMS_INBOX_RETENTION", "14d")]).await;
+    eventually(
+        Duration::from_secs(20),
+        "the old entry to be pruned",
+        || async {
+            (kit::test_support::count_rows(db.url(), "inbox", "event_id = 'old'").await == 0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        kit::test_support::count_rows(db.url(), "inbox", "event_id = 'recent'").await,
+        1
+    );
+}
 
 async fn concurrent_reservations_never_oversell(db: TestDb) {
     let mesh = start(&db, &[]).await;

@@ -16,6 +16,7 @@ use crate::helpers::*;
 
 kit::test_on_each_db!(
     starts_migrated_with_health_and_reflection,
+    a_schema_older_than_the_build_is_refused_unless_it_may_migrate,
     register_login_and_read_your_own_account,
     register_reports_every_bad_field_and_taken_emails,
     unknown_email_and_wrong_password_get_the_same_answer,
@@ -39,6 +40,28 @@ async fn starts_migrated_with_health_and_reflection(db: TestDb) {
     assert_grpc_basics(svc.channel(), user_svc::SERVICE_INFO).await;
     svc.stop().await.expect("clean shutdown");
     kit::test_support::assert_tables(db.url(), &["users"]).await;
+}
+
+async fn a_schema_older_than_the_build_is_refused_unless_it_may_migrate(db: TestDb) {
+    // A fresh database, and a service told that the migrate Job does the
+    // migrating: it names what is missing and how to apply it.
+    let refused = start(&db, &[("OMS_MIGRATE_ON_START", "false")])
+        .await
+        .exited()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("lacks") && refused.contains("m20") && refused.contains("migrate"),
+        "{refused}"
+    );
+    // After `user-svc migrate` (the Job), it serves.
+    kit::db::connect_and_migrate::<user_svc::migration::Migrator>(db.url(), Default::default())
+        .await
+        .unwrap();
+    let svc = start(&db, &[("OMS_MIGRATE_ON_START", "false")]).await;
+    let wrong = login(&svc, "nobody@example.com", "a wrong password").await;
+    assert_eq!(wrong.unwrap_err().code(), Code::Unauthenticated);
 }
 
 async fn register_login_and_read_your_own_account(db: TestDb) {
