@@ -79,8 +79,8 @@ impl Mesh {
             gateway.proxy_secret = Some(secret);
         }
 
-        // Zero configuration: order-svc gets client credentials that
-        // user-svc knows, made up fresh for this process.
+        // Zero configuration: order-svc and product-svc get client
+        // credentials that user-svc knows, made up fresh for this process.
         if order.client_secret.is_none() {
             let secret = user_svc::clients::random_secret()
                 .map_err(|e| StartupError::setup("order-svc's client secret", e))?;
@@ -88,9 +88,20 @@ impl Mesh {
                 .push(user_svc::clients::ServiceClient::new(
                     &order.client_id,
                     &secret,
-                    &["inventory:write", "products:read"],
+                    &["inventory:write", "products:read", "revocations:read"],
                 ));
             order.client_secret = Some(secret.into());
+        }
+        if product.client_secret.is_none() {
+            let secret = user_svc::clients::random_secret()
+                .map_err(|e| StartupError::setup("product-svc's client secret", e))?;
+            user.service_clients
+                .push(user_svc::clients::ServiceClient::new(
+                    &product.client_id,
+                    &secret,
+                    &["revocations:read"],
+                ));
+            product.client_secret = Some(secret.into());
         }
 
         // Without a broker, events travel on one in-process bus: product-svc

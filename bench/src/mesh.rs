@@ -271,9 +271,11 @@ impl Mesh {
             base64::engine::general_purpose::STANDARD.encode(seed)
         };
         let client_secret = random_hex(32)?;
-        let clients = testkit::clients::env_value(&[testkit::clients::ServiceClient::order_svc(
-            &client_secret,
-        )]);
+        let product_secret = random_hex(32)?;
+        let clients = testkit::clients::env_value(&[
+            testkit::clients::ServiceClient::order_svc(&client_secret),
+            testkit::clients::ServiceClient::product_svc(&product_secret),
+        ]);
         let admin_email = "bench-admin@example.com".to_owned();
         let admin_password = random_hex(12)?;
         let redis_prefix = format!("oms-bench-{}:", random_hex(3)?);
@@ -337,6 +339,7 @@ impl Mesh {
         product_env.extend([
             ("PRODUCT_SVC_ADDR".to_owned(), any_port.clone()),
             ("USER_SVC_ADDR".to_owned(), user_addr.clone()),
+            ("OMS_PRODUCT_SVC_CLIENT_SECRET".to_owned(), product_secret),
         ]);
         product_env.extend(options.events.env());
         let product = spawn(options, "product-svc", product_env).await?;

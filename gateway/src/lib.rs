@@ -14,7 +14,8 @@
 //! - `observe`: request metrics, the per-request log event, trace context;
 //!   `/metrics` shows the process's metrics.
 //! - `error`: gRPC codes to HTTP statuses and the AIP-193 JSON error body.
-//! - [`transport`]: the accept loop, with its connection cap and timeouts.
+//! - [`transport`]: the accept loop, with its connection cap and timeouts;
+//!   `parse_errors` gives hyper's own parse-error answers a JSON body.
 //!
 //! Tests call [`serve`] on a `127.0.0.1:0` listener.
 
@@ -30,6 +31,7 @@ mod limits;
 mod oauth2;
 mod observe;
 mod openapi;
+mod parse_errors;
 #[cfg(test)]
 mod properties;
 mod proxy;

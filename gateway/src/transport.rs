@@ -260,7 +260,8 @@ impl Connection {
                 }
             })
         };
-        let connection = builder.serve_connection(TokioIo::new(tcp), service);
+        let io = TokioIo::new(crate::parse_errors::JsonParseErrors::new(tcp));
+        let connection = builder.serve_connection(io, service);
         let mut connection = std::pin::pin!(connection);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

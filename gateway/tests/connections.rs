@@ -282,3 +282,40 @@ async fn a_client_that_hangs_up_mid_body_is_an_abort_not_a_refusal() {
         "a hang-up is not an oversized body"
     );
 }
+
+/// Sends `head` as a whole request and reads the answer to the end.
+async fn raw_answer(addr: SocketAddr, head: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_hyper_cannot_parse_get_the_json_error_body_too() {
+    let gateway = gateway(&[]).await;
+    let long_path = format!("/v1/products/{}", "a".repeat(100_000));
+    let many_params: String = (0..10_000).map(|i| format!("p{i}=v&")).collect();
+    for (head, status) in [
+        (
+            format!("GET {long_path} HTTP/1.1\r\nHost: gateway\r\n\r\n"),
+            "414",
+        ),
+        (
+            format!("GET /v1/products?{many_params} HTTP/1.1\r\nHost: gateway\r\n\r\n"),
+            "414",
+        ),
+        (
+            "GET /v1/products/a b HTTP/1.1\r\nHost: gateway\r\n\r\n".to_owned(),
+            "400",
+        ),
+    ] {
+        let answer = raw_answer(gateway.addr, head.as_bytes()).await;
+        let (top, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(top.starts_with(&format!("HTTP/1.1 {status}")), "{top}");
+        assert!(top.contains("content-type: application/json"), "{top}");
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"]["status"], "INVALID_ARGUMENT", "{body}");
+    }
+}

@@ -165,7 +165,21 @@ pub async fn serve_with(
         orders,
         watchers: watch_slots::WatchSlots::new(api::MAX_WATCHERS, config.watches_per_user),
     });
-    let auth = kit::auth::layer_for(&config.user_svc_addr, &config.base.jwt_issuer, None)?;
+    let secret = config.client_secret.clone().ok_or_else(|| {
+        kit::config::ConfigError::new(
+            CLIENT_SECRET_VAR,
+            "must be set: order-svc's OAuth2 client secret at user-svc",
+        )
+    })?;
+    let auth = kit::auth::layer_for(
+        &config.user_svc_addr,
+        &config.base.jwt_issuer,
+        None,
+        kit::auth::ClientCredentials {
+            client_id: config.client_id.clone(),
+            secret,
+        },
+    )?;
     let served = kit::server::serve_grpc(
         SERVICE_INFO,
         config.base.grpc_limits,

@@ -20,6 +20,9 @@ const VARS: ServiceVars = ServiceVars {
 
 const DAY: u64 = 86_400;
 
+/// The variable holding product-svc's OAuth2 client secret at user-svc.
+pub const CLIENT_SECRET_VAR: &str = "OMS_PRODUCT_SVC_CLIENT_SECRET";
+
 /// Everything product-svc needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -40,6 +43,11 @@ pub struct Config {
     /// How long a quote that expired unused is kept before pruning
     /// (`OMS_QUOTE_RETENTION`).
     pub quote_retention: Duration,
+    /// product-svc's OAuth2 client ID at user-svc (`OMS_PRODUCT_SVC_CLIENT_ID`).
+    pub client_id: String,
+    /// Its secret (`OMS_PRODUCT_SVC_CLIENT_SECRET`): it reads the
+    /// revocation list with it. Required (the `oms` binary makes one up).
+    pub client_secret: Option<kit::config::SecretString>,
     /// How long an applied order event's inbox entry is kept: longer than
     /// the broker may redeliver it (`OMS_INBOX_RETENTION`).
     pub inbox_retention: Duration,
@@ -76,6 +84,10 @@ impl Config {
                 Duration::from_secs(30 * DAY),
                 Duration::from_secs(3_600)..=Duration::from_secs(3_650 * DAY),
             )?,
+            client_id: env
+                .get("OMS_PRODUCT_SVC_CLIENT_ID")?
+                .unwrap_or_else(|| "product-svc".to_owned()),
+            client_secret: env.secret(CLIENT_SECRET_VAR)?,
             inbox_retention: env.duration(
                 "OMS_INBOX_RETENTION",
                 Duration::from_secs(14 * DAY),

@@ -225,10 +225,20 @@ pub async fn serve(
             }
         });
 
+    let secret = config.client_secret.clone().ok_or_else(|| {
+        kit::config::ConfigError::new(
+            config::CLIENT_SECRET_VAR,
+            "must be set: product-svc's OAuth2 client secret at user-svc (it reads the revocation list with it)",
+        )
+    })?;
     let auth = kit::auth::layer_for(
         &config.user_svc_addr,
         &config.base.jwt_issuer,
         Some(AUDIENCE),
+        kit::auth::ClientCredentials {
+            client_id: config.client_id.clone(),
+            secret,
+        },
     )?;
     let routes = api::routes(api::State {
         catalogue,

@@ -26,9 +26,19 @@ impl ServiceClient {
         }
     }
 
-    /// order-svc as a client: `inventory:write` and `products:read`.
+    /// order-svc as a client: `inventory:write`, `products:read`, and
+    /// the revocation list.
     pub fn order_svc(secret: &str) -> Self {
-        Self::new("order-svc", secret, &["inventory:write", "products:read"])
+        Self::new(
+            "order-svc",
+            secret,
+            &["inventory:write", "products:read", "revocations:read"],
+        )
+    }
+
+    /// product-svc as a client: the revocation list.
+    pub fn product_svc(secret: &str) -> Self {
+        Self::new("product-svc", secret, &["revocations:read"])
     }
 }
 

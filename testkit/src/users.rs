@@ -14,19 +14,25 @@ pub const ADMIN_EMAIL: &str = "admin@oms.test";
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
 /// order-svc's client secret in test meshes.
 pub const ORDER_SVC_SECRET: &str = "order-svc secret for tests";
+/// product-svc's client secret in test meshes (it reads the revocation
+/// list with it).
+pub const PRODUCT_SVC_SECRET: &str = "product-svc secret for tests";
 /// The password of every customer [`customer`] makes.
 pub const CUSTOMER_PASSWORD: &str = "customer password";
 
 /// user-svc's variables for a standalone test instance: its database, a
 /// data directory of its own under the system's temporary directory (its
-/// key file), and [`accounts_env`].
+/// key file), and [`accounts_env`] with product-svc's client besides
+/// `clients` (every product-svc reads the revocation list).
 pub fn user_svc_env(database_url: &str, clients: &[ServiceClient]) -> Vec<(String, String)> {
     let data_dir = std::env::temp_dir().join(format!("oms_keys_{}", unique_suffix()));
     let mut env = vec![
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("OMS_DATA_DIR".to_owned(), data_dir.display().to_string()),
     ];
-    env.extend(accounts_env(clients));
+    let mut clients = clients.to_vec();
+    clients.push(ServiceClient::product_svc(PRODUCT_SVC_SECRET));
+    env.extend(accounts_env(&clients));
     env
 }
 
@@ -44,6 +50,14 @@ pub fn accounts_env(clients: &[ServiceClient]) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// product-svc's credentials at a test user-svc made by [`user_svc_env`].
+pub fn product_svc_env() -> Vec<(String, String)> {
+    vec![(
+        "OMS_PRODUCT_SVC_CLIENT_SECRET".to_owned(),
+        PRODUCT_SVC_SECRET.to_owned(),
+    )]
 }
 
 /// A suffix no other test of this run has: the process ID and a counter.

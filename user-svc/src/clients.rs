@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 pub const SCOPES: &[(&str, &str)] = &[
     ("inventory:write", "product-svc"),
     ("products:read", "product-svc"),
+    (kit::auth::revocations::READ_SCOPE, "user-svc"),
 ];
 
 /// The audience a scope's tokens are for.

@@ -181,7 +181,8 @@ pub async fn serve(
     // user-svc verifies its own tokens with its own published keys and its
     // own revocation list.
     let verifier = kit::auth::Verifier::new(
-        kit::auth::VerifierConfig::new(config.base.jwt_issuer.clone(), None),
+        // Service tokens for user-svc itself: the revocation list's readers.
+        kit::auth::VerifierConfig::new(config.base.jwt_issuer.clone(), Some(SERVICE_INFO.name)),
         Arc::new(keys.jwks().to_vec()),
     )
     .following(Arc::new(revocations::StoredRevocations(accounts.clone())));

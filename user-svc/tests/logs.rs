@@ -57,6 +57,12 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
         ("OMS_BOOTSTRAP_ADMIN_EMAIL", "admin@oms.test".to_owned()),
         ("OMS_BOOTSTRAP_ADMIN_PASSWORD", admin_password.to_owned()),
         (
+            "OMS_SERVICE_CLIENTS",
+            testkit::clients::env_value(&[testkit::clients::ServiceClient::order_svc(
+                "a client secret for the logs test",
+            )]),
+        ),
+        (
             "OMS_JWT_SIGNING_KEYS",
             base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
         ),
@@ -111,9 +117,20 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     .await
     .unwrap();
     // What every verifier polls each second: not an INFO line each time.
-    auth.list_token_revocations(pb::ListTokenRevocationsRequest::default())
-        .await
-        .unwrap();
+    let reader = testkit::users::service_token(
+        svc.channel(),
+        "order-svc",
+        "a client secret for the logs test",
+        &["revocations:read"],
+    )
+    .await
+    .unwrap();
+    auth.list_token_revocations(kit::test_support::bearer(
+        pb::ListTokenRevocationsRequest::default(),
+        &reader,
+    ))
+    .await
+    .unwrap();
     svc.stop().await.unwrap();
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

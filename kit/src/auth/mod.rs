@@ -7,9 +7,12 @@
 //! invalid one is refused with UNAUTHENTICATED before any handler runs, and
 //! handlers ask for what they need with [`require_user`], [`require_admin`]
 //! or [`require_scope`]. A user token issued before its account's role,
-//! state or password changed is refused within seconds ([`revocations`]).
+//! state or password changed is refused within seconds ([`revocations`]),
+//! a list read with the service's own client credentials
+//! ([`ClientCredentials`], [`ServiceToken`]).
 
 pub mod claims;
+mod client_credentials;
 pub mod jwks;
 pub mod layer;
 pub mod revocations;
@@ -21,6 +24,7 @@ pub use claims::{
     AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
     USER_TOKEN_MAX_TTL_SECS,
 };
+pub use client_credentials::{ClientCredentials, ServiceToken};
 pub use jwks::{GrpcJwks, Jwk, JwksSource};
 pub use layer::AuthLayer;
 pub use revocations::{GrpcRevocations, Revocation, RevocationSource, Revocations};
@@ -29,15 +33,17 @@ pub use verifier::{Verifier, VerifierConfig, VerifyError};
 use crate::error::{ApiError, Rejection};
 
 /// The auth layer of a service that trusts user-svc at `user_svc_addr`:
-/// tokens from `issuer`, service tokens only for `service_audience`.
+/// tokens from `issuer`, service tokens only for `service_audience`; the
+/// revocation list is read as `credentials` (it is not public).
 pub fn layer_for(
     user_svc_addr: &crate::config::PeerAddr,
     issuer: &str,
     service_audience: Option<&str>,
+    credentials: ClientCredentials,
 ) -> Result<AuthLayer, crate::StartupError> {
     let jwks = GrpcJwks::new(user_svc_addr)
         .map_err(|e| crate::StartupError::setup(format!("USER_SVC_ADDR {user_svc_addr}"), e))?;
-    let revocations = GrpcRevocations::new(user_svc_addr)
+    let revocations = GrpcRevocations::new(user_svc_addr, credentials)
         .map_err(|e| crate::StartupError::setup(format!("USER_SVC_ADDR {user_svc_addr}"), e))?;
     let verifier = Verifier::new(
         VerifierConfig::new(issuer, service_audience),

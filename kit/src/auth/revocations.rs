@@ -140,17 +140,32 @@ impl Revocations {
     }
 }
 
-/// user-svc's `AuthService/ListTokenRevocations`, every page of it.
+/// The scope that may read the revocation list.
+pub const READ_SCOPE: &str = "revocations:read";
+
+/// user-svc's `AuthService/ListTokenRevocations`, every page of it, read
+/// with a service token of [`READ_SCOPE`].
 #[derive(Debug, Clone)]
 pub struct GrpcRevocations {
     channel: tonic::transport::Channel,
+    token: Arc<super::ServiceToken>,
 }
 
 impl GrpcRevocations {
-    /// The list of user-svc at `addr` (connects on first use).
-    pub fn new(addr: &crate::config::PeerAddr) -> Result<Self, tonic::transport::Error> {
+    /// The list of user-svc at `addr` (connects on first use), read as
+    /// `credentials`.
+    pub fn new(
+        addr: &crate::config::PeerAddr,
+        credentials: super::ClientCredentials,
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel = super::jwks::user_svc_channel(addr)?;
         Ok(Self {
-            channel: super::jwks::user_svc_channel(addr)?,
+            token: Arc::new(super::ServiceToken::new(
+                channel.clone(),
+                credentials,
+                &[READ_SCOPE],
+            )),
+            channel,
         })
     }
 }
@@ -162,23 +177,35 @@ impl RevocationSource for GrpcRevocations {
             ListTokenRevocationsRequest, auth_service_client::AuthServiceClient,
         };
         let mut client = AuthServiceClient::new(self.channel.clone());
+        let token = self.token.get().await?;
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "user-svc issued a token that is no header value".to_owned())?;
         let mut entries = Vec::new();
         let mut page_token = String::new();
         loop {
-            let page = client
-                .list_token_revocations(ListTokenRevocationsRequest {
-                    page_size: 1000,
-                    page_token: std::mem::take(&mut page_token),
-                })
-                .await
-                .map_err(|status| {
-                    format!(
+            let mut request = tonic::Request::new(ListTokenRevocationsRequest {
+                page_size: 1000,
+                page_token: std::mem::take(&mut page_token),
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+            let page = match client.list_token_revocations(request).await {
+                Ok(page) => page.into_inner(),
+                Err(status) => {
+                    // A token user-svc no longer takes (a rotated key):
+                    // the next round asks for a new one.
+                    if status.code() == tonic::Code::Unauthenticated {
+                        self.token.forget(&token).await;
+                    }
+                    return Err(format!(
                         "ListTokenRevocations from user-svc: {}: {}",
                         status.code(),
                         status.message()
-                    )
-                })?
-                .into_inner();
+                    ));
+                }
+            };
             for entry in page.revocations {
                 let subject_sha256 = <[u8; 32]>::try_from(entry.subject_sha256.as_slice())
                     .map_err(|_| "user-svc listed a subject digest that is not 32 bytes")?;

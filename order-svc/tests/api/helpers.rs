@@ -74,6 +74,7 @@ pub(crate) async fn start_products_with(
         ("DATABASE_URL".to_owned(), db.url().expose().to_owned()),
         ("USER_SVC_ADDR".to_owned(), users.to_string()),
     ];
+    pairs.extend(testkit::users::product_svc_env());
     pairs.extend(
         extra
             .iter()

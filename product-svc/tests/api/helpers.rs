@@ -55,6 +55,7 @@ pub(crate) async fn start_products(
             format!("{}:", unique_name("oms_test")),
         ),
     ];
+    pairs.extend(testkit::users::product_svc_env());
     if !db.url().is_sqlite()
         && let Some(redis) = kit::test_support::redis_url()
     {
@@ -69,8 +70,8 @@ pub(crate) async fn start_products(
     spawn(|l, s| product_svc::serve(config, l, s)).await
 }
 
-async fn service_token(users: &Spawned, client: &str, secret: &str) -> String {
-    testkit::users::service_token(users.channel(), client, secret, &[])
+async fn service_token(users: &Spawned, client: &str, secret: &str, scope: &str) -> String {
+    testkit::users::service_token(users.channel(), client, secret, &[scope])
         .await
         .unwrap()
 }
@@ -84,8 +85,8 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
             .await
             .unwrap()
             .token,
-        writer: service_token(&users, "order-svc", WRITER_SECRET).await,
-        reader: service_token(&users, "reporting", READER_SECRET).await,
+        writer: service_token(&users, "order-svc", WRITER_SECRET, "inventory:write").await,
+        reader: service_token(&users, "reporting", READER_SECRET, "products:read").await,
         products,
         users,
         _users_db: users_db,

@@ -145,6 +145,9 @@ impl AuthService for AuthApi {
         request: Request<pb::ListTokenRevocationsRequest>,
     ) -> Result<Response<pb::ListTokenRevocationsResponse>, Status> {
         const MAX_PAGE: u64 = 1000;
+        // Who changed when is for the mesh's verifiers, not for anyone.
+        kit::auth::require_scope(&request, kit::auth::revocations::READ_SCOPE)
+            .map_err(UserError::Auth)?;
         let r = request.into_inner();
         let page_size = match u64::try_from(r.page_size) {
             Err(_) => {

@@ -464,12 +464,23 @@ async fn service_tokens_follow_client_credentials_rules(db: TestDb) {
         ("product-svc", Some("inventory:write"), None)
     );
 
+    // None asked: all the client's scopes, when they are for one service;
+    // a client whose scopes are for several must name the ones it wants.
     let all = auth(&svc)
-        .issue_service_token(issue("order-svc", CLIENT_SECRET, &[]))
+        .issue_service_token(issue(
+            "product-svc",
+            testkit::users::PRODUCT_SVC_SECRET,
+            &[],
+        ))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(all.scopes, ["inventory:write", "products:read"]);
+    assert_eq!(all.scopes, ["revocations:read"]);
+    let several = auth(&svc)
+        .issue_service_token(issue("order-svc", CLIENT_SECRET, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(several.code(), Code::InvalidArgument);
 
     let wrong = auth(&svc)
         .issue_service_token(issue("order-svc", "not the secret", &[]))

@@ -263,15 +263,53 @@ async fn the_revocation_list_names_nobody_and_pages(db: TestDb) {
     }
     let untouched = register(&svc, "jo@example.com", "a fine password").await;
 
-    // No token needed; one entry per page to see the paging.
+    // Only the mesh's verifiers may read it: a service token of its scope.
+    let list = |token: Option<String>, page_token: String| {
+        let mut client = auth(&svc);
+        let message = pb::ListTokenRevocationsRequest {
+            page_size: 1,
+            page_token,
+        };
+        async move {
+            let request = match &token {
+                Some(token) => bearer(message, token),
+                None => tonic::Request::new(message),
+            };
+            client.list_token_revocations(request).await
+        }
+    };
+    let anonymous = list(None, String::new()).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let as_admin = list(Some(admin.clone()), String::new()).await.unwrap_err();
+    assert_eq!(as_admin.code(), Code::PermissionDenied);
+    let wrong_scope = testkit::users::service_token(
+        svc.channel(),
+        "order-svc",
+        CLIENT_SECRET,
+        &["products:read"],
+    )
+    .await
+    .unwrap();
+    let elsewhere = list(Some(wrong_scope), String::new()).await.unwrap_err();
+    assert_eq!(
+        elsewhere.code(),
+        Code::Unauthenticated,
+        "a token for product-svc"
+    );
+    let reader = testkit::users::service_token(
+        svc.channel(),
+        "order-svc",
+        CLIENT_SECRET,
+        &["revocations:read"],
+    )
+    .await
+    .unwrap();
+
+    // One entry per page to see the paging.
     let mut listed = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = auth(&svc)
-            .list_token_revocations(pb::ListTokenRevocationsRequest {
-                page_size: 1,
-                page_token: page_token.clone(),
-            })
+        let page = list(Some(reader.clone()), page_token.clone())
             .await
             .unwrap()
             .into_inner();
@@ -301,10 +339,13 @@ async fn the_revocation_list_names_nobody_and_pages(db: TestDb) {
     assert!(!seen.contains(&digest(&untouched.id)));
 
     let bad = auth(&svc)
-        .list_token_revocations(pb::ListTokenRevocationsRequest {
-            page_size: 0,
-            page_token: "not a token".into(),
-        })
+        .list_token_revocations(bearer(
+            pb::ListTokenRevocationsRequest {
+                page_size: 0,
+                page_token: "not a token".into(),
+            },
+            &reader,
+        ))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
