@@ -82,26 +82,18 @@ impl Mesh {
         // Zero configuration: order-svc and product-svc get client
         // credentials that user-svc knows, made up fresh for this process.
         if order.client_secret.is_none() {
-            let secret = user_svc::clients::random_secret()
-                .map_err(|e| StartupError::setup("order-svc's client secret", e))?;
-            user.service_clients
-                .push(user_svc::clients::ServiceClient::new(
-                    &order.client_id,
-                    &secret,
-                    &["inventory:write", "products:read", "revocations:read"],
-                ));
-            order.client_secret = Some(secret.into());
+            order.client_secret = Some(made_up_client(
+                &mut user,
+                &order.client_id,
+                &["inventory:write", "products:read", "revocations:read"],
+            )?);
         }
         if product.client_secret.is_none() {
-            let secret = user_svc::clients::random_secret()
-                .map_err(|e| StartupError::setup("product-svc's client secret", e))?;
-            user.service_clients
-                .push(user_svc::clients::ServiceClient::new(
-                    &product.client_id,
-                    &secret,
-                    &["revocations:read"],
-                ));
-            product.client_secret = Some(secret.into());
+            product.client_secret = Some(made_up_client(
+                &mut user,
+                &product.client_id,
+                &["revocations:read"],
+            )?);
         }
 
         // Without a broker, events travel on one in-process bus: product-svc
@@ -211,6 +203,22 @@ impl Mesh {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// A client of user-svc with a secret made up for this process: user-svc
+/// learns its hash, the caller gets the secret.
+fn made_up_client(
+    user: &mut user_svc::Config,
+    client_id: &str,
+    scopes: &[&str],
+) -> Result<kit::config::SecretString, StartupError> {
+    let secret = user_svc::clients::random_secret()
+        .map_err(|e| StartupError::setup(format!("{client_id}'s client secret"), e))?;
+    user.service_clients
+        .push(user_svc::clients::ServiceClient::new(
+            client_id, &secret, scopes,
+        ));
+    Ok(secret.into())
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartupError> {

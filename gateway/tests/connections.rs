@@ -39,14 +39,7 @@ async fn gateway(extra: &[(&str, &str)]) -> Spawned {
     spawn(|listener, shutdown| gateway::serve(config, listener, shutdown)).await
 }
 
-fn refusals(limit: &str) -> u64 {
-    let label = format!("limit=\"{limit}\"");
-    kit::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("oms_listener_refusals_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
+use kit::test_support::listener_refusals as refusals;
 
 /// Whether the server has closed `tcp` (a read ends or fails at once).
 async fn closed(tcp: &mut TcpStream) -> bool {
@@ -134,20 +127,26 @@ async fn half_sent_headers_and_idle_connections_are_closed_on_time() {
     assert!(healthy(gateway.addr).await, "honest requests are served");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_connection_cap_new_ones_are_closed_and_open_ones_keep_working() {
-    let gateway = gateway(&[("GATEWAY_MAX_CONNECTIONS", "16")]).await;
-    // An honest client with a keep-alive connection, opened first.
-    let mut honest = TcpStream::connect(gateway.addr).await.unwrap();
-    let request = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n";
+/// `GET /healthz` on a keep-alive connection already open: answered 200.
+async fn assert_healthz_on(tcp: &mut TcpStream) {
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = vec![0u8; 4096];
-    honest.write_all(request).await.unwrap();
-    let n = honest.read(&mut answer).await.unwrap();
+    let n = tcp.read(&mut answer).await.unwrap();
     assert!(
         answer[..n].starts_with(b"HTTP/1.1 200"),
         "{:?}",
         String::from_utf8_lossy(&answer[..n])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_new_ones_are_closed_and_open_ones_keep_working() {
+    let gateway = gateway(&[("GATEWAY_MAX_CONNECTIONS", "16")]).await;
+    // An honest client with a keep-alive connection, opened first.
+    let mut honest = TcpStream::connect(gateway.addr).await.unwrap();
+    assert_healthz_on(&mut honest).await;
     let mut fillers = Vec::new();
     for _ in 0..15 {
         fillers.push(TcpStream::connect(gateway.addr).await.unwrap());
@@ -162,13 +161,7 @@ async fn past_the_connection_cap_new_ones_are_closed_and_open_ones_keep_working(
     .await;
     assert!(refusals("connections") >= 1);
     // The honest client's connection still serves.
-    honest.write_all(request).await.unwrap();
-    let n = honest.read(&mut answer).await.unwrap();
-    assert!(
-        answer[..n].starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&answer[..n])
-    );
+    assert_healthz_on(&mut honest).await;
     // A place freed is a place again.
     drop(fillers.pop());
     eventually(

@@ -21,7 +21,7 @@ pub use grpc::{
     reflected_services, reflection_knows_symbol, spawn, violated_fields,
 };
 pub use raw::{RawCodec, call_raw};
-pub use raw_h2::{RawH2, memory};
+pub use raw_h2::{RawH2, listener_refusals, memory};
 pub use relay::Relay;
 pub use tables::{assert_row_count, assert_tables, count_rows, execute, outbox_payloads};
 

@@ -226,6 +226,17 @@ impl RawH2 {
     }
 }
 
+/// Refusals this process's listeners counted under `limit`
+/// (`oms_listener_refusals_total`).
+pub fn listener_refusals(limit: &str) -> u64 {
+    let label = format!("limit=\"{limit}\"");
+    crate::metrics::render()
+        .lines()
+        .filter(|l| l.starts_with("oms_listener_refusals_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// This process's resident memory and address space, in bytes (Linux).
 pub fn memory() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -394,16 +394,7 @@ async fn watching_an_order_streams_each_change_until_it_is_final(db: TestDb) {
         .order(&mesh.alice, "w-1", &[(&lamp.id, 1)])
         .await
         .unwrap();
-    let watch = |token: &str, order_id: &str| {
-        let mut orders = mesh.orders();
-        let request = kit::test_support::bearer(
-            pb::WatchOrderRequest {
-                order_id: order_id.into(),
-            },
-            token,
-        );
-        async move { orders.watch_order(request).await }
-    };
+    let watch = |token: &str, order_id: &str| mesh.watch(token, order_id);
 
     let others = watch(&mesh.bob, &order.id).await.unwrap_err();
     assert_eq!(others.code(), tonic::Code::NotFound);
@@ -443,16 +434,7 @@ async fn one_user_cannot_take_every_watch_slot(db: TestDb) {
         .order(&mesh.bob, "share-b", &[(&lamp.id, 1)])
         .await
         .unwrap();
-    let watch = |token: &str, order_id: &str| {
-        let mut orders = mesh.orders();
-        let request = kit::test_support::bearer(
-            pb::WatchOrderRequest {
-                order_id: order_id.into(),
-            },
-            token,
-        );
-        async move { orders.watch_order(request).await }
-    };
+    let watch = |token: &str, order_id: &str| mesh.watch(token, order_id);
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(watch(&mesh.alice, &alices.id).await.unwrap().into_inner());

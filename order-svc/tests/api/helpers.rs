@@ -317,6 +317,24 @@ impl Mesh {
         OrderServiceClient::new(self.orders.channel())
     }
 
+    /// WatchOrder as `token`; the stream, or its refusal.
+    pub(crate) fn watch(
+        &self,
+        token: &str,
+        order_id: &str,
+    ) -> impl std::future::Future<
+        Output = Result<tonic::Response<tonic::codec::Streaming<pb::WatchOrderResponse>>, Status>,
+    > + use<> {
+        let mut orders = self.orders();
+        let request = kit::test_support::bearer(
+            pb::WatchOrderRequest {
+                order_id: order_id.into(),
+            },
+            token,
+        );
+        async move { orders.watch_order(request).await }
+    }
+
     pub(crate) fn catalogue(&self) -> ProductServiceClient<Channel> {
         let channel =
             tonic::transport::Endpoint::from_shared(format!("http://{}", self.products_relay.addr))

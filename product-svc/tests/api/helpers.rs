@@ -76,6 +76,13 @@ async fn service_token(users: &Spawned, client: &str, secret: &str, scope: &str)
         .unwrap()
 }
 
+/// A connection of the test's own to product-svc's database, migrated.
+pub(crate) async fn migrated(db: &TestDb) -> sea_orm::DatabaseConnection {
+    kit::db::connect_and_migrate::<product_svc::migration::Migrator>(db.url(), Default::default())
+        .await
+        .unwrap()
+}
+
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
     let (users, users_db) = start_users().await;
     let products = start_products(db, &users, extra).await;

@@ -28,12 +28,7 @@ async fn applied_events_older_than_the_retention_leave_the_inbox(db: TestDb) {
     use events::schema::Inbox;
     use sea_orm::ConnectionTrait as _;
     use sea_orm::sea_query::Query;
-    let conn = kit::db::connect_and_migrate::<product_svc::migration::Migrator>(
-        db.url(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    let conn = migrated(&db).await;
     let now = kit::time::now();
     let insert = Query::insert()
         .into_table(Inbox::Table)

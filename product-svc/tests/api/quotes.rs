@@ -280,12 +280,7 @@ async fn quotes_expired_unused_past_the_retention_are_pruned(db: TestDb) {
     use product_svc::model::{Quote, QuoteLine, QuoteUse};
     use product_svc::store::quotes;
 
-    let conn = kit::db::connect_and_migrate::<product_svc::migration::Migrator>(
-        db.url(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    let conn = migrated(&db).await;
     let now = kit::time::now();
     let quote = |id: &str, expired_hours_ago: i64| Quote {
         id: id.to_owned(),

@@ -18,14 +18,7 @@ kit::test_on_each_db!(
 const LOGIN: &str = "/oms.user.v1.AuthService/Login";
 const MIB: u64 = 1024 * 1024;
 
-fn refusals(limit: &str) -> u64 {
-    let label = format!("limit=\"{limit}\"");
-    kit::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("oms_listener_refusals_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
+use kit::test_support::listener_refusals as refusals;
 
 async fn streams_past_the_call_limit_are_refused_and_memory_stays_bounded(db: TestDb) {
     let svc = start(&db, &[]).await;
