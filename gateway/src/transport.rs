@@ -199,9 +199,13 @@ impl InFlight {
         }
     }
 
+    /// The answer has started: the stall clock runs from here, so an
+    /// answer made late (a body that timed out, a slow backend) is not
+    /// judged unread for time the client spent waiting on us.
     fn answering(mut self) -> Self {
         self.answering = true;
         self.activity.answering.fetch_add(1, Ordering::Relaxed);
+        self.activity.progress();
         self
     }
 }
