@@ -12,8 +12,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use kit::StartupError;
-use kit::config::Env;
+use oms_config::Env;
+use oms_runtime::StartupError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -42,7 +42,7 @@ pub struct MeshAddrs {
 
 /// Reads every part's configuration as [`Mesh::bind`] does, without
 /// binding anything (for `oms env-vars` and `--help`).
-pub fn read_config(env: &Env) -> Result<(), kit::config::ConfigError> {
+pub fn read_config(env: &Env) -> Result<(), oms_config::ConfigError> {
     user_svc::Config::from_env(env, "USER_SVC_DATABASE_URL")?;
     product_svc::Config::from_env(env, "PRODUCT_SVC_DATABASE_URL")?;
     order_svc::Config::from_env(env, "ORDER_SVC_DATABASE_URL")?;
@@ -72,7 +72,7 @@ impl Mesh {
             ];
         }
         if user.proxy_secret.is_none() {
-            let secret: kit::config::SecretString = user_svc::clients::random_secret()
+            let secret: oms_config::SecretString = user_svc::clients::random_secret()
                 .map_err(|e| StartupError::setup("the gateway's proxy secret", e))?
                 .into();
             user.proxy_secret = Some(secret.clone());
@@ -102,10 +102,12 @@ impl Mesh {
             order.broker = events::Broker::InProcess(bus.clone());
         }
 
-        let user_listener = kit::server::bind(user.base.addr, user_svc::ADDR_VAR).await?;
-        let product_listener = kit::server::bind(product.base.addr, product_svc::ADDR_VAR).await?;
-        let order_listener = kit::server::bind(order.base.addr, order_svc::ADDR_VAR).await?;
-        let gateway_listener = kit::server::bind(gateway.addr, gateway::ADDR_VAR).await?;
+        let user_listener = oms_runtime::server::bind(user.base.addr, user_svc::ADDR_VAR).await?;
+        let product_listener =
+            oms_runtime::server::bind(product.base.addr, product_svc::ADDR_VAR).await?;
+        let order_listener =
+            oms_runtime::server::bind(order.base.addr, order_svc::ADDR_VAR).await?;
+        let gateway_listener = oms_runtime::server::bind(gateway.addr, gateway::ADDR_VAR).await?;
 
         // Wire the parts to the ports they actually got, so `:0` works.
         user.base.addr = local_addr(&user_listener)?;
@@ -211,7 +213,7 @@ fn made_up_client(
     user: &mut user_svc::Config,
     client_id: &str,
     scopes: &[&str],
-) -> Result<kit::config::SecretString, StartupError> {
+) -> Result<oms_config::SecretString, StartupError> {
     let secret = user_svc::clients::random_secret()
         .map_err(|e| StartupError::setup(format!("{client_id}'s client secret"), e))?;
     user.service_clients

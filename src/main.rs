@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use kit::cli::{Command, Program};
+use oms_runtime::cli::{Command, Program};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             Command::new(
                 "env-vars",
                 "list the environment variables it reads, one per line",
-                || kit::cli::print_env_vars(oms::read_config),
+                || oms_runtime::cli::print_env_vars(oms::read_config),
             ),
         ],
         default_command: "serve",
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 }
 
 fn serve() -> ExitCode {
-    kit::startup::run("oms", |env| async move {
+    oms_runtime::startup::run("oms", |env| async move {
         let mesh = oms::Mesh::bind(&env).await?;
         let addrs = mesh.addrs();
         tracing::info!(
@@ -36,6 +36,6 @@ fn serve() -> ExitCode {
             gateway = %format!("http://{}", addrs.gateway),
             "OMS mesh starting; Ctrl-C to stop"
         );
-        mesh.run(kit::shutdown::signal()).await
+        mesh.run(oms_runtime::shutdown::signal()).await
     })
 }

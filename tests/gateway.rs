@@ -6,10 +6,10 @@
 
 use std::net::SocketAddr;
 
-use kit::config::Env;
-use kit::test_support::unique_name;
+use oms_config::Env;
 use serde_json::json;
 use testkit::http::send;
+use testkit::unique_name;
 use testkit::users::{ADMIN_EMAIL, ADMIN_PASSWORD};
 
 async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -918,7 +918,7 @@ fn text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> Opt
 
 /// Starts the collector and makes this test process export to it
 /// (nextest runs each test in its own process: this subscriber is the one).
-async fn start_collector() -> (Collector, kit::telemetry::Telemetry) {
+async fn start_collector() -> (Collector, oms_telemetry::Telemetry) {
     use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer;
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
     let collector = Collector::default();
@@ -930,8 +930,8 @@ async fn start_collector() -> (Collector, kit::telemetry::Telemetry) {
             .add_service(LogsServiceServer::new(collector.clone()))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
-    let telemetry = kit::telemetry::init(&kit::telemetry::TelemetryConfig {
-        log_format: kit::config::LogFormat::Human,
+    let telemetry = oms_telemetry::init(&oms_telemetry::TelemetryConfig {
+        log_format: oms_config::LogFormat::Human,
         otlp_endpoint: Some(format!("http://{collector_addr}")),
         service_name: "oms-test".to_owned(),
     })
@@ -1053,7 +1053,7 @@ async fn one_order_through_the_gateway_is_one_trace_across_every_service() {
         order.json
     );
 
-    let spans = kit::test_support::eventually(
+    let spans = testkit::eventually(
         std::time::Duration::from_secs(20),
         "the order's spans from all four services",
         || {
@@ -1154,7 +1154,7 @@ async fn a_failed_orders_log_records_reach_the_collector_with_its_trace_id() {
                 && r.attributes.get("code").map(String::as_str) == Some(code)
         })
     };
-    let records = kit::test_support::eventually(
+    let records = testkit::eventually(
         std::time::Duration::from_secs(20),
         "the failed order's log records from gateway, order-svc and product-svc",
         || {
@@ -1314,7 +1314,7 @@ async fn taking_rights_away_ends_earlier_tokens_through_the_gateway_within_secon
 
     assert_eq!(set_role("ROLE_CUSTOMER").await.status, 200);
     let mut attempt = 0;
-    let refused = kit::test_support::eventually(
+    let refused = testkit::eventually(
         std::time::Duration::from_secs(10),
         "product-svc to refuse the demoted admin's token",
         || {
@@ -1599,7 +1599,7 @@ async fn an_image_is_put_as_a_raw_body_and_served_with_an_etag() {
         picture.len().to_string(),
         "int64 as a string"
     );
-    let sha256 = kit::digest::sha256_hex(&picture);
+    let sha256 = oms_core::digest::sha256_hex(&picture);
     assert_eq!(image["sha256"], sha256);
 
     let url = image["url"].as_str().unwrap().to_owned();
@@ -1699,7 +1699,7 @@ async fn an_image_is_put_as_a_raw_body_and_served_with_an_etag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_presigned_urls_an_image_get_redirects_to_the_store() {
     use testkit::http::send_bytes;
-    let Some((endpoint, bucket)) = kit::test_support::s3_test_bucket().await else {
+    let Some((endpoint, bucket)) = testkit::s3_test_bucket().await else {
         return;
     };
     let blob_url = format!("s3://{bucket}/gw");

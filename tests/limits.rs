@@ -143,7 +143,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413_and_memory_stays_flat() {
-    let data_dir = kit::test_support::TempDir::new("oms_limits");
+    let data_dir = testkit::TempDir::new("oms_limits");
     let (oms, gateway) = start_oms(data_dir.path()).await;
     let pid = oms.child.id().unwrap();
     let form = "application/x-www-form-urlencoded";
@@ -210,7 +210,7 @@ async fn list_products_with_a_token_of(gateway: SocketAddr, size: usize) -> test
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
-    let data_dir = kit::test_support::TempDir::new("oms_limits");
+    let data_dir = testkit::TempDir::new("oms_limits");
     let (_oms, gateway) = start_oms(data_dir.path()).await;
     for size in [17 * 1024, 60 * 1024] {
         let refused = list_products_with_a_token_of(gateway, size).await;
@@ -254,7 +254,7 @@ async fn oversized_headers_get_431_and_honest_requests_alongside_all_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_with_a_thousand_bad_lines_break_no_honest_request() {
-    let data_dir = kit::test_support::TempDir::new("oms_limits");
+    let data_dir = testkit::TempDir::new("oms_limits");
     let (_oms, gateway) = start_oms(data_dir.path()).await;
     let registered = testkit::http::send(
         gateway,

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kit::config::Env;
-use kit::test_support::{assert_grpc_basics, eventually, unique_name};
+use oms_config::Env;
+use testkit::{assert_grpc_basics, eventually, unique_name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every address on port 0 and a fresh data directory, plus `extra`.
@@ -67,7 +67,7 @@ fn channel(addr: SocketAddr) -> tonic::transport::Channel {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
-    kit::telemetry::init_for_tests();
+    oms_telemetry::init_for_tests();
     let data_dir = temp_dir();
     let mesh = oms::Mesh::bind(&env(&data_dir, &[])).await.expect("bind");
     let addrs = mesh.addrs();
@@ -88,9 +88,12 @@ async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
     })
     .await;
     // What the gateway container's health check runs.
-    kit::healthcheck::check(addrs.gateway, kit::healthcheck::Probe::Http("/readyz"))
-        .await
-        .expect("the gateway is healthy");
+    oms_runtime::healthcheck::check(
+        addrs.gateway,
+        oms_runtime::healthcheck::Probe::Http("/readyz"),
+    )
+    .await
+    .expect("the gateway is healthy");
     let (status, body) = http_get(addrs.gateway, "/no/such/path").await;
     assert_eq!(status, 404);
     assert!(body.contains(r#""status":"NOT_FOUND""#), "{body}");
@@ -164,7 +167,7 @@ async fn a_taken_port_names_the_variable_to_change() {
     let err = oms::Mesh::bind(&env(&data_dir, &[("PRODUCT_SVC_ADDR", &addr)]))
         .await
         .expect_err("the port is taken");
-    let message = kit::startup::report(&err);
+    let message = oms_core::error::report(&err);
     assert!(
         message.contains("PRODUCT_SVC_ADDR") && message.contains(&addr),
         "{message}"
@@ -184,7 +187,7 @@ async fn a_taken_metrics_port_stops_the_mesh_naming_its_variable() {
     let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
         .await
         .expect("the mesh gives up instead of hanging");
-    let message = kit::startup::report(&result.expect_err("the port is taken"));
+    let message = oms_core::error::report(&result.expect_err("the port is taken"));
     assert!(
         message.contains("ORDER_SVC_METRICS_ADDR") && message.contains(&addr),
         "{message}"
@@ -198,7 +201,7 @@ async fn a_bad_address_names_its_variable() {
         .await
         .expect_err("bad address");
     assert!(
-        matches!(&err, kit::StartupError::Config(c) if c.var == "ORDER_SVC_ADDR"),
+        matches!(&err, oms_runtime::StartupError::Config(c) if c.var == "ORDER_SVC_ADDR"),
         "{err}"
     );
 }
@@ -213,7 +216,7 @@ async fn an_unreachable_redis_stops_the_mesh_with_a_clear_error() {
     let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
         .await
         .expect("the mesh gives up instead of hanging");
-    let message = kit::startup::report(&result.expect_err("redis is unreachable"));
+    let message = oms_core::error::report(&result.expect_err("redis is unreachable"));
     assert!(
         message.contains("key-value store") && message.contains("127.0.0.1:1"),
         "{message}"
@@ -236,7 +239,7 @@ async fn an_unreachable_database_stops_the_mesh_and_hides_the_password() {
     let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
         .await
         .expect("the mesh gives up instead of hanging");
-    let message = kit::startup::report(&result.expect_err("the database is unreachable"));
+    let message = oms_core::error::report(&result.expect_err("the database is unreachable"));
     assert!(
         message.contains("order-svc") && message.contains("cannot connect to the database"),
         "{message}"
@@ -333,7 +336,7 @@ async fn the_binary_drains_and_exits_zero_on_sigterm() {
 
 #[test]
 fn oms_help_prints_usage_instead_of_starting_the_mesh() {
-    kit::test_support::assert_cli_basics(
+    testkit::assert_cli_basics(
         env!("CARGO_BIN_EXE_oms"),
         "oms",
         &["serve", "env-vars"],

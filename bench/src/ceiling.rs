@@ -35,7 +35,7 @@ pub async fn serve(addr: SocketAddr) -> Result<(), BenchError> {
         .local_addr()
         .map_err(|e| BenchError::Setup(format!("ceiling: {e}")))?;
     println!("{bound}");
-    // The same transport settings as kit::server gives the services.
+    // The same transport settings as oms_runtime::server gives the services.
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -4,15 +4,15 @@
 //! path writes in the same transaction (events on, the default), issued by
 //! a minimal sea-orm loop on two databases with the services' own pool
 //! settings and no RPCs. Statements the services send as one command
-//! ([`kit::batch::Batch`] on SQLite: a change and its outbox row, a
+//! ([`oms_store::batch::Batch`] on SQLite: a change and its outbox row, a
 //! reservation's header and holds, a confirmation's status change, lines
 //! and event) go as one here too.
 
 use std::sync::Arc;
 
-use kit::batch::Batch;
-use kit::config::DatabaseUrl;
-use kit::db::PoolOptions;
+use oms_config::DatabaseUrl;
+use oms_store::batch::Batch;
+use oms_store::db::PoolOptions;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement, TransactionTrait as _};
 
 use crate::BenchError;
@@ -42,13 +42,13 @@ fn db_err(e: sea_orm::DbErr) -> BenchError {
 }
 
 impl DbCeiling {
-    /// Opens both databases as the services do (kit::db::connect with the
+    /// Opens both databases as the services do (oms_store::db::connect with the
     /// default pool) and creates the tables.
     pub async fn prepare(orders: &DatabaseUrl, products: &DatabaseUrl) -> Result<Self, BenchError> {
-        let orders = kit::db::connect(orders, PoolOptions::default())
+        let orders = oms_store::db::connect(orders, PoolOptions::default())
             .await
             .map_err(|e| BenchError::Setup(format!("db ceiling: {e}")))?;
-        let products = kit::db::connect(products, PoolOptions::default())
+        let products = oms_store::db::connect(products, PoolOptions::default())
             .await
             .map_err(|e| BenchError::Setup(format!("db ceiling: {e}")))?;
         for sql in [

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use kit::config::DatabaseUrl;
+use oms_config::DatabaseUrl;
 use sea_orm::ConnectionTrait as _;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};

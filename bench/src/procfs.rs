@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kit::process_stats::{ProcessStats, TICKS_PER_SECOND};
+use oms_telemetry::process_stats::{ProcessStats, TICKS_PER_SECOND};
 
 const MIB: f64 = 1024.0 * 1024.0;
 

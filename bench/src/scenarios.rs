@@ -1121,7 +1121,7 @@ impl DbCeilingRun {
             Backend::Sqlite => {
                 let dir = work.join("db-ceiling");
                 let file = |name: &str| {
-                    kit::config::DatabaseUrl::sqlite_file(&dir.join(format!("{name}.db")))
+                    oms_config::DatabaseUrl::sqlite_file(&dir.join(format!("{name}.db")))
                 };
                 ([file("orders"), file("products")], Vec::new())
             }
@@ -1134,7 +1134,7 @@ impl DbCeilingRun {
                 )
                 .await?;
                 let url = |db: &str| {
-                    kit::config::DatabaseUrl::parse(&format!("{server}/{db}"))
+                    oms_config::DatabaseUrl::parse(&format!("{server}/{db}"))
                         .map_err(BenchError::Setup)
                 };
                 ([url(&names[0])?, url(&names[1])?], names)

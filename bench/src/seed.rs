@@ -2,8 +2,8 @@
 //! entities), so ListOrders can be measured over 10^3 and 10^6 orders
 //! without placing a million orders through the saga first.
 
-use kit::config::DatabaseUrl;
-use kit::db::PoolOptions;
+use oms_config::DatabaseUrl;
+use oms_store::db::PoolOptions;
 use order_svc::store::{order, order_line};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait as _, TransactionTrait as _};
 
@@ -21,7 +21,7 @@ pub struct Seeder {
 impl Seeder {
     /// Connects as order-svc does. `product_id` is what the lines name.
     pub async fn connect(url: &DatabaseUrl, product_id: String) -> Result<Self, BenchError> {
-        let db = kit::db::connect(url, PoolOptions::default())
+        let db = oms_store::db::connect(url, PoolOptions::default())
             .await
             .map_err(|e| BenchError::Setup(format!("seed: {e}")))?;
         Ok(Self { db, product_id })

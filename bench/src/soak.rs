@@ -161,7 +161,7 @@ async fn soak(
 
 /// Open file descriptors of `pid`.
 fn open_fds(pid: u32) -> Option<i64> {
-    kit::process_stats::ProcessStats::of(pid).and_then(|p| i64::try_from(p.open_fds).ok())
+    oms_telemetry::process_stats::ProcessStats::of(pid).and_then(|p| i64::try_from(p.open_fds).ok())
 }
 
 /// Connections on each of `databases`, as MariaDB lists them.

@@ -8,9 +8,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use kit::test_support::TestDb;
 use oms_bench::invariants::{Databases, Expected};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
+use testkit::TestDb;
 
 const PRODUCT: &str = "00000000-0000-7000-8000-000000000001";
 const KEPT: &str = "00000000-0000-7000-8000-0000000000a1";
@@ -62,7 +62,7 @@ async fn a_consistent_state_passes_and_each_breach_is_reported() {
          VALUES ('{KEPT}', 1, '{PRODUCT}', 'S', 'N', 5, 'EUR', 1000, 5000)"
     )).await;
 
-    let server = std::env::var(kit::test_support::MYSQL_VAR).unwrap();
+    let server = std::env::var(testkit::MYSQL_VAR).unwrap();
     let databases = Databases::connect(&server, &name(&products_db), &name(&orders_db))
         .await
         .unwrap();

@@ -33,7 +33,7 @@ pub async fn run<H, Fut, E>(
         "events_consume_errors_total",
         "events_poison_total",
     ] {
-        kit::metrics::zero(name, &[("service", service)]);
+        oms_telemetry::metrics::zero(name, &[("service", service)]);
     }
     let mut failures = 0u32;
     loop {

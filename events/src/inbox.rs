@@ -17,7 +17,11 @@ pub async fn first_time(
     let insert = Query::insert()
         .into_table(Inbox::Table)
         .columns([Inbox::Consumer, Inbox::EventId, Inbox::ApplyTime])
-        .values([consumer.into(), event_id.into(), kit::time::now().into()])
+        .values([
+            consumer.into(),
+            event_id.into(),
+            oms_core::time::now().into(),
+        ])
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .to_owned();
     // The primary key decides; neither MySQL nor SQLite aborts the

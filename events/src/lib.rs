@@ -118,13 +118,13 @@ pub const EVENTS_VAR: &str = "OMS_EVENTS";
 impl Broker {
     /// Kafka if configured, else a new in-process bus; `Off` when
     /// `OMS_EVENTS=off`.
-    pub fn from_env(env: &kit::config::Env) -> Result<Self, kit::config::ConfigError> {
+    pub fn from_env(env: &oms_config::Env) -> Result<Self, oms_config::ConfigError> {
         let kafka = kafka::KafkaConfig::from_env(env)?;
         let on = match env.get(EVENTS_VAR)?.as_deref().map(str::trim) {
             None | Some("on") => true,
             Some("off") => false,
             Some(other) => {
-                return Err(kit::config::ConfigError::new(
+                return Err(oms_config::ConfigError::new(
                     EVENTS_VAR,
                     format!("{other:?} is neither on nor off"),
                 ));
@@ -132,7 +132,7 @@ impl Broker {
         };
         Ok(match (on, kafka) {
             (false, Some(_)) => {
-                return Err(kit::config::ConfigError::new(
+                return Err(oms_config::ConfigError::new(
                     EVENTS_VAR,
                     format!("is off, but {} names brokers", kafka::BROKERS_VAR),
                 ));
@@ -182,11 +182,11 @@ impl Broker {
 
 #[cfg(test)]
 mod tests {
-    use kit::config::Env;
+    use oms_config::Env;
 
     use super::*;
 
-    fn broker(pairs: &[(&str, &str)]) -> Result<Broker, kit::config::ConfigError> {
+    fn broker(pairs: &[(&str, &str)]) -> Result<Broker, oms_config::ConfigError> {
         Broker::from_env(&Env::from_pairs(pairs.iter().copied()))
     }
 

@@ -91,7 +91,7 @@ impl Outbox {
 
     /// Adds `event` in `txn`, the transaction of the change it describes.
     pub async fn add(&self, txn: &impl ConnectionTrait, event: NewEvent) -> Result<(), DbErr> {
-        let mut batch = kit::batch::Batch::new(txn);
+        let mut batch = oms_store::batch::Batch::new(txn);
         self.stage(&mut batch, vec![event]);
         batch.execute(txn).await?;
         Ok(())
@@ -100,7 +100,7 @@ impl Outbox {
     /// Adds the INSERT of `events` to `batch`, which runs in the
     /// transaction of the change they describe (on SQLite in the same
     /// command as that change's own statements).
-    pub fn stage(&self, batch: &mut kit::batch::Batch, events: Vec<NewEvent>) {
+    pub fn stage(&self, batch: &mut oms_store::batch::Batch, events: Vec<NewEvent>) {
         if !self.enabled || events.is_empty() {
             return;
         }

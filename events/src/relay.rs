@@ -82,7 +82,7 @@ pub enum RelayError {
 /// A running relay; dropping it stops it.
 #[derive(Debug)]
 pub struct Relay {
-    _task: kit::background::Background,
+    _task: oms_runtime::background::Background,
 }
 
 const LEASE_NAME: &str = "outbox";
@@ -107,7 +107,7 @@ impl Relay {
         config: RelayConfig,
     ) -> Self {
         for name in ["outbox_published_total", "outbox_publish_errors_total"] {
-            kit::metrics::zero(name, &[("service", config.service)]);
+            oms_telemetry::metrics::zero(name, &[("service", config.service)]);
         }
         let runner = Runner {
             db,
@@ -116,7 +116,7 @@ impl Relay {
             holder: uuid::Uuid::new_v4().to_string(),
         };
         Self {
-            _task: kit::background::Background::spawn(runner.run(wake)),
+            _task: oms_runtime::background::Background::spawn(runner.run(wake)),
         }
     }
 }
@@ -234,7 +234,7 @@ impl Runner {
             .collect();
         if !ids.is_empty() {
             row::Entity::update_many()
-                .col_expr(row::Column::PublishTime, Expr::value(kit::time::now()))
+                .col_expr(row::Column::PublishTime, Expr::value(oms_core::time::now()))
                 .filter(row::Column::Id.is_in(ids))
                 .exec(&self.db)
                 .await?;
@@ -260,7 +260,7 @@ impl Runner {
 
     /// Takes or renews the lease; false while another relay holds it.
     async fn hold_lease(&self) -> Result<bool, DbErr> {
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         let until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let seed = Query::insert()
             .into_table(OutboxLease::Table)
@@ -294,7 +294,7 @@ impl Runner {
 
     /// Deletes rows published longer ago than the retention.
     async fn prune(&self) -> Result<(), DbErr> {
-        let before = kit::time::now()
+        let before = oms_core::time::now()
             - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
         let pruned = row::Entity::delete_many()
             .filter(row::Column::PublishTime.lt(before))

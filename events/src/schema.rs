@@ -1,7 +1,7 @@
 //! The tables events need, for the services' migrations: the outbox and
 //! its relay lease (producers), and the inbox (consumers).
 
-use kit::db::schema::{timestamp, uuid_text};
+use oms_store::db::schema::{timestamp, uuid_text};
 use sea_orm_migration::prelude::*;
 
 /// The outbox: one row per event, written with the change it describes.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use events::kafka::KafkaConfig;
 use events::{Publisher, Record, Subscription};
-use kit::test_support::unique_name;
+use testkit::unique_name;
 
 fn kafka() -> Option<KafkaConfig> {
     let brokers = std::env::var("OMS_TEST_KAFKA_BROKERS").ok()?;
@@ -26,7 +26,7 @@ fn record(key: &str, n: u32) -> Record {
         key: key.to_owned(),
         event_type: format!("oms.test.v1.Step{n}"),
         payload: n.to_be_bytes().to_vec(),
-        time: kit::time::now(),
+        time: oms_core::time::now(),
     }
 }
 

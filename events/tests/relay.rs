@@ -17,11 +17,11 @@ use events::bus::Bus;
 use events::outbox::{NewEvent, Outbox, new_event_id};
 use events::relay::{Relay, RelayConfig};
 use events::{PublishError, Publisher, Record, Subscription};
-use kit::test_support::{TestDb, count_rows, eventually};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use sea_orm_migration::prelude::*;
+use testkit::{TestDb, count_rows, eventually};
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     two_relays_on_one_outbox_publish_each_row_once_in_order,
     only_acknowledged_rows_are_marked_and_the_rest_retried,
     the_inbox_says_first_time_once,
@@ -47,7 +47,7 @@ impl MigratorTrait for Migrator {
 }
 
 async fn open(db: &TestDb) -> DatabaseConnection {
-    kit::db::connect_and_migrate::<Migrator>(db.url(), Default::default())
+    oms_store::db::connect_and_migrate::<Migrator>(db.url(), Default::default())
         .await
         .unwrap()
 }
@@ -73,7 +73,7 @@ async fn write(
                     aggregate_id: aggregate.clone(),
                     event_type: "oms.test.v1.Happened".into(),
                     payload: vec![<u8 as TryFrom<usize>>::try_from(n % 256).unwrap()],
-                    time: kit::time::now(),
+                    time: oms_core::time::now(),
                 },
             )
             .await

@@ -2,7 +2,7 @@
 //! channel to each. Channels connect lazily and reconnect on their own, so
 //! the gateway starts before its backends.
 
-use kit::config::PeerAddr;
+use oms_config::PeerAddr;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use kit::config::{ConfigError, Env, PeerAddr};
+use oms_config::{ConfigError, Env, PeerAddr};
 
 /// The variable holding the gateway's listen address.
 pub const ADDR_VAR: &str = "GATEWAY_ADDR";
@@ -23,7 +23,7 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Sent with `x-forwarded-for` so user-svc believes it
     /// (`OMS_PROXY_SECRET`).
-    pub proxy_secret: Option<kit::config::SecretString>,
+    pub proxy_secret: Option<oms_config::SecretString>,
     /// What clients' connections may hold.
     pub connections: crate::transport::ConnectionLimits,
 }

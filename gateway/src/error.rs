@@ -160,7 +160,7 @@ pub(crate) fn stream_error(status: &tonic::Status) -> Value {
     json!({
         "error": {
             "code": http.as_u16(),
-            "status": kit::error::code_name(code),
+            "status": oms_runtime::error::code_name(code),
             "message": status.message(),
         }
     })
@@ -171,7 +171,7 @@ pub(crate) fn body(http: StatusCode, code: Code, message: &str, details: Vec<Val
     let body = json!({
         "error": {
             "code": http.as_u16(),
-            "status": kit::error::code_name(code),
+            "status": oms_runtime::error::code_name(code),
             "message": message,
             "details": details,
         }

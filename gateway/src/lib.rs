@@ -64,20 +64,20 @@ pub(crate) struct Gateway {
     pub(crate) proxy_secret: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
-/// gateway as a binary: its commands and configuration, in kit's service shape
+/// gateway as a binary: its commands and configuration, in the runtime's service shape
 /// (`gateway --help`).
 #[derive(Debug)]
 pub struct Binary;
 
-impl kit::service::Service for Binary {
+impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = "gateway";
     const SUMMARY: &'static str =
         "JSON/HTTP front of the OMS gRPC services, routed by their google.api.http annotations";
     const ADDR_VAR: &'static str = ADDR_VAR;
-    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Http("/readyz");
+    const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Http("/readyz");
     type Config = Config;
 
-    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+    fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env)
     }
 
@@ -89,7 +89,7 @@ impl kit::service::Service for Binary {
         config: Config,
         listener: TcpListener,
         shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
         serve(config, listener, shutdown)
     }
 }
@@ -100,22 +100,25 @@ pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), kit::StartupError> {
-    kit::metrics::install();
+) -> Result<(), oms_runtime::StartupError> {
+    oms_telemetry::metrics::install();
     let backends = backends::Backends::connect_lazy(&config)
-        .map_err(|e| kit::StartupError::setup("gateway backends", e))?;
+        .map_err(|e| oms_runtime::StartupError::setup("gateway backends", e))?;
     let (pool, routes) = routes::load(oms_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| kit::StartupError::setup("gateway routes", e))?;
+        .map_err(|e| oms_runtime::StartupError::setup("gateway routes", e))?;
     // Serialised once: every request shares these bytes instead of
     // holding a copy of its own while a slow client reads it.
     let openapi = bytes::Bytes::from(openapi::document(&pool, &routes).to_string());
     let proxy_secret = match &config.proxy_secret {
         None => None,
         Some(secret) => {
-            use kit::config::ExposeSecret as _;
+            use oms_config::ExposeSecret as _;
             let mut value = tonic::metadata::AsciiMetadataValue::try_from(secret.expose_secret())
                 .map_err(|_| {
-                kit::StartupError::setup(kit::config::PROXY_SECRET_VAR, "must be printable ASCII")
+                oms_runtime::StartupError::setup(
+                    oms_config::PROXY_SECRET_VAR,
+                    "must be printable ASCII",
+                )
             })?;
             value.set_sensitive(true);
             Some(value)
@@ -130,7 +133,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(kit::metrics::handler))
+        .route("/metrics", get(oms_runtime::admin::handler))
         .route("/oauth2/token", axum::routing::post(oauth2::token))
         .route(
             "/openapi.json",
@@ -173,8 +176,8 @@ pub async fn serve(
     let app = app.layer(axum::middleware::from_fn(observe::observe));
     let addr = listener
         .local_addr()
-        .map_err(|e| kit::StartupError::setup("the gateway listener's address", e))?;
-    kit::server::announce("gateway", "http", addr);
+        .map_err(|e| oms_runtime::StartupError::setup("the gateway listener's address", e))?;
+    oms_runtime::server::announce("gateway", "http", addr);
     transport::serve(listener, app, config.connections, shutdown).await;
     tracing::info!(service = "gateway", "stopped");
     Ok(())

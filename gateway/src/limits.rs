@@ -37,7 +37,7 @@ fn is_image_upload(path: &str) -> bool {
         .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// Refuses a request whose headers are over [`kit::server::MAX_FORWARDED_HEADERS`]
+/// Refuses a request whose headers are over [`oms_runtime::server::MAX_FORWARDED_HEADERS`]
 /// (431) or whose declared length is over its route's limit (413), before
 /// the body is read or anything is forwarded.
 pub(crate) async fn refuse_oversize(request: Request, next: Next) -> Response {
@@ -46,7 +46,7 @@ pub(crate) async fn refuse_oversize(request: Request, next: Next) -> Response {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    if header_bytes > kit::server::MAX_FORWARDED_HEADERS {
+    if header_bytes > oms_runtime::server::MAX_FORWARDED_HEADERS {
         let peer = peer_of(&request);
         tracing::warn!(
             path = request.uri().path(),
@@ -61,7 +61,7 @@ pub(crate) async fn refuse_oversize(request: Request, next: Next) -> Response {
             Code::InvalidArgument,
             &format!(
                 "the request headers are larger than {} bytes",
-                kit::server::MAX_FORWARDED_HEADERS
+                oms_runtime::server::MAX_FORWARDED_HEADERS
             ),
             Vec::new(),
         );

@@ -2,5 +2,5 @@
 //! it reads; with no arguments it serves until SIGTERM or Ctrl-C.
 
 fn main() -> std::process::ExitCode {
-    kit::service::main::<gateway::Binary>()
+    oms_runtime::service::main::<gateway::Binary>()
 }

@@ -86,7 +86,7 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|axum::extract::ConnectInfo(peer)| peer.to_string());
-    let trace_id = kit::observe::ensure_traceparent(request.headers_mut());
+    let trace_id = oms_telemetry::trace::ensure_traceparent(request.headers_mut());
     let span = tracing::info_span!(
         "http",
         otel.name = %format!("{method} {path}"),
@@ -97,7 +97,7 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
         trace_id = %trace_id,
     );
     // The backend calls the proxy makes are children of this span.
-    kit::observe::carry_trace(&span, request.headers_mut());
+    oms_telemetry::trace::carry_trace(&span, request.headers_mut());
     metrics::gauge!("http_server_in_flight_requests").increment(1.0);
     let response = next.run(request).instrument(span.clone()).await;
     metrics::gauge!("http_server_in_flight_requests").decrement(1.0);

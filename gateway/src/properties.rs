@@ -126,7 +126,7 @@ fn json_of(message: &DynamicMessage) -> Option<Json> {
 }
 
 proptest! {
-    #![proptest_config(kit::test_support::proptest_config(512))]
+    #![proptest_config(testkit::proptest_config(512))]
 
     #[test]
     fn any_path_finds_a_route_or_none(path in "/[a-zA-Z0-9/:._%{}*-]{0,60}") {

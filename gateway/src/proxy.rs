@@ -31,7 +31,7 @@ const MAX_STREAM: Duration = Duration::from_secs(600);
 /// Headers passed on to the backend as gRPC metadata.
 const FORWARDED: &[&str] = &["authorization", "traceparent", "tracestate", "x-request-id"];
 /// Of those, the ones whose value is new on every request: kept out of
-/// the HTTP/2 header compression table (`kit::observe::unique_header`).
+/// the HTTP/2 header compression table (`oms_telemetry::trace::unique_header`).
 const PER_REQUEST: &[&str] = &["traceparent", "x-request-id"];
 
 /// Passes the caller's forwarded headers on to `request` as gRPC
@@ -49,7 +49,7 @@ pub(crate) fn forward<T>(
             continue;
         };
         let value = if PER_REQUEST.contains(name) {
-            kit::observe::unique_metadata(value)
+            oms_runtime::observe::unique_metadata(value)
         } else {
             value.parse().ok()
         };
@@ -63,7 +63,7 @@ pub(crate) fn forward<T>(
     if let Some(secret) = &gateway.proxy_secret {
         request
             .metadata_mut()
-            .insert(kit::config::PROXY_SECRET_HEADER, secret.clone());
+            .insert(oms_config::PROXY_SECRET_HEADER, secret.clone());
     }
 }
 
@@ -80,7 +80,7 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    if let Some(value) = kit::observe::unique_header(&request_id) {
+    if let Some(value) = oms_telemetry::trace::unique_header(&request_id) {
         parts.headers.insert("x-request-id", value);
     }
 
@@ -134,7 +134,7 @@ pub(crate) async fn handle(
         }
         Found::Nothing => error::no_route(parts.method.clone()).await,
     };
-    if let Some(value) = kit::observe::unique_header(&request_id) {
+    if let Some(value) = oms_telemetry::trace::unique_header(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
     if let Some(label) = route_label {
@@ -209,7 +209,7 @@ fn timeout(headers: &HeaderMap, streaming: bool) -> Duration {
     headers
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
-        .and_then(kit::time::parse_grpc_timeout)
+        .and_then(oms_core::time::parse_grpc_timeout)
         .unwrap_or(default)
         .min(max)
 }

@@ -318,7 +318,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(kit::test_support::proptest_config(512))]
+        #![proptest_config(testkit::proptest_config(512))]
 
         #[test]
         fn any_template_text_parses_or_is_refused_with_a_reason(raw in "/?[a-z{}=*/:.%]{0,40}|\\PC{0,40}") {

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use kit::refusals::Refusals;
+use oms_runtime::refusals::Refusals;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -91,7 +91,7 @@ pub(crate) async fn serve(
         .max_concurrent_streams(limits.max_streams)
         .max_send_buf_size(SEND_BUFFER)
         .max_header_list_size(
-            u32::try_from(kit::server::MAX_FORWARDED_HEADERS * 2).unwrap_or(u32::MAX),
+            u32::try_from(oms_runtime::server::MAX_FORWARDED_HEADERS * 2).unwrap_or(u32::MAX),
         )
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));

@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kit::config::Env;
-use kit::test_support::{RawH2, Spawned, eventually, memory, spawn};
+use oms_config::Env;
+use testkit::{RawH2, Spawned, eventually, memory, spawn};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -19,7 +19,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// A gateway whose backends are nowhere (its own routes still answer).
 async fn gateway(extra: &[(&str, &str)]) -> Spawned {
-    kit::telemetry::init_for_tests();
+    oms_telemetry::init_for_tests();
     let nowhere = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap()
@@ -39,7 +39,7 @@ async fn gateway(extra: &[(&str, &str)]) -> Spawned {
     spawn(|listener, shutdown| gateway::serve(config, listener, shutdown)).await
 }
 
-use kit::test_support::listener_refusals as refusals;
+use testkit::listener_refusals as refusals;
 
 /// Whether the server has closed `tcp` (a read ends or fails at once).
 async fn closed(tcp: &mut TcpStream) -> bool {
@@ -244,7 +244,7 @@ async fn a_client_that_never_reads_its_answers_is_closed_and_holds_little() {
 }
 
 fn counter(name: &str, label: &str) -> u64 {
-    kit::metrics::render()
+    oms_telemetry::metrics::render()
         .lines()
         .filter(|l| l.starts_with(name) && l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())

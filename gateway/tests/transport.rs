@@ -8,9 +8,9 @@
 use std::net::SocketAddr;
 
 use axum::http::StatusCode;
-use kit::config::Env;
-use kit::test_support::spawn;
+use oms_config::Env;
 use testkit::http::send;
+use testkit::spawn;
 
 /// An HTTP/2 server that answers every request with `status`, `body` and
 /// no gRPC status: what a misconfigured proxy or a header-size refusal
@@ -35,7 +35,7 @@ async fn closed_port() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_below_grpc_are_502_or_503_never_429() {
-    kit::telemetry::init_for_tests();
+    oms_telemetry::init_for_tests();
     let env = Env::from_pairs([
         ("USER_SVC_ADDR", closed_port().await.to_string()),
         (

@@ -1,8 +1,8 @@
 //! The gRPC layer of order-svc: decodes requests, authorizes, calls the
 //! order rules, and maps results to the wire.
 
-use kit::auth::{Role, require_admin, require_user};
 use oms_proto::order::v1::{self as pb, order_service_server::OrderService};
+use oms_runtime::auth::{Role, require_admin, require_user};
 use std::pin::Pin;
 use tonic::service::Routes;
 
@@ -48,7 +48,7 @@ struct OrderApi {
     state: State,
 }
 
-fn auth(e: kit::ApiError) -> Status {
+fn auth(e: oms_runtime::ApiError) -> Status {
     OrderError::Auth(e).into()
 }
 
@@ -69,7 +69,7 @@ impl OrderService for OrderApi {
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(kit::time::parse_grpc_timeout)
+            .and_then(oms_core::time::parse_grpc_timeout)
             .map_or(MAX_WATCH, |t| t.min(MAX_WATCH));
         let permit = match self.state.watchers.take(&id) {
             Ok(slot) => slot,
@@ -193,7 +193,7 @@ impl OrderService for OrderApi {
             orders: orders.into_iter().map(to_proto_order).collect(),
             next_page_token: next
                 .as_deref()
-                .map(kit::paging::encode_token)
+                .map(oms_core::paging::encode_token)
                 .unwrap_or_default(),
         }))
     }

@@ -6,7 +6,7 @@
 //! reservation ID), so retrying is safe. [`GrpcInventory`] is the
 //! [`Inventory`] port over these calls: wire types end here.
 
-use kit::config::PeerAddr;
+use oms_config::PeerAddr;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ pub fn call_context<T>(request: &Request<T>) -> CallContext {
     CallContext {
         deadline: header("grpc-timeout")
             .as_deref()
-            .and_then(kit::time::parse_grpc_timeout)
+            .and_then(oms_core::time::parse_grpc_timeout)
             .map(|t| Instant::now() + t),
         traceparent: header("traceparent"),
     }
@@ -150,7 +150,7 @@ impl ServiceTokens {
             if let Some(value) = ctx
                 .traceparent
                 .as_deref()
-                .and_then(kit::observe::unique_metadata)
+                .and_then(oms_runtime::observe::unique_metadata)
             {
                 request.metadata_mut().insert("traceparent", value);
             }
@@ -270,15 +270,16 @@ impl GrpcInventory {
 
     /// The client order-svc's configuration describes: product-svc and
     /// user-svc where it says, as the client it names.
-    pub fn from_config(config: &crate::Config) -> Result<Self, kit::StartupError> {
+    pub fn from_config(config: &crate::Config) -> Result<Self, oms_runtime::StartupError> {
         let secret = config.client_secret.clone().ok_or_else(|| {
-            kit::config::ConfigError::new(
+            oms_config::ConfigError::new(
                 crate::CLIENT_SECRET_VAR,
                 "must be set: order-svc's OAuth2 client secret at user-svc",
             )
         })?;
-        let dependency =
-            |e: tonic::transport::Error| kit::StartupError::setup("order-svc dependencies", e);
+        let dependency = |e: tonic::transport::Error| {
+            oms_runtime::StartupError::setup("order-svc dependencies", e)
+        };
         let tokens = ServiceTokens::new(
             &config.user_svc_addr,
             config.client_id.clone(),
@@ -310,7 +311,7 @@ impl GrpcInventory {
                 if let Some(value) = ctx
                     .traceparent
                     .as_deref()
-                    .and_then(kit::observe::unique_metadata)
+                    .and_then(oms_runtime::observe::unique_metadata)
                 {
                     request.metadata_mut().insert("traceparent", value);
                 }

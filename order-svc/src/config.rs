@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kit::config::{ConfigError, Env, PeerAddr, ServiceBase, ServiceVars};
+use oms_config::{ConfigError, Env, PeerAddr, ServiceBase, ServiceVars};
 
 /// The variable holding order-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "ORDER_SVC_ADDR";
@@ -48,7 +48,7 @@ pub struct Config {
 }
 
 /// A client secret that never shows in logs or debug output.
-pub type ClientSecret = kit::config::SecretString;
+pub type ClientSecret = oms_config::SecretString;
 
 impl Config {
     /// Reads the configuration; `database_var` is `DATABASE_URL` for the

@@ -3,7 +3,7 @@
 //! (same code, same details), so clients see INSUFFICIENT_STOCK as
 //! product-svc said it.
 
-use kit::{ApiError, FieldViolation, Rejection};
+use oms_runtime::{ApiError, FieldViolation, Rejection};
 use tonic::{Code, Status};
 
 use crate::DOMAIN;
@@ -230,7 +230,9 @@ impl From<OrderError> for Status {
                 return e.clone_status();
             }
             OrderError::Auth(e) => e,
-            OrderError::Database(e) if kit::db::is_unavailable(&e) => ApiError::unavailable(e),
+            OrderError::Database(e) if oms_store::db::is_unavailable(&e) => {
+                ApiError::unavailable(e)
+            }
             e @ (OrderError::Database(_)
             | OrderError::NoLongerPending { .. }
             | OrderError::Task { .. }) => ApiError::internal(e),

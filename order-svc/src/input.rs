@@ -1,13 +1,13 @@
 //! Parse, don't validate: each OrderService request turned into validated
 //! input once, at the edge, with every bad field reported together.
 
-use kit::FieldViolation;
-use kit::fields::AllFields as _;
+use oms_core::fields::AllFields as _;
 use oms_proto::order::v1 as pb;
+use oms_runtime::FieldViolation;
 
 use crate::model::Status;
 
-pub use kit::lines::Line;
+pub use oms_core::lines::Line;
 
 /// A CreateOrder request, valid.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ impl TryFrom<pb::CreateOrderRequest> for NewOrder {
 
     fn try_from(r: pb::CreateOrderRequest) -> Result<Self, Self::Error> {
         let (lines, request_id, quote_id) = (
-            kit::lines::parse(&r.lines),
+            oms_core::lines::parse(&r.lines),
             request_id(&r.request_id),
             quote_id(&r.quote_id),
         )
@@ -80,8 +80,8 @@ impl TryFrom<pb::ListOrdersRequest> for OrderQuery {
         let (status, customer_id, page_size, cursor) = (
             status,
             customer_id,
-            kit::paging::page_size(r.page_size),
-            kit::paging::decode_token(&r.page_token),
+            oms_core::paging::page_size(r.page_size),
+            oms_core::paging::decode_token(&r.page_token),
         )
             .all_fields()?;
         Ok(Self {
@@ -176,7 +176,7 @@ pub fn cancel_reason(raw: &str) -> Result<String, FieldViolation> {
             "must be at most 500 characters",
         ));
     }
-    if kit::text::hidden_in_text(raw).is_some() {
+    if oms_core::text::hidden_in_text(raw).is_some() {
         return Err(FieldViolation::new(
             "reason",
             "must not contain control characters (but tab and newline) or invisible ones",

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-pub use kit::lines::Line;
+pub use oms_core::lines::Line;
 
 /// What a call may carry from the request that caused it.
 #[derive(Debug, Clone, Default)]

@@ -42,7 +42,7 @@ mod saga_tests;
 use std::future::Future;
 use std::sync::Arc;
 
-use kit::StartupError;
+use oms_runtime::StartupError;
 use tokio::net::TcpListener;
 
 pub use config::{ADDR_VAR, CLIENT_SECRET_VAR, Config};
@@ -51,29 +51,29 @@ pub use config::{ADDR_VAR, CLIENT_SECRET_VAR, Config};
 pub const DOMAIN: &str = "order.oms";
 
 /// What reflection and health advertise for this service.
-pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
+pub const SERVICE_INFO: oms_runtime::server::ServiceInfo = oms_runtime::server::ServiceInfo {
     name: "order-svc",
     grpc_services: &[oms_proto::service_names::ORDER],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
     polled: &[],
 };
 
-/// order-svc as a binary: its commands and configuration, in kit's service shape
+/// order-svc as a binary: its commands and configuration, in the runtime's service shape
 /// (`order-svc --help`).
 #[derive(Debug)]
 pub struct Binary;
 
-impl kit::service::Service for Binary {
+impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = SERVICE_INFO.name;
     const SUMMARY: &'static str =
         "orders, placed through a saga over product-svc reservations (gRPC oms.order.v1)";
     const ADDR_VAR: &'static str = ADDR_VAR;
-    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Grpc;
+    const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Grpc;
     type Config = Config;
 
-    const MIGRATE: Option<fn(Config) -> kit::service::Work> = Some(migrate);
+    const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
 
-    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+    fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
     }
 
@@ -85,13 +85,16 @@ impl kit::service::Service for Binary {
         config: Config,
         listener: TcpListener,
         shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
         serve(config, listener, shutdown)
     }
 }
 
-fn migrate(config: Config) -> kit::service::Work {
-    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.base.database_url)
+fn migrate(config: Config) -> oms_runtime::service::Work {
+    oms_runtime::service::migrate_with::<migration::Migrator>(
+        SERVICE_INFO.name,
+        config.base.database_url,
+    )
 }
 
 /// Opens the database (migrating it), starts recovery, then serves gRPC on
@@ -114,19 +117,20 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let metrics_listener =
-        kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
-    let db = kit::db::open::<migration::Migrator>(
+        oms_runtime::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR)
+            .await?;
+    let db = oms_store::db::open::<migration::Migrator>(
         &config.base.database_url,
         Default::default(),
         config.base.migrate_on_start,
     )
     .await?;
-    let _pool_gauges = kit::db::sample_pool(SERVICE_INFO.name, &db);
+    let _pool_gauges = oms_store::db::sample_pool(SERVICE_INFO.name, &db);
     for outcome in orders::SAGA_OUTCOMES {
-        kit::metrics::zero("oms_saga_outcomes_total", &[("outcome", outcome)]);
+        oms_telemetry::metrics::zero("oms_saga_outcomes_total", &[("outcome", outcome)]);
     }
     for outcome in ["resolved", "deferred"] {
-        kit::metrics::zero("oms_order_recoveries_total", &[("outcome", outcome)]);
+        oms_telemetry::metrics::zero("oms_order_recoveries_total", &[("outcome", outcome)]);
     }
     let order_events = order_events::OrderEvents::new(config.broker.outbox());
     let orders = orders::Orders::new(db.clone(), inventory, order_events.clone());
@@ -148,7 +152,7 @@ pub async fn serve_with(
     });
     // Each recovery step is its own conditional update: stopping between
     // two is safe, and the next start picks up.
-    let _recovering = kit::background::every(
+    let _recovering = oms_runtime::background::every(
         "recovery resolved unfinished orders",
         config.recovery_interval,
         {
@@ -166,21 +170,21 @@ pub async fn serve_with(
         watchers: watch_slots::WatchSlots::new(api::MAX_WATCHERS, config.watches_per_user),
     });
     let secret = config.client_secret.clone().ok_or_else(|| {
-        kit::config::ConfigError::new(
+        oms_config::ConfigError::new(
             CLIENT_SECRET_VAR,
             "must be set: order-svc's OAuth2 client secret at user-svc",
         )
     })?;
-    let auth = kit::auth::layer_for(
+    let auth = oms_runtime::auth::layer_for(
         &config.user_svc_addr,
         &config.base.jwt_issuer,
         None,
-        kit::auth::ClientCredentials {
+        oms_runtime::auth::ClientCredentials {
             client_id: config.client_id.clone(),
             secret,
         },
     )?;
-    let served = kit::server::serve_grpc(
+    let served = oms_runtime::server::serve_grpc(
         SERVICE_INFO,
         config.base.grpc_limits,
         routes,

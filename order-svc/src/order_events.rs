@@ -1,8 +1,8 @@
 //! Order events: each [`Change`] as an `oms.order.v1.OrderEvent` row in
 //! the outbox, written by the store in the change's own transaction.
 
-use kit::batch::Batch;
 use oms_proto::order::v1 as pb;
+use oms_store::batch::Batch;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::model::{Change, Order};
@@ -73,7 +73,7 @@ impl OrderEvents {
                     event_id,
                     order_id: order.id.clone(),
                     customer_id: order.customer_id.clone(),
-                    occur_time: Some(kit::time::to_timestamp(time)),
+                    occur_time: Some(oms_core::time::to_timestamp(time)),
                     order: Some(to_proto_order(order.clone())),
                     change: Some(change),
                 }

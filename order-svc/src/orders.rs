@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use kit::auth::Role;
+use oms_runtime::auth::Role;
 use sea_orm::DatabaseConnection;
 
 use crate::error::OrderError;
@@ -72,8 +72,8 @@ impl Orders {
         let order = Order::pending(
             customer_id,
             request_id,
-            kit::lines::digest_with_quote(&lines, quote_id),
-            kit::time::now(),
+            oms_core::lines::digest_with_quote(&lines, quote_id),
+            oms_core::time::now(),
         );
         if orders::insert_pending(&self.db, &self.events, &order).await? {
             return self.place(ctx, order, &lines, quote_id).await;
@@ -98,7 +98,7 @@ impl Orders {
                     &self.events,
                     &existing.id,
                     existing.attempt,
-                    kit::time::now(),
+                    oms_core::time::now(),
                 )
                 .await?
                 {
@@ -153,7 +153,7 @@ impl Orders {
         if let Err(e) = self.inventory.commit(ctx, &reservation_id).await {
             return self.compensate(ctx, &order, e.into()).await;
         }
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         let Some(confirmed) = orders::confirm(
             &self.db,
             &self.events,
@@ -214,7 +214,7 @@ impl Orders {
             &order.id,
             &error.to_failure(),
             released,
-            kit::time::now(),
+            oms_core::time::now(),
         )
         .await?;
         tracing::info!(order_id = %order.id, error = %error, "order failed");
@@ -229,7 +229,7 @@ impl Orders {
         order: &Order,
     ) -> Result<(), OrderError> {
         self.inventory.release(ctx, &order.reservation_id()).await?;
-        orders::mark_stock_released(&self.db, &order.id, kit::time::now()).await?;
+        orders::mark_stock_released(&self.db, &order.id, oms_core::time::now()).await?;
         Ok(())
     }
 
@@ -273,7 +273,9 @@ impl Orders {
             Role::Customer => Some(caller.id),
         };
         let page = orders::list(&self.db, customer, status, before, page_size + 1).await?;
-        Ok(kit::paging::split_page(page, page_size, |o| o.id.clone()))
+        Ok(oms_core::paging::split_page(page, page_size, |o| {
+            o.id.clone()
+        }))
     }
 
     /// Cancels a CONFIRMED order and returns its stock. Idempotent.
@@ -296,7 +298,7 @@ impl Orders {
                 });
             }
         }
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         if !orders::transition(
             &self.db,
             &self.events,
@@ -351,7 +353,7 @@ impl Orders {
                 from,
                 to,
                 None,
-                kit::time::now(),
+                oms_core::time::now(),
             )
             .await?
         {

@@ -12,7 +12,7 @@ use crate::input::{self, Cancellation, NewOrder, OrderQuery, StatusChange};
 use crate::model::Status;
 
 proptest! {
-    #![proptest_config(kit::test_support::proptest_config(512))]
+    #![proptest_config(testkit::proptest_config(512))]
 
     #[test]
     fn a_request_id_is_1_to_128_printable_ascii(raw in text()) {

@@ -24,8 +24,8 @@ const BATCH: u64 = 100;
 /// Resolves unfinished orders older than `age`; returns how many it
 /// changed.
 pub async fn recover(orders_: &Orders, age: Duration) -> Result<usize, OrderError> {
-    let older_than =
-        kit::time::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::seconds(30));
+    let older_than = oms_core::time::now()
+        - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::seconds(30));
     let due = orders::unfinished(&orders_.db, older_than, BATCH).await?;
     let mut changed = 0;
     for order in due {
@@ -60,7 +60,7 @@ pub(crate) async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, Ord
         return Ok(true);
     }
     let reservation_id = order.reservation_id();
-    let now = kit::time::now();
+    let now = oms_core::time::now();
     let reservation = orders_.inventory.get(&ctx, &reservation_id).await?;
     match reservation {
         Some(reservation) if reservation.state == ReservationState::Committed => {

@@ -39,8 +39,8 @@ pub(crate) fn to_proto_order(order: Order) -> pb::Order {
                 line_total: money(l.line_total_minor),
             })
             .collect(),
-        create_time: Some(kit::time::to_timestamp(order.create_time)),
-        update_time: Some(kit::time::to_timestamp(order.update_time)),
+        create_time: Some(oms_core::time::to_timestamp(order.create_time)),
+        update_time: Some(oms_core::time::to_timestamp(order.update_time)),
         id: order.id,
         customer_id: order.customer_id,
     }

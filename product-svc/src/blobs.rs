@@ -10,12 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{BoxStream, StreamExt as _, TryStreamExt as _};
-use kit::config::{ConfigError, Env, ExposeSecret as _, SecretString};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::Signer as _;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use oms_config::{ConfigError, Env, ExposeSecret as _, SecretString};
 
 /// The variable naming the store.
 pub const BLOB_URL_VAR: &str = "OMS_BLOB_URL";

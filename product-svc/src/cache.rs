@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kit::kv::KvStore;
+use oms_store::kv::KvStore;
 
 use crate::model::{ImageKind, Product, ProductImage};
 
@@ -274,7 +274,7 @@ mod tests {
     use super::*;
 
     fn product(name: &str) -> Product {
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         Product {
             id: "p1".into(),
             sku: "S".into(),
@@ -293,7 +293,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_raced_a_write_is_never_served() {
         let cache = ProductCache::new(
-            Arc::new(kit::kv::MemoryKv::default()),
+            Arc::new(oms_store::kv::MemoryKv::default()),
             Duration::from_secs(60),
         );
         // A reader misses and reads the old row from the database...

@@ -1,7 +1,7 @@
 //! The catalogue rules: products, prices over time, and manual stock
 //! changes. No wire types here.
 
-use kit::money::Money;
+use oms_core::money::Money;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use crate::cache::ProductCache;
@@ -48,7 +48,7 @@ pub struct Catalogue {
 impl Catalogue {
     /// Adds a product and its first price, in one transaction.
     pub async fn create(&self, new: NewProduct, actor: &str) -> Result<Product, ProductError> {
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         let product = Product {
             id: uuid::Uuid::now_v7().to_string(),
             sku: new.sku,
@@ -111,7 +111,9 @@ impl Catalogue {
         page_size: u64,
     ) -> Result<(Vec<Product>, Option<String>), ProductError> {
         let page = products::list(&self.db, query, include_archived, before, page_size + 1).await?;
-        Ok(kit::paging::split_page(page, page_size, |p| p.id.clone()))
+        Ok(oms_core::paging::split_page(page, page_size, |p| {
+            p.id.clone()
+        }))
     }
 
     /// Changes name, description and/or price; a new price is appended to
@@ -122,7 +124,7 @@ impl Catalogue {
         changes: ProductChanges,
         actor: &str,
     ) -> Result<Product, ProductError> {
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         let txn = self.db.begin().await?;
         let current = products::get(&txn, id)
             .await?
@@ -194,7 +196,7 @@ impl Catalogue {
             txn.rollback().await?;
             return Ok(before);
         }
-        if !products::archive(&txn, id, kit::time::now()).await? {
+        if !products::archive(&txn, id, oms_core::time::now()).await? {
             // Archived meanwhile by someone else, who wrote the event.
             txn.rollback().await?;
             return self.get_uncached(id).await;
@@ -229,7 +231,9 @@ impl Catalogue {
             return Err(ProductError::ProductNotFound(id.to_owned()));
         }
         let page = products::price_history(&self.db, id, before, page_size + 1).await?;
-        Ok(kit::paging::split_page(page, page_size, |p| p.id.clone()))
+        Ok(oms_core::paging::split_page(page, page_size, |p| {
+            p.id.clone()
+        }))
     }
 
     /// Adds to or removes from stock on hand, never below what is reserved,
@@ -241,7 +245,7 @@ impl Catalogue {
         reason: &str,
         actor: &str,
     ) -> Result<Product, ProductError> {
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         let txn = self.db.begin().await?;
         if !products::adjust_stock(&txn, id, delta, now).await? {
             let product = products::get(&txn, id)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kit::config::{ConfigError, Env, PeerAddr, RedisConfig, ServiceBase, ServiceVars};
+use oms_config::{ConfigError, Env, PeerAddr, RedisConfig, ServiceBase, ServiceVars};
 
 /// The variable holding product-svc's listen address (and where others find it).
 pub const ADDR_VAR: &str = "PRODUCT_SVC_ADDR";
@@ -47,7 +47,7 @@ pub struct Config {
     pub client_id: String,
     /// Its secret (`OMS_PRODUCT_SVC_CLIENT_SECRET`): it reads the
     /// revocation list with it. Required (the `oms` binary makes one up).
-    pub client_secret: Option<kit::config::SecretString>,
+    pub client_secret: Option<oms_config::SecretString>,
     /// How long an applied order event's inbox entry is kept: longer than
     /// the broker may redeliver it (`OMS_INBOX_RETENTION`).
     pub inbox_retention: Duration,

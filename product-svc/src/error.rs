@@ -1,6 +1,6 @@
 //! Everything product-svc can fail with, and its one mapping to the wire.
 
-use kit::{ApiError, FieldViolation, Rejection};
+use oms_runtime::{ApiError, FieldViolation, Rejection};
 use tonic::Code;
 
 use crate::DOMAIN;
@@ -168,7 +168,7 @@ pub enum ProductError {
     Database(#[source] sea_orm::DbErr),
     /// The product cache (Redis) failed.
     #[error("product cache")]
-    Cache(#[source] kit::kv::KvError),
+    Cache(#[source] oms_store::kv::KvError),
 }
 
 impl From<FieldViolation> for ProductError {
@@ -199,8 +199,8 @@ impl From<crate::blobs::BlobError> for ProductError {
     }
 }
 
-impl From<kit::kv::KvError> for ProductError {
-    fn from(e: kit::kv::KvError) -> Self {
+impl From<oms_store::kv::KvError> for ProductError {
+    fn from(e: oms_store::kv::KvError) -> Self {
         Self::Cache(e)
     }
 }
@@ -364,7 +364,7 @@ impl From<ProductError> for ApiError {
                 reject(Code::Cancelled, "UPLOAD_INTERRUPTED").into()
             }
             ProductError::Blob(cause) => {
-                tracing::warn!(error = %kit::startup::report(&cause), "the image store failed");
+                tracing::warn!(error = %oms_core::error::report(&cause), "the image store failed");
                 reject(Code::Unavailable, "IMAGE_STORE_UNAVAILABLE").into()
             }
             ProductError::Busy(cause) => {
@@ -374,7 +374,9 @@ impl From<ProductError> for ApiError {
             ProductError::Auth(e) => e,
             // Redis down: the call may work in a moment.
             ProductError::Cache(e) if e.is_unavailable() => ApiError::unavailable(e),
-            ProductError::Database(e) if kit::db::is_unavailable(&e) => ApiError::unavailable(e),
+            ProductError::Database(e) if oms_store::db::is_unavailable(&e) => {
+                ApiError::unavailable(e)
+            }
             e @ (ProductError::Database(_) | ProductError::Cache(_)) => ApiError::internal(e),
         }
     }

@@ -146,7 +146,7 @@ impl Images {
         };
         let bytes = self.receive(start.kind, chunks).await?;
         let (width, height) = dimensions(&bytes, start.kind)?;
-        let sha256 = kit::digest::sha256_hex(&bytes);
+        let sha256 = oms_core::digest::sha256_hex(&bytes);
         if let Some(existing) =
             product_images::find_by_sha256(&self.db, &product.id, &sha256).await?
         {
@@ -167,7 +167,7 @@ impl Images {
             object_key: format!("{base}.{}", start.kind.extension()),
             thumbnail_key: format!("{base}.thumb.jpg"),
             thumbnail_size: i64::try_from(thumbnail.len()).unwrap_or(i64::MAX),
-            create_time: kit::time::now(),
+            create_time: oms_core::time::now(),
         };
         // Bytes first, row second: a row never points at nothing.
         self.blobs.put(&image.object_key, bytes).await?;
@@ -306,7 +306,7 @@ impl Images {
     /// `grace` (younger ones may belong to an upload still writing its
     /// row); how many.
     pub async fn sweep_orphans(&self, grace: Duration) -> Result<usize, ProductError> {
-        let before = kit::time::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+        let before = oms_core::time::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         let mut listed = self.blobs.list("products");
         let mut swept = 0;
         let mut batch = Vec::with_capacity(SWEEP_BATCH);

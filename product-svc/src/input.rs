@@ -3,11 +3,11 @@
 //! that hold only valid values. A request reports all of its bad fields at
 //! once.
 
-use kit::FieldViolation;
-use kit::fields::AllFields as _;
-use kit::money::Money;
+use oms_core::fields::AllFields as _;
+use oms_core::money::Money;
 use oms_proto::common::v1::Money as CommonMoney;
 use oms_proto::product::v1 as pb;
+use oms_runtime::FieldViolation;
 
 use crate::catalogue::{NewProduct, ProductChanges};
 use crate::model::QuoteUse;
@@ -42,7 +42,7 @@ pub fn sku(field: &str, raw: &str) -> Result<String, FieldViolation> {
 pub fn name(field: &str, raw: &str) -> Result<String, FieldViolation> {
     let name = raw.trim();
     let count = name.chars().count();
-    if count == 0 || count > 200 || kit::text::hidden_in_line(name).is_some() {
+    if count == 0 || count > 200 || oms_core::text::hidden_in_line(name).is_some() {
         return Err(FieldViolation::new(
             field,
             "must be 1 to 200 characters without control or invisible characters",
@@ -60,7 +60,7 @@ pub fn description(field: &str, raw: &str) -> Result<String, FieldViolation> {
             "must be at most 5000 characters",
         ));
     }
-    if kit::text::hidden_in_text(raw).is_some() {
+    if oms_core::text::hidden_in_text(raw).is_some() {
         return Err(FieldViolation::new(
             field,
             "must not contain control characters (but tab and newline) or invisible ones",
@@ -83,7 +83,7 @@ pub fn reservation_id(field: &str, raw: &str) -> Result<String, FieldViolation> 
     Ok(raw.to_owned())
 }
 
-pub use kit::lines::Line;
+pub use oms_core::lines::Line;
 
 /// A stock change: not zero, at most a billion either way.
 pub fn stock_delta(field: &str, delta: i64) -> Result<i64, FieldViolation> {
@@ -105,7 +105,7 @@ pub fn reason(field: &str, raw: &str) -> Result<String, FieldViolation> {
     if count == 0 || count > 500 {
         return Err(FieldViolation::new(field, "must be 1 to 500 characters"));
     }
-    if kit::text::hidden_in_text(reason).is_some() {
+    if oms_core::text::hidden_in_text(reason).is_some() {
         return Err(FieldViolation::new(
             field,
             "must not contain control characters (but tab and newline) or invisible ones",
@@ -198,7 +198,7 @@ impl TryFrom<pb::ListProductsRequest> for ProductQuery {
                 "query",
                 "must be at most 200 characters",
             ))
-        } else if kit::text::hidden_in_line(query).is_some() {
+        } else if oms_core::text::hidden_in_line(query).is_some() {
             Err(FieldViolation::new(
                 "query",
                 "must not contain control or invisible characters",
@@ -208,8 +208,8 @@ impl TryFrom<pb::ListProductsRequest> for ProductQuery {
         };
         let (query, page_size, cursor) = (
             query,
-            kit::paging::page_size(r.page_size),
-            kit::paging::decode_token(&r.page_token),
+            oms_core::paging::page_size(r.page_size),
+            oms_core::paging::decode_token(&r.page_token),
         )
             .all_fields()?;
         Ok(Self {
@@ -300,8 +300,8 @@ impl TryFrom<pb::ListPriceHistoryRequest> for PriceHistoryQuery {
     fn try_from(r: pb::ListPriceHistoryRequest) -> Result<Self, Self::Error> {
         let (product_id, page_size, cursor) = (
             uuid("product_id", &r.product_id),
-            kit::paging::page_size(r.page_size),
-            kit::paging::decode_token(&r.page_token),
+            oms_core::paging::page_size(r.page_size),
+            oms_core::paging::decode_token(&r.page_token),
         )
             .all_fields()?;
         Ok(Self {
@@ -358,7 +358,7 @@ impl TryFrom<&pb::ReserveStockRequest> for ReservationRequest {
     fn try_from(r: &pb::ReserveStockRequest) -> Result<Self, Self::Error> {
         let (reservation_id, lines, quote) = (
             reservation_id("reservation_id", &r.reservation_id),
-            kit::lines::parse(&r.lines),
+            oms_core::lines::parse(&r.lines),
             quote_use(r),
         )
             .all_fields()?;
@@ -390,7 +390,7 @@ fn quote_use(r: &pb::ReserveStockRequest) -> Result<Option<QuoteUse>, Vec<FieldV
 
 /// A CreateQuote request, valid: 1 to 100 lines of distinct products.
 pub fn quote_lines(r: &pb::CreateQuoteRequest) -> Result<Vec<Line>, Vec<FieldViolation>> {
-    kit::lines::parse(&r.lines)
+    oms_core::lines::parse(&r.lines)
 }
 
 /// The first message of an image upload, valid.
@@ -406,7 +406,7 @@ pub fn upload_start(
     let alt_text = {
         let text = r.alt_text.trim();
         if text.chars().count() > crate::images::MAX_ALT_TEXT
-            || kit::text::hidden_in_line(text).is_some()
+            || oms_core::text::hidden_in_line(text).is_some()
         {
             Err(FieldViolation::new(
                 "start.alt_text",

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kit::batch::Batch;
+use oms_store::batch::Batch;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::cache::ProductCache;
@@ -67,7 +67,7 @@ impl Inventory {
         lines: Vec<Line>,
         quote: Option<QuoteUse>,
     ) -> Result<Reservation, ProductError> {
-        let digest = kit::lines::digest(&lines);
+        let digest = oms_core::lines::digest(&lines);
         // Mismatches are reported by the caller's line numbers.
         let requested = quote.as_ref().map(|_| lines.clone());
         let mut lines = lines;
@@ -92,7 +92,7 @@ impl Inventory {
         digest: &str,
         quote: Option<(&QuoteUse, &[Line])>,
     ) -> Result<Reservation, ProductError> {
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
         let mut reservation = Reservation {
             id: id.to_owned(),
@@ -211,7 +211,7 @@ impl Inventory {
     pub async fn commit(&self, id: &str) -> Result<Reservation, ProductError> {
         let outcome = self
             .retrying(|| async {
-                let now = kit::time::now();
+                let now = oms_core::time::now();
                 let txn = self.db.begin().await?;
                 if let Some(reservation) = reservations::transition(
                     &txn,
@@ -281,7 +281,7 @@ impl Inventory {
     ) -> Result<Reservation, ProductError> {
         let outcome = self
             .retrying(|| async {
-                let now = kit::time::now();
+                let now = oms_core::time::now();
                 let txn = self.db.begin().await?;
                 if let Some((consumer, event_id)) = inbox
                     && !::events::inbox::first_time(&txn, consumer, event_id).await?
@@ -344,7 +344,7 @@ impl Inventory {
     /// returns how many this call expired. Safe to run on every replica at
     /// once: each expiry is won by exactly one of them.
     pub async fn sweep(&self, limit: u64) -> Result<usize, ProductError> {
-        let due = reservations::expired(&self.db, kit::time::now(), limit).await?;
+        let due = reservations::expired(&self.db, oms_core::time::now(), limit).await?;
         let mut expired = 0;
         for id in due {
             if self.expire(&id).await? {
@@ -357,7 +357,7 @@ impl Inventory {
     async fn expire(&self, id: &str) -> Result<bool, ProductError> {
         let reservation = self
             .retrying(|| async {
-                let now = kit::time::now();
+                let now = oms_core::time::now();
                 let txn = self.db.begin().await?;
                 let Some(reservation) = reservations::transition(
                     &txn,

@@ -57,7 +57,7 @@ const SWEEP_BATCH: u64 = 200;
 const QUOTE_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// What reflection and health advertise for this service.
-pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
+pub const SERVICE_INFO: oms_runtime::server::ServiceInfo = oms_runtime::server::ServiceInfo {
     name: "product-svc",
     grpc_services: &[
         oms_proto::service_names::PRODUCT,
@@ -68,22 +68,22 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     polled: &[],
 };
 
-/// product-svc as a binary: its commands and configuration, in kit's service shape
+/// product-svc as a binary: its commands and configuration, in the runtime's service shape
 /// (`product-svc --help`).
 #[derive(Debug)]
 pub struct Binary;
 
-impl kit::service::Service for Binary {
+impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = SERVICE_INFO.name;
     const SUMMARY: &'static str =
         "catalogue, price history, inventory and stock reservations (gRPC oms.product.v1)";
     const ADDR_VAR: &'static str = ADDR_VAR;
-    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Grpc;
+    const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Grpc;
     type Config = Config;
 
-    const MIGRATE: Option<fn(Config) -> kit::service::Work> = Some(migrate);
+    const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
 
-    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+    fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
     }
 
@@ -95,13 +95,16 @@ impl kit::service::Service for Binary {
         config: Config,
         listener: TcpListener,
         shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
         serve(config, listener, shutdown)
     }
 }
 
-fn migrate(config: Config) -> kit::service::Work {
-    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.base.database_url)
+fn migrate(config: Config) -> oms_runtime::service::Work {
+    oms_runtime::service::migrate_with::<migration::Migrator>(
+        SERVICE_INFO.name,
+        config.base.database_url,
+    )
 }
 
 /// Opens the database (migrating it) and the product cache, starts the
@@ -111,19 +114,20 @@ pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), kit::StartupError> {
+) -> Result<(), oms_runtime::StartupError> {
     let metrics_listener =
-        kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
-    let db = kit::db::open::<migration::Migrator>(
+        oms_runtime::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR)
+            .await?;
+    let db = oms_store::db::open::<migration::Migrator>(
         &config.base.database_url,
         Default::default(),
         config.base.migrate_on_start,
     )
     .await?;
-    let kv = kit::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
+    let kv = oms_store::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
     let _pool_gauges = (
-        kit::db::sample_pool(SERVICE_INFO.name, &db),
-        kit::kv::sample_pool(SERVICE_INFO.name, &kv),
+        oms_store::db::sample_pool(SERVICE_INFO.name, &db),
+        oms_store::kv::sample_pool(SERVICE_INFO.name, &kv),
     );
     let cache = cache::ProductCache::new(kv, config.cache_ttl);
     let product_events = product_events::ProductEvents::new(config.broker.outbox());
@@ -139,7 +143,7 @@ pub async fn serve(
         events: product_events.clone(),
     };
     let blobs = blobs::Blobs::open(&config.blob)
-        .map_err(|e| kit::StartupError::setup(blobs::BLOB_URL_VAR, e.to_string()))?;
+        .map_err(|e| oms_runtime::StartupError::setup(blobs::BLOB_URL_VAR, e.to_string()))?;
     let images = images::Images {
         db: db.clone(),
         blobs,
@@ -148,10 +152,10 @@ pub async fn serve(
         cache: cache.clone(),
         uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(images::MAX_CONCURRENT_UPLOADS)),
         thumbnails: images::Thumbnailer::start()
-            .map_err(|e| kit::StartupError::setup("the thumbnail thread", e))?,
+            .map_err(|e| oms_runtime::StartupError::setup("the thumbnail thread", e))?,
     };
     // Bytes whose upload died before its row was written.
-    let _blob_sweeper = kit::background::every(
+    let _blob_sweeper = oms_runtime::background::every(
         "swept orphaned image blobs",
         config
             .blob_orphan_grace
@@ -172,7 +176,7 @@ pub async fn serve(
     let publisher = config
         .broker
         .publisher()
-        .map_err(|e| kit::StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
+        .map_err(|e| oms_runtime::StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
     let _relay = publisher.map(|publisher| {
         ::events::relay::Relay::start(
             db.clone(),
@@ -186,37 +190,39 @@ pub async fn serve(
         )
     });
     // Each expiry is its own transaction: stopping between two is safe.
-    let _sweeper = kit::background::every("swept expired reservations", config.sweep_interval, {
-        let inventory = inventory.clone();
-        move || {
+    let _sweeper =
+        oms_runtime::background::every("swept expired reservations", config.sweep_interval, {
             let inventory = inventory.clone();
-            async move {
-                let expired = inventory.sweep(SWEEP_BATCH).await?;
-                metrics::counter!("oms_reservations_swept_total")
-                    .increment(u64::try_from(expired).unwrap_or(u64::MAX));
-                Ok::<_, error::ProductError>(expired)
+            move || {
+                let inventory = inventory.clone();
+                async move {
+                    let expired = inventory.sweep(SWEEP_BATCH).await?;
+                    metrics::counter!("oms_reservations_swept_total")
+                        .increment(u64::try_from(expired).unwrap_or(u64::MAX));
+                    Ok::<_, error::ProductError>(expired)
+                }
             }
-        }
-    });
+        });
 
     // Quotes that expired unused are kept a while for audit, then go.
-    let _quote_pruner = kit::background::every("pruned expired quotes", QUOTE_PRUNE_EVERY, {
-        let quotes = quotes.clone();
-        move || {
+    let _quote_pruner =
+        oms_runtime::background::every("pruned expired quotes", QUOTE_PRUNE_EVERY, {
             let quotes = quotes.clone();
-            async move { quotes.prune().await }
-        }
-    });
+            move || {
+                let quotes = quotes.clone();
+                async move { quotes.prune().await }
+            }
+        });
 
     let _consumer = order_events::start(config.broker.clone(), inventory.clone());
     // The inbox only needs what the broker may still redeliver.
     let _inbox_pruner =
-        kit::background::every("pruned the order-event inbox", QUOTE_PRUNE_EVERY, {
+        oms_runtime::background::every("pruned the order-event inbox", QUOTE_PRUNE_EVERY, {
             let (db, retention) = (db.clone(), config.inbox_retention);
             move || {
                 let db = db.clone();
                 async move {
-                    let before = kit::time::now()
+                    let before = oms_core::time::now()
                         - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
                     ::events::inbox::prune(&db, before)
                         .await
@@ -226,16 +232,16 @@ pub async fn serve(
         });
 
     let secret = config.client_secret.clone().ok_or_else(|| {
-        kit::config::ConfigError::new(
+        oms_config::ConfigError::new(
             config::CLIENT_SECRET_VAR,
             "must be set: product-svc's OAuth2 client secret at user-svc (it reads the revocation list with it)",
         )
     })?;
-    let auth = kit::auth::layer_for(
+    let auth = oms_runtime::auth::layer_for(
         &config.user_svc_addr,
         &config.base.jwt_issuer,
         Some(AUDIENCE),
-        kit::auth::ClientCredentials {
+        oms_runtime::auth::ClientCredentials {
             client_id: config.client_id.clone(),
             secret,
         },
@@ -246,7 +252,7 @@ pub async fn serve(
         quotes,
         images,
     });
-    let served = kit::server::serve_grpc(
+    let served = oms_runtime::server::serve_grpc(
         SERVICE_INFO,
         config.base.grpc_limits,
         routes,

@@ -58,8 +58,11 @@ pub(crate) async fn apply(
 
 /// Consumes order events from `broker` until dropped; subscribing is
 /// retried while the broker is unreachable.
-pub(crate) fn start(broker: events::Broker, inventory: Inventory) -> kit::background::Background {
-    kit::background::Background::spawn(async move {
+pub(crate) fn start(
+    broker: events::Broker,
+    inventory: Inventory,
+) -> oms_runtime::background::Background {
+    oms_runtime::background::Background::spawn(async move {
         let mut wait = std::time::Duration::from_millis(200);
         let subscription = loop {
             match broker.subscribe(events::ORDER_TOPIC, GROUP).await {

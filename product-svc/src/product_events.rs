@@ -2,8 +2,8 @@
 //! row in the outbox, written in the change's own transaction.
 
 use events::outbox::NewEvent;
-use kit::batch::Batch;
 use oms_proto::product::v1 as pb;
+use oms_store::batch::Batch;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::model::{Product, ProductChange};
@@ -75,7 +75,7 @@ impl ProductEvents {
                 pb::ProductEvent {
                     event_id,
                     product_id: product.id.clone(),
-                    occur_time: Some(kit::time::to_timestamp(time)),
+                    occur_time: Some(oms_core::time::to_timestamp(time)),
                     product: Some(to_proto_product(product.clone())),
                     change: Some(change),
                 }

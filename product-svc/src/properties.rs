@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use kit::lines::Line;
+use oms_core::lines::Line;
 use oms_proto::product::v1 as pb;
 use proptest::prelude::*;
 use testkit::properties::{check_refusal, message, text};
@@ -31,7 +31,7 @@ fn check_lines(lines: &[Line]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(kit::test_support::proptest_config(512))]
+    #![proptest_config(testkit::proptest_config(512))]
 
     #[test]
     fn field_parsers_keep_only_what_their_rules_allow(raw in text()) {
@@ -41,12 +41,12 @@ proptest! {
         }
         if let Ok(name) = input::name("name", &raw) {
             prop_assert!((1..=200).contains(&name.chars().count()));
-            prop_assert!(kit::text::hidden_in_line(&name).is_none());
+            prop_assert!(oms_core::text::hidden_in_line(&name).is_none());
             prop_assert_eq!(input::name("name", &name), Ok(name.clone()));
         }
         if let Ok(description) = input::description("description", &raw) {
             prop_assert!(description.chars().count() <= 5_000);
-            prop_assert!(kit::text::hidden_in_text(&description).is_none());
+            prop_assert!(oms_core::text::hidden_in_text(&description).is_none());
             prop_assert_eq!(input::description("description", &description), Ok(description.clone()));
         }
         if let Ok(id) = input::reservation_id("reservation_id", &raw) {
@@ -54,7 +54,7 @@ proptest! {
         }
         if let Ok(reason) = input::reason("reason", &raw) {
             prop_assert!((1..=500).contains(&reason.chars().count()));
-            prop_assert!(kit::text::hidden_in_text(&reason).is_none());
+            prop_assert!(oms_core::text::hidden_in_text(&reason).is_none());
         }
         if let Ok(id) = input::uuid("id", &raw) {
             prop_assert_eq!(input::uuid("id", &id), Ok(id.clone()));

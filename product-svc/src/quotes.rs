@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kit::FieldViolation;
+use oms_runtime::FieldViolation;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::error::ProductError;
@@ -35,7 +35,7 @@ impl Quotes {
         // Each quote is rows kept for weeks: bounded per customer. Checked
         // before the insert without a lock, so a burst may pass the bound
         // by its own size, never grow without end.
-        let open = quotes::open_count(&self.db, customer_id, kit::time::now()).await?;
+        let open = quotes::open_count(&self.db, customer_id, oms_core::time::now()).await?;
         if open >= MAX_OPEN_QUOTES {
             tracing::warn!(customer_id, open, "refused a quote: too many open quotes");
             metrics::counter!("oms_quotes_refused_total", "reason" => "too_many_open").increment(1);
@@ -91,7 +91,7 @@ impl Quotes {
                 line_total_minor,
             });
         }
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         let quote = Quote {
             id: uuid::Uuid::now_v7().to_string(),
             customer_id: customer_id.to_owned(),
@@ -120,7 +120,7 @@ impl Quotes {
     /// how many.
     pub async fn prune(&self) -> Result<usize, ProductError> {
         let before =
-            kit::time::now() - chrono::Duration::from_std(self.retention).unwrap_or_default();
+            oms_core::time::now() - chrono::Duration::from_std(self.retention).unwrap_or_default();
         let pruned = quotes::prune(&self.db, before).await?;
         Ok(usize::try_from(pruned).unwrap_or(usize::MAX))
     }
@@ -231,7 +231,7 @@ mod tests {
     use super::*;
 
     fn quote(lines: &[(&str, i32)]) -> Quote {
-        let now = kit::time::now();
+        let now = oms_core::time::now();
         Quote {
             id: "q".to_owned(),
             customer_id: "c".to_owned(),

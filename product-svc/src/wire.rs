@@ -24,8 +24,8 @@ pub(crate) fn to_proto_product(p: Product) -> pb::Product {
         stock_on_hand: p.stock_on_hand,
         stock_reserved: p.stock_reserved,
         archived: p.archived,
-        create_time: Some(kit::time::to_timestamp(p.create_time)),
-        update_time: Some(kit::time::to_timestamp(p.update_time)),
+        create_time: Some(oms_core::time::to_timestamp(p.create_time)),
+        update_time: Some(oms_core::time::to_timestamp(p.update_time)),
         // Attached by the handlers that answer with images.
         images: Vec::new(),
     }
@@ -44,7 +44,7 @@ pub(crate) fn to_proto_image(image: ProductImage) -> pb::ProductImage {
         sha256: image.sha256,
         alt_text: image.alt_text,
         primary: image.primary,
-        create_time: Some(kit::time::to_timestamp(image.create_time)),
+        create_time: Some(oms_core::time::to_timestamp(image.create_time)),
         id: image.id,
     }
 }

@@ -57,3 +57,14 @@ pub mod service_names {
     pub const QUOTE: &str = "oms.product.v1.QuoteService";
     pub const ORDER: &str = "oms.order.v1.OrderService";
 }
+
+/// A request's line as the domain reads it before checking it.
+impl oms_core::lines::RawLine for common::v1::LineItem {
+    fn product_id(&self) -> &str {
+        &self.product_id
+    }
+
+    fn quantity(&self) -> i32 {
+        self.quantity
+    }
+}

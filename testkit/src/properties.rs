@@ -195,7 +195,7 @@ pub fn is_field_path(message: &str, path: &str) -> bool {
 /// The failed check, for `proptest!`.
 pub fn check_refusal(
     request: &str,
-    violations: &[kit::FieldViolation],
+    violations: &[oms_core::FieldViolation],
 ) -> Result<(), TestCaseError> {
     for violation in violations {
         prop_assert!(

@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use kit::auth::Role;
-use kit::auth::revocations::{LISTED_FOR, Revocation, subject_digest};
+use oms_runtime::auth::Role;
+use oms_runtime::auth::revocations::{LISTED_FOR, Revocation, subject_digest};
 use sea_orm::DatabaseConnection;
 
 use crate::clients::{ServiceClient, audience_of};
@@ -80,7 +80,7 @@ impl Accounts {
             display_name: name.as_str().to_owned(),
             password_hash: self.passwords.hash(password.expose()).await?,
             role: Role::Customer,
-            create_time: kit::time::now(),
+            create_time: oms_core::time::now(),
             disabled: false,
             token_version: 0,
         };
@@ -225,7 +225,7 @@ impl Accounts {
         audiences.sort_unstable();
         audiences.dedup();
         let [audience] = audiences[..] else {
-            return Err(UserError::Invalid(vec![kit::FieldViolation::new(
+            return Err(UserError::Invalid(vec![oms_runtime::FieldViolation::new(
                 "scopes",
                 "ask for scopes of exactly one service per token",
             )]));
@@ -256,7 +256,9 @@ impl Accounts {
         page_size: u64,
     ) -> Result<(Vec<User>, Option<String>), UserError> {
         let page = users::list(&self.db, after, page_size + 1).await?;
-        Ok(kit::paging::split_page(page, page_size, |u| u.id.clone()))
+        Ok(oms_core::paging::split_page(page, page_size, |u| {
+            u.id.clone()
+        }))
     }
 
     /// Changes the caller's password and ends every sign-in of theirs.
@@ -326,14 +328,14 @@ impl Accounts {
 
     /// One page of the accounts whose earlier access tokens no longer
     /// count (token version raised within
-    /// [`kit::auth::revocations::LISTED_FOR`]), from `offset` on, and the
+    /// [`oms_runtime::auth::revocations::LISTED_FOR`]), from `offset` on, and the
     /// offset of the next page if there is one.
     pub async fn revocations(
         &self,
         offset: u64,
         page_size: u64,
     ) -> Result<(Vec<Revocation>, Option<u64>), UserError> {
-        let since = kit::time::now()
+        let since = oms_core::time::now()
             - chrono::Duration::from_std(LISTED_FOR).unwrap_or(chrono::Duration::MAX);
         let mut page = users::revoked_since(&self.db, since, offset, page_size + 1).await?;
         let next = (page.len() as u64 > page_size).then(|| {
@@ -358,7 +360,7 @@ impl Accounts {
             display_name: "Administrator".to_owned(),
             password_hash: self.passwords.hash(password.expose()).await?,
             role: Role::Admin,
-            create_time: kit::time::now(),
+            create_time: oms_core::time::now(),
             disabled: false,
             token_version: 0,
         };

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 pub const SCOPES: &[(&str, &str)] = &[
     ("inventory:write", "product-svc"),
     ("products:read", "product-svc"),
-    (kit::auth::revocations::READ_SCOPE, "user-svc"),
+    (oms_runtime::auth::revocations::READ_SCOPE, "user-svc"),
 ];
 
 /// The audience a scope's tokens are for.
@@ -71,7 +71,7 @@ pub fn random_secret() -> Result<String, String> {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(input: &str) -> String {
-    kit::digest::sha256_hex(input.as_bytes())
+    oms_core::digest::sha256_hex(input.as_bytes())
 }
 
 /// Parses `OMS_SERVICE_CLIENTS`: a JSON array of

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use kit::config::{ConfigError, Env, RedisConfig, SecretString, ServiceBase, ServiceVars};
+use oms_config::{ConfigError, Env, RedisConfig, SecretString, ServiceBase, ServiceVars};
 
 use crate::clients::ServiceClient;
 
@@ -48,7 +48,7 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// When set, a trusted proxy's `x-forwarded-for` is believed only
     /// with this secret beside it (`OMS_PROXY_SECRET`).
-    pub proxy_secret: Option<kit::config::SecretString>,
+    pub proxy_secret: Option<oms_config::SecretString>,
 }
 
 /// Where the Ed25519 signing keys come from.
@@ -99,7 +99,7 @@ impl Config {
         let access_token_ttl = env.seconds(
             "OMS_ACCESS_TOKEN_TTL_SECS",
             900,
-            30..=kit::auth::USER_TOKEN_MAX_TTL_SECS,
+            30..=oms_runtime::auth::USER_TOKEN_MAX_TTL_SECS,
         )?;
         // Up to a year: longer is no session, it is a password.
         let refresh_token_ttl = env.seconds(

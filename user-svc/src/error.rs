@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kit::{ApiError, FieldViolation, Rejection};
+use oms_runtime::{ApiError, FieldViolation, Rejection};
 use tonic::Code;
 
 use crate::DOMAIN;
@@ -57,7 +57,7 @@ pub enum UserError {
     Database(#[source] crate::store::users::StoreError),
     /// The token store (Redis) failed.
     #[error("token store")]
-    TokenStore(#[source] kit::kv::KvError),
+    TokenStore(#[source] oms_store::kv::KvError),
     /// Refresh tokens could not be read or written.
     #[error("refresh tokens")]
     Sessions(#[source] crate::sessions::SessionError),
@@ -77,7 +77,9 @@ impl UserError {
             Self::TokenStore(kv) | Self::Sessions(crate::sessions::SessionError::Store(kv)) => {
                 kv.is_unavailable()
             }
-            Self::Database(crate::store::users::StoreError::Db(db)) => kit::db::is_unavailable(db),
+            Self::Database(crate::store::users::StoreError::Db(db)) => {
+                oms_store::db::is_unavailable(db)
+            }
             _ => false,
         }
     }
@@ -99,8 +101,8 @@ impl From<crate::store::users::StoreError> for UserError {
     }
 }
 
-impl From<kit::kv::KvError> for UserError {
-    fn from(e: kit::kv::KvError) -> Self {
+impl From<oms_store::kv::KvError> for UserError {
+    fn from(e: oms_store::kv::KvError) -> Self {
         Self::TokenStore(e)
     }
 }

@@ -1,11 +1,11 @@
 //! Parse, don't validate: the request fields user-svc accepts, as types that
 //! can only hold valid values. Each failure is a field violation.
 
-use kit::FieldViolation;
-use kit::auth::Role;
-use kit::config::{ExposeSecret as _, SecretString};
-use kit::fields::AllFields as _;
+use oms_config::{ExposeSecret as _, SecretString};
+use oms_core::fields::AllFields as _;
 use oms_proto::user::v1 as pb;
+use oms_runtime::FieldViolation;
+use oms_runtime::auth::Role;
 
 /// A normalised email: trimmed, lower-cased, `local@domain.tld`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ impl Email {
         if raw.len() > 1024 {
             return bad("must be at most 254 characters");
         }
-        if kit::text::hidden_in_line(raw.trim()).is_some() {
+        if oms_core::text::hidden_in_line(raw.trim()).is_some() {
             return bad("must not contain control or invisible characters");
         }
         let folded: String = raw.trim().nfkc().collect::<String>().to_lowercase();
@@ -92,7 +92,7 @@ impl DisplayName {
         let name = raw.trim();
         match name.chars().count() {
             0 => Err(FieldViolation::new(field, "is required")),
-            1..=100 if kit::text::hidden_in_line(name).is_some() => Err(FieldViolation::new(
+            1..=100 if oms_core::text::hidden_in_line(name).is_some() => Err(FieldViolation::new(
                 field,
                 "must not contain control or invisible characters",
             )),

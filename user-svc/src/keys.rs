@@ -2,7 +2,7 @@
 //! the embedded default), identified by their RFC 7638 thumbprint, and
 //! published as a JWKS.
 
-use kit::config::ExposeSecret as _;
+use oms_config::ExposeSecret as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
 use jsonwebtoken::EncodingKey;
-use kit::auth::Jwk;
+use oms_runtime::auth::Jwk;
 use sha2::{Digest, Sha256};
 
 use crate::config::KeySource;
@@ -193,7 +193,7 @@ fn jwk(key: &SigningKey) -> Jwk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kit::config::SecretString;
+    use oms_config::SecretString;
 
     #[test]
     fn keys_load_from_pem_seed_and_der_with_the_first_signing() {
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn the_key_file_is_generated_once_and_reused() {
-        let dir = std::env::temp_dir().join(kit::test_support::unique_name("oms_keys"));
+        let dir = std::env::temp_dir().join(testkit::unique_name("oms_keys"));
         let path = dir.join("key.pem");
         let first = SigningKeys::load(&KeySource::File(path.clone())).unwrap();
         let second = SigningKeys::load(&KeySource::File(path.clone())).unwrap();

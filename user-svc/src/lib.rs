@@ -41,7 +41,7 @@ pub mod tokens;
 use std::future::Future;
 use std::sync::Arc;
 
-use kit::StartupError;
+use oms_runtime::StartupError;
 use tokio::net::TcpListener;
 
 pub use config::{ADDR_VAR, Config};
@@ -50,7 +50,7 @@ pub use config::{ADDR_VAR, Config};
 pub const DOMAIN: &str = "user.oms";
 
 /// What reflection and health advertise for this service.
-pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
+pub const SERVICE_INFO: oms_runtime::server::ServiceInfo = oms_runtime::server::ServiceInfo {
     name: "user-svc",
     grpc_services: &[
         oms_proto::service_names::AUTH,
@@ -60,22 +60,22 @@ pub const SERVICE_INFO: kit::server::ServiceInfo = kit::server::ServiceInfo {
     polled: &["/oms.user.v1.AuthService/ListTokenRevocations"],
 };
 
-/// user-svc as a binary: its commands and configuration, in kit's service shape
+/// user-svc as a binary: its commands and configuration, in the runtime's service shape
 /// (`user-svc --help`).
 #[derive(Debug)]
 pub struct Binary;
 
-impl kit::service::Service for Binary {
+impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = SERVICE_INFO.name;
     const SUMMARY: &'static str =
         "accounts, sign-in, access tokens and JWKS, refresh and service tokens (gRPC oms.user.v1)";
     const ADDR_VAR: &'static str = ADDR_VAR;
-    const PROBE: kit::healthcheck::Probe = kit::healthcheck::Probe::Grpc;
+    const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Grpc;
     type Config = Config;
 
-    const MIGRATE: Option<fn(Config) -> kit::service::Work> = Some(migrate);
+    const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
 
-    fn config(env: &kit::config::Env) -> Result<Config, kit::config::ConfigError> {
+    fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
     }
 
@@ -87,17 +87,20 @@ impl kit::service::Service for Binary {
         config: Config,
         listener: TcpListener,
         shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), kit::StartupError>> + Send {
+    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
         serve(config, listener, shutdown)
     }
 
-    fn extra_commands() -> Vec<kit::cli::Command<'static>> {
+    fn extra_commands() -> Vec<oms_runtime::cli::Command<'static>> {
         operator::commands()
     }
 }
 
-fn migrate(config: Config) -> kit::service::Work {
-    kit::service::migrate_with::<migration::Migrator>(SERVICE_INFO.name, config.base.database_url)
+fn migrate(config: Config) -> oms_runtime::service::Work {
+    oms_runtime::service::migrate_with::<migration::Migrator>(
+        SERVICE_INFO.name,
+        config.base.database_url,
+    )
 }
 
 /// Opens the database (migrating it), the token store and the signing keys,
@@ -109,21 +112,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let metrics_listener =
-        kit::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR).await?;
-    let db = kit::db::open::<migration::Migrator>(
+        oms_runtime::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR)
+            .await?;
+    let db = oms_store::db::open::<migration::Migrator>(
         &config.base.database_url,
         Default::default(),
         config.base.migrate_on_start,
     )
     .await?;
-    let kv = kit::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
+    let kv = oms_store::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
     let _pool_gauges = (
-        kit::db::sample_pool(SERVICE_INFO.name, &db),
-        kit::kv::sample_pool(SERVICE_INFO.name, &kv),
+        oms_store::db::sample_pool(SERVICE_INFO.name, &db),
+        oms_store::kv::sample_pool(SERVICE_INFO.name, &kv),
     );
-    kit::metrics::zero("oms_logins_throttled_total", &[]);
-    kit::metrics::zero("oms_password_checks_total", &[]);
-    kit::metrics::zero("oms_registrations_throttled_total", &[]);
+    oms_telemetry::metrics::zero("oms_logins_throttled_total", &[]);
+    oms_telemetry::metrics::zero("oms_password_checks_total", &[]);
+    oms_telemetry::metrics::zero("oms_registrations_throttled_total", &[]);
     let keys = keys::SigningKeys::load(&config.signing_keys)
         .map_err(|e| StartupError::setup("signing keys", e))?;
     let passwords =
@@ -166,12 +170,12 @@ pub async fn serve(
 
     if let Some(admin) = &config.bootstrap_admin {
         let email = input::Email::parse("OMS_BOOTSTRAP_ADMIN_EMAIL", &admin.email)
-            .map_err(|v| kit::config::ConfigError::new(v.field, v.description))?;
+            .map_err(|v| oms_config::ConfigError::new(v.field, v.description))?;
         let password = input::Password::parse(
             "OMS_BOOTSTRAP_ADMIN_PASSWORD",
-            kit::config::ExposeSecret::expose_secret(&admin.password),
+            oms_config::ExposeSecret::expose_secret(&admin.password),
         )
-        .map_err(|v| kit::config::ConfigError::new(v.field, v.description))?;
+        .map_err(|v| oms_config::ConfigError::new(v.field, v.description))?;
         accounts
             .bootstrap_admin(email, password)
             .await
@@ -180,9 +184,12 @@ pub async fn serve(
 
     // user-svc verifies its own tokens with its own published keys and its
     // own revocation list.
-    let verifier = kit::auth::Verifier::new(
+    let verifier = oms_runtime::auth::Verifier::new(
         // Service tokens for user-svc itself: the revocation list's readers.
-        kit::auth::VerifierConfig::new(config.base.jwt_issuer.clone(), Some(SERVICE_INFO.name)),
+        oms_runtime::auth::VerifierConfig::new(
+            config.base.jwt_issuer.clone(),
+            Some(SERVICE_INFO.name),
+        ),
         Arc::new(keys.jwks().to_vec()),
     )
     .following(Arc::new(revocations::StoredRevocations(accounts.clone())));
@@ -193,8 +200,8 @@ pub async fn serve(
             secret: config.proxy_secret.clone(),
         },
     });
-    let auth = kit::auth::AuthLayer::new(Arc::new(verifier));
-    kit::server::serve_grpc(
+    let auth = oms_runtime::auth::AuthLayer::new(Arc::new(verifier));
+    oms_runtime::server::serve_grpc(
         SERVICE_INFO,
         config.base.grpc_limits,
         routes,

@@ -3,5 +3,5 @@
 //! it reads; with no arguments it serves until SIGTERM or Ctrl-C.
 
 fn main() -> std::process::ExitCode {
-    kit::service::main::<user_svc::Binary>()
+    oms_runtime::service::main::<user_svc::Binary>()
 }

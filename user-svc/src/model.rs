@@ -2,7 +2,7 @@
 //! maps rows to it, the api maps it to protobuf (never with its hash).
 
 use chrono::{DateTime, Utc};
-use kit::auth::Role;
+use oms_runtime::auth::Role;
 
 /// An account as the domain sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

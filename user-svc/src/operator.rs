@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use kit::cli::Command;
+use oms_runtime::cli::Command;
 
-/// `keygen` and `client-secret`, for kit's command line.
+/// `keygen` and `client-secret`, for the runtime's command line.
 pub(crate) fn commands() -> Vec<Command<'static>> {
     vec![
         Command::new(

@@ -175,7 +175,7 @@ impl Passwords {
             .get_or_try_init(|| async {
                 let mut random = [0u8; 32];
                 getrandom::fill(&mut random).map_err(|e| HashError(e.to_string()))?;
-                let random = kit::digest::hex(&random);
+                let random = oms_core::digest::hex(&random);
                 self.hash(&random).await
             })
             .await?;

@@ -11,7 +11,7 @@ use crate::input::{
 };
 
 proptest! {
-    #![proptest_config(kit::test_support::proptest_config(512))]
+    #![proptest_config(testkit::proptest_config(512))]
 
     #[test]
     fn an_email_is_normalised_once_and_bounded(raw in text()) {

@@ -2,7 +2,7 @@
 //! database, the same list the other services fetch over gRPC.
 
 use async_trait::async_trait;
-use kit::auth::revocations::{MAX_ENTRIES, Revocation, RevocationSource};
+use oms_runtime::auth::revocations::{MAX_ENTRIES, Revocation, RevocationSource};
 
 use crate::accounts::Accounts;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kit::kv::{KvError, KvStore};
+use oms_store::kv::{KvError, KvStore};
 use serde::{Deserialize, Serialize};
 
 use crate::clients::sha256_hex;

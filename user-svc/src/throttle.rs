@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kit::kv::{KvError, KvStore};
+use oms_store::kv::{KvError, KvStore};
 
 /// One event counted by [`SlidingWindow::hit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,7 @@ mod tests {
     use super::*;
 
     fn throttle(limit: u64) -> SlidingWindow {
-        let kv: Arc<dyn KvStore> = Arc::new(kit::kv::MemoryKv::default());
+        let kv: Arc<dyn KvStore> = Arc::new(oms_store::kv::MemoryKv::default());
         SlidingWindow::new(kv, "t", limit, Duration::from_secs(600))
     }
 

@@ -7,9 +7,9 @@ use std::process::Command;
 
 use base64::Engine as _;
 
-use kit::config::Env;
-use kit::test_support::{TestDb, spawn};
+use oms_config::Env;
 use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient};
+use testkit::{TestDb, spawn};
 
 fn user_svc(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_user-svc"))
@@ -78,7 +78,7 @@ fn client_secret_prints_a_secret_and_a_config_entry_holding_only_its_hash() {
 
 #[test]
 fn help_version_and_unknown_arguments_answer_like_every_binary() {
-    kit::test_support::assert_cli_basics(
+    testkit::assert_cli_basics(
         env!("CARGO_BIN_EXE_user-svc"),
         "user-svc",
         &[
@@ -98,7 +98,7 @@ fn help_version_and_unknown_arguments_answer_like_every_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
     let db = TestDb::sqlite();
-    let data_dir = kit::test_support::TempDir::new("oms_keys");
+    let data_dir = testkit::TempDir::new("oms_keys");
     let env = Env::from_pairs([
         ("DATABASE_URL", db.url().expose().to_owned()),
         ("OMS_DATA_DIR", data_dir.path().display().to_string()),
@@ -107,7 +107,7 @@ async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
     let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
     // Probed through a relay that keeps its port once the service is gone,
     // so no other process can take the address and answer for it.
-    let relay = kit::test_support::Relay::start(Some(svc.addr)).await;
+    let relay = testkit::Relay::start(Some(svc.addr)).await;
     // Listening on all interfaces, as in a container: probed over loopback.
     let addr = format!("0.0.0.0:{}", relay.addr.port());
     let probe = move || {
@@ -136,7 +136,7 @@ async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_brings_the_schema_up_to_date_and_exits() {
     let db = TestDb::sqlite();
-    let data_dir = kit::test_support::TempDir::new("oms_keys");
+    let data_dir = testkit::TempDir::new("oms_keys");
     let run = || {
         let output = Command::new(env!("CARGO_BIN_EXE_user-svc"))
             .arg("migrate")
@@ -151,7 +151,7 @@ async fn migrate_brings_the_schema_up_to_date_and_exits() {
     };
     let (code, stderr) = run();
     assert_eq!(code, Some(0), "{stderr}");
-    kit::test_support::assert_tables(db.url(), &["users"]).await;
+    testkit::assert_tables(db.url(), &["users"]).await;
     // Already up to date: a second run changes nothing and succeeds.
     let (code, stderr) = run();
     assert_eq!(code, Some(0), "{stderr}");

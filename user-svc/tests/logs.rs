@@ -9,12 +9,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use kit::config::Env;
-use kit::test_support::{TestDb, spawn, unique_name};
+use oms_config::Env;
 use oms_proto::user::v1::{
     self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
 };
 use serde_json::Value;
+use testkit::{TestDb, spawn, unique_name};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -87,7 +87,7 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     assert!(auth.login(login(wrong_password)).await.is_err());
     let signed_in = auth.login(login(password)).await.unwrap().into_inner();
     let me = UserServiceClient::new(svc.channel())
-        .get_current_user(kit::test_support::bearer(
+        .get_current_user(testkit::bearer(
             pb::GetCurrentUserRequest {},
             &signed_in.access_token,
         ))
@@ -125,7 +125,7 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     )
     .await
     .unwrap();
-    auth.list_token_revocations(kit::test_support::bearer(
+    auth.list_token_revocations(testkit::bearer(
         pb::ListTokenRevocationsRequest::default(),
         &reader,
     ))

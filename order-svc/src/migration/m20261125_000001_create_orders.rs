@@ -1,6 +1,6 @@
 //! Orders and their lines, with price snapshots and the idempotency key.
 
-use kit::db::schema::{timestamp, uuid_text};
+use oms_store::db::schema::{timestamp, uuid_text};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

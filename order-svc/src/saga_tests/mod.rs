@@ -10,7 +10,7 @@ mod saga;
 
 use std::sync::Arc;
 
-use kit::test_support::TestDb;
+use testkit::TestDb;
 
 use crate::inventory::Line;
 use crate::orders::Orders;
@@ -25,10 +25,12 @@ struct Harness {
 
 async fn harness() -> Harness {
     let db = TestDb::sqlite();
-    let conn =
-        kit::db::connect_and_migrate::<crate::migration::Migrator>(db.url(), Default::default())
-            .await
-            .unwrap();
+    let conn = oms_store::db::connect_and_migrate::<crate::migration::Migrator>(
+        db.url(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let inventory = Arc::new(FakeInventory::default());
     Harness {
         orders: Orders::new(conn, inventory.clone(), Default::default()),

@@ -17,8 +17,8 @@ async fn pending(h: &Harness, lines: &[Line], ago: chrono::Duration) -> Order {
     let order = Order::pending(
         "alice",
         &uuid::Uuid::now_v7().to_string(),
-        kit::lines::digest(lines),
-        kit::time::now() - ago,
+        oms_core::lines::digest(lines),
+        oms_core::time::now() - ago,
     );
     assert!(
         store::insert_pending(&h.orders.db, &h.orders.events, &order)
@@ -122,7 +122,7 @@ async fn cancelled_or_failed_orders_still_holding_stock_are_released() {
             Status::Confirmed,
             Status::Cancelled,
             Some("changed my mind"),
-            kit::time::now(),
+            oms_core::time::now(),
         )
         .await
         .unwrap()

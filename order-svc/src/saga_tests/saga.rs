@@ -206,7 +206,7 @@ async fn a_duplicate_of_an_order_still_pending_is_in_flight() {
     pending.id = uuid::Uuid::now_v7().to_string();
     pending.request_id = "r1".to_owned();
     pending.status = Status::Pending;
-    pending.request_digest = kit::lines::digest(&[line("p1", 1)]);
+    pending.request_digest = oms_core::lines::digest(&[line("p1", 1)]);
     assert!(
         store::insert_pending(&h.orders.db, &h.orders.events, &pending)
             .await

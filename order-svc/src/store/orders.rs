@@ -4,7 +4,7 @@
 //! change writes its event to the outbox in the same transaction.
 
 use chrono::{DateTime, Utc};
-use kit::batch::Batch;
+use oms_store::batch::Batch;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,

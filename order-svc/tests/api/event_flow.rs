@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use events::{Broker, Delivery, Subscription};
-use kit::test_support::{TestDb, eventually};
 use oms_proto::order::v1::{self as pb, order_event::Change};
 use prost::Message as _;
+use testkit::{TestDb, eventually};
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     an_order_life_cycle_is_published_in_order_under_its_key,
     on_kafka_each_event_carries_cloudevents_headers,
     stock_of_an_order_cancelled_while_product_svc_was_down_comes_back_once,
@@ -153,7 +153,7 @@ pub(crate) fn test_kafka() -> Option<Broker> {
 async fn on_kafka_each_event_carries_cloudevents_headers(db: TestDb) {
     let Some(kafka) = test_kafka() else { return };
     let mesh = start_on(&db, &[], kafka).await;
-    let group = kit::test_support::unique_name("oms_test_group");
+    let group = testkit::unique_name("oms_test_group");
     let mut subscription = mesh
         .broker
         .subscribe(events::ORDER_TOPIC, &group)
@@ -206,13 +206,13 @@ async fn stock_of_an_order_cancelled_while_product_svc_was_down_comes_back_once(
     // The relay dies between publishing and marking: the event goes out
     // again, and product-svc applies it no second time.
     let orders_db = mesh.orders_db.clone();
-    let republished = kit::test_support::execute(
+    let republished = testkit::execute(
         &orders_db,
         "UPDATE outbox SET publish_time = NULL WHERE event_type = 'oms.order.v1.OrderCancelled'",
     )
     .await;
     assert_eq!(republished, 1);
-    let events_in_outbox = kit::test_support::count_rows(&orders_db, "outbox", "1 = 1").await;
+    let events_in_outbox = testkit::count_rows(&orders_db, "outbox", "1 = 1").await;
     eventually(
         Duration::from_secs(30),
         "product-svc to consume the duplicate",
@@ -224,8 +224,7 @@ async fn stock_of_an_order_cancelled_while_product_svc_was_down_comes_back_once(
     .await;
     assert_eq!(mesh.stock(&lamp.id).await, (10, 0, 10), "returned once");
     let applied =
-        kit::test_support::count_rows(mesh.products_db.url(), "inbox", "consumer = 'product-svc'")
-            .await;
+        testkit::count_rows(mesh.products_db.url(), "inbox", "consumer = 'product-svc'").await;
     assert_eq!(
         applied, 1,
         "one cancellation applied, its duplicate skipped"
@@ -235,7 +234,7 @@ async fn stock_of_an_order_cancelled_while_product_svc_was_down_comes_back_once(
 /// Order events product-svc has consumed in this test process, from its
 /// metric.
 fn consumed_by_product_svc() -> i64 {
-    kit::metrics::render()
+    oms_telemetry::metrics::render()
         .lines()
         .find(|l| l.starts_with("events_consumed_total{") && l.contains("service=\"product-svc\""))
         .and_then(|l| l.rsplit(' ').next())
@@ -247,7 +246,7 @@ fn consumed_by_product_svc() -> i64 {
 /// advertises the relay's address, so every client connection goes through
 /// it, and cutting it is a broker outage that loses nothing.
 struct OwnBroker {
-    relay: kit::test_support::Relay,
+    relay: testkit::Relay,
     upstream: std::net::SocketAddr,
     process: std::process::Child,
 }
@@ -294,7 +293,7 @@ async fn own_broker() -> Option<OwnBroker> {
         );
         return None;
     };
-    let relay = kit::test_support::Relay::start(None).await;
+    let relay = testkit::Relay::start(None).await;
     let process = std::process::Command::new(tansu)
         .args([
             "broker",
@@ -323,7 +322,7 @@ async fn own_broker() -> Option<OwnBroker> {
     })
 }
 
-kit::test_on_each_db!(while_the_broker_is_down_orders_succeed_and_their_events_wait);
+testkit::test_on_each_db!(while_the_broker_is_down_orders_succeed_and_their_events_wait);
 
 async fn while_the_broker_is_down_orders_succeed_and_their_events_wait(db: TestDb) {
     let Some(broker) = own_broker().await else {
@@ -335,9 +334,8 @@ async fn while_the_broker_is_down_orders_succeed_and_their_events_wait(db: TestD
         replication: 1,
     });
     let mesh = start_on(&db, &[], kafka).await;
-    let unpublished = || async {
-        kit::test_support::count_rows(&mesh.orders_db, "outbox", "publish_time IS NULL").await
-    };
+    let unpublished =
+        || async { testkit::count_rows(&mesh.orders_db, "outbox", "publish_time IS NULL").await };
     let lamp = mesh.product("LAMP", 1500, 50).await;
     let mut placed = vec![
         mesh.order(&mesh.alice, "before", &[(&lamp.id, 1)])
@@ -385,7 +383,7 @@ async fn while_the_broker_is_down_orders_succeed_and_their_events_wait(db: TestD
     }
 }
 
-kit::test_on_each_db!(watching_an_order_streams_each_change_until_it_is_final);
+testkit::test_on_each_db!(watching_an_order_streams_each_change_until_it_is_final);
 
 async fn watching_an_order_streams_each_change_until_it_is_final(db: TestDb) {
     let mesh = start(&db, &[]).await;
@@ -421,7 +419,7 @@ async fn watching_an_order_streams_each_change_until_it_is_final(db: TestDb) {
     assert_eq!(next().await, None, "a final state ends the stream");
 }
 
-kit::test_on_each_db!(one_user_cannot_take_every_watch_slot);
+testkit::test_on_each_db!(one_user_cannot_take_every_watch_slot);
 
 async fn one_user_cannot_take_every_watch_slot(db: TestDb) {
     let mesh = start(&db, &[("OMS_WATCH_MAX_PER_USER", "3")]).await;
@@ -441,10 +439,7 @@ async fn one_user_cannot_take_every_watch_slot(db: TestDb) {
     }
     let refused = watch(&mesh.alice, &alices.id).await.unwrap_err();
     assert_eq!(
-        (
-            refused.code(),
-            kit::test_support::error_reason(&refused).as_str()
-        ),
+        (refused.code(), testkit::error_reason(&refused).as_str()),
         (tonic::Code::ResourceExhausted, "TOO_MANY_OWN_WATCHES"),
         "{refused:?}"
     );

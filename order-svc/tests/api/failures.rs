@@ -5,15 +5,15 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kit::test_support::{
+use oms_proto::order::v1 as pb;
+use testkit::{
     TestDb, error_metadata as metadata, error_reason as reason, eventually, violated_fields,
 };
-use oms_proto::order::v1 as pb;
 use tonic::Code;
 
 use crate::helpers::{start, start_orders};
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     product_svc_refusals_reach_the_client_unchanged_and_are_replayed,
     bad_lines_are_refused_before_anything_is_held,
     product_svc_down_gives_unavailable_and_holds_nothing,
@@ -271,7 +271,7 @@ async fn a_refused_service_token_is_renewed_once_and_the_call_retried(db: TestDb
 /// Service tokens order-svc got from user-svc so far (this test process
 /// runs one order-svc; nextest gives every test its own process).
 fn token_renewals() -> u64 {
-    kit::metrics::render()
+    oms_telemetry::metrics::render()
         .lines()
         .find(|l| l.starts_with("oms_service_token_renewals_total") && l.contains("outcome=\"ok\""))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
@@ -282,7 +282,7 @@ fn token_renewals() -> u64 {
 /// runs one order-svc).
 fn saga_outcomes(outcome: &str) -> u64 {
     let label = format!("outcome=\"{outcome}\"");
-    kit::metrics::render()
+    oms_telemetry::metrics::render()
         .lines()
         .find(|l| l.starts_with("oms_saga_outcomes_total") && l.contains(&label))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())

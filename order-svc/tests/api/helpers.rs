@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kit::config::Env;
-use kit::test_support::{Relay, Spawned, TestDb, bearer, spawn};
+use oms_config::Env;
 use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
 use order_svc::inventory::{CallContext, Inventory, InventoryError, Line, QuoteUse, Reservation};
+use testkit::{Relay, Spawned, TestDb, bearer, spawn};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -31,7 +31,7 @@ pub(crate) struct Mesh {
     /// What order-svc publishes to and product-svc consumes from: one
     /// in-process bus shared by both (as in `oms`), unless a test says.
     pub(crate) broker: events::Broker,
-    pub(crate) orders_db: kit::config::DatabaseUrl,
+    pub(crate) orders_db: oms_config::DatabaseUrl,
     /// While set, CommitReservation never answers: the saga stalls after
     /// ReserveStock, as if order-svc had died there.
     pub(crate) stall_commits: Arc<AtomicBool>,
@@ -134,7 +134,7 @@ impl Inventory for StallableInventory {
 /// order-svc on `db`, wired to `users` and `products`, publishing to
 /// `broker`, with `extra` env.
 pub(crate) async fn start_orders(
-    db: &kit::config::DatabaseUrl,
+    db: &oms_config::DatabaseUrl,
     users: SocketAddr,
     products: SocketAddr,
     extra: &[(&str, &str)],
@@ -326,7 +326,7 @@ impl Mesh {
         Output = Result<tonic::Response<tonic::codec::Streaming<pb::WatchOrderResponse>>, Status>,
     > + use<> {
         let mut orders = self.orders();
-        let request = kit::test_support::bearer(
+        let request = testkit::bearer(
             pb::WatchOrderRequest {
                 order_id: order_id.into(),
             },
@@ -460,13 +460,12 @@ impl Mesh {
 
     /// Orders of a status in the orders database.
     pub(crate) async fn count_orders(&self, status: &str) -> i64 {
-        kit::test_support::count_rows(&self.orders_db, "orders", &format!("status = '{status}'"))
-            .await
+        testkit::count_rows(&self.orders_db, "orders", &format!("status = '{status}'")).await
     }
 
     /// Reservations of a state in the products database.
     pub(crate) async fn count_reservations(&self, state: &str) -> i64 {
-        kit::test_support::count_rows(
+        testkit::count_rows(
             self.products_db.url(),
             "reservations",
             &format!("state = '{state}'"),

@@ -1,12 +1,12 @@
 //! CreateOrder: the saga, idempotency, concurrency, price snapshots.
 
-use kit::test_support::{TestDb, assert_grpc_basics, error_reason as reason};
 use oms_proto::order::v1 as pb;
+use testkit::{TestDb, assert_grpc_basics, error_reason as reason};
 use tonic::Code;
 
 use crate::helpers::{Mesh, start};
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     starts_migrated_with_health_and_reflection,
     an_order_is_confirmed_with_price_snapshots_that_later_prices_never_touch,
     a_retry_gets_the_same_order_and_other_lines_are_refused,
@@ -19,7 +19,7 @@ async fn starts_migrated_with_health_and_reflection(db: TestDb) {
     assert_grpc_basics(mesh.orders.channel(), order_svc::SERVICE_INFO).await;
     let Mesh { orders, .. } = mesh;
     orders.stop().await.unwrap();
-    kit::test_support::assert_tables(db.url(), &["orders", "order_lines"]).await;
+    testkit::assert_tables(db.url(), &["orders", "order_lines"]).await;
 }
 
 async fn an_order_is_confirmed_with_price_snapshots_that_later_prices_never_touch(db: TestDb) {
@@ -94,7 +94,7 @@ async fn concurrent_orders_for_scarce_stock_confirm_exactly_what_exists(db: Test
             let (mut orders, token, id) = (mesh.orders(), mesh.alice.clone(), hot.id.clone());
             tokio::spawn(async move {
                 orders
-                    .create_order(kit::test_support::bearer(
+                    .create_order(testkit::bearer(
                         pb::CreateOrderRequest {
                             lines: crate::helpers::lines(&[(&id, 1)]),
                             request_id: format!("rush-{i}"),
@@ -134,7 +134,7 @@ async fn concurrent_retries_of_one_request_make_one_order(db: TestDb) {
             let (mut orders, token, id) = (mesh.orders(), mesh.alice.clone(), mug.id.clone());
             tokio::spawn(async move {
                 orders
-                    .create_order(kit::test_support::bearer(
+                    .create_order(testkit::bearer(
                         pb::CreateOrderRequest {
                             lines: crate::helpers::lines(&[(&id, 3)]),
                             request_id: "double-click".into(),
@@ -166,8 +166,7 @@ async fn concurrent_retries_of_one_request_make_one_order(db: TestDb) {
     assert!(ids.iter().all(|id| *id == settled.id));
     assert_eq!(mesh.stock(&mug.id).await, (97, 0, 97), "stock taken once");
     assert_eq!(
-        kit::test_support::count_rows(&mesh.orders_db, "orders", "request_id = 'double-click'")
-            .await,
+        testkit::count_rows(&mesh.orders_db, "orders", "request_id = 'double-click'").await,
         1
     );
 }

@@ -1,12 +1,12 @@
 //! Reading, listing, cancelling and advancing orders, and who may.
 
-use kit::test_support::{TestDb, bearer, error_reason as reason};
 use oms_proto::order::v1 as pb;
+use testkit::{TestDb, bearer, error_reason as reason};
 use tonic::Code;
 
 use crate::helpers::start;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     customers_see_only_their_own_orders,
     cancelling_returns_the_stock_once,
     status_moves_only_forward_and_only_by_admins,

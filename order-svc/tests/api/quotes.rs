@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use kit::test_support::{
-    TestDb, bearer, error_metadata, error_reason as reason, eventually, violated_fields,
-};
 use oms_proto::order::v1 as pb;
 use oms_proto::product::v1::{self as product_pb, quote_service_client::QuoteServiceClient};
+use testkit::{
+    TestDb, bearer, error_metadata, error_reason as reason, eventually, violated_fields,
+};
 use tonic::{Code, Status};
 
 use crate::helpers::{Mesh, MeshOptions, lines, start_with};
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     an_order_at_a_quote_keeps_the_quoted_price,
     an_expired_quote_is_refused_with_its_expiry,
     lines_that_differ_from_the_quote_are_each_named,

@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use kit::test_support::{TestDb, bearer, error_reason, eventually};
 use oms_proto::order::v1 as pb;
 use oms_proto::product::v1 as product_pb;
 use oms_proto::user::v1::{self as user_pb, user_service_client::UserServiceClient};
+use testkit::{TestDb, bearer, error_reason, eventually};
 use tonic::Code;
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(a_demoted_admin_is_refused_by_every_service_within_seconds);
+testkit::test_on_each_db!(a_demoted_admin_is_refused_by_every_service_within_seconds);
 
 async fn a_demoted_admin_is_refused_by_every_service_within_seconds(db: TestDb) {
     let mesh = start(&db, &[]).await;

@@ -6,8 +6,8 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::stream::{Stream, StreamExt as _};
-use kit::auth::require_admin;
 use oms_proto::product::v1 as pb;
+use oms_runtime::auth::require_admin;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::State;
@@ -20,7 +20,7 @@ pub(super) use crate::wire::to_proto_image;
 pub(super) type DownloadStream =
     Pin<Box<dyn Stream<Item = Result<pb::DownloadProductImageResponse, Status>> + Send>>;
 
-fn invalid(violations: Vec<kit::FieldViolation>) -> Status {
+fn invalid(violations: Vec<oms_runtime::FieldViolation>) -> Status {
     ProductError::Invalid(violations).into()
 }
 
@@ -36,7 +36,7 @@ pub(super) async fn upload(
             part: Some(Part::Start(start)),
         }) => input::upload_start(&start).map_err(invalid)?,
         _ => {
-            return Err(invalid(vec![kit::FieldViolation::new(
+            return Err(invalid(vec![oms_runtime::FieldViolation::new(
                 "start",
                 "the first message must hold `start`",
             )]));
@@ -46,7 +46,7 @@ pub(super) async fn upload(
         Ok(pb::UploadProductImageRequest {
             part: Some(Part::Chunk(bytes)),
         }) => Ok(Bytes::from(bytes)),
-        Ok(_) => Err(ProductError::from(kit::FieldViolation::new(
+        Ok(_) => Err(ProductError::from(oms_runtime::FieldViolation::new(
             "chunk",
             "every message after the first must hold `chunk`",
         ))),

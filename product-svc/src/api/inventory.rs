@@ -1,7 +1,7 @@
 //! `oms.product.v1.InventoryService`: services only, by scope.
 
-use kit::auth::require_scope;
 use oms_proto::product::v1::{self as pb, inventory_service_server::InventoryService};
+use oms_runtime::auth::require_scope;
 use tonic::{Request, Response, Status};
 
 use super::{State, money, to_proto_reservation};
@@ -17,7 +17,7 @@ pub(super) struct InventoryApi {
     pub(super) state: State,
 }
 
-fn auth(e: kit::ApiError) -> Status {
+fn auth(e: oms_runtime::ApiError) -> Status {
     ProductError::Auth(e).into()
 }
 
@@ -36,7 +36,8 @@ impl InventoryService for InventoryApi {
         require_scope(&request, READ)
             .or_else(|_| require_scope(&request, WRITE))
             .map_err(auth)?;
-        let lines = kit::lines::parse(&request.get_ref().lines).map_err(ProductError::Invalid)?;
+        let lines =
+            oms_core::lines::parse(&request.get_ref().lines).map_err(ProductError::Invalid)?;
         let checks = self.state.inventory.validate(lines).await?;
         Ok(Response::new(pb::ValidateProductsResponse {
             results: checks

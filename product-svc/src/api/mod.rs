@@ -68,8 +68,8 @@ fn to_proto_reservation(r: Reservation) -> pb::Reservation {
                 quantity: l.quantity,
             })
             .collect(),
-        create_time: Some(kit::time::to_timestamp(r.create_time)),
-        expire_time: Some(kit::time::to_timestamp(r.expire_time)),
-        update_time: Some(kit::time::to_timestamp(r.update_time)),
+        create_time: Some(oms_core::time::to_timestamp(r.create_time)),
+        expire_time: Some(oms_core::time::to_timestamp(r.expire_time)),
+        update_time: Some(oms_core::time::to_timestamp(r.update_time)),
     }
 }

@@ -1,8 +1,8 @@
 //! `oms.product.v1.ProductService`: reads are public, writes need an admin.
 
-use kit::FieldViolation;
-use kit::auth::require_admin;
 use oms_proto::product::v1::{self as pb, product_service_server::ProductService};
+use oms_runtime::FieldViolation;
+use oms_runtime::auth::require_admin;
 use tonic::{Request, Response, Status};
 
 use super::images::{self, to_proto_image};
@@ -19,7 +19,7 @@ fn invalid(violations: Vec<FieldViolation>) -> Status {
     ProductError::Invalid(violations).into()
 }
 
-fn auth(e: kit::ApiError) -> Status {
+fn auth(e: oms_runtime::ApiError) -> Status {
     ProductError::Auth(e).into()
 }
 
@@ -86,7 +86,7 @@ impl ProductService for ProductApi {
             products,
             next_page_token: next
                 .as_deref()
-                .map(kit::paging::encode_token)
+                .map(oms_core::paging::encode_token)
                 .unwrap_or_default(),
         }))
     }
@@ -135,13 +135,13 @@ impl ProductService for ProductApi {
                 .into_iter()
                 .map(|p| pb::PricePoint {
                     price: money(&p.currency_code, p.amount_minor),
-                    effective_time: Some(kit::time::to_timestamp(p.effective_time)),
+                    effective_time: Some(oms_core::time::to_timestamp(p.effective_time)),
                     changed_by: p.changed_by,
                 })
                 .collect(),
             next_page_token: next
                 .as_deref()
-                .map(kit::paging::encode_token)
+                .map(oms_core::paging::encode_token)
                 .unwrap_or_default(),
         }))
     }

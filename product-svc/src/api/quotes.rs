@@ -1,8 +1,8 @@
 //! `oms.product.v1.QuoteService`: signed-in users, each with their own
 //! quotes.
 
-use kit::auth::require_user;
 use oms_proto::product::v1::{self as pb, quote_service_server::QuoteService};
+use oms_runtime::auth::require_user;
 use tonic::{Request, Response, Status};
 
 use super::State;
@@ -15,7 +15,7 @@ pub(super) struct QuoteApi {
     pub(super) state: State,
 }
 
-fn auth(e: kit::ApiError) -> Status {
+fn auth(e: oms_runtime::ApiError) -> Status {
     ProductError::Auth(e).into()
 }
 
@@ -50,7 +50,7 @@ impl QuoteService for QuoteApi {
 }
 
 fn to_proto_quote(q: Quote) -> pb::Quote {
-    let state = match q.state_at(kit::time::now()) {
+    let state = match q.state_at(oms_core::time::now()) {
         QuoteState::Open => pb::QuoteState::Open,
         QuoteState::Consumed => pb::QuoteState::Consumed,
         QuoteState::Expired => pb::QuoteState::Expired,
@@ -70,8 +70,8 @@ fn to_proto_quote(q: Quote) -> pb::Quote {
             })
             .collect(),
         total: money(&currency, q.total_minor),
-        create_time: Some(kit::time::to_timestamp(q.create_time)),
-        expire_time: Some(kit::time::to_timestamp(q.expire_time)),
+        create_time: Some(oms_core::time::to_timestamp(q.create_time)),
+        expire_time: Some(oms_core::time::to_timestamp(q.expire_time)),
         state: state.into(),
         order_id: q.order_id.unwrap_or_default(),
         id: q.id,

@@ -1,7 +1,7 @@
 //! The catalogue: products with their stock counters, the price history,
 //! the stock-adjustment audit trail, and reservations with their lines.
 
-use kit::db::schema::{timestamp, uuid_text};
+use oms_store::db::schema::{timestamp, uuid_text};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

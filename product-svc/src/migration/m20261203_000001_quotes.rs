@@ -1,7 +1,7 @@
 //! Price quotes: the prices held for a customer, and the order that used
 //! them.
 
-use kit::db::schema::{timestamp, uuid_text};
+use oms_store::db::schema::{timestamp, uuid_text};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -1,6 +1,6 @@
 //! Product images: what each stored image is and where its bytes live.
 
-use kit::db::schema::{timestamp, uuid_text};
+use oms_store::db::schema::{timestamp, uuid_text};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

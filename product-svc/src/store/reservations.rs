@@ -4,8 +4,8 @@
 //! callers can never oversell or move stock twice.
 
 use chrono::{DateTime, Utc};
-use kit::batch::Batch;
-use kit::lines::Line;
+use oms_core::lines::Line;
+use oms_store::batch::Batch;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,

@@ -1,16 +1,16 @@
 //! The catalogue: products, prices, stock adjustments, paging, authorization.
 
-use kit::test_support::{
+use oms_proto::common::v1::Money;
+use oms_proto::product::v1::{self as pb};
+use testkit::{
     TestDb, assert_grpc_basics, bearer, error_metadata as metadata, error_reason as reason,
     violated_fields,
 };
-use oms_proto::common::v1::Money;
-use oms_proto::product::v1::{self as pb};
 use tonic::{Code, Request, Status};
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     starts_migrated_with_health_and_reflection,
     the_catalogue_creates_reads_updates_and_archives,
     bad_products_report_every_field_and_skus_are_unique,
@@ -82,15 +82,13 @@ async fn undecodable_and_oversized_messages_are_the_callers_fault(db: TestDb) {
     let mesh = start(&db, &[]).await;
     const GET: &str = "/oms.product.v1.ProductService/GetProduct";
     // Field 1 as a length-delimited string that claims more than follows.
-    let garbage =
-        kit::test_support::call_raw(mesh.products.channel(), GET, vec![0x0a, 0xff, 0x01]).await;
+    let garbage = testkit::call_raw(mesh.products.channel(), GET, vec![0x0a, 0xff, 0x01]).await;
     assert_eq!(garbage.code(), Code::InvalidArgument, "{garbage:?}");
     assert!(garbage.message().contains("decode"), "{garbage:?}");
-    let huge =
-        kit::test_support::call_raw(mesh.products.channel(), GET, vec![0; 5 * 1024 * 1024]).await;
+    let huge = testkit::call_raw(mesh.products.channel(), GET, vec![0; 5 * 1024 * 1024]).await;
     assert_eq!(huge.code(), Code::ResourceExhausted, "{huge:?}");
     // The service still answers well-formed calls.
-    let fine = kit::test_support::call_raw(mesh.products.channel(), GET, Vec::new()).await;
+    let fine = testkit::call_raw(mesh.products.channel(), GET, Vec::new()).await;
     assert_eq!(
         fine.code(),
         Code::InvalidArgument,
@@ -103,7 +101,7 @@ async fn starts_migrated_with_health_and_reflection(db: TestDb) {
     let mesh = start(&db, &[]).await;
     assert_grpc_basics(mesh.products.channel(), product_svc::SERVICE_INFO).await;
     mesh.products.stop().await.unwrap();
-    kit::test_support::assert_tables(
+    testkit::assert_tables(
         db.url(),
         &[
             "products",
@@ -131,10 +129,7 @@ async fn the_catalogue_creates_reads_updates_and_archives(db: TestDb) {
         "UPDATE products SET name = 'Changed in SQL' WHERE id = '{}'",
         mug.id
     );
-    assert_eq!(
-        kit::test_support::execute(&mesh.db_url, &behind_its_back).await,
-        1
-    );
+    assert_eq!(testkit::execute(&mesh.db_url, &behind_its_back).await, 1);
     assert_eq!(mesh.get(&mug.id).await, mug, "served from the cache");
 
     let updated = mesh
@@ -366,7 +361,7 @@ async fn stock_adjustments_are_audited_and_never_below_reserved(db: TestDb) {
     assert_eq!(stock(&ok), (12, 12, 0));
     let zero = mesh.catalogue().adjust_stock(adjust(0)).await.unwrap_err();
     assert_eq!(violated_fields(&zero), ["delta"]);
-    kit::test_support::assert_row_count(&mesh.db_url, "stock_adjustments", 2).await;
+    testkit::assert_row_count(&mesh.db_url, "stock_adjustments", 2).await;
 }
 
 async fn product_pages_stay_stable_while_products_are_added(db: TestDb) {

@@ -1,13 +1,13 @@
 //! The mesh every test runs against, and small builders.
 
-use kit::config::Env;
-use kit::test_support::{Spawned, TestDb, bearer, spawn, unique_name};
+use oms_config::Env;
 use oms_proto::common::v1::{LineItem, Money};
 use oms_proto::product::v1::{
     self as pb, inventory_service_client::InventoryServiceClient,
     product_service_client::ProductServiceClient,
 };
 use testkit::clients::ServiceClient;
+use testkit::{Spawned, TestDb, bearer, spawn, unique_name};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -26,7 +26,7 @@ pub(crate) struct Mesh {
     pub(crate) writer: String,
     /// A reporting service's token: `products:read` only.
     pub(crate) reader: String,
-    pub(crate) db_url: kit::config::DatabaseUrl,
+    pub(crate) db_url: oms_config::DatabaseUrl,
 }
 
 pub(crate) async fn start_users() -> (Spawned, TestDb) {
@@ -57,7 +57,7 @@ pub(crate) async fn start_products(
     ];
     pairs.extend(testkit::users::product_svc_env());
     if !db.url().is_sqlite()
-        && let Some(redis) = kit::test_support::redis_url()
+        && let Some(redis) = testkit::redis_url()
     {
         pairs.push(("REDIS_URL".into(), redis.expose().to_owned()));
     }
@@ -78,9 +78,12 @@ async fn service_token(users: &Spawned, client: &str, secret: &str, scope: &str)
 
 /// A connection of the test's own to product-svc's database, migrated.
 pub(crate) async fn migrated(db: &TestDb) -> sea_orm::DatabaseConnection {
-    kit::db::connect_and_migrate::<product_svc::migration::Migrator>(db.url(), Default::default())
-        .await
-        .unwrap()
+    oms_store::db::connect_and_migrate::<product_svc::migration::Migrator>(
+        db.url(),
+        Default::default(),
+    )
+    .await
+    .unwrap()
 }
 
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
@@ -232,8 +235,7 @@ pub(crate) type StockReport = (String, i64, i64, i64);
 pub(crate) async fn stock_events(mesh: &Mesh, id: &str) -> Vec<(StockReport, pb::Product)> {
     use prost::Message as _;
     let payloads =
-        kit::test_support::outbox_payloads(&mesh.db_url, id, "oms.product.v1.ProductStockChanged")
-            .await;
+        testkit::outbox_payloads(&mesh.db_url, id, "oms.product.v1.ProductStockChanged").await;
     payloads
         .iter()
         .map(|payload| {

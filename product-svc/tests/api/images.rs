@@ -6,11 +6,11 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use kit::test_support::{
-    TempDir, TestDb, bearer, error_metadata as metadata, error_reason as reason, eventually,
-};
 use oms_proto::product::v1::{self as pb, upload_product_image_request::Part};
 use product_svc::blobs::{BlobConfig, Blobs};
+use testkit::{
+    TempDir, TestDb, bearer, error_metadata as metadata, error_reason as reason, eventually,
+};
 use tonic::{Code, Status};
 
 use crate::helpers::*;
@@ -35,7 +35,7 @@ impl Store {
     }
 
     async fn s3() -> Option<Self> {
-        let (endpoint, bucket) = kit::test_support::s3_test_bucket().await?;
+        let (endpoint, bucket) = testkit::s3_test_bucket().await?;
         Some(Self {
             env: vec![
                 ("OMS_BLOB_URL".into(), format!("s3://{bucket}/images")),
@@ -63,7 +63,7 @@ impl Store {
 
     /// The store as product-svc sees it, to look at what it holds.
     fn blobs(&self) -> Blobs {
-        let env = kit::config::Env::from_pairs(self.env.clone());
+        let env = oms_config::Env::from_pairs(self.env.clone());
         Blobs::open(&BlobConfig::from_env(&env).unwrap()).unwrap()
     }
 
@@ -84,13 +84,13 @@ macro_rules! on_each_store {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn files() {
-                kit::telemetry::init_for_tests();
+                oms_telemetry::init_for_tests();
                 super::$name(super::Store::files()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn s3() {
-                kit::telemetry::init_for_tests();
+                oms_telemetry::init_for_tests();
                 if let Some(store) = super::Store::s3().await {
                     super::$name(store).await;
                 }
@@ -120,7 +120,7 @@ fn picture(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    kit::digest::sha256_hex(bytes)
+    oms_core::digest::sha256_hex(bytes)
 }
 
 fn start_message(product_id: &str, content_type: &str) -> pb::UploadProductImageRequest {
@@ -277,7 +277,7 @@ async fn an_image_round_trips_byte_for_byte_with_its_thumbnail(store: Store) {
     assert_eq!(small.width(), 200, "a narrow image is not enlarged");
     assert_eq!(store.keys().await.len(), 4, "two images, two thumbnails");
     assert_eq!(
-        kit::test_support::count_rows(
+        testkit::count_rows(
             db.url(),
             "outbox",
             "event_type = 'oms.product.v1.ProductImageAdded'"
@@ -440,10 +440,7 @@ async fn bad_uploads_are_refused_and_nothing_is_stored(store: Store) {
         .await
         .unwrap_err();
     assert_eq!(gif.code(), Code::InvalidArgument);
-    assert_eq!(
-        kit::test_support::violated_fields(&gif),
-        ["start.content_type"]
-    );
+    assert_eq!(testkit::violated_fields(&gif), ["start.content_type"]);
 
     assert!(mesh.images(&mug.id).await.is_empty(), "no row");
     assert!(store.keys().await.is_empty(), "no object");
@@ -576,7 +573,7 @@ async fn delete_removes_the_row_and_both_objects(store: Store) {
         "the deleted image's two objects are gone"
     );
     assert_eq!(
-        kit::test_support::count_rows(
+        testkit::count_rows(
             db.url(),
             "outbox",
             "event_type = 'oms.product.v1.ProductImageRemoved'"
@@ -593,7 +590,7 @@ async fn delete_removes_the_row_and_both_objects(store: Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_s3_a_presigned_url_replaces_the_bytes_and_fetches_them() {
-    kit::telemetry::init_for_tests();
+    oms_telemetry::init_for_tests();
     let Some(store) = Store::s3().await else {
         return;
     };
@@ -632,7 +629,7 @@ async fn on_s3_a_presigned_url_replaces_the_bytes_and_fetches_them() {
 /// an EC2 node's would be at 169.254.169.254).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_s3_credentials_come_from_the_chain_without_static_keys() {
-    kit::telemetry::init_for_tests();
+    oms_telemetry::init_for_tests();
     let Some(store) = Store::s3().await else {
         return;
     };
@@ -672,7 +669,7 @@ async fn on_s3_credentials_come_from_the_chain_without_static_keys() {
 /// 8000 × 8000 PNGs of zeros at once once took the process to 2.3 GB.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_images_decode_one_at_a_time_within_a_stated_memory() {
-    kit::telemetry::init_for_tests();
+    oms_telemetry::init_for_tests();
     let store = Store::files();
     let db = TestDb::sqlite();
     let mesh = start(&db, &store.pairs()).await;
@@ -687,7 +684,7 @@ async fn large_images_decode_one_at_a_time_within_a_stated_memory() {
     for i in 0..8 {
         products.push(mesh.create(&format!("BIG-{i}"), 1_000, 5).await.id);
     }
-    let (before, _) = kit::test_support::memory();
+    let (before, _) = testkit::memory();
     let uploads = futures_util::future::join_all(
         products
             .iter()
@@ -699,7 +696,7 @@ async fn large_images_decode_one_at_a_time_within_a_stated_memory() {
     let results = loop {
         tokio::select! {
             results = &mut uploads => break results,
-            _ = sample.tick() => peak = peak.max(kit::test_support::memory().0),
+            _ = sample.tick() => peak = peak.max(testkit::memory().0),
         }
     };
     for result in results {
@@ -735,17 +732,17 @@ async fn large_images_decode_one_at_a_time_within_a_stated_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_mariadb_concurrent_first_images_make_one_primary() {
     use product_svc::model::{ImageKind, ProductImage};
-    kit::telemetry::init_for_tests();
+    oms_telemetry::init_for_tests();
     let Some(db) = TestDb::mysql().await else {
         return;
     };
     let store = Store::files();
     let mesh = start(&db, &store.pairs()).await;
-    let conn = kit::db::connect(db.url(), Default::default())
+    let conn = oms_store::db::connect(db.url(), Default::default())
         .await
         .unwrap();
     let broker =
-        events::Broker::from_env(&kit::config::Env::from_pairs(Vec::<(String, String)>::new()))
+        events::Broker::from_env(&oms_config::Env::from_pairs(Vec::<(String, String)>::new()))
             .unwrap();
     let product_events = product_svc::product_events::ProductEvents::new(broker.outbox());
     for round in 0..10 {
@@ -764,7 +761,7 @@ async fn on_mariadb_concurrent_first_images_make_one_primary() {
                 object_key: format!("k/{round}/{i}"),
                 thumbnail_key: format!("t/{round}/{i}"),
                 thumbnail_size: 1,
-                create_time: kit::time::now(),
+                create_time: oms_core::time::now(),
             })
             .collect();
         let inserts = futures_util::future::join_all(images.iter().map(|image| {

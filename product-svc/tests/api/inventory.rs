@@ -2,16 +2,16 @@
 
 use std::time::Duration;
 
-use kit::test_support::{
+use oms_proto::product::v1::{self as pb, product_service_client::ProductServiceClient};
+use testkit::{
     TestDb, bearer, error_metadata as metadata, error_reason as reason, eventually, violated_fields,
 };
-use oms_proto::product::v1::{self as pb, product_service_client::ProductServiceClient};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     concurrent_reservations_never_oversell,
     a_reservation_is_all_or_nothing_and_names_every_short_line,
     reserve_is_idempotent_on_its_id,
@@ -29,7 +29,7 @@ async fn applied_events_older_than_the_retention_leave_the_inbox(db: TestDb) {
     use sea_orm::ConnectionTrait as _;
     use sea_orm::sea_query::Query;
     let conn = migrated(&db).await;
-    let now = kit::time::now();
+    let now = oms_core::time::now();
     let insert = Query::insert()
         .into_table(Inbox::Table)
         .columns([Inbox::Consumer, Inbox::EventId, Inbox::ApplyTime])
@@ -51,13 +51,12 @@ async fn applied_events_older_than_the_retention_leave_the_inbox(db: TestDb) {
         Duration::from_secs(20),
         "the old entry to be pruned",
         || async {
-            (kit::test_support::count_rows(db.url(), "inbox", "event_id = 'old'").await == 0)
-                .then_some(())
+            (testkit::count_rows(db.url(), "inbox", "event_id = 'old'").await == 0).then_some(())
         },
     )
     .await;
     assert_eq!(
-        kit::test_support::count_rows(db.url(), "inbox", "event_id = 'recent'").await,
+        testkit::count_rows(db.url(), "inbox", "event_id = 'recent'").await,
         1
     );
 }

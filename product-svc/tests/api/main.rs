@@ -13,7 +13,7 @@ mod quotes;
 
 #[test]
 fn help_version_and_unknown_arguments_answer_like_every_binary() {
-    kit::test_support::assert_cli_basics(
+    testkit::assert_cli_basics(
         env!("CARGO_BIN_EXE_product-svc"),
         "product-svc",
         &["serve", "migrate", "healthcheck", "env-vars"],

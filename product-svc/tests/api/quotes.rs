@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use kit::test_support::{
+use oms_proto::product::v1::{self as pb, quote_service_client::QuoteServiceClient};
+use testkit::{
     TestDb, bearer, error_metadata as metadata, error_reason as reason, eventually, violated_fields,
 };
-use oms_proto::product::v1::{self as pb, quote_service_client::QuoteServiceClient};
 use tonic::{Code, Status};
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     a_reservation_at_a_quote_takes_its_prices_and_a_release_gives_it_back,
     an_expired_reservation_gives_its_quote_back,
     quotes_check_what_an_order_would,
@@ -281,7 +281,7 @@ async fn quotes_expired_unused_past_the_retention_are_pruned(db: TestDb) {
     use product_svc::store::quotes;
 
     let conn = migrated(&db).await;
-    let now = kit::time::now();
+    let now = oms_core::time::now();
     let quote = |id: &str, expired_hours_ago: i64| Quote {
         id: id.to_owned(),
         customer_id: order_id(),
@@ -325,8 +325,7 @@ async fn quotes_expired_unused_past_the_retention_are_pruned(db: TestDb) {
     assert!(quotes::get(&conn, &used).await.unwrap().is_some());
     assert!(quotes::get(&conn, &recent).await.unwrap().is_some());
     assert_eq!(
-        kit::test_support::count_rows(db.url(), "quote_lines", &format!("quote_id = '{stale}'"))
-            .await,
+        testkit::count_rows(db.url(), "quote_lines", &format!("quote_id = '{stale}'")).await,
         0,
         "its lines went with it"
     );

@@ -1,7 +1,7 @@
 //! `oms.user.v1.AuthService`: no RPC here needs a token.
 
-use kit::config::ExposeSecret as _;
-use kit::fields::AllFields as _;
+use oms_config::ExposeSecret as _;
+use oms_core::fields::AllFields as _;
 use oms_proto::user::v1::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
@@ -146,12 +146,12 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::ListTokenRevocationsResponse>, Status> {
         const MAX_PAGE: u64 = 1000;
         // Who changed when is for the mesh's verifiers, not for anyone.
-        kit::auth::require_scope(&request, kit::auth::revocations::READ_SCOPE)
+        oms_runtime::auth::require_scope(&request, oms_runtime::auth::revocations::READ_SCOPE)
             .map_err(UserError::Auth)?;
         let r = request.into_inner();
         let page_size = match u64::try_from(r.page_size) {
             Err(_) => {
-                return Err(UserError::from(kit::FieldViolation::new(
+                return Err(UserError::from(oms_runtime::FieldViolation::new(
                     "page_size",
                     "must not be negative",
                 ))
@@ -160,16 +160,16 @@ impl AuthService for AuthApi {
             Ok(0) => MAX_PAGE,
             Ok(n) => n.min(MAX_PAGE),
         };
-        let offset = match kit::paging::decode_token(&r.page_token).map_err(UserError::from)? {
+        let offset = match oms_core::paging::decode_token(&r.page_token).map_err(UserError::from)? {
             None => 0,
             // No list is longer than a verifier holds, so neither is an
             // offset into one.
             Some(cursor) => cursor
                 .parse::<u64>()
                 .ok()
-                .filter(|&offset| offset <= kit::auth::revocations::MAX_ENTRIES as u64)
+                .filter(|&offset| offset <= oms_runtime::auth::revocations::MAX_ENTRIES as u64)
                 .ok_or_else(|| {
-                    UserError::from(kit::FieldViolation::new(
+                    UserError::from(oms_runtime::FieldViolation::new(
                         "page_token",
                         "is not a token from a previous response",
                     ))
@@ -185,7 +185,7 @@ impl AuthService for AuthApi {
                 })
                 .collect(),
             next_page_token: next
-                .map(|offset| kit::paging::encode_token(&offset.to_string()))
+                .map(|offset| oms_core::paging::encode_token(&offset.to_string()))
                 .unwrap_or_default(),
         }))
     }

@@ -6,8 +6,8 @@ mod users;
 
 use std::net::IpAddr;
 
-use kit::auth::Role;
 use oms_proto::user::v1 as pb;
+use oms_runtime::auth::Role;
 use tonic::service::Routes;
 
 use crate::accounts::Accounts;
@@ -28,7 +28,7 @@ pub(crate) struct TrustedProxies {
     /// Their addresses or networks.
     pub(crate) peers: Vec<ipnet::IpNet>,
     /// What they must send beside the header, if anything.
-    pub(crate) secret: Option<kit::config::SecretString>,
+    pub(crate) secret: Option<oms_config::SecretString>,
 }
 
 impl TrustedProxies {
@@ -36,7 +36,7 @@ impl TrustedProxies {
     /// one, and it carries the proxy secret when one is configured
     /// (compared in constant time).
     fn vouch<T>(&self, request: &tonic::Request<T>, peer: IpAddr) -> bool {
-        use kit::config::ExposeSecret as _;
+        use oms_config::ExposeSecret as _;
         use subtle::ConstantTimeEq as _;
         if !self.peers.iter().any(|net| net.contains(&peer)) {
             return false;
@@ -46,7 +46,7 @@ impl TrustedProxies {
         };
         let given = request
             .metadata()
-            .get(kit::config::PROXY_SECRET_HEADER)
+            .get(oms_config::PROXY_SECRET_HEADER)
             .map_or(&[][..], tonic::metadata::MetadataValue::as_bytes);
         bool::from(given.ct_eq(secret.expose_secret().as_bytes()))
     }
@@ -77,7 +77,7 @@ fn to_proto_user(user: User) -> pb::User {
         email: user.email,
         display_name: user.display_name,
         role: to_proto_role(user.role).into(),
-        create_time: Some(kit::time::to_timestamp(user.create_time)),
+        create_time: Some(oms_core::time::to_timestamp(user.create_time)),
         state: if user.disabled {
             pb::user::State::Disabled
         } else {

@@ -1,8 +1,8 @@
 //! `oms.user.v1.UserService`: every RPC needs a user access token.
 
-use kit::auth::{require_admin, require_user};
-use kit::config::ExposeSecret as _;
+use oms_config::ExposeSecret as _;
 use oms_proto::user::v1::{self as pb, user_service_server::UserService};
+use oms_runtime::auth::{require_admin, require_user};
 use tonic::{Request, Response, Status};
 
 use super::{State, to_proto_user};
@@ -51,8 +51,8 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
         require_admin(&request).map_err(UserError::Auth)?;
         let r = request.into_inner();
-        let page_size = kit::paging::page_size(r.page_size).map_err(UserError::from)?;
-        let after = kit::paging::decode_token(&r.page_token).map_err(UserError::from)?;
+        let page_size = oms_core::paging::page_size(r.page_size).map_err(UserError::from)?;
+        let after = oms_core::paging::decode_token(&r.page_token).map_err(UserError::from)?;
         let (users, next) = self
             .state
             .accounts
@@ -62,7 +62,7 @@ impl UserService for UserApi {
             users: users.into_iter().map(to_proto_user).collect(),
             next_page_token: next
                 .as_deref()
-                .map(kit::paging::encode_token)
+                .map(oms_core::paging::encode_token)
                 .unwrap_or_default(),
         }))
     }

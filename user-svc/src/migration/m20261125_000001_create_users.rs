@@ -1,6 +1,6 @@
 //! Accounts: one row per user, unique by normalised email.
 
-use kit::db::schema::{timestamp, uuid_text};
+use oms_store::db::schema::{timestamp, uuid_text};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

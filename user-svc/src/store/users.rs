@@ -2,7 +2,7 @@
 //! nothing of protobuf.
 
 use chrono::{DateTime, Utc};
-use kit::auth::Role;
+use oms_runtime::auth::Role;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -61,7 +61,7 @@ fn to_row(user: &User) -> user::ActiveModel {
         password_hash: Set(user.password_hash.clone()),
         role: Set(user.role.as_str().to_owned()),
         create_time: Set(user.create_time),
-        update_time: Set(kit::time::now()),
+        update_time: Set(oms_core::time::now()),
         token_version: Set(i64::try_from(user.token_version).unwrap_or(i64::MAX)),
         disabled: Set(user.disabled),
         revoke_time: Set(None),
@@ -181,7 +181,7 @@ pub async fn change_access(
         return Err(StoreError::LastAdmin);
     }
     after.token_version = before.token_version.saturating_add(1);
-    let now = kit::time::now();
+    let now = oms_core::time::now();
     let mut update: user::ActiveModel = row.into();
     update.role = Set(after.role.as_str().to_owned());
     update.disabled = Set(after.disabled);

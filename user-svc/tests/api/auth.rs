@@ -4,17 +4,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kit::auth::AccessClaims;
-use kit::test_support::{
-    TestDb, assert_grpc_basics, bearer, error_reason as reason, violated_fields,
-};
 use oms_proto::user::v1::{self as pb};
+use oms_runtime::auth::AccessClaims;
+use testkit::{TestDb, assert_grpc_basics, bearer, error_reason as reason, violated_fields};
 use tonic::{Code, Request};
 use tonic_types::StatusExt as _;
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     starts_migrated_with_health_and_reflection,
     a_schema_older_than_the_build_is_refused_unless_it_may_migrate,
     register_login_and_read_your_own_account,
@@ -39,7 +37,7 @@ async fn starts_migrated_with_health_and_reflection(db: TestDb) {
     let svc = start(&db, &[]).await;
     assert_grpc_basics(svc.channel(), user_svc::SERVICE_INFO).await;
     svc.stop().await.expect("clean shutdown");
-    kit::test_support::assert_tables(db.url(), &["users"]).await;
+    testkit::assert_tables(db.url(), &["users"]).await;
 }
 
 async fn a_schema_older_than_the_build_is_refused_unless_it_may_migrate(db: TestDb) {
@@ -56,9 +54,12 @@ async fn a_schema_older_than_the_build_is_refused_unless_it_may_migrate(db: Test
         "{refused}"
     );
     // After `user-svc migrate` (the Job), it serves.
-    kit::db::connect_and_migrate::<user_svc::migration::Migrator>(db.url(), Default::default())
-        .await
-        .unwrap();
+    oms_store::db::connect_and_migrate::<user_svc::migration::Migrator>(
+        db.url(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let svc = start(&db, &[("OMS_MIGRATE_ON_START", "false")]).await;
     let wrong = login(&svc, "nobody@example.com", "a wrong password").await;
     assert_eq!(wrong.unwrap_err().code(), Code::Unauthenticated);
@@ -244,7 +245,7 @@ async fn login_is_throttled_per_account_with_retry_info(db: TestDb) {
     );
     // Counted for the throttling alert (this test process runs one
     // user-svc, so the counter is this test's).
-    let counted = kit::metrics::render()
+    let counted = oms_telemetry::metrics::render()
         .lines()
         .find(|l| l.starts_with("oms_logins_throttled_total"))
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
@@ -291,7 +292,7 @@ async fn login_is_throttled_per_client_address(db: TestDb) {
 /// Login as `email` from `address`, as the trusted proxy (the test's own
 /// 127.0.0.1, when configured) reports it in `x-forwarded-for`.
 async fn login_from(
-    svc: &kit::test_support::Spawned,
+    svc: &testkit::Spawned,
     address: &str,
     email: &str,
     password: &str,
@@ -646,15 +647,15 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
         .await
         .unwrap()
         .access_token;
-    let verifier = kit::auth::Verifier::new(
-        kit::auth::VerifierConfig::new("oms-user-svc", Some("product-svc")),
-        std::sync::Arc::new(kit::auth::GrpcJwks::new(&svc.addr.into()).unwrap()),
+    let verifier = oms_runtime::auth::Verifier::new(
+        oms_runtime::auth::VerifierConfig::new("oms-user-svc", Some("product-svc")),
+        std::sync::Arc::new(oms_runtime::auth::GrpcJwks::new(&svc.addr.into()).unwrap()),
     );
     assert_eq!(
         verifier.verify(&token).await.unwrap(),
-        kit::auth::Caller::User {
+        oms_runtime::auth::Caller::User {
             id: user.id,
-            role: kit::auth::Role::Customer
+            role: oms_runtime::auth::Role::Customer
         }
     );
     let service = auth(&svc)
@@ -668,13 +669,13 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
         .into_inner();
     assert!(matches!(
         verifier.verify(&service.access_token).await.unwrap(),
-        kit::auth::Caller::Service { client_id, scopes } if client_id == "order-svc" && scopes == ["inventory:write"]
+        oms_runtime::auth::Caller::Service { client_id, scopes } if client_id == "order-svc" && scopes == ["inventory:write"]
     ));
 }
 
 /// Passwords compared so far in this test's process (one user-svc).
 fn password_checks() -> u64 {
-    kit::metrics::render()
+    oms_telemetry::metrics::render()
         .lines()
         .find(|l| l.starts_with("oms_password_checks_total"))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
@@ -684,7 +685,7 @@ fn password_checks() -> u64 {
 /// Fires `n` logins at once as `email` from `address` and counts how many
 /// were answered UNAUTHENTICATED, RESOURCE_EXHAUSTED and OK.
 async fn burst(
-    svc: &kit::test_support::Spawned,
+    svc: &testkit::Spawned,
     n: usize,
     address: &str,
     email: &str,

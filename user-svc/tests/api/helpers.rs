@@ -2,12 +2,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kit::config::Env;
-use kit::test_support::{Spawned, TestDb, bearer, spawn, unique_name};
+use oms_config::Env;
 use oms_proto::user::v1::{
     self as pb, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
 };
 use testkit::clients::ServiceClient;
+use testkit::{Spawned, TestDb, bearer, spawn, unique_name};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -31,7 +31,7 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
     // SQLite runs with the in-process store, MariaDB with Redis: both stores
     // are exercised by every test.
     if !db.url().is_sqlite()
-        && let Some(redis) = kit::test_support::redis_url()
+        && let Some(redis) = testkit::redis_url()
     {
         pairs.push(("REDIS_URL".into(), redis.expose().to_owned()));
     }

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use kit::test_support::{RawH2, TestDb, eventually, memory};
+use testkit::{RawH2, TestDb, eventually, memory};
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     streams_past_the_call_limit_are_refused_and_memory_stays_bounded,
     declared_bodies_never_sent_reserve_nothing_and_end_at_the_deadline,
     connections_past_the_cap_are_closed_and_open_ones_keep_working,
@@ -18,7 +18,7 @@ kit::test_on_each_db!(
 const LOGIN: &str = "/oms.user.v1.AuthService/Login";
 const MIB: u64 = 1024 * 1024;
 
-use kit::test_support::listener_refusals as refusals;
+use testkit::listener_refusals as refusals;
 
 async fn streams_past_the_call_limit_are_refused_and_memory_stays_bounded(db: TestDb) {
     let svc = start(&db, &[]).await;

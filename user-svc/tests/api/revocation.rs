@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use kit::test_support::{TestDb, bearer, error_reason as reason, eventually};
 use oms_proto::user::v1::{self as pb};
 use sha2::Digest as _;
+use testkit::{TestDb, bearer, error_reason as reason, eventually};
 use tonic::Code;
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     a_demoted_admin_loses_admin_rights_within_seconds,
     the_last_active_admin_cannot_be_demoted_or_disabled,
     a_disabled_account_cannot_sign_in_and_its_tokens_stop,
@@ -21,7 +21,7 @@ kit::test_on_each_db!(
 
 /// Waits until `token` is refused as revoked (the verifier refreshes its
 /// list every second).
-async fn until_revoked(svc: &kit::test_support::Spawned, token: &str) {
+async fn until_revoked(svc: &testkit::Spawned, token: &str) {
     let status = eventually(
         Duration::from_secs(10),
         "the token to be revoked",
@@ -36,7 +36,7 @@ async fn until_revoked(svc: &kit::test_support::Spawned, token: &str) {
 }
 
 async fn set_role(
-    svc: &kit::test_support::Spawned,
+    svc: &testkit::Spawned,
     token: &str,
     user_id: &str,
     role: pb::Role,
@@ -54,7 +54,7 @@ async fn set_role(
 }
 
 async fn set_disabled(
-    svc: &kit::test_support::Spawned,
+    svc: &testkit::Spawned,
     token: &str,
     user_id: &str,
     disabled: bool,
@@ -86,7 +86,7 @@ async fn set_disabled(
     Ok(user.unwrap())
 }
 
-async fn list_users(svc: &kit::test_support::Spawned, token: &str) -> Result<(), tonic::Status> {
+async fn list_users(svc: &testkit::Spawned, token: &str) -> Result<(), tonic::Status> {
     users(svc)
         .list_users(bearer(pb::ListUsersRequest::default(), token))
         .await

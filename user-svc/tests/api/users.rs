@@ -1,12 +1,12 @@
 //! UserService: reading and managing accounts, and who may.
 
-use kit::test_support::{TestDb, bearer, error_reason as reason, violated_fields};
 use oms_proto::user::v1::{self as pb};
+use testkit::{TestDb, bearer, error_reason as reason, violated_fields};
 use tonic::Code;
 
 use crate::helpers::*;
 
-kit::test_on_each_db!(
+testkit::test_on_each_db!(
     change_password_checks_the_current_one_and_revokes_sessions,
     customers_cannot_read_others_list_users_or_set_roles,
     admins_set_roles_which_revokes_sessions_and_takes_effect,

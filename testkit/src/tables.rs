@@ -1,0 +1,98 @@
+//! Looking into a service's database after the fact.
+
+use oms_config::DatabaseUrl;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+/// A connection of the test's own to the database at `url`.
+async fn reopen(url: &DatabaseUrl) -> DatabaseConnection {
+    match oms_store::db::connect(url, oms_store::db::PoolOptions::default()).await {
+        Ok(db) => db,
+        Err(e) => panic!("reopening {url}: {e}"),
+    }
+}
+
+/// Asserts that each table exists in the database at `url` (the
+/// migrations ran) by counting its rows.
+pub async fn assert_tables(url: &DatabaseUrl, tables: &[&str]) {
+    let db = reopen(url).await;
+    for table in tables {
+        let counted = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) FROM {table}"),
+            ))
+            .await;
+        assert!(counted.is_ok(), "table {table} is missing: {counted:?}");
+    }
+    let _ = db.close().await;
+}
+
+/// Asserts how many rows `table` holds in the database at `url`.
+pub async fn assert_row_count(url: &DatabaseUrl, table: &str, expected: i64) {
+    assert_eq!(
+        count_rows(url, table, "1 = 1").await,
+        expected,
+        "rows in {table}"
+    );
+}
+
+/// How many rows of `table` match the SQL condition `filter`.
+pub async fn count_rows(url: &DatabaseUrl, table: &str, filter: &str) -> i64 {
+    let db = reopen(url).await;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table} WHERE {filter}"),
+        ))
+        .await;
+    let count = match row {
+        Ok(Some(row)) => row.try_get::<i64>("", "n"),
+        other => panic!("counting {table}: {other:?}"),
+    };
+    let _ = db.close().await;
+    match count {
+        Ok(n) => n,
+        Err(e) => panic!("counting {table}: {e}"),
+    }
+}
+
+/// Runs `sql` on the database at `url` behind the service's back (to show
+/// that an answer came from a cache, say); returns the rows it changed.
+pub async fn execute(url: &DatabaseUrl, sql: &str) -> u64 {
+    let db = reopen(url).await;
+    let changed = match db.execute_unprepared(sql).await {
+        Ok(result) => result.rows_affected(),
+        Err(e) => panic!("{sql}: {e}"),
+    };
+    let _ = db.close().await;
+    changed
+}
+
+/// The payloads of the outbox rows of `event_type` about `aggregate_id`,
+/// in the order they were written (their UUIDv7 ids).
+pub async fn outbox_payloads(
+    url: &DatabaseUrl,
+    aggregate_id: &str,
+    event_type: &str,
+) -> Vec<Vec<u8>> {
+    let db = reopen(url).await;
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT payload FROM outbox WHERE aggregate_id = ? AND event_type = ? ORDER BY id",
+            [aggregate_id.into(), event_type.into()],
+        ))
+        .await;
+    let payloads = match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| row.try_get::<Vec<u8>>("", "payload"))
+            .collect::<Result<Vec<_>, _>>(),
+        Err(e) => panic!("reading the outbox: {e}"),
+    };
+    let _ = db.close().await;
+    match payloads {
+        Ok(payloads) => payloads,
+        Err(e) => panic!("reading the outbox: {e}"),
+    }
+}
