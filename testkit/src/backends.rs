@@ -21,6 +21,12 @@ pub const REDIS_VAR: &str = "OMS_TEST_REDIS_URL";
 /// The variable naming the S3-compatible server for tests
 /// (`http://127.0.0.1:PORT`, e.g. moto from `scripts/test-s3`).
 pub const S3_VAR: &str = "OMS_TEST_S3_ENDPOINT";
+/// The variable naming the Kafka brokers for tests (`host:port,…`, e.g.
+/// tansu from `scripts/test-broker`).
+pub const KAFKA_VAR: &str = "OMS_TEST_KAFKA_BROKERS";
+/// The variable naming a tansu binary, for tests that run (and kill) a
+/// broker of their own.
+pub const TANSU_VAR: &str = "OMS_TEST_TANSU";
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

@@ -43,8 +43,8 @@ pub mod users;
 pub mod wait;
 
 pub use backends::{
-    KvBackend, MYSQL_VAR, REDIS_VAR, S3_VAR, TestDb, kv_store, redis_url, require_backend,
-    s3_test_bucket,
+    KAFKA_VAR, KvBackend, MYSQL_VAR, REDIS_VAR, S3_VAR, TANSU_VAR, TestDb, kv_store, redis_url,
+    require_backend, s3_test_bucket,
 };
 pub use cli::{assert_cli_basics, run_binary};
 pub use grpc::{

@@ -134,20 +134,12 @@ async fn an_order_life_cycle_is_published_in_order_under_its_key(db: TestDb) {
 
 /// The test broker (`OMS_TEST_KAFKA_BROKERS`), required under CI.
 pub(crate) fn test_kafka() -> Option<Broker> {
-    match std::env::var("OMS_TEST_KAFKA_BROKERS") {
-        Ok(brokers) => Some(Broker::Kafka(events::kafka::KafkaConfig {
-            brokers,
-            partitions: 3,
-            replication: 1,
-        })),
-        Err(_) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI sets OMS_TEST_KAFKA_BROKERS"
-            );
-            None
-        }
-    }
+    let brokers = testkit::require_backend(testkit::KAFKA_VAR)?;
+    Some(Broker::Kafka(events::kafka::KafkaConfig {
+        brokers,
+        partitions: 3,
+        replication: 1,
+    }))
 }
 
 async fn on_kafka_each_event_carries_cloudevents_headers(db: TestDb) {
@@ -286,13 +278,7 @@ fn listening_port(pid: u32) -> Option<u16> {
 }
 
 async fn own_broker() -> Option<OwnBroker> {
-    let Ok(tansu) = std::env::var("OMS_TEST_TANSU") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI sets OMS_TEST_TANSU"
-        );
-        return None;
-    };
+    let tansu = testkit::require_backend(testkit::TANSU_VAR)?;
     let relay = testkit::Relay::start(None).await;
     let process = std::process::Command::new(tansu)
         .args([
