@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use testkit::eventually;
 use testkit::process::{Process, rust_log};
 use tokio::io::AsyncWriteExt;
 
@@ -173,25 +174,46 @@ async fn oversized_bodies_are_refused_with_413_and_memory_stays_flat() {
     );
 
     // Streamed without a length: the gateway stops after the route's limit.
-    let before = rss_kib(pid);
-    for (path, content_type) in [("/oauth2/token", form), ("/v1/orders", "application/json")] {
-        for _ in 0..3 {
+    // A first round warms the allocator (its arenas and the connection's
+    // buffers), so the measured rounds show growth, not first use.
+    let log_path = data_dir.path().join("oms.log");
+    let refusals = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap()
+            .matches("request body over the limit refused")
+            .count()
+    };
+    let mut before = 0;
+    for round in 0..4 {
+        if round == 1 {
+            before = rss_kib(pid);
+        }
+        for (path, content_type) in [("/oauth2/token", form), ("/v1/orders", "application/json")] {
+            let refused_before = refusals();
             let (status, sent) = streamed(gateway, path, content_type, 64 * 1024 * 1024).await;
+            // The gateway stopped taking the body; the 413 itself may be
+            // lost when the client's unread bytes reset the connection, so
+            // the refusal is read from the log instead.
             assert!(
-                status == Some(413) || sent < 64 * 1024 * 1024,
-                "{path}: answered {status:?} after taking {sent} bytes"
+                sent < 64 * 1024 * 1024,
+                "{path}: took all {sent} bytes (answered {status:?})"
             );
+            assert!(
+                status.is_none_or(|s| s == 413),
+                "{path}: answered {status:?}"
+            );
+            eventually(
+                Duration::from_secs(10),
+                "the refusal to be logged at WARN",
+                || async { (refusals() > refused_before).then_some(()) },
+            )
+            .await;
         }
     }
     let after = rss_kib(pid);
     assert!(
         after < before + 32 * 1024,
         "resident memory grew from {before} KiB to {after} KiB over 384 MiB of refused bodies"
-    );
-    let log = std::fs::read_to_string(data_dir.path().join("oms.log")).unwrap();
-    assert!(
-        log.contains("request body over the limit refused"),
-        "refusals are logged at WARN"
     );
 }
 

@@ -157,16 +157,26 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
         request_id: "crash-1".into(),
         ..Default::default()
     });
-    request.set_timeout(Duration::from_secs(1));
     request.metadata_mut().insert(
         "authorization",
         format!("Bearer {}", mesh.alice).parse().unwrap(),
     );
-    let stalled = mesh.orders().create_order(request).await.unwrap_err();
-    assert!(
-        matches!(stalled.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{stalled:?}"
-    );
+    // The client gives up once the reservation is held (as a deadline
+    // would, but without racing a cold token, JWKS fetch and ReserveStock
+    // on a loaded machine).
+    let call = {
+        let mut orders = mesh.orders();
+        tokio::spawn(async move { orders.create_order(request).await })
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the saga to hold its reservation",
+        || async { (mesh.count_reservations("reserved").await == 1).then_some(()) },
+    )
+    .await;
+    assert!(!call.is_finished(), "the commit is stalled: no answer yet");
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
     assert_eq!(mesh.count_orders("pending").await, 1);
     assert_eq!(mesh.count_reservations("reserved").await, 1);
     assert_eq!(mesh.stock(&a.id).await, (5, 2, 3), "held by the dead saga");
