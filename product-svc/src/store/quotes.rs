@@ -15,6 +15,18 @@ use crate::model::{Quote, QuoteLine, QuoteUse};
 const OPEN: &str = "open";
 const CONSUMED: &str = "consumed";
 
+/// Whether a stored state is consumed; a state this build does not know
+/// (a newer schema, a hand edit) is an error, never read as open.
+fn is_consumed(id: &str, state: &str) -> Result<bool, DbErr> {
+    match state {
+        OPEN => Ok(false),
+        CONSUMED => Ok(true),
+        other => Err(DbErr::Custom(format!(
+            "quote {id} has unknown state {other:?}"
+        ))),
+    }
+}
+
 /// Stores a new quote with its lines.
 pub async fn insert(db: &DatabaseConnection, q: &Quote) -> Result<(), DbErr> {
     let txn = db.begin().await?;
@@ -87,7 +99,7 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Quote>, D
         })
         .collect();
     Ok(Some(Quote {
-        consumed: row.state == CONSUMED,
+        consumed: is_consumed(&row.id, &row.state)?,
         id: row.id,
         customer_id: row.customer_id,
         currency_code: row.currency_code,

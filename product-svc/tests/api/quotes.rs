@@ -19,6 +19,7 @@ testkit::test_on_each_db!(
     only_signed_in_users_quote_and_bad_fields_are_named,
     quotes_expired_unused_past_the_retention_are_pruned,
     a_customer_holds_a_bounded_number_of_open_quotes,
+    a_stored_quote_state_this_build_does_not_know_is_an_error,
 );
 
 impl Mesh {
@@ -362,4 +363,31 @@ async fn a_customer_holds_a_bounded_number_of_open_quotes(db: TestDb) {
         .unwrap()
         .token;
     mesh.quote(&other, &[(&p.id, 1)]).await.unwrap();
+}
+
+async fn a_stored_quote_state_this_build_does_not_know_is_an_error(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("Q-ODD", 500, 5).await;
+    let quote = mesh.quote(&mesh.customer, &[(&p.id, 1)]).await.unwrap();
+    let changed = testkit::execute(
+        &mesh.db_url,
+        &format!(
+            "UPDATE quotes SET state = 'archived' WHERE id = '{}'",
+            quote.id
+        ),
+    )
+    .await;
+    assert_eq!(changed, 1);
+    // Once, an unknown state read as open: a quote could be used again.
+    let odd = mesh
+        .quotes()
+        .get_quote(bearer(
+            pb::GetQuoteRequest {
+                quote_id: quote.id.clone(),
+            },
+            &mesh.customer,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(odd.code(), Code::Internal, "{odd:?}");
 }
