@@ -27,13 +27,13 @@ use tonic::{Code, Status};
 
 use crate::BenchError;
 use crate::broker::Broker;
+use crate::fixtures::{CUSTOMER_PASSWORD, authed, bearer, create_products, customer, login};
 use crate::http_client::HttpClient;
 use crate::invariants::{Databases, Expected};
 use crate::mariadb_server::MariadbServer;
 use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
 use crate::netem::Link;
 use crate::redis_server::RedisServer;
-use crate::scenarios::{CUSTOMER_PASSWORD, authed, bearer, create_products, customer, login};
 
 /// Units each product starts with: more than any run sells.
 const INITIAL_STOCK: i64 = 1_000_000;

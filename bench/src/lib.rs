@@ -11,6 +11,7 @@ pub mod cli;
 pub mod compare;
 pub mod db_ceiling;
 pub mod driver;
+pub mod fixtures;
 pub mod http_client;
 pub mod invariants;
 pub mod mariadb_server;

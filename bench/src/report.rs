@@ -13,6 +13,26 @@ use crate::driver::{Load, Stats};
 use crate::mesh::Backend;
 use crate::procfs;
 
+/// The `via` of runs on the baseline mesh (`--baseline-bin-dir`).
+pub const BASELINE_GRPC: &str = "grpc, baseline";
+pub const BASELINE_GATEWAY: &str = "gateway, baseline";
+
+/// The variant names the report's ratios look up.
+pub const CEILING: &str = "empty unary RPC";
+pub const DB_CEILING: &str = "4 commits per order, outbox rows included";
+
+/// The variant the events ratios divide by.
+pub const EVENTS_OFF: &str = "off";
+
+/// `10^3`, `10^6`, or the number itself.
+pub fn table_label(rows: u64) -> String {
+    match rows {
+        1_000 => "10^3".to_owned(),
+        1_000_000 => "10^6".to_owned(),
+        n => n.to_string(),
+    }
+}
+
 /// The `via` of gateway runs over HTTP/2 (h2c, prior knowledge).
 pub const GATEWAY_H2: &str = "gateway h2";
 
@@ -238,16 +258,15 @@ impl Report {
             let b = backend.name();
             // Measured beside this backend's GetProduct, or alone.
             let ceiling = throughput(
-                self.find("ceiling", crate::scenarios::CEILING, "grpc", on)
-                    .or_else(|| self.find("ceiling", crate::scenarios::CEILING, "grpc", None)),
+                self.find("ceiling", CEILING, "grpc", on)
+                    .or_else(|| self.find("ceiling", CEILING, "grpc", None)),
             );
             let get = throughput(self.find("get-product", "cache warm", "grpc", on));
             let get_gw = throughput(self.find("get-product", "cache warm", "gateway", on));
             let get_gw_h2 = throughput(self.find("get-product", "cache warm", GATEWAY_H2, on));
             let order = throughput(self.find("create-order", "1 line", "grpc", on));
             let order_gw = throughput(self.find("create-order", "1 line", "gateway", on));
-            let db =
-                throughput(self.find("db-ceiling", crate::scenarios::DB_CEILING, "sea-orm", on));
+            let db = throughput(self.find("db-ceiling", DB_CEILING, "sea-orm", on));
             self.ratio(
                 format!("GetProduct / ceiling ({b})"),
                 "ops/s, gRPC".into(),
@@ -287,7 +306,6 @@ impl Report {
                 }),
                 None,
             );
-            use crate::scenarios::{BASELINE_GATEWAY, BASELINE_GRPC};
             for (what, scenario, variant, via, baseline) in [
                 (
                     "GetProduct gRPC",
@@ -333,8 +351,7 @@ impl Report {
                     None,
                 );
             }
-            let events_off =
-                throughput(self.find("events", crate::scenarios::EVENTS_OFF, "grpc", on));
+            let events_off = throughput(self.find("events", EVENTS_OFF, "grpc", on));
             for (variant, label) in [("in process", "in process"), ("kafka", "on Kafka")] {
                 let with_events = throughput(self.find("events", variant, "grpc", on));
                 self.ratio(
@@ -374,8 +391,8 @@ impl Report {
                 };
                 let name = format!(
                     "ListOrders page {page}: {} / {} orders ({b})",
-                    crate::scenarios::table_label(big),
-                    crate::scenarios::table_label(small)
+                    table_label(big),
+                    table_label(small)
                 );
                 self.ratio(
                     name,
@@ -634,7 +651,7 @@ mod tests {
         ));
         report.add(run(
             "db-ceiling",
-            crate::scenarios::DB_CEILING,
+            DB_CEILING,
             "sea-orm",
             maria,
             stats(500.0, 1.0),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use oms_proto::common::v1::{LineItem, Money};
+use oms_proto::common::v1::LineItem;
 use oms_proto::order::v1::{self as order_pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
 use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
@@ -17,16 +17,19 @@ use tonic::transport::Channel;
 use crate::BenchError;
 use crate::cli::{RunArgs, Scenario};
 use crate::driver::{Load, Op, Stats, alternate, op, run_once};
+use crate::fixtures::{CUSTOMER_PASSWORD, authed, bearer, create_products, customer, login};
 use crate::http_client::{HttpClient, Protocol};
 use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
 use crate::procfs::CpuProbe;
-use crate::report::{Footprint, Report, RunRecord};
+use crate::report::{
+    BASELINE_GATEWAY, BASELINE_GRPC, CEILING, DB_CEILING, EVENTS_OFF, Footprint, Report, RunRecord,
+    table_label,
+};
 
 /// ListOrders page size: page 100 exists with 10^3 orders.
 const PAGE_SIZE: i32 = 10;
 /// The customer whose orders are listed owns this many in both tables.
 const PAGER_ORDERS: u64 = 1000;
-pub(crate) const CUSTOMER_PASSWORD: &str = "bench customer password";
 
 /// Where the service binaries are: `--bin-dir`, or beside oms-bench.
 fn bin_dir(args: &RunArgs) -> Result<PathBuf, BenchError> {
@@ -226,14 +229,6 @@ pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
     prepared.map(drop)
 }
 
-/// The `via` of runs on the baseline mesh (`--baseline-bin-dir`).
-pub const BASELINE_GRPC: &str = "grpc, baseline";
-pub const BASELINE_GATEWAY: &str = "gateway, baseline";
-
-/// The variant names the report's ratios look up.
-pub const CEILING: &str = "empty unary RPC";
-pub const DB_CEILING: &str = "4 commits per order, outbox rows included";
-
 /// One operation of a set that takes turns, and the report row it makes.
 struct Turn {
     label: String,
@@ -335,42 +330,6 @@ struct Fixture {
     customer_tokens: Arc<Vec<String>>,
 }
 
-pub(crate) fn bearer(token: &str) -> Result<MetadataValue<Ascii>, BenchError> {
-    format!("Bearer {token}")
-        .parse()
-        .map_err(|_| BenchError::Setup("a token is not a valid header value".into()))
-}
-
-pub(crate) fn authed<T>(message: T, token: &MetadataValue<Ascii>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", token.clone());
-    request
-}
-
-pub(crate) async fn login(
-    users: &Channel,
-    email: &str,
-    password: &str,
-) -> Result<String, BenchError> {
-    let session = testkit::users::session(users.clone(), email, password)
-        .await
-        .map_err(BenchError::call("login"))?;
-    Ok(session.token)
-}
-
-/// Registers a customer and logs in: (user id, access token).
-pub(crate) async fn customer(users: &Channel, email: &str) -> Result<(String, String), BenchError> {
-    testkit::users::register(users.clone(), email, CUSTOMER_PASSWORD, "Bench customer")
-        .await
-        .map_err(BenchError::call("register"))?;
-    let session = testkit::users::session(users.clone(), email, CUSTOMER_PASSWORD)
-        .await
-        .map_err(BenchError::call("login"))?;
-    Ok((session.user_id, session.token))
-}
-
 type Customers = (Vec<(String, MetadataValue<Ascii>)>, Vec<String>);
 
 /// Up to 8 customers (registered first when `register`), logged in.
@@ -432,46 +391,6 @@ async fn fixture(args: &RunArgs, mesh: &Mesh) -> Result<Fixture, BenchError> {
         customers: Arc::new(customers),
         customer_tokens: Arc::new(tokens),
     })
-}
-
-/// `count` products named `<label> product <i>` (SKU `<LABEL>-<i>`), each
-/// with `stock` units, created by `admin`; their IDs in order.
-pub(crate) async fn create_products(
-    catalogue: &mut ProductServiceClient<Channel>,
-    admin: &MetadataValue<Ascii>,
-    label: &str,
-    count: usize,
-    stock: i64,
-) -> Result<Vec<String>, BenchError> {
-    let mut ids = Vec::with_capacity(count);
-    for i in 0..count {
-        let product = product_pb::Product {
-            sku: format!("{}-{i}", label.to_uppercase()),
-            name: format!("{label} product {i}"),
-            price: Some(Money {
-                currency_code: "EUR".to_owned(),
-                amount_minor: 1000 + i64::try_from(i % 1000).unwrap_or(0),
-            }),
-            stock_on_hand: stock,
-            ..Default::default()
-        };
-        let created = catalogue
-            .create_product(authed(
-                product_pb::CreateProductRequest {
-                    product: Some(product),
-                },
-                admin,
-            ))
-            .await
-            .map_err(BenchError::call("create product"))?
-            .into_inner()
-            .product
-            .ok_or_else(|| {
-                BenchError::Setup("CreateProduct answered without the product".into())
-            })?;
-        ids.push(created.id);
-    }
-    Ok(ids)
 }
 
 async fn on_mesh(
@@ -704,9 +623,6 @@ async fn warm(mesh: &Mesh, fixture: &Fixture) -> Result<(), BenchError> {
     }
     Ok(())
 }
-
-/// The variant the events ratios divide by.
-pub const EVENTS_OFF: &str = "off";
 
 /// What the outbox costs: CreateOrder (1 line, gRPC) on this mesh (events
 /// on, in process) in turns with the same on a mesh with events off and,
@@ -1093,15 +1009,6 @@ async fn list_orders(
         }
     }
     Ok(())
-}
-
-/// `10^3`, `10^6`, or the number itself.
-pub fn table_label(rows: u64) -> String {
-    match rows {
-        1_000 => "10^3".to_owned(),
-        1_000_000 => "10^6".to_owned(),
-        n => n.to_string(),
-    }
 }
 
 /// The DB ceiling on databases of its own, and what to drop afterwards.

@@ -81,7 +81,7 @@ pub async fn run(
     peers.stop().await;
     stopped?;
     let record = outcome?;
-    std::fs::write(plot, crate::svg::rss_plot(&record.samples)).map_err(|source| {
+    std::fs::write(plot, crate::svg::rss_plot(&rss_series(&record.samples))).map_err(|source| {
         BenchError::Write {
             path: plot.to_owned(),
             source,
@@ -234,6 +234,17 @@ pub fn verdict(record: Option<&SoakRecord>) -> Result<(), BenchError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Each series' RSS samples as `(seconds, MiB)` points, for the plot.
+fn rss_series(samples: &[SoakSample]) -> std::collections::BTreeMap<&str, Vec<(f64, f64)>> {
+    let mut series: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
+    for s in samples {
+        if let Some(rss) = s.rss_mib {
+            series.entry(s.of.as_str()).or_default().push((s.t_s, rss));
+        }
+    }
+    series
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
-//! A small SVG line chart of the soak's RSS samples, one line per service:
+//! A small SVG line chart of RSS over time, one line per named series:
 //! enough to see a leak at a glance in BENCHMARKS.md, no plotting library.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-use crate::soak::SoakSample;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 260.0;
@@ -16,14 +14,9 @@ const COLOURS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 ];
 
-/// RSS (MiB) over time (s) of every series that has it.
-pub fn rss_plot(samples: &[SoakSample]) -> String {
-    let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for s in samples {
-        if let Some(rss) = s.rss_mib {
-            series.entry(s.of.as_str()).or_default().push((s.t_s, rss));
-        }
-    }
+/// RSS (MiB) over time (s), one line per series: `(seconds, MiB)` points
+/// under each series' name.
+pub fn rss_plot(series: &BTreeMap<&str, Vec<(f64, f64)>>) -> String {
     let points = series.values().flatten();
     let t_max = points.clone().map(|p| p.0).fold(1.0_f64, f64::max);
     let rss_max = points.map(|p| p.1).fold(1.0_f64, f64::max) * 1.15;
