@@ -3,7 +3,7 @@
 #   step NAME CMD…     runs CMD, printing its name and duration
 #   SERVICE_PACKAGES   the cargo -p flags of the four binaries
 #   locked             (--locked) when Cargo.lock exists
-#   ensure_nextest     installs cargo-nextest when missing
+#   ensure_nextest     installs cargo-nextest $NEXTEST_VERSION when missing or another
 
 # shellcheck shell=bash
 
@@ -21,6 +21,11 @@ SERVICE_PACKAGES=(-p user-svc -p product-svc -p order-svc -p gateway)
 locked=()
 [ -f Cargo.lock ] && locked=(--locked)
 
+# The nextest every run uses, whatever the machine had.
+NEXTEST_VERSION=0.9.143
+
 ensure_nextest() {
-  command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+  if ! cargo nextest --version 2>/dev/null | grep -qx "release: $NEXTEST_VERSION"; then
+    cargo install cargo-nextest --locked --version "$NEXTEST_VERSION"
+  fi
 }
