@@ -11,6 +11,7 @@
 //! - [`paging`] reads page sizes and opaque keyset page tokens.
 //! - [`text`] says which characters free text may not hold.
 //! - [`digest`] writes SHA-256 digests as hex.
+//! - [`uploads`] is how an upload is cut and bounded.
 //! - [`time`] is the clock (to the microsecond a database keeps) and the
 //!   conversions of times and deadlines.
 
@@ -24,5 +25,6 @@ pub mod money;
 pub mod paging;
 pub mod text;
 pub mod time;
+pub mod uploads;
 
 pub use error::FieldViolation;

@@ -23,12 +23,10 @@ use crate::Gateway;
 use crate::backends::Service;
 use crate::error;
 
-/// The largest upload the gateway passes on: the most product-svc can be
-/// configured to take (`OMS_IMAGE_MAX_BYTES`); product-svc refuses past
-/// its own limit while the body streams.
-pub(crate) const UPLOAD_MAX: usize = 64 << 20;
+/// The largest upload the gateway passes on.
+pub(crate) const UPLOAD_MAX: usize = oms_core::uploads::MAX_UPLOAD;
 /// Bytes per upload message, as product-svc takes them.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = oms_core::uploads::MAX_CHUNK;
 /// How long an upload or download may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
 fn with_metadata<T>(

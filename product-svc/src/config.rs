@@ -94,7 +94,11 @@ impl Config {
                 Duration::from_secs(3_600)..=Duration::from_secs(3_650 * DAY),
             )?,
             blob: crate::blobs::BlobConfig::from_env(env)?,
-            image_max_bytes: env.bounded("OMS_IMAGE_MAX_BYTES", 5 << 20, 1_024..=64 << 20)?,
+            image_max_bytes: env.bounded(
+                "OMS_IMAGE_MAX_BYTES",
+                oms_core::uploads::DEFAULT_UPLOAD as u64,
+                1_024..=oms_core::uploads::MAX_UPLOAD as u64,
+            )?,
             blob_orphan_grace: env.duration(
                 "OMS_BLOB_ORPHAN_GRACE",
                 Duration::from_secs(3_600),

@@ -22,7 +22,7 @@ use crate::product_events::ProductEvents;
 use crate::store::{product_images, products};
 
 /// Largest upload chunk a client may send.
-pub const MAX_CHUNK: usize = 64 * 1024;
+pub use oms_core::uploads::MAX_CHUNK;
 /// Largest width or height accepted: a bigger header is refused before
 /// anything is decoded (a decompression bomb declares huge dimensions).
 pub const MAX_SIDE: u32 = 8_000;
