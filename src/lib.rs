@@ -3,8 +3,9 @@
 //! under `OMS_DATA_DIR`. The embedded default a newcomer runs first; in
 //! production each service runs as its own binary instead.
 //!
-//! [`Mesh::bind`] opens all four listeners first, so a taken port fails
-//! before anything starts and names the variable to change; [`Mesh::run`]
+//! [`Mesh::build`] opens all four listeners first, so a taken port fails
+//! before anything starts and names the variable to change, then builds
+//! each part's `App` as its own binary would; [`Mesh::run_until_stopped`]
 //! serves until shutdown, and stops everything if any one part fails.
 
 #![forbid(unsafe_code)]
@@ -14,17 +15,18 @@ use std::net::SocketAddr;
 
 use oms_config::Env;
 use oms_runtime::StartupError;
+use oms_runtime::app::Application;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// The configuration of all four parts, with the listeners they will serve.
+/// All four parts, built and ready to serve.
 #[derive(Debug)]
 pub struct Mesh {
-    user: (user_svc::Config, TcpListener),
-    product: (product_svc::Config, TcpListener),
-    order: (order_svc::Config, TcpListener),
-    gateway: (gateway::Config, TcpListener),
+    user: user_svc::App,
+    product: product_svc::App,
+    order: order_svc::App,
+    gateway: gateway::App,
 }
 
 /// Where each part actually listens.
@@ -40,7 +42,7 @@ pub struct MeshAddrs {
     pub gateway: SocketAddr,
 }
 
-/// Reads every part's configuration as [`Mesh::bind`] does, without
+/// Reads every part's configuration as [`Mesh::build`] does, without
 /// binding anything (for `oms env-vars` and `--help`).
 pub fn read_config(env: &Env) -> Result<(), oms_config::ConfigError> {
     user_svc::Config::from_env(env, "USER_SVC_DATABASE_URL")?;
@@ -52,8 +54,9 @@ pub fn read_config(env: &Env) -> Result<(), oms_config::ConfigError> {
 
 impl Mesh {
     /// Reads every part's configuration (`<SVC>_DATABASE_URL` per service,
-    /// SQLite under `OMS_DATA_DIR` by default) and binds every listener.
-    pub async fn bind(env: &Env) -> Result<Self, StartupError> {
+    /// SQLite under `OMS_DATA_DIR` by default), binds every listener, then
+    /// builds each part on its listener.
+    pub async fn build(env: &Env) -> Result<Self, StartupError> {
         let mut user = user_svc::Config::from_env(env, "USER_SVC_DATABASE_URL")?;
         let mut product = product_svc::Config::from_env(env, "PRODUCT_SVC_DATABASE_URL")?;
         let mut order = order_svc::Config::from_env(env, "ORDER_SVC_DATABASE_URL")?;
@@ -122,56 +125,36 @@ impl Mesh {
         gateway.order_svc_addr = order.base.addr.into();
 
         Ok(Self {
-            user: (user, user_listener),
-            product: (product, product_listener),
-            order: (order, order_listener),
-            gateway: (gateway, gateway_listener),
+            user: build_part("user-svc", user, user_listener).await?,
+            product: build_part("product-svc", product, product_listener).await?,
+            order: build_part("order-svc", order, order_listener).await?,
+            gateway: build_part("gateway", gateway, gateway_listener).await?,
         })
     }
 
     /// Where each part listens.
     pub fn addrs(&self) -> MeshAddrs {
         MeshAddrs {
-            user: self.user.0.base.addr,
-            product: self.product.0.base.addr,
-            order: self.order.0.base.addr,
-            gateway: self.gateway.0.addr,
+            user: self.user.addr(),
+            product: self.product.addr(),
+            order: self.order.addr(),
+            gateway: self.gateway.addr(),
         }
     }
 
     /// Serves all four until `shutdown` resolves, then stops them all
     /// gracefully. If one part fails, the others are stopped and its error
     /// is returned.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartupError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
         let (stop, stopping) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            // An Err means the sender is gone, which also means stop.
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-
         let mut parts: JoinSet<(&'static str, Result<(), StartupError>)> = JoinSet::new();
-        let (config, listener) = self.user;
-        let signal = stopped(stopping.clone());
-        parts.spawn(async move { ("user-svc", user_svc::serve(config, listener, signal).await) });
-        let (config, listener) = self.product;
-        let signal = stopped(stopping.clone());
-        parts.spawn(async move {
-            (
-                "product-svc",
-                product_svc::serve(config, listener, signal).await,
-            )
-        });
-        let (config, listener) = self.order;
-        let signal = stopped(stopping.clone());
-        parts.spawn(async move {
-            (
-                "order-svc",
-                order_svc::serve(config, listener, signal).await,
-            )
-        });
-        let (config, listener) = self.gateway;
-        let signal = stopped(stopping);
-        parts.spawn(async move { ("gateway", gateway::serve(config, listener, signal).await) });
+        run_part(&mut parts, "user-svc", self.user, &stopping);
+        run_part(&mut parts, "product-svc", self.product, &stopping);
+        run_part(&mut parts, "order-svc", self.order, &stopping);
+        run_part(&mut parts, "gateway", self.gateway, &stopping);
 
         let mut shutdown = std::pin::pin!(shutdown);
         let mut first_error = None;
@@ -187,13 +170,7 @@ impl Mesh {
                     }
                     Some(Ok((name, Err(e)))) => {
                         tracing::error!(part = name, error = %e, "stopped with an error; stopping the mesh");
-                        // A bad value stays a configuration error (exit 2,
-                        // naming the variable); anything else says which part.
-                        let e = match e {
-                            e @ StartupError::Config(_) => e,
-                            other => StartupError::setup(name, other),
-                        };
-                        first_error.get_or_insert(e);
+                        first_error.get_or_insert(in_part(name, e));
                         stop.send_replace(true);
                     }
                     Some(Err(e)) => {
@@ -205,6 +182,41 @@ impl Mesh {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// A part's failure, saying which part: a bad value stays a configuration
+/// error (exit 2, naming the variable).
+fn in_part(part: &'static str, e: StartupError) -> StartupError {
+    match e {
+        e @ StartupError::Config(_) => e,
+        other => StartupError::setup(part, other),
+    }
+}
+
+/// Builds one part on its listener.
+async fn build_part<A: Application>(
+    part: &'static str,
+    config: A::Config,
+    listener: TcpListener,
+) -> Result<A, StartupError> {
+    A::build_on(config, listener)
+        .await
+        .map_err(|e| in_part(part, e))
+}
+
+/// Runs `app` in `parts` until `stopping` says stop.
+fn run_part<A: Application>(
+    parts: &mut JoinSet<(&'static str, Result<(), StartupError>)>,
+    name: &'static str,
+    app: A,
+    stopping: &watch::Receiver<bool>,
+) {
+    let mut stopping = stopping.clone();
+    let stopped = Box::pin(async move {
+        // An Err means the sender is gone, which also means stop.
+        let _ = stopping.wait_for(|stop| *stop).await;
+    });
+    parts.spawn(async move { (name, app.run_until_stopped(stopped).await) });
 }
 
 /// A client of user-svc with a secret made up for this process: user-svc

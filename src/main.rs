@@ -27,7 +27,7 @@ fn main() -> ExitCode {
 
 fn serve() -> ExitCode {
     oms_runtime::startup::run("oms", |env| async move {
-        let mesh = oms::Mesh::bind(&env).await?;
+        let mesh = oms::Mesh::build(&env).await?;
         let addrs = mesh.addrs();
         tracing::info!(
             user_svc = %addrs.user,
@@ -36,6 +36,7 @@ fn serve() -> ExitCode {
             gateway = %format!("http://{}", addrs.gateway),
             "OMS mesh starting; Ctrl-C to stop"
         );
-        mesh.run(oms_runtime::shutdown::signal()).await
+        mesh.run_until_stopped(oms_runtime::shutdown::signal())
+            .await
     })
 }

@@ -69,10 +69,10 @@ fn channel(addr: SocketAddr) -> tonic::transport::Channel {
 async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
     oms_telemetry::init_for_tests();
     let data_dir = temp_dir();
-    let mesh = oms::Mesh::bind(&env(&data_dir, &[])).await.expect("bind");
+    let mesh = oms::Mesh::build(&env(&data_dir, &[])).await.expect("bind");
     let addrs = mesh.addrs();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(mesh.run(async {
+    let running = tokio::spawn(mesh.run_until_stopped(async {
         let _ = stopped.await;
     }));
 
@@ -120,12 +120,12 @@ async fn the_mesh_serves_all_four_parts_and_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_caller_cannot_name_its_own_client_address() {
     let data_dir = temp_dir();
-    let mesh = oms::Mesh::bind(&env(&data_dir, &[("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "3")]))
+    let mesh = oms::Mesh::build(&env(&data_dir, &[("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "3")]))
         .await
         .expect("bind");
     let addrs = mesh.addrs();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(mesh.run(async {
+    let running = tokio::spawn(mesh.run_until_stopped(async {
         let _ = stopped.await;
     }));
     let mut auth =
@@ -164,7 +164,7 @@ async fn a_taken_port_names_the_variable_to_change() {
         .expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
     let data_dir = temp_dir();
-    let err = oms::Mesh::bind(&env(&data_dir, &[("PRODUCT_SVC_ADDR", &addr)]))
+    let err = oms::Mesh::build(&env(&data_dir, &[("PRODUCT_SVC_ADDR", &addr)]))
         .await
         .expect_err("the port is taken");
     let message = oms_core::error::report(&err);
@@ -181,12 +181,12 @@ async fn a_taken_metrics_port_stops_the_mesh_naming_its_variable() {
         .expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
     let data_dir = temp_dir();
-    let mesh = oms::Mesh::bind(&env(&data_dir, &[("ORDER_SVC_METRICS_ADDR", &addr)]))
-        .await
-        .expect("bind");
-    let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
-        .await
-        .expect("the mesh gives up instead of hanging");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        oms::Mesh::build(&env(&data_dir, &[("ORDER_SVC_METRICS_ADDR", &addr)])),
+    )
+    .await
+    .expect("the mesh gives up instead of hanging");
     let message = oms_core::error::report(&result.expect_err("the port is taken"));
     assert!(
         message.contains("ORDER_SVC_METRICS_ADDR") && message.contains(&addr),
@@ -197,7 +197,7 @@ async fn a_taken_metrics_port_stops_the_mesh_naming_its_variable() {
 
 #[tokio::test]
 async fn a_bad_address_names_its_variable() {
-    let err = oms::Mesh::bind(&env(&temp_dir(), &[("ORDER_SVC_ADDR", "not-an-address")]))
+    let err = oms::Mesh::build(&env(&temp_dir(), &[("ORDER_SVC_ADDR", "not-an-address")]))
         .await
         .expect_err("bad address");
     assert!(
@@ -210,12 +210,12 @@ async fn a_bad_address_names_its_variable() {
 async fn an_unreachable_redis_stops_the_mesh_with_a_clear_error() {
     let data_dir = temp_dir();
     // Port 1 on loopback: nothing listens there, so the connection is refused.
-    let mesh = oms::Mesh::bind(&env(&data_dir, &[("REDIS_URL", "redis://127.0.0.1:1")]))
-        .await
-        .expect("bind");
-    let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
-        .await
-        .expect("the mesh gives up instead of hanging");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        oms::Mesh::build(&env(&data_dir, &[("REDIS_URL", "redis://127.0.0.1:1")])),
+    )
+    .await
+    .expect("the mesh gives up instead of hanging");
     let message = oms_core::error::report(&result.expect_err("redis is unreachable"));
     assert!(
         message.contains("key-value store") && message.contains("127.0.0.1:1"),
@@ -227,16 +227,14 @@ async fn an_unreachable_redis_stops_the_mesh_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_stops_the_mesh_and_hides_the_password() {
     let data_dir = temp_dir();
-    let mesh = oms::Mesh::bind(&env(
+    let env = env(
         &data_dir,
         &[(
             "ORDER_SVC_DATABASE_URL",
             "mysql://oms:hunter2@127.0.0.1:1/orders",
         )],
-    ))
-    .await
-    .expect("bind");
-    let result = tokio::time::timeout(Duration::from_secs(30), mesh.run(std::future::pending()))
+    );
+    let result = tokio::time::timeout(Duration::from_secs(30), oms::Mesh::build(&env))
         .await
         .expect("the mesh gives up instead of hanging");
     let message = oms_core::error::report(&result.expect_err("the database is unreachable"));

@@ -17,7 +17,8 @@
 //! - [`transport`]: the accept loop, with its connection cap and timeouts;
 //!   `parse_errors` gives hyper's own parse-error answers a JSON body.
 //!
-//! Tests call [`serve`] on a `127.0.0.1:0` listener.
+//! [`App`] is the gateway built (listener bound, routes loaded) and then
+//! run until stopped; `oms`, the binary and the tests build it alike.
 
 #![forbid(unsafe_code)]
 
@@ -40,7 +41,6 @@ mod template;
 mod transcode;
 pub mod transport;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -73,36 +73,67 @@ impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = "gateway";
     const SUMMARY: &'static str =
         "JSON/HTTP front of the OMS gRPC services, routed by their google.api.http annotations";
-    const ADDR_VAR: &'static str = ADDR_VAR;
     const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Http("/readyz");
     type Config = Config;
+    type App = App;
 
     fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env)
     }
+}
+
+/// The gateway, built: its listener bound, its routes loaded from the
+/// descriptors, its backend channels made (they connect lazily).
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    connections: transport::ConnectionLimits,
+}
+
+impl oms_runtime::app::Application for App {
+    type Config = Config;
+    const ADDR_VAR: &'static str = ADDR_VAR;
 
     fn listen_addr(config: &Config) -> std::net::SocketAddr {
         config.addr
     }
 
-    fn serve(
+    async fn build_on(
         config: Config,
         listener: TcpListener,
-        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
-        serve(config, listener, shutdown)
+    ) -> Result<Self, oms_runtime::StartupError> {
+        Ok(Self {
+            listener,
+            router: router(&config)?,
+            connections: config.connections,
+        })
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        // A bound listener has an address; the fallback is never reached.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves HTTP until `shutdown` resolves, then lets in-flight requests
+    /// finish.
+    async fn run_until_stopped(
+        self,
+        shutdown: oms_runtime::app::Shutdown,
+    ) -> Result<(), oms_runtime::StartupError> {
+        oms_runtime::server::announce("gateway", "http", self.addr());
+        transport::serve(self.listener, self.router, self.connections, shutdown).await;
+        tracing::info!(service = "gateway", "stopped");
+        Ok(())
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish.
-pub async fn serve(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), oms_runtime::StartupError> {
+/// Every route, with the layers around them.
+fn router(config: &Config) -> Result<Router, oms_runtime::StartupError> {
     oms_telemetry::metrics::install();
-    let backends = backends::Backends::connect_lazy(&config)
+    let backends = backends::Backends::connect_lazy(config)
         .map_err(|e| oms_runtime::StartupError::setup("gateway backends", e))?;
     let (pool, routes) = routes::load(oms_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| oms_runtime::StartupError::setup("gateway routes", e))?;
@@ -173,14 +204,7 @@ pub async fn serve(
         None => app,
     };
     // Outermost, so CORS preflights and refusals are measured too.
-    let app = app.layer(axum::middleware::from_fn(observe::observe));
-    let addr = listener
-        .local_addr()
-        .map_err(|e| oms_runtime::StartupError::setup("the gateway listener's address", e))?;
-    oms_runtime::server::announce("gateway", "http", addr);
-    transport::serve(listener, app, config.connections, shutdown).await;
-    tracing::info!(service = "gateway", "stopped");
-    Ok(())
+    Ok(app.layer(axum::middleware::from_fn(observe::observe)))
 }
 
 /// The CORS layer for the configured origins; `None` (no CORS headers at

@@ -38,10 +38,10 @@ async fn start_with(extra: &[(&str, &str)]) -> (SocketAddr, tokio::sync::oneshot
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let env = Env::from_pairs(pairs);
-    let mesh = oms::Mesh::bind(&env).await.unwrap();
+    let mesh = oms::Mesh::build(&env).await.unwrap();
     let addr = mesh.addrs().gateway;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(mesh.run(async {
+    tokio::spawn(mesh.run_until_stopped(async {
         let _ = stopped.await;
     }));
     (addr, stop)

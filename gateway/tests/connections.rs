@@ -17,15 +17,12 @@ use tokio::net::TcpStream;
 
 const MIB: u64 = 1024 * 1024;
 
-/// A gateway whose backends are nowhere (its own routes still answer).
-async fn gateway(extra: &[(&str, &str)]) -> Spawned {
+/// A gateway whose backends are nowhere (its own routes still answer),
+/// with the port that refuses them, held for as long as the test keeps it.
+async fn gateway(extra: &[(&str, &str)]) -> (Spawned, testkit::ClosedPort) {
     oms_telemetry::init_for_tests();
-    let nowhere = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let closed = testkit::ClosedPort::hold();
+    let nowhere = closed.addr().to_string();
     let mut pairs: Vec<(String, String)> = ["USER_SVC_ADDR", "PRODUCT_SVC_ADDR", "ORDER_SVC_ADDR"]
         .iter()
         .map(|var| ((*var).to_owned(), nowhere.clone()))
@@ -36,7 +33,7 @@ async fn gateway(extra: &[(&str, &str)]) -> Spawned {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let config = gateway::Config::from_env(&Env::from_pairs(pairs)).unwrap();
-    spawn(|listener, shutdown| gateway::serve(config, listener, shutdown)).await
+    (spawn::<gateway::App>(config).await, closed)
 }
 
 use testkit::listener_refusals as refusals;
@@ -91,7 +88,7 @@ async fn healthy(addr: SocketAddr) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_headers_and_idle_connections_are_closed_on_time() {
-    let gateway = gateway(&[
+    let (gateway, _nowhere) = gateway(&[
         ("GATEWAY_HEADER_READ_TIMEOUT", "1s"),
         ("GATEWAY_IDLE_TIMEOUT", "2s"),
     ])
@@ -143,7 +140,7 @@ async fn assert_healthz_on(tcp: &mut TcpStream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_connection_cap_new_ones_are_closed_and_open_ones_keep_working() {
-    let gateway = gateway(&[("GATEWAY_MAX_CONNECTIONS", "16")]).await;
+    let (gateway, _nowhere) = gateway(&[("GATEWAY_MAX_CONNECTIONS", "16")]).await;
     // An honest client with a keep-alive connection, opened first.
     let mut honest = TcpStream::connect(gateway.addr).await.unwrap();
     assert_healthz_on(&mut honest).await;
@@ -174,7 +171,7 @@ async fn past_the_connection_cap_new_ones_are_closed_and_open_ones_keep_working(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_streams_that_never_end_are_answered_and_the_rest_refused() {
-    let gateway = gateway(&[("GATEWAY_STALL_TIMEOUT", "1s")]).await;
+    let (gateway, _nowhere) = gateway(&[("GATEWAY_STALL_TIMEOUT", "1s")]).await;
     let (rss_before, _) = memory();
     let mut connections = Vec::new();
     for _ in 0..20 {
@@ -212,7 +209,7 @@ async fn http2_streams_that_never_end_are_answered_and_the_rest_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_its_answers_is_closed_and_holds_little() {
-    let gateway = gateway(&[("GATEWAY_STALL_TIMEOUT", "1s")]).await;
+    let (gateway, _nowhere) = gateway(&[("GATEWAY_STALL_TIMEOUT", "1s")]).await;
     let (rss_before, _) = memory();
     let mut connections = Vec::new();
     for _ in 0..50 {
@@ -253,7 +250,7 @@ fn counter(name: &str, label: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_mid_body_is_an_abort_not_a_refusal() {
-    let gateway = gateway(&[]).await;
+    let (gateway, _nowhere) = gateway(&[]).await;
     for _ in 0..5 {
         let mut tcp = TcpStream::connect(gateway.addr).await.unwrap();
         tcp.write_all(
@@ -287,7 +284,7 @@ async fn raw_answer(addr: SocketAddr, head: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_hyper_cannot_parse_get_the_json_error_body_too() {
-    let gateway = gateway(&[]).await;
+    let (gateway, _nowhere) = gateway(&[]).await;
     let long_path = format!("/v1/products/{}", "a".repeat(100_000));
     let many_params: String = (0..10_000).map(|i| format!("p{i}=v&")).collect();
     for (head, status) in [

@@ -25,19 +25,12 @@ async fn answering(status: StatusCode, body: &'static str) -> SocketAddr {
     addr
 }
 
-/// A port nothing listens on.
-async fn closed_port() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    listener.local_addr().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_below_grpc_are_502_or_503_never_429() {
     oms_telemetry::init_for_tests();
+    let closed = testkit::ClosedPort::hold();
     let env = Env::from_pairs([
-        ("USER_SVC_ADDR", closed_port().await.to_string()),
+        ("USER_SVC_ADDR", closed.addr().to_string()),
         (
             "PRODUCT_SVC_ADDR",
             answering(StatusCode::TOO_MANY_REQUESTS, "")
@@ -55,7 +48,7 @@ async fn failures_below_grpc_are_502_or_503_never_429() {
         ),
     ]);
     let config = gateway::Config::from_env(&env).unwrap();
-    let gateway = spawn(|listener, shutdown| gateway::serve(config, listener, shutdown)).await;
+    let gateway = spawn::<gateway::App>(config).await;
     let id = "0190f3a4-0000-7000-8000-000000000000";
 
     let cases = [

@@ -14,8 +14,9 @@
 //! - [`store`]: sea-orm entities and queries; [`migration`]: the schema.
 //! - [`error`]: every failure and its one mapping to the wire.
 //!
-//! Tests call [`serve`] on a `127.0.0.1:0` listener with their own database
-//! and shutdown future.
+//! [`App`] is the service built (listeners bound, recovery and relay
+//! running) and then run until stopped; `oms`, the binary and the tests
+//! build it alike (tests on a `127.0.0.1:0` listener of their own).
 
 #![forbid(unsafe_code)]
 
@@ -39,7 +40,6 @@ mod wire;
 #[cfg(test)]
 mod saga_tests;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use oms_runtime::StartupError;
@@ -67,26 +67,14 @@ impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = SERVICE_INFO.name;
     const SUMMARY: &'static str =
         "orders, placed through a saga over product-svc reservations (gRPC oms.order.v1)";
-    const ADDR_VAR: &'static str = ADDR_VAR;
     const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Grpc;
     type Config = Config;
+    type App = App;
 
     const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
 
     fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
-    }
-
-    fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.base.addr
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
-        serve(config, listener, shutdown)
     }
 }
 
@@ -97,25 +85,45 @@ fn migrate(config: Config) -> oms_runtime::service::Work {
     )
 }
 
-/// Opens the database (migrating it), starts recovery, then serves gRPC on
-/// `listener` until `shutdown` resolves, reaching product-svc over gRPC.
-pub async fn serve(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartupError> {
-    let inventory = Arc::new(clients::GrpcInventory::from_config(&config)?);
-    serve_with(config, inventory, listener, shutdown).await
+/// order-svc, built: its database open (and migrated), recovery and the
+/// relay running, its listeners bound; it reaches product-svc over gRPC.
+pub type App = oms_runtime::app::GrpcApp<Binary>;
+
+impl oms_runtime::app::GrpcService for Binary {
+    type Config = Config;
+    const ADDR_VAR: &'static str = ADDR_VAR;
+
+    fn listen_addr(config: &Config) -> std::net::SocketAddr {
+        config.base.addr
+    }
+
+    async fn build(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<oms_runtime::app::GrpcParts, StartupError> {
+        let inventory = Arc::new(clients::GrpcInventory::from_config(&config)?);
+        build_parts(config, inventory, listener).await
+    }
 }
 
-/// [`serve`] with the inventory port given: tests pass one that fails
-/// where they want it to.
-pub async fn serve_with(
+/// order-svc built with the inventory port given: tests pass one that
+/// fails where they want it to (`App::build` reaches product-svc).
+pub async fn build_with(
     config: Config,
     inventory: Arc<dyn inventory::Inventory>,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartupError> {
+) -> Result<App, StartupError> {
+    build_parts(config, inventory, listener)
+        .await
+        .map(App::from_parts)
+}
+
+async fn build_parts(
+    config: Config,
+    inventory: Arc<dyn inventory::Inventory>,
+    listener: TcpListener,
+) -> Result<oms_runtime::app::GrpcParts, StartupError> {
+    let mut owned = oms_runtime::app::Owned::default();
     let metrics_listener =
         oms_runtime::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR)
             .await?;
@@ -125,7 +133,7 @@ pub async fn serve_with(
         config.base.migrate_on_start,
     )
     .await?;
-    let _pool_gauges = oms_store::db::sample_pool(SERVICE_INFO.name, &db);
+    owned.hold(oms_store::db::sample_pool(SERVICE_INFO.name, &db));
     for outcome in orders::SAGA_OUTCOMES {
         oms_telemetry::metrics::zero("oms_saga_outcomes_total", &[("outcome", outcome)]);
     }
@@ -138,7 +146,7 @@ pub async fn serve_with(
         .broker
         .publisher()
         .map_err(|e| StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
-    let _relay = publisher.map(|publisher| {
+    owned.hold(publisher.map(|publisher| {
         ::events::relay::Relay::start(
             db,
             publisher,
@@ -149,10 +157,10 @@ pub async fn serve_with(
                 "/oms/order-svc",
             ),
         )
-    });
+    }));
     // Each recovery step is its own conditional update: stopping between
     // two is safe, and the next start picks up.
-    let _recovering = oms_runtime::background::every(
+    owned.hold(oms_runtime::background::every(
         "recovery resolved unfinished orders",
         config.recovery_interval,
         {
@@ -163,7 +171,7 @@ pub async fn serve_with(
                 async move { recovery::recover(&orders, age).await }
             }
         },
-    );
+    ));
 
     let routes = api::routes(api::State {
         orders,
@@ -184,16 +192,13 @@ pub async fn serve_with(
             secret,
         },
     )?;
-    let served = oms_runtime::server::serve_grpc(
-        SERVICE_INFO,
-        config.base.grpc_limits,
+    Ok(oms_runtime::app::GrpcParts {
+        info: SERVICE_INFO,
+        limits: config.base.grpc_limits,
         routes,
         auth,
         listener,
         metrics_listener,
-        shutdown,
-    )
-    .await;
-    served?;
-    Ok(())
+        owned,
+    })
 }

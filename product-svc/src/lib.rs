@@ -14,8 +14,9 @@
 //! - [`store`]: sea-orm entities and queries; [`migration`]: the schema.
 //! - [`error`]: every failure and its one mapping to the wire.
 //!
-//! Tests call [`serve`] on a `127.0.0.1:0` listener with their own database
-//! and shutdown future.
+//! [`App`] is the service built (listeners bound, background work running)
+//! and then run until stopped; `oms`, the binary and the tests build it
+//! alike (tests on a `127.0.0.1:0` listener of their own).
 
 #![forbid(unsafe_code)]
 
@@ -37,8 +38,6 @@ mod properties;
 pub mod quotes;
 pub mod store;
 mod wire;
-
-use std::future::Future;
 
 use tokio::net::TcpListener;
 
@@ -77,26 +76,14 @@ impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = SERVICE_INFO.name;
     const SUMMARY: &'static str =
         "catalogue, price history, inventory and stock reservations (gRPC oms.product.v1)";
-    const ADDR_VAR: &'static str = ADDR_VAR;
     const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Grpc;
     type Config = Config;
+    type App = App;
 
     const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
 
     fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
-    }
-
-    fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.base.addr
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
-        serve(config, listener, shutdown)
     }
 }
 
@@ -107,14 +94,31 @@ fn migrate(config: Config) -> oms_runtime::service::Work {
     )
 }
 
-/// Opens the database (migrating it) and the product cache, starts the
-/// reservation sweeper, then serves gRPC on `listener` until `shutdown`
-/// resolves.
-pub async fn serve(
+/// product-svc, built: its database open (and migrated), its cache, its
+/// sweepers, relay and consumer running, its listeners bound.
+pub type App = oms_runtime::app::GrpcApp<Binary>;
+
+impl oms_runtime::app::GrpcService for Binary {
+    type Config = Config;
+    const ADDR_VAR: &'static str = ADDR_VAR;
+
+    fn listen_addr(config: &Config) -> std::net::SocketAddr {
+        config.base.addr
+    }
+
+    async fn build(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<oms_runtime::app::GrpcParts, oms_runtime::StartupError> {
+        build_parts(config, listener).await
+    }
+}
+
+async fn build_parts(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), oms_runtime::StartupError> {
+) -> Result<oms_runtime::app::GrpcParts, oms_runtime::StartupError> {
+    let mut owned = oms_runtime::app::Owned::default();
     let metrics_listener =
         oms_runtime::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR)
             .await?;
@@ -125,10 +129,8 @@ pub async fn serve(
     )
     .await?;
     let kv = oms_store::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
-    let _pool_gauges = (
-        oms_store::db::sample_pool(SERVICE_INFO.name, &db),
-        oms_store::kv::sample_pool(SERVICE_INFO.name, &kv),
-    );
+    owned.hold(oms_store::db::sample_pool(SERVICE_INFO.name, &db));
+    owned.hold(oms_store::kv::sample_pool(SERVICE_INFO.name, &kv));
     let cache = cache::ProductCache::new(kv, config.cache_ttl);
     let product_events = product_events::ProductEvents::new(config.broker.outbox());
     let catalogue = catalogue::Catalogue {
@@ -155,7 +157,7 @@ pub async fn serve(
             .map_err(|e| oms_runtime::StartupError::setup("the thumbnail thread", e))?,
     };
     // Bytes whose upload died before its row was written.
-    let _blob_sweeper = oms_runtime::background::every(
+    owned.hold(oms_runtime::background::every(
         "swept orphaned image blobs",
         config
             .blob_orphan_grace
@@ -167,7 +169,7 @@ pub async fn serve(
                 async move { images.sweep_orphans(grace).await }
             }
         },
-    );
+    ));
     let quotes = quotes::Quotes {
         db: db.clone(),
         ttl: config.quote_ttl,
@@ -177,7 +179,7 @@ pub async fn serve(
         .broker
         .publisher()
         .map_err(|e| oms_runtime::StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
-    let _relay = publisher.map(|publisher| {
+    owned.hold(publisher.map(|publisher| {
         ::events::relay::Relay::start(
             db.clone(),
             publisher,
@@ -188,10 +190,12 @@ pub async fn serve(
                 "/oms/product-svc",
             ),
         )
-    });
+    }));
     // Each expiry is its own transaction: stopping between two is safe.
-    let _sweeper =
-        oms_runtime::background::every("swept expired reservations", config.sweep_interval, {
+    owned.hold(oms_runtime::background::every(
+        "swept expired reservations",
+        config.sweep_interval,
+        {
             let inventory = inventory.clone();
             move || {
                 let inventory = inventory.clone();
@@ -202,22 +206,31 @@ pub async fn serve(
                     Ok::<_, error::ProductError>(expired)
                 }
             }
-        });
+        },
+    ));
 
     // Quotes that expired unused are kept a while for audit, then go.
-    let _quote_pruner =
-        oms_runtime::background::every("pruned expired quotes", QUOTE_PRUNE_EVERY, {
+    owned.hold(oms_runtime::background::every(
+        "pruned expired quotes",
+        QUOTE_PRUNE_EVERY,
+        {
             let quotes = quotes.clone();
             move || {
                 let quotes = quotes.clone();
                 async move { quotes.prune().await }
             }
-        });
+        },
+    ));
 
-    let _consumer = order_events::start(config.broker.clone(), inventory.clone());
+    owned.hold(order_events::start(
+        config.broker.clone(),
+        inventory.clone(),
+    ));
     // The inbox only needs what the broker may still redeliver.
-    let _inbox_pruner =
-        oms_runtime::background::every("pruned the order-event inbox", QUOTE_PRUNE_EVERY, {
+    owned.hold(oms_runtime::background::every(
+        "pruned the order-event inbox",
+        QUOTE_PRUNE_EVERY,
+        {
             let (db, retention) = (db.clone(), config.inbox_retention);
             move || {
                 let db = db.clone();
@@ -229,7 +242,8 @@ pub async fn serve(
                         .map(|pruned| usize::try_from(pruned).unwrap_or(usize::MAX))
                 }
             }
-        });
+        },
+    ));
 
     let secret = config.client_secret.clone().ok_or_else(|| {
         oms_config::ConfigError::new(
@@ -252,16 +266,13 @@ pub async fn serve(
         quotes,
         images,
     });
-    let served = oms_runtime::server::serve_grpc(
-        SERVICE_INFO,
-        config.base.grpc_limits,
+    Ok(oms_runtime::app::GrpcParts {
+        info: SERVICE_INFO,
+        limits: config.base.grpc_limits,
         routes,
         auth,
         listener,
         metrics_listener,
-        shutdown,
-    )
-    .await;
-    served?;
-    Ok(())
+        owned,
+    })
 }

@@ -3,6 +3,8 @@
 //! to gRPC statuses. Below it: `oms-store`, `oms-telemetry`, `oms-config`
 //! and `oms-core`.
 //!
+//! - [`app`]: a service is built (listeners bound, background work
+//!   held), then run until stopped.
 //! - [`service`] is the shape every service binary shares (its commands,
 //!   `--help`), on [`cli`], the command-line parser of every binary.
 //! - [`startup`] wraps a binary: runtime, logs, one-line fatal errors.
@@ -23,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod background;
 pub mod call_limits;

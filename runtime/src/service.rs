@@ -5,14 +5,13 @@
 //! `main.rs` is a few lines.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
 
 use sea_orm_migration::MigratorTrait;
-use tokio::net::TcpListener;
 
 use crate::StartupError;
+use crate::app::Application as _;
 use crate::cli::{Command, Program};
 use crate::healthcheck::Probe;
 use oms_config::{ConfigError, DatabaseUrl, Env};
@@ -26,25 +25,15 @@ pub trait Service {
     const NAME: &'static str;
     /// One line on what it does, for `--help`.
     const SUMMARY: &'static str;
-    /// The variable holding its listen address (where `healthcheck` looks).
-    const ADDR_VAR: &'static str;
     /// What `healthcheck` asks.
     const PROBE: Probe;
     /// Its configuration, read once at start-up.
     type Config: Send + 'static;
+    /// What it builds and runs (`serve`): listeners, storage, background work.
+    type App: crate::app::Application<Config = Self::Config>;
 
     /// Reads the configuration of the standalone binary.
     fn config(env: &Env) -> Result<Self::Config, ConfigError>;
-
-    /// Where the configuration says to listen.
-    fn listen_addr(config: &Self::Config) -> SocketAddr;
-
-    /// Serves on `listener` until `shutdown` resolves.
-    fn serve(
-        config: Self::Config,
-        listener: TcpListener,
-        shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), StartupError>> + Send;
 
     /// The `migrate` subcommand, for a service that owns a database: its
     /// work from the configuration (see [`migrate_with`]). `None` offers no
@@ -80,9 +69,9 @@ pub fn program<S: Service>() -> Program<'static> {
         "serve until SIGTERM or Ctrl-C",
         || {
             crate::startup::run(S::NAME, |env| async move {
-                let config = S::config(&env)?;
-                let listener = crate::server::bind(S::listen_addr(&config), S::ADDR_VAR).await?;
-                S::serve(config, listener, Box::pin(crate::shutdown::signal())).await
+                let app = S::App::build(S::config(&env)?).await?;
+                app.run_until_stopped(Box::pin(crate::shutdown::signal()))
+                    .await
             })
         },
     )];
@@ -103,7 +92,7 @@ pub fn program<S: Service>() -> Program<'static> {
         "exit 0 if the server at the listen address serves (container health checks)",
         || {
             crate::healthcheck::run(S::NAME, S::PROBE, |env| {
-                S::config(env).map(|c| S::listen_addr(&c))
+                S::config(env).map(|c| S::App::listen_addr(&c))
             })
         },
     ));

@@ -1,5 +1,7 @@
-//! Running a service in a test and talking to it: spawn on `127.0.0.1:0`,
+//! Running a service in a test and talking to it: build and run on `127.0.0.1:0`,
 //! health and reflection checks, bearer tokens, and reading error details.
+
+use oms_runtime::app::Application;
 
 /// A service (or the gateway) running in the test on `127.0.0.1:0`.
 #[derive(Debug)]
@@ -10,17 +12,22 @@ pub struct Spawned {
     task: tokio::task::JoinHandle<Result<(), oms_runtime::StartupError>>,
 }
 
-/// Binds `127.0.0.1:0` and runs `serve(listener, shutdown)` in a task, the
-/// way `main` would, but with a shutdown the test controls. A test that
-/// restarts a service puts a [`super::Relay`] in front of it instead of
-/// binding a released port again (another process may have taken it).
-pub async fn spawn<F, Fut>(serve: F) -> Spawned
+/// Builds the app `A` on `127.0.0.1:0` and runs it in a task, the way
+/// its binary would, but with a shutdown the test controls. A build that
+/// fails is what [`Spawned::exited`] returns. A test that restarts a
+/// service puts a [`super::Relay`] in front of it instead of binding a
+/// released port again (another process may have taken it).
+pub async fn spawn<A: Application>(config: A::Config) -> Spawned {
+    spawn_with(|listener| A::build_on(config, listener)).await
+}
+
+/// [`spawn`] with the app built by `build` on the test's listener (for an
+/// app built with parts of the test's own, such as order-svc's inventory).
+pub async fn spawn_with<A, F, Fut>(build: F) -> Spawned
 where
-    F: FnOnce(
-        tokio::net::TcpListener,
-        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    ) -> Fut,
-    Fut: std::future::Future<Output = Result<(), oms_runtime::StartupError>> + Send + 'static,
+    A: Application,
+    F: FnOnce(tokio::net::TcpListener) -> Fut,
+    Fut: std::future::Future<Output = Result<A, oms_runtime::StartupError>>,
 {
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
         Ok(listener) => listener,
@@ -34,7 +41,10 @@ where
     let shutdown = Box::pin(async move {
         let _ = stopped.await;
     });
-    let task = tokio::spawn(serve(listener, shutdown));
+    let task = match build(listener).await {
+        Ok(app) => tokio::spawn(app.run_until_stopped(shutdown)),
+        Err(e) => tokio::spawn(async move { Err(e) }),
+    };
     Spawned {
         addr,
         stop: Some(stop),
@@ -51,7 +61,7 @@ impl Spawned {
         }
     }
 
-    /// Asks it to shut down and waits for `serve` to return.
+    /// Asks it to shut down and waits for it to stop.
     pub async fn stop(mut self) -> Result<(), oms_runtime::StartupError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -62,7 +72,7 @@ impl Spawned {
         }
     }
 
-    /// Waits for `serve` to return on its own (a start-up failure).
+    /// Waits for it to stop on its own (a build that failed).
     pub async fn exited(mut self) -> Result<(), oms_runtime::StartupError> {
         match (&mut self.task).await {
             Ok(result) => result,

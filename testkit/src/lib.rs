@@ -6,7 +6,8 @@
 //! - [`backends`] gives each test a fresh database (SQLite, and MariaDB
 //!   when configured), a Redis key prefix and an S3 bucket, and the one
 //!   rule for backend variables ([`require_backend`]).
-//! - [`grpc`] spawns a service in process on port 0 and checks what every
+//! - [`grpc`] builds and runs a service in process on port 0 (the
+//!   one way: [`spawn`]) and checks what every
 //!   gRPC server must answer; [`process`] starts a binary on port 0 and
 //!   reads the address it got from its `oms::listen` line; [`cli`] runs a
 //!   binary's commands.
@@ -14,7 +15,7 @@
 //!   signs in and gets service tokens; [`clients`] writes
 //!   `OMS_SERVICE_CLIENTS` entries.
 //! - [`relay`] is a TCP relay a test can cut, to restart a service behind
-//!   a fixed address.
+//!   a fixed address; [`ports`] holds a port that refuses connections.
 //! - [`raw`] calls any gRPC method with raw bytes; [`raw_h2`] is an
 //!   HTTP/2 client that breaks the rules; [`http`] is one small HTTP/1.1
 //!   client for the gateway's tests.
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod clients;
 pub mod grpc;
 pub mod http;
+pub mod ports;
 pub mod process;
 #[cfg(feature = "properties")]
 pub mod properties;
@@ -49,8 +51,9 @@ pub use backends::{
 pub use cli::{assert_cli_basics, run_binary};
 pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
-    reflected_services, reflection_knows_symbol, spawn, violated_fields,
+    reflected_services, reflection_knows_symbol, spawn, spawn_with, violated_fields,
 };
+pub use ports::ClosedPort;
 pub use proptest_settings::proptest_config;
 pub use raw::{RawCodec, call_raw};
 pub use raw_h2::{RawH2, listener_refusals, memory};

@@ -14,8 +14,9 @@
 //! - [`store`]: the users table; [`migration`]: its schema.
 //! - [`error`]: every failure and its one mapping to the wire.
 //!
-//! Tests call [`serve`] on a `127.0.0.1:0` listener with their own database
-//! and shutdown future.
+//! [`App`] is the service built (listeners bound, keys loaded) and then run
+//! until stopped; `oms`, the binary and the tests build it alike (tests on
+//! a `127.0.0.1:0` listener of their own).
 
 #![forbid(unsafe_code)]
 
@@ -38,7 +39,6 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use oms_runtime::StartupError;
@@ -69,26 +69,14 @@ impl oms_runtime::service::Service for Binary {
     const NAME: &'static str = SERVICE_INFO.name;
     const SUMMARY: &'static str =
         "accounts, sign-in, access tokens and JWKS, refresh and service tokens (gRPC oms.user.v1)";
-    const ADDR_VAR: &'static str = ADDR_VAR;
     const PROBE: oms_runtime::healthcheck::Probe = oms_runtime::healthcheck::Probe::Grpc;
     type Config = Config;
+    type App = App;
 
     const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
 
     fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
-    }
-
-    fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.base.addr
-    }
-
-    fn serve(
-        config: Config,
-        listener: TcpListener,
-        shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> impl Future<Output = Result<(), oms_runtime::StartupError>> + Send {
-        serve(config, listener, shutdown)
     }
 
     fn extra_commands() -> Vec<oms_runtime::cli::Command<'static>> {
@@ -103,14 +91,31 @@ fn migrate(config: Config) -> oms_runtime::service::Work {
     )
 }
 
-/// Opens the database (migrating it), the token store and the signing keys,
-/// puts the bootstrap admin in place, then serves gRPC on `listener` until
-/// `shutdown` resolves.
-pub async fn serve(
+/// user-svc, built: its database open (and migrated), the token store and
+/// signing keys loaded, the bootstrap admin in place, its listeners bound.
+pub type App = oms_runtime::app::GrpcApp<Binary>;
+
+impl oms_runtime::app::GrpcService for Binary {
+    type Config = Config;
+    const ADDR_VAR: &'static str = ADDR_VAR;
+
+    fn listen_addr(config: &Config) -> std::net::SocketAddr {
+        config.base.addr
+    }
+
+    async fn build(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<oms_runtime::app::GrpcParts, StartupError> {
+        build_parts(config, listener).await
+    }
+}
+
+async fn build_parts(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartupError> {
+) -> Result<oms_runtime::app::GrpcParts, StartupError> {
+    let mut owned = oms_runtime::app::Owned::default();
     let metrics_listener =
         oms_runtime::server::bind_optional(config.base.metrics_addr, config::METRICS_ADDR_VAR)
             .await?;
@@ -121,10 +126,8 @@ pub async fn serve(
     )
     .await?;
     let kv = oms_store::kv::open(config.redis.url.as_ref(), &config.redis.key_prefix).await?;
-    let _pool_gauges = (
-        oms_store::db::sample_pool(SERVICE_INFO.name, &db),
-        oms_store::kv::sample_pool(SERVICE_INFO.name, &kv),
-    );
+    owned.hold(oms_store::db::sample_pool(SERVICE_INFO.name, &db));
+    owned.hold(oms_store::kv::sample_pool(SERVICE_INFO.name, &kv));
     oms_telemetry::metrics::zero("oms_logins_throttled_total", &[]);
     oms_telemetry::metrics::zero("oms_password_checks_total", &[]);
     oms_telemetry::metrics::zero("oms_registrations_throttled_total", &[]);
@@ -201,15 +204,13 @@ pub async fn serve(
         },
     });
     let auth = oms_runtime::auth::AuthLayer::new(Arc::new(verifier));
-    oms_runtime::server::serve_grpc(
-        SERVICE_INFO,
-        config.base.grpc_limits,
+    Ok(oms_runtime::app::GrpcParts {
+        info: SERVICE_INFO,
+        limits: config.base.grpc_limits,
         routes,
         auth,
         listener,
         metrics_listener,
-        shutdown,
-    )
-    .await?;
-    Ok(())
+        owned,
+    })
 }

@@ -38,7 +38,7 @@ async fn keygen_prints_a_key_the_service_signs_with() {
         ("OMS_JWT_SIGNING_KEYS", format!("{pem},{other}")),
     ]);
     let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
-    let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    let svc = spawn::<user_svc::App>(config).await;
     let jwks = AuthServiceClient::new(svc.channel())
         .get_jwks(pb::GetJwksRequest {})
         .await
@@ -104,7 +104,7 @@ async fn healthcheck_passes_while_serving_and_fails_once_stopped() {
         ("OMS_DATA_DIR", data_dir.path().display().to_string()),
     ]);
     let config = user_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
-    let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    let svc = spawn::<user_svc::App>(config).await;
     // Probed through a relay that keeps its port once the service is gone,
     // so no other process can take the address and answer for it.
     let relay = testkit::Relay::start(Some(svc.addr)).await;

@@ -68,7 +68,7 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
         ),
     ];
     let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
-    let svc = spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await;
+    let svc = spawn::<user_svc::App>(config).await;
     let mut auth = AuthServiceClient::new(svc.channel());
 
     let password = "my very secret password";

@@ -50,7 +50,7 @@ pub(crate) async fn start_users(db: &TestDb) -> Spawned {
         &[ServiceClient::order_svc(CLIENT_SECRET)],
     );
     let config = user_svc::Config::from_env(&Env::from_pairs(env), "DATABASE_URL").unwrap();
-    spawn(|l, s| user_svc::serve(config, l, s)).await
+    spawn::<user_svc::App>(config).await
 }
 
 /// product-svc on `db`, trusting the user-svc at `users`, consuming order
@@ -83,7 +83,7 @@ pub(crate) async fn start_products_with(
     let env = Env::from_pairs(pairs);
     let mut config = product_svc::Config::from_env(&env, "DATABASE_URL").unwrap();
     config.broker = broker.clone();
-    spawn(|l, s| product_svc::serve(config, l, s)).await
+    spawn::<product_svc::App>(config).await
 }
 
 /// product-svc's inventory as order-svc reaches it, with a switch that
@@ -159,7 +159,7 @@ pub(crate) async fn start_orders(
         inner: order_svc::clients::GrpcInventory::from_config(&config).unwrap(),
         stall_commits,
     });
-    spawn(|l, s| order_svc::serve_with(config, inventory, l, s)).await
+    testkit::spawn_with(|l| order_svc::build_with(config, inventory, l)).await
 }
 
 /// Starts the mesh with the orders database `db` and extra order-svc env.

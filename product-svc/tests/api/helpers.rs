@@ -39,7 +39,7 @@ pub(crate) async fn start_users() -> (Spawned, TestDb) {
         ],
     );
     let config = user_svc::Config::from_env(&Env::from_pairs(env), "DATABASE_URL").unwrap();
-    (spawn(|l, s| user_svc::serve(config, l, s)).await, db)
+    (spawn::<user_svc::App>(config).await, db)
 }
 
 pub(crate) async fn start_products(
@@ -67,7 +67,7 @@ pub(crate) async fn start_products(
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let config = product_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
-    spawn(|l, s| product_svc::serve(config, l, s)).await
+    spawn::<product_svc::App>(config).await
 }
 
 async fn service_token(users: &Spawned, client: &str, secret: &str, scope: &str) -> String {

@@ -41,7 +41,7 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Spawned {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let config = user_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
-    spawn(|listener, shutdown| user_svc::serve(config, listener, shutdown)).await
+    spawn::<user_svc::App>(config).await
 }
 
 pub(crate) fn auth(svc: &Spawned) -> AuthServiceClient<Channel> {
