@@ -60,9 +60,105 @@ impl Money {
     }
 }
 
+/// Why lines cannot be priced together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PricingError {
+    /// Lines in more than one currency: the first line's, then another's.
+    MixedCurrencies {
+        /// The first line's currency.
+        first: String,
+        /// A later line's, unlike it.
+        other: String,
+    },
+    /// Line `index`'s total, or the sum with it, does not fit in 64 bits
+    /// of minor units.
+    Overflow {
+        /// The line (from 0) whose total did not fit.
+        index: usize,
+    },
+}
+
+/// Lines priced together: their one currency, their total, and each
+/// line's total in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priced {
+    /// The currency every line shares ("" for no lines).
+    pub currency_code: String,
+    /// The sum of the line totals.
+    pub total_minor: i64,
+    /// Each line's `unit × quantity`, in the order given.
+    pub line_totals_minor: Vec<i64>,
+}
+
+/// The pricing rule of quotes and orders alike: every line in one
+/// currency, a line's total is its unit price times its quantity, and no
+/// total may wrap. Lines are `(currency, unit price in minor units,
+/// quantity)`.
+pub fn price_lines<'a>(
+    lines: impl IntoIterator<Item = (&'a str, i64, i32)>,
+) -> Result<Priced, PricingError> {
+    let mut currency: Option<&str> = None;
+    let mut total_minor = 0i64;
+    let mut line_totals_minor = Vec::new();
+    for (index, (line_currency, unit_minor, quantity)) in lines.into_iter().enumerate() {
+        match currency {
+            None => currency = Some(line_currency),
+            Some(first) if first != line_currency => {
+                return Err(PricingError::MixedCurrencies {
+                    first: first.to_owned(),
+                    other: line_currency.to_owned(),
+                });
+            }
+            Some(_) => {}
+        }
+        let line_total = unit_minor
+            .checked_mul(i64::from(quantity))
+            .ok_or(PricingError::Overflow { index })?;
+        total_minor = total_minor
+            .checked_add(line_total)
+            .ok_or(PricingError::Overflow { index })?;
+        line_totals_minor.push(line_total);
+    }
+    Ok(Priced {
+        currency_code: currency.unwrap_or_default().to_owned(),
+        total_minor,
+        line_totals_minor,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_priced_in_one_currency_without_wrapping() {
+        let priced = price_lines([("USD", 1999, 2), ("USD", 500, 3)]).unwrap();
+        assert_eq!(
+            priced,
+            Priced {
+                currency_code: "USD".into(),
+                total_minor: 5498,
+                line_totals_minor: vec![3998, 1500],
+            }
+        );
+        assert_eq!(
+            price_lines([("USD", 1, 1), ("EUR", 1, 1)]),
+            Err(PricingError::MixedCurrencies {
+                first: "USD".into(),
+                other: "EUR".into(),
+            })
+        );
+        // A line that wraps alone, and a sum that wraps only with the next.
+        assert_eq!(
+            price_lines([("USD", 1, 1), ("USD", i64::MAX, 2)]),
+            Err(PricingError::Overflow { index: 1 })
+        );
+        assert_eq!(
+            price_lines([("USD", i64::MAX, 1), ("USD", 1, 1), ("USD", 1, 1)]),
+            Err(PricingError::Overflow { index: 1 })
+        );
+        assert_eq!(price_lines([]).unwrap().currency_code, "");
+    }
 
     #[test]
     fn prices_need_a_known_currency_and_a_positive_amount() {

@@ -368,37 +368,35 @@ impl Orders {
 }
 
 /// The reservation's lines as order lines, with the order's currency and
-/// total; all lines must share one currency and the sums must fit.
+/// total, by the pricing rule quotes follow too.
 pub(crate) fn priced_lines(
     reservation: &Reservation,
 ) -> Result<(String, i64, Vec<OrderLine>), OrderError> {
-    let mut currency: Option<&str> = None;
-    let mut total: i64 = 0;
-    let mut lines = Vec::with_capacity(reservation.lines.len());
-    for line in &reservation.lines {
-        let price = &line.unit_price;
-        match currency {
-            None => currency = Some(&price.currency_code),
-            Some(c) if c != price.currency_code => return Err(OrderError::MixedCurrencies),
-            Some(_) => {}
-        }
-        let line_total = price
-            .amount_minor
-            .checked_mul(i64::from(line.quantity))
-            .ok_or(OrderError::TotalOverflow)?;
-        total = total
-            .checked_add(line_total)
-            .ok_or(OrderError::TotalOverflow)?;
-        lines.push(OrderLine {
+    let priced = oms_core::money::price_lines(reservation.lines.iter().map(|line| {
+        (
+            line.unit_price.currency_code.as_str(),
+            line.unit_price.amount_minor,
+            line.quantity,
+        )
+    }))
+    .map_err(|e| match e {
+        oms_core::money::PricingError::MixedCurrencies { .. } => OrderError::MixedCurrencies,
+        oms_core::money::PricingError::Overflow { .. } => OrderError::TotalOverflow,
+    })?;
+    let lines = reservation
+        .lines
+        .iter()
+        .zip(priced.line_totals_minor)
+        .map(|(line, line_total_minor)| OrderLine {
             product_id: line.product_id.clone(),
             sku: line.sku.clone(),
             product_name: line.name.clone(),
             quantity: line.quantity,
-            unit_price_minor: price.amount_minor,
-            line_total_minor: line_total,
-        });
-    }
-    Ok((currency.unwrap_or_default().to_owned(), total, lines))
+            unit_price_minor: line.unit_price.amount_minor,
+            line_total_minor,
+        })
+        .collect();
+    Ok((priced.currency_code, priced.total_minor, lines))
 }
 
 /// How often a watcher re-reads its order when no change was announced in

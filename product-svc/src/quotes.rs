@@ -56,41 +56,39 @@ impl Quotes {
             }
             priced.push(product);
         }
-        let currency_code = priced
-            .first()
-            .map(|p| p.currency_code.clone())
-            .unwrap_or_default();
-        if let Some(other) = priced.iter().find(|p| p.currency_code != currency_code) {
-            return Err(ProductError::MixedCurrencies {
-                first: currency_code,
-                other: other.currency_code.clone(),
-            });
-        }
-        let mut total_minor = 0i64;
-        let mut quoted = Vec::with_capacity(lines.len());
-        for (i, (line, product)) in lines.iter().zip(&priced).enumerate() {
-            let line_total_minor = product
-                .price_minor
-                .checked_mul(i64::from(line.quantity))
-                .and_then(|t| {
-                    total_minor = total_minor.checked_add(t)?;
-                    Some(t)
-                })
-                .ok_or_else(|| {
+        let pricing =
+            oms_core::money::price_lines(lines.iter().zip(&priced).map(|(line, product)| {
+                (
+                    product.currency_code.as_str(),
+                    product.price_minor,
+                    line.quantity,
+                )
+            }))
+            .map_err(|e| match e {
+                oms_core::money::PricingError::MixedCurrencies { first, other } => {
+                    ProductError::MixedCurrencies { first, other }
+                }
+                oms_core::money::PricingError::Overflow { index } => {
                     ProductError::from(FieldViolation::new(
-                        format!("lines[{i}].quantity"),
+                        format!("lines[{index}].quantity"),
                         "makes the total too large to price",
                     ))
-                })?;
-            quoted.push(QuoteLine {
+                }
+            })?;
+        let quoted = lines
+            .iter()
+            .zip(&priced)
+            .zip(pricing.line_totals_minor)
+            .map(|((line, product), line_total_minor)| QuoteLine {
                 product_id: product.id.clone(),
                 sku: product.sku.clone(),
                 name: product.name.clone(),
                 quantity: line.quantity,
                 unit_price_minor: product.price_minor,
                 line_total_minor,
-            });
-        }
+            })
+            .collect();
+        let (currency_code, total_minor) = (pricing.currency_code, pricing.total_minor);
         let now = oms_core::time::now();
         let quote = Quote {
             id: uuid::Uuid::now_v7().to_string(),
