@@ -32,10 +32,10 @@ impl Broker {
     ) -> Result<Self, BenchError> {
         let bucket = format!("oms-bench-broker-{}", uuid::Uuid::new_v4().simple());
         create_bucket(s3_endpoint, &bucket).await?;
-        let mut peer = Peer::new("tansu", tansu, dir)?;
-        let url = format!("tcp://{}", peer.addr());
-        peer.command(
-            vec![
+        let s3_endpoint = s3_endpoint.to_owned();
+        let peer = Peer::new("tansu", tansu, dir, move |addr| {
+            let url = format!("tcp://{addr}");
+            let args = vec![
                 "broker".into(),
                 "--listener-url".into(),
                 url.clone().into(),
@@ -43,18 +43,19 @@ impl Broker {
                 url.into(),
                 "--storage-engine".into(),
                 format!("s3://{bucket}/").into(),
-            ],
-            [
+            ];
+            let env = [
                 ("AWS_ACCESS_KEY_ID", "oms-bench"),
                 ("AWS_SECRET_ACCESS_KEY", "oms-bench"),
                 ("AWS_DEFAULT_REGION", "us-east-1"),
                 ("AWS_REGION", "us-east-1"),
-                ("AWS_ENDPOINT", s3_endpoint),
+                ("AWS_ENDPOINT", s3_endpoint.as_str()),
                 ("AWS_ALLOW_HTTP", "true"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .into(),
-        );
+            .into();
+            (args, env)
+        })?;
         let mut broker = Self { peer };
         broker.resume().await?;
         Ok(broker)

@@ -28,8 +28,9 @@ impl MariadbServer {
         let install =
             find_program("mariadb-install-db").ok_or_else(|| missing("mariadb-install-db"))?;
         let server = find_program("mariadbd").ok_or_else(|| missing("mariadbd"))?;
-        let mut peer = Peer::new("mariadbd", server, dir)?;
-        let data = peer.dir().join("data");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+        let data = dir.join("data");
         let user = whoami();
         let installed = tokio::process::Command::new(&install)
             .arg("--no-defaults")
@@ -47,23 +48,23 @@ impl MariadbServer {
                 String::from_utf8_lossy(&installed.stderr)
             )));
         }
-        let dir = peer.dir().to_owned();
-        peer.command(
-            vec![
+        let scratch = dir.clone();
+        let peer = Peer::new("mariadbd", server, dir, move |addr| {
+            let args = vec![
                 "--no-defaults".into(),
                 format!("--datadir={}", data.display()).into(),
-                format!("--port={}", peer.addr().port()).into(),
+                format!("--port={}", addr.port()).into(),
                 "--bind-address=127.0.0.1".into(),
-                format!("--socket={}", dir.join("mariadbd.sock").display()).into(),
-                format!("--pid-file={}", dir.join("mariadbd.pid").display()).into(),
+                format!("--socket={}", scratch.join("mariadbd.sock").display()).into(),
+                format!("--pid-file={}", scratch.join("mariadbd.pid").display()).into(),
                 "--skip-grant-tables".into(),
                 format!("--user={user}").into(),
                 "--skip-log-bin".into(),
                 "--innodb-buffer-pool-size=128M".into(),
                 "--max-connections=500".into(),
-            ],
-            Vec::new(),
-        );
+            ];
+            (args, Vec::new())
+        })?;
         let mut server = Self { peer };
         server.resume().await?;
         Ok(server)
@@ -82,10 +83,9 @@ impl MariadbServer {
     /// Starts it again on the same port and data, and waits until it
     /// takes a query.
     pub async fn resume(&mut self) -> Result<(), BenchError> {
-        let url = self.url();
         self.peer
             .start(|addr| {
-                let url = url.clone();
+                let url = format!("mysql://root@{addr}");
                 async move {
                     if !accepts(addr).await {
                         return false;

@@ -20,24 +20,22 @@ impl RedisServer {
         let program = find_program("redis-server").ok_or_else(|| {
             BenchError::Setup("the chaos scenario needs redis-server on PATH".into())
         })?;
-        let mut peer = Peer::new("redis-server", program, dir)?;
-        let port = peer.addr().port().to_string();
-        let dir = peer.dir().as_os_str().to_owned();
-        peer.command(
-            vec![
+        let data = dir.as_os_str().to_owned();
+        let peer = Peer::new("redis-server", program, dir, move |addr| {
+            let args = vec![
                 "--bind".into(),
                 "127.0.0.1".into(),
                 "--port".into(),
-                port.into(),
+                addr.port().to_string().into(),
                 "--save".into(),
                 "".into(),
                 "--appendonly".into(),
                 "yes".into(),
                 "--dir".into(),
-                dir,
-            ],
-            Vec::new(),
-        );
+                data.clone(),
+            ];
+            (args, Vec::new())
+        })?;
         let mut server = Self { peer };
         server.resume().await?;
         Ok(server)
