@@ -79,20 +79,30 @@ impl Store {
     }
 }
 
+/// Each test on both blob stores over SQLite, and on files over MariaDB
+/// (the rows' rules are the database's, the bytes' the store's).
 macro_rules! on_each_store {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn files() {
                 oms_telemetry::init_for_tests();
-                super::$name(super::Store::files()).await;
+                super::$name(super::Store::files(), testkit::TestDb::sqlite()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn s3() {
                 oms_telemetry::init_for_tests();
                 if let Some(store) = super::Store::s3().await {
-                    super::$name(store).await;
+                    super::$name(store, testkit::TestDb::sqlite()).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                oms_telemetry::init_for_tests();
+                if let Some(db) = testkit::TestDb::mysql().await {
+                    super::$name(super::Store::files(), db).await;
                 }
             }
         }
@@ -200,8 +210,7 @@ impl Mesh {
     }
 }
 
-async fn an_image_round_trips_byte_for_byte_with_its_thumbnail(store: Store) {
-    let db = TestDb::sqlite();
+async fn an_image_round_trips_byte_for_byte_with_its_thumbnail(store: Store, db: TestDb) {
     let mesh = start(&db, &store.pairs()).await;
     let mug = mesh.create("IMG-1", 1_000, 5).await;
     let png = picture(640, 480, image::ImageFormat::Png);
@@ -361,8 +370,7 @@ fn png_header(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
-async fn bad_uploads_are_refused_and_nothing_is_stored(store: Store) {
-    let db = TestDb::sqlite();
+async fn bad_uploads_are_refused_and_nothing_is_stored(store: Store, db: TestDb) {
     let mesh = start(&db, &store.pairs()).await;
     let mug = mesh.create("IMG-BAD", 1_000, 5).await;
 
@@ -446,8 +454,7 @@ async fn bad_uploads_are_refused_and_nothing_is_stored(store: Store) {
     assert!(store.keys().await.is_empty(), "no object");
 }
 
-async fn an_interrupted_upload_leaves_no_row_and_no_object(store: Store) {
-    let db = TestDb::sqlite();
+async fn an_interrupted_upload_leaves_no_row_and_no_object(store: Store, db: TestDb) {
     let mesh = start(&db, &store.pairs()).await;
     let mug = mesh.create("IMG-CUT", 1_000, 5).await;
     let png = picture(300, 300, image::ImageFormat::Png);
@@ -487,9 +494,8 @@ async fn an_interrupted_upload_leaves_no_row_and_no_object(store: Store) {
     );
 }
 
-async fn orphaned_bytes_are_swept_after_the_grace_period(store: Store) {
+async fn orphaned_bytes_are_swept_after_the_grace_period(store: Store, db: TestDb) {
     let store = store.with("OMS_BLOB_ORPHAN_GRACE", "1s");
-    let db = TestDb::sqlite();
     let mesh = start(&db, &store.pairs()).await;
     let mug = mesh.create("IMG-ORPHAN", 1_000, 5).await;
     let kept = mesh
@@ -525,8 +531,7 @@ async fn orphaned_bytes_are_swept_after_the_grace_period(store: Store) {
     );
 }
 
-async fn delete_removes_the_row_and_both_objects(store: Store) {
-    let db = TestDb::sqlite();
+async fn delete_removes_the_row_and_both_objects(store: Store, db: TestDb) {
     let mesh = start(&db, &store.pairs()).await;
     let mug = mesh.create("IMG-DEL", 1_000, 5).await;
     let first = mesh
