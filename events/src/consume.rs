@@ -7,7 +7,42 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::{Delivery, Subscription};
+use crate::{Broker, Delivery, Subscription};
+
+/// `service`'s consumer (group `group`) of `topic` on `broker`, running
+/// `handle` on each delivery until dropped: subscribing is retried with the
+/// same backoff as a failing handler while the broker is unreachable, and
+/// nothing runs with events off. The one way a service consumes events.
+pub fn start<H, Fut, E>(
+    broker: Broker,
+    topic: &'static str,
+    group: &'static str,
+    service: &'static str,
+    handle: H,
+) -> oms_runtime::background::Background
+where
+    H: FnMut(Delivery) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Handled, E>> + Send,
+    E: std::fmt::Display + Send,
+{
+    oms_runtime::background::Background::spawn(async move {
+        let mut failures = 0u32;
+        let subscription = loop {
+            match broker.subscribe(topic, group).await {
+                Ok(Some(subscription)) => break subscription,
+                Ok(None) => return,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 {
+                        tracing::warn!(service, topic, error = %e, "cannot subscribe yet; retrying with backoff");
+                    }
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+            }
+        };
+        run(service, subscription, handle).await;
+    })
+}
 
 /// What a handler made of a delivery.
 #[derive(Debug)]

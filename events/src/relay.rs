@@ -32,7 +32,7 @@ pub struct RelayConfig {
     /// Where its events go (`oms.order.v1.events`).
     pub topic: &'static str,
     /// CloudEvents `source` (`/oms/order-svc`).
-    pub source: &'static str,
+    pub source: String,
     /// Poll interval when nothing wakes it.
     pub poll: Duration,
     /// The shortest time from one round's start to the next: a wake after
@@ -51,13 +51,15 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// Defaults: poll every second, at most a round per 100 ms while woken,
-    /// 100 rows at a time, keep published rows 7 days, 30 s lease, back off up to 30 s.
-    pub fn new(service: &'static str, topic: &'static str, source: &'static str) -> Self {
+    /// `service`'s relay to `topic`, as CloudEvents source
+    /// `/oms/<service>`. Defaults: poll every second, at most a round per
+    /// 100 ms while woken, 100 rows at a time, keep published rows 7 days,
+    /// 30 s lease, back off up to 30 s.
+    pub fn new(service: &'static str, topic: &'static str) -> Self {
         Self {
             service,
             topic,
-            source,
+            source: format!("/oms/{service}"),
             poll: Duration::from_secs(1),
             pace: Duration::from_millis(100),
             batch: 100,
@@ -98,6 +100,26 @@ struct Runner {
 }
 
 impl Relay {
+    /// The relay of `service`'s `outbox` to `topic` on `broker`, started;
+    /// `None` with events off (nothing is written to relay). The one way a
+    /// service starts its relay.
+    pub fn for_service(
+        broker: &crate::Broker,
+        db: DatabaseConnection,
+        outbox: &crate::outbox::Outbox,
+        service: &'static str,
+        topic: &'static str,
+    ) -> Result<Option<Self>, String> {
+        Ok(broker.publisher()?.map(|publisher| {
+            Self::start(
+                db,
+                publisher,
+                outbox.wake_handle(),
+                RelayConfig::new(service, topic),
+            )
+        }))
+    }
+
     /// Starts relaying `db`'s outbox to `publisher`, woken by `wake` (from
     /// [`crate::outbox::Outbox::wake_handle`]).
     pub fn start(
@@ -220,7 +242,7 @@ impl Runner {
             .collect();
         let outcome = self
             .publisher
-            .publish(self.config.topic, self.config.source, &records)
+            .publish(self.config.topic, &self.config.source, &records)
             .await;
         // Only the acknowledged prefix is marked: a later row of the same
         // aggregate must not count as sent ahead of an earlier one.

@@ -86,7 +86,7 @@ async fn write(
 }
 
 fn config() -> RelayConfig {
-    let mut config = RelayConfig::new("test", "test.events", "/oms/test");
+    let mut config = RelayConfig::new("test", "test.events");
     config.poll = Duration::from_millis(50);
     config.batch = 7;
     config

@@ -142,22 +142,16 @@ async fn build_parts(
     }
     let order_events = order_events::OrderEvents::new(config.broker.outbox());
     let orders = orders::Orders::new(db.clone(), inventory, order_events.clone());
-    let publisher = config
-        .broker
-        .publisher()
-        .map_err(|e| StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
-    owned.hold(publisher.map(|publisher| {
-        ::events::relay::Relay::start(
+    owned.hold(
+        ::events::relay::Relay::for_service(
+            &config.broker,
             db,
-            publisher,
-            order_events.outbox().wake_handle(),
-            ::events::relay::RelayConfig::new(
-                SERVICE_INFO.name,
-                ::events::ORDER_TOPIC,
-                "/oms/order-svc",
-            ),
+            order_events.outbox(),
+            SERVICE_INFO.name,
+            ::events::ORDER_TOPIC,
         )
-    }));
+        .map_err(|e| StartupError::setup(::events::kafka::BROKERS_VAR, e))?,
+    );
     // Each recovery step is its own conditional update: stopping between
     // two is safe, and the next start picks up.
     owned.hold(oms_runtime::background::every(

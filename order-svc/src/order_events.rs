@@ -1,9 +1,9 @@
 //! Order events: each [`Change`] as an `oms.order.v1.OrderEvent` row in
-//! the outbox, written by the store in the change's own transaction.
+//! the outbox, made here (the wire) and handed to the store, which writes
+//! it in the change's own transaction ([`crate::store::OrderEventSink`]).
 
 use oms_proto::order::v1 as pb;
 use oms_store::batch::Batch;
-use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::model::{Change, Order};
 use crate::wire::{to_proto_order, to_proto_status};
@@ -46,29 +46,15 @@ impl OrderEvents {
     pub fn outbox(&self) -> &events::outbox::Outbox {
         &self.outbox
     }
+}
 
-    /// Writes the event of `change`, which left the order as `order`, in
-    /// `txn`.
-    pub(crate) async fn record(
-        &self,
-        txn: &impl ConnectionTrait,
-        order: &Order,
-        change: &Change,
-    ) -> Result<(), DbErr> {
-        let mut batch = Batch::new(txn);
-        self.stage(&mut batch, order, change);
-        batch.execute(txn).await?;
-        Ok(())
-    }
-
-    /// Adds the event of `change`, which left the order as `order`, to
-    /// `batch`, the change's own statements.
-    pub(crate) fn stage(&self, batch: &mut Batch, order: &Order, change: &Change) {
+impl crate::store::OrderEventSink for OrderEvents {
+    fn stage(&self, batch: &mut Batch, order: &Order, change: &Change) {
         let time = order.update_time;
         let (event_type, change) = encode(order, change);
         let message = self
             .outbox
-            .message(AGGREGATE, &order.id, event_type, time, |event_id| {
+            .message(AGGREGATE, &order.id, &event_type, time, |event_id| {
                 pb::OrderEvent {
                     event_id,
                     order_id: order.id.clone(),
@@ -83,46 +69,44 @@ impl OrderEvents {
         }
     }
 
-    /// Whether events are written (not with `OMS_EVENTS=off`).
-    pub(crate) fn enabled(&self) -> bool {
+    fn enabled(&self) -> bool {
         self.outbox.enabled()
     }
 
-    /// After a transaction with an event of `order_id` committed: wakes
-    /// the relay and the order's watchers.
-    pub(crate) fn committed(&self, order_id: &str) {
+    fn committed(&self, order_id: &str) {
         self.outbox.committed();
         // No receiver is not an error: nobody watches.
         let _ = self.changed.send(order_id.to_owned());
     }
 }
 
-/// The `oneof` case of `change` and its full protobuf name (CloudEvents
-/// `type`).
-fn encode(order: &Order, change: &Change) -> (&'static str, pb::order_event::Change) {
+/// The `oneof` case of `change` and its message's full protobuf name
+/// (CloudEvents `type`, from `prost::Name`).
+fn encode(order: &Order, change: &Change) -> (String, pb::order_event::Change) {
     use pb::order_event::Change as C;
+    use prost::Name as _;
     match change {
         Change::Created => (
-            "oms.order.v1.OrderCreated",
+            pb::OrderCreated::full_name(),
             C::Created(pb::OrderCreated {
                 request_id: order.request_id.clone(),
             }),
         ),
         Change::Confirmed => (
-            "oms.order.v1.OrderConfirmed",
+            pb::OrderConfirmed::full_name(),
             C::Confirmed(pb::OrderConfirmed {
                 reservation_id: order.reservation_id(),
             }),
         ),
         Change::Failed { reason } => (
-            "oms.order.v1.OrderFailed",
+            pb::OrderFailed::full_name(),
             C::Failed(pb::OrderFailed {
                 reservation_id: order.reservation_id(),
                 reason: reason.clone(),
             }),
         ),
         Change::Cancelled { previous, reason } => (
-            "oms.order.v1.OrderCancelled",
+            pb::OrderCancelled::full_name(),
             C::Cancelled(pb::OrderCancelled {
                 reservation_id: order.reservation_id(),
                 previous_status: to_proto_status(*previous).into(),
@@ -130,7 +114,7 @@ fn encode(order: &Order, change: &Change) -> (&'static str, pb::order_event::Cha
             }),
         ),
         Change::StatusChanged { previous } => (
-            "oms.order.v1.OrderStatusChanged",
+            pb::OrderStatusChanged::full_name(),
             C::StatusChanged(pb::OrderStatusChanged {
                 previous_status: to_proto_status(*previous).into(),
                 status: to_proto_status(order.status).into(),

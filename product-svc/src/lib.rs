@@ -175,22 +175,16 @@ async fn build_parts(
         ttl: config.quote_ttl,
         retention: config.quote_retention,
     };
-    let publisher = config
-        .broker
-        .publisher()
-        .map_err(|e| oms_runtime::StartupError::setup(::events::kafka::BROKERS_VAR, e))?;
-    owned.hold(publisher.map(|publisher| {
-        ::events::relay::Relay::start(
+    owned.hold(
+        ::events::relay::Relay::for_service(
+            &config.broker,
             db.clone(),
-            publisher,
-            product_events.outbox().wake_handle(),
-            ::events::relay::RelayConfig::new(
-                SERVICE_INFO.name,
-                ::events::PRODUCT_TOPIC,
-                "/oms/product-svc",
-            ),
+            product_events.outbox(),
+            SERVICE_INFO.name,
+            ::events::PRODUCT_TOPIC,
         )
-    }));
+        .map_err(|e| oms_runtime::StartupError::setup(::events::kafka::BROKERS_VAR, e))?,
+    );
     // Each expiry is its own transaction: stopping between two is safe.
     owned.hold(oms_runtime::background::every(
         "swept expired reservations",

@@ -14,8 +14,12 @@ use crate::inventory::Inventory;
 /// The consumer group, and the inbox's consumer name.
 pub const GROUP: &str = "product-svc";
 
-/// The order events after which a reservation may need releasing.
-const RELEASING: [&str; 2] = ["oms.order.v1.OrderCancelled", "oms.order.v1.OrderFailed"];
+/// Whether an order event of `event_type` may need a reservation released.
+fn may_release(event_type: &str) -> bool {
+    use prost::Name as _;
+    event_type == order_pb::OrderCancelled::full_name()
+        || event_type == order_pb::OrderFailed::full_name()
+}
 
 /// Applies one order event.
 pub(crate) async fn apply(
@@ -26,7 +30,7 @@ pub(crate) async fn apply(
     // here: their CloudEvents type says so without decoding them. A record
     // without a type is decoded to find out.
     let event_type = delivery.record.event_type.as_str();
-    if !event_type.is_empty() && !RELEASING.contains(&event_type) {
+    if !event_type.is_empty() && !may_release(event_type) {
         return Ok(Handled::Done);
     }
     let event = match order_pb::OrderEvent::decode(delivery.record.payload.as_slice()) {
@@ -56,30 +60,19 @@ pub(crate) async fn apply(
     }
 }
 
-/// Consumes order events from `broker` until dropped; subscribing is
-/// retried while the broker is unreachable.
+/// Consumes order events from `broker` until dropped.
 pub(crate) fn start(
     broker: events::Broker,
     inventory: Inventory,
 ) -> oms_runtime::background::Background {
-    oms_runtime::background::Background::spawn(async move {
-        let mut wait = std::time::Duration::from_millis(200);
-        let subscription = loop {
-            match broker.subscribe(events::ORDER_TOPIC, GROUP).await {
-                Ok(Some(subscription)) => break subscription,
-                // Events off: nothing to consume.
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot subscribe to order events yet; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
-                }
-            }
-        };
-        events::consume::run("product-svc", subscription, move |delivery| {
+    events::consume::start(
+        broker,
+        events::ORDER_TOPIC,
+        GROUP,
+        "product-svc",
+        move |delivery| {
             let inventory = inventory.clone();
             async move { apply(&inventory, delivery).await }
-        })
-        .await;
-    })
+        },
+    )
 }

@@ -1,5 +1,6 @@
 //! Product events: each [`ProductChange`] as an `oms.product.v1.ProductEvent`
-//! row in the outbox, written in the change's own transaction.
+//! row in the outbox, made here (the wire) and written in the change's own
+//! transaction (by the store through [`crate::store::ProductEventSink`]).
 
 use events::outbox::NewEvent;
 use oms_proto::product::v1 as pb;
@@ -71,7 +72,7 @@ impl ProductEvents {
         let time = product.update_time;
         let (event_type, change) = encode(product, change);
         self.outbox
-            .message(AGGREGATE, &product.id, event_type, time, |event_id| {
+            .message(AGGREGATE, &product.id, &event_type, time, |event_id| {
                 pb::ProductEvent {
                     event_id,
                     product_id: product.id.clone(),
@@ -88,15 +89,26 @@ impl ProductEvents {
     }
 }
 
-fn encode(product: &Product, change: ProductChange) -> (&'static str, pb::product_event::Change) {
+impl crate::store::ProductEventSink for ProductEvents {
+    fn stage(&self, batch: &mut Batch, product: &Product, change: ProductChange) {
+        self.stage_all(batch, [(product, change)]);
+    }
+
+    fn committed(&self) {
+        ProductEvents::committed(self);
+    }
+}
+
+fn encode(product: &Product, change: ProductChange) -> (String, pb::product_event::Change) {
     use pb::product_event::Change as C;
+    use prost::Name as _;
     match change {
         ProductChange::Created => (
-            "oms.product.v1.ProductCreated",
+            pb::ProductCreated::full_name(),
             C::Created(pb::ProductCreated {}),
         ),
         ProductChange::Updated(fields) => (
-            "oms.product.v1.ProductUpdated",
+            pb::ProductUpdated::full_name(),
             C::Updated(pb::ProductUpdated {
                 update_mask: Some(prost_types::FieldMask {
                     paths: fields.into_iter().map(str::to_owned).collect(),
@@ -104,34 +116,34 @@ fn encode(product: &Product, change: ProductChange) -> (&'static str, pb::produc
             }),
         ),
         ProductChange::Deleted => (
-            "oms.product.v1.ProductDeleted",
+            pb::ProductDeleted::full_name(),
             C::Deleted(pb::ProductDeleted {}),
         ),
         ProductChange::PriceChanged {
             old_currency_code,
             old_price_minor,
         } => (
-            "oms.product.v1.ProductPriceChanged",
+            pb::ProductPriceChanged::full_name(),
             C::PriceChanged(pb::ProductPriceChanged {
                 old_price: money(&old_currency_code, old_price_minor),
                 new_price: money(&product.currency_code, product.price_minor),
             }),
         ),
         ProductChange::ImageAdded(image) => (
-            "oms.product.v1.ProductImageAdded",
+            pb::ProductImageAdded::full_name(),
             C::ImageAdded(pb::ProductImageAdded {
                 image: Some(to_proto_image(*image)),
             }),
         ),
         ProductChange::ImageRemoved { image_id, sha256 } => (
-            "oms.product.v1.ProductImageRemoved",
+            pb::ProductImageRemoved::full_name(),
             C::ImageRemoved(pb::ProductImageRemoved { image_id, sha256 }),
         ),
         ProductChange::StockChanged {
             cause,
             reservation_id,
         } => (
-            "oms.product.v1.ProductStockChanged",
+            pb::ProductStockChanged::full_name(),
             C::StockChanged(pb::ProductStockChanged {
                 stock_on_hand: product.stock_on_hand,
                 stock_reserved: product.stock_reserved,

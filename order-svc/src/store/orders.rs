@@ -11,9 +11,9 @@ use sea_orm::{
     QuerySelect, QueryTrait, Set, SqlErr, TransactionTrait,
 };
 
+use super::OrderEventSink;
 use super::{order, order_line};
 use crate::model::{Change, Failure, Line, Order, Status};
-use crate::order_events::OrderEvents;
 
 fn parse_status(name: &str) -> Option<Status> {
     Status::ALL.into_iter().find(|s| s.as_str() == name)
@@ -53,7 +53,7 @@ fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
 /// request ID (the unique key settles concurrent duplicates).
 pub async fn insert_pending(
     db: &DatabaseConnection,
-    events: &OrderEvents,
+    events: &impl OrderEventSink,
     o: &Order,
 ) -> Result<bool, DbErr> {
     let row = order::ActiveModel {
@@ -96,7 +96,7 @@ pub async fn insert_pending(
 /// commits.
 async fn record_and_commit(
     txn: sea_orm::DatabaseTransaction,
-    events: &OrderEvents,
+    events: &impl OrderEventSink,
     id: &str,
     change: Change,
 ) -> Result<(), DbErr> {
@@ -104,7 +104,9 @@ async fn record_and_commit(
         let order = get(&txn, id).await?.ok_or_else(|| {
             DbErr::RecordNotFound(format!("order {id} vanished in its own change"))
         })?;
-        events.record(&txn, &order, &change).await?;
+        let mut batch = Batch::new(&txn);
+        events.stage(&mut batch, &order, &change);
+        batch.execute(&txn).await?;
     }
     txn.commit().await?;
     events.committed(id);
@@ -180,7 +182,7 @@ async fn lines_by_order(
 /// order back.
 pub async fn confirm(
     db: &DatabaseConnection,
-    events: &OrderEvents,
+    events: &impl OrderEventSink,
     pending: &Order,
     currency_code: &str,
     total_minor: i64,
@@ -240,7 +242,7 @@ pub async fn confirm(
 /// next retry, releases it). False if no longer PENDING.
 pub async fn fail(
     db: &DatabaseConnection,
-    events: &OrderEvents,
+    events: &impl OrderEventSink,
     id: &str,
     failure: &Failure,
     released: bool,
@@ -281,7 +283,7 @@ pub async fn fail(
 /// a transient failure; false if someone else already did.
 pub async fn retry(
     db: &DatabaseConnection,
-    events: &OrderEvents,
+    events: &impl OrderEventSink,
     id: &str,
     attempt: i32,
     at: DateTime<Utc>,
@@ -321,7 +323,7 @@ pub async fn retry(
 /// `from` → `to`; false if the order was not in `from`.
 pub async fn transition(
     db: &DatabaseConnection,
-    events: &OrderEvents,
+    events: &impl OrderEventSink,
     id: &str,
     from: Status,
     to: Status,

@@ -8,9 +8,9 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect as _, Set, SqlErr, TransactionTrait,
 };
 
+use super::ProductEventSink;
 use super::product_image;
 use crate::model::{ImageKind, ProductChange, ProductImage};
-use crate::product_events::ProductEvents;
 
 fn from_row(row: product_image::Model) -> Result<ProductImage, DbErr> {
     let kind = ImageKind::from_content_type(&row.content_type).ok_or_else(|| {
@@ -41,7 +41,7 @@ fn from_row(row: product_image::Model) -> Result<ProductImage, DbErr> {
 /// already has these bytes. Its event is written in the same transaction.
 pub async fn insert(
     db: &DatabaseConnection,
-    events: &ProductEvents,
+    events: &impl ProductEventSink,
     image: &ProductImage,
 ) -> Result<Option<ProductImage>, DbErr> {
     let txn = db.begin().await?;
@@ -89,7 +89,9 @@ pub async fn insert(
     };
     if let Some(product) = super::products::get(&txn, &image.product_id).await? {
         let change = ProductChange::ImageAdded(Box::new(stored.clone()));
-        events.record(&txn, &product, change).await?;
+        let mut batch = oms_store::batch::Batch::new(&txn);
+        events.stage(&mut batch, &product, change);
+        batch.execute(&txn).await?;
     }
     txn.commit().await?;
     events.committed();
@@ -156,7 +158,7 @@ pub async fn count(db: &impl ConnectionTrait, product_id: &str) -> Result<u64, D
 /// Its event is written in the same transaction.
 pub async fn delete(
     db: &DatabaseConnection,
-    events: &ProductEvents,
+    events: &impl ProductEventSink,
     product_id: &str,
     image_id: &str,
 ) -> Result<Option<ProductImage>, DbErr> {
@@ -178,7 +180,9 @@ pub async fn delete(
             image_id: image.id.clone(),
             sha256: image.sha256.clone(),
         };
-        events.record(&txn, &product, change).await?;
+        let mut batch = oms_store::batch::Batch::new(&txn);
+        events.stage(&mut batch, &product, change);
+        batch.execute(&txn).await?;
     }
     txn.commit().await?;
     events.committed();
