@@ -45,6 +45,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler as _;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
@@ -161,11 +162,20 @@ fn router(config: &Config) -> Result<Router, oms_runtime::StartupError> {
         descriptors: pool.clone(),
         proxy_secret,
     });
+    // Each route declares, per method, the most body bytes it takes
+    // (`limits::body_limit`): a declared length over it is refused before
+    // anything is read, and the handler reads the body within it with its
+    // own answers (413, 408, an abort).
+    let none = || limits::body_limit(limits::NO_BODY);
+    let json = || limits::body_limit(limits::JSON_MAX);
     let app = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(oms_runtime::admin::handler))
-        .route("/oauth2/token", axum::routing::post(oauth2::token))
+        .route("/healthz", get(health::healthz).layer(none()))
+        .route("/readyz", get(health::readyz).layer(none()))
+        .route("/metrics", get(oms_runtime::admin::handler).layer(none()))
+        .route(
+            "/oauth2/token",
+            axum::routing::post(oauth2::token).layer(limits::body_limit(limits::TOKEN_FORM_MAX)),
+        )
         .route(
             "/openapi.json",
             get(move || {
@@ -176,28 +186,29 @@ fn router(config: &Config) -> Result<Router, oms_runtime::StartupError> {
                         document,
                     )
                 }
-            }),
+            })
+            .layer(none()),
         )
         // Image bytes are not JSON: their routes stream raw bodies; other
         // methods on the same paths are contract routes.
         .route(
             "/v1/products/{product_id}/images",
-            axum::routing::put(images::upload).fallback(proxy::handle),
+            axum::routing::put(images::upload.layer(limits::body_limit(images::UPLOAD_MAX)))
+                .fallback(proxy::handle.layer(json())),
         )
         .route(
             "/v1/products/{product_id}/images/{image_id}",
-            get(images::download).fallback(proxy::handle),
+            get(images::download.layer(none())).fallback(proxy::handle.layer(json())),
         )
         .route(
             "/v1/products/{product_id}/images/{image_id}/thumbnail",
-            get(images::thumbnail).fallback(images::thumbnail_other_methods),
+            get(images::thumbnail.layer(none())).fallback(images::thumbnail_other_methods),
         )
-        .fallback(proxy::handle)
-        // Each handler reads its body itself, with its route's limit
-        // (`limits`) and its own answer; a declared length over it is
-        // refused before anything is read.
+        .fallback(proxy::handle.layer(json()))
+        // Handlers read raw bodies themselves; axum's own extractor limit
+        // would be a second, silent one.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(limits::refuse_oversize))
+        .layer(axum::middleware::from_fn(limits::refuse_large_headers))
         .with_state(gateway);
     let app = match cors(&config.cors_allowed_origins) {
         Some(layer) => app.layer(layer),

@@ -141,12 +141,13 @@ fn client_credentials(
 pub(crate) async fn token(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    limits::BodyLimit(limit): limits::BodyLimit,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Read with the form's own limit: nobody is authenticated until the
-    // form is, so a large body must cost nothing.
-    let body = match limits::read_body(body, limits::TOKEN_FORM_MAX, "/oauth2/token", peer).await {
+    // Read with the form's own limit (declared with the route): nobody is
+    // authenticated until the form is, so a large body must cost nothing.
+    let body = match limits::read_body(body, limit, "/oauth2/token", peer).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };

@@ -99,7 +99,8 @@ pub(crate) async fn handle(
         }
         Found::Route(route, bound) => {
             route_label = Some(RouteLabel(route.metrics.clone()));
-            match limits::read_body(body, limits::JSON_MAX, parts.uri.path(), peer).await {
+            let limit = limits::BodyLimit::of(&parts.extensions);
+            match limits::read_body(body, limit, parts.uri.path(), peer).await {
                 Ok(bytes) => {
                     call(
                         &gateway,
