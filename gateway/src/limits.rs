@@ -4,7 +4,7 @@
 //! client's connection). Bodies: each route and method declares its limit
 //! where the router declares it ([`body_limit`]): the token endpoint a few
 //! KiB (it authenticates nobody until it has read the form), JSON routes
-//! 1 MiB, image uploads [`crate::images::UPLOAD_MAX`], GET routes nothing;
+//! 1 MiB, image uploads 64 MiB, GET routes nothing;
 //! enforced before a byte is read when the length is declared, while
 //! reading when it streams ([`read_body`], with the route's [`BodyLimit`]).
 //! A refusal is answered with the AIP-193 body, logged at WARN and counted.
