@@ -49,7 +49,7 @@ impl Seeder {
                     customer_id: Set(customer_id.map_or_else(|| other.clone(), str::to_owned)),
                     request_id: Set(uuid::Uuid::new_v4().to_string()),
                     request_digest: Set("0".repeat(64)),
-                    status: Set("confirmed".to_owned()),
+                    status: Set(order_svc::model::Status::Confirmed),
                     currency_code: Set("EUR".to_owned()),
                     total_minor: Set(1000),
                     attempt: Set(1),

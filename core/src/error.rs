@@ -24,6 +24,40 @@ impl FieldViolation {
     }
 }
 
+/// A stored name (a state, a status) this build does not know: an error,
+/// never read as some default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What the name is of, e.g. `order status`.
+    pub of: &'static str,
+    /// The name found.
+    pub name: String,
+}
+
+impl std::fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown {} {:?}", self.of, self.name)
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// The one of `all` whose `name_of` is `name`.
+pub fn find_by_name<T: Copy>(
+    of: &'static str,
+    all: &[T],
+    name_of: impl Fn(T) -> &'static str,
+    name: &str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|item| name_of(*item) == name)
+        .ok_or_else(|| UnknownName {
+            of,
+            name: name.to_owned(),
+        })
+}
+
 /// `error` and every cause under it, joined by `: `, for the one line an
 /// operator reads (never sent to a client).
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {

@@ -4,8 +4,14 @@
 
 use chrono::{DateTime, Utc};
 
-/// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where an order is in its life. Stored by its name (a typed column:
+/// a name this build does not know is an error when read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::DeriveValueType)]
+#[sea_orm(
+    value_type = "String",
+    from_str = "Status::parse",
+    to_str = "Status::as_str"
+)]
 pub enum Status {
     /// Recorded; stock is being reserved.
     Pending,
@@ -23,7 +29,7 @@ pub enum Status {
 
 impl Status {
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Confirmed => "confirmed",
@@ -39,7 +45,7 @@ impl Status {
         matches!(self, Self::Delivered | Self::Cancelled | Self::Failed)
     }
 
-    /// Every status, for parsing stored names.
+    /// Every status.
     pub const ALL: [Self; 6] = [
         Self::Pending,
         Self::Confirmed,
@@ -48,6 +54,11 @@ impl Status {
         Self::Delivered,
         Self::Failed,
     ];
+
+    /// The status stored as `name`.
+    pub fn parse(name: &str) -> Result<Self, oms_core::error::UnknownName> {
+        oms_core::error::find_by_name("order status", &Self::ALL, |s| s.as_str(), name)
+    }
 }
 
 /// The error a failed order answered with, kept to answer retries alike.
@@ -166,4 +177,18 @@ pub enum Change {
         /// The status before.
         previous: Status,
     },
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_read_back_from_its_name_and_an_unknown_name_is_an_error() {
+        for x in Status::ALL {
+            assert_eq!(Status::parse(x.as_str()), Ok(x));
+        }
+        let unknown = Status::parse("archived").unwrap_err();
+        assert_eq!(unknown.to_string(), "unknown order status \"archived\"");
+    }
 }

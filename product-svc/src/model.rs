@@ -55,8 +55,14 @@ pub struct PricePoint {
     pub changed_by: String,
 }
 
-/// Where a reservation is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a reservation is in its life. Stored by its name (a typed column:
+/// a name this build does not know is an error when read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::DeriveValueType)]
+#[sea_orm(
+    value_type = "String",
+    from_str = "State::parse",
+    to_str = "State::as_str"
+)]
 pub enum State {
     /// Stock held until `expire_time`.
     Reserved,
@@ -70,7 +76,7 @@ pub enum State {
 
 impl State {
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Self::Reserved => "reserved",
             Self::Committed => "committed",
@@ -79,13 +85,18 @@ impl State {
         }
     }
 
-    /// Every state, for parsing stored names.
+    /// Every state.
     pub const ALL: [Self; 4] = [
         Self::Reserved,
         Self::Committed,
         Self::Released,
         Self::Expired,
     ];
+
+    /// The state stored as `name`.
+    pub fn parse(name: &str) -> Result<Self, oms_core::error::UnknownName> {
+        oms_core::error::find_by_name("reservation state", &Self::ALL, |s| s.as_str(), name)
+    }
 }
 
 /// A reservation with its lines.
@@ -345,5 +356,22 @@ impl ImageKind {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn every_state_is_read_back_from_its_name_and_an_unknown_name_is_an_error() {
+        for x in State::ALL {
+            assert_eq!(State::parse(x.as_str()), Ok(x));
+        }
+        let unknown = State::parse("archived").unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            "unknown reservation state \"archived\""
+        );
     }
 }

@@ -14,8 +14,8 @@ pub struct Model {
     pub request_id: String,
     /// SHA-256 of the requested lines.
     pub request_digest: String,
-    /// `pending`, `confirmed`, `cancelled`, `shipped`, `delivered`, `failed`.
-    pub status: String,
+    /// Stored by name (`pending`, `confirmed`, …).
+    pub status: crate::model::Status,
     pub currency_code: String,
     pub total_minor: i64,
     /// Reservation attempt: the reservation ID is `<id>-<attempt>`.

@@ -15,17 +15,7 @@ use super::OrderEventSink;
 use super::{order, order_line};
 use crate::model::{Change, Failure, Line, Order, Status};
 
-fn parse_status(name: &str) -> Option<Status> {
-    Status::ALL.into_iter().find(|s| s.as_str() == name)
-}
-
 fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
-    let status = parse_status(&row.status).ok_or_else(|| {
-        DbErr::Custom(format!(
-            "order {} has unknown status {:?}",
-            row.id, row.status
-        ))
-    })?;
     let failure = row.failure_code.map(|code| Failure {
         code,
         message: row.failure_message.clone().unwrap_or_default(),
@@ -36,7 +26,7 @@ fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
         customer_id: row.customer_id,
         request_id: row.request_id,
         request_digest: row.request_digest,
-        status,
+        status: row.status,
         currency_code: row.currency_code,
         total_minor: row.total_minor,
         attempt: row.attempt,
@@ -61,7 +51,7 @@ pub async fn insert_pending(
         customer_id: Set(o.customer_id.clone()),
         request_id: Set(o.request_id.clone()),
         request_digest: Set(o.request_digest.clone()),
-        status: Set(Status::Pending.as_str().to_owned()),
+        status: Set(Status::Pending),
         currency_code: Set(String::new()),
         total_minor: Set(0),
         attempt: Set(o.attempt),
@@ -192,15 +182,12 @@ pub async fn confirm(
     let id = pending.id.as_str();
     let txn = db.begin().await?;
     let still_pending = order::Entity::update_many()
-        .col_expr(
-            order::Column::Status,
-            Expr::value(Status::Confirmed.as_str()),
-        )
+        .col_expr(order::Column::Status, Expr::value(Status::Confirmed))
         .col_expr(order::Column::CurrencyCode, Expr::value(currency_code))
         .col_expr(order::Column::TotalMinor, Expr::value(total_minor))
         .col_expr(order::Column::UpdateTime, Expr::value(at))
         .filter(order::Column::Id.eq(id))
-        .filter(order::Column::Status.eq(Status::Pending.as_str()))
+        .filter(order::Column::Status.eq(Status::Pending))
         .into_query();
     let rows = lines
         .iter()
@@ -250,7 +237,7 @@ pub async fn fail(
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let won = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(Status::Failed.as_str()))
+        .col_expr(order::Column::Status, Expr::value(Status::Failed))
         .col_expr(order::Column::StockReleased, Expr::value(released))
         .col_expr(order::Column::FailureCode, Expr::value(failure.code))
         .col_expr(
@@ -263,7 +250,7 @@ pub async fn fail(
         )
         .col_expr(order::Column::UpdateTime, Expr::value(at))
         .filter(order::Column::Id.eq(id))
-        .filter(order::Column::Status.eq(Status::Pending.as_str()))
+        .filter(order::Column::Status.eq(Status::Pending))
         .exec(&txn)
         .await?
         .rows_affected
@@ -290,7 +277,7 @@ pub async fn retry(
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let won = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(Status::Pending.as_str()))
+        .col_expr(order::Column::Status, Expr::value(Status::Pending))
         .col_expr(order::Column::Attempt, Expr::value(attempt + 1))
         .col_expr(order::Column::FailureCode, Expr::value(Option::<i32>::None))
         .col_expr(
@@ -303,7 +290,7 @@ pub async fn retry(
         )
         .col_expr(order::Column::UpdateTime, Expr::value(at))
         .filter(order::Column::Id.eq(id))
-        .filter(order::Column::Status.eq(Status::Failed.as_str()))
+        .filter(order::Column::Status.eq(Status::Failed))
         .filter(order::Column::Attempt.eq(attempt))
         .exec(&txn)
         .await?
@@ -332,10 +319,10 @@ pub async fn transition(
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let mut update = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(to.as_str()))
+        .col_expr(order::Column::Status, Expr::value(to))
         .col_expr(order::Column::UpdateTime, Expr::value(at))
         .filter(order::Column::Id.eq(id))
-        .filter(order::Column::Status.eq(from.as_str()));
+        .filter(order::Column::Status.eq(from));
     if let Some(reason) = cancel_reason {
         update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
     }
@@ -386,7 +373,7 @@ pub async fn list(
         find = find.filter(order::Column::CustomerId.eq(customer));
     }
     if let Some(status) = status {
-        find = find.filter(order::Column::Status.eq(status.as_str()));
+        find = find.filter(order::Column::Status.eq(status));
     }
     if let Some(before) = before {
         find = find.filter(order::Column::Id.lt(before));
@@ -415,15 +402,12 @@ pub async fn unfinished(
             sea_orm::Condition::any()
                 .add(
                     sea_orm::Condition::all()
-                        .add(order::Column::Status.eq(Status::Pending.as_str()))
+                        .add(order::Column::Status.eq(Status::Pending))
                         .add(order::Column::UpdateTime.lt(older_than)),
                 )
                 .add(
                     sea_orm::Condition::all()
-                        .add(
-                            order::Column::Status
-                                .is_in([Status::Cancelled.as_str(), Status::Failed.as_str()]),
-                        )
+                        .add(order::Column::Status.is_in([Status::Cancelled, Status::Failed]))
                         .add(order::Column::StockReleased.eq(false)),
                 ),
         )

@@ -10,6 +10,7 @@ testkit::test_on_each_db!(
     customers_see_only_their_own_orders,
     cancelling_returns_the_stock_once,
     status_moves_only_forward_and_only_by_admins,
+    a_stored_status_this_build_does_not_know_is_an_error,
 );
 
 async fn customers_see_only_their_own_orders(db: TestDb) {
@@ -197,4 +198,27 @@ async fn status_moves_only_forward_and_only_by_admins(db: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(backwards.code(), Code::InvalidArgument);
+}
+
+async fn a_stored_status_this_build_does_not_know_is_an_error(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let a = mesh.product("ODD", 100, 5).await;
+    let order = mesh
+        .order(&mesh.alice, "odd-0", &[(&a.id, 1)])
+        .await
+        .unwrap();
+    let changed = testkit::execute(
+        &mesh.orders_db,
+        &format!(
+            "UPDATE orders SET status = 'archived' WHERE id = '{}'",
+            order.id
+        ),
+    )
+    .await;
+    assert_eq!(changed, 1);
+    // Never read as some status it is not: the read fails, and says so
+    // only in the log.
+    let odd = mesh.get(&mesh.alice, &order.id).await.unwrap_err();
+    assert_eq!(odd.code(), Code::Internal, "{odd:?}");
+    assert!(!odd.message().contains("archived"), "{odd:?}");
 }

@@ -9,23 +9,9 @@ use sea_orm::{
     QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
+use super::quote::QuoteState;
 use super::{quote, quote_line};
 use crate::model::{Quote, QuoteLine, QuoteUse};
-
-const OPEN: &str = "open";
-const CONSUMED: &str = "consumed";
-
-/// Whether a stored state is consumed; a state this build does not know
-/// (a newer schema, a hand edit) is an error, never read as open.
-fn is_consumed(id: &str, state: &str) -> Result<bool, DbErr> {
-    match state {
-        OPEN => Ok(false),
-        CONSUMED => Ok(true),
-        other => Err(DbErr::Custom(format!(
-            "quote {id} has unknown state {other:?}"
-        ))),
-    }
-}
 
 /// Stores a new quote with its lines.
 pub async fn insert(db: &DatabaseConnection, q: &Quote) -> Result<(), DbErr> {
@@ -33,7 +19,7 @@ pub async fn insert(db: &DatabaseConnection, q: &Quote) -> Result<(), DbErr> {
     quote::Entity::insert(quote::ActiveModel {
         id: Set(q.id.clone()),
         customer_id: Set(q.customer_id.clone()),
-        state: Set(OPEN.to_owned()),
+        state: Set(QuoteState::Open),
         currency_code: Set(q.currency_code.clone()),
         total_minor: Set(q.total_minor),
         create_time: Set(q.create_time),
@@ -73,7 +59,7 @@ pub async fn open_count(
     quote::Entity::find()
         .filter(quote::Column::CustomerId.eq(customer_id))
         .filter(quote::Column::ExpireTime.gt(now))
-        .filter(quote::Column::State.eq(OPEN))
+        .filter(quote::Column::State.eq(QuoteState::Open))
         .count(db)
         .await
 }
@@ -99,7 +85,7 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Quote>, D
         })
         .collect();
     Ok(Some(Quote {
-        consumed: is_consumed(&row.id, &row.state)?,
+        consumed: row.state == QuoteState::Consumed,
         id: row.id,
         customer_id: row.customer_id,
         currency_code: row.currency_code,
@@ -121,7 +107,7 @@ pub async fn consume(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let result = quote::Entity::update_many()
-        .col_expr(quote::Column::State, Expr::value(CONSUMED))
+        .col_expr(quote::Column::State, Expr::value(QuoteState::Consumed))
         .col_expr(quote::Column::OrderId, Expr::value(using.order_id.clone()))
         .col_expr(
             quote::Column::ReservationId,
@@ -130,7 +116,7 @@ pub async fn consume(
         .col_expr(quote::Column::ConsumeTime, Expr::value(now))
         .filter(quote::Column::Id.eq(using.quote_id.clone()))
         .filter(quote::Column::CustomerId.eq(using.customer_id.clone()))
-        .filter(quote::Column::State.eq(OPEN))
+        .filter(quote::Column::State.eq(QuoteState::Open))
         .filter(quote::Column::ExpireTime.gt(now))
         .exec(db)
         .await?;
@@ -141,7 +127,7 @@ pub async fn consume(
 /// got the stock); how many it reopened (0 or 1).
 pub async fn give_back(db: &impl ConnectionTrait, reservation_id: &str) -> Result<u64, DbErr> {
     let result = quote::Entity::update_many()
-        .col_expr(quote::Column::State, Expr::value(OPEN))
+        .col_expr(quote::Column::State, Expr::value(QuoteState::Open))
         .col_expr(quote::Column::OrderId, Expr::value(Option::<String>::None))
         .col_expr(
             quote::Column::ReservationId,
@@ -152,7 +138,7 @@ pub async fn give_back(db: &impl ConnectionTrait, reservation_id: &str) -> Resul
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(quote::Column::ReservationId.eq(reservation_id))
-        .filter(quote::Column::State.eq(CONSUMED))
+        .filter(quote::Column::State.eq(QuoteState::Consumed))
         .exec(db)
         .await?;
     Ok(result.rows_affected)
@@ -165,7 +151,7 @@ pub async fn prune(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64
     let stale = Query::select()
         .column(quote::Column::Id)
         .from(quote::Entity)
-        .and_where(quote::Column::State.eq(OPEN))
+        .and_where(quote::Column::State.eq(QuoteState::Open))
         .and_where(quote::Column::ExpireTime.lt(before))
         .to_owned();
     quote_line::Entity::delete_many()
@@ -173,7 +159,7 @@ pub async fn prune(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64
         .exec(&txn)
         .await?;
     let pruned = quote::Entity::delete_many()
-        .filter(quote::Column::State.eq(OPEN))
+        .filter(quote::Column::State.eq(QuoteState::Open))
         .filter(quote::Column::ExpireTime.lt(before))
         .exec(&txn)
         .await?

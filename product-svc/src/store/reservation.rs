@@ -8,8 +8,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    /// `reserved`, `committed`, `released` or `expired`.
-    pub state: String,
+    /// Stored by name (`reserved`, `committed`, …).
+    pub state: crate::model::State,
     /// SHA-256 of the requested lines, for idempotent retries.
     pub lines_digest: String,
     pub create_time: DateTimeUtc,

@@ -15,14 +15,10 @@ use sea_orm::{
 use super::{product, reservation, reservation_line};
 use crate::model::{Product, Reservation, ReservedLine, State};
 
-fn parse_state(name: &str) -> Option<State> {
-    State::ALL.into_iter().find(|s| s.as_str() == name)
-}
-
 fn header(r: &Reservation) -> reservation::ActiveModel {
     reservation::ActiveModel {
         id: Set(r.id.clone()),
-        state: Set(r.state.as_str().to_owned()),
+        state: Set(r.state),
         lines_digest: Set(r.lines_digest.clone()),
         create_time: Set(r.create_time),
         expire_time: Set(r.expire_time),
@@ -227,10 +223,10 @@ pub async fn transition(
     at: DateTime<Utc>,
 ) -> Result<Option<Reservation>, DbErr> {
     let mut update = reservation::Entity::update_many()
-        .col_expr(reservation::Column::State, Expr::value(to.as_str()))
+        .col_expr(reservation::Column::State, Expr::value(to))
         .col_expr(reservation::Column::UpdateTime, Expr::value(at))
         .filter(reservation::Column::Id.eq(id))
-        .filter(reservation::Column::State.eq(from.as_str()));
+        .filter(reservation::Column::State.eq(from));
     update = match expiry {
         Expiry::Any => update,
         Expiry::ExpiredAt(t) => update.filter(reservation::Column::ExpireTime.lt(t)),
@@ -242,13 +238,13 @@ pub async fn transition(
     else {
         return Ok(None);
     };
-    from_rows(id, &rows)
+    from_rows(&rows)
 }
 
 /// The reservation with its lines.
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Reservation>, DbErr> {
     let rows = db.query_all(&with_lines(id)).await?;
-    from_rows(id, &rows)
+    from_rows(&rows)
 }
 
 /// Reservation `id` joined with its lines: a row per line, in product
@@ -292,17 +288,12 @@ fn with_lines(id: &str) -> SelectStatement {
 }
 
 /// The reservation in rows read by [`with_lines`]; `None` without rows.
-fn from_rows(id: &str, rows: &[QueryResult]) -> Result<Option<Reservation>, DbErr> {
+fn from_rows(rows: &[QueryResult]) -> Result<Option<Reservation>, DbErr> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
     let row = reservation::Model::from_query_result(first, "")?;
-    let state = parse_state(&row.state).ok_or_else(|| {
-        DbErr::Custom(format!(
-            "reservation {id} has unknown state {:?}",
-            row.state
-        ))
-    })?;
+    let state = row.state;
     let mut lines = Vec::with_capacity(rows.len());
     for line in rows {
         // The LEFT JOIN's row of a reservation without lines.
@@ -339,7 +330,7 @@ pub async fn expired(
     reservation::Entity::find()
         .select_only()
         .column(reservation::Column::Id)
-        .filter(reservation::Column::State.eq(State::Reserved.as_str()))
+        .filter(reservation::Column::State.eq(State::Reserved))
         .filter(reservation::Column::ExpireTime.lt(now))
         .order_by_asc(reservation::Column::ExpireTime)
         .limit(limit)
