@@ -71,18 +71,12 @@ impl oms_runtime::service::Service for Binary {
     type Config = Config;
     type App = App;
 
-    const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
+    const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> =
+        Some(oms_runtime::service::migrate::<Self>);
 
     fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
     }
-}
-
-fn migrate(config: Config) -> oms_runtime::service::Work {
-    oms_runtime::service::migrate_with::<migration::Migrator>(
-        SERVICE_INFO.name,
-        config.base.database_url,
-    )
 }
 
 /// order-svc, built: its database open (and migrated), recovery and the
@@ -91,10 +85,12 @@ pub type App = oms_runtime::app::GrpcApp<Binary>;
 
 impl oms_runtime::app::GrpcService for Binary {
     type Config = Config;
+    type Migrator = migration::Migrator;
+    const INFO: oms_runtime::server::ServiceInfo = SERVICE_INFO;
     const ADDR_VAR: &'static str = ADDR_VAR;
 
-    fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.base.addr
+    fn base(config: &Config) -> &oms_config::ServiceBase {
+        &config.base
     }
 
     async fn build(
@@ -113,9 +109,10 @@ pub async fn build_with(
     inventory: Arc<dyn inventory::Inventory>,
     listener: TcpListener,
 ) -> Result<App, StartupError> {
+    let limits = config.base.grpc_limits;
     build_parts(config, inventory, listener)
         .await
-        .map(App::from_parts)
+        .map(|parts| App::from_parts(limits, parts))
 }
 
 async fn build_parts(
@@ -187,8 +184,6 @@ async fn build_parts(
         },
     )?;
     Ok(oms_runtime::app::GrpcParts {
-        info: SERVICE_INFO,
-        limits: config.base.grpc_limits,
         routes,
         auth,
         listener,

@@ -15,7 +15,7 @@ use tonic::service::Routes;
 use crate::StartupError;
 use crate::auth::AuthLayer;
 use crate::info::ServiceInfo;
-use oms_config::GrpcLimits;
+use oms_config::{GrpcLimits, ServiceBase};
 
 /// The future that tells an app to stop.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -79,14 +79,10 @@ impl std::fmt::Debug for Owned {
     }
 }
 
-/// A gRPC service's built state: what [`crate::server::serve_grpc`]
-/// needs, plus the background work that lives as long as the server.
+/// What a gRPC service builds: its routes and auth, its listeners, and
+/// the background work that lives as long as the server.
 #[derive(Debug)]
 pub struct GrpcParts {
-    /// What reflection and health advertise.
-    pub info: ServiceInfo,
-    /// The bounds the listener keeps.
-    pub limits: GrpcLimits,
     /// The service's own routes (health and reflection are added).
     pub routes: Routes,
     /// Checks every bearer token.
@@ -99,14 +95,20 @@ pub struct GrpcParts {
     pub owned: Owned,
 }
 
-/// What a gRPC service says about itself to be built as a [`GrpcApp`].
+/// What a gRPC service says about itself to be built as a [`GrpcApp`]
+/// (and migrated by its binary's `migrate`, [`crate::service::migrate`]).
 pub trait GrpcService: Send + 'static {
     /// Its configuration.
     type Config: Send + 'static;
+    /// Its schema's migrations.
+    type Migrator: sea_orm_migration::MigratorTrait;
+    /// What reflection and health advertise; its name is the service's.
+    const INFO: ServiceInfo;
     /// The variable holding its listen address.
     const ADDR_VAR: &'static str;
-    /// Where the configuration says to listen.
-    fn listen_addr(config: &Self::Config) -> SocketAddr;
+    /// What it reads alike with every service: listen address, database,
+    /// gRPC limits.
+    fn base(config: &Self::Config) -> &ServiceBase;
     /// Opens what it needs and starts its background work, on `listener`.
     fn build(
         config: Self::Config,
@@ -118,15 +120,18 @@ pub trait GrpcService: Send + 'static {
 #[derive(Debug)]
 pub struct GrpcApp<S> {
     parts: GrpcParts,
+    limits: GrpcLimits,
     service: PhantomData<fn() -> S>,
 }
 
 impl<S: GrpcService> GrpcApp<S> {
     /// The app of parts built another way than [`GrpcService::build`]
-    /// (a test's own collaborator in place of a real one).
-    pub fn from_parts(parts: GrpcParts) -> Self {
+    /// (a test's own collaborator in place of a real one), served within
+    /// `limits`.
+    pub fn from_parts(limits: GrpcLimits, parts: GrpcParts) -> Self {
         Self {
             parts,
+            limits,
             service: PhantomData,
         }
     }
@@ -137,16 +142,18 @@ impl<S: GrpcService> Application for GrpcApp<S> {
     const ADDR_VAR: &'static str = S::ADDR_VAR;
 
     fn listen_addr(config: &S::Config) -> SocketAddr {
-        S::listen_addr(config)
+        S::base(config).addr
     }
 
     async fn build_on(config: S::Config, listener: TcpListener) -> Result<Self, StartupError> {
+        let limits = S::base(&config).grpc_limits;
         // Boxed: a service's build is a deep future, and a caller awaiting
         // several (oms, a test) would otherwise nest them all in one type
         // too deep for the compiler's layout queries.
-        Box::pin(S::build(config, listener))
-            .await
-            .map(Self::from_parts)
+        Ok(Self::from_parts(
+            limits,
+            Box::pin(S::build(config, listener)).await?,
+        ))
     }
 
     fn addr(&self) -> SocketAddr {
@@ -161,8 +168,6 @@ impl<S: GrpcService> Application for GrpcApp<S> {
     /// or relay outlives no server.
     async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), StartupError> {
         let GrpcParts {
-            info,
-            limits,
             routes,
             auth,
             listener,
@@ -170,8 +175,8 @@ impl<S: GrpcService> Application for GrpcApp<S> {
             owned,
         } = self.parts;
         let served = crate::server::serve_grpc(
-            info,
-            limits,
+            S::INFO,
+            self.limits,
             routes,
             auth,
             listener,

@@ -46,6 +46,12 @@ pub trait Service {
     }
 }
 
+/// The `migrate` subcommand of gRPC service `S`: its database brought up
+/// to date with its migrations (`const MIGRATE = Some(migrate::<Self>)`).
+pub fn migrate<S: crate::app::GrpcService>(config: S::Config) -> Work {
+    migrate_with::<S::Migrator>(S::INFO.name, S::base(&config).database_url.clone())
+}
+
 /// The work of a `migrate` subcommand: brings the schema of `url` up to
 /// date with `M`'s migrations and exits.
 pub fn migrate_with<M: MigratorTrait>(name: &'static str, url: DatabaseUrl) -> Work {

@@ -73,7 +73,8 @@ impl oms_runtime::service::Service for Binary {
     type Config = Config;
     type App = App;
 
-    const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> = Some(migrate);
+    const MIGRATE: Option<fn(Config) -> oms_runtime::service::Work> =
+        Some(oms_runtime::service::migrate::<Self>);
 
     fn config(env: &oms_config::Env) -> Result<Config, oms_config::ConfigError> {
         Config::from_env(env, "DATABASE_URL")
@@ -84,23 +85,18 @@ impl oms_runtime::service::Service for Binary {
     }
 }
 
-fn migrate(config: Config) -> oms_runtime::service::Work {
-    oms_runtime::service::migrate_with::<migration::Migrator>(
-        SERVICE_INFO.name,
-        config.base.database_url,
-    )
-}
-
 /// user-svc, built: its database open (and migrated), the token store and
 /// signing keys loaded, the bootstrap admin in place, its listeners bound.
 pub type App = oms_runtime::app::GrpcApp<Binary>;
 
 impl oms_runtime::app::GrpcService for Binary {
     type Config = Config;
+    type Migrator = migration::Migrator;
+    const INFO: oms_runtime::server::ServiceInfo = SERVICE_INFO;
     const ADDR_VAR: &'static str = ADDR_VAR;
 
-    fn listen_addr(config: &Config) -> std::net::SocketAddr {
-        config.base.addr
+    fn base(config: &Config) -> &oms_config::ServiceBase {
+        &config.base
     }
 
     async fn build(
@@ -205,8 +201,6 @@ async fn build_parts(
     });
     let auth = oms_runtime::auth::AuthLayer::new(Arc::new(verifier));
     Ok(oms_runtime::app::GrpcParts {
-        info: SERVICE_INFO,
-        limits: config.base.grpc_limits,
         routes,
         auth,
         listener,
