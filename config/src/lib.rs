@@ -360,6 +360,8 @@ pub struct ServiceBase {
     /// (`OMS_MIGRATE_ON_START`, default true) or only checks that they
     /// were applied (by `<service> migrate`, the deploy's Job).
     pub migrate_on_start: bool,
+    /// How its gRPC clients find their peers.
+    pub resolve: ResolveConfig,
 }
 
 impl ServiceBase {
@@ -373,6 +375,7 @@ impl ServiceBase {
             jwt_issuer: env.jwt_issuer()?,
             grpc_limits: GrpcLimits::from_env(env)?,
             migrate_on_start: env.flag("OMS_MIGRATE_ON_START", true)?,
+            resolve: ResolveConfig::from_env(env)?,
         })
     }
 }
@@ -560,6 +563,66 @@ impl PeerAddr {
     pub fn uri(&self) -> String {
         format!("http://{}", self.0)
     }
+
+    /// The host: a DNS name, or an IP address (an IPv6 one without its
+    /// brackets).
+    pub fn host(&self) -> &str {
+        let host = self.0.rsplit_once(':').map_or("", |(host, _)| host);
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
+
+    /// The port (checked by [`PeerAddr::parse`]).
+    pub fn port(&self) -> u16 {
+        self.0
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// How every gRPC client of the mesh finds its peers: a peer's name is
+/// resolved to all its addresses, again every `interval`, by the system's
+/// resolver or by the name server `dns_server` (Consul's DNS interface, a
+/// cluster DNS reached directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolveConfig {
+    /// How often a peer's name is resolved again (`OMS_RESOLVE_INTERVAL`).
+    pub interval: Duration,
+    /// The name server asked instead of the system's resolver
+    /// (`OMS_DNS_SERVER`, `ip:port`).
+    pub dns_server: Option<SocketAddr>,
+}
+
+/// The variable of [`ResolveConfig::interval`].
+pub const RESOLVE_INTERVAL_VAR: &str = "OMS_RESOLVE_INTERVAL";
+/// The variable of [`ResolveConfig::dns_server`].
+pub const DNS_SERVER_VAR: &str = "OMS_DNS_SERVER";
+
+impl Default for ResolveConfig {
+    /// Every 5 s (as gRPC's own DNS resolvers poll), by the system resolver.
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            dns_server: None,
+        }
+    }
+}
+
+impl ResolveConfig {
+    /// Reads it: `OMS_RESOLVE_INTERVAL` from 1s to 5m (default 5s),
+    /// `OMS_DNS_SERVER` an `ip:port` if set.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            interval: env.duration(
+                RESOLVE_INTERVAL_VAR,
+                Self::default().interval,
+                Duration::from_secs(1)..=Duration::from_secs(300),
+            )?,
+            dns_server: env.optional_socket_addr(DNS_SERVER_VAR)?,
+        })
+    }
 }
 
 impl From<SocketAddr> for PeerAddr {
@@ -691,6 +754,32 @@ mod tests {
     }
 
     #[test]
+    fn peers_are_resolved_every_5s_by_the_system_unless_told() {
+        assert_eq!(
+            ResolveConfig::from_env(&Env::from_pairs([] as [(&str, &str); 0])).unwrap(),
+            ResolveConfig::default()
+        );
+        let told = ResolveConfig::from_env(&Env::from_pairs([
+            (RESOLVE_INTERVAL_VAR, "2s"),
+            (DNS_SERVER_VAR, "127.0.0.1:8600"),
+        ]))
+        .unwrap();
+        assert_eq!(told.interval, Duration::from_secs(2));
+        assert_eq!(
+            told.dns_server,
+            Some(SocketAddr::from(([127, 0, 0, 1], 8600)))
+        );
+        for (var, bad) in [
+            (RESOLVE_INTERVAL_VAR, "0s"),
+            (RESOLVE_INTERVAL_VAR, "1h"),
+            (DNS_SERVER_VAR, "consul:8600"),
+        ] {
+            let err = ResolveConfig::from_env(&Env::from_pairs([(var, bad)])).unwrap_err();
+            assert_eq!(err.var, var);
+        }
+    }
+
+    #[test]
     fn peers_are_found_by_name_or_address() {
         for good in [
             "user-svc:50051",
@@ -701,6 +790,10 @@ mod tests {
             let peer = PeerAddr::parse(good).unwrap();
             assert_eq!(peer.uri(), format!("http://{good}"));
         }
+        let v6 = PeerAddr::parse("[::1]:8080").unwrap();
+        assert_eq!((v6.host(), v6.port()), ("::1", 8080));
+        let named = PeerAddr::parse("user-svc:50051").unwrap();
+        assert_eq!((named.host(), named.port()), ("user-svc", 50051));
         for bad in [
             "user-svc",
             "user-svc:70000",

@@ -2,10 +2,7 @@
 //! channel to each. Channels connect lazily and reconnect on their own, so
 //! the gateway starts before its backends.
 
-use oms_config::PeerAddr;
-use std::time::Duration;
-
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::Config;
 
@@ -54,8 +51,18 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
-    /// Builds the channels without connecting.
-    pub(crate) fn connect_lazy(config: &Config) -> Result<Self, tonic::transport::Error> {
+    /// Builds the channels (to every replica of each service, found as
+    /// `config.resolve` says) without connecting.
+    pub(crate) fn connect_lazy(
+        config: &Config,
+    ) -> Result<Self, oms_runtime::channel::ChannelError> {
+        let channel = |addr| {
+            oms_runtime::channel::balanced(
+                addr,
+                config.resolve,
+                oms_runtime::channel::ChannelOptions::default(),
+            )
+        };
         Ok(Self {
             user: channel(&config.user_svc_addr)?,
             product: channel(&config.product_svc_addr)?,
@@ -71,11 +78,4 @@ impl Backends {
             Service::Order => self.order.clone(),
         }
     }
-}
-
-fn channel(addr: &PeerAddr) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(addr.uri())?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .connect_lazy())
 }

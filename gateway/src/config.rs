@@ -26,6 +26,8 @@ pub struct Config {
     pub proxy_secret: Option<oms_config::SecretString>,
     /// What clients' connections may hold.
     pub connections: crate::transport::ConnectionLimits,
+    /// How the backends' replicas are found.
+    pub resolve: oms_config::ResolveConfig,
 }
 
 impl Config {
@@ -39,6 +41,7 @@ impl Config {
             cors_allowed_origins: cors_origins(env)?,
             proxy_secret: env.proxy_secret()?,
             connections: connection_limits(env)?,
+            resolve: oms_config::ResolveConfig::from_env(env)?,
         })
     }
 }

@@ -6,7 +6,8 @@
 //! reservation ID), so retrying is safe. [`GrpcInventory`] is the
 //! [`Inventory`] port over these calls: wire types end here.
 
-use oms_config::PeerAddr;
+use oms_config::{PeerAddr, ResolveConfig};
+use oms_runtime::channel::ChannelError;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use oms_proto::product::v1::{self as pb, inventory_service_client::InventoryServ
 use oms_proto::user::v1::{IssueServiceTokenRequest, auth_service_client::AuthServiceClient};
 use secrecy::ExposeSecret as _;
 use tokio::sync::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::config::ClientSecret;
@@ -49,11 +50,19 @@ pub fn call_context<T>(request: &Request<T>) -> CallContext {
     }
 }
 
-fn channel(addr: &PeerAddr, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(addr.uri())?
-        .connect_timeout(timeout)
-        .tcp_nodelay(true)
-        .connect_lazy())
+fn channel(
+    addr: &PeerAddr,
+    resolve: ResolveConfig,
+    timeout: Duration,
+) -> Result<Channel, ChannelError> {
+    oms_runtime::channel::balanced(
+        addr,
+        resolve,
+        oms_runtime::channel::ChannelOptions {
+            connect_timeout: timeout,
+            call_timeout: None,
+        },
+    )
 }
 
 #[derive(Clone)]
@@ -81,15 +90,17 @@ impl std::fmt::Debug for ServiceTokens {
 }
 
 impl ServiceTokens {
-    /// Tokens for `client_id` from user-svc at `user_svc`.
+    /// Tokens for `client_id` from user-svc at `user_svc` (its replicas
+    /// found as `resolve` says).
     pub fn new(
         user_svc: &PeerAddr,
+        resolve: ResolveConfig,
         client_id: String,
         secret: ClientSecret,
         timeout: Duration,
-    ) -> Result<Self, tonic::transport::Error> {
+    ) -> Result<Self, ChannelError> {
         Ok(Self {
-            auth: AuthServiceClient::new(channel(user_svc, timeout)?),
+            auth: AuthServiceClient::new(channel(user_svc, resolve, timeout)?),
             client_id,
             secret,
             timeout,
@@ -255,14 +266,16 @@ fn to_reservation(reservation: Option<pb::Reservation>) -> Result<Reservation, I
 }
 
 impl GrpcInventory {
-    /// A client for product-svc at `addr`.
+    /// A client for product-svc at `addr` (its replicas found as
+    /// `resolve` says).
     pub fn new(
         addr: &PeerAddr,
+        resolve: ResolveConfig,
         tokens: ServiceTokens,
         timeout: Duration,
-    ) -> Result<Self, tonic::transport::Error> {
+    ) -> Result<Self, ChannelError> {
         Ok(Self {
-            client: InventoryServiceClient::new(channel(addr, timeout)?),
+            client: InventoryServiceClient::new(channel(addr, resolve, timeout)?),
             tokens,
             timeout,
         })
@@ -277,17 +290,23 @@ impl GrpcInventory {
                 "must be set: order-svc's OAuth2 client secret at user-svc",
             )
         })?;
-        let dependency = |e: tonic::transport::Error| {
-            oms_runtime::StartupError::setup("order-svc dependencies", e)
-        };
+        let dependency =
+            |e: ChannelError| oms_runtime::StartupError::setup("order-svc dependencies", e);
         let tokens = ServiceTokens::new(
             &config.user_svc_addr,
+            config.base.resolve,
             config.client_id.clone(),
             secret,
             config.call_timeout,
         )
         .map_err(dependency)?;
-        Self::new(&config.product_svc_addr, tokens, config.call_timeout).map_err(dependency)
+        Self::new(
+            &config.product_svc_addr,
+            config.base.resolve,
+            tokens,
+            config.call_timeout,
+        )
+        .map_err(dependency)
     }
 
     /// One idempotent call: token, deadline, trace context, retries on

@@ -176,6 +176,7 @@ async fn build_parts(
     })?;
     let auth = oms_runtime::auth::layer_for(
         &config.user_svc_addr,
+        config.base.resolve,
         &config.base.jwt_issuer,
         None,
         oms_runtime::auth::ClientCredentials {

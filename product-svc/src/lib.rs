@@ -243,6 +243,7 @@ async fn build_parts(
     })?;
     let auth = oms_runtime::auth::layer_for(
         &config.user_svc_addr,
+        config.base.resolve,
         &config.base.jwt_issuer,
         Some(AUDIENCE),
         oms_runtime::auth::ClientCredentials {

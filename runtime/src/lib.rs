@@ -13,6 +13,8 @@
 //!   [`connections`] and [`call_limits`], whose refusals [`refusals`]
 //!   counts and logs; [`listen`] opens its listeners, [`info`] is what a
 //!   service tells it about itself, [`admin`] serves `/metrics`.
+//! - [`channel`] makes every gRPC client channel: a peer's name resolved
+//!   to all its addresses, again and again, calls spread over them.
 //! - [`observe`] gives every gRPC call a span, an access line and metrics.
 //! - [`auth`] verifies access tokens and says who is calling.
 //! - [`error`] is the single mapping from a service's errors to
@@ -29,6 +31,7 @@ pub mod app;
 pub mod auth;
 pub mod background;
 pub mod call_limits;
+pub mod channel;
 pub mod cli;
 pub mod connections;
 pub mod error;

@@ -14,6 +14,7 @@
 //! - [`users`] gives user-svc its test admin and clients, and registers,
 //!   signs in and gets service tokens; [`clients`] writes
 //!   `OMS_SERVICE_CLIENTS` entries.
+//! - [`dns`] runs a real DNS server (dnsmasq) answering the test's names.
 //! - [`relay`] is a TCP relay a test can cut, to restart a service behind
 //!   a fixed address; [`ports`] holds a port that refuses connections.
 //! - [`raw`] calls any gRPC method with raw bytes; [`raw_h2`] is an
@@ -29,6 +30,7 @@
 pub mod backends;
 pub mod cli;
 pub mod clients;
+pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod ports;
@@ -49,6 +51,7 @@ pub use backends::{
     require_backend, s3_test_bucket,
 };
 pub use cli::{assert_cli_basics, run_binary};
+pub use dns::Dnsmasq;
 pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
     reflected_services, reflection_knows_symbol, spawn, spawn_with, violated_fields,

@@ -43,23 +43,33 @@ pub struct GrpcJwks {
 }
 
 impl GrpcJwks {
-    /// Keys from user-svc at `addr` (connects on first use).
-    pub fn new(addr: &oms_config::PeerAddr) -> Result<Self, tonic::transport::Error> {
+    /// Keys from user-svc at `addr`, found as `resolve` says (connects on
+    /// first use).
+    pub fn new(
+        addr: &oms_config::PeerAddr,
+        resolve: oms_config::ResolveConfig,
+    ) -> Result<Self, crate::channel::ChannelError> {
         Ok(Self {
-            channel: user_svc_channel(addr)?,
+            channel: user_svc_channel(addr, resolve)?,
         })
     }
 }
 
-/// A lazily connected channel to user-svc for verifiers' background
-/// fetches: short timeouts, since a request may be waiting on the keys.
+/// A lazily connected channel to user-svc's replicas for verifiers'
+/// background fetches: short timeouts, since a request may be waiting on
+/// the keys.
 pub(super) fn user_svc_channel(
     addr: &oms_config::PeerAddr,
-) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(tonic::transport::Endpoint::from_shared(addr.uri())?
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(3))
-        .connect_lazy())
+    resolve: oms_config::ResolveConfig,
+) -> Result<tonic::transport::Channel, crate::channel::ChannelError> {
+    crate::channel::balanced(
+        addr,
+        resolve,
+        crate::channel::ChannelOptions {
+            connect_timeout: std::time::Duration::from_secs(2),
+            call_timeout: Some(std::time::Duration::from_secs(3)),
+        },
+    )
 }
 
 #[async_trait]

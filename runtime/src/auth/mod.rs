@@ -40,14 +40,16 @@ pub struct BadUserSvcAddr {
     pub addr: String,
     /// Why it cannot be used.
     #[source]
-    pub source: tonic::transport::Error,
+    pub source: crate::channel::ChannelError,
 }
 
-/// The auth layer of a service that trusts user-svc at `user_svc_addr`:
-/// tokens from `issuer`, service tokens only for `service_audience`; the
-/// revocation list is read as `credentials` (it is not public).
+/// The auth layer of a service that trusts user-svc at `user_svc_addr`
+/// (its replicas found as `resolve` says): tokens from `issuer`, service
+/// tokens only for `service_audience`; the revocation list is read as
+/// `credentials` (it is not public).
 pub fn layer_for(
     user_svc_addr: &oms_config::PeerAddr,
+    resolve: oms_config::ResolveConfig,
     issuer: &str,
     service_audience: Option<&str>,
     credentials: ClientCredentials,
@@ -56,8 +58,8 @@ pub fn layer_for(
         addr: user_svc_addr.to_string(),
         source,
     };
-    let jwks = GrpcJwks::new(user_svc_addr).map_err(bad)?;
-    let revocations = GrpcRevocations::new(user_svc_addr, credentials).map_err(bad)?;
+    let jwks = GrpcJwks::new(user_svc_addr, resolve).map_err(bad)?;
+    let revocations = GrpcRevocations::new(user_svc_addr, resolve, credentials).map_err(bad)?;
     let verifier = Verifier::new(
         VerifierConfig::new(issuer, service_audience),
         std::sync::Arc::new(jwks),

@@ -156,9 +156,10 @@ impl GrpcRevocations {
     /// `credentials`.
     pub fn new(
         addr: &oms_config::PeerAddr,
+        resolve: oms_config::ResolveConfig,
         credentials: super::ClientCredentials,
-    ) -> Result<Self, tonic::transport::Error> {
-        let channel = super::jwks::user_svc_channel(addr)?;
+    ) -> Result<Self, crate::channel::ChannelError> {
+        let channel = super::jwks::user_svc_channel(addr, resolve)?;
         Ok(Self {
             token: Arc::new(super::ServiceToken::new(
                 channel.clone(),

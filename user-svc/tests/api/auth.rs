@@ -649,7 +649,9 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
         .access_token;
     let verifier = oms_runtime::auth::Verifier::new(
         oms_runtime::auth::VerifierConfig::new("oms-user-svc", Some("product-svc")),
-        std::sync::Arc::new(oms_runtime::auth::GrpcJwks::new(&svc.addr.into()).unwrap()),
+        std::sync::Arc::new(
+            oms_runtime::auth::GrpcJwks::new(&svc.addr.into(), Default::default()).unwrap(),
+        ),
     );
     assert_eq!(
         verifier.verify(&token).await.unwrap(),

@@ -1,0 +1,236 @@
+//! The mesh's client channels against a real DNS server (dnsmasq) and
+//! real gRPC servers on several loopback addresses: calls spread over
+//! every address of a name, follow the name as it gains and loses
+//! addresses, and keep the last addresses when the name stops resolving.
+
+// Tests unwrap: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use oms_config::{PeerAddr, ResolveConfig};
+use oms_runtime::channel::{ChannelOptions, balanced};
+use testkit::{Dnsmasq, eventually};
+use tonic::transport::Channel;
+
+const NAME: &str = "product-svc.oms.test";
+
+/// A gRPC server (health only) on `ip:port` that counts the calls it gets.
+struct Replica {
+    calls: Arc<AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Replica {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Stops it: its listener closes, so its address refuses connections.
+    async fn stop(&mut self) {
+        self.stop.take();
+        (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+async fn replica(listener: tokio::net::TcpListener) -> Replica {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .trace_fn(move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tracing::Span::none()
+            })
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            }),
+    );
+    Replica {
+        calls,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// Listeners on one port of 127.0.0.2, .3 and .4 (a port free on all
+/// three, from the kernel's pick on the first).
+async fn listeners() -> (u16, Vec<tokio::net::TcpListener>) {
+    for _ in 0..20 {
+        let first = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        let mut all = vec![first];
+        for host in ["127.0.0.3", "127.0.0.4"] {
+            if let Ok(next) = tokio::net::TcpListener::bind((host, port)).await {
+                all.push(next);
+            }
+        }
+        if all.len() == 3 {
+            return (port, all);
+        }
+    }
+    panic!("no port free on 127.0.0.2, .3 and .4");
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+async fn check(channel: &Channel) {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    client
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("the call reaches a replica");
+}
+
+/// `n` calls: each replica's calls since, and how many calls failed.
+async fn attempt(channel: &Channel, replicas: &[Replica], n: usize) -> (Vec<usize>, usize) {
+    let before: Vec<usize> = replicas.iter().map(Replica::calls).collect();
+    let mut failed = 0;
+    for _ in 0..n {
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        if client
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .is_err()
+        {
+            failed += 1;
+        }
+    }
+    let shares = replicas
+        .iter()
+        .zip(before)
+        .map(|(r, b)| r.calls() - b)
+        .collect();
+    (shares, failed)
+}
+
+/// `n` calls, every one answered; each replica's calls since.
+async fn spread(channel: &Channel, replicas: &[Replica], n: usize) -> Vec<usize> {
+    let before: Vec<usize> = replicas.iter().map(Replica::calls).collect();
+    for _ in 0..n {
+        check(channel).await;
+    }
+    replicas
+        .iter()
+        .zip(before)
+        .map(|(r, b)| r.calls() - b)
+        .collect()
+}
+
+/// `oms_peer_resolve_failures_total` of `peer` in this process.
+fn resolve_failures(peer: &PeerAddr) -> u64 {
+    let label = format!("peer=\"{peer}\"");
+    oms_telemetry::metrics::render()
+        .lines()
+        .filter(|l| l.starts_with("oms_peer_resolve_failures_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_spread_over_every_address_and_follow_the_name() {
+    oms_telemetry::init_for_tests();
+    oms_telemetry::metrics::install();
+    let Some(dns) = Dnsmasq::start(&[(ip(2), NAME), (ip(3), NAME)]).await else {
+        return;
+    };
+    let (port, listeners) = listeners().await;
+    let mut replicas = Vec::new();
+    for listener in listeners {
+        replicas.push(replica(listener).await);
+    }
+    let peer = PeerAddr::parse(&format!("{NAME}:{port}")).unwrap();
+    let resolve = ResolveConfig {
+        interval: Duration::from_secs(1),
+        dns_server: Some(dns.addr()),
+    };
+    let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
+
+    // Both addresses of the name take a share; the third is not named.
+    let shares = spread(&channel, &replicas, 200).await;
+    assert!(shares[0] >= 50 && shares[1] >= 50, "{shares:?}");
+    assert_eq!(shares[2], 0, "{shares:?}");
+
+    // A replica added to DNS takes calls within a few resolve intervals.
+    dns.set_hosts(&[(ip(2), NAME), (ip(3), NAME), (ip(4), NAME)]);
+    eventually(
+        Duration::from_secs(15),
+        "the added replica to take calls",
+        || async { (spread(&channel, &replicas, 20).await[2] > 0).then_some(()) },
+    )
+    .await;
+    let shares = spread(&channel, &replicas, 300).await;
+    assert!(shares.iter().all(|s| *s >= 50), "{shares:?}");
+
+    // A replica taken out of DNS gets no more calls.
+    dns.set_hosts(&[(ip(3), NAME), (ip(4), NAME)]);
+    eventually(
+        Duration::from_secs(15),
+        "the removed replica to get none",
+        || async { (spread(&channel, &replicas, 50).await[0] == 0).then_some(()) },
+    )
+    .await;
+
+    // A replica that stops refuses connections: it leaves the set (calls
+    // no longer fail on it), and takes calls again once it listens again.
+    replicas[1].stop().await;
+    eventually(
+        Duration::from_secs(15),
+        "the stopped replica to leave the set",
+        || async {
+            let (shares, failed) = attempt(&channel, &replicas, 30).await;
+            (failed == 0 && shares[2] == 30).then_some(())
+        },
+    )
+    .await;
+    replicas[1] = replica(tokio::net::TcpListener::bind((ip(3), port)).await.unwrap()).await;
+    eventually(
+        Duration::from_secs(15),
+        "the restarted replica to take calls",
+        || async { (spread(&channel, &replicas, 20).await[1] > 0).then_some(()) },
+    )
+    .await;
+
+    // A name that stops resolving keeps its last addresses (once a round
+    // has failed, as the failure counter says).
+    let failed_before = resolve_failures(&peer);
+    dns.set_hosts(&[(ip(9), "someone-else.oms.test")]);
+    eventually(
+        Duration::from_secs(15),
+        "a resolve round to fail",
+        || async { (resolve_failures(&peer) > failed_before).then_some(()) },
+    )
+    .await;
+    let shares = spread(&channel, &replicas, 100).await;
+    assert_eq!(shares[0], 0, "{shares:?}");
+    assert!(shares[1] >= 20 && shares[2] >= 20, "{shares:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_literal_is_one_endpoint_never_resolved() {
+    oms_telemetry::init_for_tests();
+    let (port, listeners) = listeners().await;
+    let mut replicas = Vec::new();
+    for listener in listeners {
+        replicas.push(replica(listener).await);
+    }
+    // A name server that does not exist: an IP literal never asks it.
+    let nowhere = testkit::ClosedPort::hold();
+    let resolve = ResolveConfig {
+        interval: Duration::from_secs(1),
+        dns_server: Some(nowhere.addr()),
+    };
+    let peer = PeerAddr::from(SocketAddr::new(ip(3), port));
+    let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
+    assert_eq!(spread(&channel, &replicas, 30).await, [0, 30, 0]);
+}
