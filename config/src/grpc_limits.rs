@@ -21,6 +21,11 @@ pub struct GrpcLimits {
     /// `grpc-timeout` (and the most any `grpc-timeout` gets): a call whose
     /// body never completes ends with DEADLINE_EXCEEDED.
     pub max_call_time: Duration,
+    /// How long a connection lives before the server asks the client to
+    /// make a new one (GOAWAY; calls in flight get `max_call_time` more):
+    /// clients that do not balance (grpcurl, generated clients behind a
+    /// ClusterIP) still spread over the replicas as time passes.
+    pub max_connection_age: Duration,
 }
 
 impl Default for GrpcLimits {
@@ -29,13 +34,14 @@ impl Default for GrpcLimits {
             max_connections: 512,
             max_calls: 2_048,
             max_call_time: Duration::from_secs(60),
+            max_connection_age: Duration::from_secs(300),
         }
     }
 }
 
 impl GrpcLimits {
     /// `OMS_GRPC_MAX_CONNECTIONS`, `OMS_GRPC_MAX_CALLS`,
-    /// `OMS_GRPC_MAX_CALL_TIME`, each bounded.
+    /// `OMS_GRPC_MAX_CALL_TIME`, `OMS_MAX_CONNECTION_AGE`, each bounded.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let default = Self::default();
         Ok(Self {
@@ -49,6 +55,11 @@ impl GrpcLimits {
                 "OMS_GRPC_MAX_CALL_TIME",
                 default.max_call_time,
                 Duration::from_secs(1)..=Duration::from_secs(3_600),
+            )?,
+            max_connection_age: env.duration(
+                "OMS_MAX_CONNECTION_AGE",
+                default.max_connection_age,
+                Duration::from_secs(1)..=Duration::from_secs(86_400),
             )?,
         })
     }

@@ -115,6 +115,10 @@ pub async fn serve_grpc(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(limits.max_calls)
         .timeout(limits.max_call_time)
+        // Aged connections are replaced by the client, so replicas added
+        // later get a share even from clients that never re-resolve.
+        .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(limits.max_call_time)
         // The first layer is the outermost: calls refused by `auth` or by
         // the limits are observed too.
         .layer(crate::observe::ObserveLayer::new(info))

@@ -13,6 +13,7 @@ testkit::test_on_each_db!(
     streams_past_the_call_limit_are_refused_and_memory_stays_bounded,
     declared_bodies_never_sent_reserve_nothing_and_end_at_the_deadline,
     connections_past_the_cap_are_closed_and_open_ones_keep_working,
+    connections_are_aged_out_so_clients_reconnect,
 );
 
 const LOGIN: &str = "/oms.user.v1.AuthService/Login";
@@ -140,4 +141,29 @@ async fn connections_past_the_cap_are_closed_and_open_ones_keep_working(db: Test
         || async move { RawH2::connect(svc.addr).await.map(|_| ()) },
     )
     .await;
+}
+
+async fn connections_are_aged_out_so_clients_reconnect(db: TestDb) {
+    let svc = start(
+        &db,
+        &[
+            ("OMS_MAX_CONNECTION_AGE", "1s"),
+            ("OMS_GRPC_MAX_CALL_TIME", "1s"),
+        ],
+    )
+    .await;
+    // An idle connection and one with a call in flight are both closed
+    // once their age and grace have passed; a new one works meanwhile.
+    let idle = RawH2::connect(svc.addr).await.expect("connects");
+    let mut busy = RawH2::connect(svc.addr).await.expect("connects");
+    busy.open_call(LOGIN, None).await.expect("sent");
+    eventually(Duration::from_secs(15), "aged connections to close", || {
+        let closed = idle.closed() && busy.closed();
+        async move { closed.then_some(()) }
+    })
+    .await;
+    assert!(
+        testkit::health_status(svc.channel(), "").await.is_ok(),
+        "a new connection is served"
+    );
 }
