@@ -108,11 +108,13 @@ def main() -> int:
             binary = Path(spec["entrypoint"][0]).name
             if binary != name or f"target/release/{binary}" not in dockerfile:
                 errors.append(f"{name}: entrypoint {spec['entrypoint']} is not a binary the Dockerfile builds")
-            # Only the gateway faces clients; a gRPC port is published on
-            # the host's loopback at most.
-            for port in spec.get("ports", []):
-                if name != "gateway" and not str(port).startswith("127.0.0.1:"):
-                    errors.append(f"{name}: port {port} is published beyond 127.0.0.1")
+            # Only the gateway faces clients. A backend publishes no host
+            # port and has no fixed container name, so it scales
+            # (`docker compose up --scale product-svc=2`).
+            if name != "gateway" and spec.get("ports"):
+                errors.append(f"{name}: publishes {spec['ports']}: a host port cannot be shared by replicas")
+            if "container_name" in spec:
+                errors.append(f"{name}: a fixed container_name cannot be shared by replicas")
             test = spec.get("healthcheck", {}).get("test", [])
             if test != ["CMD", f"/usr/local/bin/{binary}", "healthcheck"]:
                 errors.append(f"{name}: healthcheck {test} is not `{binary} healthcheck`")

@@ -199,6 +199,20 @@ def check_shape(objects: list[dict]) -> tuple[list[str], dict[str, dict]]:
     for name in ("mysql", "redis", "kafka"):
         if services.get(name, {}).get("spec", {}).get("type") != "ExternalName":
             errors.append(f"{name}: not an ExternalName Service")
+    # The mesh calls its peers by a headless Service's name: one address
+    # per ready pod, so its clients spread calls over every replica.
+    for deployment in of_kind(objects, "Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            for e in container.get("env", []):
+                if e["name"] not in ("USER_SVC_ADDR", "PRODUCT_SVC_ADDR", "ORDER_SVC_ADDR"):
+                    continue
+                host = str(e.get("value", "")).rsplit(":", 1)[0]
+                if host == "0.0.0.0":
+                    continue
+                service = services.get(host)
+                if service is None or service["spec"].get("clusterIP") != "None":
+                    errors.append(f"{deployment['metadata']['name']}: {e['name']} names {host}, "
+                                  "not a headless Service (clusterIP: None)")
     return errors, pods
 
 
