@@ -921,3 +921,48 @@ async fn a_direct_caller_on_a_trusted_address_without_the_proxy_secret_is_its_ow
         Code::Unauthenticated
     );
 }
+
+/// Two replicas on one database and one Redis (N replicas give an attacker
+/// no more guesses than one): the login limits are counted in Redis, so a
+/// burst split between them still reaches argon2 at most the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mariadb_and_redis_two_replicas_share_the_login_limits() {
+    oms_telemetry::init_for_tests();
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    if testkit::require_backend(testkit::backends::REDIS_VAR).is_none() {
+        return;
+    }
+    let prefix = format!("{}:", testkit::unique_name("oms_test"));
+    let shared = [
+        ("OMS_TRUSTED_PROXIES", "127.0.0.1,::1"),
+        ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "1000"),
+        ("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "5"),
+        ("OMS_REDIS_KEY_PREFIX", prefix.as_str()),
+    ];
+    let first = start(&db, &shared).await;
+    let second = start(&db, &shared).await;
+    register(&first, "twins@example.com", "the real password").await;
+
+    let before = password_checks();
+    let (a, b) = tokio::join!(
+        burst(
+            &first,
+            25,
+            "198.51.100.20",
+            "twins@example.com",
+            "guess guess"
+        ),
+        burst(
+            &second,
+            25,
+            "198.51.100.20",
+            "twins@example.com",
+            "guess guess"
+        ),
+    );
+    assert_eq!(a.0 + b.0, 5, "wrong passwords answered: {a:?} {b:?}");
+    assert_eq!(a.1 + b.1, 45, "throttled: {a:?} {b:?}");
+    assert_eq!(password_checks() - before, 5, "compared with argon2");
+}
