@@ -567,3 +567,55 @@ async fn who_may_call_what(db: TestDb) {
         .unwrap_err();
     assert_eq!(by_admin.code(), Code::PermissionDenied);
 }
+
+/// Two product-svc replicas on one database and one Redis: a twin's write
+/// reaches the other's reads at once (the cache is shared and the write
+/// drops its entry), never after the cache's TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mariadb_and_redis_a_twins_write_is_read_at_once() {
+    oms_telemetry::init_for_tests();
+    let Some(db) = TestDb::mysql().await else {
+        return;
+    };
+    if testkit::require_backend(testkit::backends::REDIS_VAR).is_none() {
+        return;
+    }
+    let prefix = format!("{}:", testkit::unique_name("oms_test"));
+    let shared = [("OMS_REDIS_KEY_PREFIX", prefix.as_str())];
+    let mesh = start(&db, &shared).await;
+    let twin = start_products(&db, &mesh.users, &shared).await;
+    let read_by_twin = |id: String| {
+        let mut client = oms_proto::product::v1::product_service_client::ProductServiceClient::new(
+            twin.channel(),
+        );
+        async move {
+            client
+                .get_product(pb::GetProductRequest { product_id: id })
+                .await
+                .unwrap()
+                .into_inner()
+                .product
+                .unwrap()
+        }
+    };
+    let mug = mesh.create("TWIN-1", 1_000, 5).await;
+    // The twin reads it (and caches it in the shared cache).
+    assert_eq!(read_by_twin(mug.id.clone()).await.name, mug.name);
+    mesh.catalogue()
+        .update_product(bearer(
+            pb::UpdateProductRequest {
+                product: Some(pb::Product {
+                    id: mug.id.clone(),
+                    name: "Twin mug".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["name".into()],
+                }),
+            },
+            &mesh.admin,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(read_by_twin(mug.id.clone()).await.name, "Twin mug");
+}
