@@ -36,6 +36,7 @@ async fn gateway(extra: &[(&str, &str)]) -> (Spawned, testkit::ClosedPort) {
     (spawn::<gateway::App>(config).await, closed)
 }
 
+use testkit::counter;
 use testkit::listener_refusals as refusals;
 
 /// Whether the server has closed `tcp` (a read ends or fails at once).
@@ -238,14 +239,6 @@ async fn a_client_that_never_reads_its_answers_is_closed_and_holds_little() {
     // 5,000 answers of the ~46 KB document once pinned ~46 KB each.
     assert!(grown < 64 * MIB, "RSS grew by {} MiB", grown / MIB);
     assert!(healthy(gateway.addr).await);
-}
-
-fn counter(name: &str, label: &str) -> u64 {
-    oms_telemetry::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

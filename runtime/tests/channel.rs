@@ -129,12 +129,10 @@ async fn spread(channel: &Channel, replicas: &[Replica], n: usize) -> Vec<usize>
 
 /// `oms_peer_resolve_failures_total` of `peer` in this process.
 fn resolve_failures(peer: &PeerAddr) -> u64 {
-    let label = format!("peer=\"{peer}\"");
-    oms_telemetry::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("oms_peer_resolve_failures_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    testkit::counter(
+        "oms_peer_resolve_failures_total",
+        &format!("peer=\"{peer}\""),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,15 @@ pub fn require_backend(var: &str) -> Option<String> {
     }
 }
 
+/// What two replicas of a service share in a test of twins: a fresh
+/// MariaDB database and a Redis key prefix (`OMS_REDIS_KEY_PREFIX`);
+/// `None` (NOT TESTED, a failure under CI) without MariaDB or Redis.
+pub async fn shared_by_twins() -> Option<(TestDb, String)> {
+    let db = TestDb::mysql().await?;
+    require_backend(REDIS_VAR)?;
+    Some((db, format!("{}:", unique_name("oms_test"))))
+}
+
 /// A database that exists for one test and is removed when dropped.
 #[derive(Debug)]
 pub struct TestDb {

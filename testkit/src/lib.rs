@@ -21,6 +21,7 @@
 //!   HTTP/2 client that breaks the rules; [`http`] is one small HTTP/1.1
 //!   client for the gateway's tests.
 //! - [`tables`] reads and writes a service's tables directly.
+//! - [`metrics`] reads this process's counters.
 //! - [`scratch`] names per-test resources; [`wait`] polls with a deadline.
 //! - [`properties`] (feature `properties`) generates any message of the
 //!   contract; [`proptest_settings`] is how every property test runs.
@@ -33,6 +34,7 @@ pub mod clients;
 pub mod dns;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod ports;
 pub mod process;
 #[cfg(feature = "properties")]
@@ -56,6 +58,7 @@ pub use grpc::{
     Spawned, assert_grpc_basics, bearer, error_metadata, error_reason, health_status,
     reflected_services, reflection_knows_symbol, spawn, spawn_with, violated_fields,
 };
+pub use metrics::counter;
 pub use ports::ClosedPort;
 pub use proptest_settings::proptest_config;
 pub use raw::{RawCodec, call_raw};

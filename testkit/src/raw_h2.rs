@@ -229,12 +229,7 @@ impl RawH2 {
 /// Refusals this process's listeners counted under `limit`
 /// (`oms_listener_refusals_total`).
 pub fn listener_refusals(limit: &str) -> u64 {
-    let label = format!("limit=\"{limit}\"");
-    oms_telemetry::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("oms_listener_refusals_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    crate::metrics::counter("oms_listener_refusals_total", &format!("limit=\"{limit}\""))
 }
 
 /// This process's resident memory and address space, in bytes (Linux).

@@ -574,13 +574,9 @@ async fn who_may_call_what(db: TestDb) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_mariadb_and_redis_a_twins_write_is_read_at_once() {
     oms_telemetry::init_for_tests();
-    let Some(db) = TestDb::mysql().await else {
+    let Some((db, prefix)) = testkit::backends::shared_by_twins().await else {
         return;
     };
-    if testkit::require_backend(testkit::backends::REDIS_VAR).is_none() {
-        return;
-    }
-    let prefix = format!("{}:", testkit::unique_name("oms_test"));
     let shared = [("OMS_REDIS_KEY_PREFIX", prefix.as_str())];
     let mesh = start(&db, &shared).await;
     let twin = start_products(&db, &mesh.users, &shared).await;

@@ -245,11 +245,7 @@ async fn login_is_throttled_per_account_with_retry_info(db: TestDb) {
     );
     // Counted for the throttling alert (this test process runs one
     // user-svc, so the counter is this test's).
-    let counted = oms_telemetry::metrics::render()
-        .lines()
-        .find(|l| l.starts_with("oms_logins_throttled_total"))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
-    assert_eq!(counted, Some(1));
+    assert_eq!(testkit::counter("oms_logins_throttled_total", ""), 1);
     let retry = throttled
         .get_error_details()
         .retry_info()
@@ -677,11 +673,7 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
 
 /// Passwords compared so far in this test's process (one user-svc).
 fn password_checks() -> u64 {
-    oms_telemetry::metrics::render()
-        .lines()
-        .find(|l| l.starts_with("oms_password_checks_total"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    testkit::counter("oms_password_checks_total", "")
 }
 
 /// Fires `n` logins at once as `email` from `address` and counts how many
@@ -928,13 +920,9 @@ async fn a_direct_caller_on_a_trusted_address_without_the_proxy_secret_is_its_ow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_mariadb_and_redis_two_replicas_share_the_login_limits() {
     oms_telemetry::init_for_tests();
-    let Some(db) = TestDb::mysql().await else {
+    let Some((db, prefix)) = testkit::backends::shared_by_twins().await else {
         return;
     };
-    if testkit::require_backend(testkit::backends::REDIS_VAR).is_none() {
-        return;
-    }
-    let prefix = format!("{}:", testkit::unique_name("oms_test"));
     let shared = [
         ("OMS_TRUSTED_PROXIES", "127.0.0.1,::1"),
         ("OMS_LOGIN_MAX_ATTEMPTS_PER_PEER", "1000"),
