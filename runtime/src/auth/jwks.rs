@@ -49,16 +49,20 @@ impl GrpcJwks {
         addr: &oms_config::PeerAddr,
         resolve: oms_config::ResolveConfig,
     ) -> Result<Self, crate::channel::ChannelError> {
-        Ok(Self {
-            channel: user_svc_channel(addr, resolve)?,
-        })
+        Ok(Self::on(user_svc_channel(addr, resolve)?))
+    }
+
+    /// Keys fetched over `channel` (a channel to user-svc other fetches
+    /// share).
+    pub fn on(channel: tonic::transport::Channel) -> Self {
+        Self { channel }
     }
 }
 
 /// A lazily connected channel to user-svc's replicas for verifiers'
 /// background fetches: short timeouts, since a request may be waiting on
 /// the keys.
-pub(super) fn user_svc_channel(
+pub fn user_svc_channel(
     addr: &oms_config::PeerAddr,
     resolve: oms_config::ResolveConfig,
 ) -> Result<tonic::transport::Channel, crate::channel::ChannelError> {

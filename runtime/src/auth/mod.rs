@@ -25,7 +25,7 @@ pub use claims::{
     USER_TOKEN_MAX_TTL_SECS,
 };
 pub use client_credentials::{ClientCredentials, ServiceToken};
-pub use jwks::{GrpcJwks, Jwk, JwksSource};
+pub use jwks::{GrpcJwks, Jwk, JwksSource, user_svc_channel};
 pub use layer::AuthLayer;
 pub use revocations::{GrpcRevocations, Revocation, RevocationSource, Revocations};
 pub use verifier::{Verifier, VerifierConfig, VerifyError};
@@ -58,8 +58,11 @@ pub fn layer_for(
         addr: user_svc_addr.to_string(),
         source,
     };
-    let jwks = GrpcJwks::new(user_svc_addr, resolve).map_err(bad)?;
-    let revocations = GrpcRevocations::new(user_svc_addr, resolve, credentials).map_err(bad)?;
+    // One channel (one resolver, one connection per replica) for both
+    // fetches.
+    let channel = user_svc_channel(user_svc_addr, resolve).map_err(bad)?;
+    let jwks = GrpcJwks::on(channel.clone());
+    let revocations = GrpcRevocations::on(channel, credentials);
     let verifier = Verifier::new(
         VerifierConfig::new(issuer, service_audience),
         std::sync::Arc::new(jwks),

@@ -152,22 +152,17 @@ pub struct GrpcRevocations {
 }
 
 impl GrpcRevocations {
-    /// The list of user-svc at `addr` (connects on first use), read as
-    /// `credentials`.
-    pub fn new(
-        addr: &oms_config::PeerAddr,
-        resolve: oms_config::ResolveConfig,
-        credentials: super::ClientCredentials,
-    ) -> Result<Self, crate::channel::ChannelError> {
-        let channel = super::jwks::user_svc_channel(addr, resolve)?;
-        Ok(Self {
+    /// The list of user-svc fetched over `channel` (see
+    /// [`super::user_svc_channel`]), read as `credentials`.
+    pub fn on(channel: tonic::transport::Channel, credentials: super::ClientCredentials) -> Self {
+        Self {
             token: Arc::new(super::ServiceToken::new(
                 channel.clone(),
                 credentials,
                 &[READ_SCOPE],
             )),
             channel,
-        })
+        }
     }
 }
 
