@@ -2,7 +2,7 @@
 //! channel to each. Channels connect lazily and reconnect on their own, so
 //! the gateway starts before its backends.
 
-use tonic::transport::Channel;
+use oms_runtime::channel::Balanced;
 
 use crate::config::Config;
 
@@ -45,9 +45,9 @@ impl Service {
 /// Every backend's channel.
 #[derive(Clone, Debug)]
 pub(crate) struct Backends {
-    user: Channel,
-    product: Channel,
-    order: Channel,
+    user: Balanced,
+    product: Balanced,
+    order: Balanced,
 }
 
 impl Backends {
@@ -71,7 +71,7 @@ impl Backends {
     }
 
     /// The shared channel to `service`.
-    pub(crate) fn channel(&self, service: Service) -> Channel {
+    pub(crate) fn channel(&self, service: Service) -> Balanced {
         match service {
             Service::User => self.user.clone(),
             Service::Product => self.product.clone(),

@@ -41,7 +41,7 @@ fn with_metadata<T>(
     request
 }
 
-fn client(gateway: &Gateway) -> ProductServiceClient<tonic::transport::Channel> {
+fn client(gateway: &Gateway) -> ProductServiceClient<oms_runtime::channel::Balanced> {
     ProductServiceClient::new(gateway.backends.channel(Service::Product))
 }
 

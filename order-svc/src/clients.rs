@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use oms_proto::common::v1::LineItem;
 use oms_proto::product::v1::{self as pb, inventory_service_client::InventoryServiceClient};
 use oms_proto::user::v1::{IssueServiceTokenRequest, auth_service_client::AuthServiceClient};
+use oms_runtime::channel::Balanced;
 use secrecy::ExposeSecret as _;
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::config::ClientSecret;
@@ -54,7 +54,7 @@ fn channel(
     addr: &PeerAddr,
     resolve: ResolveConfig,
     timeout: Duration,
-) -> Result<Channel, ChannelError> {
+) -> Result<Balanced, ChannelError> {
     oms_runtime::channel::balanced(
         addr,
         resolve,
@@ -73,7 +73,7 @@ struct CachedToken {
 
 /// order-svc's service token, from user-svc's IssueServiceToken.
 pub struct ServiceTokens {
-    auth: AuthServiceClient<Channel>,
+    auth: AuthServiceClient<Balanced>,
     client_id: String,
     secret: ClientSecret,
     timeout: Duration,
@@ -186,7 +186,7 @@ impl ServiceTokens {
 /// product-svc's InventoryService, authenticated as order-svc: the
 /// [`Inventory`] port over gRPC.
 pub struct GrpcInventory {
-    client: InventoryServiceClient<Channel>,
+    client: InventoryServiceClient<Balanced>,
     tokens: ServiceTokens,
     timeout: Duration,
 }
@@ -315,7 +315,7 @@ impl GrpcInventory {
     async fn call<M, R, F, Fut>(&self, ctx: &CallContext, message: M, send: F) -> Result<R, Status>
     where
         M: Clone,
-        F: Fn(InventoryServiceClient<Channel>, Request<M>) -> Fut,
+        F: Fn(InventoryServiceClient<Balanced>, Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<R>, Status>>,
     {
         let mut renewed = false;

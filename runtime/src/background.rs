@@ -43,6 +43,7 @@ where
     E: Display,
 {
     oms_telemetry::metrics::zero("background_task_errors_total", &[("task", what)]);
+    oms_telemetry::metrics::zero("background_task_rounds_total", &[("task", what)]);
     let task = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,6 +58,8 @@ where
                     tracing::warn!(task = what, error = %e, "{what}: round failed; retrying next round");
                 }
             }
+            // A loop that stops turning shows as a flat line.
+            metrics::counter!("background_task_rounds_total", "task" => what).increment(1);
         }
     });
     Background { task }

@@ -1,7 +1,9 @@
 //! The mesh's client channels against a real DNS server (dnsmasq) and
 //! real gRPC servers on several loopback addresses: calls spread over
 //! every address of a name, follow the name as it gains and loses
-//! addresses, and keep the last addresses when the name stops resolving.
+//! addresses, keep the last addresses when the name stops resolving, steer
+//! calls away from a slow replica, send a read that could not connect to
+//! another replica, and resolve again at once when a connection fails.
 
 // Tests unwrap: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used)]
@@ -12,9 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use oms_config::{PeerAddr, ResolveConfig};
-use oms_runtime::channel::{ChannelOptions, balanced};
+use oms_runtime::channel::{Balanced, ChannelOptions, balanced};
 use testkit::{Dnsmasq, eventually};
-use tonic::transport::Channel;
 
 const NAME: &str = "product-svc.oms.test";
 
@@ -38,6 +39,11 @@ impl Replica {
 }
 
 async fn replica(listener: tokio::net::TcpListener) -> Replica {
+    slow_replica(listener, Duration::ZERO).await
+}
+
+/// A replica that waits `delay` before each answer.
+async fn slow_replica(listener: tokio::net::TcpListener, delay: Duration) -> Replica {
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
     let (_reporter, health) = tonic_health::server::health_reporter();
@@ -49,6 +55,7 @@ async fn replica(listener: tokio::net::TcpListener) -> Replica {
                 counted.fetch_add(1, Ordering::SeqCst);
                 tracing::Span::none()
             })
+            .layer(tower_layer::layer_fn(move |inner| Slow { inner, delay }))
             .add_service(health)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
@@ -58,6 +65,40 @@ async fn replica(listener: tokio::net::TcpListener) -> Replica {
         calls,
         stop: Some(stop),
         task,
+    }
+}
+
+/// A server layer answering each call `delay` late.
+#[derive(Clone)]
+struct Slow<S> {
+    inner: S,
+    delay: Duration,
+}
+
+impl<S, R> tower_service::Service<R> for Slow<S>
+where
+    S: tower_service::Service<R> + Clone + Send + 'static,
+    S::Future: Send,
+    R: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let delay = self.delay;
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            answer.await
+        })
     }
 }
 
@@ -84,7 +125,7 @@ fn ip(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
 }
 
-async fn check(channel: &Channel) {
+async fn check(channel: &Balanced) {
     let mut client = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     client
         .check(tonic_health::pb::HealthCheckRequest::default())
@@ -93,7 +134,7 @@ async fn check(channel: &Channel) {
 }
 
 /// `n` calls: each replica's calls since, and how many calls failed.
-async fn attempt(channel: &Channel, replicas: &[Replica], n: usize) -> (Vec<usize>, usize) {
+async fn attempt(channel: &Balanced, replicas: &[Replica], n: usize) -> (Vec<usize>, usize) {
     let before: Vec<usize> = replicas.iter().map(Replica::calls).collect();
     let mut failed = 0;
     for _ in 0..n {
@@ -115,7 +156,7 @@ async fn attempt(channel: &Channel, replicas: &[Replica], n: usize) -> (Vec<usiz
 }
 
 /// `n` calls, every one answered; each replica's calls since.
-async fn spread(channel: &Channel, replicas: &[Replica], n: usize) -> Vec<usize> {
+async fn spread(channel: &Balanced, replicas: &[Replica], n: usize) -> Vec<usize> {
     let before: Vec<usize> = replicas.iter().map(Replica::calls).collect();
     for _ in 0..n {
         check(channel).await;
@@ -231,4 +272,93 @@ async fn an_ip_literal_is_one_endpoint_never_resolved() {
     let peer = PeerAddr::from(SocketAddr::new(ip(3), port));
     let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
     assert_eq!(spread(&channel, &replicas, 30).await, [0, 30, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_replica_gets_fewer_calls_than_a_quick_one() {
+    oms_telemetry::init_for_tests();
+    let Some(dns) = Dnsmasq::start(&[(ip(2), NAME), (ip(3), NAME)]).await else {
+        return;
+    };
+    let (port, mut listeners) = listeners().await;
+    listeners.truncate(2);
+    let quick_listener = listeners.pop().unwrap();
+    let slow = slow_replica(listeners.pop().unwrap(), Duration::from_millis(50)).await;
+    let quick = replica(quick_listener).await;
+    let peer = PeerAddr::parse(&format!("{NAME}:{port}")).unwrap();
+    let resolve = ResolveConfig {
+        interval: Duration::from_secs(1),
+        dns_server: Some(dns.addr()),
+    };
+    let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
+    check(&channel).await;
+    let (slow_before, quick_before) = (slow.calls(), quick.calls());
+
+    // Eight callers at once, each making its calls one after another:
+    // were the choice blind to pending calls (as a random pick or round
+    // robin is), the slow replica would take half of them.
+    let callers = (0..8).map(|_| {
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            for _ in 0..25 {
+                check(&channel).await;
+            }
+        })
+    });
+    for caller in futures_util::future::join_all(callers).await {
+        caller.unwrap();
+    }
+    let slow_calls = slow.calls() - slow_before;
+    let quick_calls = quick.calls() - quick_before;
+    assert_eq!(slow_calls + quick_calls, 200);
+    assert!(
+        slow_calls * 4 < quick_calls,
+        "slow {slow_calls}, quick {quick_calls}"
+    );
+    drop(dns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_cannot_connect_goes_to_another_replica_and_the_name_is_resolved_at_once() {
+    oms_telemetry::init_for_tests();
+    oms_telemetry::metrics::install();
+    let Some(dns) = Dnsmasq::start(&[(ip(2), NAME), (ip(3), NAME)]).await else {
+        return;
+    };
+    let (port, listeners) = listeners().await;
+    let mut replicas = Vec::new();
+    for listener in listeners {
+        replicas.push(replica(listener).await);
+    }
+    let peer = PeerAddr::parse(&format!("{NAME}:{port}")).unwrap();
+    // Rounds so far apart that only a failed connection explains one.
+    let resolve = ResolveConfig {
+        interval: Duration::from_secs(600),
+        dns_server: Some(dns.addr()),
+    };
+    let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
+    let shares = spread(&channel, &replicas, 100).await;
+    assert!(shares[0] > 0 && shares[1] > 0, "{shares:?}");
+    let retries = || testkit::counter("oms_peer_retries_total", &format!("peer=\"{peer}\""));
+    let retried_before = retries();
+
+    // The name gains a third address the channel has not seen, and one
+    // replica stops: its address now refuses connections.
+    dns.set_hosts(&[(ip(2), NAME), (ip(3), NAME), (ip(4), NAME)]);
+    replicas[0].stop().await;
+
+    // Every read is answered: one whose connection was refused is sent to
+    // the other replica.
+    let (shares, failed) = attempt(&channel, &replicas, 50).await;
+    assert_eq!(failed, 0, "{shares:?}");
+    assert!(retries() > retried_before, "no read was sent again");
+
+    // The failed connection asked for a round at once: the third address
+    // takes calls long before the next timed round (ten minutes away).
+    eventually(
+        Duration::from_secs(10),
+        "the third address to take calls",
+        || async { (spread(&channel, &replicas, 20).await[2] > 0).then_some(()) },
+    )
+    .await;
 }

@@ -439,3 +439,104 @@ async fn one_user_cannot_take_every_watch_slot(db: TestDb) {
     })
     .await;
 }
+
+/// Places `n` orders of one unit each (request IDs from `tag`), cancels
+/// them while order-svc cannot reach product-svc (so only the events can
+/// return the stock), and waits until every one's stock is back and its
+/// cancellation applied once: `applied` rows in product-svc's inbox.
+async fn cancel_unreached_and_see_the_stock_back(
+    mesh: &Mesh,
+    lamp: &str,
+    tag: &str,
+    n: usize,
+    applied: i64,
+) {
+    let mut placed = Vec::new();
+    for i in 0..n {
+        let order = mesh
+            .order(&mesh.alice, &format!("{tag}-{i}"), &[(lamp, 1)])
+            .await
+            .unwrap();
+        placed.push(order.id);
+    }
+    let products = mesh.products.as_ref().unwrap().addr;
+    mesh.products_relay.point_to(None);
+    for id in &placed {
+        let cancelled = mesh.cancel(&mesh.alice, id).await.unwrap();
+        assert_eq!(cancelled.status(), pb::OrderStatus::Cancelled);
+    }
+    mesh.products_relay.point_to(Some(products));
+    let inbox = || async {
+        testkit::count_rows(mesh.products_db.url(), "inbox", "consumer = 'product-svc'").await
+    };
+    eventually(
+        Duration::from_secs(60),
+        "every cancellation applied from its event",
+        || async { (inbox().await >= applied).then_some(()) },
+    )
+    .await;
+    assert_eq!(inbox().await, applied, "each cancellation applied once");
+    assert_eq!(
+        mesh.stock(lamp).await,
+        (100, 0, 100),
+        "every unit back once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_two_product_svc_replicas_share_the_group_and_a_survivor_takes_over() {
+    oms_telemetry::init_for_tests();
+    // product-svc's replicas share a MariaDB database and the Redis cache;
+    // the broker is the test's own, so no other test's product-svc joins
+    // the group.
+    let Some((products_db, prefix)) = testkit::backends::shared_by_twins().await else {
+        return;
+    };
+    let Some(orders_db) = TestDb::mysql().await else {
+        return;
+    };
+    let Some(broker) = own_broker().await else {
+        return;
+    };
+    let Some(redis) = testkit::redis_url() else {
+        return;
+    };
+    let kafka = Broker::Kafka(events::kafka::KafkaConfig {
+        brokers: broker.relay.addr.to_string(),
+        partitions: 4,
+        replication: 1,
+    });
+    let shared = [
+        ("REDIS_URL", redis.expose()),
+        ("OMS_REDIS_KEY_PREFIX", prefix.as_str()),
+    ];
+    let mesh = start_with(
+        &orders_db,
+        MeshOptions {
+            // Recovery off: only the events return the stock.
+            orders_env: &[("OMS_ORDER_RECOVERY_SECS", "3600")],
+            products_env: &shared,
+            broker: Some(kafka),
+            products_db: Some(products_db),
+            ..MeshOptions::default()
+        },
+    )
+    .await;
+    let twin = start_products_with(
+        &mesh.products_db,
+        mesh.users_relay.addr,
+        &mesh.broker,
+        &shared,
+    )
+    .await;
+    let lamp = mesh.product("LAMP", 1500, 100).await;
+
+    // Two members of group `product-svc`: orders keyed over four
+    // partitions, every cancellation applied once between them.
+    cancel_unreached_and_see_the_stock_back(&mesh, &lamp.id, "both", 12, 12).await;
+
+    // One member goes: the group gives its partitions to the other, which
+    // applies every later cancellation (and skips any it is handed again).
+    twin.stop().await.unwrap();
+    cancel_unreached_and_see_the_stock_back(&mesh, &lamp.id, "survivor", 12, 24).await;
+}

@@ -20,6 +20,7 @@ testkit::test_on_each_db!(
     a_crash_between_reserve_and_commit_is_recovered,
     orders_go_on_while_user_svc_is_down_with_a_cached_token,
     a_refused_service_token_is_renewed_once_and_the_call_retried,
+    two_replicas_recovering_together_fail_each_stuck_order_once,
 );
 
 async fn product_svc_refusals_reach_the_client_unchanged_and_are_replayed(db: TestDb) {
@@ -297,4 +298,98 @@ fn saga_outcomes(outcome: &str) -> u64 {
         .find(|l| l.starts_with("oms_saga_outcomes_total") && l.contains(&label))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0)
+}
+
+async fn two_replicas_recovering_together_fail_each_stuck_order_once(db: TestDb) {
+    let mut mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 10).await;
+    // Three sagas reserve, then never get to commit; their callers give up.
+    mesh.stall_commits.store(true, Ordering::SeqCst);
+    let calls: Vec<_> = (0..3)
+        .map(|n| {
+            let mut request = tonic::Request::new(pb::CreateOrderRequest {
+                lines: crate::helpers::lines(&[(&a.id, 1)]),
+                request_id: format!("stuck-{n}"),
+                ..Default::default()
+            });
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {}", mesh.alice).parse().unwrap(),
+            );
+            let mut orders = mesh.orders();
+            tokio::spawn(async move { orders.create_order(request).await })
+        })
+        .collect();
+    eventually(
+        Duration::from_secs(30),
+        "the sagas to hold their reservations",
+        || async { (mesh.count_reservations("reserved").await == 3).then_some(()) },
+    )
+    .await;
+    for call in calls {
+        call.abort();
+    }
+    assert_eq!(mesh.count_orders("pending").await, 3);
+
+    // The stalled instance dies; two replicas on its database recover at
+    // once, every second, each over the same stuck orders.
+    let (users, products) = (mesh.users_relay.addr, mesh.products_relay.addr);
+    let recovering = [
+        ("OMS_ORDER_RECOVERY_SECS", "1"),
+        ("OMS_ORDER_RECOVERY_AGE_SECS", "1"),
+    ];
+    let mut twins = Vec::new();
+    for _ in 0..2 {
+        twins.push(
+            start_orders(
+                &mesh.orders_db,
+                users,
+                products,
+                &recovering,
+                Default::default(),
+                &mesh.broker,
+            )
+            .await,
+        );
+    }
+    let (first, second) = (twins.remove(0), twins.remove(0));
+    let dead = std::mem::replace(&mut mesh.orders, first);
+    dead.stop().await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "recovery to fail the stuck orders",
+        || async { (mesh.count_orders("failed").await == 3).then_some(()) },
+    )
+    .await;
+    let failures_recorded = || async {
+        testkit::count_rows(
+            &mesh.orders_db,
+            "outbox",
+            "event_type = 'oms.order.v1.OrderFailed'",
+        )
+        .await
+    };
+    eventually(Duration::from_secs(30), "the failures' events", || async {
+        (failures_recorded().await >= 3).then_some(())
+    })
+    .await;
+    let rounds = || {
+        testkit::counter(
+            "background_task_rounds_total",
+            "task=\"recovery resolved unfinished orders\"",
+        )
+    };
+    let rounds_then = rounds();
+    eventually(
+        Duration::from_secs(30),
+        "two more rounds of each replica",
+        || async { (rounds() >= rounds_then + 4).then_some(()) },
+    )
+    .await;
+    // Later rounds of both replicas found nothing left to do.
+    assert_eq!(failures_recorded().await, 3, "each order failed once");
+    assert_eq!(mesh.count_orders("pending").await, 0);
+    assert_eq!(mesh.count_reservations("reserved").await, 0);
+    assert_eq!(mesh.stock(&a.id).await, (10, 0, 10), "each unit back once");
+    second.stop().await.unwrap();
 }

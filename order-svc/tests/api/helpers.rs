@@ -197,6 +197,8 @@ pub(crate) struct MeshOptions<'a> {
     /// product-svc on the same backend as order-svc (else SQLite), for
     /// tests of what product-svc stores.
     pub(crate) products_on_same_backend: bool,
+    /// product-svc's database, when the test made it (for a twin on it).
+    pub(crate) products_db: Option<TestDb>,
 }
 
 /// The mesh with `options`.
@@ -206,7 +208,9 @@ pub(crate) async fn start_with(db: &TestDb, options: MeshOptions<'_>) -> Mesh {
         .broker
         .unwrap_or_else(|| events::Broker::InProcess(events::bus::Bus::new()));
     let users_db = TestDb::sqlite();
-    let products_db = if options.products_on_same_backend && !db.url().is_sqlite() {
+    let products_db = if let Some(given) = options.products_db {
+        given
+    } else if options.products_on_same_backend && !db.url().is_sqlite() {
         TestDb::mysql()
             .await
             .expect("a MariaDB test database for product-svc")

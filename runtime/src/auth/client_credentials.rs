@@ -24,7 +24,7 @@ pub struct ClientCredentials {
 /// Tokens of `scopes` for one client.
 #[derive(Debug)]
 pub struct ServiceToken {
-    auth: AuthServiceClient<tonic::transport::Channel>,
+    auth: AuthServiceClient<crate::channel::Balanced>,
     credentials: ClientCredentials,
     scopes: Vec<String>,
     /// Held while renewing, so concurrent callers wait for one renewal.
@@ -34,7 +34,7 @@ pub struct ServiceToken {
 impl ServiceToken {
     /// Tokens from user-svc over `channel`.
     pub fn new(
-        channel: tonic::transport::Channel,
+        channel: crate::channel::Balanced,
         credentials: ClientCredentials,
         scopes: &[&str],
     ) -> Self {

@@ -39,7 +39,7 @@ impl JwksSource for Vec<Jwk> {
 /// user-svc's `AuthService/GetJwks`, over a shared lazily connected channel.
 #[derive(Debug, Clone)]
 pub struct GrpcJwks {
-    channel: tonic::transport::Channel,
+    channel: crate::channel::Balanced,
 }
 
 impl GrpcJwks {
@@ -54,7 +54,7 @@ impl GrpcJwks {
 
     /// Keys fetched over `channel` (a channel to user-svc other fetches
     /// share).
-    pub fn on(channel: tonic::transport::Channel) -> Self {
+    pub fn on(channel: crate::channel::Balanced) -> Self {
         Self { channel }
     }
 }
@@ -65,7 +65,7 @@ impl GrpcJwks {
 pub fn user_svc_channel(
     addr: &oms_config::PeerAddr,
     resolve: oms_config::ResolveConfig,
-) -> Result<tonic::transport::Channel, crate::channel::ChannelError> {
+) -> Result<crate::channel::Balanced, crate::channel::ChannelError> {
     crate::channel::balanced(
         addr,
         resolve,

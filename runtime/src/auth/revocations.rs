@@ -147,14 +147,14 @@ pub const READ_SCOPE: &str = "revocations:read";
 /// with a service token of [`READ_SCOPE`].
 #[derive(Debug, Clone)]
 pub struct GrpcRevocations {
-    channel: tonic::transport::Channel,
+    channel: crate::channel::Balanced,
     token: Arc<super::ServiceToken>,
 }
 
 impl GrpcRevocations {
     /// The list of user-svc fetched over `channel` (see
     /// [`super::user_svc_channel`]), read as `credentials`.
-    pub fn on(channel: tonic::transport::Channel, credentials: super::ClientCredentials) -> Self {
+    pub fn on(channel: crate::channel::Balanced, credentials: super::ClientCredentials) -> Self {
         Self {
             token: Arc::new(super::ServiceToken::new(
                 channel.clone(),
