@@ -11,6 +11,7 @@
 //! ([`crate::invariants`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,9 @@ use oms_proto::common::v1::LineItem;
 use oms_proto::order::v1::{self as order_pb, order_service_client::OrderServiceClient};
 use oms_proto::product::v1::{self as product_pb, product_service_client::ProductServiceClient};
 use oms_proto::user::v1::{self as user_pb, auth_service_client::AuthServiceClient};
+use oms_runtime::channel::{Balanced, ChannelOptions};
 use serde::Serialize;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::BenchError;
@@ -221,6 +222,11 @@ impl Peers {
         })
     }
 
+    /// The brokers the mesh publishes to, if Kafka.
+    pub(crate) fn kafka(&self) -> Option<&str> {
+        self.kafka.as_deref()
+    }
+
     /// What the mesh runs on, in a line.
     pub(crate) fn describe(&self) -> String {
         format!(
@@ -267,6 +273,7 @@ pub(crate) fn chaos_mesh(
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         product_link: Some(peers.link.clone()),
+        names: None,
     }
 }
 
@@ -331,13 +338,7 @@ async fn faults_on(
     peers: &mut Peers,
 ) -> Result<Vec<ChaosRecord>, BenchError> {
     let load = Arc::new(Load::prepare(mesh, args.clients.clamp(1, 16)).await?);
-    let (server, names) = mesh
-        .mariadb()
-        .ok_or_else(|| BenchError::Setup("the chaos mesh is not on MariaDB".into()))?;
-    let mut checker = Checker {
-        databases: Databases::connect(&server, &names[1], &names[2]).await?,
-        lost_events: HashSet::new(),
-    };
+    let mut checker = Checker::connect(mesh).await?;
     let mut records = Vec::new();
     let chosen = faults(args.smoke, peers.broker.is_some())
         .into_iter()
@@ -375,12 +376,8 @@ async fn one_fault(
     load: &Arc<Load>,
     checker: &mut Checker,
 ) -> Result<ChaosRecord, BenchError> {
-    let databases = &checker.databases;
-    load.outcomes.lock().map(|mut o| o.clear()).ok();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..load.clients)
-        .map(|client| tokio::spawn(load.clone().client(client, stop.clone())))
-        .collect();
+    load.reset();
+    let running = load.start();
 
     // A pause, not a wait for a condition: the load runs a while before
     // the fault so that it hits calls in flight.
@@ -396,66 +393,109 @@ async fn one_fault(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        let _ = client.await;
-    }
+    running.stop().await;
     healing?;
 
     let recovery = load
         .last_failure()
         .map_or(Duration::ZERO, |t| t.saturating_duration_since(healed_at));
-    let settle = databases.settle(EXPIRY_GRACE).await?;
-    let acknowledged = load
-        .acknowledged
-        .lock()
-        .map(|a| a.clone())
-        .unwrap_or_default();
-    let mut breaches = databases
-        .breaches(&Expected {
-            initial_stock: &load.initial_stock,
-            acknowledged: &acknowledged,
-            expiry_grace: EXPIRY_GRACE,
-        })
-        .await?;
-    let mut checked = format!(
-        "stock of {} products, {} acknowledged orders, reservations and request IDs checked",
-        load.initial_stock.len(),
-        acknowledged.len()
-    );
-    if let Some(brokers) = &peers.kafka {
-        let (events, event_breaches) = checker
-            .databases
-            .event_breaches(brokers, &mut checker.lost_events)
-            .await?;
-        breaches.extend(event_breaches);
-        checked.push_str(&format!(
-            "; {events} order events read back from {}",
-            events::ORDER_TOPIC
-        ));
-    }
+    let verified = checker.verify(load, peers.kafka.as_deref()).await?;
     let (requests, errors) = load.tally();
     Ok(ChaosRecord {
         fault: fault.name(),
         requests,
         errors,
         recovery_s: recovery.as_secs_f64(),
-        settle_s: settle.as_secs_f64(),
-        invariants_held: breaches.is_empty(),
-        details: if breaches.is_empty() {
-            vec![checked]
-        } else {
-            breaches
-        },
+        settle_s: verified.settle.as_secs_f64(),
+        invariants_held: verified.breaches.is_empty(),
+        details: verified.details(),
     })
 }
 
 /// What is read after each fault, and what earlier checks found lost.
-struct Checker {
+pub(crate) struct Checker {
     databases: Databases,
     /// Order events found missing after an earlier fault (order ID, type):
     /// reported once, where they went missing.
     lost_events: HashSet<(String, String)>,
+}
+
+/// What one check found.
+pub(crate) struct Verified {
+    /// From the load's stop until recovery had settled every order.
+    pub(crate) settle: Duration,
+    /// The breaches, with their rows.
+    pub(crate) breaches: Vec<String>,
+    /// What was checked, in a line.
+    pub(crate) checked: String,
+}
+
+impl Verified {
+    /// The breaches, or what was checked when there were none.
+    pub(crate) fn details(self) -> Vec<String> {
+        if self.breaches.is_empty() {
+            vec![self.checked]
+        } else {
+            self.breaches
+        }
+    }
+}
+
+impl Checker {
+    /// Reads the databases of `mesh` (on MariaDB).
+    pub(crate) async fn connect(mesh: &Mesh) -> Result<Self, BenchError> {
+        let (server, names) = mesh
+            .mariadb()
+            .ok_or_else(|| BenchError::Setup("the mesh is not on MariaDB".into()))?;
+        Ok(Self {
+            databases: Databases::connect(&server, &names[1], &names[2]).await?,
+            lost_events: HashSet::new(),
+        })
+    }
+
+    /// Lets recovery settle, then checks every invariant against what
+    /// `load` saw (and the order topic on `kafka`).
+    pub(crate) async fn verify(
+        &mut self,
+        load: &Load,
+        kafka: Option<&str>,
+    ) -> Result<Verified, BenchError> {
+        let settle = self.databases.settle(EXPIRY_GRACE).await?;
+        let acknowledged = load
+            .acknowledged
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        let mut breaches = self
+            .databases
+            .breaches(&Expected {
+                initial_stock: &load.initial_stock,
+                acknowledged: &acknowledged,
+                expiry_grace: EXPIRY_GRACE,
+            })
+            .await?;
+        let mut checked = format!(
+            "stock of {} products, {} acknowledged orders, reservations and request IDs checked",
+            load.initial_stock.len(),
+            acknowledged.len()
+        );
+        if let Some(brokers) = kafka {
+            let (events, event_breaches) = self
+                .databases
+                .event_breaches(brokers, &mut self.lost_events)
+                .await?;
+            breaches.extend(event_breaches);
+            checked.push_str(&format!(
+                "; {events} order events read back from {}",
+                events::ORDER_TOPIC
+            ));
+        }
+        Ok(Verified {
+            settle,
+            breaches,
+            checked,
+        })
+    }
 }
 
 /// Injects `fault`, holds it, heals it.
@@ -510,13 +550,49 @@ async fn apply(
     }
 }
 
+/// Where the load's calls go: the mesh's channel to each service (to its
+/// one address, or to every replica of its name) and the gateways, which
+/// the clients take in turns.
+pub(crate) struct Targets {
+    pub(crate) user: Balanced,
+    pub(crate) product: Balanced,
+    pub(crate) order: Balanced,
+    pub(crate) gateways: Vec<SocketAddr>,
+}
+
+impl Targets {
+    /// The services of `mesh` at their addresses.
+    pub(crate) fn direct(mesh: &Mesh) -> Result<Self, BenchError> {
+        let resolve = oms_config::ResolveConfig::default();
+        Ok(Self {
+            user: balanced_to(&mesh.user.addr.to_string(), resolve)?,
+            product: balanced_to(&mesh.product.addr.to_string(), resolve)?,
+            order: balanced_to(&mesh.order.addr.to_string(), resolve)?,
+            gateways: vec![mesh.gateway.addr],
+        })
+    }
+}
+
+/// The mesh's own client channel to `peer` (`host:port`), found as
+/// `resolve` says.
+pub(crate) fn balanced_to(
+    peer: &str,
+    resolve: oms_config::ResolveConfig,
+) -> Result<Balanced, BenchError> {
+    let peer = oms_config::PeerAddr::parse(peer).map_err(BenchError::Setup)?;
+    oms_runtime::channel::balanced(&peer, resolve, ChannelOptions::default())
+        .map_err(|e| BenchError::Setup(e.to_string()))
+}
+
 /// The mixed load's clients and what they saw.
 pub(crate) struct Load {
     clients: usize,
-    orders: OrderServiceClient<Channel>,
-    catalogue: ProductServiceClient<Channel>,
-    auth: AuthServiceClient<Channel>,
-    gateway: std::net::SocketAddr,
+    orders: OrderServiceClient<Balanced>,
+    catalogue: ProductServiceClient<Balanced>,
+    auth: AuthServiceClient<Balanced>,
+    /// The gateways the clients take in turns (the replicas scenario adds
+    /// one).
+    gateways: Mutex<Vec<SocketAddr>>,
     /// (email, bearer token) per customer.
     customers: Vec<(String, MetadataValue<Ascii>)>,
     products: Vec<String>,
@@ -536,13 +612,17 @@ fn retryable(code: Code) -> bool {
 }
 
 impl Load {
-    /// Its number of clients.
-    pub(crate) fn clients(&self) -> usize {
-        self.clients
-    }
-
     /// A catalogue and customers of its own on `mesh`, and channels to it.
     pub(crate) async fn prepare(mesh: &Mesh, clients: usize) -> Result<Self, BenchError> {
+        Self::prepare_on(mesh, Targets::direct(mesh)?, clients).await
+    }
+
+    /// [`Self::prepare`], the load's calls going to `targets`.
+    pub(crate) async fn prepare_on(
+        mesh: &Mesh,
+        targets: Targets,
+        clients: usize,
+    ) -> Result<Self, BenchError> {
         let users = channel(mesh.user.addr).await?;
         let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
         let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
@@ -560,10 +640,10 @@ impl Load {
         }
         Ok(Self {
             clients,
-            orders: OrderServiceClient::new(channel(mesh.order.addr).await?),
-            catalogue,
-            auth: AuthServiceClient::new(users),
-            gateway: mesh.gateway.addr,
+            orders: OrderServiceClient::new(targets.order),
+            catalogue: ProductServiceClient::new(targets.product),
+            auth: AuthServiceClient::new(targets.user),
+            gateways: Mutex::new(targets.gateways),
             customers,
             products,
             initial_stock,
@@ -571,6 +651,29 @@ impl Load {
             acknowledged: Mutex::new(HashSet::new()),
             seq: AtomicU64::new(0),
         })
+    }
+
+    /// The gateways clients started from now on take in turns.
+    pub(crate) fn set_gateways(&self, gateways: Vec<SocketAddr>) {
+        if let Ok(mut current) = self.gateways.lock() {
+            *current = gateways;
+        }
+    }
+
+    /// Forgets the calls recorded so far.
+    pub(crate) fn reset(&self) {
+        if let Ok(mut outcomes) = self.outcomes.lock() {
+            outcomes.clear();
+        }
+    }
+
+    /// Its clients, calling until [`Running::stop`].
+    pub(crate) fn start(self: &Arc<Self>) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..self.clients)
+            .map(|client| tokio::spawn(Arc::clone(self).client(client, Arc::clone(&stop))))
+            .collect();
+        Running { stop, clients }
     }
 
     /// Records a call of `op`: `None` for success, else what failed.
@@ -588,7 +691,7 @@ impl Load {
     }
 
     /// When the last call failed (refusals are answers, not failures).
-    fn last_failure(&self) -> Option<Instant> {
+    pub(crate) fn last_failure(&self) -> Option<Instant> {
         let outcomes = self.outcomes.lock().ok()?;
         outcomes
             .iter()
@@ -612,8 +715,16 @@ impl Load {
     }
 
     /// One client's loop until `stop`.
-    pub(crate) async fn client(self: Arc<Self>, client: usize, stop: Arc<AtomicBool>) {
-        let mut http = HttpClient::new(self.gateway);
+    async fn client(self: Arc<Self>, client: usize, stop: Arc<AtomicBool>) {
+        let Some(gateway) = self
+            .gateways
+            .lock()
+            .ok()
+            .and_then(|g| g.get(client % g.len().max(1)).copied())
+        else {
+            return;
+        };
+        let mut http = HttpClient::new(gateway);
         while !stop.load(Ordering::Relaxed) {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             match (seq + client as u64) % 10 {
@@ -623,7 +734,7 @@ impl Load {
                     if !self.get_product_through_gateway(&mut http, seq).await {
                         // A fresh connection next time (the gateway may
                         // have been restarted).
-                        http = HttpClient::new(self.gateway);
+                        http = HttpClient::new(gateway);
                     }
                 }
                 _ => self.login(client).await,
@@ -711,12 +822,28 @@ impl Load {
         }
     }
 
+    /// GetProduct, sent once more when the connection failed under it
+    /// (UNAVAILABLE, or UNKNOWN for a stream reset: a replica that went
+    /// away with the call): a read is safe to repeat.
     async fn get_product(&self, seq: u64) {
-        let mut request = tonic::Request::new(product_pb::GetProductRequest {
-            product_id: self.product(seq).to_owned(),
-        });
-        request.set_timeout(CALL_TIMEOUT);
-        let result = self.catalogue.clone().get_product(request).await;
+        let read = || {
+            let mut catalogue = self.catalogue.clone();
+            let mut request = tonic::Request::new(product_pb::GetProductRequest {
+                product_id: self.product(seq).to_owned(),
+            });
+            request.set_timeout(CALL_TIMEOUT);
+            async move { catalogue.get_product(request).await }
+        };
+        let mut result = read().await;
+        if result
+            .as_ref()
+            .is_err_and(|s| matches!(s.code(), Code::Unavailable | Code::Unknown))
+        {
+            // gRPC's retry policy waits too: the channel has a moment to
+            // learn that the address is gone.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            result = read().await;
+        }
         self.record_status("GetProduct", result.as_ref().map(drop));
     }
 
@@ -753,6 +880,22 @@ impl Load {
         request.set_timeout(CALL_TIMEOUT);
         let result = self.auth.clone().login(request).await;
         self.record_status("Login", result.as_ref().map(drop));
+    }
+}
+
+/// A load's clients at work.
+pub(crate) struct Running {
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the clients and waits until each has ended its call.
+    pub(crate) async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            let _ = client.await;
+        }
     }
 }
 

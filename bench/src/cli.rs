@@ -58,6 +58,11 @@ pub enum Scenario {
     /// The chaos scenario's load without faults for --soak-for, sampling
     /// memory, files and connections every 10 s; not in the default set.
     Soak,
+    /// Two replicas of every service found by name through dnsmasq:
+    /// shares, a replica killed, one added, a consumer killed, 2+2+2
+    /// against 1+1+1; not in the default set (it needs MariaDB,
+    /// redis-server and --dnsmasq).
+    Replicas,
 }
 
 /// The scenarios run when --scenarios is not given.
@@ -65,7 +70,7 @@ fn default_scenarios() -> Vec<Scenario> {
     Scenario::value_variants()
         .iter()
         .copied()
-        .filter(|s| !matches!(s, Scenario::Chaos | Scenario::Soak))
+        .filter(|s| !matches!(s, Scenario::Chaos | Scenario::Soak | Scenario::Replicas))
         .collect()
 }
 
@@ -101,6 +106,10 @@ pub struct RunArgs {
     /// chaos scenario's broker keeps its topics, so they outlive a restart.
     #[arg(long, env = "OMS_BENCH_S3_ENDPOINT", value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// A dnsmasq binary: the replicas scenario's name server (Debian's
+    /// dnsmasq-base; `scripts/ensure-tools dnsmasq`).
+    #[arg(long, env = "OMS_BENCH_DNSMASQ", value_name = "PATH")]
+    pub dnsmasq: Option<PathBuf>,
     /// Databases the bench creates (and drops) start with this.
     #[arg(long, default_value = "oms_bench_")]
     pub db_prefix: String,

@@ -20,6 +20,7 @@ pub mod netem;
 pub mod peer;
 pub mod procfs;
 pub mod redis_server;
+pub mod replicas;
 pub mod report;
 pub mod scenarios;
 pub mod seed;

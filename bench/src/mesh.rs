@@ -4,7 +4,7 @@
 //! databases, with fresh secrets. Measures each one's start-up time (spawn
 //! to SERVING) on the way; everything is removed again by [`Mesh::stop`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,24 @@ pub struct MeshOptions {
     /// order-svc reaches product-svc through this link, whose delay the
     /// chaos scenario can raise (a slow network); directly when `None`.
     pub product_link: Option<crate::netem::Link>,
+    /// Peers reached by name through a DNS server (the replicas
+    /// scenario); by address when `None`.
+    pub names: Option<Names>,
+}
+
+/// Services reached by name: `<service>.<domain>:<port>`, answered by the
+/// name server at `dns` (`OMS_DNS_SERVER`), resolved again every second.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub dns: SocketAddr,
+    pub domain: &'static str,
+}
+
+impl Names {
+    /// The name of `service` (`product-svc` → `product-svc.<domain>`).
+    pub fn of(&self, service: &str) -> String {
+        format!("{service}.{}", self.domain)
+    }
 }
 
 /// The events setting of a mesh.
@@ -101,6 +119,8 @@ pub struct Service {
     env: Vec<(String, String)>,
     /// Times it was started again.
     restarts: u32,
+    /// Its log files' name: `<log>.log`, then `<log>.<restart>.log`.
+    log: String,
 }
 
 impl Service {
@@ -125,11 +145,49 @@ impl Service {
                 *value = self.addr.to_string();
             }
         }
-        let log = format!("{}.{}", self.name, self.restarts);
+        let log = format!("{}.{}", self.log, self.restarts);
         let again = spawn_logged(options, self.name, env, &log).await?;
         self.process = again.process;
         self.startup = again.startup;
         Ok(())
+    }
+}
+
+impl Service {
+    /// Another replica of it on `ip`, on the same port (a name's addresses
+    /// carry no port) and otherwise the same settings; waits until it is
+    /// SERVING.
+    pub async fn twin(&self, options: &MeshOptions, ip: IpAddr) -> Result<Self, BenchError> {
+        let mut env = self.env.clone();
+        for (name, value) in &mut env {
+            if name == addr_variable(self.name) {
+                *value = SocketAddr::new(ip, self.addr.port()).to_string();
+            } else if self.name != "gateway" && name == metrics_variable(self.name) {
+                *value = SocketAddr::new(ip, 0).to_string();
+            }
+        }
+        let log = format!("{}-{ip}", self.name);
+        spawn_logged(options, self.name, env, &log).await
+    }
+
+    /// Where it serves `/metrics` now, as its current process reports it
+    /// (a listener announced just after the gRPC one: waited for, at most
+    /// 10 s).
+    pub async fn metrics_addr(&self) -> Option<SocketAddr> {
+        if self.name == "gateway" {
+            return Some(self.addr);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = std::fs::read_to_string(&self.process.log).unwrap_or_default();
+            if let Some(addr) = testkit::process::listen_addr(&logs, "metrics") {
+                return Some(addr);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -140,6 +198,16 @@ fn addr_variable(service: &str) -> &'static str {
         "product-svc" => "PRODUCT_SVC_ADDR",
         "order-svc" => "ORDER_SVC_ADDR",
         _ => "GATEWAY_ADDR",
+    }
+}
+
+/// The variable naming a gRPC service's `/metrics` listener (the gateway
+/// serves `/metrics` on its own port).
+fn metrics_variable(service: &str) -> &'static str {
+    match service {
+        "user-svc" => "USER_SVC_METRICS_ADDR",
+        "product-svc" => "PRODUCT_SVC_METRICS_ADDR",
+        _ => "ORDER_SVC_METRICS_ADDR",
     }
 }
 
@@ -281,8 +349,12 @@ impl Mesh {
         let redis_prefix = format!("oms-bench-{}:", random_hex(3)?);
 
         // Every listener on port 0: each service reports the port it got,
-        // and the next one is wired to it.
+        // and the next one is wired to it (by name, when names are given).
         let any_port = "127.0.0.1:0".to_owned();
+        let peer = |service: &str, addr: SocketAddr| match &options.names {
+            Some(names) => format!("{}:{}", names.of(service), addr.port()),
+            None => addr.to_string(),
+        };
 
         let common = |database: Option<&DatabaseUrl>| {
             let mut env = vec![
@@ -305,8 +377,19 @@ impl Mesh {
             if let Some(redis) = &options.redis_url {
                 env.push(("REDIS_URL".to_owned(), redis.clone()));
             }
+            if let Some(names) = &options.names {
+                env.push(("OMS_DNS_SERVER".to_owned(), names.dns.to_string()));
+                env.push(("OMS_RESOLVE_INTERVAL".to_owned(), "1s".to_owned()));
+            }
             env.extend(options.extra_env.iter().cloned());
             env
+        };
+        // Each replica's own `/metrics`, for the replicas scenario's shares.
+        let metrics = |service: &str| {
+            options
+                .names
+                .as_ref()
+                .map(|_| (metrics_variable(service).to_owned(), any_port.clone()))
         };
 
         let mut user_env = common(Some(&database_urls[0]));
@@ -332,8 +415,9 @@ impl Mesh {
             // in a shared Redis by two weeks.
             ("OMS_REFRESH_TOKEN_TTL_SECS".to_owned(), "600".to_owned()),
         ]);
+        user_env.extend(metrics("user-svc"));
         let user = spawn(options, "user-svc", user_env).await?;
-        let user_addr = user.addr.to_string();
+        let user_addr = peer("user-svc", user.addr);
 
         let mut product_env = common(Some(&database_urls[1]));
         product_env.extend([
@@ -342,8 +426,9 @@ impl Mesh {
             ("OMS_PRODUCT_SVC_CLIENT_SECRET".to_owned(), product_secret),
         ]);
         product_env.extend(options.events.env());
+        product_env.extend(metrics("product-svc"));
         let product = spawn(options, "product-svc", product_env).await?;
-        let product_addr = product.addr.to_string();
+        let product_addr = peer("product-svc", product.addr);
 
         let order_to_product = match &options.product_link {
             Some(link) => link.serve(product.addr).await?.to_string(),
@@ -358,6 +443,7 @@ impl Mesh {
             ("OMS_ORDER_SVC_CLIENT_SECRET".to_owned(), client_secret),
         ]);
         order_env.extend(options.events.env());
+        order_env.extend(metrics("order-svc"));
         let order = spawn(options, "order-svc", order_env).await?;
 
         let mut gateway_env = common(None);
@@ -365,7 +451,7 @@ impl Mesh {
             ("GATEWAY_ADDR".to_owned(), any_port),
             ("USER_SVC_ADDR".to_owned(), user_addr),
             ("PRODUCT_SVC_ADDR".to_owned(), product_addr),
-            ("ORDER_SVC_ADDR".to_owned(), order.addr.to_string()),
+            ("ORDER_SVC_ADDR".to_owned(), peer("order-svc", order.addr)),
         ]);
         let gateway = spawn(options, "gateway", gateway_env).await?;
 
@@ -441,6 +527,7 @@ async fn spawn_logged(
     log: &str,
 ) -> Result<Service, BenchError> {
     let binary = options.bin_dir.join(name);
+    let log_name = log;
     let log = options.work_dir.join(format!("{log}.log"));
     let began = Instant::now();
     let mut process =
@@ -475,6 +562,7 @@ async fn spawn_logged(
                 startup: began.elapsed(),
                 env,
                 restarts: 0,
+                log: log_name.to_owned(),
             });
         }
         if Instant::now() > deadline {

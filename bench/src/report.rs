@@ -137,6 +137,8 @@ pub struct Report {
     pub ratios: Vec<Ratio>,
     /// One entry per fault of the chaos scenario.
     pub chaos: Vec<crate::chaos::ChaosRecord>,
+    /// One entry per step of the replicas scenario.
+    pub replicas: Vec<crate::replicas::ReplicaRecord>,
     /// The soak scenario's samples and verdict.
     pub soak: Option<crate::soak::SoakRecord>,
     pub notes: Vec<String>,
@@ -161,6 +163,7 @@ impl Report {
             footprint: Vec::new(),
             ratios: Vec::new(),
             chaos: Vec::new(),
+            replicas: Vec::new(),
             soak: None,
             notes: Vec::new(),
         }
@@ -515,6 +518,42 @@ impl Report {
                     c.recovery_s,
                     c.settle_s,
                     if c.invariants_held { "held" } else { "BROKEN" }
+                );
+            }
+        }
+        if !self.replicas.is_empty() {
+            println!(
+                "\n| replicas: step | shares | calls/s | errors | recovery s | invariants | missed |"
+            );
+            println!("|---|---|---:|---|---:|---|---|");
+            for r in &self.replicas {
+                let shares: Vec<String> = r
+                    .shares
+                    .iter()
+                    .map(|(label, share)| format!("{label} {:.0} %", share * 100.0))
+                    .collect();
+                let errors: Vec<String> =
+                    r.errors.iter().map(|(e, n)| format!("{e} {n}")).collect();
+                let or_none = |v: Vec<String>| {
+                    if v.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                println!(
+                    "| {} | {} | {:.0} | {} | {} | {} | {} |",
+                    r.step,
+                    if shares.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        shares.join(", ")
+                    },
+                    r.throughput_per_s,
+                    or_none(errors),
+                    r.recovery_s.map_or("-".to_owned(), |s| format!("{s:.1}")),
+                    if r.invariants_held { "held" } else { "BROKEN" },
+                    or_none(r.missed.clone())
                 );
             }
         }

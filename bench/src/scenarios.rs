@@ -75,7 +75,11 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     let needs_mesh = args.scenarios.iter().any(|s| {
         !matches!(
             s,
-            Scenario::Ceiling | Scenario::DbCeiling | Scenario::Chaos | Scenario::Soak
+            Scenario::Ceiling
+                | Scenario::DbCeiling
+                | Scenario::Chaos
+                | Scenario::Soak
+                | Scenario::Replicas
         )
     });
     if !needs_mesh && let Some(ceiling) = &ceiling {
@@ -95,6 +99,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 events: Events::InProcess,
                 extra_env: Vec::new(),
                 product_link: None,
+                names: None,
             };
             eprintln!(
                 "== mesh on {} (binaries from {})",
@@ -128,6 +133,9 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
     if wants(Scenario::Chaos) {
         report.chaos = crate::chaos::run(&args, &bin_dir, &work).await?;
     }
+    if wants(Scenario::Replicas) {
+        report.replicas = crate::replicas::run(&args, &bin_dir, &work).await?;
+    }
     if wants(Scenario::Soak) {
         let plot = args.out.with_extension("soak-rss.svg");
         report.soak = Some(crate::soak::run(&args, &bin_dir, &work, args.soak_for, &plot).await?);
@@ -140,7 +148,9 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
         ));
     }
     // A broken invariant is investigated from the services' logs: keep them.
-    if crate::chaos::verdict(&report.chaos).is_ok() {
+    if crate::chaos::verdict(&report.chaos).is_ok()
+        && crate::replicas::verdict(&report.replicas).is_ok()
+    {
         let _ = std::fs::remove_dir_all(&work);
     } else {
         eprintln!("the chaos run's logs are kept in {}", work.display());
@@ -178,6 +188,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
         return Err(BenchError::Failed(failed.join("; ")));
     }
     crate::chaos::verdict(&report.chaos)?;
+    crate::replicas::verdict(&report.replicas)?;
     crate::soak::verdict(report.soak.as_ref())
 }
 
@@ -202,6 +213,7 @@ pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
         },
         extra_env: Vec::new(),
         product_link: None,
+        names: None,
     };
     let mesh = Mesh::start(&options).await?;
     let prepared = fixture(&args, &mesh).await;

@@ -8,7 +8,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
@@ -104,10 +103,7 @@ async fn soak(
     let db = sea_orm::Database::connect(&server)
         .await
         .map_err(|e| BenchError::Setup(format!("cannot reach MariaDB: {e}")))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..load.clients())
-        .map(|client| tokio::spawn(load.clone().client(client, stop.clone())))
-        .collect();
+    let running = load.start();
     let began = Instant::now();
     let mut samples = Vec::new();
     loop {
@@ -145,10 +141,7 @@ async fn soak(
             break;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for client in clients {
-        let _ = client.await;
-    }
+    running.stop().await;
     let (requests, errors) = load.tally();
     Ok(SoakRecord {
         seconds: began.elapsed().as_secs_f64(),

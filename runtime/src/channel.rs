@@ -282,13 +282,20 @@ impl Shared {
         match answered {
             Ok(response) => Ok(response),
             Err(error) => {
-                if never_reached_a_server(&error) && !member.refused.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        peer = %self.peer,
-                        address = %member.addr,
-                        error = %error,
-                        "a connection to the peer failed; its other addresses take the calls"
-                    );
+                if never_reached_a_server(&error) {
+                    if !member.refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            peer = %self.peer,
+                            address = %member.addr,
+                            error = %error,
+                            "a connection to the peer failed; its other addresses take the calls"
+                        );
+                        self.wake.notify_one();
+                    }
+                } else {
+                    // The connection broke under the call (a replica gone
+                    // mid-call, or the call's own timeout): the round's
+                    // probe tells which, at once.
                     self.wake.notify_one();
                 }
                 Err(error.into())

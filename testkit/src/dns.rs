@@ -28,21 +28,30 @@ impl Dnsmasq {
     /// is this one.
     pub async fn start(hosts: &[(IpAddr, &str)]) -> Option<Self> {
         let program = crate::require_backend(DNSMASQ_VAR)?;
+        match Self::start_program(&program, hosts).await {
+            Ok(dns) => Some(dns),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Starts `program` (a dnsmasq) answering `hosts`; for the bench,
+    /// which names its own binary.
+    pub async fn start_program(program: &str, hosts: &[(IpAddr, &str)]) -> Result<Self, String> {
         let Some((_, probe_name)) = hosts.first() else {
-            panic!("a test DNS server needs a name to answer");
+            return Err("a DNS server of our own needs a name to answer".to_owned());
         };
         let dir = TempDir::new("dnsmasq");
         let hosts_file = dir.path().join("hosts");
-        write_hosts(&hosts_file, hosts);
+        write_hosts(&hosts_file, hosts)?;
         // dnsmasq cannot report a port it picked: it gets one the kernel
         // picked and is ours once it answers our name there; a port taken
         // in between is given up for another.
         for _ in 0..5 {
-            let port = match std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()) {
-                Ok(addr) => addr.port(),
-                Err(e) => panic!("no free UDP port: {e}"),
-            };
-            let child = tokio::process::Command::new(&program)
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .map_err(|e| format!("no free UDP port: {e}"))?
+                .port();
+            let mut child = tokio::process::Command::new(program)
                 .args([
                     "--keep-in-foreground",
                     &format!("--port={port}"),
@@ -60,11 +69,8 @@ impl Dnsmasq {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .kill_on_drop(true)
-                .spawn();
-            let mut child = match child {
-                Ok(child) => child,
-                Err(e) => panic!("cannot run {program}: {e}"),
-            };
+                .spawn()
+                .map_err(|e| format!("cannot run {program}: {e}"))?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             while tokio::time::Instant::now() < deadline {
@@ -72,7 +78,7 @@ impl Dnsmasq {
                     break;
                 }
                 if answers(addr, probe_name).await {
-                    return Some(Self {
+                    return Ok(Self {
                         child,
                         addr,
                         hosts: hosts_file,
@@ -83,7 +89,7 @@ impl Dnsmasq {
             }
             let _ = child.kill().await;
         }
-        panic!("dnsmasq did not come up on a port of its own");
+        Err("dnsmasq did not come up on a port of its own".to_owned())
     }
 
     /// Where it answers (`OMS_DNS_SERVER`).
@@ -93,30 +99,36 @@ impl Dnsmasq {
 
     /// Answers `hosts` from now on (the file rewritten, then SIGHUP).
     pub fn set_hosts(&self, hosts: &[(IpAddr, &str)]) {
-        write_hosts(&self.hosts, hosts);
-        let Some(pid) = self.child.id() else {
-            panic!("dnsmasq is gone");
-        };
+        if let Err(e) = self.try_set_hosts(hosts) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Self::set_hosts`], saying what went wrong instead of panicking.
+    pub fn try_set_hosts(&self, hosts: &[(IpAddr, &str)]) -> Result<(), String> {
+        write_hosts(&self.hosts, hosts)?;
+        let pid = self.child.id().ok_or("dnsmasq is gone")?;
         let status = std::process::Command::new("kill")
             .args(["-HUP", &pid.to_string()])
             .status();
-        assert!(
-            status.is_ok_and(|s| s.success()),
-            "cannot send SIGHUP to dnsmasq"
-        );
+        if status.is_ok_and(|s| s.success()) {
+            Ok(())
+        } else {
+            Err("cannot send SIGHUP to dnsmasq".to_owned())
+        }
     }
 }
 
-fn write_hosts(path: &std::path::Path, hosts: &[(IpAddr, &str)]) {
+fn write_hosts(path: &std::path::Path, hosts: &[(IpAddr, &str)]) -> Result<(), String> {
     let text: String = hosts
         .iter()
         .map(|(ip, name)| format!("{ip} {name}\n"))
         .collect();
     // Written whole, then renamed: dnsmasq never reads half a file.
     let part = path.with_extension("part");
-    if let Err(e) = std::fs::write(&part, text).and_then(|()| std::fs::rename(&part, path)) {
-        panic!("cannot write {}: {e}", path.display());
-    }
+    std::fs::write(&part, text)
+        .and_then(|()| std::fs::rename(&part, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Whether the server at `addr` answers an A query for `name` with an
