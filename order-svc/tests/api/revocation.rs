@@ -1,6 +1,7 @@
 //! A role change reaches every service within seconds: a demoted admin's
-//! earlier token is refused by product-svc and order-svc, not only by
-//! user-svc, and nobody else's token is touched.
+//! earlier token is refused by product-svc (both of its replicas: each
+//! fetches the list itself) and order-svc, not only by user-svc, and
+//! nobody else's token is touched.
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ testkit::test_on_each_db!(a_demoted_admin_is_refused_by_every_service_within_sec
 
 async fn a_demoted_admin_is_refused_by_every_service_within_seconds(db: TestDb) {
     let mesh = start(&db, &[]).await;
+    // A second product-svc replica on the same database.
+    let twin = start_products(&mesh.products_db, mesh.users_relay.addr, &mesh.broker).await;
     let users_channel = mesh.users.as_ref().unwrap().channel();
     let set_role = |role: user_pb::Role| {
         let mut users = UserServiceClient::new(users_channel.clone());
@@ -41,29 +44,32 @@ async fn a_demoted_admin_is_refused_by_every_service_within_seconds(db: TestDb) 
     // Each attempt a new SKU: an attempt made before the change reached
     // product-svc succeeds, and the next must not fail for another reason.
     let skus = std::sync::atomic::AtomicUsize::new(0);
-    let create_product = |token: String| {
-        let sku = format!(
-            "LAMP-{}",
-            skus.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let mut catalogue = mesh.catalogue();
-        async move {
-            catalogue
-                .create_product(bearer(
-                    product_pb::CreateProductRequest {
-                        product: Some(product_pb::Product {
-                            sku,
-                            name: "Lamp".into(),
-                            price: Some(usd(1500)),
-                            stock_on_hand: 3,
-                            ..Default::default()
-                        }),
-                    },
-                    &token,
-                ))
-                .await
-        }
-    };
+    let create_product_on =
+        |mut catalogue: product_pb::product_service_client::ProductServiceClient<
+            tonic::transport::Channel,
+        >,
+         token: String| {
+            let sku = format!(
+                "LAMP-{}",
+                skus.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            async move {
+                catalogue
+                    .create_product(bearer(
+                        product_pb::CreateProductRequest {
+                            product: Some(product_pb::Product {
+                                sku,
+                                name: "Lamp".into(),
+                                price: Some(usd(1500)),
+                                stock_on_hand: 3,
+                                ..Default::default()
+                            }),
+                        },
+                        &token,
+                    ))
+                    .await
+            }
+        };
     let bobs_orders = |token: String| {
         let mut orders = mesh.orders();
         let request = bearer(
@@ -75,7 +81,15 @@ async fn a_demoted_admin_is_refused_by_every_service_within_seconds(db: TestDb) 
         );
         async move { orders.list_orders(request).await }
     };
+    let create_product = |token: String| create_product_on(mesh.catalogue(), token);
+    let create_product_on_twin = |token: String| {
+        create_product_on(
+            product_pb::product_service_client::ProductServiceClient::new(twin.channel()),
+            token,
+        )
+    };
     create_product(alice_admin.clone()).await.unwrap();
+    create_product_on_twin(alice_admin.clone()).await.unwrap();
     bobs_orders(alice_admin.clone()).await.unwrap();
 
     set_role(user_pb::Role::Customer).await;
@@ -84,6 +98,14 @@ async fn a_demoted_admin_is_refused_by_every_service_within_seconds(db: TestDb) 
             "product-svc",
             eventually(Duration::from_secs(10), "product-svc to refuse", || {
                 let attempt = create_product(alice_admin.clone());
+                async move { attempt.await.err() }
+            })
+            .await,
+        ),
+        (
+            "product-svc's twin",
+            eventually(Duration::from_secs(10), "the twin to refuse", || {
+                let attempt = create_product_on_twin(alice_admin.clone());
                 async move { attempt.await.err() }
             })
             .await,

@@ -497,6 +497,9 @@ async fn an_interrupted_upload_leaves_no_row_and_no_object(store: Store, db: Tes
 async fn orphaned_bytes_are_swept_after_the_grace_period(store: Store, db: TestDb) {
     let store = store.with("OMS_BLOB_ORPHAN_GRACE", "1s");
     let mesh = start(&db, &store.pairs()).await;
+    // A second replica on the same database and store sweeps the same
+    // blobs every second too.
+    let _twin = start_products(&db, &mesh.users, &store.pairs()).await;
     let mug = mesh.create("IMG-ORPHAN", 1_000, 5).await;
     let kept = mesh
         .upload(
@@ -529,6 +532,15 @@ async fn orphaned_bytes_are_swept_after_the_grace_period(store: Store, db: TestD
         ],
         "what a row points to stays"
     );
+    // Both replicas went on sweeping, and neither round failed on a blob
+    // the other had deleted.
+    let task = "task=\"swept orphaned image blobs\"";
+    let rounds = testkit::counter("background_task_rounds_total", task);
+    eventually(Duration::from_secs(15), "two more sweeps", || async {
+        (testkit::counter("background_task_rounds_total", task) >= rounds + 2).then_some(())
+    })
+    .await;
+    assert_eq!(testkit::counter("background_task_errors_total", task), 0);
 }
 
 async fn delete_removes_the_row_and_both_objects(store: Store, db: TestDb) {

@@ -21,40 +21,52 @@ testkit::test_on_each_db!(
     validate_reports_each_line_without_holding_stock,
     unknown_archived_and_malformed_lines_are_refused,
     two_replicas_sweeping_together_return_each_unit_once,
-    applied_events_older_than_the_retention_leave_the_inbox,
+    applied_events_older_than_the_retention_leave_the_inbox_of_two_replicas_pruning,
 );
 
-async fn applied_events_older_than_the_retention_leave_the_inbox(db: TestDb) {
+async fn applied_events_older_than_the_retention_leave_the_inbox_of_two_replicas_pruning(
+    db: TestDb,
+) {
     use events::schema::Inbox;
     use sea_orm::ConnectionTrait as _;
     use sea_orm::sea_query::Query;
     let conn = migrated(&db).await;
     let now = oms_core::time::now();
-    let insert = Query::insert()
+    let mut insert = Query::insert()
         .into_table(Inbox::Table)
         .columns([Inbox::Consumer, Inbox::EventId, Inbox::ApplyTime])
-        .values_panic([
-            "test".into(),
-            "old".into(),
-            (now - chrono::Duration::days(20)).into(),
-        ])
         .values_panic([
             "test".into(),
             "recent".into(),
             (now - chrono::Duration::days(2)).into(),
         ])
         .to_owned();
+    for n in 0..300 {
+        insert.values_panic([
+            "test".into(),
+            format!("old-{n}").into(),
+            (now - chrono::Duration::days(20)).into(),
+        ]);
+    }
     conn.execute(&insert).await.unwrap();
     drop(conn);
-    let _mesh = start(&db, &[("OMS_INBOX_RETENTION", "14d")]).await;
+    // Two replicas on one database, each pruning at start: the same rows,
+    // deleted between them without either failing.
+    let retention = [("OMS_INBOX_RETENTION", "14d")];
+    let mesh = start(&db, &retention).await;
+    let _twin = start_products(&db, &mesh.users, &retention).await;
+    let task = "task=\"pruned the order-event inbox\"";
     eventually(
         Duration::from_secs(20),
-        "the old entry to be pruned",
+        "both replicas' first prune round and the old entries gone",
         || async {
-            (testkit::count_rows(db.url(), "inbox", "event_id = 'old'").await == 0).then_some(())
+            let rounds = testkit::counter("background_task_rounds_total", task);
+            let old = testkit::count_rows(db.url(), "inbox", "event_id LIKE 'old-%'").await;
+            (rounds >= 2 && old == 0).then_some(())
         },
     )
     .await;
+    assert_eq!(testkit::counter("background_task_errors_total", task), 0);
     assert_eq!(
         testkit::count_rows(db.url(), "inbox", "event_id = 'recent'").await,
         1
