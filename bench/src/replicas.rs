@@ -231,8 +231,10 @@ async fn steps(
     let kafka = peers.kafka();
     let mut records = Vec::new();
 
-    // 1+1+1: the names answer one address each.
+    // 1+1+1: the names answer one address each. A warm-up first (caches,
+    // tokens, connections), so the first window is not the only cold one.
     eprintln!("  replicas: 1+1+1");
+    measure(&load, args.warmup.max(Duration::from_secs(1)), &[]).await?;
     let single = measure(&load, window, &probes(mesh.services()).await).await?;
     let one = single.record("1+1+1", &load, &mut checker, kafka).await?;
     let baseline = one.throughput_per_s;
