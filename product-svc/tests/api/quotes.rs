@@ -18,6 +18,7 @@ testkit::test_on_each_db!(
     quotes_check_what_an_order_would,
     only_signed_in_users_quote_and_bad_fields_are_named,
     quotes_expired_unused_past_the_retention_are_pruned,
+    two_replicas_pruning_at_once_delete_each_stale_quote_once,
     a_customer_holds_a_bounded_number_of_open_quotes,
     a_stored_quote_state_this_build_does_not_know_is_an_error,
 );
@@ -390,4 +391,57 @@ async fn a_stored_quote_state_this_build_does_not_know_is_an_error(db: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(odd.code(), Code::Internal, "{odd:?}");
+}
+
+async fn two_replicas_pruning_at_once_delete_each_stale_quote_once(db: TestDb) {
+    use product_svc::model::{Quote, QuoteLine};
+    use product_svc::store::quotes;
+
+    // Two connections, as two replicas' pools would hold.
+    let (first, second) = (migrated(&db).await, migrated(&db).await);
+    let now = oms_core::time::now();
+    let mut stale = Vec::new();
+    for _ in 0..40 {
+        let id = order_id();
+        quotes::insert(
+            &first,
+            &Quote {
+                id: id.clone(),
+                customer_id: order_id(),
+                consumed: false,
+                currency_code: "USD".into(),
+                total_minor: 100,
+                lines: vec![QuoteLine {
+                    product_id: order_id(),
+                    sku: "OLD".into(),
+                    name: "Old".into(),
+                    quantity: 1,
+                    unit_price_minor: 100,
+                    line_total_minor: 100,
+                }],
+                create_time: now - chrono::Duration::hours(49),
+                expire_time: now - chrono::Duration::hours(48),
+                order_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        stale.push(id);
+    }
+    let before = now - chrono::Duration::hours(24);
+    let (a, b) = tokio::join!(
+        quotes::prune(&first, before),
+        quotes::prune(&second, before)
+    );
+    let (a, b) = (a.expect("one replica's round"), b.expect("the other's"));
+    assert_eq!(
+        a + b,
+        stale.len() as u64,
+        "each stale quote deleted once between them"
+    );
+    assert_eq!(testkit::count_rows(db.url(), "quotes", "1 = 1").await, 0);
+    assert_eq!(
+        testkit::count_rows(db.url(), "quote_lines", "1 = 1").await,
+        0
+    );
 }
