@@ -183,6 +183,8 @@ impl Runner {
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(tokio::time::Instant::now());
                 if let Err(e) = self.prune().await {
+                    metrics::counter!("outbox_prune_errors_total", "service" => self.config.service)
+                        .increment(1);
                     tracing::warn!(service = self.config.service, error = %e, "pruning the outbox failed");
                 }
             }

@@ -25,6 +25,7 @@ testkit::test_on_each_db!(
     two_relays_on_one_outbox_publish_each_row_once_in_order,
     only_acknowledged_rows_are_marked_and_the_rest_retried,
     the_inbox_says_first_time_once,
+    two_relays_prune_the_same_published_rows_without_failing,
 );
 
 #[derive(DeriveMigrationName)]
@@ -225,4 +226,55 @@ async fn the_inbox_says_first_time_once(db: TestDb) {
     );
     txn.commit().await.unwrap();
     assert_eq!(count_rows(db.url(), "inbox", "event_id = 'e1'").await, 2);
+}
+
+async fn two_relays_prune_the_same_published_rows_without_failing(db: TestDb) {
+    oms_telemetry::metrics::install();
+    let conn = open(&db).await;
+    let bus = Bus::new();
+    let outbox = Outbox::new();
+    // Rows published eight days ago (past the 7-day retention), then a few
+    // not yet published.
+    write(&conn, &outbox, 200).await;
+    let long_ago = oms_core::time::now() - chrono::Duration::days(8);
+    conn.execute(
+        &Query::update()
+            .table(Alias::new("outbox"))
+            .value(Alias::new("publish_time"), long_ago)
+            .to_owned(),
+    )
+    .await
+    .unwrap();
+    let recent = write(&conn, &outbox, 5).await;
+    // Both prune at their first round, over the same rows.
+    let _relays = [
+        Relay::start(
+            conn.clone(),
+            Arc::new(bus.clone()),
+            outbox.wake_handle(),
+            config(),
+        ),
+        Relay::start(
+            conn.clone(),
+            Arc::new(bus.clone()),
+            outbox.wake_handle(),
+            config(),
+        ),
+    ];
+    eventually(
+        Duration::from_secs(20),
+        "the old rows pruned and the recent ones published",
+        || async {
+            let left = count_rows(db.url(), "outbox", "1 = 1").await;
+            let unpublished = count_rows(db.url(), "outbox", "publish_time IS NULL").await;
+            (left == 5 && unpublished == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(recent.values().map(Vec::len).sum::<usize>(), 5);
+    assert_eq!(
+        testkit::counter("outbox_prune_errors_total", "service=\"test\""),
+        0,
+        "neither relay's prune failed"
+    );
 }
