@@ -290,19 +290,19 @@ async fn only_signed_in_users_quote_and_bad_fields_are_named(db: TestDb) {
     assert_eq!(violated_fields(&half), ["customer_id", "order_id"]);
 }
 
-async fn quotes_expired_unused_past_the_retention_are_pruned(db: TestDb) {
-    use product_svc::model::{Quote, QuoteLine, QuoteUse};
-    use product_svc::store::quotes;
-
-    let conn = migrated(&db).await;
-    let now = oms_core::time::now();
-    let quote = |id: &str, expired_hours_ago: i64| Quote {
+/// An open quote of one line `id` that expired `hours_ago` before `now`.
+fn expired_quote(
+    id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    hours_ago: i64,
+) -> product_svc::model::Quote {
+    product_svc::model::Quote {
         id: id.to_owned(),
         customer_id: order_id(),
         consumed: false,
         currency_code: "USD".into(),
         total_minor: 100,
-        lines: vec![QuoteLine {
+        lines: vec![product_svc::model::QuoteLine {
             product_id: order_id(),
             sku: "OLD".into(),
             name: "Old".into(),
@@ -310,10 +310,19 @@ async fn quotes_expired_unused_past_the_retention_are_pruned(db: TestDb) {
             unit_price_minor: 100,
             line_total_minor: 100,
         }],
-        create_time: now - chrono::Duration::hours(expired_hours_ago + 1),
-        expire_time: now - chrono::Duration::hours(expired_hours_ago),
+        create_time: now - chrono::Duration::hours(hours_ago + 1),
+        expire_time: now - chrono::Duration::hours(hours_ago),
         order_id: None,
-    };
+    }
+}
+
+async fn quotes_expired_unused_past_the_retention_are_pruned(db: TestDb) {
+    use product_svc::model::QuoteUse;
+    use product_svc::store::quotes;
+
+    let conn = migrated(&db).await;
+    let now = oms_core::time::now();
+    let quote = |id: &str, expired_hours_ago: i64| expired_quote(id, now, expired_hours_ago);
     let (stale, used, recent) = (order_id(), order_id(), order_id());
     let old_used = quote(&used, 48);
     quotes::insert(&conn, &quote(&stale, 48)).await.unwrap();
@@ -394,7 +403,6 @@ async fn a_stored_quote_state_this_build_does_not_know_is_an_error(db: TestDb) {
 }
 
 async fn two_replicas_pruning_at_once_delete_each_stale_quote_once(db: TestDb) {
-    use product_svc::model::{Quote, QuoteLine};
     use product_svc::store::quotes;
 
     // Two connections, as two replicas' pools would hold.
@@ -403,29 +411,9 @@ async fn two_replicas_pruning_at_once_delete_each_stale_quote_once(db: TestDb) {
     let mut stale = Vec::new();
     for _ in 0..40 {
         let id = order_id();
-        quotes::insert(
-            &first,
-            &Quote {
-                id: id.clone(),
-                customer_id: order_id(),
-                consumed: false,
-                currency_code: "USD".into(),
-                total_minor: 100,
-                lines: vec![QuoteLine {
-                    product_id: order_id(),
-                    sku: "OLD".into(),
-                    name: "Old".into(),
-                    quantity: 1,
-                    unit_price_minor: 100,
-                    line_total_minor: 100,
-                }],
-                create_time: now - chrono::Duration::hours(49),
-                expire_time: now - chrono::Duration::hours(48),
-                order_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        quotes::insert(&first, &expired_quote(&id, now, 48))
+            .await
+            .unwrap();
         stale.push(id);
     }
     let before = now - chrono::Duration::hours(24);
