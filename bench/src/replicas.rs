@@ -274,6 +274,8 @@ async fn steps(
     load.reset();
     let running = load.start();
     let before = counts(&all).await;
+    // Paced, not waits for a condition: the kill hits calls in flight, and
+    // the twin stays down for two seconds of load.
     tokio::time::sleep(Duration::from_secs(1)).await;
     twins[1].service.kill().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -354,6 +356,8 @@ async fn steps(
     let running = load.start();
     let began = Instant::now();
     mesh.product.kill().await;
+    // Down for longer than the group session, then a second of load on
+    // the restarted member: paced, not waits for a condition.
     tokio::time::sleep(CONSUMER_DOWN).await;
     mesh.product.restart(options).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;

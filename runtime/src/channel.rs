@@ -125,7 +125,7 @@ pub fn balanced(
     });
     if let Ok(ip) = peer.host().parse::<IpAddr>() {
         let member = shared.member(SocketAddr::new(ip, peer.port()))?;
-        shared.set_members(vec![Arc::new(member)]);
+        shared.store(vec![Arc::new(member)]);
         return Ok(Balanced { shared });
     }
     let lookup = Lookup::new(resolve.dns_server)?;
@@ -214,12 +214,15 @@ impl Shared {
         )
     }
 
-    fn set_members(&self, members: Vec<Arc<Member>>) {
+    /// Makes `members` the set calls pick from (waiters are told by the
+    /// caller, once the set is ready to use).
+    fn store(&self, members: Vec<Arc<Member>>) -> Arc<Vec<Arc<Member>>> {
+        let members = Arc::new(members);
         *self
             .members
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(members);
-        self.changed.notify_waiters();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&members);
+        members
     }
 
     async fn send(
@@ -227,7 +230,9 @@ impl Shared {
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, CallError> {
         let first = self.first_pick().await?;
-        if !is_read(request.uri().path()) {
+        // Only a read with another address to go to is kept for a second
+        // try: the rest (every call to an IP literal) go out as they are.
+        if !is_read(request.uri().path()) || self.members().len() < 2 {
             return self.send_to(&first, request).await;
         }
         // A read's body is one small message: kept, it can be sent again.
@@ -499,12 +504,7 @@ impl Shared {
                 }
             }
             tracing::info!(peer = %self.peer, addresses = ?resolved, "the peer's addresses changed");
-            let next = Arc::new(next);
-            *self
-                .members
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&next);
-            next
+            self.store(next)
         };
         let timeout = self.options.connect_timeout;
         let tries = members.iter().map(|member| async move {
