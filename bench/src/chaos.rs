@@ -580,7 +580,7 @@ pub(crate) fn balanced_to(
     resolve: oms_config::ResolveConfig,
 ) -> Result<Balanced, BenchError> {
     let peer = oms_config::PeerAddr::parse(peer).map_err(BenchError::Setup)?;
-    oms_runtime::channel::balanced(&peer, resolve, ChannelOptions::default())
+    oms_runtime::channel::balanced(&peer, &resolve.into(), ChannelOptions::default())
         .map_err(|e| BenchError::Setup(e.to_string()))
 }
 

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod grpc_limits;
+pub mod tls;
 
 pub use grpc_limits::GrpcLimits;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use tls::{MeshTls, PublicTls};
 
 /// The variable of [`Env::proxy_secret`].
 pub const PROXY_SECRET_VAR: &str = "OMS_PROXY_SECRET";
@@ -362,6 +364,8 @@ pub struct ServiceBase {
     pub migrate_on_start: bool,
     /// How its gRPC clients find their peers.
     pub resolve: ResolveConfig,
+    /// TLS on its listener and its client channels.
+    pub tls: MeshTls,
 }
 
 impl ServiceBase {
@@ -376,6 +380,7 @@ impl ServiceBase {
             grpc_limits: GrpcLimits::from_env(env)?,
             migrate_on_start: env.flag("OMS_MIGRATE_ON_START", true)?,
             resolve: ResolveConfig::from_env(env)?,
+            tls: MeshTls::from_env(env)?,
         })
     }
 }

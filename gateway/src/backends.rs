@@ -51,15 +51,16 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
-    /// Builds the channels (to every replica of each service, found as
-    /// `config.resolve` says) without connecting.
+    /// Builds the channels (to every replica of each service, dialled as
+    /// `dial` says) without connecting.
     pub(crate) fn connect_lazy(
         config: &Config,
+        dial: &oms_runtime::channel::Dial,
     ) -> Result<Self, oms_runtime::channel::ChannelError> {
         let channel = |addr| {
             oms_runtime::channel::balanced(
                 addr,
-                config.resolve,
+                dial,
                 oms_runtime::channel::ChannelOptions::default(),
             )
         };

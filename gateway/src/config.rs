@@ -28,6 +28,11 @@ pub struct Config {
     pub connections: crate::transport::ConnectionLimits,
     /// How the backends' replicas are found.
     pub resolve: oms_config::ResolveConfig,
+    /// TLS towards the backends (`OMS_TLS_CA`, and `OMS_TLS_CERT`/`KEY`
+    /// presented as the gateway's client certificate).
+    pub mesh_tls: oms_config::MeshTls,
+    /// HTTPS on the public listener (`GATEWAY_TLS_CERT`/`KEY`).
+    pub public_tls: Option<oms_config::PublicTls>,
 }
 
 impl Config {
@@ -42,6 +47,8 @@ impl Config {
             proxy_secret: env.proxy_secret()?,
             connections: connection_limits(env)?,
             resolve: oms_config::ResolveConfig::from_env(env)?,
+            mesh_tls: oms_config::MeshTls::from_env(env)?,
+            public_tls: oms_config::PublicTls::from_env(env)?,
         })
     }
 }

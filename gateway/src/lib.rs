@@ -90,6 +90,8 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     connections: transport::ConnectionLimits,
+    /// HTTPS, when `GATEWAY_TLS_CERT` is set.
+    tls: Option<oms_runtime::tls::Tls>,
 }
 
 impl oms_runtime::app::Application for App {
@@ -104,10 +106,21 @@ impl oms_runtime::app::Application for App {
         config: Config,
         listener: TcpListener,
     ) -> Result<Self, oms_runtime::StartupError> {
+        let tls = match &config.public_tls {
+            Some(public) => Some(oms_runtime::tls::Tls::public("gateway", public)?),
+            None => None,
+        };
+        let router = router(&config)?;
+        // Browsers that once reached us over HTTPS never try plaintext.
+        let router = match tls {
+            Some(_) => router.layer(axum::middleware::map_response(strict_transport)),
+            None => router,
+        };
         Ok(Self {
             listener,
-            router: router(&config)?,
+            router,
             connections: config.connections,
+            tls,
         })
     }
 
@@ -124,17 +137,38 @@ impl oms_runtime::app::Application for App {
         self,
         shutdown: oms_runtime::app::Shutdown,
     ) -> Result<(), oms_runtime::StartupError> {
-        oms_runtime::server::announce("gateway", "http", self.addr());
-        transport::serve(self.listener, self.router, self.connections, shutdown).await;
+        let kind = if self.tls.is_some() { "https" } else { "http" };
+        oms_runtime::server::announce("gateway", kind, self.addr());
+        transport::serve(
+            self.listener,
+            self.tls,
+            self.router,
+            self.connections,
+            shutdown,
+        )
+        .await;
         tracing::info!(service = "gateway", "stopped");
         Ok(())
     }
 }
 
+/// `Strict-Transport-Security` on every answer over HTTPS: a year, as
+/// browsers' preload lists ask; subdomains are the operator's to add.
+const HSTS: &str = "max-age=31536000";
+
+async fn strict_transport(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(HSTS),
+    );
+    response
+}
+
 /// Every route, with the layers around them.
 fn router(config: &Config) -> Result<Router, oms_runtime::StartupError> {
     oms_telemetry::metrics::install();
-    let backends = backends::Backends::connect_lazy(config)
+    let dial = oms_runtime::channel::Dial::load("gateway", config.resolve, &config.mesh_tls)?;
+    let backends = backends::Backends::connect_lazy(config, &dial)
         .map_err(|e| oms_runtime::StartupError::setup("gateway backends", e))?;
     let (pool, routes) = routes::load(oms_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| oms_runtime::StartupError::setup("gateway routes", e))?;

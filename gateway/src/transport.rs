@@ -3,7 +3,9 @@
 //! within a time limit, idle connections closed, a request body that stops
 //! arriving ended, and a connection whose client stops reading the answer
 //! closed. HTTP/1.1 and HTTP/2 (prior knowledge or upgrade-free h2c) on one
-//! port, as before.
+//! port, as before; over TLS when the gateway has a certificate, where
+//! ALPN picks between them, and a handshake that fails or does not finish
+//! within the header time limit is refused, logged and counted.
 //!
 //! Why our own accept loop: `axum::serve` sets no timer, so hyper enforced
 //! no header timeout, and it has no connection cap or idle rule; 13,000
@@ -70,13 +72,19 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// then lets open requests finish (at most [`DRAIN`]).
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<oms_runtime::tls::Tls>,
     app: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let refusals = Arc::new(Refusals::new(
         "gateway",
-        &["connections", "stalled", "body_timeout"],
+        &[
+            "connections",
+            "stalled",
+            "body_timeout",
+            oms_runtime::tls::accept::REFUSAL,
+        ],
     ));
     let places = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -131,9 +139,37 @@ pub(crate) async fn serve(
             peer,
         };
         let (builder, app, stopping) = (Arc::clone(&builder), app.clone(), stopping.clone());
+        let server_config = tls.as_ref().and_then(oms_runtime::tls::Tls::server_config);
         tokio::spawn(async move {
             let _place = place;
-            connection.run(&builder, tcp, app, stopping).await;
+            let Some(config) = server_config else {
+                connection.run(&builder, tcp, app, stopping).await;
+                return;
+            };
+            // The certificate of this moment: a renewed one serves every
+            // connection from here on.
+            let handshake = async {
+                // Closed before a byte: a TCP probe, not a failed client.
+                if matches!(tcp.peek(&mut [0_u8; 1]).await, Ok(0)) {
+                    return None;
+                }
+                Some(tokio_rustls::TlsAcceptor::from(config).accept(tcp).await)
+            };
+            match tokio::time::timeout(limits.header_read, handshake).await {
+                Ok(None) => {}
+                Ok(Some(Ok(tls))) => connection.run(&builder, tls, app, stopping).await,
+                Ok(Some(Err(e))) => connection.refusals.refuse(
+                    oms_runtime::tls::accept::REFUSAL,
+                    format_args!("TLS handshake with {peer} failed: {e}"),
+                ),
+                Err(_) => connection.refusals.refuse(
+                    oms_runtime::tls::accept::REFUSAL,
+                    format_args!(
+                        "no TLS handshake from {peer} within {:?}",
+                        limits.header_read
+                    ),
+                ),
+            }
         });
     }
     drop(listener);
@@ -232,7 +268,7 @@ impl Connection {
     async fn run(
         self,
         builder: &auto::Builder<TokioExecutor>,
-        tcp: tokio::net::TcpStream,
+        tcp: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         app: Router,
         mut stopping: tokio::sync::watch::Receiver<bool>,
     ) {

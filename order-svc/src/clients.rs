@@ -6,8 +6,9 @@
 //! reservation ID), so retrying is safe. [`GrpcInventory`] is the
 //! [`Inventory`] port over these calls: wire types end here.
 
-use oms_config::{PeerAddr, ResolveConfig};
+use oms_config::PeerAddr;
 use oms_runtime::channel::ChannelError;
+use oms_runtime::channel::Dial;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -50,14 +51,10 @@ pub fn call_context<T>(request: &Request<T>) -> CallContext {
     }
 }
 
-fn channel(
-    addr: &PeerAddr,
-    resolve: ResolveConfig,
-    timeout: Duration,
-) -> Result<Balanced, ChannelError> {
+fn channel(addr: &PeerAddr, dial: &Dial, timeout: Duration) -> Result<Balanced, ChannelError> {
     oms_runtime::channel::balanced(
         addr,
-        resolve,
+        dial,
         oms_runtime::channel::ChannelOptions {
             connect_timeout: timeout,
             call_timeout: None,
@@ -91,16 +88,16 @@ impl std::fmt::Debug for ServiceTokens {
 
 impl ServiceTokens {
     /// Tokens for `client_id` from user-svc at `user_svc` (its replicas
-    /// found as `resolve` says).
+    /// dialled as `dial` says).
     pub fn new(
         user_svc: &PeerAddr,
-        resolve: ResolveConfig,
+        dial: &Dial,
         client_id: String,
         secret: ClientSecret,
         timeout: Duration,
     ) -> Result<Self, ChannelError> {
         Ok(Self {
-            auth: AuthServiceClient::new(channel(user_svc, resolve, timeout)?),
+            auth: AuthServiceClient::new(channel(user_svc, dial, timeout)?),
             client_id,
             secret,
             timeout,
@@ -266,16 +263,16 @@ fn to_reservation(reservation: Option<pb::Reservation>) -> Result<Reservation, I
 }
 
 impl GrpcInventory {
-    /// A client for product-svc at `addr` (its replicas found as
-    /// `resolve` says).
+    /// A client for product-svc at `addr` (its replicas dialled as `dial`
+    /// says).
     pub fn new(
         addr: &PeerAddr,
-        resolve: ResolveConfig,
+        dial: &Dial,
         tokens: ServiceTokens,
         timeout: Duration,
     ) -> Result<Self, ChannelError> {
         Ok(Self {
-            client: InventoryServiceClient::new(channel(addr, resolve, timeout)?),
+            client: InventoryServiceClient::new(channel(addr, dial, timeout)?),
             tokens,
             timeout,
         })
@@ -283,7 +280,10 @@ impl GrpcInventory {
 
     /// The client order-svc's configuration describes: product-svc and
     /// user-svc where it says, as the client it names.
-    pub fn from_config(config: &crate::Config) -> Result<Self, oms_runtime::StartupError> {
+    pub fn from_config(
+        config: &crate::Config,
+        dial: &Dial,
+    ) -> Result<Self, oms_runtime::StartupError> {
         let secret = config.client_secret.clone().ok_or_else(|| {
             oms_config::ConfigError::new(
                 crate::CLIENT_SECRET_VAR,
@@ -294,19 +294,13 @@ impl GrpcInventory {
             |e: ChannelError| oms_runtime::StartupError::setup("order-svc dependencies", e);
         let tokens = ServiceTokens::new(
             &config.user_svc_addr,
-            config.base.resolve,
+            dial,
             config.client_id.clone(),
             secret,
             config.call_timeout,
         )
         .map_err(dependency)?;
-        Self::new(
-            &config.product_svc_addr,
-            config.base.resolve,
-            tokens,
-            config.call_timeout,
-        )
-        .map_err(dependency)
+        Self::new(&config.product_svc_addr, dial, tokens, config.call_timeout).map_err(dependency)
     }
 
     /// One idempotent call: token, deadline, trace context, retries on

@@ -43,6 +43,7 @@ mod saga_tests;
 use std::sync::Arc;
 
 use oms_runtime::StartupError;
+use oms_runtime::channel::Dial;
 use tokio::net::TcpListener;
 
 pub use config::{ADDR_VAR, CLIENT_SECRET_VAR, Config};
@@ -97,8 +98,9 @@ impl oms_runtime::app::GrpcService for Binary {
         config: Config,
         listener: TcpListener,
     ) -> Result<oms_runtime::app::GrpcParts, StartupError> {
-        let inventory = Arc::new(clients::GrpcInventory::from_config(&config)?);
-        build_parts(config, inventory, listener).await
+        let dial = Dial::load(SERVICE_INFO.name, config.base.resolve, &config.base.tls)?;
+        let inventory = Arc::new(clients::GrpcInventory::from_config(&config, &dial)?);
+        build_parts(config, dial, inventory, listener).await
     }
 }
 
@@ -110,13 +112,15 @@ pub async fn build_with(
     listener: TcpListener,
 ) -> Result<App, StartupError> {
     let limits = config.base.grpc_limits;
-    build_parts(config, inventory, listener)
+    let dial = Dial::load(SERVICE_INFO.name, config.base.resolve, &config.base.tls)?;
+    build_parts(config, dial, inventory, listener)
         .await
         .map(|parts| App::from_parts(limits, parts))
 }
 
 async fn build_parts(
     config: Config,
+    dial: Dial,
     inventory: Arc<dyn inventory::Inventory>,
     listener: TcpListener,
 ) -> Result<oms_runtime::app::GrpcParts, StartupError> {
@@ -176,7 +180,7 @@ async fn build_parts(
     })?;
     let auth = oms_runtime::auth::layer_for(
         &config.user_svc_addr,
-        config.base.resolve,
+        &dial,
         &config.base.jwt_issuer,
         None,
         oms_runtime::auth::ClientCredentials {
@@ -188,6 +192,7 @@ async fn build_parts(
         routes,
         auth,
         listener,
+        tls: dial.tls,
         metrics_listener,
         owned,
     })

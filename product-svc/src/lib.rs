@@ -241,9 +241,11 @@ async fn build_parts(
             "must be set: product-svc's OAuth2 client secret at user-svc (it reads the revocation list with it)",
         )
     })?;
+    let dial =
+        oms_runtime::channel::Dial::load(SERVICE_INFO.name, config.base.resolve, &config.base.tls)?;
     let auth = oms_runtime::auth::layer_for(
         &config.user_svc_addr,
-        config.base.resolve,
+        &dial,
         &config.base.jwt_issuer,
         Some(AUDIENCE),
         oms_runtime::auth::ClientCredentials {
@@ -261,6 +263,7 @@ async fn build_parts(
         routes,
         auth,
         listener,
+        tls: dial.tls,
         metrics_listener,
         owned,
     })

@@ -89,6 +89,9 @@ pub struct GrpcParts {
     pub auth: AuthLayer,
     /// The gRPC listener.
     pub listener: TcpListener,
+    /// Its TLS, when `OMS_TLS_CERT` is set (the same as its channels dial
+    /// with: [`crate::tls::Tls::mesh`]).
+    pub tls: Option<crate::tls::Tls>,
     /// `/metrics`, when configured.
     pub metrics_listener: Option<TcpListener>,
     /// Background work, stopped after the server drains.
@@ -171,6 +174,7 @@ impl<S: GrpcService> Application for GrpcApp<S> {
             routes,
             auth,
             listener,
+            tls,
             metrics_listener,
             owned,
         } = self.parts;
@@ -179,8 +183,11 @@ impl<S: GrpcService> Application for GrpcApp<S> {
             self.limits,
             routes,
             auth,
-            listener,
-            metrics_listener,
+            crate::server::Listeners {
+                grpc: listener,
+                tls,
+                metrics: metrics_listener,
+            },
             shutdown,
         )
         .await;

@@ -73,6 +73,9 @@ pub enum ChannelError {
         /// What was wrong.
         reason: String,
     },
+    /// TLS is on and the host makes no name a certificate can be for.
+    #[error(transparent)]
+    TlsName(#[from] crate::tls::connect::BadName),
     /// The name server could not be set up.
     #[error("cannot ask the name server {server}: {reason}")]
     Resolver {
@@ -81,6 +84,40 @@ pub enum ChannelError {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// How a process dials its peers: how names are resolved, and TLS (with
+/// the process's certificate) when the mesh is encrypted.
+#[derive(Debug, Clone, Default)]
+pub struct Dial {
+    /// How peers' names are resolved.
+    pub resolve: ResolveConfig,
+    /// TLS of every connection, when set (`OMS_TLS_CA`).
+    pub tls: Option<crate::tls::Tls>,
+}
+
+impl Dial {
+    /// How `service` dials as configured: TLS on when `tls` says, its
+    /// certificate files loaded now and followed from then on (so this
+    /// needs a Tokio runtime). The same [`Dial::tls`] is what the
+    /// service's own listener serves.
+    pub fn load(
+        service: &'static str,
+        resolve: ResolveConfig,
+        tls: &oms_config::MeshTls,
+    ) -> Result<Self, crate::tls::TlsError> {
+        Ok(Self {
+            resolve,
+            tls: crate::tls::Tls::mesh(service, tls)?,
+        })
+    }
+}
+
+impl From<ResolveConfig> for Dial {
+    /// Plaintext, resolving as `resolve` says.
+    fn from(resolve: ResolveConfig) -> Self {
+        Self { resolve, tls: None }
+    }
 }
 
 /// A client channel over every address of one peer; cheap to clone (the
@@ -99,17 +136,24 @@ impl std::fmt::Debug for Balanced {
     }
 }
 
-/// A channel to `peer`, connecting lazily. A name is followed by a task
-/// of its own (resolving it now, every `resolve.interval` and when a
-/// connection fails) that stops once the last clone of the channel is
-/// dropped; so this needs a Tokio runtime.
+/// A channel to `peer`, connecting lazily (over TLS when `dial.tls`
+/// says, verifying `peer`'s host). A name is followed by a task of its own
+/// (resolving it now, every `resolve.interval` and when a connection
+/// fails) that stops once the last clone of the channel is dropped; so
+/// this needs a Tokio runtime.
 pub fn balanced(
     peer: &PeerAddr,
-    resolve: ResolveConfig,
+    dial: &Dial,
     options: ChannelOptions,
 ) -> Result<Balanced, ChannelError> {
+    let resolve = dial.resolve;
+    let tls = match dial.tls.clone().filter(|tls| tls.client_config().is_some()) {
+        Some(tls) => Some((crate::tls::connect::server_name(peer.host())?, tls)),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let origin: tonic::transport::Uri =
-        peer.uri()
+        format!("{scheme}://{peer}")
             .parse()
             .map_err(|e: http::uri::InvalidUri| ChannelError::Uri {
                 peer: peer.to_string(),
@@ -119,6 +163,7 @@ pub fn balanced(
         peer: peer.to_string(),
         origin,
         options,
+        tls,
         members: RwLock::new(Arc::new(Vec::new())),
         changed: Notify::new(),
         wake: Arc::new(Notify::new()),
@@ -160,10 +205,12 @@ impl tower_service::Service<http::Request<Body>> for Balanced {
 struct Shared {
     /// `host:port`, for logs and metrics.
     peer: String,
-    /// The HTTP/2 `:authority` (and later TLS) name the service, not an
-    /// address.
+    /// The HTTP/2 `:authority` names the service, not an address.
     origin: tonic::transport::Uri,
     options: ChannelOptions,
+    /// TLS of every connection, when on, with the name dialled (what a
+    /// server's certificate must be for).
+    tls: Option<(rustls::pki_types::ServerName<'static>, crate::tls::Tls)>,
     /// The addresses calls go to; replaced whole when the set changes, so a
     /// call picks from one consistent set without holding the lock.
     members: RwLock<Arc<Vec<Arc<Member>>>>,
@@ -197,9 +244,15 @@ impl Shared {
         if let Some(timeout) = self.options.call_timeout {
             endpoint = endpoint.timeout(timeout);
         }
+        let channel = match &self.tls {
+            None => endpoint.connect_lazy(),
+            Some((name, tls)) => endpoint.connect_with_connector_lazy(
+                crate::tls::connect::Connector::new(addr, name.clone(), tls.clone()),
+            ),
+        };
         Ok(Member {
             addr,
-            channel: endpoint.connect_lazy(),
+            channel,
             pending: AtomicUsize::new(0),
             refused: AtomicBool::new(false),
         })

@@ -24,6 +24,16 @@ pub struct CappedStream {
     _place: OwnedSemaphorePermit,
 }
 
+impl CappedStream {
+    /// Waits for the client's first byte: `false` when it closed without
+    /// sending one (a TCP probe: a balancer's, the kubelet's, our own
+    /// channels' resolve rounds), which is no failed handshake.
+    pub async fn sends_anything(&self) -> bool {
+        let mut first = [0_u8; 1];
+        !matches!(self.inner.peek(&mut first).await, Ok(0))
+    }
+}
+
 impl Connected for CappedStream {
     type ConnectInfo = TcpConnectInfo;
 

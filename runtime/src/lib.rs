@@ -15,6 +15,8 @@
 //!   service tells it about itself, [`admin`] serves `/metrics`.
 //! - [`channel`] makes every gRPC client channel: a peer's name resolved
 //!   to all its addresses, again and again, calls spread over them.
+//! - [`tls`] encrypts listeners and channels, following its certificate
+//!   files as they are renewed.
 //! - [`observe`] gives every gRPC call a span, an access line and metrics.
 //! - [`auth`] verifies access tokens and says who is calling.
 //! - [`error`] is the single mapping from a service's errors to
@@ -44,6 +46,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod startup;
+pub mod tls;
 
 pub use error::{ApiError, FieldViolation, Rejection};
 pub use startup::StartupError;

@@ -32,6 +32,17 @@ pub use crate::info::ServiceInfo;
 pub use crate::listen::{BindError, announce, bind, bind_optional};
 pub use oms_config::GrpcLimits;
 
+/// Where a gRPC server listens.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The gRPC listener.
+    pub grpc: TcpListener,
+    /// Its TLS, when this process has a server certificate.
+    pub tls: Option<crate::tls::Tls>,
+    /// `/metrics`, when configured.
+    pub metrics: Option<TcpListener>,
+}
+
 /// Why a gRPC server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -43,9 +54,10 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves `routes` plus reflection and health on `listener`, with every
+/// Serves `routes` plus reflection and health on `listeners.grpc` (over
+/// TLS when `listeners.tls` holds a server certificate), with every
 /// bearer token checked by `auth` and every call observed (span, log
-/// event, metrics), and `/metrics` on `metrics_listener` if given, until
+/// event, metrics), and `/metrics` on `listeners.metrics` if given, until
 /// `shutdown` resolves, then reports NOT_SERVING, stops accepting, and
 /// waits (bounded) for in-flight calls.
 pub async fn serve_grpc(
@@ -53,10 +65,14 @@ pub async fn serve_grpc(
     limits: GrpcLimits,
     routes: Routes,
     auth: crate::auth::AuthLayer,
-    listener: TcpListener,
-    metrics_listener: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Listeners {
+        grpc: listener,
+        tls,
+        metrics: metrics_listener,
+    } = listeners;
     if let Ok(addr) = listener.local_addr() {
         announce(info.name, "grpc", addr);
     }
@@ -108,7 +124,12 @@ pub async fn serve_grpc(
 
     let refusals = std::sync::Arc::new(crate::refusals::Refusals::new(
         info.name,
-        &["connections", "calls", "pending_bytes"],
+        &[
+            "connections",
+            "calls",
+            "pending_bytes",
+            crate::tls::accept::REFUSAL,
+        ],
     ));
     let server = Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST)
@@ -131,7 +152,15 @@ pub async fn serve_grpc(
         .layer(auth)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            crate::connections::accept_capped(listener, limits.max_connections, refusals),
+            crate::tls::accept::serve_over(
+                crate::connections::accept_capped(
+                    listener,
+                    limits.max_connections,
+                    std::sync::Arc::clone(&refusals),
+                ),
+                tls,
+                refusals,
+            ),
             announce,
         );
 

@@ -28,6 +28,9 @@ pub enum StartupError {
     /// dialled.
     #[error(transparent)]
     UserSvc(#[from] crate::auth::BadUserSvcAddr),
+    /// Certificate files (`OMS_TLS_*`, `GATEWAY_TLS_*`) cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),

@@ -202,7 +202,7 @@ async fn named(interval: Duration) -> Option<Named> {
         interval,
         dns_server: Some(dns.addr()),
     };
-    let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
+    let channel = balanced(&peer, &resolve.into(), ChannelOptions::default()).unwrap();
     Some(Named {
         dns,
         port,
@@ -300,7 +300,7 @@ async fn an_ip_literal_is_one_endpoint_never_resolved() {
         dns_server: Some(nowhere.addr()),
     };
     let peer = PeerAddr::from(SocketAddr::new(ip(3), port));
-    let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
+    let channel = balanced(&peer, &resolve.into(), ChannelOptions::default()).unwrap();
     assert_eq!(spread(&channel, &replicas, 30).await, [0, 30, 0]);
 }
 
@@ -320,7 +320,7 @@ async fn a_slow_replica_gets_fewer_calls_than_a_quick_one() {
         interval: Duration::from_secs(1),
         dns_server: Some(dns.addr()),
     };
-    let channel = balanced(&peer, resolve, ChannelOptions::default()).unwrap();
+    let channel = balanced(&peer, &resolve.into(), ChannelOptions::default()).unwrap();
     check(&channel).await;
     let (slow_before, quick_before) = (slow.calls(), quick.calls());
 

@@ -45,6 +45,7 @@ pub mod raw_h2;
 pub mod relay;
 pub mod scratch;
 pub mod tables;
+pub mod tls;
 pub mod users;
 pub mod wait;
 
@@ -66,6 +67,7 @@ pub use raw_h2::{RawH2, listener_refusals, memory};
 pub use relay::Relay;
 pub use scratch::{TempDir, unique_name};
 pub use tables::{assert_row_count, assert_tables, count_rows, execute, outbox_payloads};
+pub use tls::{Issued, TestCa};
 pub use wait::eventually;
 
 /// Logs for a test process, only when `TEST_LOG` is set (the macros'

@@ -200,10 +200,13 @@ async fn build_parts(
         },
     });
     let auth = oms_runtime::auth::AuthLayer::new(Arc::new(verifier));
+    // user-svc dials no peer: its TLS is only its listener's.
+    let tls = oms_runtime::tls::Tls::mesh(SERVICE_INFO.name, &config.base.tls)?;
     Ok(oms_runtime::app::GrpcParts {
         routes,
         auth,
         listener,
+        tls,
         metrics_listener,
         owned,
     })

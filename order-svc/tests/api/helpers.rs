@@ -156,7 +156,12 @@ pub(crate) async fn start_orders(
     let mut config = order_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
     config.broker = broker.clone();
     let inventory = Arc::new(StallableInventory {
-        inner: order_svc::clients::GrpcInventory::from_config(&config).unwrap(),
+        inner: order_svc::clients::GrpcInventory::from_config(
+            &config,
+            &oms_runtime::channel::Dial::load("order-svc", config.base.resolve, &config.base.tls)
+                .unwrap(),
+        )
+        .unwrap(),
         stall_commits,
     });
     testkit::spawn_with(|l| order_svc::build_with(config, inventory, l)).await

@@ -43,13 +43,13 @@ pub struct GrpcJwks {
 }
 
 impl GrpcJwks {
-    /// Keys from user-svc at `addr`, found as `resolve` says (connects on
+    /// Keys from user-svc at `addr`, dialled as `dial` says (connects on
     /// first use).
     pub fn new(
         addr: &oms_config::PeerAddr,
-        resolve: oms_config::ResolveConfig,
+        dial: &crate::channel::Dial,
     ) -> Result<Self, crate::channel::ChannelError> {
-        Ok(Self::on(user_svc_channel(addr, resolve)?))
+        Ok(Self::on(user_svc_channel(addr, dial)?))
     }
 
     /// Keys fetched over `channel` (a channel to user-svc other fetches
@@ -64,11 +64,11 @@ impl GrpcJwks {
 /// the keys.
 pub fn user_svc_channel(
     addr: &oms_config::PeerAddr,
-    resolve: oms_config::ResolveConfig,
+    dial: &crate::channel::Dial,
 ) -> Result<crate::channel::Balanced, crate::channel::ChannelError> {
     crate::channel::balanced(
         addr,
-        resolve,
+        dial,
         crate::channel::ChannelOptions {
             connect_timeout: std::time::Duration::from_secs(2),
             call_timeout: Some(std::time::Duration::from_secs(3)),

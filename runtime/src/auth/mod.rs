@@ -44,12 +44,12 @@ pub struct BadUserSvcAddr {
 }
 
 /// The auth layer of a service that trusts user-svc at `user_svc_addr`
-/// (its replicas found as `resolve` says): tokens from `issuer`, service
+/// (its replicas dialled as `dial` says): tokens from `issuer`, service
 /// tokens only for `service_audience`; the revocation list is read as
 /// `credentials` (it is not public).
 pub fn layer_for(
     user_svc_addr: &oms_config::PeerAddr,
-    resolve: oms_config::ResolveConfig,
+    dial: &crate::channel::Dial,
     issuer: &str,
     service_audience: Option<&str>,
     credentials: ClientCredentials,
@@ -60,7 +60,7 @@ pub fn layer_for(
     };
     // One channel (one resolver, one connection per replica) for both
     // fetches.
-    let channel = user_svc_channel(user_svc_addr, resolve).map_err(bad)?;
+    let channel = user_svc_channel(user_svc_addr, dial).map_err(bad)?;
     let jwks = GrpcJwks::on(channel.clone());
     let revocations = GrpcRevocations::on(channel, credentials);
     let verifier = Verifier::new(

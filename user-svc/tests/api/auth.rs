@@ -646,7 +646,7 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
     let verifier = oms_runtime::auth::Verifier::new(
         oms_runtime::auth::VerifierConfig::new("oms-user-svc", Some("product-svc")),
         std::sync::Arc::new(
-            oms_runtime::auth::GrpcJwks::new(&svc.addr.into(), Default::default()).unwrap(),
+            oms_runtime::auth::GrpcJwks::new(&svc.addr.into(), &Default::default()).unwrap(),
         ),
     );
     assert_eq!(
