@@ -117,12 +117,19 @@ impl Mesh {
         product.base.addr = local_addr(&product_listener)?;
         order.base.addr = local_addr(&order_listener)?;
         gateway.addr = local_addr(&gateway_listener)?;
-        order.user_svc_addr = user.base.addr.into();
-        product.user_svc_addr = user.base.addr.into();
-        order.product_svc_addr = product.base.addr.into();
-        gateway.user_svc_addr = user.base.addr.into();
-        gateway.product_svc_addr = product.base.addr.into();
-        gateway.order_svc_addr = order.base.addr.into();
+        // Parts dial each other over loopback, even when they listen on
+        // every interface: the one certificate of `oms` names 127.0.0.1.
+        let (user_at, product_at, order_at) = (
+            loopback(user.base.addr),
+            loopback(product.base.addr),
+            loopback(order.base.addr),
+        );
+        order.user_svc_addr = user_at.into();
+        product.user_svc_addr = user_at.into();
+        order.product_svc_addr = product_at.into();
+        gateway.user_svc_addr = user_at.into();
+        gateway.product_svc_addr = product_at.into();
+        gateway.order_svc_addr = order_at.into();
 
         Ok(Self {
             user: build_part("user-svc", user, user_listener).await?,
@@ -239,4 +246,18 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartupError> {
     listener
         .local_addr()
         .map_err(|e| StartupError::setup("a listener's address", e))
+}
+
+/// Where a part listening on `addr` is reached from this process: its
+/// own address, or loopback when it listens on every interface.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }

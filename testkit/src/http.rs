@@ -1,5 +1,6 @@
 //! One small HTTP/1.1 client for tests of the gateway: one request per
-//! connection, the whole answer read, JSON parsed when it is JSON.
+//! connection (plaintext or TLS), the whole answer read, JSON parsed when
+//! it is JSON.
 
 use std::net::SocketAddr;
 
@@ -116,10 +117,50 @@ pub async fn send_bytes(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let mut stream = match tokio::net::TcpStream::connect(addr).await {
+    let stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(stream) => stream,
         Err(e) => panic!("cannot connect to {addr}: {e}"),
     };
+    send_on(stream, addr, method, path, headers, body).await
+}
+
+/// [`send`] over HTTPS: TLS as `tls` says, the server's certificate
+/// checked for `localhost`.
+pub async fn send_tls(
+    addr: SocketAddr,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let tcp = match tokio::net::TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(e) => panic!("cannot connect to {addr}: {e}"),
+    };
+    let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else {
+        panic!("localhost is a name");
+    };
+    let stream = match tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+    {
+        Ok(stream) => stream,
+        Err(e) => panic!("TLS handshake with {addr}: {e}"),
+    };
+    let body = body.map(str::as_bytes).unwrap_or_default();
+    send_on(stream, addr, method, path, headers, body).await
+}
+
+/// One request on `stream`, the whole answer read.
+async fn send_on(
+    mut stream: impl AsyncReadExt + AsyncWriteExt + Unpin,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -143,6 +184,7 @@ pub async fn send_bytes(
     // body; what it answered is still the answer.
     let sent = stream.write_all(body).await;
     let read = stream.read_to_end(&mut raw).await;
+    // A TLS server may close without close_notify once it has answered.
     if raw.is_empty() {
         panic!("{method} {path}: no answer (sending: {sent:?}, reading: {read:?})");
     }

@@ -12,6 +12,8 @@ use rcgen::{
     KeyUsagePurpose, SerialNumber,
 };
 
+use rustls::pki_types::pem::PemObject;
+
 use crate::TempDir;
 
 /// A CA and the directory its files are written to.
@@ -129,6 +131,25 @@ impl TestCa {
             write_replacing(&issued.cert, &cert.pem()),
         );
         issued
+    }
+
+    /// An HTTPS client (HTTP/1.1 by ALPN) that trusts this CA only.
+    pub fn https_client(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        let pem = must("reading ca.pem", std::fs::read(&self.ca_file));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            must("adding the CA", roots.add(must("the CA's PEM", cert)));
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = must(
+            "TLS versions",
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions(),
+        )
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        std::sync::Arc::new(config)
     }
 
     /// The variables that give a service `issued` and this CA for both
