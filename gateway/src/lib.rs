@@ -137,8 +137,7 @@ impl oms_runtime::app::Application for App {
         self,
         shutdown: oms_runtime::app::Shutdown,
     ) -> Result<(), oms_runtime::StartupError> {
-        let kind = if self.tls.is_some() { "https" } else { "http" };
-        oms_runtime::server::announce("gateway", kind, self.addr());
+        oms_runtime::server::announce("gateway", "http", self.addr());
         transport::serve(
             self.listener,
             self.tls,

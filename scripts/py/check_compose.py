@@ -8,6 +8,9 @@ container engine:
   files scripts/compose-secrets makes) is one the binary reads
   (`<binary> env-vars`), and the binary accepts the values (its
   `healthcheck` loads the configuration: exit 2 would mean a bad value);
+- compose.tls.yaml, the TLS override, validates too, mounts the files
+  scripts/compose-secrets makes, and every variable it adds is read and
+  accepted by the binary (with those files);
 - the runtime image runs as a non-root user;
 - the `observability` profile: its services are only in that profile,
   every file it mounts exists, Prometheus scrapes each service where
@@ -77,6 +80,38 @@ def check_observability(compose: dict) -> list[str]:
     return errors
 
 
+def check_tls_overlay(compose: dict, schema: dict, bin_dir: Path, secrets_dir: Path) -> list[str]:
+    overlay = yaml.safe_load((ROOT / "compose.tls.yaml").read_text())
+    errors = [
+        f"compose.tls.yaml {'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft201909Validator(schema).iter_errors(overlay)
+    ]
+    for name in OURS:
+        spec = overlay["services"].get(name)
+        if spec is None:
+            errors.append(f"compose.tls.yaml: {name} gets no TLS")
+            continue
+        if spec.get("volumes") != ["./deploy/secrets/tls:/run/secrets/tls:ro"]:
+            errors.append(f"compose.tls.yaml {name}: mounts {spec.get('volumes')}, not compose-secrets' tls/")
+        base = compose["services"][name]
+        env = {}
+        for f in base.get("env_file", []):
+            env.update(env_file(secrets_dir / Path(f).name))
+        env.update({k: interpolate(str(v)) for k, v in base.get("environment", {}).items()})
+        for key, value in spec.get("environment", {}).items():
+            value = str(value)
+            if value.startswith("/run/secrets/tls/"):
+                local = secrets_dir / "tls" / value.removeprefix("/run/secrets/tls/")
+                if not local.exists():
+                    errors.append(f"compose.tls.yaml {name}: {key} names {value}, which compose-secrets does not make")
+                value = str(local)
+            env[key] = value
+        if "OMS_TLS_CERT" not in env or (name != "gateway" and "OMS_TLS_CLIENT_CA" not in env):
+            errors.append(f"compose.tls.yaml {name}: not mutual TLS (OMS_TLS_CERT and OMS_TLS_CLIENT_CA)")
+        errors += check_binary_env(bin_dir, Path(base["entrypoint"][0]).name, env, f"{name} (compose.tls.yaml)")
+    return errors
+
+
 def env_file(path: Path) -> dict:
     pairs = (line.partition("=") for line in path.read_text().splitlines() if line.strip())
     return {key: value for key, _, value in pairs}
@@ -125,6 +160,8 @@ def main() -> int:
             env.update({k: interpolate(str(v)) for k, v in spec.get("environment", {}).items()})
             errors += check_binary_env(bin_dir, binary, env, f"{name} (compose.yaml)")
 
+        errors += check_tls_overlay(compose, schema, bin_dir, Path(secrets_dir))
+
     errors += check_observability(compose)
     for error in errors:
         print(f"check-compose: {error}", file=sys.stderr)
@@ -132,6 +169,7 @@ def main() -> int:
         return 1
     print(f"check-compose: compose.yaml valid against the compose-spec schema; "
           f"{len(OURS)} services: binaries, health checks and every variable known; "
+          f"compose.tls.yaml valid, its files made and its variables accepted; "
           f"observability profile: {len(OBSERVABILITY)} services, mounts, scrape targets, OTLP endpoint")
     return 0
 

@@ -3,7 +3,15 @@
 - the base and the production overlay render with `kubectl kustomize`
   (the overlay with Secrets made by scripts/compose-secrets, in a copy);
 - every rendered object validates against the Kubernetes schemas
-  (kubernetes-validate, strict: no unknown fields);
+  (kubernetes-validate, strict: no unknown fields); cert-manager's
+  Certificates, which it has no schema for, against
+  schemas/cert-manager-certificate-v1.json (its API reference written
+  out, unknown fields refused too);
+- mutual TLS in production: every service mounts the Secret of a
+  Certificate, serves and dials with it and requires client certificates;
+  each Certificate names every host the mesh dials its service by, and
+  localhost for the pod's own probe, which runs `<svc> healthcheck` (the
+  kubelet's gRPC probe speaks no TLS);
 - each service runs as a Deployment of two replicas or more, with native
   probes (gRPC, or the gateway's /readyz and /healthz), resource requests
   and a memory limit, non-root with a read-only root filesystem, and has a
@@ -21,6 +29,7 @@ usage: check_k8s.py KUBECTL KUBERNETES_VALIDATE BIN_DIR
 """
 
 import base64
+import json
 import shutil
 import subprocess
 import sys
@@ -28,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+import jsonschema
 from binary_env import check_binary_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,16 +64,31 @@ def render(kubectl: str, directory: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+# Kinds of CRDs, checked against schemas of our own.
+CRD_SCHEMAS = {("cert-manager.io/v1", "Certificate"): "cert-manager-certificate-v1.json"}
+
+
 def validate(validator: str, objects: list[dict], name: str) -> list[str]:
+    errors = []
+    core = []
+    for o in objects:
+        schema = CRD_SCHEMAS.get((o["apiVersion"], o["kind"]))
+        if schema is None:
+            core.append(o)
+            continue
+        schema = json.loads((ROOT / "scripts" / "py" / "schemas" / schema).read_text())
+        checker = jsonschema.Draft201909Validator(schema, format_checker=jsonschema.FormatChecker())
+        errors += [f"{name}: {o['kind']} {o['metadata']['name']} "
+                   f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in checker.iter_errors(o)]
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as rendered:
-        yaml.safe_dump_all(objects, rendered)
+        yaml.safe_dump_all(core, rendered)
         rendered.flush()
         run = subprocess.run([validator, "--kubernetes-version", KUBERNETES_VERSION, "--strict",
                               "--quiet", rendered.name], capture_output=True, text=True)
     if run.returncode != 0:
-        return [f"{name}: not valid against Kubernetes {KUBERNETES_VERSION}: "
-                f"{(run.stdout + run.stderr).strip()}"]
-    return []
+        errors.append(f"{name}: not valid against Kubernetes {KUBERNETES_VERSION}: "
+                      f"{(run.stdout + run.stderr).strip()}")
+    return errors
 
 
 def of_kind(objects: list[dict], kind: str) -> dict[str, dict]:
@@ -143,7 +168,7 @@ def check_network(objects: list[dict], pods: dict[str, dict]) -> list[str]:
     return errors
 
 
-def check_shape(objects: list[dict]) -> tuple[list[str], dict[str, dict]]:
+def check_shape(objects: list[dict], tls: bool) -> tuple[list[str], dict[str, dict]]:
     errors = []
     deployments = of_kind(objects, "Deployment")
     pdbs = list(of_kind(objects, "PodDisruptionBudget").values())
@@ -167,7 +192,10 @@ def check_shape(objects: list[dict]) -> tuple[list[str], dict[str, dict]]:
             errors.append(f"{name}: runs {container.get('command')}, not /usr/local/bin/{name}")
         for probe in ("readinessProbe", "livenessProbe"):
             got = container.get(probe, {})
-            if name in SERVICES:
+            if name in SERVICES and tls:
+                # The kubelet's gRPC probe cannot present a certificate.
+                ok = got.get("exec", {}).get("command") == [f"/usr/local/bin/{name}", "healthcheck"]
+            elif name in SERVICES:
                 ok = got.get("grpc", {}).get("port") == SERVICES[name]
             else:
                 path = "/readyz" if probe == "readinessProbe" else "/healthz"
@@ -216,6 +244,55 @@ def check_shape(objects: list[dict]) -> tuple[list[str], dict[str, dict]]:
     return errors, pods
 
 
+def env_of(container: dict) -> dict:
+    return {e["name"]: str(e.get("value", "")) for e in container.get("env", [])}
+
+
+def check_tls(objects: list[dict]) -> list[str]:
+    """Mutual TLS on every link: each service serves and dials with a
+    Certificate's Secret, and each Certificate names every host the mesh
+    dials its service by."""
+    errors = []
+    certificates = {c["spec"]["secretName"]: c for c in of_kind(objects, "Certificate").values()}
+    deployments = of_kind(objects, "Deployment")
+    served_by = {}
+    for name in OURS:
+        pod = deployments[name]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        env = env_of(container)
+        wanted = {"OMS_TLS_CERT", "OMS_TLS_KEY", "OMS_TLS_CA"} | ({"OMS_TLS_CLIENT_CA"} if name in SERVICES else
+                                                                 {"GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY"})
+        if not wanted <= set(env):
+            errors.append(f"{name}: TLS variables {sorted(wanted - set(env))} unset")
+            continue
+        mount = str(Path(env["OMS_TLS_CERT"]).parent)
+        volume = next((m["name"] for m in container.get("volumeMounts", []) if m["mountPath"] == mount), None)
+        secret = next((v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])
+                       if v["name"] == volume), None)
+        certificate = certificates.get(secret)
+        if certificate is None:
+            errors.append(f"{name}: {mount} is not the Secret of a cert-manager Certificate")
+            continue
+        if Path(env["OMS_TLS_CERT"]).name != "tls.crt" or Path(env["OMS_TLS_CA"]).name != "ca.crt":
+            errors.append(f"{name}: OMS_TLS_CERT/OMS_TLS_CA are not cert-manager's tls.crt and ca.crt")
+        spec = certificate["spec"]
+        served_by[name] = set(spec.get("dnsNames", [])) | set(spec.get("ipAddresses", []))
+        if not {"server auth", "client auth"} <= set(spec.get("usages", [])):
+            errors.append(f"Certificate {certificate['metadata']['name']}: usages lack server auth or client auth")
+        if not {"localhost", "127.0.0.1"} <= served_by[name]:
+            errors.append(f"Certificate {certificate['metadata']['name']}: no localhost and 127.0.0.1 (the probe)")
+    # The name verified is the name dialled: every host a peer is dialled by.
+    dialled = {"USER_SVC_ADDR": "user-svc", "PRODUCT_SVC_ADDR": "product-svc", "ORDER_SVC_ADDR": "order-svc"}
+    for deployment in deployments.values():
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        for var, target in dialled.items():
+            host = env.get(var, "").rsplit(":", 1)[0]
+            if host and host != "0.0.0.0" and host not in served_by.get(target, set()):
+                errors.append(f"{deployment['metadata']['name']} dials {target} as {host}, "
+                              f"which its Certificate does not name")
+    return errors
+
+
 def check_hardening(name: str, pod: dict) -> list[str]:
     errors = []
     security = pod.get("securityContext", {})
@@ -230,7 +307,8 @@ def check_hardening(name: str, pod: dict) -> list[str]:
     return errors
 
 
-def check_variables(objects: list[dict], bin_dir: Path) -> list[str]:
+def check_variables(objects: list[dict], bin_dir: Path, tls_dir: Path) -> list[str]:
+    """`tls_dir` stands in for every mounted Certificate Secret."""
     errors = []
     secrets = {name: {k: base64.b64decode(v).decode() for k, v in s.get("data", {}).items()}
                for name, s in of_kind(objects, "Secret").items()}
@@ -243,6 +321,8 @@ def check_variables(objects: list[dict], bin_dir: Path) -> list[str]:
             for source in container.get("envFrom", []):
                 env.update(secrets[source["secretRef"]["name"]])
             env.update({e["name"]: str(e["value"]) for e in container.get("env", [])})
+            env = {k: str(tls_dir / Path(v).name) if v.startswith("/run/secrets/tls/") else v
+                   for k, v in env.items()}
             errors += check_binary_env(bin_dir, binary, env, f"{name} (deploy/k8s)")
     return errors
 
@@ -258,13 +338,22 @@ def main() -> int:
                         k8s / "overlays" / "production" / "secrets"], check=True, stdout=subprocess.DEVNULL)
         base = render(kubectl, k8s / "base")
         production = render(kubectl, k8s / "overlays" / "production")
-    errors += validate(validator, base, "base")
-    errors += validate(validator, production, "production")
-    shape_errors, pods = check_shape(production)
-    errors += shape_errors
-    if len(pods) == len(OURS):
-        errors += check_network(production, pods)
-    errors += check_variables(production, bin_dir)
+        # What cert-manager writes into each Secret, made by the dev CA.
+        made = k8s / "overlays" / "production" / "secrets" / "tls"
+        tls_dir = Path(work) / "mounted-tls"
+        tls_dir.mkdir()
+        for source, target in [("product-svc.crt", "tls.crt"), ("product-svc.key", "tls.key"), ("ca.crt", "ca.crt")]:
+            shutil.copy(made / source, tls_dir / target)
+        errors += validate(validator, base, "base")
+        errors += validate(validator, production, "production")
+        shape_errors, pods = check_shape(base, tls=False)
+        errors += [f"base: {e}" for e in shape_errors]
+        shape_errors, pods = check_shape(production, tls=True)
+        errors += shape_errors
+        if len(pods) == len(OURS):
+            errors += check_network(production, pods)
+            errors += check_tls(production)
+        errors += check_variables(production, bin_dir, tls_dir)
     for error in errors:
         print(f"check-k8s: {error}", file=sys.stderr)
     if errors:
@@ -272,7 +361,8 @@ def main() -> int:
     kinds = sorted({o["kind"] for o in production})
     print(f"check-k8s: base and production render and validate against Kubernetes {KUBERNETES_VERSION} "
           f"({len(production)} objects: {', '.join(kinds)}); probes, resources, hardening, budgets, "
-          f"autoscalers, migration Jobs, network policies and every variable checked")
+          f"autoscalers, migration Jobs, network policies, mutual TLS (Certificates against their schema, "
+          f"names dialled, probes) and every variable checked")
     return 0
 
 
