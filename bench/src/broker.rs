@@ -15,7 +15,7 @@ use events::kafka::KafkaConfig;
 
 use crate::BenchError;
 use crate::http_client::HttpClient;
-use crate::peer::{Peer, accepts};
+use testkit::servers::peer::{Peer, accepts};
 
 /// A running (or killed) tansu broker.
 pub struct Broker {
@@ -78,7 +78,7 @@ impl Broker {
 
     /// Starts it again on the same port and bucket.
     pub async fn resume(&mut self) -> Result<(), BenchError> {
-        self.peer.start(accepts).await
+        Ok(self.peer.start(accepts).await?)
     }
 }
 

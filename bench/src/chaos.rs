@@ -31,10 +31,10 @@ use crate::broker::Broker;
 use crate::fixtures::{CUSTOMER_PASSWORD, authed, bearer, create_products, customer, login};
 use crate::http_client::HttpClient;
 use crate::invariants::{Databases, Expected};
-use crate::mariadb_server::MariadbServer;
 use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
 use crate::netem::Link;
-use crate::redis_server::RedisServer;
+use testkit::servers::mariadb::MariadbServer;
+use testkit::servers::redis::RedisServer;
 
 /// Units each product starts with: more than any run sells.
 const INITIAL_STOCK: i64 = 1_000_000;
@@ -518,19 +518,19 @@ async fn apply(
                 .product
                 .pid()
                 .ok_or_else(|| BenchError::Setup("product-svc is not running".into()))?;
-            crate::peer::signal("-STOP", pid)?;
+            testkit::servers::peer::signal("-STOP", pid)?;
             tokio::time::sleep(hold).await;
-            crate::peer::signal("-CONT", pid)
+            Ok(testkit::servers::peer::signal("-CONT", pid)?)
         }
         Fault::StopRedis => {
             peers.redis.stop().await;
             tokio::time::sleep(hold).await;
-            peers.redis.resume().await
+            Ok(peers.redis.resume().await?)
         }
         Fault::RestartMariadb => {
             peers.mariadb.kill().await;
             tokio::time::sleep(hold).await;
-            peers.mariadb.resume().await
+            Ok(peers.mariadb.resume().await?)
         }
         Fault::StopBroker => {
             let broker = peers

@@ -14,12 +14,9 @@ pub mod driver;
 pub mod fixtures;
 pub mod http_client;
 pub mod invariants;
-pub mod mariadb_server;
 pub mod mesh;
 pub mod netem;
-pub mod peer;
 pub mod procfs;
-pub mod redis_server;
 pub mod replicas;
 pub mod report;
 pub mod scenarios;
@@ -48,6 +45,12 @@ pub enum BenchError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<testkit::servers::SetupError> for BenchError {
+    fn from(error: testkit::servers::SetupError) -> Self {
+        Self::Setup(error.0)
+    }
 }
 
 impl BenchError {

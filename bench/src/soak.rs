@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::BenchError;
 use crate::chaos::{Load, Peers, chaos_mesh};
 use crate::mesh::Mesh;
-use crate::redis_server::RedisServer;
+use testkit::servers::redis::RedisServer;
 
 /// Time between samples.
 const EVERY: Duration = Duration::from_secs(10);

@@ -478,10 +478,15 @@ impl fmt::Debug for DatabaseUrl {
 pub struct RedisUrl(String);
 
 impl RedisUrl {
-    /// Accepts `redis://…` and `rediss://…`.
+    /// Accepts `redis://…` and `rediss://…`; `?ssl-ca=/path/ca.pem` (only
+    /// with `rediss://`) names the CA the server is verified against.
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.starts_with("redis://") || raw.starts_with("rediss://") {
-            Ok(Self(raw.to_owned()))
+            let url = Self(raw.to_owned());
+            if url.ssl_ca().is_some() && !raw.starts_with("rediss://") {
+                return Err(format!("{}: ssl-ca needs TLS (rediss://)", redact(raw)));
+            }
+            Ok(url)
         } else {
             Err(format!(
                 "{} is not a Redis URL (expected redis://host:port)",
@@ -493,6 +498,16 @@ impl RedisUrl {
     /// The URL to hand to the client (may hold a password: never log it).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The CA file of its `ssl-ca` query parameter.
+    pub fn ssl_ca(&self) -> Option<&str> {
+        let query = self.0.split_once('?')?.1;
+        let query = query.split('#').next().unwrap_or(query);
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("ssl-ca="))
+            .filter(|path| !path.is_empty())
     }
 }
 

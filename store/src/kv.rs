@@ -235,16 +235,17 @@ impl std::fmt::Debug for RedisKv {
 impl RedisKv {
     /// Builds the pool and checks the server answers.
     pub async fn connect(url: &RedisUrl, prefix: &str) -> Result<Self, KvError> {
-        let pool = deadpool_redis::Config::from_url(url.expose())
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| KvError::Setup {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        let client = redis::Client::open(url.expose()).map_err(|e| KvError::Setup {
+        let setup = |reason: String| KvError::Setup {
             url: url.clone(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let client = client(url).map_err(setup)?;
+        let manager = deadpool_redis::Manager::new(client.get_connection_info().clone())
+            .map_err(|e| setup(e.to_string()))?;
+        let pool = deadpool_redis::Pool::builder(manager)
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
         let store = Self {
             pool,
             reads: Arc::new(SharedConnection {
@@ -265,6 +266,24 @@ impl RedisKv {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+}
+
+/// The client of `url`: over TLS for `rediss://`, the server verified for
+/// the URL's host against the CA file its `ssl-ca` parameter names (as a
+/// MySQL URL names one), or else the system's roots.
+fn client(url: &RedisUrl) -> Result<redis::Client, String> {
+    let Some(ca) = url.ssl_ca() else {
+        return redis::Client::open(url.expose()).map_err(|e| e.to_string());
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("cannot read ssl-ca {ca}: {e}"))?;
+    redis::Client::build_with_tls(
+        url.expose(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        },
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn ttl_millis(ttl: Duration) -> u64 {

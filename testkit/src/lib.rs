@@ -44,6 +44,7 @@ pub mod raw;
 pub mod raw_h2;
 pub mod relay;
 pub mod scratch;
+pub mod servers;
 pub mod tables;
 pub mod tls;
 pub mod users;

@@ -6,21 +6,32 @@
 
 use std::path::PathBuf;
 
-use crate::BenchError;
-use crate::peer::{Peer, accepts, find_program};
+use super::SetupError;
+use super::peer::{Peer, accepts, find_program};
 
 /// A running (or killed) mariadbd.
 pub struct MariadbServer {
     peer: Peer,
+    /// The CA its certificate chains to, when it offers TLS.
+    ca: Option<PathBuf>,
 }
 
 impl MariadbServer {
     /// Makes a data directory in `dir` and starts a server on it on a free
     /// port of 127.0.0.1, without grant tables (root, no password: it is
     /// reachable from this machine only and gone with the run).
-    pub async fn start(dir: PathBuf) -> Result<Self, BenchError> {
+    pub async fn start(dir: PathBuf) -> Result<Self, SetupError> {
+        Self::start_with(dir, None).await
+    }
+
+    /// [`MariadbServer::start`], offering TLS with `tls`'s certificate
+    /// (without grant tables a server cannot require it; clients ask).
+    pub async fn start_with(
+        dir: PathBuf,
+        tls: Option<super::ServerTls>,
+    ) -> Result<Self, SetupError> {
         let missing = |name: &str| {
-            BenchError::Setup(format!(
+            SetupError(format!(
                 "the chaos scenario runs a MariaDB of its own and needs {name} \
                  (Debian: apt-get install mariadb-server)"
             ))
@@ -29,7 +40,7 @@ impl MariadbServer {
             find_program("mariadb-install-db").ok_or_else(|| missing("mariadb-install-db"))?;
         let server = find_program("mariadbd").ok_or_else(|| missing("mariadbd"))?;
         std::fs::create_dir_all(&dir)
-            .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| SetupError(format!("cannot create {}: {e}", dir.display())))?;
         let data = dir.join("data");
         let user = whoami();
         let installed = tokio::process::Command::new(&install)
@@ -40,17 +51,18 @@ impl MariadbServer {
             .stdin(std::process::Stdio::null())
             .output()
             .await
-            .map_err(|e| BenchError::Setup(format!("cannot run {}: {e}", install.display())))?;
+            .map_err(|e| SetupError(format!("cannot run {}: {e}", install.display())))?;
         if !installed.status.success() {
-            return Err(BenchError::Setup(format!(
+            return Err(SetupError(format!(
                 "mariadb-install-db failed ({}): {}",
                 installed.status,
                 String::from_utf8_lossy(&installed.stderr)
             )));
         }
         let scratch = dir.clone();
+        let ca = tls.as_ref().map(|tls| tls.ca.clone());
         let peer = Peer::new("mariadbd", server, dir, move |addr| {
-            let args = vec![
+            let mut args: Vec<std::ffi::OsString> = vec![
                 "--no-defaults".into(),
                 format!("--datadir={}", data.display()).into(),
                 format!("--port={}", addr.port()).into(),
@@ -63,16 +75,31 @@ impl MariadbServer {
                 "--innodb-buffer-pool-size=128M".into(),
                 "--max-connections=500".into(),
             ];
+            if let Some(tls) = &tls {
+                args.extend([
+                    format!("--ssl-cert={}", tls.cert.display()).into(),
+                    format!("--ssl-key={}", tls.key.display()).into(),
+                    format!("--ssl-ca={}", tls.ca.display()).into(),
+                ]);
+            }
             (args, Vec::new())
         })?;
-        let mut server = Self { peer };
+        let mut server = Self { peer, ca };
         server.resume().await?;
         Ok(server)
     }
 
-    /// `mysql://root@127.0.0.1:PORT`, without a database.
+    /// `mysql://root@127.0.0.1:PORT`, without a database; with TLS,
+    /// `mysql://root@localhost:PORT?ssl-mode=VERIFY_IDENTITY&ssl-ca=…`.
     pub fn url(&self) -> String {
-        format!("mysql://root@{}", self.peer.addr())
+        match &self.ca {
+            None => format!("mysql://root@{}", self.peer.addr()),
+            Some(ca) => format!(
+                "mysql://root@localhost:{}?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+                self.peer.addr().port(),
+                ca.display()
+            ),
+        }
     }
 
     /// Kills it (SIGKILL: InnoDB recovers at the next start).
@@ -82,10 +109,11 @@ impl MariadbServer {
 
     /// Starts it again on the same port and data, and waits until it
     /// takes a query.
-    pub async fn resume(&mut self) -> Result<(), BenchError> {
+    pub async fn resume(&mut self) -> Result<(), SetupError> {
+        let url = self.url();
         self.peer
             .start(|addr| {
-                let url = format!("mysql://root@{addr}");
+                let url = url.clone();
                 async move {
                     if !accepts(addr).await {
                         return false;

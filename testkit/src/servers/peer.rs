@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::BenchError;
+use super::SetupError;
 
 /// How long a peer may take to answer after it is started.
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -50,9 +50,9 @@ impl Peer {
         program: PathBuf,
         dir: PathBuf,
         command: impl Fn(SocketAddr) -> (Vec<OsString>, Vec<(String, String)>) + Send + Sync + 'static,
-    ) -> Result<Self, BenchError> {
+    ) -> Result<Self, SetupError> {
         std::fs::create_dir_all(&dir)
-            .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| SetupError(format!("cannot create {}: {e}", dir.display())))?;
         // It runs in `dir`: a relative path given by the user is from here.
         let program = std::path::absolute(&program).unwrap_or(program);
         Ok(Self {
@@ -75,7 +75,7 @@ impl Peer {
     /// waits, polling, until it holds its port and `ready` says it answers.
     /// A first start whose port another process took tries another port;
     /// a restart keeps its port (its clients know it) or fails.
-    pub async fn start<F, Fut>(&mut self, ready: F) -> Result<(), BenchError>
+    pub async fn start<F, Fut>(&mut self, ready: F) -> Result<(), SetupError>
     where
         F: Fn(SocketAddr) -> Fut,
         Fut: Future<Output = bool>,
@@ -92,7 +92,7 @@ impl Peer {
                 }
                 Err(Start::LostPort(why) | Start::Failed(why)) => {
                     self.kill().await;
-                    return Err(BenchError::Setup(why));
+                    return Err(SetupError(why));
                 }
                 Ok(()) => return Ok(()),
             }
@@ -203,10 +203,10 @@ enum Start {
 }
 
 /// A port of 127.0.0.1 the kernel picked as free just now.
-fn kernel_port(name: &str) -> Result<SocketAddr, BenchError> {
+fn kernel_port(name: &str) -> Result<SocketAddr, SetupError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map_err(|e| BenchError::Setup(format!("no free port for {name}: {e}")))
+        .map_err(|e| SetupError(format!("no free port for {name}: {e}")))
 }
 
 /// Whether some process other than ours could bind `addr` now (it is free).
@@ -271,16 +271,16 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 
 /// Sends `which` (e.g. `-STOP`) to `pid` with kill(1): the bench holds no
 /// unsafe code for libc's kill(2).
-pub fn signal(which: &str, pid: u32) -> Result<(), BenchError> {
+pub fn signal(which: &str, pid: u32) -> Result<(), SetupError> {
     let status = std::process::Command::new("kill")
         .arg(which)
         .arg(pid.to_string())
         .status()
-        .map_err(|e| BenchError::Setup(format!("kill {which} {pid}: {e}")))?;
+        .map_err(|e| SetupError(format!("kill {which} {pid}: {e}")))?;
     if status.success() {
         Ok(())
     } else {
-        Err(BenchError::Setup(format!("kill {which} {pid}: {status}")))
+        Err(SetupError(format!("kill {which} {pid}: {status}")))
     }
 }
 
