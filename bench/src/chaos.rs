@@ -31,7 +31,7 @@ use crate::broker::Broker;
 use crate::fixtures::{CUSTOMER_PASSWORD, authed, bearer, create_products, customer, login};
 use crate::http_client::HttpClient;
 use crate::invariants::{Databases, Expected};
-use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
+use crate::mesh::{Backend, Events, Mesh, MeshOptions};
 use crate::netem::Link;
 use testkit::servers::mariadb::MariadbServer;
 use testkit::servers::redis::RedisServer;
@@ -274,6 +274,7 @@ pub(crate) fn chaos_mesh(
             .collect(),
         product_link: Some(peers.link.clone()),
         names: None,
+        tls: None,
     }
 }
 
@@ -623,9 +624,9 @@ impl Load {
         targets: Targets,
         clients: usize,
     ) -> Result<Self, BenchError> {
-        let users = channel(mesh.user.addr).await?;
+        let users = mesh.channel(mesh.user.addr).await?;
         let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
-        let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
+        let mut catalogue = ProductServiceClient::new(mesh.channel(mesh.product.addr).await?);
         let products =
             create_products(&mut catalogue, &admin, "Chaos", PRODUCTS, INITIAL_STOCK).await?;
         let initial_stock = products

@@ -51,6 +51,9 @@ pub enum Scenario {
     /// CreateOrder with events in process (and on Kafka, with
     /// --kafka-brokers) against events off.
     Events,
+    /// GetProduct and CreateOrder over gRPC on a mesh with mutual TLS on
+    /// every link (the bench's own too) against the same plaintext.
+    Tls,
     /// Faults under a mixed load on MariaDB and a Redis of its own, each
     /// followed by invariant checks on the databases; not in the default
     /// set (it needs MariaDB and redis-server).

@@ -68,6 +68,46 @@ pub struct MeshOptions {
     /// Peers reached by name through a DNS server (the replicas
     /// scenario); by address when `None`.
     pub names: Option<Names>,
+    /// Mutual TLS on every gRPC link, the bench's own included (the tls
+    /// scenario); plaintext when `None`.
+    pub tls: Option<MeshTls>,
+}
+
+/// Mutual TLS for a bench mesh: one certificate (for 127.0.0.1) every
+/// service serves, presents and requires, and the bench's client side.
+#[derive(Clone, Debug)]
+pub struct MeshTls {
+    /// `OMS_TLS_*` of every service.
+    env: Vec<(String, String)>,
+    /// What the bench dials with.
+    client: oms_runtime::tls::Tls,
+    /// Keeps the files.
+    _ca: std::sync::Arc<testkit::TestCa>,
+}
+
+impl MeshTls {
+    /// A CA of the run's own and its certificate.
+    pub fn new() -> Result<Self, BenchError> {
+        let ca = testkit::TestCa::new("oms-bench CA");
+        let issued = ca.issue("oms-bench", &["localhost", "127.0.0.1"]);
+        let config = oms_config::MeshTls {
+            identity: Some(oms_config::tls::Identity {
+                cert: issued.cert.clone(),
+                key: issued.key.clone(),
+            }),
+            client_ca: None,
+            ca: Some(ca.ca_file().to_owned()),
+            reload_interval: Duration::from_secs(3_600),
+        };
+        let client = oms_runtime::tls::Tls::mesh("oms-bench", &config)
+            .map_err(|e| BenchError::Setup(format!("the bench's certificate: {e}")))?
+            .ok_or_else(|| BenchError::Setup("TLS is off".into()))?;
+        Ok(Self {
+            env: ca.mesh_env(&issued),
+            client,
+            _ca: std::sync::Arc::new(ca),
+        })
+    }
 }
 
 /// Services reached by name: `<service>.<domain>:<port>`, answered by the
@@ -224,6 +264,8 @@ pub struct Mesh {
     /// What [`Mesh::stop`] drops (MariaDB) and the server it is on.
     created_databases: Vec<String>,
     server_url: Option<String>,
+    /// How the bench dials it: over mutual TLS when its services serve it.
+    tls: Option<oms_runtime::tls::Tls>,
 }
 
 fn random_hex(bytes: usize) -> Result<String, BenchError> {
@@ -381,6 +423,9 @@ impl Mesh {
                 env.push(("OMS_DNS_SERVER".to_owned(), names.dns.to_string()));
                 env.push(("OMS_RESOLVE_INTERVAL".to_owned(), "1s".to_owned()));
             }
+            if let Some(tls) = &options.tls {
+                env.extend(tls.env.iter().cloned());
+            }
             env.extend(options.extra_env.iter().cloned());
             env
         };
@@ -466,6 +511,7 @@ impl Mesh {
             orders_db,
             created_databases: Vec::new(),
             server_url: None,
+            tls: options.tls.as_ref().map(|tls| tls.client.clone()),
         })
     }
 
@@ -552,7 +598,7 @@ async fn spawn_logged(
         let ready = if name == "gateway" {
             crate::http_client::get_status(addr, "/readyz").await == Some(200)
         } else {
-            grpc_serving(addr).await
+            grpc_serving(addr, options.tls.as_ref().map(|tls| &tls.client)).await
         };
         if ready {
             return Ok(Service {
@@ -576,15 +622,9 @@ async fn spawn_logged(
     }
 }
 
-async fn grpc_serving(addr: SocketAddr) -> bool {
-    let Ok(endpoint) = Endpoint::from_shared(format!("http://{addr}")) else {
-        return false;
-    };
-    let Ok(channel) = endpoint
-        .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await
-    else {
+async fn grpc_serving(addr: SocketAddr, tls: Option<&oms_runtime::tls::Tls>) -> bool {
+    let connecting = channel_over(addr, tls);
+    let Ok(Ok(channel)) = tokio::time::timeout(Duration::from_secs(1), connecting).await else {
         return false;
     };
     let reply = HealthClient::new(channel)
@@ -600,6 +640,36 @@ impl Service {
     pub fn log_tail(&self) -> String {
         self.process.log_tail()
     }
+}
+
+impl Mesh {
+    /// A gRPC channel of its own to `addr`, one of this mesh's services
+    /// (one HTTP/2 connection; over mutual TLS when the mesh is).
+    pub async fn channel(&self, addr: SocketAddr) -> Result<Channel, BenchError> {
+        channel_over(addr, self.tls.as_ref()).await
+    }
+}
+
+/// [`channel`], over TLS with `tls` (the server's certificate checked for
+/// 127.0.0.1) when given.
+async fn channel_over(
+    addr: SocketAddr,
+    tls: Option<&oms_runtime::tls::Tls>,
+) -> Result<Channel, BenchError> {
+    let Some(tls) = tls else {
+        return channel(addr).await;
+    };
+    let name = oms_runtime::tls::connect::server_name(&addr.ip().to_string())
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+        .connect_with_connector(oms_runtime::tls::connect::Connector::new(
+            addr,
+            name,
+            tls.clone(),
+        ))
+        .await
+        .map_err(|e| BenchError::Setup(format!("cannot connect to {addr} over TLS: {e}")))
 }
 
 /// A gRPC channel of its own to `addr` (one HTTP/2 connection).

@@ -24,6 +24,10 @@ pub const DB_CEILING: &str = "4 commits per order, outbox rows included";
 /// The variant the events ratios divide by.
 pub const EVENTS_OFF: &str = "off";
 
+/// The `via` of a run on the mesh with mutual TLS (the tls scenario);
+/// its plaintext twin is `grpc`.
+pub const GRPC_MTLS: &str = "grpc, mutual TLS";
+
 /// `10^3`, `10^6`, or the number itself.
 pub fn table_label(rows: u64) -> String {
     match rows {
@@ -362,6 +366,31 @@ impl Report {
                     "ops/s, gRPC".into(),
                     div(with_events, events_off),
                     Some(0.9),
+                    None,
+                );
+            }
+            for (scenario, variant, what, target) in [
+                ("tls", "GetProduct", "GetProduct", Some(0.85)),
+                ("tls", "CreateOrder 1 line", "CreateOrder 1 line", None),
+            ] {
+                let of = |via| {
+                    let stats = self.find(scenario, variant, via, on);
+                    (throughput(stats), stats.and_then(|s| s.cpu_ms_per_op))
+                };
+                let ((plain_ops, plain_cpu), (sealed_ops, sealed_cpu)) =
+                    (of("grpc"), of(GRPC_MTLS));
+                self.ratio(
+                    format!("{what}, mutual TLS / plaintext ({b})"),
+                    "ops/s, gRPC".into(),
+                    div(sealed_ops, plain_ops),
+                    target,
+                    None,
+                );
+                self.ratio(
+                    format!("{what}, mutual TLS / plaintext, CPU ({b})"),
+                    "CPU ms per op".into(),
+                    div(sealed_cpu, plain_cpu),
+                    None,
                     None,
                 );
             }

@@ -100,6 +100,7 @@ pub async fn run(args: RunArgs) -> Result<(), BenchError> {
                 extra_env: Vec::new(),
                 product_link: None,
                 names: None,
+                tls: None,
             };
             eprintln!(
                 "== mesh on {} (binaries from {})",
@@ -214,6 +215,7 @@ pub async fn hold_mesh(args: RunArgs) -> Result<(), BenchError> {
         extra_env: Vec::new(),
         product_link: None,
         names: None,
+        tls: None,
     };
     let mesh = Mesh::start(&options).await?;
     let prepared = fixture(&args, &mesh).await;
@@ -370,7 +372,7 @@ impl Fixture {
     /// runs never send expired ones.
     async fn renewed(&mut self, mesh: &Mesh, clients: usize) -> Result<&Self, BenchError> {
         if self.issued.elapsed() > std::time::Duration::from_secs(300) {
-            let users = channel(mesh.user.addr).await?;
+            let users = mesh.channel(mesh.user.addr).await?;
             let (customers, tokens) = customers_logged_in(&users, clients, false).await?;
             self.customers = Arc::new(customers);
             self.customer_tokens = Arc::new(tokens);
@@ -381,9 +383,9 @@ impl Fixture {
 }
 
 async fn fixture(args: &RunArgs, mesh: &Mesh) -> Result<Fixture, BenchError> {
-    let users = channel(mesh.user.addr).await?;
+    let users = mesh.channel(mesh.user.addr).await?;
     let admin = bearer(&login(&users, &mesh.admin_email, &mesh.admin_password).await?)?;
-    let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
+    let mut catalogue = ProductServiceClient::new(mesh.channel(mesh.product.addr).await?);
     // Enough stock that no run sells out: the runs measure placing orders,
     // not refusing them.
     let mut products = create_products(
@@ -468,6 +470,10 @@ async fn on_mesh(
 
     if wants(Scenario::Events) {
         events_cost(report, args, load, options, mesh, &mut fixture).await?;
+    }
+
+    if wants(Scenario::Tls) {
+        tls_cost(report, args, load, options, mesh, &mut fixture).await?;
     }
 
     if wants(Scenario::ListOrders) {
@@ -624,7 +630,7 @@ async fn mesh_runs(
 
 /// Every product read once, so the runs read the cache.
 async fn warm(mesh: &Mesh, fixture: &Fixture) -> Result<(), BenchError> {
-    let mut catalogue = ProductServiceClient::new(channel(mesh.product.addr).await?);
+    let mut catalogue = ProductServiceClient::new(mesh.channel(mesh.product.addr).await?);
     for id in fixture.products.iter() {
         catalogue
             .get_product(product_pb::GetProductRequest {
@@ -699,6 +705,77 @@ async fn events_cost(
     Ok(())
 }
 
+/// What mutual TLS costs: GetProduct (cache warm) and CreateOrder (1
+/// line) over gRPC on this mesh in turns with the same on a mesh alike
+/// but for mutual TLS on every link, the bench's connections included
+/// (each client keeps its connection, as a real one would: the handshake
+/// is paid once, the encryption on every call).
+async fn tls_cost(
+    report: &mut Report,
+    args: &RunArgs,
+    load: Load,
+    options: &MeshOptions,
+    mesh: &Mesh,
+    fixture_plain: &mut Fixture,
+) -> Result<(), BenchError> {
+    let backend = options.backend;
+    let sealed_options = MeshOptions {
+        tls: Some(crate::mesh::MeshTls::new()?),
+        work_dir: options
+            .work_dir
+            .with_file_name(format!("{}-mutual-tls", backend.name())),
+        ..options.clone()
+    };
+    eprintln!("== mesh on {} with mutual TLS", backend.name());
+    let sealed = Mesh::start(&sealed_options).await?;
+    let outcome = async {
+        let mut fixture_sealed = fixture(args, &sealed).await?;
+        warm(mesh, fixture_plain).await?;
+        warm(&sealed, &fixture_sealed).await?;
+        let turns = vec![
+            Turn::new(
+                "GetProduct gRPC, plaintext",
+                get_product_grpc(mesh, fixture_plain, load).await?,
+            )
+            .records("tls", "GetProduct", "grpc")
+            .charging(mesh.cpu_probe()),
+            Turn::new(
+                "GetProduct gRPC, mutual TLS",
+                get_product_grpc(&sealed, &fixture_sealed, load).await?,
+            )
+            .records("tls", "GetProduct", crate::report::GRPC_MTLS)
+            .charging(sealed.cpu_probe()),
+        ];
+        in_turns(report, turns, load, args.rounds, Some(backend)).await;
+        let plain = fixture_plain.renewed(mesh, load.clients).await?;
+        let turns = vec![
+            Turn::new(
+                "CreateOrder 1 line gRPC, plaintext",
+                create_order_grpc(mesh, plain, load, Lines::One).await?,
+            )
+            .records("tls", "CreateOrder 1 line", "grpc")
+            .charging(mesh.cpu_probe()),
+            Turn::new(
+                "CreateOrder 1 line gRPC, mutual TLS",
+                create_order_grpc(
+                    &sealed,
+                    fixture_sealed.renewed(&sealed, load.clients).await?,
+                    load,
+                    Lines::One,
+                )
+                .await?,
+            )
+            .records("tls", "CreateOrder 1 line", crate::report::GRPC_MTLS)
+            .charging(sealed.cpu_probe()),
+        ];
+        in_turns(report, turns, load, args.rounds, Some(backend)).await;
+        Ok::<(), BenchError>(())
+    }
+    .await;
+    sealed.stop().await?;
+    outcome
+}
+
 /// `clients` gRPC clients, one connection each.
 async fn grpc_clients<C>(
     addr: std::net::SocketAddr,
@@ -708,6 +785,21 @@ async fn grpc_clients<C>(
     let mut clients = Vec::with_capacity(load.clients);
     for _ in 0..load.clients {
         clients.push(make(channel(addr).await?));
+    }
+    Ok(Arc::new(clients))
+}
+
+/// [`grpc_clients`] of `mesh`'s service at `addr`, dialled as the mesh
+/// is (over mutual TLS when it is).
+async fn mesh_clients<C>(
+    mesh: &Mesh,
+    addr: std::net::SocketAddr,
+    load: Load,
+    make: impl Fn(Channel) -> C,
+) -> Result<Arc<Vec<C>>, BenchError> {
+    let mut clients = Vec::with_capacity(load.clients);
+    for _ in 0..load.clients {
+        clients.push(make(mesh.channel(addr).await?));
     }
     Ok(Arc::new(clients))
 }
@@ -728,7 +820,7 @@ fn pick(products: &[String], client: usize, seq: u64) -> usize {
 }
 
 async fn get_product_grpc(mesh: &Mesh, fixture: &Fixture, load: Load) -> Result<Op, BenchError> {
-    let clients = grpc_clients(mesh.product.addr, load, ProductServiceClient::new).await?;
+    let clients = mesh_clients(mesh, mesh.product.addr, load, ProductServiceClient::new).await?;
     let products = fixture.products.clone();
     Ok(op(move |c, seq| {
         let mut client = clients[c].clone();
@@ -809,7 +901,7 @@ async fn create_order_grpc(
     load: Load,
     lines: Lines,
 ) -> Result<Op, BenchError> {
-    let clients = grpc_clients(mesh.order.addr, load, OrderServiceClient::new).await?;
+    let clients = mesh_clients(mesh, mesh.order.addr, load, OrderServiceClient::new).await?;
     let fixture = Arc::new(fixture.clone());
     Ok(op(move |c, seq| {
         let mut client = clients[c].clone();
@@ -878,7 +970,7 @@ fn create_order_http(mesh: &Mesh, fixture: &Fixture, load: Load, lines: Lines) -
 }
 
 async fn login_op(mesh: &Mesh, fixture: &Fixture, load: Load) -> Result<Op, BenchError> {
-    let clients = grpc_clients(mesh.user.addr, load, AuthServiceClient::new).await?;
+    let clients = mesh_clients(mesh, mesh.user.addr, load, AuthServiceClient::new).await?;
     let emails: Arc<Vec<String>> = Arc::new(
         fixture
             .customers
@@ -979,12 +1071,12 @@ async fn list_orders(
     mesh: &Mesh,
     fixture: &Fixture,
 ) -> Result<(), BenchError> {
-    let users = channel(mesh.user.addr).await?;
+    let users = mesh.channel(mesh.user.addr).await?;
     let pager_email = "bench-pager@example.com";
     let (pager_id, _) = customer(&users, pager_email).await?;
     let seeder = crate::seed::Seeder::connect(&mesh.orders_db, fixture.products[0].clone()).await?;
-    let clients = grpc_clients(mesh.order.addr, load, OrderServiceClient::new).await?;
-    let mut walker = OrderServiceClient::new(channel(mesh.order.addr).await?);
+    let clients = mesh_clients(mesh, mesh.order.addr, load, OrderServiceClient::new).await?;
+    let mut walker = OrderServiceClient::new(mesh.channel(mesh.order.addr).await?);
 
     eprintln!("  seeding {PAGER_ORDERS} orders of one customer");
     seeder.orders(Some(&pager_id), PAGER_ORDERS).await?;
