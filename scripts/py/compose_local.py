@@ -161,6 +161,12 @@ def stock_clients_over_tls(addrs: dict, tls_dir: Path, secrets_dir: Path, metric
             if s.labels.get("limit") == "tls_handshake" and s.name.endswith("_total"))
     if refusals < 3:
         fail(f"product-svc counted {refusals} refused handshakes, want at least 3")
+    with urllib.request.urlopen(f"http://{metrics_addrs['product-svc']}/metrics", timeout=10) as r:
+        families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+    expiry = families.get("oms_tls_certificate_expiry_timestamp_seconds")
+    days = (expiry.samples[0].value - time.time()) / 86400 if expiry and expiry.samples else None
+    if days is None or not 85 < days < 91 or "oms_tls_reload_failures" not in families:
+        fail(f"product-svc's certificate series (the alerts' input): expiry in {days} days")
     print(f"compose-local: product-svc counted {int(refusals)} refused handshakes (oms_listener_refusals_total)")
 
     # cert-manager renews: the same files, new certificates, no restart.

@@ -224,6 +224,10 @@ impl Tls {
             current: RwLock::new(Arc::new(loaded)),
         });
         shared.loaded_now(&shared.current());
+        oms_telemetry::metrics::zero(
+            "oms_tls_reload_failures_total",
+            &[("service", service), ("certificate", role.label())],
+        );
         tokio::spawn(follow(Arc::downgrade(&shared), reload_interval));
         Ok(Self { shared })
     }
