@@ -180,6 +180,20 @@ def stock_clients_over_tls(addrs: dict, tls_dir: Path, secrets_dir: Path, metric
           f"({', '.join(f'{n} {before[n][:8]}…' for n in before)} replaced) without a restart")
 
 
+def gateway_over_https(gw: str, tls_dir: Path) -> None:
+    """The gateway's HTTPS as curl sees it: HTTP/2 and HTTP/1.1 by ALPN,
+    HSTS on the answers, plain HTTP refused."""
+    for flag, version in [("--http2", "2"), ("--http1.1", "1.1")]:
+        shown = run("curl", "-s", "-o", "/dev/null", "-D", "-", "-w", "%{http_version} %{http_code}",
+                    flag, "--cacert", tls_dir / "ca.crt", f"{gw}/readyz")
+        if not shown.stdout.endswith(f"{version} 200") or "strict-transport-security: max-age=31536000" not in shown.stdout.lower():
+            fail(f"curl {flag} {gw}/readyz: {shown.stdout}{shown.stderr}")
+    plain = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", gw.replace("https://", "http://") + "/readyz")
+    if plain.stdout == "200":
+        fail("the gateway answered plain HTTP on its HTTPS port")
+    print("compose-local: gateway HTTPS: curl --http2 and --http1.1 by ALPN, both with HSTS; plain HTTP refused")
+
+
 def main() -> int:
     global HTTPS
     bin_dir = Path(sys.argv[1]).resolve()
@@ -369,6 +383,7 @@ def main() -> int:
         print(f"compose-local: order-svc's and product-svc's events published to Kafka at {kafka}")
 
         if tls:
+            gateway_over_https(gw, tls_dir)
             stock_clients_over_tls(addrs, tls_dir, secrets_dir, metrics_addrs)
             # After the renewal: another order through every link.
             status, body = http("POST", f"{gw}/v1/orders", {
