@@ -5,8 +5,9 @@
 //! Kubernetes swapping a mounted Secret's files through a symlink) is
 //! used by every connection made after it; connections already open keep
 //! the certificate they began with, so calls in flight finish unharmed.
-//! Files that fail to load leave the last good ones in use and are logged
-//! at ERROR; the leaf's expiry is a metric an alert rule reads.
+//! Files that fail to load (twice running: a copy caught halfway is not a
+//! failure) leave the last good ones in use and are logged at ERROR; the
+//! leaf's expiry is a metric an alert rule reads.
 //!
 //! - [`accept`] turns a listener's connections into TLS ones (handshakes
 //!   that fail are refused, logged at WARN and counted).
@@ -295,10 +296,13 @@ impl Shared {
 }
 
 /// Reads the files every `interval` until the [`Tls`] is dropped; a change
-/// that loads replaces what new connections get, one that does not is
-/// counted every time and logged at ERROR when its error is new.
+/// that loads replaces what new connections get. One that does not is
+/// given one more round (a writer that is not atomic — `cp` of the
+/// certificate, then of its key — is caught halfway), then counted every
+/// round and logged at ERROR when its error is new.
 async fn follow(shared: Weak<Shared>, interval: Duration) {
     let mut last_error: Option<String> = None;
+    let mut reported = false;
     loop {
         tokio::time::sleep(interval).await;
         let Some(shared) = shared.upgrade() else {
@@ -311,8 +315,11 @@ async fn follow(shared: Weak<Shared>, interval: Duration) {
             }
             build(shared.role, &shared.sources, &files, digest).map(Some)
         });
-        match built {
-            Ok(None) => last_error = None,
+        let error = match built {
+            Ok(None) => {
+                last_error = None;
+                continue;
+            }
             Ok(Some(loaded)) => {
                 last_error = None;
                 let loaded = Arc::new(loaded);
@@ -321,27 +328,33 @@ async fn follow(shared: Weak<Shared>, interval: Duration) {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&loaded);
                 shared.loaded_now(&loaded);
+                continue;
             }
-            Err(error) => {
-                metrics::counter!(
-                    "oms_tls_reload_failures_total",
-                    "service" => shared.service,
-                    "certificate" => shared.role.label()
-                )
-                .increment(1);
-                let error = error.to_string();
-                if last_error.as_ref() != Some(&error) {
-                    let kept = current.leaf.as_ref().map(|leaf| leaf.serial.clone());
-                    tracing::error!(
-                        service = shared.service,
-                        certificate = shared.role.label(),
-                        %error,
-                        kept_serial = kept.as_deref().unwrap_or("-"),
-                        "changed TLS files cannot be used; keeping the last good ones"
-                    );
-                    last_error = Some(error);
-                }
-            }
+            Err(error) => error.to_string(),
+        };
+        if last_error.as_ref() != Some(&error) {
+            // First seen: perhaps a write in progress; next round tells.
+            tracing::debug!(service = shared.service, %error, "changed TLS files do not load yet");
+            last_error = Some(error);
+            reported = false;
+            continue;
+        }
+        metrics::counter!(
+            "oms_tls_reload_failures_total",
+            "service" => shared.service,
+            "certificate" => shared.role.label()
+        )
+        .increment(1);
+        if !reported {
+            let kept = current.leaf.as_ref().map(|leaf| leaf.serial.clone());
+            tracing::error!(
+                service = shared.service,
+                certificate = shared.role.label(),
+                %error,
+                kept_serial = kept.as_deref().unwrap_or("-"),
+                "changed TLS files cannot be used; keeping the last good ones"
+            );
+            reported = true;
         }
     }
 }
