@@ -6,8 +6,11 @@ ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
-# The protos compile with protox (no protoc) and TLS is rustls (no
-# OpenSSL): the slim image's C compiler (ring, bundled SQLite) is enough.
+# The protos compile with protox (no protoc) and the mesh's TLS is rustls;
+# librdkafka's TLS links the system's OpenSSL (headers here, libssl3 in the
+# runtime image), besides the slim image's C compiler (ring, SQLite).
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
@@ -16,7 +19,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/user-svc target/release/product-svc target/release/order-svc \
        target/release/gateway /out/
 
-# glibc and libgcc only, no shell, no package manager; runs as uid 65532.
+# glibc, libssl3 and libgcc only, no shell, no package manager; runs as
+# uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/
 USER nonroot:nonroot

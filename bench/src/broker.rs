@@ -136,6 +136,7 @@ pub async fn read_topic(
         brokers: brokers.to_owned(),
         partitions: 1,
         replication: 1,
+        tls: None,
     };
     let group = format!("oms-bench-check-{}", uuid::Uuid::new_v4().simple());
     let mut subscription = config

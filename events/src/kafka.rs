@@ -29,12 +29,30 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Replicas of a topic created at start-up.
     pub replication: i32,
+    /// TLS to the brokers, when set.
+    pub tls: Option<KafkaTls>,
 }
+
+/// TLS to the brokers: each broker's certificate verified, for the name
+/// dialled, against a CA file or the system's CAs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaTls {
+    /// The system's CAs (a managed Kafka with a public certificate).
+    SystemRoots,
+    /// The CA in this PEM file.
+    Ca(std::path::PathBuf),
+}
+
+/// The variable turning TLS to the brokers on.
+pub const TLS_VAR: &str = "OMS_KAFKA_TLS";
+/// The variable naming the brokers' CA.
+pub const TLS_CA_VAR: &str = "OMS_KAFKA_TLS_CA";
 
 impl KafkaConfig {
     /// Reads `OMS_KAFKA_BROKERS`, `OMS_KAFKA_TOPIC_PARTITIONS` (1–1024,
-    /// default 3) and `OMS_KAFKA_TOPIC_REPLICATION` (1–16, default 1);
-    /// `None` without brokers.
+    /// default 3), `OMS_KAFKA_TOPIC_REPLICATION` (1–16, default 1) and
+    /// the TLS variables (`OMS_KAFKA_TLS`, `OMS_KAFKA_TLS_CA`); `None`
+    /// without brokers.
     pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
         let partitions = env.bounded("OMS_KAFKA_TOPIC_PARTITIONS", 3, 1..=1024)?;
         let replication = env.bounded("OMS_KAFKA_TOPIC_REPLICATION", 1, 1..=16)?;
@@ -58,6 +76,7 @@ impl KafkaConfig {
             brokers,
             partitions,
             replication,
+            tls: tls_from_env(env)?,
         }))
     }
 
@@ -66,6 +85,15 @@ impl KafkaConfig {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("socket.timeout.ms", "10000");
+        if let Some(tls) = &self.tls {
+            config
+                .set("security.protocol", "ssl")
+                // The broker's certificate must name the host dialled.
+                .set("ssl.endpoint.identification.algorithm", "https");
+            if let KafkaTls::Ca(ca) = tls {
+                config.set("ssl.ca.location", ca.display().to_string());
+            }
+        }
         config
     }
 
@@ -438,5 +466,55 @@ impl Subscription for KafkaSubscription {
             self.send_offsets()?;
         }
         Ok(())
+    }
+}
+
+/// `OMS_KAFKA_TLS_CA` (a readable PEM file) turns TLS on verifying against
+/// it; `OMS_KAFKA_TLS=true` alone, against the system's CAs.
+fn tls_from_env(env: &Env) -> Result<Option<KafkaTls>, ConfigError> {
+    let on = env.flag(TLS_VAR, false)?;
+    match env.get(TLS_CA_VAR)? {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path.trim());
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    TLS_CA_VAR,
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            Ok(Some(KafkaTls::Ca(path)))
+        }
+        None if on => Ok(Some(KafkaTls::SystemRoots)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Option<KafkaConfig>, ConfigError> {
+        let mut all = vec![(BROKERS_VAR, "kafka:9092")];
+        all.extend_from_slice(pairs);
+        KafkaConfig::from_env(&Env::from_pairs(all.iter().copied()))
+    }
+
+    #[test]
+    fn tls_is_off_unless_asked_for_and_a_ca_must_be_a_file() {
+        assert_eq!(config(&[]).unwrap().unwrap().tls, None);
+        assert_eq!(
+            config(&[(TLS_VAR, "true")]).unwrap().unwrap().tls,
+            Some(KafkaTls::SystemRoots)
+        );
+        let ca = std::env::current_exe().unwrap();
+        assert_eq!(
+            config(&[(TLS_CA_VAR, ca.to_str().unwrap())])
+                .unwrap()
+                .unwrap()
+                .tls,
+            Some(KafkaTls::Ca(ca))
+        );
+        let error = config(&[(TLS_CA_VAR, "/no/such/ca.pem")]).unwrap_err();
+        assert_eq!(error.var, TLS_CA_VAR, "{error}");
     }
 }

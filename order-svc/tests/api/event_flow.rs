@@ -139,6 +139,7 @@ pub(crate) fn test_kafka() -> Option<Broker> {
         brokers,
         partitions: 3,
         replication: 1,
+        tls: None,
     }))
 }
 
@@ -318,6 +319,7 @@ async fn while_the_broker_is_down_orders_succeed_and_their_events_wait(db: TestD
         brokers: broker.relay.addr.to_string(),
         partitions: 1,
         replication: 1,
+        tls: None,
     });
     let mesh = start_on(&db, &[], kafka).await;
     let unpublished =
@@ -505,6 +507,7 @@ async fn on_kafka_two_product_svc_replicas_share_the_group_and_a_survivor_takes_
         brokers: broker.relay.addr.to_string(),
         partitions: 4,
         replication: 1,
+        tls: None,
     });
     let shared = [
         ("REDIS_URL", redis.expose()),

@@ -71,6 +71,15 @@ impl Peer {
         self.addr
     }
 
+    /// Replaces the arguments and environment its next start gets (a
+    /// proxy whose upstream's port is known only once the upstream runs).
+    pub fn set_command(
+        &mut self,
+        command: impl Fn(SocketAddr) -> (Vec<OsString>, Vec<(String, String)>) + Send + Sync + 'static,
+    ) {
+        self.command = Box::new(command);
+    }
+
     /// Starts it (its output in `<name>.<n>.log` in its directory), and
     /// waits, polling, until it holds its port and `ready` says it answers.
     /// A first start whose port another process took tries another port;
