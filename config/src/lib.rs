@@ -579,11 +579,6 @@ impl PeerAddr {
         Ok(Self(raw.to_owned()))
     }
 
-    /// The `http://host:port` URI a gRPC channel connects to.
-    pub fn uri(&self) -> String {
-        format!("http://{}", self.0)
-    }
-
     /// The host: a DNS name, or an IP address (an IPv6 one without its
     /// brackets).
     pub fn host(&self) -> &str {
@@ -808,7 +803,7 @@ mod tests {
             "a.b-c.example:65535",
         ] {
             let peer = PeerAddr::parse(good).unwrap();
-            assert_eq!(peer.uri(), format!("http://{good}"));
+            assert_eq!(peer.to_string(), good);
         }
         let v6 = PeerAddr::parse("[::1]:8080").unwrap();
         assert_eq!((v6.host(), v6.port()), ("::1", 8080));

@@ -25,6 +25,11 @@
 //! A name that stops resolving (or resolves to nothing) keeps its last
 //! addresses and is logged at WARN once; an IP literal is one endpoint
 //! and is never resolved.
+//!
+//! Over TLS (a [`Dial`] with a client certificate config), every
+//! connection verifies the server's certificate for the host dialled —
+//! the Service's name, never the address it resolved to — and presents
+//! the process's own.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
