@@ -130,6 +130,9 @@ impl Mesh {
         gateway.user_svc_addr = user_at.into();
         gateway.product_svc_addr = product_at.into();
         gateway.order_svc_addr = order_at.into();
+        // The console (served by the gateway) signs users in as a public
+        // OpenID Connect client, at the gateway's own port on loopback.
+        register_console(&mut user, gateway.addr.port());
 
         Ok(Self {
             user: build_part("user-svc", user, user_listener).await?,
@@ -259,5 +262,83 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
             SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
         }
         _ => addr,
+    }
+}
+
+/// The client id the console signs in as.
+pub const CONSOLE_CLIENT_ID: &str = "console";
+
+/// Registers the console as a public client redirected to
+/// `http://localhost:<port>/console/callback` (and `127.0.0.1`), unless
+/// `OMS_OAUTH_CLIENTS` registers a `console` of its own.
+fn register_console(user: &mut user_svc::Config, gateway_port: u16) {
+    if user
+        .oauth_clients
+        .iter()
+        .any(|c| c.client_id == CONSOLE_CLIENT_ID)
+    {
+        return;
+    }
+    let redirect_uris: Vec<String> = ["localhost", "127.0.0.1"]
+        .iter()
+        .map(|host| format!("http://{host}:{gateway_port}/console/callback"))
+        .collect();
+    user.oauth_clients
+        .push(user_svc::oauth_clients::OAuthClient::public(
+            CONSOLE_CLIENT_ID,
+            &redirect_uris,
+            user_svc::oauth_clients::OIDC_SCOPES,
+        ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_config(pairs: &[(&str, &str)]) -> user_svc::Config {
+        let mut all = vec![("OMS_DATA_DIR", "/tmp/oms-console-test")];
+        all.extend_from_slice(pairs);
+        user_svc::Config::from_env(&Env::from_pairs(all.iter().copied()), "DATABASE_URL")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_console_is_registered_at_the_gateways_port_unless_configured() {
+        let mut user = user_config(&[]);
+        register_console(&mut user, 18080);
+        let console = user
+            .oauth_clients
+            .iter()
+            .find(|c| c.client_id == CONSOLE_CLIENT_ID)
+            .unwrap_or_else(|| panic!("no console client"));
+        assert_eq!(
+            console.client_type,
+            user_svc::oauth_clients::ClientType::Public
+        );
+        assert!(console.redirects_to("http://localhost:18080/console/callback"));
+        assert!(console.redirects_to("http://127.0.0.1:18080/console/callback"));
+        assert!(!console.redirects_to("http://localhost:8080/console/callback"));
+
+        let own = r#"[{"client_id":"console","type":"public","redirect_uris":["https://oms.example.com/console/callback"],"scopes":["openid"]}]"#;
+        let mut user = user_config(&[("OMS_OAUTH_CLIENTS", own)]);
+        register_console(&mut user, 18080);
+        assert_eq!(user.oauth_clients.len(), 1);
+        assert!(user.oauth_clients[0].redirects_to("https://oms.example.com/console/callback"));
+    }
+
+    #[test]
+    fn a_bad_client_stops_user_svc_naming_the_variable() {
+        let wild = r#"[{"client_id":"console","type":"public","redirect_uris":["https://*.example.com/cb"],"scopes":["openid"]}]"#;
+        let env = Env::from_pairs([
+            ("OMS_DATA_DIR", "/tmp/oms-console-test"),
+            ("OMS_OAUTH_CLIENTS", wild),
+        ]);
+        match user_svc::Config::from_env(&env, "DATABASE_URL") {
+            Ok(_) => panic!("a wildcard redirect URI was accepted"),
+            Err(e) => {
+                assert_eq!(e.var, "OMS_OAUTH_CLIENTS");
+                assert!(e.reason.contains("wildcard"), "{e}");
+            }
+        }
     }
 }

@@ -15,6 +15,9 @@ pub const ADDR_VAR: &str = "USER_SVC_ADDR";
 /// The variable holding the address of the `/metrics` listener (off unless set).
 pub const METRICS_ADDR_VAR: &str = "USER_SVC_METRICS_ADDR";
 
+/// The variable holding the OpenID Connect clients.
+pub const OAUTH_CLIENTS_VAR: &str = "OMS_OAUTH_CLIENTS";
+
 /// user-svc's listen, metrics and database variables.
 const VARS: ServiceVars = ServiceVars {
     addr: ADDR_VAR,
@@ -41,6 +44,9 @@ pub struct Config {
     pub bootstrap_admin: Option<BootstrapAdmin>,
     /// OAuth2 clients allowed to get service tokens.
     pub service_clients: Vec<ServiceClient>,
+    /// OpenID Connect clients that may sign users in
+    /// (`OMS_OAUTH_CLIENTS`).
+    pub oauth_clients: Vec<crate::oauth_clients::OAuthClient>,
     /// Login throttling.
     pub throttle: ThrottleConfig,
     /// Peers whose `x-forwarded-for` is believed (the gateway): addresses,
@@ -141,6 +147,11 @@ impl Config {
                 .map_err(|reason| ConfigError::new("OMS_SERVICE_CLIENTS", reason))?,
             None => Vec::new(),
         };
+        let oauth_clients = match env.get(OAUTH_CLIENTS_VAR)? {
+            Some(raw) => crate::oauth_clients::parse(&raw)
+                .map_err(|reason| ConfigError::new(OAUTH_CLIENTS_VAR, reason))?,
+            None => Vec::new(),
+        };
         // None by default: a client's own x-forwarded-for is never
         // believed unless the operator names the proxy it came through.
         let trusted_proxies = match env.get("OMS_TRUSTED_PROXIES")? {
@@ -166,6 +177,7 @@ impl Config {
             refresh_token_ttl,
             bootstrap_admin,
             service_clients,
+            oauth_clients,
             throttle: ThrottleConfig {
                 account_failures: env.parse_or("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
                 account_wide_failures: env

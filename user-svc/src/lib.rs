@@ -9,7 +9,8 @@
 //! - [`keys`] and [`tokens`]: Ed25519 keys, JWKS, signed access tokens.
 //! - [`sessions`]: rotating refresh tokens with reuse detection.
 //! - [`throttle`]: sliding-window login limits.
-//! - [`clients`]: OAuth2 service clients and scopes.
+//! - [`clients`]: OAuth2 service clients and scopes; [`oauth_clients`]:
+//!   the OpenID Connect clients that may sign users in.
 //! - `operator`: the `keygen` and `client-secret` commands.
 //! - [`store`]: the users table; [`migration`]: its schema.
 //! - [`error`]: every failure and its one mapping to the wire.
@@ -29,6 +30,7 @@ pub mod input;
 pub mod keys;
 pub mod migration;
 pub mod model;
+pub mod oauth_clients;
 mod operator;
 pub mod passwords;
 #[cfg(test)]
