@@ -53,10 +53,7 @@ pub async fn send_declared(
     content_type: &str,
     length: u64,
 ) -> u16 {
-    let mut stream = match tokio::net::TcpStream::connect(addr).await {
-        Ok(stream) => stream,
-        Err(e) => panic!("cannot connect to {addr}: {e}"),
-    };
+    let mut stream = connect(addr).await;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
     );
@@ -117,11 +114,15 @@ pub async fn send_bytes(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let stream = match tokio::net::TcpStream::connect(addr).await {
+    send_on(connect(addr).await, addr, method, path, headers, body).await
+}
+
+/// A connection to `addr`; not getting one fails the test.
+async fn connect(addr: SocketAddr) -> tokio::net::TcpStream {
+    match tokio::net::TcpStream::connect(addr).await {
         Ok(stream) => stream,
         Err(e) => panic!("cannot connect to {addr}: {e}"),
-    };
-    send_on(stream, addr, method, path, headers, body).await
+    }
 }
 
 /// [`send`] over HTTPS: TLS as `tls` says, the server's certificate
@@ -134,10 +135,7 @@ pub async fn send_tls(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
-    let tcp = match tokio::net::TcpStream::connect(addr).await {
-        Ok(stream) => stream,
-        Err(e) => panic!("cannot connect to {addr}: {e}"),
-    };
+    let tcp = connect(addr).await;
     let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else {
         panic!("localhost is a name");
     };
