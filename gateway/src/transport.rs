@@ -146,29 +146,16 @@ pub(crate) async fn serve(
                 connection.run(&builder, tcp, app, stopping).await;
                 return;
             };
-            // The certificate of this moment: a renewed one serves every
-            // connection from here on.
-            let handshake = async {
-                // Closed before a byte: a TCP probe, not a failed client.
-                if matches!(tcp.peek(&mut [0_u8; 1]).await, Ok(0)) {
-                    return None;
-                }
-                Some(tokio_rustls::TlsAcceptor::from(config).accept(tcp).await)
-            };
-            match tokio::time::timeout(limits.header_read, handshake).await {
-                Ok(None) => {}
-                Ok(Some(Ok(tls))) => connection.run(&builder, tls, app, stopping).await,
-                Ok(Some(Err(e))) => connection.refusals.refuse(
-                    oms_runtime::tls::accept::REFUSAL,
-                    format_args!("TLS handshake with {peer} failed: {e}"),
-                ),
-                Err(_) => connection.refusals.refuse(
-                    oms_runtime::tls::accept::REFUSAL,
-                    format_args!(
-                        "no TLS handshake from {peer} within {:?}",
-                        limits.header_read
-                    ),
-                ),
+            let peer = peer.to_string();
+            let shaken = oms_runtime::tls::accept::handshake(
+                tcp,
+                config,
+                limits.header_read,
+                &peer,
+                &connection.refusals,
+            );
+            if let Some(tls) = shaken.await {
+                connection.run(&builder, tls, app, stopping).await;
             }
         });
     }

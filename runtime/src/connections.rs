@@ -24,13 +24,29 @@ pub struct CappedStream {
     _place: OwnedSemaphorePermit,
 }
 
-impl CappedStream {
-    /// Waits for the client's first byte: `false` when it closed without
-    /// sending one (a TCP probe: a balancer's, the kubelet's, our own
-    /// channels' resolve rounds), which is no failed handshake.
-    pub async fn sends_anything(&self) -> bool {
-        let mut first = [0_u8; 1];
-        !matches!(self.inner.peek(&mut first).await, Ok(0))
+/// Waits for the client's first byte: `false` when it closed without
+/// sending one (a TCP probe: a balancer's, the kubelet's, our own
+/// channels' resolve rounds), which is no failed handshake.
+pub async fn sends_anything(tcp: &TcpStream) -> bool {
+    let mut first = [0_u8; 1];
+    !matches!(tcp.peek(&mut first).await, Ok(0))
+}
+
+/// A connection whose first byte can be waited for without reading it.
+pub trait FirstByte {
+    /// [`sends_anything`] of its TCP connection.
+    fn sends_anything(&self) -> impl std::future::Future<Output = bool> + Send;
+}
+
+impl FirstByte for TcpStream {
+    fn sends_anything(&self) -> impl std::future::Future<Output = bool> + Send {
+        sends_anything(self)
+    }
+}
+
+impl FirstByte for CappedStream {
+    fn sends_anything(&self) -> impl std::future::Future<Output = bool> + Send {
+        sends_anything(&self.inner)
     }
 }
 

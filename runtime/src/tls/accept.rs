@@ -16,7 +16,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::connections::CappedStream;
+use crate::connections::{CappedStream, FirstByte};
 use crate::refusals::Refusals;
 
 use super::Tls;
@@ -111,6 +111,48 @@ impl AsyncWrite for ServedConnection {
     }
 }
 
+/// The server side of a TLS handshake on `tcp` with `config` (the
+/// certificate of this moment: a renewed one serves every connection from
+/// then on), within `timeout`. A connection closed before its first byte
+/// (a TCP probe) is let go quietly; a handshake that fails or does not
+/// finish in time is refused: logged at WARN and counted under
+/// [`REFUSAL`].
+pub async fn handshake<S>(
+    tcp: S,
+    config: Arc<rustls::ServerConfig>,
+    timeout: Duration,
+    peer: &str,
+    refusals: &Refusals,
+) -> Option<tokio_rustls::server::TlsStream<S>>
+where
+    S: FirstByte + AsyncRead + AsyncWrite + Unpin,
+{
+    let shaken = async {
+        if !tcp.sends_anything().await {
+            return None;
+        }
+        Some(tokio_rustls::TlsAcceptor::from(config).accept(tcp).await)
+    };
+    match tokio::time::timeout(timeout, shaken).await {
+        Ok(None) => None,
+        Ok(Some(Ok(tls))) => Some(tls),
+        Ok(Some(Err(e))) => {
+            refusals.refuse(
+                REFUSAL,
+                format_args!("TLS handshake with {peer} failed: {e}"),
+            );
+            None
+        }
+        Err(_) => {
+            refusals.refuse(
+                REFUSAL,
+                format_args!("no TLS handshake from {peer} within {timeout:?}"),
+            );
+            None
+        }
+    }
+}
+
 /// The connections of `accepted` as the listener serves them: as they
 /// are without `tls`, else each after its handshake with the certificate
 /// `tls` holds at that moment.
@@ -148,25 +190,9 @@ pub fn serve_over(
             tokio::spawn(async move {
                 let peer = tcp.connect_info().remote_addr();
                 let peer = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.to_string());
-                let handshake = async {
-                    if !tcp.sends_anything().await {
-                        return None;
-                    }
-                    Some(tokio_rustls::TlsAcceptor::from(config).accept(tcp).await)
-                };
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                    Ok(None) => {}
-                    Ok(Some(Ok(tls))) => {
-                        let _ = done_tx.send(ServedConnection::Tls(Box::new(tls))).await;
-                    }
-                    Ok(Some(Err(e))) => refusals.refuse(
-                        REFUSAL,
-                        format_args!("TLS handshake with {peer} failed: {e}"),
-                    ),
-                    Err(_) => refusals.refuse(
-                        REFUSAL,
-                        format_args!("no TLS handshake from {peer} within {HANDSHAKE_TIMEOUT:?}"),
-                    ),
+                if let Some(tls) = handshake(tcp, config, HANDSHAKE_TIMEOUT, &peer, &refusals).await
+                {
+                    let _ = done_tx.send(ServedConnection::Tls(Box::new(tls))).await;
                 }
             });
         }
