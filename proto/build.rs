@@ -10,6 +10,7 @@ const CONTRACT: &[&str] = &[
     "oms/common/v1/access.proto",
     "oms/user/v1/user.proto",
     "oms/user/v1/auth.proto",
+    "oms/user/v1/oauth.proto",
     "oms/product/v1/product.proto",
     "oms/product/v1/inventory.proto",
     "oms/product/v1/quote.proto",

@@ -130,9 +130,19 @@ impl Mesh {
         gateway.user_svc_addr = user_at.into();
         gateway.product_svc_addr = product_at.into();
         gateway.order_svc_addr = order_at.into();
-        // The console (served by the gateway) signs users in as a public
-        // OpenID Connect client, at the gateway's own port on loopback.
-        register_console(&mut user, gateway.addr.port());
+        // The OpenID Provider is served by the gateway: unless told its
+        // public URL, it is the gateway's own port on this machine. The
+        // console (served by the gateway too) signs users in as a public
+        // client there.
+        let scheme = if gateway.public_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        if env.get(user_svc::config::OIDC_ISSUER_VAR)?.is_none() {
+            user.oidc.issuer = format!("{scheme}://localhost:{}", gateway.addr.port());
+        }
+        register_console(&mut user, scheme, gateway.addr.port());
 
         Ok(Self {
             user: build_part("user-svc", user, user_listener).await?,
@@ -269,9 +279,10 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 pub const CONSOLE_CLIENT_ID: &str = "console";
 
 /// Registers the console as a public client redirected to
-/// `http://localhost:<port>/console/callback` (and `127.0.0.1`), unless
-/// `OMS_OAUTH_CLIENTS` registers a `console` of its own.
-fn register_console(user: &mut user_svc::Config, gateway_port: u16) {
+/// `<scheme>://localhost:<port>/console/callback` (and `127.0.0.1`), and
+/// back to `/console/` after logout, unless `OMS_OAUTH_CLIENTS` registers
+/// a `console` of its own.
+fn register_console(user: &mut user_svc::Config, scheme: &str, gateway_port: u16) {
     if user
         .oauth_clients
         .iter()
@@ -279,16 +290,19 @@ fn register_console(user: &mut user_svc::Config, gateway_port: u16) {
     {
         return;
     }
-    let redirect_uris: Vec<String> = ["localhost", "127.0.0.1"]
-        .iter()
-        .map(|host| format!("http://{host}:{gateway_port}/console/callback"))
-        .collect();
-    user.oauth_clients
-        .push(user_svc::oauth_clients::OAuthClient::public(
-            CONSOLE_CLIENT_ID,
-            &redirect_uris,
-            user_svc::oauth_clients::OIDC_SCOPES,
-        ));
+    let at = |path: &str| -> Vec<String> {
+        ["localhost", "127.0.0.1"]
+            .iter()
+            .map(|host| format!("{scheme}://{host}:{gateway_port}{path}"))
+            .collect()
+    };
+    let mut console = user_svc::oauth_clients::OAuthClient::public(
+        CONSOLE_CLIENT_ID,
+        &at("/console/callback"),
+        user_svc::oauth_clients::OIDC_SCOPES,
+    );
+    console.post_logout_redirect_uris = at("/console/");
+    user.oauth_clients.push(console);
 }
 
 #[cfg(test)]
@@ -305,7 +319,7 @@ mod tests {
     #[test]
     fn the_console_is_registered_at_the_gateways_port_unless_configured() {
         let mut user = user_config(&[]);
-        register_console(&mut user, 18080);
+        register_console(&mut user, "http", 18080);
         let console = user
             .oauth_clients
             .iter()
@@ -321,7 +335,7 @@ mod tests {
 
         let own = r#"[{"client_id":"console","type":"public","redirect_uris":["https://oms.example.com/console/callback"],"scopes":["openid"]}]"#;
         let mut user = user_config(&[("OMS_OAUTH_CLIENTS", own)]);
-        register_console(&mut user, 18080);
+        register_console(&mut user, "http", 18080);
         assert_eq!(user.oauth_clients.len(), 1);
         assert!(user.oauth_clients[0].redirects_to("https://oms.example.com/console/callback"));
     }

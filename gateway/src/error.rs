@@ -140,13 +140,27 @@ pub(crate) fn from_status(status: &tonic::Status) -> Response {
         _ => http_status(status.code()),
     };
     let mut response = body(http, status.code(), status.message(), items);
-    if let Some(delay) = retry_after {
-        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
+    if let Some(value) = retry_after_header(retry_after) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// The `Retry-After` of a refusal that carries a RetryInfo: whole
+/// seconds, rounded up, at least one.
+pub(crate) fn retry_after(status: &tonic::Status) -> Option<HeaderValue> {
+    retry_after_header(
+        status
+            .get_error_details()
+            .retry_info()
+            .and_then(|r| r.retry_delay),
+    )
+}
+
+fn retry_after_header(delay: Option<std::time::Duration>) -> Option<HeaderValue> {
+    let delay = delay?;
+    let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    HeaderValue::from_str(&seconds.max(1).to_string()).ok()
 }
 
 /// The AIP-193 body of a failure in the middle of a stream, when the HTTP

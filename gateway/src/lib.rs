@@ -9,7 +9,9 @@
 //! - `images`: product image uploads and downloads as raw bodies.
 //! - `backends`: one lazily connected HTTP/2 channel per service.
 //! - `openapi`: the OpenAPI document of those same routes.
-//! - `oauth2`: the RFC 6749 token endpoint onto AuthService.
+//! - `oauth2`: the RFC 6749 token endpoint onto AuthService and
+//!   OAuthService; `oidc`: the OpenID Provider's discovery, authorize,
+//!   sign-in page, userinfo, revoke and logout endpoints.
 //! - `health`: `/healthz` (process up) and `/readyz` (every backend SERVING).
 //! - `observe`: request metrics, the per-request log event, trace context;
 //!   `/metrics` shows the process's metrics.
@@ -31,6 +33,7 @@ mod images;
 mod limits;
 mod oauth2;
 mod observe;
+mod oidc;
 mod openapi;
 mod parse_errors;
 #[cfg(test)]
@@ -63,6 +66,9 @@ pub(crate) struct Gateway {
     /// `OMS_PROXY_SECRET`, sent beside `x-forwarded-for`; marked sensitive
     /// so HTTP/2 never puts it in a header compression table.
     pub(crate) proxy_secret: Option<tonic::metadata::AsciiMetadataValue>,
+    /// Whether clients reach the gateway over TLS: the provider's cookies
+    /// are then `Secure`.
+    pub(crate) public_tls: bool,
 }
 
 /// gateway as a binary: its commands and configuration, in the runtime's service shape
@@ -194,6 +200,7 @@ fn router(config: &Config) -> Result<Router, oms_runtime::StartupError> {
         backends,
         descriptors: pool.clone(),
         proxy_secret,
+        public_tls: config.public_tls.is_some(),
     });
     // Each route declares, per method, the most body bytes it takes
     // (`limits::body_limit`): a declared length over it is refused before
@@ -208,6 +215,37 @@ fn router(config: &Config) -> Result<Router, oms_runtime::StartupError> {
         .route(
             "/oauth2/token",
             axum::routing::post(oauth2::token).layer(limits::body_limit(limits::TOKEN_FORM_MAX)),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oidc::discovery).layer(none()),
+        )
+        .route("/oauth2/style.css", get(oidc::stylesheet).layer(none()))
+        .route(
+            "/oauth2/authorize",
+            get(oidc::authorize)
+                .post(oidc::authorize)
+                .layer(limits::body_limit(oidc::FORM_MAX)),
+        )
+        .route(
+            "/oauth2/login",
+            axum::routing::post(oidc::login).layer(limits::body_limit(oidc::FORM_MAX)),
+        )
+        .route(
+            "/oauth2/userinfo",
+            get(oidc::userinfo)
+                .post(oidc::userinfo)
+                .layer(limits::body_limit(limits::TOKEN_FORM_MAX)),
+        )
+        .route(
+            "/oauth2/revoke",
+            axum::routing::post(oidc::revoke).layer(limits::body_limit(limits::TOKEN_FORM_MAX)),
+        )
+        .route(
+            "/oauth2/logout",
+            get(oidc::logout)
+                .post(oidc::logout)
+                .layer(limits::body_limit(oidc::FORM_MAX)),
         )
         .route(
             "/openapi.json",

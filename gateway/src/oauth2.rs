@@ -1,8 +1,9 @@
-//! `POST /oauth2/token` (RFC 6749 §3.2), form-encoded, onto AuthService:
-//! the `client_credentials` grant (client authentication by HTTP Basic or
-//! form fields, §2.3.1) becomes IssueServiceToken, the `refresh_token` grant
-//! becomes RefreshToken. There is no password grant (RFC 9700 §2.4).
-//! Answers per §5.1 and §5.2, never cached.
+//! `POST /oauth2/token` (RFC 6749 §3.2), form-encoded, onto AuthService
+//! and OAuthService: the `authorization_code` grant becomes
+//! ExchangeAuthorizationCode, the `client_credentials` grant (client
+//! authentication by HTTP Basic or form fields, §2.3.1) IssueServiceToken,
+//! the `refresh_token` grant RefreshToken. There is no password grant
+//! (RFC 9700 §2.4). Answers per §5.1 and §5.2, never cached.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use oms_proto::user::v1::{
-    IssueServiceTokenRequest, RefreshTokenRequest, auth_service_client::AuthServiceClient,
+    ExchangeAuthorizationCodeRequest, IssueServiceTokenRequest, RefreshTokenRequest,
+    auth_service_client::AuthServiceClient, o_auth_service_client::OAuthServiceClient,
 };
 use serde_json::{Value, json};
 use tonic::Code;
@@ -27,7 +29,7 @@ use crate::template::percent_decode;
 
 /// Parses an `application/x-www-form-urlencoded` body; a repeated
 /// parameter is an error (§3.2: parameters MUST NOT be included more than once).
-fn form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_owned())?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
@@ -44,7 +46,7 @@ fn form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     Ok(pairs)
 }
 
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -53,7 +55,7 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// An OAuth2 error response.
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = (
         status,
         Json(json!({"error": error, "error_description": description})),
@@ -82,16 +84,65 @@ fn success(body: Value) -> Response {
 
 /// A refused token request, before it becomes a response.
 #[derive(Debug, Clone, Copy)]
-struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     error: &'static str,
     description: &'static str,
 }
 
 impl Refusal {
-    fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         oauth_error(self.status, self.error, self.description)
     }
+}
+
+/// How a client authenticated: by secret (Basic or `client_secret_post`),
+/// or, public, by naming itself (`none`, with an empty secret).
+#[derive(Debug)]
+pub(crate) struct ClientAuth {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+}
+
+impl ClientAuth {
+    /// The client of a request: from `Authorization: Basic`, or the form's
+    /// `client_id` (with `client_secret` or, public, without); `None` when
+    /// it names no client.
+    pub(crate) fn read(
+        headers: &HeaderMap,
+        pairs: &[(String, String)],
+    ) -> Result<Option<Self>, Refusal> {
+        let basic = headers.contains_key(header::AUTHORIZATION);
+        match (basic, param(pairs, "client_id")) {
+            (false, Some(id)) if param(pairs, "client_secret").is_none() => Ok(Some(Self {
+                client_id: id.to_owned(),
+                client_secret: String::new(),
+            })),
+            (false, None) => Ok(None),
+            _ => client_credentials(headers, pairs).map(|(client_id, client_secret)| {
+                Some(Self {
+                    client_id,
+                    client_secret,
+                })
+            }),
+        }
+    }
+}
+
+/// A token-endpoint form: the right content type, each parameter once;
+/// else why not, for an `invalid_request`.
+pub(crate) fn token_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err("the body must be application/x-www-form-urlencoded".to_owned());
+    }
+    form(body)
 }
 
 /// The client's credentials from `Authorization: Basic` (form-encoded
@@ -151,18 +202,7 @@ pub(crate) async fn token(
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !form_type {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the body must be application/x-www-form-urlencoded",
-        );
-    }
-    let pairs = match form(&body) {
+    let pairs = match token_form(&headers, &body) {
         Ok(pairs) => pairs,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
@@ -173,6 +213,7 @@ pub(crate) async fn token(
             "invalid_request",
             "grant_type is required",
         ),
+        Some("authorization_code") => authorization_code(&gateway, &headers, &pairs).await,
         Some("client_credentials") => {
             let (client_id, client_secret) = match client_credentials(&headers, &pairs) {
                 Ok(credentials) => credentials,
@@ -220,8 +261,19 @@ pub(crate) async fn token(
                     "refresh_token is required",
                 );
             };
+            // A token issued to an OpenID Connect client comes back with
+            // that client's authentication; a first-party one with none.
+            let client = match ClientAuth::read(&headers, &pairs) {
+                Ok(client) => client,
+                Err(refusal) => return refusal.into_response(),
+            };
+            let (client_id, client_secret) = client
+                .map(|c| (c.client_id, c.client_secret))
+                .unwrap_or_default();
             let request = RefreshTokenRequest {
                 refresh_token: refresh_token.to_owned(),
+                client_id,
+                client_secret,
             };
             match auth.refresh_token(request).await {
                 Ok(r) => {
@@ -234,22 +286,102 @@ pub(crate) async fn token(
                     }))
                 }
                 Err(status) => match status.code() {
-                    Code::Unauthenticated | Code::InvalidArgument => {
+                    Code::Unauthenticated if is_client_refusal(&status) => {
+                        oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", status.message())
+                    }
+                    Code::Unauthenticated | Code::InvalidArgument | Code::PermissionDenied => {
                         oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", status.message())
                     }
                     _ => unavailable(&status),
                 },
             }
         }
+        Some("password") => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "the resource owner password grant is not supported (RFC 9700 §2.4): use the authorization code flow",
+        ),
         Some(other) => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            &format!("{other} is not supported (client_credentials and refresh_token are)"),
+            &format!(
+                "{other} is not supported (authorization_code, refresh_token and client_credentials are)"
+            ),
         ),
     }
 }
 
-fn unavailable(status: &tonic::Status) -> Response {
+/// Whether user-svc refused the client rather than the grant.
+fn is_client_refusal(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_error_info()
+        .is_some_and(|info| info.reason == "INVALID_CLIENT")
+}
+
+/// The `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636 §4.5).
+async fn authorization_code(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Response {
+    let client = match ClientAuth::read(headers, pairs) {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication is required (client_id for a public client)",
+            );
+        }
+        Err(refusal) => return refusal.into_response(),
+    };
+    for required in ["code", "redirect_uri", "code_verifier"] {
+        if param(pairs, required).is_none() {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("{required} is required"),
+            );
+        }
+    }
+    let get = |name| param(pairs, name).unwrap_or_default().to_owned();
+    let request = ExchangeAuthorizationCodeRequest {
+        client_id: client.client_id,
+        client_secret: client.client_secret,
+        code: get("code"),
+        redirect_uri: get("redirect_uri"),
+        code_verifier: get("code_verifier"),
+    };
+    let mut oauth = OAuthServiceClient::new(gateway.backends.channel(Service::User));
+    match oauth.exchange_authorization_code(request).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            let mut body = json!({
+                "access_token": r.access_token,
+                "token_type": r.token_type,
+                "expires_in": r.expires_in,
+                "id_token": r.id_token,
+                "scope": r.scope,
+            });
+            if !r.refresh_token.is_empty() {
+                body["refresh_token"] = r.refresh_token.into();
+            }
+            success(body)
+        }
+        Err(status) => match status.code() {
+            Code::Unauthenticated => {
+                oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", status.message())
+            }
+            Code::FailedPrecondition | Code::InvalidArgument => {
+                oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", status.message())
+            }
+            _ => unavailable(&status),
+        },
+    }
+}
+
+pub(crate) fn unavailable(status: &tonic::Status) -> Response {
     tracing::warn!(code = ?status.code(), message = status.message(), "token endpoint could not reach user-svc");
     oauth_error(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -19,7 +19,7 @@ pub mod common {
     }
 }
 
-/// `oms.user.v1`: AuthService and UserService.
+/// `oms.user.v1`: AuthService, UserService and OAuthService.
 pub mod user {
     pub mod v1 {
         tonic::include_proto!("oms.user.v1");
@@ -52,6 +52,7 @@ pub mod google {
 pub mod service_names {
     pub const AUTH: &str = "oms.user.v1.AuthService";
     pub const USER: &str = "oms.user.v1.UserService";
+    pub const OAUTH: &str = "oms.user.v1.OAuthService";
     pub const PRODUCT: &str = "oms.product.v1.ProductService";
     pub const INVENTORY: &str = "oms.product.v1.InventoryService";
     pub const QUOTE: &str = "oms.product.v1.QuoteService";

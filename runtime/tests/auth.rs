@@ -120,7 +120,8 @@ async fn a_rotated_key_is_fetched_once_and_unknown_kids_are_rate_limited() {
         user,
         Caller::User {
             id: "subject-1".into(),
-            role: Role::Customer
+            role: Role::Customer,
+            scopes: vec![],
         }
     );
     verifier
@@ -226,6 +227,38 @@ async fn service_and_user_tokens_are_told_apart_by_audience() {
             .is_err(),
         "a user token needs a role"
     );
+    // A user's sign-in to an application carries what they let it see,
+    // never a service's scope.
+    assert_eq!(
+        verifier
+            .verify(&token(
+                &key,
+                "k",
+                "oms-api",
+                Some("customer"),
+                Some("openid email")
+            ))
+            .await
+            .unwrap(),
+        Caller::User {
+            id: "subject-1".into(),
+            role: Role::Customer,
+            scopes: vec!["openid".into(), "email".into()],
+        }
+    );
+    assert!(
+        verifier
+            .verify(&token(
+                &key,
+                "k",
+                "oms-api",
+                Some("admin"),
+                Some("openid inventory:write")
+            ))
+            .await
+            .is_err(),
+        "a user token with a service's scope"
+    );
 
     let as_request = |caller: Caller| {
         let mut request = tonic::Request::new(());
@@ -235,10 +268,12 @@ async fn service_and_user_tokens_are_told_apart_by_audience() {
     let admin = as_request(Caller::User {
         id: "u".into(),
         role: Role::Admin,
+        scopes: vec![],
     });
     let customer = as_request(Caller::User {
         id: "c".into(),
         role: Role::Customer,
+        scopes: vec![],
     });
     let svc = as_request(service);
     assert!(require_scope(&svc, "inventory:write").is_ok());

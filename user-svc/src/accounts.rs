@@ -101,6 +101,27 @@ impl Accounts {
         password: &str,
         peer: Option<IpAddr>,
     ) -> Result<SignIn, UserError> {
+        let user = self.authenticate(email, password, peer).await?;
+        let access = self
+            .tokens
+            .user_token(&user.id, user.role, user.token_version, None)?;
+        let refresh_token = self.sessions.start(&user.id).await?;
+        tracing::info!(user_id = %user.id, "signed in");
+        Ok(SignIn {
+            access,
+            refresh_token,
+            user,
+        })
+    }
+
+    /// Checks a password with every throttling rule of [`Self::login`]:
+    /// the account, if the password is its own and it is enabled.
+    pub async fn authenticate(
+        &self,
+        email: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<User, UserError> {
         // A malformed email cannot match any account; it still counts as an
         // attempt and gets the same answer as a wrong password.
         let email = Email::parse("email", email)
@@ -152,24 +173,25 @@ impl Accounts {
         if user.disabled {
             return Err(UserError::AccountDisabled);
         }
-        let access = self
-            .tokens
-            .user_token(&user.id, user.role, user.token_version)?;
-        let refresh_token = self.sessions.start(&user.id).await?;
-        tracing::info!(user_id = %user.id, "signed in");
-        Ok(SignIn {
-            access,
-            refresh_token,
-            user,
-        })
+        Ok(user)
     }
 
-    /// Rotates a refresh token.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<SignIn, UserError> {
-        match self.sessions.rotate(refresh_token).await? {
+    /// Rotates a refresh token; one issued to an OpenID Connect client
+    /// only for that `client_id` (authenticated by the caller), and its new
+    /// access token carries the scopes granted then.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client_id: Option<&str>,
+    ) -> Result<SignIn, UserError> {
+        match self.sessions.rotate(refresh_token, client_id).await? {
             Rotation::Invalid => Err(UserError::InvalidRefreshToken),
             Rotation::Reused => Err(UserError::RefreshTokenReused),
-            Rotation::Rotated { user_id, new_token } => {
+            Rotation::Rotated {
+                user_id,
+                new_token,
+                granted,
+            } => {
                 // The role may have changed since sign-in: read it again.
                 // (Disabling revokes refresh tokens; this covers a refresh
                 // racing with it.)
@@ -179,9 +201,12 @@ impl Accounts {
                 if user.disabled {
                     return Err(UserError::AccountDisabled);
                 }
-                let access = self
-                    .tokens
-                    .user_token(&user.id, user.role, user.token_version)?;
+                let access = self.tokens.user_token(
+                    &user.id,
+                    user.role,
+                    user.token_version,
+                    granted.as_ref(),
+                )?;
                 Ok(SignIn {
                     access,
                     refresh_token: new_token,

@@ -47,6 +47,8 @@ pub struct Config {
     /// OpenID Connect clients that may sign users in
     /// (`OMS_OAUTH_CLIENTS`).
     pub oauth_clients: Vec<crate::oauth_clients::OAuthClient>,
+    /// The OpenID Provider's issuer and lifetimes.
+    pub oidc: OidcConfig,
     /// Login throttling.
     pub throttle: ThrottleConfig,
     /// Peers whose `x-forwarded-for` is believed (the gateway): addresses,
@@ -55,6 +57,62 @@ pub struct Config {
     /// When set, a trusted proxy's `x-forwarded-for` is believed only
     /// with this secret beside it (`OMS_PROXY_SECRET`).
     pub proxy_secret: Option<oms_config::SecretString>,
+}
+
+/// The OpenID Provider.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// `OMS_OIDC_ISSUER`: the public URL of the gateway, which serves the
+    /// provider's endpoints; every ID token's `iss` and the discovery
+    /// document's `issuer` (default `http://localhost:8080`).
+    pub issuer: String,
+    /// `OMS_OIDC_SESSION_TTL_SECS`: life of a browser sign-in session
+    /// (default one hour).
+    pub session_ttl: Duration,
+    /// `OMS_OIDC_CODE_TTL_SECS`: life of an authorization code (default
+    /// and at most 60 s).
+    pub code_ttl: Duration,
+}
+
+/// The variable holding the issuer URL.
+pub const OIDC_ISSUER_VAR: &str = "OMS_OIDC_ISSUER";
+
+impl OidcConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let issuer = match env.get(OIDC_ISSUER_VAR)? {
+            Some(raw) => {
+                let raw = raw.trim().to_owned();
+                issuer_url(&raw)
+                    .map_err(|why| ConfigError::new(OIDC_ISSUER_VAR, format!("{raw:?} {why}")))?;
+                raw
+            }
+            None => "http://localhost:8080".to_owned(),
+        };
+        Ok(Self {
+            issuer,
+            session_ttl: env.seconds("OMS_OIDC_SESSION_TTL_SECS", 3_600, 60..=86_400)?,
+            code_ttl: env.seconds("OMS_OIDC_CODE_TTL_SECS", 60, 1..=60)?,
+        })
+    }
+}
+
+/// An issuer identifier (OIDC Discovery §3): an http(s) URL with no query,
+/// fragment or trailing slash.
+pub fn issuer_url(raw: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(raw).map_err(|_| "is not an absolute URL")?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err("must be an https (or http) URL");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must have no query or fragment");
+    }
+    if raw.ends_with('/') {
+        return Err("must not end with '/'");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must have no user info");
+    }
+    Ok(())
 }
 
 /// Where the Ed25519 signing keys come from.
@@ -178,6 +236,7 @@ impl Config {
             bootstrap_admin,
             service_clients,
             oauth_clients,
+            oidc: OidcConfig::from_env(env)?,
             throttle: ThrottleConfig {
                 account_failures: env.parse_or("OMS_LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
                 account_wide_failures: env

@@ -49,6 +49,18 @@ pub enum UserError {
     /// ChangePassword with a wrong current password.
     #[error("the current password is wrong")]
     WrongCurrentPassword,
+    /// An authorization request for a client nobody registered.
+    #[error("unknown client: no OpenID Connect client is registered with this client_id")]
+    UnknownOAuthClient,
+    /// A redirect URI the client did not register.
+    #[error("redirect_uri is not one this client registered")]
+    UnregisteredRedirectUri,
+    /// An authorization code (or its verifier) that does not hold.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    /// An `id_token_hint` this provider did not sign, or for another client.
+    #[error("id_token_hint is not an ID token this provider issued to this client")]
+    ForeignIdToken,
     /// Authentication or authorization refused the call.
     #[error(transparent)]
     Auth(ApiError),
@@ -180,6 +192,18 @@ impl From<UserError> for ApiError {
                     "is not the account's password",
                 )],
             },
+            UserError::UnknownOAuthClient => {
+                reject(Code::InvalidArgument, "UNKNOWN_CLIENT", message)
+            }
+            UserError::UnregisteredRedirectUri => {
+                reject(Code::InvalidArgument, "INVALID_REDIRECT_URI", message)
+            }
+            UserError::InvalidGrant(_) => {
+                reject(Code::FailedPrecondition, "INVALID_GRANT", message)
+            }
+            UserError::ForeignIdToken => {
+                reject(Code::InvalidArgument, "INVALID_ID_TOKEN_HINT", message)
+            }
             UserError::Auth(e) => e,
             // Redis or the database down: the call may work in a moment.
             e if e.dependency_down() => ApiError::unavailable(e),

@@ -102,6 +102,15 @@ impl SigningKeys {
     pub fn jwks(&self) -> &[Jwk] {
         &self.jwks
     }
+
+    /// The public key published as `kid`, to verify what user-svc signed
+    /// for itself (sign-in sessions, ID token hints).
+    pub fn decoding_key(&self, kid: &str) -> Option<jsonwebtoken::DecodingKey> {
+        self.jwks
+            .iter()
+            .find(|k| k.kid == kid)
+            .and_then(|k| jsonwebtoken::DecodingKey::from_ed_components(&k.x).ok())
+    }
 }
 
 /// A new random key.

@@ -10,7 +10,8 @@
 //! - [`sessions`]: rotating refresh tokens with reuse detection.
 //! - [`throttle`]: sliding-window login limits.
 //! - [`clients`]: OAuth2 service clients and scopes; [`oauth_clients`]:
-//!   the OpenID Connect clients that may sign users in.
+//!   the OpenID Connect clients that may sign users in; [`oidc`]: the
+//!   OpenID Provider's rules (codes, sign-in sessions, ID tokens).
 //! - `operator`: the `keygen` and `client-secret` commands.
 //! - [`store`]: the users table; [`migration`]: its schema.
 //! - [`error`]: every failure and its one mapping to the wire.
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod migration;
 pub mod model;
 pub mod oauth_clients;
+pub mod oidc;
 mod operator;
 pub mod passwords;
 #[cfg(test)]
@@ -57,6 +59,7 @@ pub const SERVICE_INFO: oms_runtime::server::ServiceInfo = oms_runtime::server::
     grpc_services: &[
         oms_proto::service_names::AUTH,
         oms_proto::service_names::USER,
+        oms_proto::service_names::OAUTH,
     ],
     descriptors: oms_proto::FILE_DESCRIPTOR_SET,
     polled: &["/oms.user.v1.AuthService/ListTokenRevocations"],
@@ -161,7 +164,7 @@ async fn build_parts(
             config.throttle.peer_window,
         ),
         peer_registrations: throttle::SlidingWindow::new(
-            kv,
+            kv.clone(),
             "register-peer",
             config.throttle.registrations_per_peer,
             std::time::Duration::from_secs(3_600),
@@ -194,7 +197,30 @@ async fn build_parts(
         Arc::new(keys.jwks().to_vec()),
     )
     .following(Arc::new(revocations::StoredRevocations(accounts.clone())));
+    for reason in oidc::REFUSAL_REASONS {
+        oms_telemetry::metrics::zero("oms_oauth_refusals_total", &[("reason", reason)]);
+    }
+    let provider = oidc::Provider {
+        clients: Arc::new(config.oauth_clients.clone()),
+        issuer: config.oidc.issuer.clone(),
+        sign_ins: oidc::sign_in::SignInSessions::new(
+            kv.clone(),
+            accounts.tokens.clone(),
+            config.oidc.issuer.clone(),
+            accounts.sessions.clone(),
+            config.oidc.session_ttl,
+        ),
+        codes: oidc::codes::Codes::new(kv.clone(), config.oidc.code_ttl),
+        pending: throttle::SlidingWindow::new(
+            kv,
+            "oidc-codes",
+            oidc::MAX_PENDING_CODES,
+            std::time::Duration::from_secs(60),
+        ),
+        accounts: accounts.clone(),
+    };
     let routes = api::routes(api::State {
+        provider,
         accounts,
         proxies: api::TrustedProxies {
             peers: config.trusted_proxies.clone(),

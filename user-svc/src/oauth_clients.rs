@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 /// The scopes an OpenID Connect client may ask for (OIDC Core §5.4, and
 /// `offline_access` for a refresh token, §11).
-pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+pub use oms_runtime::auth::OIDC_SCOPES;
 
 /// The most redirect URIs one client may register.
 const MAX_REDIRECT_URIS: usize = 10;
@@ -43,6 +43,10 @@ pub struct OAuthClient {
     pub secret_sha256: Option<String>,
     /// Matched exactly (RFC 9700 §4.1.3): no wildcards, no prefixes.
     pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to, matched
+    /// exactly like `redirect_uris` (which are allowed too).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
     /// The scopes it may be granted (`openid` among them).
     pub scopes: Vec<String>,
 }
@@ -66,8 +70,28 @@ impl OAuthClient {
             client_type: ClientType::Public,
             secret_sha256: None,
             redirect_uris: redirect_uris.to_vec(),
+            post_logout_redirect_uris: Vec::new(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    /// Whether `secret` is this client's: a confidential client's, compared
+    /// in constant time; a public client has none and proves nothing with
+    /// one.
+    pub fn secret_matches(&self, secret: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        match (&self.client_type, &self.secret_sha256) {
+            (ClientType::Confidential, Some(hash)) => crate::clients::sha256_hex(secret)
+                .as_bytes()
+                .ct_eq(hash.as_bytes())
+                .into(),
+            _ => false,
+        }
+    }
+
+    /// Whether RP-initiated logout may end at `uri`.
+    pub fn logs_out_to(&self, uri: &str) -> bool {
+        self.redirects_to(uri) || self.post_logout_redirect_uris.iter().any(|u| u == uri)
     }
 
     /// Whether `uri` is one this client registered, character for
@@ -143,6 +167,15 @@ fn check(client: &OAuthClient) -> Result<(), String> {
     }
     for uri in &client.redirect_uris {
         redirect_uri(uri).map_err(|why| format!("client {id}: redirect URI {uri:?} {why}"))?;
+    }
+    if client.post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(format!(
+            "client {id}: at most {MAX_REDIRECT_URIS} post_logout_redirect_uris"
+        ));
+    }
+    for uri in &client.post_logout_redirect_uris {
+        redirect_uri(uri)
+            .map_err(|why| format!("client {id}: post-logout redirect URI {uri:?} {why}"))?;
     }
     if let Some(unknown) = client
         .scopes

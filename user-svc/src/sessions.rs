@@ -6,7 +6,8 @@
 //! Keys:
 //! - `rt:<hash>`   → the live token's family and user (taken atomically on use);
 //! - `used:<hash>` → the family of a token already rotated (reuse detection);
-//! - `fam:<id>`    → the family: its user and the user's generation;
+//! - `fam:<id>`    → the family: its user, the user's generation, and the
+//!   OpenID Connect client it was issued to (only that client refreshes it);
 //! - `gen:<user>`  → the user's generation; bumping it revokes every family.
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use oms_store::kv::{KvError, KvStore};
 use serde::{Deserialize, Serialize};
 
 use crate::clients::sha256_hex;
+use crate::tokens::Granted;
 
 /// A refresh-token store failure.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,9 @@ pub enum Rotation {
         user_id: String,
         /// The replacement; the presented token is dead.
         new_token: String,
+        /// The OpenID Connect client the family was issued to, and the
+        /// scopes granted to it.
+        granted: Option<Granted>,
     },
     /// Never issued, expired, or its family was revoked.
     Invalid,
@@ -56,6 +61,10 @@ struct TokenRecord {
 struct FamilyRecord {
     user_id: String,
     generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
 }
 
 /// The refresh-token store.
@@ -81,19 +90,63 @@ impl Sessions {
 
     /// Starts a family for a new sign-in and returns its first token.
     pub async fn start(&self, user_id: &str) -> Result<String, SessionError> {
+        Ok(self.start_for(user_id, None).await?.0)
+    }
+
+    /// Starts a family for a sign-in, bound to the OpenID Connect client
+    /// it is issued to (if any); returns its first token and the family.
+    pub async fn start_for(
+        &self,
+        user_id: &str,
+        granted: Option<&Granted>,
+    ) -> Result<(String, String), SessionError> {
         let family = uuid::Uuid::new_v4().simple().to_string();
         let record = FamilyRecord {
             user_id: user_id.to_owned(),
             generation: self.generation(user_id).await?,
+            client_id: granted.map(|g| g.client_id.clone()),
+            scope: granted.map(|g| g.scope.clone()),
         };
         self.kv
             .set(&format!("fam:{family}"), &to_json(&record), self.ttl)
             .await?;
-        self.issue(user_id, &family).await
+        Ok((self.issue(user_id, &family).await?, family))
     }
 
-    /// Uses `token`: rotates it, or says why not.
-    pub async fn rotate(&self, token: &str) -> Result<Rotation, SessionError> {
+    /// Revokes a family by its ID.
+    pub async fn revoke_family(&self, family: &str) -> Result<(), SessionError> {
+        self.kv.delete(&format!("fam:{family}")).await?;
+        Ok(())
+    }
+
+    /// The OpenID Connect client a live token's family was issued to:
+    /// `None` for an unknown token, `Some(None)` for a first-party one.
+    pub async fn client_of(&self, token: &str) -> Result<Option<Option<String>>, SessionError> {
+        let hash = sha256_hex(token);
+        let Some(record) = self
+            .kv
+            .get(&format!("rt:{hash}"))
+            .await?
+            .and_then(|raw| from_json::<TokenRecord>(&raw))
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .kv
+            .get(&format!("fam:{}", record.family))
+            .await?
+            .and_then(|raw| from_json::<FamilyRecord>(&raw))
+            .map(|family| family.client_id))
+    }
+
+    /// Uses `token`: rotates it, or says why not. A token issued to an
+    /// OpenID Connect client is rotated only for `client`; presented by
+    /// anyone else it leaked, and its family is revoked.
+    pub async fn rotate(
+        &self,
+        token: &str,
+        client: Option<&str>,
+    ) -> Result<Rotation, SessionError> {
         let hash = sha256_hex(token);
         let Some(raw) = self.kv.take(&format!("rt:{hash}")).await? else {
             if let Some(family) = self.kv.get(&format!("used:{hash}")).await? {
@@ -110,19 +163,26 @@ impl Sessions {
         self.kv
             .set(&format!("used:{hash}"), record.family.as_bytes(), self.ttl)
             .await?;
-        if !self.family_alive(&record.family).await? {
+        let Some((raw_family, family)) = self.live_family(&record.family).await? else {
+            return Ok(Rotation::Invalid);
+        };
+        if family.client_id.is_some() && family.client_id.as_deref() != client {
+            self.kv.delete(&format!("fam:{}", record.family)).await?;
+            tracing::warn!(family = %record.family, "a refresh token was presented by another client than its own; its family is revoked");
             return Ok(Rotation::Invalid);
         }
         // Keep the family as long as its newest token.
-        if let Some(family) = self.kv.get(&format!("fam:{}", record.family)).await? {
-            self.kv
-                .set(&format!("fam:{}", record.family), &family, self.ttl)
-                .await?;
-        }
+        self.kv
+            .set(&format!("fam:{}", record.family), &raw_family, self.ttl)
+            .await?;
         let new_token = self.issue(&record.user_id, &record.family).await?;
         Ok(Rotation::Rotated {
             user_id: record.user_id,
             new_token,
+            granted: family.client_id.map(|client_id| Granted {
+                client_id,
+                scope: family.scope.unwrap_or_default(),
+            }),
         })
     }
 
@@ -171,17 +231,23 @@ impl Sessions {
         Ok(token)
     }
 
-    async fn family_alive(&self, family: &str) -> Result<bool, KvError> {
+    /// The family, raw and read, while it is not revoked.
+    async fn live_family(&self, family: &str) -> Result<Option<(Vec<u8>, FamilyRecord)>, KvError> {
         let Some(raw) = self.kv.get(&format!("fam:{family}")).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some(record) = from_json::<FamilyRecord>(&raw) else {
-            return Ok(false);
+            return Ok(None);
         };
-        Ok(record.generation == self.generation(&record.user_id).await?)
+        if record.generation != self.generation(&record.user_id).await? {
+            return Ok(None);
+        }
+        Ok(Some((raw, record)))
     }
 
-    async fn generation(&self, user_id: &str) -> Result<u64, KvError> {
+    /// The user's generation: every family and sign-in session made
+    /// under an older one is revoked.
+    pub(crate) async fn generation(&self, user_id: &str) -> Result<u64, KvError> {
         Ok(self
             .kv
             .get(&format!("gen:{user_id}"))

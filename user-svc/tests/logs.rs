@@ -99,6 +99,7 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     let refreshed = auth
         .refresh_token(pb::RefreshTokenRequest {
             refresh_token: signed_in.refresh_token.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -107,6 +108,7 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     assert!(
         auth.refresh_token(pb::RefreshTokenRequest {
             refresh_token: signed_in.refresh_token.clone(),
+            ..Default::default()
         })
         .await
         .is_err()

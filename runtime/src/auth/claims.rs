@@ -37,10 +37,12 @@ pub struct AccessClaims {
     /// User tokens: `customer` or `admin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// Service tokens: space-separated scopes (RFC 9068 §2.2.3).
+    /// Service tokens: space-separated scopes (RFC 9068 §2.2.3); user
+    /// tokens from an OpenID Connect sign-in: the [`OIDC_SCOPES`] granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// Service tokens: the OAuth2 client (RFC 9068 §2.2).
+    /// Service tokens, and user tokens from an OpenID Connect sign-in: the
+    /// OAuth2 client (RFC 9068 §2.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// User tokens: the account's token version when it was issued; a
@@ -53,6 +55,10 @@ pub struct AccessClaims {
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+
+/// The scopes of OpenID Connect (Core §5.4, and `offline_access` for a
+/// refresh token): the only ones a user token may carry.
+pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,6 +97,10 @@ pub enum Caller {
         id: String,
         /// The user's role when the token was issued.
         role: Role,
+        /// The OpenID Connect scopes granted to the application the user
+        /// signed in to (see [`OIDC_SCOPES`]); empty for a first-party
+        /// sign-in.
+        scopes: Vec<String>,
     },
     /// Another service, by OAuth2 client credentials.
     Service {

@@ -21,7 +21,7 @@ pub mod verifier;
 use tonic::Code;
 
 pub use claims::{
-    AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
+    AccessClaims, Caller, OIDC_SCOPES, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
     USER_TOKEN_MAX_TTL_SECS,
 };
 pub use client_credentials::{ClientCredentials, ServiceToken};
@@ -96,7 +96,7 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
 /// A signed-in user (any role); a service token is refused.
 pub fn require_user<T>(request: &tonic::Request<T>) -> Result<(String, Role), ApiError> {
     match caller(request) {
-        Some(Caller::User { id, role }) => Ok((id.clone(), *role)),
+        Some(Caller::User { id, role, .. }) => Ok((id.clone(), *role)),
         Some(Caller::Service { .. }) => Err(denied(
             "USER_TOKEN_REQUIRED",
             "this call needs a user's access token, not a service token",

@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sha2::{Digest as _, Sha256};
 
 use super::claims::{
-    AccessClaims, Caller, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
+    AccessClaims, Caller, OIDC_SCOPES, Role, SERVICE_TOKEN_MAX_TTL_SECS, TOKEN_TYPE, USER_AUDIENCE,
     USER_TOKEN_MAX_TTL_SECS,
 };
 use super::jwks::JwksSource;
@@ -253,8 +253,19 @@ impl Verifier {
             if lifetime > USER_TOKEN_MAX_TTL_SECS {
                 return Err(VerifyError::Claims("user tokens live at most 15 minutes"));
             }
-            if claims.scope.is_some() {
-                return Err(VerifyError::Claims("a user token carries no scope"));
+            // A user token's scope says what the user let an application
+            // see of them; it never grants a service's scope.
+            let scopes: Vec<String> = claims
+                .scope
+                .as_deref()
+                .unwrap_or_default()
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if scopes.iter().any(|s| !OIDC_SCOPES.contains(&s.as_str())) {
+                return Err(VerifyError::Claims(
+                    "a user token carries only OpenID Connect scopes",
+                ));
             }
             let role = claims
                 .role
@@ -272,6 +283,7 @@ impl Verifier {
             Ok(Caller::User {
                 id: claims.sub,
                 role,
+                scopes,
             })
         } else if self.config.service_audience.as_deref() == Some(claims.aud.as_str()) {
             if lifetime > SERVICE_TOKEN_MAX_TTL_SECS {

@@ -69,7 +69,17 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
         let r = request.into_inner();
         required("refresh_token", &r.refresh_token).map_err(UserError::from)?;
-        let l = login_response(self.state.accounts.refresh(&r.refresh_token).await?);
+        // A token issued to an OpenID Connect client is refreshed by that
+        // client alone, authenticated; a first-party token by its holder.
+        let sign_in = if r.client_id.is_empty() {
+            self.state.accounts.refresh(&r.refresh_token, None).await?
+        } else {
+            self.state
+                .provider
+                .refresh(&r.client_id, &r.client_secret, &r.refresh_token)
+                .await?
+        };
+        let l = login_response(sign_in);
         Ok(Response::new(pb::RefreshTokenResponse {
             access_token: l.access_token,
             refresh_token: l.refresh_token,

@@ -2,6 +2,7 @@
 //! authorizes, calls [`Accounts`], and maps results to the wire.
 
 mod auth;
+mod oauth;
 mod users;
 
 use std::net::IpAddr;
@@ -18,6 +19,8 @@ use crate::model::User;
 pub(crate) struct State {
     /// The account rules.
     pub(crate) accounts: Accounts,
+    /// The OpenID Provider.
+    pub(crate) provider: crate::oidc::Provider,
     /// Whose `x-forwarded-for` is believed.
     pub(crate) proxies: TrustedProxies,
 }
@@ -52,10 +55,15 @@ impl TrustedProxies {
     }
 }
 
-/// The routes of AuthService and UserService.
+/// The routes of AuthService, UserService and OAuthService.
 pub(crate) fn routes(state: State) -> Routes {
     Routes::new(pb::auth_service_server::AuthServiceServer::new(
         auth::AuthApi {
+            state: state.clone(),
+        },
+    ))
+    .add_service(pb::o_auth_service_server::OAuthServiceServer::new(
+        oauth::OAuthApi {
             state: state.clone(),
         },
     ))

@@ -653,7 +653,8 @@ async fn other_services_verify_login_tokens_with_the_jwks_over_grpc() {
         verifier.verify(&token).await.unwrap(),
         oms_runtime::auth::Caller::User {
             id: user.id,
-            role: oms_runtime::auth::Role::Customer
+            role: oms_runtime::auth::Role::Customer,
+            scopes: vec![],
         }
     );
     let service = auth(&svc)

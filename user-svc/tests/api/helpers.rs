@@ -73,6 +73,7 @@ pub(crate) async fn refresh(
     auth(svc)
         .refresh_token(pb::RefreshTokenRequest {
             refresh_token: token.into(),
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)
