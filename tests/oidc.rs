@@ -269,8 +269,28 @@ async fn exchange(p: &Provider, code: &str, redirect: &str, verifier: &str) -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_signs_in_and_a_public_client_gets_verified_tokens() {
-    let p = start(&[]).await;
+    sign_in_flow(start(&[]).await).await;
+}
 
+/// The same with codes, sessions and refresh tokens in Redis, as every
+/// replicated deployment keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_signs_in_with_the_provider_state_in_redis() {
+    let Some(redis) = testkit::backends::require_backend(testkit::backends::REDIS_VAR) else {
+        return;
+    };
+    let prefix = format!("{}:", unique_name("oms_oidc"));
+    sign_in_flow(
+        start(&[
+            ("REDIS_URL", redis.as_str()),
+            ("OMS_REDIS_KEY_PREFIX", prefix.as_str()),
+        ])
+        .await,
+    )
+    .await;
+}
+
+async fn sign_in_flow(p: Provider) {
     // Discovery: OIDC Discovery 1.0 §3's required fields, and S256 only.
     let discovery = send(p.gw, "GET", "/.well-known/openid-configuration", &[], None).await;
     assert_eq!(discovery.status, 200);

@@ -266,7 +266,43 @@ fn parse_proxy(item: &str) -> Option<IpNet> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_proxy;
+    use super::{issuer_url, parse_proxy};
+
+    #[test]
+    fn the_issuer_is_a_url_without_query_fragment_or_trailing_slash() {
+        for good in [
+            "https://oms.example.com",
+            "http://localhost:8080",
+            "https://a.example/oms",
+        ] {
+            assert_eq!(issuer_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "oms.example.com",
+            "https://oms.example.com/",
+            "https://oms.example.com?x=1",
+            "https://oms.example.com#f",
+            "ftp://oms.example.com",
+            "https://user@oms.example.com",
+        ] {
+            assert!(issuer_url(bad).is_err(), "{bad} accepted");
+        }
+        let env = oms_config::Env::from_pairs([
+            ("OMS_DATA_DIR", "/tmp/oms-issuer-test"),
+            ("OMS_OIDC_ISSUER", "https://oms.example.com/"),
+        ]);
+        let refused = super::Config::from_env(&env, "DATABASE_URL").unwrap_err();
+        assert_eq!(refused.var, "OMS_OIDC_ISSUER");
+        let env = oms_config::Env::from_pairs([
+            ("OMS_DATA_DIR", "/tmp/oms-issuer-test"),
+            ("OMS_OIDC_CODE_TTL_SECS", "61"),
+        ]);
+        let refused = super::Config::from_env(&env, "DATABASE_URL").unwrap_err();
+        assert_eq!(
+            refused.var, "OMS_OIDC_CODE_TTL_SECS",
+            "a code lives at most 60 s"
+        );
+    }
 
     #[test]
     fn a_trusted_proxy_is_an_address_or_a_network() {
