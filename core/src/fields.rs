@@ -77,6 +77,7 @@ all_fields!(A EA, B EB);
 all_fields!(A EA, B EB, C EC);
 all_fields!(A EA, B EB, C EC, D ED);
 all_fields!(A EA, B EB, C EC, D ED, E EE);
+all_fields!(A EA, B EB, C EC, D ED, E EE, F EF);
 
 #[cfg(test)]
 mod tests {

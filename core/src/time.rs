@@ -12,6 +12,15 @@ pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf Timestamp as a UTC time; `None` when it is out of range
+/// (nanos outside 0..1e9, or a year chrono cannot hold).
+pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(timestamp.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)?;
+    DateTime::from_timestamp(timestamp.seconds, nanos)
+}
+
 /// Now, truncated to microseconds: what `DATETIME(6)` stores, so a value
 /// read back equals the one written.
 pub fn now() -> DateTime<Utc> {

@@ -181,13 +181,7 @@ impl OrderService for OrderApi {
         let (orders, next) = self
             .state
             .orders
-            .list(
-                Caller { id: &id, role },
-                query.customer_id.as_deref(),
-                query.status,
-                query.cursor.as_deref(),
-                query.page_size,
-            )
+            .list(Caller { id: &id, role }, &query)
             .await?;
         Ok(Response::new(pb::ListOrdersResponse {
             orders: orders.into_iter().map(to_proto_order).collect(),

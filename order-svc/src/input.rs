@@ -59,6 +59,10 @@ pub struct OrderQuery {
     pub page_size: u64,
     /// Where the page starts.
     pub cursor: Option<String>,
+    /// Only orders created at or after this.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only orders created before this.
+    pub created_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TryFrom<pb::ListOrdersRequest> for OrderQuery {
@@ -77,11 +81,19 @@ impl TryFrom<pb::ListOrdersRequest> for OrderQuery {
                 .map(|u| Some(u.hyphenated().to_string()))
                 .map_err(|_| FieldViolation::new("customer_id", "must be a user ID (UUID)"))
         };
-        let (status, customer_id, page_size, cursor) = (
+        let time = |field: &'static str, t: Option<prost_types::Timestamp>| match t {
+            None => Ok(None),
+            Some(t) => oms_core::time::from_timestamp(&t)
+                .map(Some)
+                .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp")),
+        };
+        let (status, customer_id, page_size, cursor, created_from, created_until) = (
             status,
             customer_id,
             oms_core::paging::page_size(r.page_size),
             oms_core::paging::decode_token(&r.page_token),
+            time("create_time_start", r.create_time_start),
+            time("create_time_end", r.create_time_end),
         )
             .all_fields()?;
         Ok(Self {
@@ -89,6 +101,8 @@ impl TryFrom<pb::ListOrdersRequest> for OrderQuery {
             customer_id,
             page_size,
             cursor,
+            created_from,
+            created_until,
         })
     }
 }

@@ -257,23 +257,33 @@ impl Orders {
     }
 
     /// A page of orders, newest first: the caller's own, or for an admin
-    /// every order or one customer's.
+    /// every order or one customer's; in a status and created between two
+    /// times when the query says.
     pub async fn list(
         &self,
         caller: Caller<'_>,
-        customer_id: Option<&str>,
-        status: Option<Status>,
-        before: Option<&str>,
-        page_size: u64,
+        query: &crate::input::OrderQuery,
     ) -> Result<(Vec<Order>, Option<String>), OrderError> {
         let customer = match caller.role {
-            Role::Admin => customer_id,
+            Role::Admin => query.customer_id.as_deref(),
             // Customers always see their own; asking for someone else's is
             // answered with their own (nothing to probe).
             Role::Customer => Some(caller.id),
         };
-        let page = orders::list(&self.db, customer, status, before, page_size + 1).await?;
-        Ok(oms_core::paging::split_page(page, page_size, |o| {
+        let filter = orders::ListFilter {
+            customer,
+            status: query.status,
+            created_from: query.created_from,
+            created_until: query.created_until,
+        };
+        let page = orders::list(
+            &self.db,
+            &filter,
+            query.cursor.as_deref(),
+            query.page_size + 1,
+        )
+        .await?;
+        Ok(oms_core::paging::split_page(page, query.page_size, |o| {
             o.id.clone()
         }))
     }

@@ -357,23 +357,40 @@ pub async fn mark_stock_released(
     Ok(())
 }
 
-/// Up to `limit` orders, newest first, below `before`, optionally of one
-/// customer and in one status.
+/// Which orders a list holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter<'a> {
+    /// One customer's.
+    pub customer: Option<&'a str>,
+    /// In one status.
+    pub status: Option<Status>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_until: Option<DateTime<Utc>>,
+}
+
+/// Up to `limit` orders, newest first, below `before`, as `filter` says.
 pub async fn list(
     db: &impl ConnectionTrait,
-    customer: Option<&str>,
-    status: Option<Status>,
+    filter: &ListFilter<'_>,
     before: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Order>, DbErr> {
     let mut find = order::Entity::find()
         .order_by_desc(order::Column::Id)
         .limit(limit);
-    if let Some(customer) = customer {
+    if let Some(customer) = filter.customer {
         find = find.filter(order::Column::CustomerId.eq(customer));
     }
-    if let Some(status) = status {
+    if let Some(status) = filter.status {
         find = find.filter(order::Column::Status.eq(status));
+    }
+    if let Some(from) = filter.created_from {
+        find = find.filter(order::Column::CreateTime.gte(from));
+    }
+    if let Some(until) = filter.created_until {
+        find = find.filter(order::Column::CreateTime.lt(until));
     }
     if let Some(before) = before {
         find = find.filter(order::Column::Id.lt(before));

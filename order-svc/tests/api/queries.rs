@@ -8,6 +8,7 @@ use crate::helpers::start;
 
 testkit::test_on_each_db!(
     customers_see_only_their_own_orders,
+    orders_are_listed_by_when_they_were_created,
     cancelling_returns_the_stock_once,
     status_moves_only_forward_and_only_by_admins,
     a_stored_status_this_build_does_not_know_is_an_error,
@@ -80,6 +81,57 @@ async fn customers_see_only_their_own_orders(db: TestDb) {
     let bob_ids: Vec<&str> = admin_bob.orders.iter().map(|o| o.id.as_str()).collect();
     assert_eq!(bob_ids, [bobs.id.as_str()]);
     assert!(mesh.get(&mesh.admin, &bobs.id).await.is_ok());
+}
+
+async fn orders_are_listed_by_when_they_were_created(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let a = mesh.product("A", 100, 50).await;
+    let mut placed = Vec::new();
+    for i in 0..3 {
+        placed.push(
+            mesh.order(&mesh.alice, &format!("t-{i}"), &[(&a.id, 1)])
+                .await
+                .unwrap(),
+        );
+    }
+    let list = |start: Option<prost_types::Timestamp>, end: Option<prost_types::Timestamp>| {
+        let mut orders = mesh.orders();
+        let request = bearer(
+            pb::ListOrdersRequest {
+                create_time_start: start,
+                create_time_end: end,
+                ..Default::default()
+            },
+            &mesh.admin,
+        );
+        async move { orders.list_orders(request).await }
+    };
+    let ids =
+        |r: pb::ListOrdersResponse| -> Vec<String> { r.orders.into_iter().map(|o| o.id).collect() };
+    let middle = placed[1].create_time;
+    let from_middle = ids(list(middle, None).await.unwrap().into_inner());
+    assert_eq!(from_middle, [placed[2].id.clone(), placed[1].id.clone()]);
+    let before_middle = ids(list(None, middle).await.unwrap().into_inner());
+    assert_eq!(
+        before_middle,
+        [placed[0].id.clone()],
+        "the end is exclusive"
+    );
+    let between = ids(list(middle, placed[2].create_time)
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(between, [placed[1].id.clone()]);
+    let bad = list(
+        Some(prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        }),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
 }
 
 async fn cancelling_returns_the_stock_once(db: TestDb) {
