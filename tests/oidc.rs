@@ -912,3 +912,119 @@ async fn a_code_past_its_life_is_refused() {
     );
     p.stop().await;
 }
+
+/// The console as the provider's client: a page without a session sends
+/// the browser to sign in; the callback takes only the answer to its own
+/// request; a form without the browser's token, or a feed without a
+/// session, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_through_the_provider_and_refuses_forged_requests() {
+    let p = start(&[]).await;
+    let away = send(p.gw, "GET", "/console/orders?status=CONFIRMED", &[], None).await;
+    assert_eq!(away.status, 303);
+    assert_eq!(
+        away.header("location"),
+        Some("/console/login?next=%2Fconsole%2Forders%3Fstatus%3DCONFIRMED")
+    );
+    let feed = send(p.gw, "GET", "/console/orders/live?ids=x", &[], None).await;
+    assert_eq!(feed.status, 401);
+
+    let start_login = send(p.gw, "GET", away.header("location").unwrap(), &[], None).await;
+    assert_eq!(start_login.status, 303);
+    let remembered =
+        cookie_value(set_cookie(&start_login, "oms_console_login").unwrap()).to_owned();
+    let authorize = start_login.header("location").unwrap();
+    assert!(
+        authorize.starts_with(&format!("{}/oauth2/authorize?", p.issuer)),
+        "{authorize}"
+    );
+    let asked = params_of(authorize);
+    assert_eq!(asked["code_challenge_method"], "S256");
+    let (_, back) = sign_in(
+        &p,
+        authorize.strip_prefix(&p.issuer).unwrap(),
+        testkit::users::ADMIN_PASSWORD,
+    )
+    .await;
+    let callback = back
+        .header("location")
+        .unwrap()
+        .strip_prefix(&p.issuer)
+        .unwrap()
+        .to_owned();
+    let login_cookie = format!("oms_console_login={remembered}");
+
+    // Another state than the one this browser asked with: refused.
+    let tampered = callback.replace(&encode(&asked["state"]), "tampered");
+    let refused = send(p.gw, "GET", &tampered, &[("cookie", &login_cookie)], None).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(set_cookie(&refused, "oms_console").is_none());
+    // Without the cookie of the request: refused.
+    let stranger = send(p.gw, "GET", &callback, &[], None).await;
+    assert_eq!(stranger.status, 400);
+
+    let signed_in = send(p.gw, "GET", &callback, &[("cookie", &login_cookie)], None).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text);
+    assert_eq!(
+        signed_in.header("location"),
+        Some("/console/orders?status=CONFIRMED")
+    );
+    let session = set_cookie(&signed_in, "oms_console").unwrap();
+    assert!(
+        session.contains("HttpOnly") && session.contains("Path=/console"),
+        "{session}"
+    );
+    let console = format!("oms_console={}", cookie_value(session));
+    let orders = send(
+        p.gw,
+        "GET",
+        "/console/orders",
+        &[("cookie", &console)],
+        None,
+    )
+    .await;
+    assert_eq!(orders.status, 200);
+    assert!(orders.text.contains("<h1>Orders</h1>") && orders.text.contains("Customer ID"));
+    assert!(
+        orders
+            .header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let csrf = cookie_value(set_cookie(&orders, "oms_console_csrf").unwrap()).to_owned();
+
+    // A cancel form without this browser's token does nothing.
+    let with_csrf = format!("{console}; oms_console_csrf={csrf}");
+    for (cookie, body) in [
+        (with_csrf.as_str(), "reason=x&csrf=forged".to_owned()),
+        (console.as_str(), format!("reason=x&csrf={csrf}")),
+    ] {
+        let forged = send(
+            p.gw,
+            "POST",
+            "/console/orders/00000000-0000-7000-8000-000000000000/cancel",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", cookie),
+            ],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(forged.status, 403, "{cookie} {body}");
+    }
+    // With it, the API's own answer shows (no such order).
+    let real = send(
+        p.gw,
+        "POST",
+        "/console/orders/00000000-0000-7000-8000-000000000000/cancel",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &with_csrf),
+        ],
+        Some(&format!("reason=x&csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(real.status, 404, "{}", real.text);
+    assert!(real.text.contains("order not found"));
+    p.stop().await;
+}

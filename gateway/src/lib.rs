@@ -12,6 +12,8 @@
 //! - `oauth2`: the RFC 6749 token endpoint onto AuthService and
 //!   OAuthService; `oidc`: the OpenID Provider's discovery, authorize,
 //!   sign-in page, userinfo, revoke and logout endpoints.
+//! - `console`: the operator console at `/console`, pages over the public
+//!   API signed in through the OpenID Provider.
 //! - `health`: `/healthz` (process up) and `/readyz` (every backend SERVING).
 //! - `observe`: request metrics, the per-request log event, trace context;
 //!   `/metrics` shows the process's metrics.
@@ -27,6 +29,7 @@
 mod backends;
 mod codec;
 pub mod config;
+mod console;
 mod error;
 mod health;
 mod images;
@@ -260,6 +263,7 @@ fn router(config: &Config) -> Result<Router, oms_runtime::StartupError> {
             })
             .layer(none()),
         )
+        .merge(console::routes())
         // Image bytes are not JSON: their routes stream raw bodies; other
         // methods on the same paths are contract routes.
         .route(

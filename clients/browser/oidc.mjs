@@ -5,14 +5,14 @@
 // validated, UserInfo, refresh, revocation, RP-initiated logout; then what
 // a relying party must refuse: a tampered state and a reused code.
 //
-// usage: node flow.mjs <issuer> <email> <password> [chromium]
+// usage: node oidc.mjs <issuer> <email> <password> [chromium]
 
 import * as client from 'openid-client';
 import { chromium } from 'playwright-core';
 
 const [issuer, email, password, executablePath = '/usr/bin/chromium'] = process.argv.slice(2);
 if (!password) {
-  console.error('usage: node flow.mjs <issuer> <email> <password> [chromium]');
+  console.error('usage: node oidc.mjs <issuer> <email> <password> [chromium]');
   process.exit(2);
 }
 const clientId = 'console';

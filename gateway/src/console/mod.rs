@@ -1,0 +1,198 @@
+//! The operator console at `/console`: server-rendered pages over the
+//! public API, with the signed-in user's own token on every call, so it
+//! adds no privileged path; its stylesheet and one small script are
+//! compiled into the binary (no npm at build or run time).
+//!
+//! - [`session`]: sign-in as the `console` OpenID Connect client, tokens
+//!   in an `HttpOnly` cookie, refresh, sign-out.
+//! - [`view`]: the layout and its helpers.
+//! - [`orders`]: the orders pages and their live feed.
+
+mod orders;
+pub(crate) mod session;
+mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::Gateway;
+use crate::limits;
+use session::Viewer;
+
+const STYLESHEET: &str = include_str!("../../console/console.css");
+const SCRIPT: &str = include_str!("../../console/console.js");
+
+/// The largest form a console page posts.
+const FORM_MAX: usize = 16 * 1024;
+
+/// The console's routes.
+pub(crate) fn routes() -> Router<Arc<Gateway>> {
+    let none = || limits::body_limit(limits::NO_BODY);
+    let form = || limits::body_limit(FORM_MAX);
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { view::redirect("/console/") }).layer(none()),
+        )
+        .route("/console/", get(home).layer(none()))
+        .route("/console/assets/console.css", get(stylesheet).layer(none()))
+        .route("/console/assets/console.js", get(script).layer(none()))
+        .route("/console/login", get(login).layer(none()))
+        .route("/console/callback", get(callback).layer(none()))
+        .route("/console/logout", post(logout).layer(form()))
+        .route("/console/orders", get(orders_list).layer(none()))
+        .route("/console/orders/live", get(orders_live).layer(none()))
+        .route("/console/orders/{id}", get(order_detail).layer(none()))
+        .route(
+            "/console/orders/{id}/cancel",
+            post(order_cancel).layer(form()),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", STYLESHEET)
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// `/console/`: the orders for a signed-in viewer, else a page to sign in
+/// from (a sign-out ends here, so it never sends the browser away itself).
+async fn home(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri) -> Response {
+    if session::cookie(&headers, "oms_console").is_some()
+        && let Ok(viewer) = Viewer::of(&gateway, &headers, &uri).await
+    {
+        return viewer.finish(view::redirect("/console/orders"));
+    }
+    view::page(
+        StatusCode::OK,
+        None,
+        "",
+        "OMS console",
+        r#"<p>Orders, stock and prices of the shop, for the people who run it.</p><p><a class="button" href="/console/login">Sign in</a></p>"#,
+    )
+}
+
+async fn login(State(gateway): State<Arc<Gateway>>, uri: Uri) -> Response {
+    session::login(&gateway, &uri).await
+}
+
+async fn callback(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri) -> Response {
+    session::callback(&gateway, &headers, &uri).await
+}
+
+/// A posted console form, read within its limit; `None` (and the answer)
+/// when it is not this browser's.
+async fn posted(
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    body: Body,
+    route: &'static str,
+    peer: SocketAddr,
+) -> Result<Vec<(String, String)>, Response> {
+    let body = limits::read_body(body, FORM_MAX, route, peer).await?;
+    let form = crate::oauth2::form(&body)
+        .map_err(|e| view::failure(&tonic::Status::invalid_argument(e)))?;
+    if !viewer.form_is_ours(headers, crate::oauth2::param(&form, "csrf")) {
+        tracing::warn!(peer = %peer.ip(), route, "console form refused: not from this site");
+        metrics::counter!("oms_oauth_refusals_total", "reason" => "csrf").increment(1);
+        return Err(view::page(
+            StatusCode::FORBIDDEN,
+            Some(viewer),
+            "",
+            "Refused",
+            r#"<p class="error" role="alert">This form did not come from the console, or it expired. Go back and try again.</p>"#,
+        ));
+    }
+    Ok(form)
+}
+
+async fn logout(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let viewer = match Viewer::of(&gateway, &headers, &uri).await {
+        Ok(viewer) => viewer,
+        Err(_) => return view::redirect("/console/"),
+    };
+    if let Err(refused) = posted(&viewer, &headers, body, "/console/logout", peer).await {
+        return refused;
+    }
+    session::logout(&gateway, &viewer).await
+}
+
+async fn orders_list(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    match Viewer::of(&gateway, &headers, &uri).await {
+        Ok(viewer) => orders::list(&gateway, &viewer, &uri).await,
+        Err(login) => login,
+    }
+}
+
+async fn orders_live(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    match Viewer::of(&gateway, &headers, &uri).await {
+        Ok(viewer) => orders::live(&gateway, &viewer, &uri).await,
+        // A feed is not a page: no redirect to sign in.
+        Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+async fn order_detail(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    match Viewer::of(&gateway, &headers, &uri).await {
+        Ok(viewer) => orders::detail(&gateway, &viewer, &id, None).await,
+        Err(login) => login,
+    }
+}
+
+async fn order_cancel(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let viewer = match Viewer::of(&gateway, &headers, &uri).await {
+        Ok(viewer) => viewer,
+        Err(login) => return login,
+    };
+    match posted(&viewer, &headers, body, "/console/orders/{id}/cancel", peer).await {
+        Ok(form) => orders::cancel(&gateway, &viewer, &id, &form).await,
+        Err(refused) => refused,
+    }
+}
