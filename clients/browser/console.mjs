@@ -9,7 +9,8 @@
 //
 // usage: node console.mjs <base URL> <admin email> <admin password> [chromium]
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { crc32, deflateSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,30 @@ if (!adminPassword) {
   console.error('usage: node console.mjs <base URL> <admin email> <admin password> [chromium]');
   process.exit(2);
 }
+// A small PNG of one colour, made here (no fixture file).
+function png(size, [r, g, b]) {
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(size, 0);
+  header.writeUInt32BE(size, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(size * 3).map((_, i) => [r, g, b][i % 3])]);
+  const pixels = Buffer.concat(Array.from({ length: size }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(pixels)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
 const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const shots = mkdtempSync(join(tmpdir(), 'oms-console-'));
 const run = Date.now().toString(36);
@@ -171,6 +196,67 @@ try {
   await row(page, second.id).waitFor();
   check((await row(page, first.id).count()) === 0, 'the filter left the shipped order out');
 
+  // Products: the list, then one product. A new price adds a point to the
+  // chart; a stock adjustment shows; an image uploads with its progress
+  // and its thumbnail appears.
+  await page.getByRole('link', { name: 'Products' }).click();
+  await page.getByLabel('Name or SKU contains').fill(`CONSOLE-${run}`);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await accessible(page, 'products');
+  await screenshots(page, 'products');
+  await page.getByRole('link', { name: 'Console mug' }).click();
+  const points = async () => page.locator('figure.chart circle').count();
+  const pointsBefore = await points();
+  await page.getByLabel('Price (USD)').fill('15.00');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved.').waitFor();
+  const pointsAfter = await points();
+  check(pointsAfter === pointsBefore + 1, `price chart points ${pointsBefore} -> ${pointsAfter}`);
+  check((await page.locator('figure.chart').textContent()).includes('15.00'), 'the new price is written on the chart');
+  console.log(`console: a new price added a point to the chart (${pointsBefore} -> ${pointsAfter})`);
+  const stockBefore = await available(product.id);
+  await page.getByLabel('Change in units on hand (negative to remove)').fill('5');
+  await page.getByLabel('Reason').fill('restock from supplier');
+  await page.getByRole('button', { name: 'Adjust' }).click();
+  await page.getByText('Stock adjusted by 5.').waitFor();
+  check((await available(product.id)) === stockBefore + 5, 'stock adjusted by 5');
+  const image = join(shots, 'upload.png');
+  writeFileSync(image, png(64, [200, 40, 40]));
+  await page.getByLabel('Image (JPEG, PNG or WebP)').setInputFiles(image);
+  await page.getByLabel('Alternative text').fill('A red square');
+  await page.getByRole('button', { name: 'Upload' }).click();
+  await page.getByText('Uploaded upload.png.').waitFor({ timeout: 20_000 });
+  check((await page.locator('progress#upload-progress').getAttribute('value')) === '100', 'progress at 100');
+  const thumbnail = page.locator('ul.images img[alt="A red square"]');
+  await thumbnail.waitFor();
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('ul.images img')].some((img) => img.complete && img.naturalWidth > 0),
+  );
+  console.log('console: an image uploaded with its progress and its thumbnail shown');
+  await page.reload();
+  await accessible(page, 'product');
+  await screenshots(page, 'product');
+
+  // Users: the only admin cannot demote themself, and the page says why.
+  await page.getByRole('link', { name: 'Users' }).click();
+  await accessible(page, 'users');
+  await screenshots(page, 'users');
+  await page.getByLabel(`Role of ${adminEmail}`).selectOption('customer');
+  await page
+    .locator('tr', { has: page.getByLabel(`Role of ${adminEmail}`) })
+    .getByRole('button', { name: 'Set role' })
+    .click();
+  const lastAdmin = await page.getByRole('alert').textContent();
+  check(lastAdmin.includes('LAST_ADMIN'), `demoting the last admin: ${lastAdmin}`);
+  console.log(`console: users: demoting the last admin refused: "${lastAdmin.trim()}"`);
+
+  // Health: every backend, and the outbox.
+  await page.getByRole('link', { name: 'Health' }).click();
+  check((await page.locator('.badge', { hasText: 'SERVING' }).count()) === 3, 'three backends SERVING');
+  await accessible(page, 'health');
+  await screenshots(page, 'health');
+  console.log(`console: health: ${(await page.locator('main').innerText()).replace(/\s+/g, ' ').slice(0, 200)}`);
+
   // Sign out: the provider's session ends too.
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(`${base}/console/`);
@@ -187,6 +273,16 @@ try {
   await row(customerPage, bobsOrder.id).waitFor();
   check((await row(customerPage, first.id).count()) === 0, "a customer sees another's order");
   check((await customerPage.getByLabel('Customer ID').count()) === 0, 'a customer gets no customer filter');
+  check((await customerPage.getByRole('link', { name: 'Users' }).count()) === 0, 'a customer has no Users link');
+  const adminPage = await customerPage.goto(`${base}/console/users`);
+  check(adminPage.status() === 403, `a customer on the users page: ${adminPage.status()}`);
+  check(
+    /admins only/i.test(await customerPage.getByRole('alert').textContent()),
+    'the users page refused with the API\'s words',
+  );
+  const healthPage = await customerPage.goto(`${base}/console/health`);
+  check(healthPage.status() === 403, `a customer on the health page: ${healthPage.status()}`);
+  console.log('console: a customer is refused the users and health pages');
   const refused = await customerPage.goto(`${base}/console/orders/${first.id}`);
   check(refused.status() === 404, `another's order answered ${refused.status()}`);
   const message = await customerPage.getByRole('alert').textContent();

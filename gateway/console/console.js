@@ -112,6 +112,66 @@ for (const form of document.querySelectorAll('form[data-tz]')) {
   });
 }
 
+// An image upload with its progress, and the thumbnail once stored.
+function uploads() {
+  const form = document.getElementById('upload');
+  if (!form) {
+    return;
+  }
+  const progress = document.getElementById('upload-progress');
+  const status = document.getElementById('upload-status');
+  const list = document.getElementById('images');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const file = form.elements.file.files[0];
+    if (!file) {
+      return;
+    }
+    const product = form.dataset.product;
+    const alt = form.elements.alt.value;
+    const request = new XMLHttpRequest();
+    request.open('PUT', `/console/products/${encodeURIComponent(product)}/images?altText=${encodeURIComponent(alt)}`);
+    request.setRequestHeader('content-type', file.type || 'application/octet-stream');
+    request.setRequestHeader('x-csrf-token', form.dataset.csrf);
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = `Uploading ${file.name}…`;
+    request.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) {
+        progress.value = Math.round((e.loaded / e.total) * 100);
+      }
+    });
+    request.addEventListener('load', () => {
+      let body = {};
+      try {
+        body = JSON.parse(request.responseText || '{}');
+      } catch {
+        body = {};
+      }
+      if (request.status === 201 && body.image) {
+        progress.value = 100;
+        const item = document.createElement('li');
+        const img = document.createElement('img');
+        img.src = `/v1/products/${encodeURIComponent(product)}/images/${encodeURIComponent(body.image.id)}/thumbnail`;
+        img.alt = alt || `Image ${body.image.id}`;
+        img.width = 160;
+        img.height = 160;
+        item.append(img);
+        list.append(item);
+        status.textContent = `Uploaded ${file.name}.`;
+        form.reset();
+      } else {
+        status.textContent = `Upload refused: ${(body.error && body.error.message) || request.status}`;
+      }
+    });
+    request.addEventListener('error', () => {
+      status.textContent = 'Upload failed: the connection broke.';
+    });
+    request.send(file);
+  });
+}
+
 localize(document);
 watch();
 followNewOrders();
+uploads();

@@ -45,7 +45,7 @@ pub(crate) async fn readyz(State(gateway): State<Arc<Gateway>>) -> (StatusCode, 
     }
 }
 
-async fn check(channel: oms_runtime::channel::Balanced) -> bool {
+pub(crate) async fn check(channel: oms_runtime::channel::Balanced) -> bool {
     let mut client = HealthClient::new(channel);
     let call = client.check(HealthCheckRequest {
         service: String::new(),

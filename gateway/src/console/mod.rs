@@ -7,8 +7,14 @@
 //!   in an `HttpOnly` cookie, refresh, sign-out.
 //! - [`view`]: the layout and its helpers.
 //! - [`orders`]: the orders pages and their live feed.
+//! - [`products`]: products, their stock, price chart and images.
+//! - [`admin`]: users and health.
+//! - [`chart`]: server-drawn SVG charts.
 
+mod admin;
+mod chart;
 mod orders;
+mod products;
 pub(crate) mod session;
 mod view;
 
@@ -54,6 +60,27 @@ pub(crate) fn routes() -> Router<Arc<Gateway>> {
             "/console/orders/{id}/cancel",
             post(order_cancel).layer(form()),
         )
+        .route("/console/products", get(products_list).layer(none()))
+        .route("/console/products/{id}", get(product_detail).layer(none()))
+        .route(
+            "/console/products/{id}/edit",
+            post(product_edit).layer(form()),
+        )
+        .route(
+            "/console/products/{id}/stock",
+            post(product_stock).layer(form()),
+        )
+        .route(
+            "/console/products/{id}/images",
+            axum::routing::put(product_upload).layer(limits::body_limit(crate::images::UPLOAD_MAX)),
+        )
+        .route(
+            "/console/products/{id}/images/{image}/delete",
+            post(product_image_delete).layer(form()),
+        )
+        .route("/console/users", get(users).layer(none()))
+        .route("/console/users/{id}/role", post(user_role).layer(form()))
+        .route("/console/health", get(health).layer(none()))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -195,4 +222,157 @@ async fn order_cancel(
         Ok(form) => orders::cancel(&gateway, &viewer, &id, &form).await,
         Err(refused) => refused,
     }
+}
+
+/// A page for the signed-in viewer, or the way to sign in.
+macro_rules! viewer_or_login {
+    ($gateway:expr, $headers:expr, $uri:expr) => {
+        match Viewer::of(&$gateway, &$headers, &$uri).await {
+            Ok(viewer) => viewer,
+            Err(login) => return login,
+        }
+    };
+}
+
+async fn products_list(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    products::list(&gateway, &viewer, &uri).await
+}
+
+async fn product_detail(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    products::detail(&gateway, &viewer, &id, None).await
+}
+
+async fn product_edit(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    match posted(&viewer, &headers, body, "/console/products/{id}/edit", peer).await {
+        Ok(form) => products::edit(&gateway, &viewer, &id, &form).await,
+        Err(refused) => refused,
+    }
+}
+
+async fn product_stock(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    match posted(
+        &viewer,
+        &headers,
+        body,
+        "/console/products/{id}/stock",
+        peer,
+    )
+    .await
+    {
+        Ok(form) => products::adjust(&gateway, &viewer, &id, &form).await,
+        Err(refused) => refused,
+    }
+}
+
+async fn product_image_delete(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((id, image)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    match posted(
+        &viewer,
+        &headers,
+        body,
+        "/console/products/{id}/images/{image}/delete",
+        peer,
+    )
+    .await
+    {
+        Ok(_) => products::remove_image(&gateway, &viewer, &id, &image).await,
+        Err(refused) => refused,
+    }
+}
+
+/// `PUT /console/products/{id}/images`: the script's upload (with its
+/// progress), as the API's own upload route with the viewer's token; the
+/// form token comes as `x-csrf-token`.
+async fn product_upload(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let Ok(viewer) = Viewer::of(&gateway, &headers, &uri).await else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    if !viewer.form_is_ours(&headers, token) {
+        tracing::warn!(peer = %peer.ip(), "console upload refused: not from this site");
+        metrics::counter!("oms_oauth_refusals_total", "reason" => "csrf").increment(1);
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let mut forwarded = headers.clone();
+    forwarded.remove(header::COOKIE);
+    if let Some(bearer) = viewer.bearer() {
+        forwarded.insert(header::AUTHORIZATION, bearer);
+    }
+    let response = crate::images::upload(
+        State(gateway.clone()),
+        ConnectInfo(peer),
+        Path(id),
+        axum::extract::Query(query),
+        forwarded,
+        body,
+    )
+    .await;
+    viewer.finish(response)
+}
+
+async fn users(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    admin::users(&gateway, &viewer, &uri, None).await
+}
+
+async fn user_role(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    match posted(&viewer, &headers, body, "/console/users/{id}/role", peer).await {
+        Ok(form) => admin::set_role(&gateway, &viewer, &uri, &id, &form).await,
+        Err(refused) => refused,
+    }
+}
+
+async fn health(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri) -> Response {
+    let viewer = viewer_or_login!(gateway, headers, uri);
+    admin::health(&gateway, &viewer).await
 }

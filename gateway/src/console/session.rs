@@ -186,6 +186,13 @@ impl Viewer {
         request
     }
 
+    /// The viewer's token as an `authorization` header.
+    pub(crate) fn bearer(&self) -> Option<HeaderValue> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.tokens.a)).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+
     /// Whether a posted form carries this browser's token and came from
     /// this site.
     pub(crate) fn form_is_ours(&self, headers: &HeaderMap, token: Option<&str>) -> bool {

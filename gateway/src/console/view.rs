@@ -12,7 +12,12 @@ pub(crate) use crate::oidc::page::escape;
 use super::session::Viewer;
 
 /// The pages in the bar, and who sees them.
-const SECTIONS: &[(&str, &str, bool)] = &[("orders", "Orders", false)];
+const SECTIONS: &[(&str, &str, bool)] = &[
+    ("orders", "Orders", false),
+    ("products", "Products", false),
+    ("users", "Users", true),
+    ("health", "Health", true),
+];
 
 fn headers(response: &mut Response) {
     let headers = response.headers_mut();
@@ -192,7 +197,7 @@ mod tests {
         };
         assert_eq!(
             time(Some(&at)),
-            r#"<time datetime="2026-11-29T02:13:20.000Z">2026-11-29 02:13 UTC</time>"#
+            r#"<time datetime="2026-11-30T00:53:20.000Z">2026-11-30 00:53 UTC</time>"#
         );
     }
 }
