@@ -185,6 +185,11 @@ try {
   await page.getByRole('button', { name: 'Yes, cancel the order' }).click();
   await page.getByText('The order is cancelled and its stock returned.').waitFor();
   check((await page.locator('dd[data-field="status"] .badge').textContent()) === 'CANCELLED', 'CANCELLED');
+  const timeline = await page.locator('ol.timeline').innerText();
+  check(
+    /placed/.test(timeline) && /confirmed/.test(timeline) && /cancelled — customer asked by phone/.test(timeline),
+    `the timeline: ${timeline}`,
+  );
   const after = await available(product.id);
   check(after === before + 3, `stock available ${before} -> ${after}, expected +3`);
   console.log(`console: cancelled in the console; available stock ${before} -> ${after}`);

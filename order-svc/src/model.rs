@@ -123,6 +123,24 @@ pub struct Order {
     pub create_time: DateTime<Utc>,
     /// Last changed.
     pub update_time: DateTime<Utc>,
+    /// When it reached each later status.
+    pub milestones: Milestones,
+}
+
+/// When an order reached each status after PENDING (the latest time, for
+/// one reached again after a retry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Milestones {
+    /// CONFIRMED.
+    pub confirmed: Option<DateTime<Utc>>,
+    /// SHIPPED.
+    pub shipped: Option<DateTime<Utc>>,
+    /// DELIVERED.
+    pub delivered: Option<DateTime<Utc>>,
+    /// CANCELLED.
+    pub cancelled: Option<DateTime<Utc>>,
+    /// FAILED.
+    pub failed: Option<DateTime<Utc>>,
 }
 
 impl Order {
@@ -144,6 +162,7 @@ impl Order {
             lines: Vec::new(),
             create_time: at,
             update_time: at,
+            milestones: Milestones::default(),
         }
     }
 

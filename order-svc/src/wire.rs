@@ -17,6 +17,41 @@ pub(crate) fn to_proto_status(status: OrderStatus) -> pb::OrderStatus {
     }
 }
 
+/// Placed, then each later status reached, oldest first.
+fn timeline(order: &Order) -> Vec<pb::OrderMilestone> {
+    let m = &order.milestones;
+    let failure = order
+        .failure
+        .as_ref()
+        .map(|f| f.message.clone())
+        .unwrap_or_default();
+    let cancel = order.cancel_reason.clone().unwrap_or_default();
+    let mut steps: Vec<(pb::OrderStatus, chrono::DateTime<chrono::Utc>, String)> = [
+        (
+            pb::OrderStatus::Pending,
+            Some(order.create_time),
+            String::new(),
+        ),
+        (pb::OrderStatus::Failed, m.failed, failure),
+        (pb::OrderStatus::Confirmed, m.confirmed, String::new()),
+        (pb::OrderStatus::Shipped, m.shipped, String::new()),
+        (pb::OrderStatus::Delivered, m.delivered, String::new()),
+        (pb::OrderStatus::Cancelled, m.cancelled, cancel),
+    ]
+    .into_iter()
+    .filter_map(|(status, time, note)| Some((status, time?, note)))
+    .collect();
+    steps.sort_by_key(|(_, time, _)| *time);
+    steps
+        .into_iter()
+        .map(|(status, time, note)| pb::OrderMilestone {
+            status: status.into(),
+            time: Some(oms_core::time::to_timestamp(time)),
+            note,
+        })
+        .collect()
+}
+
 pub(crate) fn to_proto_order(order: Order) -> pb::Order {
     let money = |amount_minor| {
         (!order.currency_code.is_empty()).then(|| Money {
@@ -39,6 +74,7 @@ pub(crate) fn to_proto_order(order: Order) -> pb::Order {
                 line_total: money(l.line_total_minor),
             })
             .collect(),
+        timeline: timeline(&order),
         create_time: Some(oms_core::time::to_timestamp(order.create_time)),
         update_time: Some(oms_core::time::to_timestamp(order.update_time)),
         id: order.id,

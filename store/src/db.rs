@@ -216,6 +216,14 @@ pub mod schema {
             .to_owned()
     }
 
+    /// [`timestamp`], for a time that may not have come yet.
+    pub fn timestamp_null(column: impl IntoIden) -> ColumnDef {
+        ColumnDef::new(column)
+            .custom(Alias::new("DATETIME(6)"))
+            .null()
+            .to_owned()
+    }
+
     /// A UUID primary or foreign key, stored as its 36-character text.
     pub fn uuid_text(column: impl IntoIden) -> ColumnDef {
         ColumnDef::new(column).string_len(36).not_null().to_owned()

@@ -307,14 +307,14 @@ pub(crate) async fn detail(
     let body = format!(
         r#"{notice}<div data-order-id="{id}"{live}><dl class="facts"><dt>Order</dt><dd><code>{id}</code></dd><dt>Customer</dt><dd><code>{customer}</code></dd><dt>Status</dt><dd data-field="status">{badge}</dd><dt>Total</dt><dd>{total}</dd></dl>
 <h2>Lines</h2><div class="table-wrap"><table class="cards"><thead><tr><th scope="col">SKU</th><th scope="col">Product</th><th scope="col" class="num">Quantity</th><th scope="col" class="num">Unit price</th><th scope="col" class="num">Line total</th></tr></thead><tbody>{lines}</tbody></table></div>
-<h2>Timeline</h2><ol><li>{created} — placed</li><li data-field="updated">{updated} — last change, now <span data-field="status">{badge}</span></li></ol></div>
+<h2>Timeline</h2><ol class="timeline">{timeline}</ol><p class="muted" data-field="updated">Last change: {updated}</p></div>
 {cancel}<p><a href="/console/orders">Back to orders</a></p>"#,
         id = escape(&order.id),
         customer = escape(&order.customer_id),
         badge = badge(order.status),
         total = money(order.total.as_ref()),
-        created = time(order.create_time.as_ref()),
         updated = time(order.update_time.as_ref()),
+        timeline = timeline(&order),
     );
     view::page(
         StatusCode::OK,
@@ -323,6 +323,30 @@ pub(crate) async fn detail(
         &format!("Order {}", short(&order.id)),
         &body,
     )
+}
+
+/// The order's timeline: each status it reached, when, and why.
+fn timeline(order: &pb::Order) -> String {
+    order
+        .timeline
+        .iter()
+        .map(|m| {
+            let what = match pb::OrderStatus::try_from(m.status) {
+                Ok(pb::OrderStatus::Pending) => "placed".to_owned(),
+                _ => status_name(m.status).to_lowercase(),
+            };
+            let note = if m.note.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", escape(&m.note))
+            };
+            format!(
+                r#"<li>{} — {}{note}</li>"#,
+                time(m.time.as_ref()),
+                escape(&what)
+            )
+        })
+        .collect()
 }
 
 /// `POST /console/orders/{id}/cancel`.

@@ -30,6 +30,11 @@ pub struct Model {
     pub failure_details: Option<Vec<u8>>,
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
+    pub confirm_time: Option<DateTimeUtc>,
+    pub ship_time: Option<DateTimeUtc>,
+    pub deliver_time: Option<DateTimeUtc>,
+    pub cancel_time: Option<DateTimeUtc>,
+    pub fail_time: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,7 +13,7 @@ use sea_orm::{
 
 use super::OrderEventSink;
 use super::{order, order_line};
-use crate::model::{Change, Failure, Line, Order, Status};
+use crate::model::{Change, Failure, Line, Milestones, Order, Status};
 
 fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
     let failure = row.failure_code.map(|code| Failure {
@@ -36,6 +36,13 @@ fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
         lines,
         create_time: row.create_time,
         update_time: row.update_time,
+        milestones: Milestones {
+            confirmed: row.confirm_time,
+            shipped: row.ship_time,
+            delivered: row.deliver_time,
+            cancelled: row.cancel_time,
+            failed: row.fail_time,
+        },
     })
 }
 
@@ -62,6 +69,8 @@ pub async fn insert_pending(
         failure_details: Set(None),
         create_time: Set(o.create_time),
         update_time: Set(o.update_time),
+        // No status after PENDING yet.
+        ..Default::default()
     };
     let txn = db.begin().await?;
     // The order and its event in one command on SQLite.
@@ -183,6 +192,7 @@ pub async fn confirm(
     let txn = db.begin().await?;
     let still_pending = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(Status::Confirmed))
+        .col_expr(order::Column::ConfirmTime, Expr::value(at))
         .col_expr(order::Column::CurrencyCode, Expr::value(currency_code))
         .col_expr(order::Column::TotalMinor, Expr::value(total_minor))
         .col_expr(order::Column::UpdateTime, Expr::value(at))
@@ -212,6 +222,10 @@ pub async fn confirm(
         total_minor,
         lines,
         update_time: at,
+        milestones: Milestones {
+            confirmed: Some(at),
+            ..pending.milestones
+        },
         ..pending.clone()
     };
     events.stage(&mut batch, &confirmed, &Change::Confirmed);
@@ -238,6 +252,7 @@ pub async fn fail(
     let txn = db.begin().await?;
     let won = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(Status::Failed))
+        .col_expr(order::Column::FailTime, Expr::value(at))
         .col_expr(order::Column::StockReleased, Expr::value(released))
         .col_expr(order::Column::FailureCode, Expr::value(failure.code))
         .col_expr(
@@ -323,6 +338,17 @@ pub async fn transition(
         .col_expr(order::Column::UpdateTime, Expr::value(at))
         .filter(order::Column::Id.eq(id))
         .filter(order::Column::Status.eq(from));
+    let reached = match to {
+        Status::Confirmed => Some(order::Column::ConfirmTime),
+        Status::Shipped => Some(order::Column::ShipTime),
+        Status::Delivered => Some(order::Column::DeliverTime),
+        Status::Cancelled => Some(order::Column::CancelTime),
+        Status::Failed => Some(order::Column::FailTime),
+        Status::Pending => None,
+    };
+    if let Some(column) = reached {
+        update = update.col_expr(column, Expr::value(at));
+    }
     if let Some(reason) = cancel_reason {
         update = update.col_expr(order::Column::CancelReason, Expr::value(reason));
     }

@@ -162,6 +162,34 @@ async fn cancelling_returns_the_stock_once(db: TestDb) {
         "idempotent"
     );
     assert_eq!(mesh.stock(&a.id).await, (10, 0, 10), "returned once");
+    // Its timeline: placed, confirmed, cancelled with the reason, in order.
+    let cancelled = cancel().await.unwrap();
+    let steps: Vec<(pb::OrderStatus, String)> = cancelled
+        .timeline
+        .iter()
+        .map(|m| (m.status(), m.note.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (pb::OrderStatus::Pending, String::new()),
+            (pb::OrderStatus::Confirmed, String::new()),
+            (pb::OrderStatus::Cancelled, "changed my mind".to_owned()),
+        ]
+    );
+    let times: Vec<i64> = cancelled
+        .timeline
+        .iter()
+        .map(|m| {
+            m.time
+                .as_ref()
+                .map_or(0, |t| t.seconds * 1_000_000_000 + i64::from(t.nanos))
+        })
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {times:?}"
+    );
     let by_status = |status: pb::OrderStatus| {
         let mut orders = mesh.orders();
         let request = bearer(

@@ -1,0 +1,63 @@
+//! When an order reached each status: the timeline the console shows.
+//! Each is set by the UPDATE that changes the status, so it costs no
+//! statement of its own.
+
+use oms_store::db::schema::timestamp_null;
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveIden)]
+enum Orders {
+    Table,
+    ConfirmTime,
+    ShipTime,
+    DeliverTime,
+    CancelTime,
+    FailTime,
+}
+
+#[derive(DeriveMigrationName)]
+pub(super) struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite adds one at a time.
+        for column in [
+            Orders::ConfirmTime,
+            Orders::ShipTime,
+            Orders::DeliverTime,
+            Orders::CancelTime,
+            Orders::FailTime,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Orders::Table)
+                        .add_column(timestamp_null(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            Orders::ConfirmTime,
+            Orders::ShipTime,
+            Orders::DeliverTime,
+            Orders::CancelTime,
+            Orders::FailTime,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Orders::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
