@@ -210,14 +210,19 @@ try {
   await accessible(page, 'products');
   await screenshots(page, 'products');
   await page.getByRole('link', { name: 'Console mug' }).click();
-  const points = async () => page.locator('figure.chart circle').count();
+  const priceChart = page.locator('figure.chart', { hasText: 'Price over time' });
+  const stockChart = page.locator('figure.chart', { hasText: 'Stock on hand over time' });
+  const points = async () => priceChart.locator('circle').count();
+  // Created with 20, two sold, three sold and given back: four changes.
+  const stockPointsBefore = await stockChart.locator('circle').count();
+  check(stockPointsBefore >= 4, `stock chart points: ${stockPointsBefore}`);
   const pointsBefore = await points();
   await page.getByLabel('Price (USD)').fill('15.00');
   await page.getByRole('button', { name: 'Save' }).click();
   await page.getByText('Saved.').waitFor();
   const pointsAfter = await points();
   check(pointsAfter === pointsBefore + 1, `price chart points ${pointsBefore} -> ${pointsAfter}`);
-  check((await page.locator('figure.chart').textContent()).includes('15.00'), 'the new price is written on the chart');
+  check((await priceChart.textContent()).includes('15.00'), 'the new price is written on the chart');
   console.log(`console: a new price added a point to the chart (${pointsBefore} -> ${pointsAfter})`);
   const stockBefore = await available(product.id);
   await page.getByLabel('Change in units on hand (negative to remove)').fill('5');
@@ -225,6 +230,9 @@ try {
   await page.getByRole('button', { name: 'Adjust' }).click();
   await page.getByText('Stock adjusted by 5.').waitFor();
   check((await available(product.id)) === stockBefore + 5, 'stock adjusted by 5');
+  const stockPointsAfter = await stockChart.locator('circle').count();
+  check(stockPointsAfter === stockPointsBefore + 1, `stock chart points ${stockPointsBefore} -> ${stockPointsAfter}`);
+  console.log(`console: the adjustment added a point to the stock chart (${stockPointsBefore} -> ${stockPointsAfter})`);
   const image = join(shots, 'upload.png');
   writeFileSync(image, png(64, [200, 40, 40]));
   await page.getByLabel('Image (JPEG, PNG or WebP)').setInputFiles(image);
@@ -239,6 +247,7 @@ try {
   );
   console.log('console: an image uploaded with its progress and its thumbnail shown');
   await page.reload();
+  check((await available(product.id)) === stockBefore + 5, 'a reload did not adjust the stock again');
   await accessible(page, 'product');
   await screenshots(page, 'product');
 

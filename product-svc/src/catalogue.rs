@@ -236,6 +236,34 @@ impl Catalogue {
         }))
     }
 
+    /// The newest `limit` changes of a product's stock on hand, newest
+    /// first, each with the stock on hand after it (counted back from now).
+    pub async fn stock_history(
+        &self,
+        id: &str,
+        limit: u64,
+    ) -> Result<Vec<crate::model::StockChange>, ProductError> {
+        let product = products::get(&self.db, id)
+            .await?
+            .ok_or_else(|| ProductError::ProductNotFound(id.to_owned()))?;
+        let deltas = crate::store::stock_history::newest(&self.db, id, limit).await?;
+        let mut on_hand = product.stock_on_hand;
+        Ok(deltas
+            .into_iter()
+            .map(|d| {
+                let change = crate::model::StockChange {
+                    time: d.time,
+                    kind: d.kind,
+                    delta: d.delta,
+                    on_hand_after: on_hand,
+                    reason: d.reason,
+                };
+                on_hand -= d.delta;
+                change
+            })
+            .collect())
+    }
+
     /// Adds to or removes from stock on hand, never below what is reserved,
     /// with an audit row in the same transaction.
     pub async fn adjust_stock(

@@ -312,6 +312,17 @@ impl TryFrom<pb::ListPriceHistoryRequest> for PriceHistoryQuery {
     }
 }
 
+/// A GetStockHistory request: the product and how many changes (default
+/// 100, at most 500).
+pub fn stock_history(r: &pb::GetStockHistoryRequest) -> Result<(String, u64), Vec<FieldViolation>> {
+    let limit = match r.max_changes {
+        0 => Ok(100),
+        n if n < 0 => Err(FieldViolation::new("max_changes", "must not be negative")),
+        n => Ok(u64::try_from(n).unwrap_or(500).min(500)),
+    };
+    (uuid("product_id", &r.product_id), limit).all_fields()
+}
+
 /// An AdjustStock request, valid.
 #[derive(Debug, Clone)]
 pub struct StockAdjustment {

@@ -55,6 +55,32 @@ pub struct PricePoint {
     pub changed_by: String,
 }
 
+/// What changed a product's stock on hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockChangeKind {
+    /// An admin's AdjustStock.
+    Adjustment,
+    /// An order took the units for good (its reservation committed).
+    Sold,
+    /// A cancelled order gave them back.
+    Returned,
+}
+
+/// One change of a product's stock on hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockChange {
+    /// When.
+    pub time: DateTime<Utc>,
+    /// What did it.
+    pub kind: StockChangeKind,
+    /// Units added (negative: taken).
+    pub delta: i64,
+    /// Stock on hand after it.
+    pub on_hand_after: i64,
+    /// An adjustment's reason.
+    pub reason: String,
+}
+
 /// Where a reservation is in its life. Stored by its name (a typed column:
 /// a name this build does not know is an error when read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::DeriveValueType)]

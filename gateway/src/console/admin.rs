@@ -112,17 +112,17 @@ pub(crate) async fn set_role(
         Some("customer") => pb::Role::Customer,
         _ => pb::Role::Unspecified,
     };
-    let outcome = users_client(gateway)
+    match users_client(gateway)
         .set_user_role(viewer.call(pb::SetUserRoleRequest {
             user_id: id.to_owned(),
             role: role as i32,
         }))
         .await
-        .map(|r| {
-            let user = r.into_inner().user.unwrap_or_default();
-            format!("{} is now {}.", user.email, role_name(user.role))
-        });
-    users(gateway, viewer, uri, Some(outcome)).await
+    {
+        // Redirected, so reloading the page does not post again.
+        Ok(_) => viewer.finish(view::redirect("/console/users?done=role")),
+        Err(status) => users(gateway, viewer, uri, Some(Err(status))).await,
+    }
 }
 
 /// One series of this process's metrics, by name: `(labels, value)`.

@@ -201,7 +201,9 @@ async fn order_detail(
     uri: Uri,
 ) -> Response {
     match Viewer::of(&gateway, &headers, &uri).await {
-        Ok(viewer) => orders::detail(&gateway, &viewer, &id, None).await,
+        Ok(viewer) => {
+            orders::detail(&gateway, &viewer, &id, view::done_notice(&uri).as_deref()).await
+        }
         Err(login) => login,
     }
 }
@@ -250,7 +252,7 @@ async fn product_detail(
     uri: Uri,
 ) -> Response {
     let viewer = viewer_or_login!(gateway, headers, uri);
-    products::detail(&gateway, &viewer, &id, None).await
+    products::detail(&gateway, &viewer, &id, view::done_notice(&uri).as_deref()).await
 }
 
 async fn product_edit(
@@ -354,7 +356,8 @@ async fn product_upload(
 
 async fn users(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = viewer_or_login!(gateway, headers, uri);
-    admin::users(&gateway, &viewer, &uri, None).await
+    let done = view::done_notice(&uri).map(Ok);
+    admin::users(&gateway, &viewer, &uri, done).await
 }
 
 async fn user_role(

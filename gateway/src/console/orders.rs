@@ -366,15 +366,10 @@ pub(crate) async fn cancel(
         }))
         .await
     {
-        Ok(_) => {
-            detail(
-                gateway,
-                viewer,
-                id,
-                Some("The order is cancelled and its stock returned."),
-            )
-            .await
-        }
+        // Redirected, so reloading the page does not post again.
+        Ok(_) => viewer.finish(view::redirect(&format!(
+            "/console/orders/{id}?done=cancelled"
+        ))),
         Err(status) => view::refused(viewer, "orders", &status),
     }
 }

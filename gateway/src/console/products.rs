@@ -127,6 +127,50 @@ async fn prices(
     Ok(all)
 }
 
+/// The most stock changes the chart shows.
+const STOCK_CHANGES: i32 = 200;
+
+/// Stock on hand after each of the newest changes, oldest first, from
+/// what it was when the product was created when the history is whole.
+async fn stock_points(
+    gateway: &Gateway,
+    viewer: &Viewer,
+    product: &pb::Product,
+) -> Result<Vec<Point>, tonic::Status> {
+    let changes = client(gateway)
+        .get_stock_history(viewer.call(pb::GetStockHistoryRequest {
+            product_id: product.id.clone(),
+            max_changes: STOCK_CHANGES,
+        }))
+        .await?
+        .into_inner()
+        .changes;
+    let mut points: Vec<Point> = changes
+        .iter()
+        .rev()
+        .filter_map(|c| {
+            Some(Point {
+                at: c.time.as_ref()?.seconds,
+                value: c.stock_on_hand as f64,
+            })
+        })
+        .collect();
+    let whole = changes.len() < usize::try_from(STOCK_CHANGES).unwrap_or(usize::MAX);
+    let first = changes
+        .last()
+        .map_or(product.stock_on_hand, |c| c.stock_on_hand - c.delta);
+    if whole && let Some(created) = &product.create_time {
+        points.insert(
+            0,
+            Point {
+                at: created.seconds,
+                value: first as f64,
+            },
+        );
+    }
+    Ok(points)
+}
+
 /// `GET /console/products/{id}`, with a notice after a change.
 pub(crate) async fn detail(
     gateway: &Gateway,
@@ -161,6 +205,22 @@ pub(crate) async fn detail(
             })
         })
         .collect();
+    let stock_chart = if viewer.admin {
+        match stock_points(gateway, viewer, &product).await {
+            Ok(points) => format!(
+                "<h2>Stock on hand</h2>{}",
+                chart::steps("Stock on hand over time", "units", &points, |v| format!(
+                    "{v:.0}"
+                ))
+            ),
+            Err(status) => format!(
+                r#"<h2>Stock on hand</h2><p class="error" role="alert">{}</p>"#,
+                escape(status.message())
+            ),
+        }
+    } else {
+        String::new()
+    };
     let price_chart = chart::steps("Price over time", &currency, &points, |v| format!("{v:.2}"));
     let images: String = product
         .images
@@ -216,6 +276,7 @@ pub(crate) async fn detail(
     let body = format!(
         r#"{notice}<dl class="facts"><dt>SKU</dt><dd><code>{sku}</code></dd><dt>Price</dt><dd>{price}</dd><dt>On hand</dt><dd>{on_hand}</dd><dt>Reserved</dt><dd>{reserved}</dd><dt>Available</dt><dd>{available}</dd><dt>Updated</dt><dd>{updated}</dd></dl><p>{description}</p>
 <h2>Price history</h2>{price_chart}
+{stock_chart}
 <h2>Images</h2>{images}
 {admin_forms}<p><a href="/console/products">Back to products</a></p>"#,
         sku = escape(&product.sku),
@@ -297,7 +358,10 @@ pub(crate) async fn edit(
         }),
     };
     match client(gateway).update_product(viewer.call(update)).await {
-        Ok(_) => detail(gateway, viewer, id, Some("Saved.")).await,
+        // Redirected, so reloading the page does not post again.
+        Ok(_) => viewer.finish(view::redirect(&format!(
+            "/console/products/{id}?done=saved"
+        ))),
         Err(status) => view::refused(viewer, "products", &status),
     }
 }
@@ -324,15 +388,9 @@ pub(crate) async fn adjust(
         reason: get("reason").to_owned(),
     };
     match client(gateway).adjust_stock(viewer.call(request)).await {
-        Ok(_) => {
-            detail(
-                gateway,
-                viewer,
-                id,
-                Some(&format!("Stock adjusted by {delta}.")),
-            )
-            .await
-        }
+        Ok(_) => viewer.finish(view::redirect(&format!(
+            "/console/products/{id}?done=adjusted&by={delta}"
+        ))),
         Err(status) => view::refused(viewer, "products", &status),
     }
 }
@@ -352,7 +410,9 @@ pub(crate) async fn remove_image(
         .delete_product_image(viewer.call(request))
         .await
     {
-        Ok(_) => detail(gateway, viewer, id, Some("Image removed.")).await,
+        Ok(_) => viewer.finish(view::redirect(&format!(
+            "/console/products/{id}?done=image-removed"
+        ))),
         Err(status) => view::refused(viewer, "products", &status),
     }
 }

@@ -137,6 +137,36 @@ pub(crate) fn refused(viewer: &Viewer, section: &str, status: &tonic::Status) ->
     )
 }
 
+/// The notice of a change that was just made, from its redirect's
+/// `done` (a fixed set: a link cannot make the page say anything else).
+pub(crate) fn done_notice(uri: &axum::http::Uri) -> Option<String> {
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
+    };
+    Some(match get("done")? {
+        "cancelled" => "The order is cancelled and its stock returned.".to_owned(),
+        "saved" => "Saved.".to_owned(),
+        "adjusted" => match get("by").and_then(|by| by.parse::<i64>().ok()) {
+            Some(by) => format!("Stock adjusted by {by}."),
+            None => "Stock adjusted.".to_owned(),
+        },
+        "image-removed" => "Image removed.".to_owned(),
+        "role" => "Role changed; the user is signed out everywhere.".to_owned(),
+        _ => return None,
+    })
+}
+
 /// 303 to `location`.
 pub(crate) fn redirect(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();

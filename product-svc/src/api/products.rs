@@ -119,6 +119,40 @@ impl ProductService for ProductApi {
         }))
     }
 
+    #[tracing::instrument(skip_all, name = "GetStockHistory")]
+    async fn get_stock_history(
+        &self,
+        request: Request<pb::GetStockHistoryRequest>,
+    ) -> Result<Response<pb::GetStockHistoryResponse>, Status> {
+        require_admin(&request).map_err(auth)?;
+        let r = request.into_inner();
+        let (product_id, limit) = input::stock_history(&r).map_err(invalid)?;
+        let changes = self
+            .state
+            .catalogue
+            .stock_history(&product_id, limit)
+            .await?;
+        Ok(Response::new(pb::GetStockHistoryResponse {
+            changes: changes
+                .into_iter()
+                .map(|c| pb::StockChange {
+                    time: Some(oms_core::time::to_timestamp(c.time)),
+                    kind: match c.kind {
+                        crate::model::StockChangeKind::Adjustment => {
+                            pb::stock_change::Kind::Adjustment
+                        }
+                        crate::model::StockChangeKind::Sold => pb::stock_change::Kind::Sold,
+                        crate::model::StockChangeKind::Returned => pb::stock_change::Kind::Returned,
+                    }
+                    .into(),
+                    delta: c.delta,
+                    stock_on_hand: c.on_hand_after,
+                    reason: c.reason,
+                })
+                .collect(),
+        }))
+    }
+
     #[tracing::instrument(skip_all, name = "ListPriceHistory")]
     async fn list_price_history(
         &self,

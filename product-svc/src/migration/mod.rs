@@ -10,6 +10,7 @@ mod m20261125_000001_create_catalogue;
 mod m20261202_000001_events;
 mod m20261203_000001_quotes;
 mod m20261203_000002_images;
+mod m20261207_000001_stock_history;
 
 /// Applies product-svc's migrations in order.
 #[derive(Debug)]
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_events::Migration),
             Box::new(m20261203_000001_quotes::Migration),
             Box::new(m20261203_000002_images::Migration),
+            Box::new(m20261207_000001_stock_history::Migration),
         ]
     }
 }

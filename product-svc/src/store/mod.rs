@@ -13,6 +13,7 @@ pub mod reservation;
 pub mod reservation_line;
 pub mod reservations;
 pub mod stock_adjustment;
+pub mod stock_history;
 
 use oms_store::batch::Batch;
 

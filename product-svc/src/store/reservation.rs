@@ -15,6 +15,7 @@ pub struct Model {
     pub create_time: DateTimeUtc,
     pub expire_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
+    pub commit_time: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,8 @@ fn header(r: &Reservation) -> reservation::ActiveModel {
         create_time: Set(r.create_time),
         expire_time: Set(r.expire_time),
         update_time: Set(r.update_time),
+        // Set when it is committed.
+        ..Default::default()
     }
 }
 
@@ -227,6 +229,10 @@ pub async fn transition(
         .col_expr(reservation::Column::UpdateTime, Expr::value(at))
         .filter(reservation::Column::Id.eq(id))
         .filter(reservation::Column::State.eq(from));
+    // The stock history reads when units left for good.
+    if to == State::Committed {
+        update = update.col_expr(reservation::Column::CommitTime, Expr::value(at));
+    }
     update = match expiry {
         Expiry::Any => update,
         Expiry::ExpiredAt(t) => update.filter(reservation::Column::ExpireTime.lt(t)),

@@ -16,6 +16,7 @@ testkit::test_on_each_db!(
     a_reservation_is_all_or_nothing_and_names_every_short_line,
     reserve_is_idempotent_on_its_id,
     commit_and_release_move_stock_once_each,
+    stock_history_counts_back_from_stock_on_hand,
     each_stock_move_has_an_event_with_the_stock_it_left,
     expired_reservations_are_swept_even_after_a_restart,
     validate_reports_each_line_without_holding_stock,
@@ -181,6 +182,69 @@ async fn reserve_is_idempotent_on_its_id(db: TestDb) {
         (other.code(), reason(&other).as_str()),
         (Code::AlreadyExists, "RESERVATION_ID_REUSED")
     );
+}
+
+async fn stock_history_counts_back_from_stock_on_hand(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("HIST-1", 100, 10).await;
+    mesh.catalogue()
+        .adjust_stock(bearer(
+            pb::AdjustStockRequest {
+                product_id: p.id.clone(),
+                delta: 5,
+                reason: "delivery from the supplier".into(),
+            },
+            &mesh.admin,
+        ))
+        .await
+        .unwrap();
+    mesh.reserve("hist-1", &[(&p.id, 3)]).await.unwrap();
+    mesh.commit("hist-1").await.unwrap();
+    mesh.reserve("hist-2", &[(&p.id, 2)]).await.unwrap();
+    mesh.commit("hist-2").await.unwrap();
+    mesh.release("hist-2").await.unwrap();
+    // Held and dropped, never sold: no change of stock on hand.
+    mesh.reserve("hist-3", &[(&p.id, 4)]).await.unwrap();
+    mesh.release("hist-3").await.unwrap();
+    assert_eq!(stock(&mesh.get(&p.id).await), (12, 0, 12));
+
+    let history = |token: String| {
+        let mut catalogue = mesh.catalogue();
+        let id = p.id.clone();
+        async move {
+            catalogue
+                .get_stock_history(bearer(
+                    pb::GetStockHistoryRequest {
+                        product_id: id,
+                        max_changes: 0,
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    let changes = history(mesh.admin.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let seen: Vec<(pb::stock_change::Kind, i64, i64)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.delta, c.stock_on_hand))
+        .collect();
+    use pb::stock_change::Kind;
+    assert_eq!(
+        seen,
+        [
+            (Kind::Returned, 2, 12),
+            (Kind::Sold, -2, 10),
+            (Kind::Sold, -3, 12),
+            (Kind::Adjustment, 5, 15),
+        ]
+    );
+    assert_eq!(changes[3].reason, "delivery from the supplier");
+    let refused = history(mesh.writer.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
 }
 
 async fn commit_and_release_move_stock_once_each(db: TestDb) {
