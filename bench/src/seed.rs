@@ -60,6 +60,11 @@ impl Seeder {
                     failure_details: Set(None),
                     create_time: Set(now),
                     update_time: Set(now),
+                    confirm_time: Set(Some(now)),
+                    ship_time: Set(None),
+                    deliver_time: Set(None),
+                    cancel_time: Set(None),
+                    fail_time: Set(None),
                 });
                 lines.push(order_line::ActiveModel {
                     order_id: Set(id),
