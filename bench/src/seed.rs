@@ -65,6 +65,7 @@ impl Seeder {
                     deliver_time: Set(None),
                     cancel_time: Set(None),
                     fail_time: Set(None),
+                    quote_id: Set(None),
                 });
                 lines.push(order_line::ActiveModel {
                     order_id: Set(id),

@@ -67,14 +67,31 @@ function watch() {
   });
 }
 
-// The first page of the list, fetched again every few seconds: rows that
-// are new are put on top.
+// The first page of the list, fetched again every few seconds. New orders
+// are announced, and put on top when the viewer asks (a button in space
+// kept for it): rows never move under the viewer's eyes.
 function followNewOrders() {
   const body = document.querySelector('tbody[data-refresh]');
-  if (!body) {
+  const button = document.getElementById('show-new-orders');
+  if (!body || !button) {
     return;
   }
   const url = body.dataset.refresh;
+  let waiting = [];
+  button.addEventListener('click', () => {
+    const empty = body.querySelector('[data-empty]');
+    if (empty) {
+      empty.remove();
+    }
+    for (const row of waiting.reverse()) {
+      localize(row);
+      body.prepend(row);
+    }
+    waiting = [];
+    button.hidden = true;
+    body.querySelector('a')?.focus();
+    watch();
+  });
   setInterval(async () => {
     const reply = await fetch(url, { headers: { accept: 'text/html' }, credentials: 'same-origin' });
     if (!reply.ok) {
@@ -82,26 +99,22 @@ function followNewOrders() {
     }
     const template = document.createElement('template');
     template.innerHTML = (await reply.text()).trim();
-    const known = new Set([...body.querySelectorAll('[data-order-id]')].map((r) => r.dataset.orderId));
+    const known = new Set(
+      [...body.querySelectorAll('[data-order-id]'), ...waiting].map((r) => r.dataset.orderId),
+    );
     const fresh = [...template.content.querySelectorAll('[data-order-id]')].filter(
       (r) => !known.has(r.dataset.orderId),
     );
     if (fresh.length === 0) {
       return;
     }
-    const empty = body.querySelector('[data-empty]');
-    if (empty) {
-      empty.remove();
-    }
-    for (const row of fresh.reverse()) {
-      localize(row);
-      body.prepend(row);
-    }
+    waiting = [...fresh, ...waiting];
+    button.textContent = `Show ${waiting.length} new order${waiting.length > 1 ? 's' : ''}`;
+    button.hidden = false;
     const announce = document.getElementById('live-status');
     if (announce) {
-      announce.textContent = `${fresh.length} new order${fresh.length > 1 ? 's' : ''}.`;
+      announce.textContent = `${waiting.length} new order${waiting.length > 1 ? 's' : ''}.`;
     }
-    watch();
   }, 3000);
 }
 
@@ -121,6 +134,21 @@ function uploads() {
   const progress = document.getElementById('upload-progress');
   const status = document.getElementById('upload-status');
   const list = document.getElementById('images');
+  // A preview of the chosen file before it is sent.
+  const preview = document.getElementById('upload-preview');
+  form.elements.file.addEventListener('change', () => {
+    const file = form.elements.file.files[0];
+    if (preview.src) {
+      URL.revokeObjectURL(preview.src);
+    }
+    if (file) {
+      preview.src = URL.createObjectURL(file);
+      preview.alt = `Preview of ${file.name}`;
+      preview.hidden = false;
+    } else {
+      preview.hidden = true;
+    }
+  });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const file = form.elements.file.files[0];
@@ -160,6 +188,7 @@ function uploads() {
         list.append(item);
         status.textContent = `Uploaded ${file.name}.`;
         form.reset();
+        preview.hidden = true;
       } else {
         status.textContent = `Upload refused: ${(body.error && body.error.message) || request.status}`;
       }

@@ -125,6 +125,8 @@ pub struct Order {
     pub update_time: DateTime<Utc>,
     /// When it reached each later status.
     pub milestones: Milestones,
+    /// The quote whose prices it was placed at.
+    pub quote_id: Option<String>,
 }
 
 /// When an order reached each status after PENDING (the latest time, for
@@ -163,6 +165,7 @@ impl Order {
             create_time: at,
             update_time: at,
             milestones: Milestones::default(),
+            quote_id: None,
         }
     }
 

@@ -69,12 +69,15 @@ impl Orders {
         lines: Vec<Line>,
         quote_id: Option<&str>,
     ) -> Result<Order, OrderError> {
-        let order = Order::pending(
-            customer_id,
-            request_id,
-            oms_core::lines::digest_with_quote(&lines, quote_id),
-            oms_core::time::now(),
-        );
+        let order = Order {
+            quote_id: quote_id.map(str::to_owned),
+            ..Order::pending(
+                customer_id,
+                request_id,
+                oms_core::lines::digest_with_quote(&lines, quote_id),
+                oms_core::time::now(),
+            )
+        };
         if orders::insert_pending(&self.db, &self.events, &order).await? {
             return self.place(ctx, order, &lines, quote_id).await;
         }

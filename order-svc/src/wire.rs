@@ -75,6 +75,7 @@ pub(crate) fn to_proto_order(order: Order) -> pb::Order {
             })
             .collect(),
         timeline: timeline(&order),
+        quote_id: order.quote_id.clone().unwrap_or_default(),
         create_time: Some(oms_core::time::to_timestamp(order.create_time)),
         update_time: Some(oms_core::time::to_timestamp(order.update_time)),
         id: order.id,

@@ -247,11 +247,17 @@ pub(crate) async fn list(gateway: &Gateway, viewer: &Viewer, uri: &axum::http::U
 <button type="submit">Filter</button>
 </form>
 {error}
+<div class="new-orders">{new_orders}</div>
 <div class="table-wrap"><table class="cards"><caption class="muted">Orders</caption><thead><tr><th scope="col">Order</th><th scope="col">Customer</th><th scope="col">Status</th><th scope="col" class="num">Total</th><th scope="col" class="num">Lines</th><th scope="col">Created</th><th scope="col">Updated</th></tr></thead><tbody{refresh}>{rows}</tbody></table></div>
 <nav class="pager" aria-label="Pages">{pager}</nav>"#,
         from = escape(get("from").unwrap_or_default()),
         to = escape(get("to").unwrap_or_default()),
         rows = rows(&orders),
+        new_orders = if first_page {
+            r#"<button type="button" id="show-new-orders" class="secondary" hidden>Show new orders</button>"#
+        } else {
+            ""
+        },
     );
     view::page(StatusCode::OK, Some(viewer), "orders", "Orders", &body)
 }
@@ -305,7 +311,7 @@ pub(crate) async fn detail(
         ""
     };
     let body = format!(
-        r#"{notice}<div data-order-id="{id}"{live}><dl class="facts"><dt>Order</dt><dd><code>{id}</code></dd><dt>Customer</dt><dd><code>{customer}</code></dd><dt>Status</dt><dd data-field="status">{badge}</dd><dt>Total</dt><dd>{total}</dd></dl>
+        r#"{notice}<div data-order-id="{id}"{live}><dl class="facts"><dt>Order</dt><dd><code>{id}</code></dd><dt>Customer</dt><dd><code>{customer}</code></dd><dt>Status</dt><dd data-field="status">{badge}</dd><dt>Total</dt><dd>{total}</dd><dt>Prices</dt><dd>{prices}</dd></dl>
 <h2>Lines</h2><div class="table-wrap"><table class="cards"><thead><tr><th scope="col">SKU</th><th scope="col">Product</th><th scope="col" class="num">Quantity</th><th scope="col" class="num">Unit price</th><th scope="col" class="num">Line total</th></tr></thead><tbody>{lines}</tbody></table></div>
 <h2>Timeline</h2><ol class="timeline">{timeline}</ol><p class="muted" data-field="updated">Last change: {updated}</p></div>
 {cancel}<p><a href="/console/orders">Back to orders</a></p>"#,
@@ -315,6 +321,11 @@ pub(crate) async fn detail(
         total = money(order.total.as_ref()),
         updated = time(order.update_time.as_ref()),
         timeline = timeline(&order),
+        prices = if order.quote_id.is_empty() {
+            "as listed when it was placed".to_owned()
+        } else {
+            format!("held by quote <code>{}</code>", escape(&order.quote_id))
+        },
     );
     view::page(
         StatusCode::OK,

@@ -1,6 +1,6 @@
-//! When an order reached each status: the timeline the console shows.
-//! Each is set by the UPDATE that changes the status, so it costs no
-//! statement of its own.
+//! When an order reached each status (the timeline the console shows),
+//! each set by the UPDATE that changes the status, so it costs no
+//! statement of its own; and the quote whose prices it was placed at.
 
 use oms_store::db::schema::timestamp_null;
 use sea_orm_migration::prelude::*;
@@ -13,6 +13,7 @@ enum Orders {
     DeliverTime,
     CancelTime,
     FailTime,
+    QuoteId,
 }
 
 #[derive(DeriveMigrationName)]
@@ -38,11 +39,19 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        Ok(())
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Orders::Table)
+                    .add_column(ColumnDef::new(Orders::QuoteId).string_len(36).null())
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for column in [
+            Orders::QuoteId,
             Orders::ConfirmTime,
             Orders::ShipTime,
             Orders::DeliverTime,

@@ -35,6 +35,7 @@ pub struct Model {
     pub deliver_time: Option<DateTimeUtc>,
     pub cancel_time: Option<DateTimeUtc>,
     pub fail_time: Option<DateTimeUtc>,
+    pub quote_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

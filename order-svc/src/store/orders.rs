@@ -43,6 +43,7 @@ fn from_row(row: order::Model, lines: Vec<Line>) -> Result<Order, DbErr> {
             cancelled: row.cancel_time,
             failed: row.fail_time,
         },
+        quote_id: row.quote_id,
     })
 }
 
@@ -69,6 +70,7 @@ pub async fn insert_pending(
         failure_details: Set(None),
         create_time: Set(o.create_time),
         update_time: Set(o.update_time),
+        quote_id: Set(o.quote_id.clone()),
         // No status after PENDING yet.
         ..Default::default()
     };

@@ -116,6 +116,7 @@ async fn an_order_at_a_quote_keeps_the_quoted_price(db: TestDb) {
     assert_eq!(quoted.status(), pb::OrderStatus::Confirmed);
     assert_eq!(amount(quoted.lines[0].unit_price.as_ref()), 1_999);
     assert_eq!(amount(quoted.total.as_ref()), 3_998);
+    assert_eq!(quoted.quote_id, quote.id, "the order names its quote");
 
     let used = mesh.get_quote(&mesh.alice, &quote.id).await.unwrap();
     assert_eq!(used.state(), product_pb::QuoteState::Consumed);
@@ -141,6 +142,7 @@ async fn an_order_at_a_quote_keeps_the_quoted_price(db: TestDb) {
         .unwrap();
     assert_eq!(amount(unquoted.lines[0].unit_price.as_ref()), 2_999);
     assert_eq!(amount(unquoted.total.as_ref()), 5_998);
+    assert!(unquoted.quote_id.is_empty());
     assert_eq!(mesh.stock(&mug.id).await, (6, 0, 6));
 }
 
