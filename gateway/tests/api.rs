@@ -632,10 +632,10 @@ async fn the_openapi_document_lists_exactly_the_served_routes_and_who_may_call_t
         }
     }
     // Every annotated RPC: 5 of AuthService (all but IssueServiceToken and
-    // ListTokenRevocations, which are gRPC only), 7 of UserService, 10 of
+    // ListTokenRevocations, which are gRPC only), 7 of UserService, 11 of
     // ProductService and its 3 raw-body image routes (upload, image,
     // thumbnail), 2 of QuoteService, 6 of OrderService.
-    assert_eq!(operations, 5 + 7 + 10 + 3 + 2 + 6);
+    assert_eq!(operations, 5 + 7 + 11 + 3 + 2 + 6);
     let watch = &doc.json["paths"]["/v1/orders/{order_id}:watch"]["get"]["responses"]["200"];
     assert!(
         watch["content"]["text/event-stream"]["schema"].is_object(),
