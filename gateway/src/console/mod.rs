@@ -154,6 +154,31 @@ async fn posted(
     Ok(form)
 }
 
+/// A console form post: the signed-in viewer (or the way to sign in),
+/// their form read and checked as theirs (else refused), then `act`.
+async fn on_form<F, Fut>(
+    gateway: Arc<Gateway>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+    route: &'static str,
+    act: F,
+) -> Response
+where
+    F: FnOnce(Arc<Gateway>, Viewer, Vec<(String, String)>) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let viewer = match Viewer::of(&gateway, &headers, &uri).await {
+        Ok(viewer) => viewer,
+        Err(login) => return login,
+    };
+    match posted(&viewer, &headers, body, route, peer).await {
+        Ok(form) => act(gateway, viewer, form).await,
+        Err(refused) => refused,
+    }
+}
+
 async fn logout(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -216,14 +241,11 @@ async fn order_cancel(
     uri: Uri,
     body: Body,
 ) -> Response {
-    let viewer = match Viewer::of(&gateway, &headers, &uri).await {
-        Ok(viewer) => viewer,
-        Err(login) => return login,
-    };
-    match posted(&viewer, &headers, body, "/console/orders/{id}/cancel", peer).await {
-        Ok(form) => orders::cancel(&gateway, &viewer, &id, &form).await,
-        Err(refused) => refused,
-    }
+    let route = "/console/orders/{id}/cancel";
+    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, form| async move {
+        orders::cancel(&gateway, &viewer, &id, &form).await
+    })
+    .await
 }
 
 /// A page for the signed-in viewer, or the way to sign in.
@@ -263,11 +285,11 @@ async fn product_edit(
     uri: Uri,
     body: Body,
 ) -> Response {
-    let viewer = viewer_or_login!(gateway, headers, uri);
-    match posted(&viewer, &headers, body, "/console/products/{id}/edit", peer).await {
-        Ok(form) => products::edit(&gateway, &viewer, &id, &form).await,
-        Err(refused) => refused,
-    }
+    let route = "/console/products/{id}/edit";
+    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, form| async move {
+        products::edit(&gateway, &viewer, &id, &form).await
+    })
+    .await
 }
 
 async fn product_stock(
@@ -278,19 +300,11 @@ async fn product_stock(
     uri: Uri,
     body: Body,
 ) -> Response {
-    let viewer = viewer_or_login!(gateway, headers, uri);
-    match posted(
-        &viewer,
-        &headers,
-        body,
-        "/console/products/{id}/stock",
-        peer,
-    )
+    let route = "/console/products/{id}/stock";
+    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, form| async move {
+        products::adjust(&gateway, &viewer, &id, &form).await
+    })
     .await
-    {
-        Ok(form) => products::adjust(&gateway, &viewer, &id, &form).await,
-        Err(refused) => refused,
-    }
 }
 
 async fn product_image_delete(
@@ -301,19 +315,11 @@ async fn product_image_delete(
     uri: Uri,
     body: Body,
 ) -> Response {
-    let viewer = viewer_or_login!(gateway, headers, uri);
-    match posted(
-        &viewer,
-        &headers,
-        body,
-        "/console/products/{id}/images/{image}/delete",
-        peer,
-    )
+    let route = "/console/products/{id}/images/{image}/delete";
+    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, _| async move {
+        products::remove_image(&gateway, &viewer, &id, &image).await
+    })
     .await
-    {
-        Ok(_) => products::remove_image(&gateway, &viewer, &id, &image).await,
-        Err(refused) => refused,
-    }
 }
 
 /// `PUT /console/products/{id}/images`: the script's upload (with its
@@ -368,11 +374,11 @@ async fn user_role(
     uri: Uri,
     body: Body,
 ) -> Response {
-    let viewer = viewer_or_login!(gateway, headers, uri);
-    match posted(&viewer, &headers, body, "/console/users/{id}/role", peer).await {
-        Ok(form) => admin::set_role(&gateway, &viewer, &uri, &id, &form).await,
-        Err(refused) => refused,
-    }
+    let page = uri.clone();
+    on_form(gateway, peer, headers, uri, body, "/console/users/{id}/role", |gateway, viewer, form| async move {
+        admin::set_role(&gateway, &viewer, &page, &id, &form).await
+    })
+    .await
 }
 
 async fn health(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri) -> Response {

@@ -3,8 +3,6 @@
 //! cancel form, and the live feed of statuses (WatchOrder streams merged
 //! into one Server-Sent Events response).
 
-use std::collections::HashMap;
-
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use oms_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
@@ -62,15 +60,6 @@ fn badge(status: i32) -> String {
     format!(r#"<span class="badge status-{name}" data-status="{name}">{name}</span>"#)
 }
 
-fn query(uri: &axum::http::Uri) -> HashMap<String, String> {
-    uri.query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// `YYYY-MM-DD` at midnight in the viewer's zone (`tzo`: minutes west of
 /// UTC, as JavaScript gives it), plus `days`.
@@ -111,7 +100,7 @@ fn rows(orders: &[pb::Order]) -> String {
 /// `GET /console/orders` (and, with `rows=1`, just the table's rows for
 /// `console.js` to pick new orders from).
 pub(crate) async fn list(gateway: &Gateway, viewer: &Viewer, uri: &axum::http::Uri) -> Response {
-    let q = query(uri);
+    let q = view::query(uri);
     let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let tzo: i64 = get("tzo")
         .and_then(|v| v.parse().ok())
@@ -391,7 +380,7 @@ pub(crate) async fn live(gateway: &Gateway, viewer: &Viewer, uri: &axum::http::U
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures_util::StreamExt as _;
 
-    let q = query(uri);
+    let q = view::query(uri);
     let ids: Vec<String> = q
         .get("ids")
         .map(|ids| {

@@ -3,8 +3,6 @@
 //! images, and for admins the forms to edit it, adjust its stock with a
 //! reason, and add or remove images.
 
-use std::collections::HashMap;
-
 use axum::http::StatusCode;
 use axum::response::Response;
 use oms_proto::product::v1::{self as pb, product_service_client::ProductServiceClient};
@@ -22,15 +20,6 @@ fn client(gateway: &Gateway) -> ProductServiceClient<oms_runtime::channel::Balan
     ProductServiceClient::new(gateway.backends.channel(Service::Product))
 }
 
-fn query(uri: &axum::http::Uri) -> HashMap<String, String> {
-    uri.query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn stock_cell(available: i64) -> String {
     if available <= LOW_STOCK {
@@ -42,7 +31,7 @@ fn stock_cell(available: i64) -> String {
 
 /// `GET /console/products`.
 pub(crate) async fn list(gateway: &Gateway, viewer: &Viewer, uri: &axum::http::Uri) -> Response {
-    let q = query(uri);
+    let q = view::query(uri);
     let search = q.get("q").map(|s| s.trim()).unwrap_or_default();
     let page = q.get("page").map(String::as_str).unwrap_or_default();
     let answer = client(gateway)

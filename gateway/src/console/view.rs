@@ -137,6 +137,13 @@ pub(crate) fn refused(viewer: &Viewer, section: &str, status: &tonic::Status) ->
     )
 }
 
+/// A request's query parameters (the last of a repeated one wins).
+pub(crate) fn query(uri: &axum::http::Uri) -> std::collections::HashMap<String, String> {
+    uri.query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
 /// The notice of a change that was just made, from its redirect's
 /// `done` (a fixed set: a link cannot make the page say anything else).
 pub(crate) fn done_notice(uri: &axum::http::Uri) -> Option<String> {
