@@ -242,9 +242,15 @@ async fn order_cancel(
     body: Body,
 ) -> Response {
     let route = "/console/orders/{id}/cancel";
-    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, form| async move {
-        orders::cancel(&gateway, &viewer, &id, &form).await
-    })
+    on_form(
+        gateway,
+        peer,
+        headers,
+        uri,
+        body,
+        route,
+        |gateway, viewer, form| async move { orders::cancel(&gateway, &viewer, &id, &form).await },
+    )
     .await
 }
 
@@ -286,9 +292,15 @@ async fn product_edit(
     body: Body,
 ) -> Response {
     let route = "/console/products/{id}/edit";
-    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, form| async move {
-        products::edit(&gateway, &viewer, &id, &form).await
-    })
+    on_form(
+        gateway,
+        peer,
+        headers,
+        uri,
+        body,
+        route,
+        |gateway, viewer, form| async move { products::edit(&gateway, &viewer, &id, &form).await },
+    )
     .await
 }
 
@@ -375,9 +387,17 @@ async fn user_role(
     body: Body,
 ) -> Response {
     let page = uri.clone();
-    on_form(gateway, peer, headers, uri, body, "/console/users/{id}/role", |gateway, viewer, form| async move {
-        admin::set_role(&gateway, &viewer, &page, &id, &form).await
-    })
+    on_form(
+        gateway,
+        peer,
+        headers,
+        uri,
+        body,
+        "/console/users/{id}/role",
+        |gateway, viewer, form| async move {
+            admin::set_role(&gateway, &viewer, &page, &id, &form).await
+        },
+    )
     .await
 }
 

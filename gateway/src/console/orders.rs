@@ -60,7 +60,6 @@ fn badge(status: i32) -> String {
     format!(r#"<span class="badge status-{name}" data-status="{name}">{name}</span>"#)
 }
 
-
 /// `YYYY-MM-DD` at midnight in the viewer's zone (`tzo`: minutes west of
 /// UTC, as JavaScript gives it), plus `days`.
 fn day_start(date: &str, tzo: i64, days: i64) -> Option<prost_types::Timestamp> {

@@ -20,7 +20,6 @@ fn client(gateway: &Gateway) -> ProductServiceClient<oms_runtime::channel::Balan
     ProductServiceClient::new(gateway.backends.channel(Service::Product))
 }
 
-
 fn stock_cell(available: i64) -> String {
     if available <= LOW_STOCK {
         format!(r#"<strong class="low">{available} <span class="tag">low</span></strong>"#)

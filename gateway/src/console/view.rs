@@ -140,7 +140,11 @@ pub(crate) fn refused(viewer: &Viewer, section: &str, status: &tonic::Status) ->
 /// A request's query parameters (the last of a repeated one wins).
 pub(crate) fn query(uri: &axum::http::Uri) -> std::collections::HashMap<String, String> {
     uri.query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
