@@ -136,9 +136,13 @@ async function screenshots(page, name) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
-async function signIn(page, email, password) {
+async function signIn(page, email, password, check = false) {
   await page.goto(`${base}/console/`);
   await page.getByRole('link', { name: 'Sign in' }).click();
+  if (check) {
+    await accessible(page, 'sign-in');
+    await screenshots(page, 'sign-in');
+  }
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -153,8 +157,32 @@ try {
   await page.goto(`${base}/console/`);
   await accessible(page, 'home');
   await screenshots(page, 'home');
-  await signIn(page, adminEmail, adminPassword);
+  await signIn(page, adminEmail, adminPassword, true);
   check((await page.getByRole('heading', { level: 1 }).textContent()) === 'Orders', 'the orders page');
+
+  // The keyboard alone: the skip link comes first and leads to the
+  // content; every focused control shows where focus is; a filter is
+  // chosen and sent without the mouse.
+  await page.keyboard.press('Tab');
+  check(
+    (await page.evaluate(() => document.activeElement.textContent)) === 'Skip to content',
+    'the first Tab reaches the skip link',
+  );
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  check(outline !== 'none', `focus is visible (outline ${outline})`);
+  await page.keyboard.press('Enter');
+  await page.getByLabel('Status').focus();
+  await page.keyboard.press('ArrowDown');
+  for (let i = 0; i < 8; i += 1) {
+    await page.keyboard.press('Tab');
+    if ((await page.evaluate(() => document.activeElement.textContent)) === 'Filter') {
+      break;
+    }
+  }
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/status=PENDING/);
+  await page.goto(`${base}/console/orders`);
+  console.log('console: reached and used the filters with the keyboard alone');
   await accessible(page, 'orders');
 
   // An order made through the API is announced without a reload, shown
@@ -206,6 +234,9 @@ try {
   const after = await available(product.id);
   check(after === before + 3, `stock available ${before} -> ${after}, expected +3`);
   console.log(`console: cancelled in the console; available stock ${before} -> ${after}`);
+  await page.goto(`${base}/console/products/${product.id}`);
+  const shown = await page.locator('dl.facts dt:has-text("Available") + dd').innerText();
+  check(Number.parseInt(shown, 10) === after, `the product page shows ${shown} available, the API ${after}`);
 
   // A filter: only cancelled orders.
   await page.goto(`${base}/console/orders`);
