@@ -173,7 +173,7 @@ try {
   await page.keyboard.press('Enter');
   await page.getByLabel('Status').focus();
   await page.keyboard.press('ArrowDown');
-  for (let i = 0; i < 8; i += 1) {
+  for (let i = 0; i < 20; i += 1) {
     await page.keyboard.press('Tab');
     if ((await page.evaluate(() => document.activeElement.textContent)) === 'Filter') {
       break;
