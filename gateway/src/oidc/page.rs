@@ -19,7 +19,7 @@ input[type=email],input[type=password]{box-sizing:border-box;width:100%;padding:
 button{margin-top:1.25rem;width:100%;padding:.6rem;font:inherit;font-weight:600;border:0;border-radius:.25rem;background:#1f5fbf;color:#fff;cursor:pointer}\
 :focus-visible{outline:3px solid #f0a000;outline-offset:2px}\
 .error{margin:0 0 1rem;padding:.5rem .75rem;border-left:4px solid #b00020;background:color-mix(in srgb,#b00020 12%,Canvas)}\
-.muted{color:GrayText;font-size:.9rem}\
+.muted{color:color-mix(in srgb,CanvasText 70%,Canvas);font-size:.9rem}\
 ";
 
 /// `text` with the HTML specials escaped, for element content and
