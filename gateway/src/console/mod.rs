@@ -154,46 +154,67 @@ async fn posted(
     Ok(form)
 }
 
-/// A console form post: the signed-in viewer (or the way to sign in),
-/// their form read and checked as theirs (else refused), then `act`.
-async fn on_form<F, Fut>(
+/// A console form post, taken whole from the request (the body last): the
+/// handler names only what it adds (its path) and what it does.
+struct Posted {
     gateway: Arc<Gateway>,
     peer: SocketAddr,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
-    route: &'static str,
-    act: F,
-) -> Response
-where
-    F: FnOnce(Arc<Gateway>, Viewer, Vec<(String, String)>) -> Fut,
-    Fut: std::future::Future<Output = Response>,
-{
-    let viewer = match Viewer::of(&gateway, &headers, &uri).await {
-        Ok(viewer) => viewer,
-        Err(login) => return login,
-    };
-    match posted(&viewer, &headers, body, route, peer).await {
-        Ok(form) => act(gateway, viewer, form).await,
-        Err(refused) => refused,
+}
+
+impl axum::extract::FromRequest<Arc<Gateway>> for Posted {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        gateway: &Arc<Gateway>,
+    ) -> Result<Self, Self::Rejection> {
+        // The accept loop always sets the peer; a request without one is
+        // counted as from nowhere.
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        let (parts, body) = request.into_parts();
+        Ok(Self {
+            gateway: gateway.clone(),
+            peer,
+            headers: parts.headers,
+            uri: parts.uri,
+            body,
+        })
     }
 }
 
-async fn logout(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> Response {
-    let viewer = match Viewer::of(&gateway, &headers, &uri).await {
-        Ok(viewer) => viewer,
-        Err(_) => return view::redirect("/console/"),
-    };
-    if let Err(refused) = posted(&viewer, &headers, body, "/console/logout", peer).await {
-        return refused;
+impl Posted {
+    /// The signed-in viewer (or the way to sign in), their form read and
+    /// checked as theirs (else refused), then `act`.
+    async fn then<F, Fut>(self, route: &'static str, act: F) -> Response
+    where
+        F: FnOnce(Arc<Gateway>, Viewer, Vec<(String, String)>) -> Fut,
+        Fut: std::future::Future<Output = Response>,
+    {
+        let viewer = match Viewer::of(&self.gateway, &self.headers, &self.uri).await {
+            Ok(viewer) => viewer,
+            Err(login) => return login,
+        };
+        match posted(&viewer, &self.headers, self.body, route, self.peer).await {
+            Ok(form) => act(self.gateway, viewer, form).await,
+            Err(refused) => refused,
+        }
     }
-    session::logout(&gateway, &viewer).await
+}
+
+async fn logout(post: Posted) -> Response {
+    if session::cookie(&post.headers, "oms_console").is_none() {
+        return view::redirect("/console/");
+    }
+    post.then("/console/logout", |gateway, viewer, _| async move {
+        session::logout(&gateway, &viewer).await
+    })
+    .await
 }
 
 async fn orders_list(
@@ -233,24 +254,10 @@ async fn order_detail(
     }
 }
 
-async fn order_cancel(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> Response {
-    let route = "/console/orders/{id}/cancel";
-    on_form(
-        gateway,
-        peer,
-        headers,
-        uri,
-        body,
-        route,
-        |gateway, viewer, form| async move { orders::cancel(&gateway, &viewer, &id, &form).await },
-    )
+async fn order_cancel(Path(id): Path<String>, post: Posted) -> Response {
+    post.then("/console/orders/{id}/cancel", |gateway, viewer, form| async move {
+        orders::cancel(&gateway, &viewer, &id, &form).await
+    })
     .await
 }
 
@@ -283,52 +290,26 @@ async fn product_detail(
     products::detail(&gateway, &viewer, &id, view::done_notice(&uri).as_deref()).await
 }
 
-async fn product_edit(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> Response {
-    let route = "/console/products/{id}/edit";
-    on_form(
-        gateway,
-        peer,
-        headers,
-        uri,
-        body,
-        route,
-        |gateway, viewer, form| async move { products::edit(&gateway, &viewer, &id, &form).await },
-    )
+async fn product_edit(Path(id): Path<String>, post: Posted) -> Response {
+    post.then("/console/products/{id}/edit", |gateway, viewer, form| async move {
+        products::edit(&gateway, &viewer, &id, &form).await
+    })
     .await
 }
 
-async fn product_stock(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> Response {
-    let route = "/console/products/{id}/stock";
-    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, form| async move {
+async fn product_stock(Path(id): Path<String>, post: Posted) -> Response {
+    post.then("/console/products/{id}/stock", |gateway, viewer, form| async move {
         products::adjust(&gateway, &viewer, &id, &form).await
     })
     .await
 }
 
 async fn product_image_delete(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((id, image)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
+    post: Posted,
 ) -> Response {
     let route = "/console/products/{id}/images/{image}/delete";
-    on_form(gateway, peer, headers, uri, body, route, |gateway, viewer, _| async move {
+    post.then(route, |gateway, viewer, _| async move {
         products::remove_image(&gateway, &viewer, &id, &image).await
     })
     .await
@@ -378,26 +359,11 @@ async fn users(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri
     admin::users(&gateway, &viewer, &uri, done).await
 }
 
-async fn user_role(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> Response {
-    let page = uri.clone();
-    on_form(
-        gateway,
-        peer,
-        headers,
-        uri,
-        body,
-        "/console/users/{id}/role",
-        |gateway, viewer, form| async move {
-            admin::set_role(&gateway, &viewer, &page, &id, &form).await
-        },
-    )
+async fn user_role(Path(id): Path<String>, post: Posted) -> Response {
+    let page = post.uri.clone();
+    post.then("/console/users/{id}/role", |gateway, viewer, form| async move {
+        admin::set_role(&gateway, &viewer, &page, &id, &form).await
+    })
     .await
 }
 
