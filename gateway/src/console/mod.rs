@@ -255,9 +255,10 @@ async fn order_detail(
 }
 
 async fn order_cancel(Path(id): Path<String>, post: Posted) -> Response {
-    post.then("/console/orders/{id}/cancel", |gateway, viewer, form| async move {
-        orders::cancel(&gateway, &viewer, &id, &form).await
-    })
+    post.then(
+        "/console/orders/{id}/cancel",
+        |gateway, viewer, form| async move { orders::cancel(&gateway, &viewer, &id, &form).await },
+    )
     .await
 }
 
@@ -291,9 +292,10 @@ async fn product_detail(
 }
 
 async fn product_edit(Path(id): Path<String>, post: Posted) -> Response {
-    post.then("/console/products/{id}/edit", |gateway, viewer, form| async move {
-        products::edit(&gateway, &viewer, &id, &form).await
-    })
+    post.then(
+        "/console/products/{id}/edit",
+        |gateway, viewer, form| async move { products::edit(&gateway, &viewer, &id, &form).await },
+    )
     .await
 }
 
@@ -304,10 +306,7 @@ async fn product_stock(Path(id): Path<String>, post: Posted) -> Response {
     .await
 }
 
-async fn product_image_delete(
-    Path((id, image)): Path<(String, String)>,
-    post: Posted,
-) -> Response {
+async fn product_image_delete(Path((id, image)): Path<(String, String)>, post: Posted) -> Response {
     let route = "/console/products/{id}/images/{image}/delete";
     post.then(route, |gateway, viewer, _| async move {
         products::remove_image(&gateway, &viewer, &id, &image).await
@@ -361,9 +360,12 @@ async fn users(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri
 
 async fn user_role(Path(id): Path<String>, post: Posted) -> Response {
     let page = post.uri.clone();
-    post.then("/console/users/{id}/role", |gateway, viewer, form| async move {
-        admin::set_role(&gateway, &viewer, &page, &id, &form).await
-    })
+    post.then(
+        "/console/users/{id}/role",
+        |gateway, viewer, form| async move {
+            admin::set_role(&gateway, &viewer, &page, &id, &form).await
+        },
+    )
     .await
 }
 
