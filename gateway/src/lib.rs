@@ -30,6 +30,7 @@ mod backends;
 mod codec;
 pub mod config;
 mod console;
+mod cookies;
 mod error;
 mod health;
 mod images;

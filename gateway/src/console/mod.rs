@@ -106,7 +106,7 @@ async fn script() -> Response {
 /// `/console/`: the orders for a signed-in viewer, else a page to sign in
 /// from (a sign-out ends here, so it never sends the browser away itself).
 async fn home(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, uri: Uri) -> Response {
-    if session::cookie(&headers, "oms_console").is_some()
+    if crate::cookies::read(&headers, "oms_console").is_some()
         && let Ok(viewer) = Viewer::of(&gateway, &headers, &uri).await
     {
         return viewer.finish(view::redirect("/console/orders"));
@@ -208,7 +208,7 @@ impl Posted {
 }
 
 async fn logout(post: Posted) -> Response {
-    if session::cookie(&post.headers, "oms_console").is_none() {
+    if crate::cookies::read(&post.headers, "oms_console").is_none() {
         return view::redirect("/console/");
     }
     post.then("/console/logout", |gateway, viewer, _| async move {

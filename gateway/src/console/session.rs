@@ -13,8 +13,8 @@ use oms_proto::user::v1::{self as pb, auth_service_client::AuthServiceClient};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
-use crate::Gateway;
 use crate::backends::Service;
+use crate::{Gateway, cookies};
 
 /// The console's client ID at the provider.
 pub(crate) const CLIENT_ID: &str = "console";
@@ -60,18 +60,6 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 4_096)
-}
-
 fn set_cookie(
     name: &str,
     value: &str,
@@ -79,17 +67,7 @@ fn set_cookie(
     same_site: &str,
     secure: bool,
 ) -> Option<HeaderValue> {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/console; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
-    ))
-    .ok()
-}
-
-fn random() -> Option<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(URL_SAFE_NO_PAD.encode(bytes))
+    cookies::set(name, value, "/console", max_age, same_site, secure)
 }
 
 fn encode(tokens: &Tokens) -> String {
@@ -124,7 +102,8 @@ impl Viewer {
             let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
             super::view::redirect(&format!("/console/login?next={next}"))
         };
-        let Some(mut tokens) = cookie(headers, SESSION_COOKIE).and_then(|raw| decode(&raw)) else {
+        let Some(mut tokens) = cookies::read(headers, SESSION_COOKIE).and_then(|raw| decode(&raw))
+        else {
             return Err(login());
         };
         let secure = gateway.public_tls;
@@ -162,10 +141,7 @@ impl Viewer {
             .or(identity["name"].as_str())
             .unwrap_or("signed in")
             .to_owned();
-        let (csrf, new_csrf) = match cookie(headers, CSRF_COOKIE).filter(|c| c.len() == 43) {
-            Some(csrf) => (csrf, false),
-            None => (random().unwrap_or_default(), true),
-        };
+        let (csrf, new_csrf) = cookies::form_token(headers, CSRF_COOKIE);
         Ok(Self {
             admin: claims["role"] == "admin",
             label,
@@ -196,13 +172,7 @@ impl Viewer {
     /// Whether a posted form carries this browser's token and came from
     /// this site.
     pub(crate) fn form_is_ours(&self, headers: &HeaderMap, token: Option<&str>) -> bool {
-        let cross_site = headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == "cross-site");
-        !self.new_csrf
-            && !cross_site
-            && token.is_some_and(|t| bool::from(t.as_bytes().ct_eq(self.csrf.as_bytes())))
+        !self.new_csrf && cookies::form_is_ours(headers, Some(&self.csrf), token)
     }
 
     /// `response` with the cookies this request renewed.
@@ -248,7 +218,11 @@ pub(crate) async fn login(gateway: &Gateway, uri: &Uri) -> Response {
                 .map(|(_, v)| v.into_owned())
         })
         .unwrap_or_default();
-    let (Some(state), Some(verifier), Some(nonce)) = (random(), random(), random()) else {
+    let (Some(state), Some(verifier), Some(nonce)) = (
+        cookies::random_token(),
+        cookies::random_token(),
+        cookies::random_token(),
+    ) else {
         return super::view::failure(&tonic::Status::unavailable("no randomness"));
     };
     use sha2::Digest as _;
@@ -304,7 +278,7 @@ pub(crate) async fn callback(gateway: &Gateway, headers: &HeaderMap, uri: &Uri) 
             "The sign-in was refused ({error}: {description})."
         ));
     }
-    let Some(remembered) = cookie(headers, LOGIN_COOKIE) else {
+    let Some(remembered) = cookies::read(headers, LOGIN_COOKIE) else {
         return refused("This sign-in was not started here, or took too long.");
     };
     let mut parts = remembered.splitn(4, '.');

@@ -27,10 +27,10 @@ use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::Gateway;
 use crate::backends::Service;
 use crate::limits;
 use crate::oauth2::{form, param};
+use crate::{Gateway, cookies};
 
 /// The parameters of an authorization request carried through sign-in.
 const AUTHORIZE_PARAMS: &[&str] = &[
@@ -71,25 +71,6 @@ fn client(gateway: &Gateway) -> OAuthServiceClient<oms_runtime::channel::Balance
     OAuthServiceClient::new(gateway.backends.channel(Service::User))
 }
 
-/// The value of cookie `name`, if the request sent exactly one.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    let mut found = None;
-    for value in headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for pair in value.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=')
-                && k == name
-            {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(v.to_owned());
-            }
-        }
-    }
-    found.filter(|v| !v.is_empty() && v.len() <= 4_096)
-}
-
 fn set_cookie(
     headers: &mut HeaderMap,
     name: &str,
@@ -98,47 +79,18 @@ fn set_cookie(
     same_site: &str,
     secure: bool,
 ) {
-    let secure = if secure { "; Secure" } else { "" };
-    let cookie = format!(
-        "{name}={value}; Path=/oauth2; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    if let Some(value) = cookies::set(name, value, "/oauth2", max_age, same_site, secure) {
         headers.append(header::SET_COOKIE, value);
     }
 }
 
-/// The browser's CSRF token: its cookie's, or a new one.
-fn csrf_token(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, CSRF_COOKIE).filter(|v| v.len() == 43) {
-        Some(token) => (token, false),
-        None => {
-            use base64::Engine as _;
-            let mut bytes = [0u8; 32];
-            // No randomness: a token nobody can guess is impossible, and a
-            // form that cannot be posted is the safe failure.
-            if getrandom::fill(&mut bytes).is_err() {
-                return (String::new(), false);
-            }
-            (
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-                true,
-            )
-        }
-    }
-}
-
-/// Whether a posted form is the provider's own: its CSRF field repeats the
-/// cookie, and the browser does not say it came from another site.
+/// Whether a posted form is the provider's own.
 fn same_origin_form(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
-    use subtle::ConstantTimeEq as _;
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site");
-    let (Some(cookie), Some(field)) = (cookie(headers, CSRF_COOKIE), param(pairs, "csrf")) else {
-        return false;
-    };
-    !cross_site && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()))
+    cookies::form_is_ours(
+        headers,
+        cookies::read(headers, CSRF_COOKIE).as_deref(),
+        param(pairs, "csrf"),
+    )
 }
 
 /// The ErrorInfo reason of a refusal from user-svc.
@@ -300,7 +252,7 @@ fn sign_in_page(
     status: StatusCode,
     error: Option<&str>,
 ) -> Response {
-    let (csrf, new) = csrf_token(headers);
+    let (csrf, new) = cookies::form_token(headers, CSRF_COOKIE);
     let mut response = page::sign_in(
         status,
         &prompt.client_id,
@@ -364,7 +316,7 @@ pub(crate) async fn authorize(
         Ok(pairs) => pairs,
         Err(response) => return response,
     };
-    let session = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let session = cookies::read(&headers, SESSION_COOKIE).unwrap_or_default();
     let mut request = tonic::Request::new(authorize_request(&pairs, session));
     crate::proxy::forward(&gateway, &mut request, &headers, peer);
     let result = client(&gateway)
@@ -620,7 +572,7 @@ pub(crate) async fn logout(
     let get = |name| param(&pairs, name).unwrap_or_default().to_owned();
     let hinted = !get("id_token_hint").is_empty();
     if !hinted && !confirmed {
-        let (csrf, new) = csrf_token(&headers);
+        let (csrf, new) = cookies::form_token(&headers, CSRF_COOKIE);
         let form_action = url::Url::parse(&get("post_logout_redirect_uri"))
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();
@@ -644,7 +596,7 @@ pub(crate) async fn logout(
         return response;
     }
     let request = pb::EndSessionRequest {
-        session: cookie(&headers, SESSION_COOKIE).unwrap_or_default(),
+        session: cookies::read(&headers, SESSION_COOKIE).unwrap_or_default(),
         id_token_hint: get("id_token_hint"),
         client_id: get("client_id"),
         post_logout_redirect_uri: get("post_logout_redirect_uri"),
@@ -677,39 +629,4 @@ pub(crate) async fn logout(
         secure(&gateway),
     );
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cookie_sent_twice_counts_as_none() {
-        let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; oms_csrf=x"));
-        assert_eq!(cookie(&headers, "oms_csrf").as_deref(), Some("x"));
-        headers.append(header::COOKIE, HeaderValue::from_static("oms_csrf=y"));
-        assert_eq!(cookie(&headers, "oms_csrf"), None);
-        assert_eq!(cookie(&headers, "missing"), None);
-    }
-
-    #[test]
-    fn a_form_passes_only_with_its_cookies_token_from_this_site() {
-        let token = "t".repeat(43);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&format!("oms_csrf={token}")).unwrap(),
-        );
-        let with = |value: &str| vec![("csrf".to_owned(), value.to_owned())];
-        assert!(same_origin_form(&headers, &with(&token)));
-        assert!(!same_origin_form(&headers, &with("forged")));
-        assert!(!same_origin_form(&headers, &[]));
-        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(!same_origin_form(&headers, &with(&token)));
-        assert!(
-            !same_origin_form(&HeaderMap::new(), &with(&token)),
-            "no cookie"
-        );
-    }
 }

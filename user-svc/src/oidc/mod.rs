@@ -37,6 +37,9 @@ const MAX_SCOPE: usize = 256;
 const MAX_CLIENT_ID: usize = 64;
 /// Longest `redirect_uri` (as registered).
 const MAX_REDIRECT_URI: usize = 2_000;
+/// How recent a password entry `signed_in_now` may vouch for.
+const JUST_SIGNED_IN_SECS: u64 = 30;
+
 /// Codes one sign-in session may have pending with one client: a page
 /// that loops on authorize cannot fill the store.
 pub const MAX_PENDING_CODES: u64 = 10;
@@ -310,14 +313,20 @@ impl Provider {
 
         let session = self.sign_ins.resume(&request.session).await?;
         let now = crate::tokens::now();
+        // "Signed in just now" is believed only of a session whose password
+        // was entered moments ago: a caller cannot use the flag to skip
+        // `prompt=login` or `max_age` with an older session.
+        let just_now = |auth_time: u64| {
+            request.signed_in_now && now.saturating_sub(auth_time) <= JUST_SIGNED_IN_SECS
+        };
         let fresh_enough = |auth_time: u64| {
-            request.signed_in_now
+            just_now(auth_time)
                 || request
                     .max_age
                     .is_none_or(|age| now.saturating_sub(auth_time) <= age.unsigned_abs())
         };
         let session = session
-            .filter(|s| fresh_enough(s.auth_time) && (request.signed_in_now || !prompt.login));
+            .filter(|s| fresh_enough(s.auth_time) && (just_now(s.auth_time) || !prompt.login));
         let Some(session) = session else {
             if prompt.none {
                 return error(
