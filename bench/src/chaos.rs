@@ -591,9 +591,10 @@ pub(crate) struct Load {
     orders: OrderServiceClient<Balanced>,
     catalogue: ProductServiceClient<Balanced>,
     auth: AuthServiceClient<Balanced>,
-    /// The gateways the clients take in turns (the replicas scenario adds
-    /// one).
+    /// The gateways the gateway calls take in turns (the replicas
+    /// scenario adds one).
     gateways: Mutex<Vec<SocketAddr>>,
+    gateway_turn: AtomicU64,
     /// (email, bearer token) per customer.
     customers: Vec<(String, MetadataValue<Ascii>)>,
     products: Vec<String>,
@@ -645,6 +646,7 @@ impl Load {
             catalogue: ProductServiceClient::new(targets.product),
             auth: AuthServiceClient::new(targets.user),
             gateways: Mutex::new(targets.gateways),
+            gateway_turn: AtomicU64::new(0),
             customers,
             products,
             initial_stock,
@@ -654,7 +656,7 @@ impl Load {
         })
     }
 
-    /// The gateways clients started from now on take in turns.
+    /// The gateways the gateway calls take in turns from now on.
     pub(crate) fn set_gateways(&self, gateways: Vec<SocketAddr>) {
         if let Ok(mut current) = self.gateways.lock() {
             *current = gateways;
@@ -717,30 +719,47 @@ impl Load {
 
     /// One client's loop until `stop`.
     async fn client(self: Arc<Self>, client: usize, stop: Arc<AtomicBool>) {
-        let Some(gateway) = self
-            .gateways
-            .lock()
-            .ok()
-            .and_then(|g| g.get(client % g.len().max(1)).copied())
-        else {
-            return;
-        };
-        let mut http = HttpClient::new(gateway);
+        // One connection per gateway, kept across calls.
+        let mut connections: Vec<HttpClient> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             match (seq + client as u64) % 10 {
                 0..=4 => self.create_order(client, seq, &stop).await,
                 5..=7 => self.get_product(seq).await,
                 8 => {
-                    if !self.get_product_through_gateway(&mut http, seq).await {
+                    let Some(gateway) = self.next_gateway() else {
+                        continue;
+                    };
+                    let at = match connections.iter().position(|c| c.addr() == gateway) {
+                        Some(at) => at,
+                        None => {
+                            connections.push(HttpClient::new(gateway));
+                            connections.len() - 1
+                        }
+                    };
+                    if !self
+                        .get_product_through_gateway(&mut connections[at], seq)
+                        .await
+                    {
                         // A fresh connection next time (the gateway may
                         // have been restarted).
-                        http = HttpClient::new(gateway);
+                        connections[at] = HttpClient::new(gateway);
                     }
                 }
                 _ => self.login(client).await,
             }
         }
+    }
+
+    /// The gateway the next gateway call goes to. Calls take the gateways
+    /// in turns across all clients, as a balancer in front of them would:
+    /// taken per client instead, a replica's share followed how fast its
+    /// few clients happened to go.
+    fn next_gateway(&self) -> Option<SocketAddr> {
+        let turn = self.gateway_turn.fetch_add(1, Ordering::Relaxed);
+        let gateways = self.gateways.lock().ok()?;
+        let index = usize::try_from(turn).unwrap_or(0) % gateways.len().max(1);
+        gateways.get(index).copied()
     }
 
     fn product(&self, seq: u64) -> &str {

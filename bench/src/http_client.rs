@@ -60,6 +60,11 @@ impl HttpClient {
         }
     }
 
+    /// Where it connects.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     async fn connect(&self) -> Result<Sender, String> {
         let stream = tokio::net::TcpStream::connect(self.addr)
             .await
