@@ -365,3 +365,210 @@ fn a_bad_bootstrap_password_exits_2_naming_the_variable() {
         "{stderr}"
     );
 }
+
+/// The `oms::listen` address of `service`'s listener of `kind`.
+fn listen_addr_of(log: &str, service: &str, kind: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|e| e["target"] == "oms::listen" && e["service"] == service && e["kind"] == kind)
+        .and_then(|e| e["addr"].as_str()?.parse().ok())
+}
+
+/// The keys of a JSON log line, sorted.
+fn keys(line: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = line
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    keys
+}
+
+/// The access lines' schema as docs/logging.md writes it down, read from
+/// the real binary's JSON log at `info`: a GetProduct served directly,
+/// one through the gateway, and the gateway's own line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_lines_are_short_flat_and_carry_each_fact_once() {
+    let data_dir = testkit::TempDir::new("oms_log_lines");
+    let log_path = data_dir.path().join("oms.log");
+    let env = [
+        ("USER_SVC_ADDR", "127.0.0.1:0"),
+        ("PRODUCT_SVC_ADDR", "127.0.0.1:0"),
+        ("ORDER_SVC_ADDR", "127.0.0.1:0"),
+        ("GATEWAY_ADDR", "127.0.0.1:0"),
+        ("RUST_LOG", "info"),
+        ("OMS_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com"),
+        ("OMS_BOOTSTRAP_ADMIN_PASSWORD", "log line admin password"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain([(
+        "OMS_DATA_DIR".to_owned(),
+        data_dir.path().display().to_string(),
+    )]);
+    let mut oms = testkit::process::Process::spawn(
+        "oms",
+        std::path::Path::new(env!("CARGO_BIN_EXE_oms")),
+        env,
+        log_path.clone(),
+    )
+    .unwrap();
+    let gateway = oms
+        .wait_listening("http", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let products = listen_addr_of(&log, "product-svc", "grpc").expect("product-svc's address");
+
+    let login = testkit::http::send(
+        gateway,
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(r#"{"email":"admin@example.com","password":"log line admin password"}"#),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let admin = format!("Bearer {}", login.json["accessToken"].as_str().unwrap());
+    let created = testkit::http::send(
+        gateway,
+        "POST",
+        "/v1/products",
+        &[("authorization", &admin)],
+        Some(r#"{"sku":"LOG-1","name":"Log mug","price":{"currencyCode":"USD","amountMinor":"500"},"stockOnHand":"3"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let id = created.json["product"]["id"].as_str().unwrap().to_owned();
+
+    // Anonymous, as the catalogue is read.
+    let mut catalogue = oms_proto::product::v1::product_service_client::ProductServiceClient::new(
+        channel(products),
+    );
+    catalogue
+        .get_product(oms_proto::product::v1::GetProductRequest {
+            product_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    let forwarded = testkit::http::send(
+        gateway,
+        "GET",
+        &format!("/v1/products/{id}"),
+        &[("x-request-id", "log-line-1")],
+        None,
+    )
+    .await;
+    assert_eq!(forwarded.status, 200, "{}", forwarded.text);
+
+    let get_product = "oms.product.v1.ProductService/GetProduct";
+    let (direct, through, gateway_line) = eventually(
+        Duration::from_secs(10),
+        "the three access lines in the log",
+        || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            async move {
+                let lines: Vec<(String, serde_json::Value)> = text
+                    .lines()
+                    .filter_map(|l| Some((l.to_owned(), serde_json::from_str(l).ok()?)))
+                    .collect();
+                let find = |f: &dyn Fn(&serde_json::Value) -> bool| {
+                    lines.iter().find(|(_, v)| f(v)).cloned()
+                };
+                let direct = find(&|v| v["rpc"] == get_product && v.get("request_id").is_none())?;
+                let through =
+                    find(&|v| v["rpc"] == get_product && v["request_id"] == "log-line-1")?;
+                let gateway_line =
+                    find(&|v| v["target"] == "oms::http" && v["request_id"] == "log-line-1")?;
+                Some((direct, through, gateway_line))
+            }
+        },
+    )
+    .await;
+
+    // A typical GetProduct line: every fact, each once, in ≤ 300 bytes.
+    let (text, line) = &direct;
+    assert!(text.len() <= 300, "{} bytes: {text}", text.len());
+    assert_eq!(
+        keys(line),
+        [
+            "caller", "code", "level", "ms", "msg", "peer", "rpc", "span_id", "target", "time",
+            "trace_id"
+        ],
+        "{text}"
+    );
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["target"], "oms::rpc");
+    assert_eq!(line["msg"], "rpc finished");
+    assert_eq!(line["code"], "OK");
+    assert_eq!(line["caller"], "anonymous");
+    assert!(line["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{text}");
+    assert!(
+        line["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{text}"
+    );
+    let hex = |v: &serde_json::Value, len: usize| {
+        v.as_str()
+            .is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    assert!(
+        hex(&line["trace_id"], 32) && hex(&line["span_id"], 16),
+        "{text}"
+    );
+    assert!(
+        chrono_like(line["time"].as_str().unwrap()),
+        "RFC 3339 UTC with microseconds: {text}"
+    );
+
+    // Through the gateway: the same keys plus the request id, in the
+    // gateway's trace, under a span of its own.
+    let (text, line) = &through;
+    let mut expected = keys(&direct.1);
+    expected.push("request_id");
+    expected.sort_unstable();
+    assert_eq!(keys(line), expected, "{text}");
+    let (gateway_text, gateway_line) = &gateway_line;
+    assert_eq!(
+        keys(gateway_line),
+        [
+            "level",
+            "method",
+            "ms",
+            "msg",
+            "peer",
+            "request_id",
+            "route",
+            "span_id",
+            "status",
+            "target",
+            "time",
+            "trace_id"
+        ],
+        "{gateway_text}"
+    );
+    assert_eq!(gateway_line["msg"], "request finished");
+    assert_eq!(gateway_line["status"], 200);
+    assert_eq!(gateway_line["route"], "/v1/products/{product_id}");
+    assert_eq!(line["trace_id"], gateway_line["trace_id"]);
+    assert_ne!(line["span_id"], gateway_line["span_id"]);
+    // No OpenTelemetry attribute without an exporter.
+    assert!(
+        !std::fs::read_to_string(&log_path)
+            .unwrap()
+            .contains("\"otel."),
+        "otel.* keys in the log"
+    );
+}
+
+/// `2026-12-07T05:28:52.123456Z`.
+fn chrono_like(time: &str) -> bool {
+    let b = time.as_bytes();
+    b.len() == 27
+        && b.get(10) == Some(&b'T')
+        && b.get(19) == Some(&b'.')
+        && b.get(26) == Some(&b'Z')
+        && time
+            .bytes()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 26) || c.is_ascii_digit())
+}

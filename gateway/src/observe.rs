@@ -86,18 +86,22 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|axum::extract::ConnectInfo(peer)| peer.to_string());
-    let trace_id = oms_telemetry::trace::ensure_traceparent(request.headers_mut());
+    let trace = oms_telemetry::trace::CallTrace::start(request.headers_mut());
+    // The fields every line logged in the request carries
+    // (docs/logging.md); the dotted ones go to an OpenTelemetry exporter
+    // only.
     let span = tracing::info_span!(
         "http",
         otel.name = %format!("{method} {path}"),
         otel.kind = "server",
-        service = "gateway",
+        oms.service = "gateway",
         http.method = %method,
         http.target = %path,
-        trace_id = %trace_id,
+        trace_id = trace.trace_id(),
+        span_id = trace.span_id(),
     );
     // The backend calls the proxy makes are children of this span.
-    oms_telemetry::trace::carry_trace(&span, request.headers_mut());
+    trace.carry(&span, request.headers_mut());
     metrics::gauge!("http_server_in_flight_requests").increment(1.0);
     let response = next.run(request).instrument(span.clone()).await;
     metrics::gauge!("http_server_in_flight_requests").decrement(1.0);
@@ -132,19 +136,18 @@ pub(crate) async fn observe(mut request: Request, next: Next) -> Response {
     let request_id = response
         .headers()
         .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        .and_then(|v| v.to_str().ok());
+    // Microseconds are what a request's duration is worth showing.
+    let ms = elapsed.as_micros() as f64 / 1000.0;
+    let peer = peer.as_deref().unwrap_or("unknown");
     let _entered = span.enter();
     if status >= 500 || matches!(status, 413 | 429 | 431) {
-        // A failure of ours, or a refusal for abuse: seen at WARN, with
-        // who sent it.
-        let peer = peer.as_deref().unwrap_or("unknown");
-        tracing::warn!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, peer, "request finished");
+        // A failure of ours, or a refusal for abuse: seen at WARN.
+        tracing::warn!(target: "oms::http", method, route, status, ms, request_id, peer, "request finished");
     } else if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
-        tracing::debug!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, "request finished");
+        tracing::debug!(target: "oms::http", method, route, status, ms, request_id, peer, "request finished");
     } else {
-        tracing::info!(target: "oms::http", method, route, status, latency_ms, request_id, trace_id, "request finished");
+        tracing::info!(target: "oms::http", method, route, status, ms, request_id, peer, "request finished");
     }
     response
 }

@@ -971,7 +971,7 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
                         trace_id: hex(&span.trace_id),
                         span_id: hex(&span.span_id),
                         parent_span_id: hex(&span.parent_span_id),
-                        service: attribute("service").unwrap_or_default(),
+                        service: attribute("oms.service").unwrap_or_default(),
                         db_system: attribute("db.system"),
                     });
                 }

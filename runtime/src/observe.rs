@@ -23,7 +23,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use oms_telemetry::trace::{carry_trace, ensure_traceparent};
+use oms_telemetry::trace::CallTrace;
+use tonic::transport::server::TcpConnectInfo;
 
 use crate::error::code_name;
 use crate::info::ServiceInfo;
@@ -39,6 +40,9 @@ const QUIET_SERVICES: &[&str] = &[
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 ];
+
+/// The longest `x-request-id` a log line carries.
+const MAX_REQUEST_ID: usize = 128;
 
 /// Where the auth layer writes who is calling, for the end-of-call event.
 #[derive(Debug, Clone, Default)]
@@ -212,8 +216,8 @@ where
 #[derive(Debug)]
 struct Call {
     method: Arc<Method>,
-    path: String,
-    trace_id: String,
+    rpc: String,
+    peer: Option<std::net::SocketAddr>,
     caller: CallerSlot,
     span: tracing::Span,
     started: Instant,
@@ -225,28 +229,46 @@ struct Call {
 
 impl Call {
     fn start<B>(layer: &ObserveLayer, request: &mut http::Request<B>) -> Self {
-        let path = request.uri().path().to_owned();
-        let method = layer.methods.get(&path).unwrap_or(&layer.unknown).clone();
-        let trace_id = ensure_traceparent(request.headers_mut());
-        let caller = CallerSlot::default();
-        request.extensions_mut().insert(caller.clone());
+        let path = request.uri().path();
+        let method = layer.methods.get(path).unwrap_or(&layer.unknown).clone();
+        // `oms.product.v1.ProductService/GetProduct`, as grpcurl names it.
+        let rpc = path.trim_start_matches('/').to_owned();
+        let trace = CallTrace::start(request.headers_mut());
+        let peer = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr);
+        // Bounded as the gateway bounds it: a client's header is not
+        // copied into every line at any length.
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= MAX_REQUEST_ID);
+        // The fields every line logged in the call carries (docs/logging.md);
+        // the dotted ones go to an OpenTelemetry exporter only.
         let span = tracing::info_span!(
             "rpc",
-            otel.name = %path.trim_start_matches('/'),
+            otel.name = %rpc,
             otel.kind = "server",
             rpc.system = "grpc",
-            service = layer.service,
-            rpc = %path,
-            trace_id = %trace_id,
+            oms.service = layer.service,
+            rpc = %rpc,
+            trace_id = trace.trace_id(),
+            span_id = trace.span_id(),
+            peer = peer.map(tracing::field::display),
+            request_id,
             caller = tracing::field::Empty,
         );
+        let caller = CallerSlot::default();
+        request.extensions_mut().insert(caller.clone());
         // The calls this one makes are children of its span.
-        carry_trace(&span, request.headers_mut());
+        trace.carry(&span, request.headers_mut());
         method.in_flight.increment(1.0);
         Self {
             method,
-            path,
-            trace_id,
+            rpc,
+            peer,
             caller,
             span,
             started: Instant::now(),
@@ -270,12 +292,16 @@ impl Drop for Call {
         self.method.handled(code).increment(1);
 
         let caller = self.caller.0.get().map_or("anonymous", String::as_str);
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        // Microseconds are what a call's duration is worth showing.
+        let ms = elapsed.as_micros() as f64 / 1000.0;
+        let peer = self.peer.map(tracing::field::display);
         let _entered = self.span.enter();
+        // The event names its facts itself, as an exported log record
+        // carries no span fields; the JSON line writes each key once.
         if self.method.quiet || (self.method.polled && code == Code::Ok) {
-            tracing::debug!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");
+            tracing::debug!(target: "oms::rpc", rpc = %self.rpc, code = code_name(code), ms, caller, peer, "rpc finished");
         } else {
-            tracing::info!(target: "oms::rpc", rpc = %self.path, code = code_name(code), latency_ms, caller, trace_id = %self.trace_id, "rpc finished");
+            tracing::info!(target: "oms::rpc", rpc = %self.rpc, code = code_name(code), ms, caller, peer, "rpc finished");
         }
     }
 }

@@ -1,14 +1,17 @@
-//! JSON log lines (`LOG_FORMAT=json`), written the way collectors read
-//! them: one object per line with `timestamp`, `level`, the event's fields,
-//! `target`, the current `span` and the `spans` it is in.
+//! JSON log lines (`LOG_FORMAT=json`): one flat object per line, written
+//! the way collectors read them. The schema is in docs/logging.md:
+//! `time`, `level`, `target`, `msg`, then the event's fields, then the
+//! fields of the spans it is in, innermost first, each key once (the
+//! event's own value, else the innermost span's). Dotted keys (`otel.*`,
+//! `http.method`, …) are OpenTelemetry attributes: written only when an
+//! exporter is configured, which is the only reader that wants them.
 //!
-//! The same keys as tracing-subscriber's own JSON format, produced for
-//! less: a span's fields are written as JSON text once, when they are
-//! recorded ([`JsonSpanFields`], straight into the text, not through a map
-//! of values), and spliced into every line logged inside it as they are.
-//! The stock formatters build a map for every span and parse the text back
-//! into one for every line, twice (for `span` and `spans`); that was a
-//! visible share of a cache-hit GetProduct under load (oms-bench, [perf]).
+//! Produced for less than tracing-subscriber's JSON format: a span's
+//! fields are written as JSON text once, when they are recorded
+//! ([`JsonSpanFields`]), and copied into every line logged inside it; the
+//! stock formatter builds a map per span and parses it back for every
+//! line, twice (`span` and `spans`). That, and the line's length, were a
+//! visible share of a cache-hit GetProduct under load (BENCHMARKS.md).
 
 use std::fmt::{self, Write as _};
 
@@ -23,8 +26,8 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct JsonLines;
 
-/// A span's fields as one JSON object, `{"key":value,...}`; fields
-/// recorded later are appended to it.
+/// A span's fields as `,"key":value` pairs; fields recorded later are
+/// appended.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct JsonSpanFields;
 
@@ -35,9 +38,8 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         fields: R,
     ) -> fmt::Result {
         let mut pairs = String::new();
-        fields.record(&mut Fields { line: &mut pairs });
-        // `pairs` is `,"k":v,...`: the first comma goes.
-        write!(writer, "{{{}}}", pairs.get(1..).unwrap_or_default())
+        fields.record(&mut Fields::new(&mut pairs, None));
+        writer.write_str(&pairs)
     }
 
     fn add_fields(
@@ -45,29 +47,7 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         current: &'writer mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut pairs = String::new();
-        fields.record(&mut Fields { line: &mut pairs });
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        let object = &mut current.fields;
-        match object.strip_suffix('}') {
-            Some("{") => {
-                object.truncate(1);
-                object.push_str(pairs.get(1..).unwrap_or_default());
-            }
-            Some(_) => {
-                object.pop();
-                object.push_str(&pairs);
-            }
-            // Not ours (empty): start the object.
-            None => {
-                object.clear();
-                object.push('{');
-                object.push_str(pairs.get(1..).unwrap_or_default());
-            }
-        }
-        object.push('}');
+        fields.record(&mut Fields::new(&mut current.fields, None));
         Ok(())
     }
 }
@@ -82,37 +62,29 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut line = String::with_capacity(512);
-        line.push_str("{\"timestamp\":\"");
+        let mut line = String::with_capacity(384);
+        line.push_str("{\"time\":\"");
         push_timestamp(&mut line, chrono::Utc::now());
         line.push_str("\",\"level\":\"");
         line.push_str(event.metadata().level().as_str());
-        line.push('"');
-        event.record(&mut Fields { line: &mut line });
-        line.push_str(",\"target\":");
+        line.push_str("\",\"target\":");
         push_str(&mut line, event.metadata().target());
+        // The keys on the line so far, each as `"key"`, so a span's field
+        // of the same name is left out.
+        let mut seen = String::with_capacity(128);
+        event.record(&mut Fields::new(&mut line, Some(&mut seen)));
         if let Some(scope) = ctx.event_scope() {
-            let mut spans = String::new();
-            let mut current = None;
-            for span in scope.from_root() {
+            for span in scope {
                 let extensions = span.extensions();
-                let fields = extensions
-                    .get::<FormattedFields<JsonSpanFields>>()
-                    .map_or("", |f| f.fields.as_str());
-                let mut object = String::with_capacity(fields.len() + 24);
-                splice_name(&mut object, fields, span.name());
-                if !spans.is_empty() {
-                    spans.push(',');
+                let Some(fields) = extensions.get::<FormattedFields<JsonSpanFields>>() else {
+                    continue;
+                };
+                for (key, pair) in pairs(&fields.fields) {
+                    if !seen.contains(key) {
+                        seen.push_str(key);
+                        line.push_str(pair);
+                    }
                 }
-                spans.push_str(&object);
-                current = Some(object);
-            }
-            if let Some(current) = current {
-                line.push_str(",\"span\":");
-                line.push_str(&current);
-                line.push_str(",\"spans\":[");
-                line.push_str(&spans);
-                line.push(']');
             }
         }
         line.push('}');
@@ -120,41 +92,94 @@ where
     }
 }
 
-/// `fields` (a JSON object as [`JsonSpanFields`] wrote it) with `"name"`
-/// added last, as the stock formatter shows a span.
-fn splice_name(out: &mut String, fields: &str, name: &str) {
-    let inner = fields
-        .trim()
-        .strip_prefix('{')
-        .and_then(|f| f.strip_suffix('}'))
-        .map(str::trim)
-        .unwrap_or_default();
-    out.push('{');
-    if !inner.is_empty() {
-        out.push_str(inner);
-        out.push(',');
-    }
-    out.push_str("\"name\":");
-    push_str(out, name);
-    out.push('}');
+/// The `,"key":value` pairs of `text` as [`Fields`] wrote them, with each
+/// key in its quotes. Values are JSON scalars: a string (escaped, so a
+/// `"` inside is preceded by a backslash) or a bare word up to the next
+/// comma. Every split is at an ASCII byte, so at a char boundary.
+fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let bytes = rest.as_bytes();
+        if bytes.first() != Some(&b',') {
+            return None;
+        }
+        let key_end = closing_quote(bytes, 1)?;
+        let value_start = key_end + 2;
+        let value_end = if bytes.get(value_start) == Some(&b'"') {
+            closing_quote(bytes, value_start)? + 1
+        } else {
+            bytes
+                .iter()
+                .skip(value_start)
+                .position(|&b| b == b',')
+                .map_or(bytes.len(), |at| value_start + at)
+        };
+        let key = rest.get(1..=key_end)?;
+        let pair = rest.get(..value_end)?;
+        rest = rest.get(value_end..).unwrap_or_default();
+        Some((key, pair))
+    })
 }
 
-/// Appends the event's fields as `,"key":value` pairs.
+/// The index of the quote closing the JSON string that opens at `open`.
+fn closing_quote(bytes: &[u8], open: usize) -> Option<usize> {
+    if bytes.get(open) != Some(&b'"') {
+        return None;
+    }
+    let mut at = open + 1;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'\\' => at += 2,
+            b'"' => return Some(at),
+            _ => at += 1,
+        }
+    }
+    None
+}
+
+/// Appends fields as `,"key":value` pairs (`message` as `msg`), noting
+/// each key in `seen` when given; dotted keys only while exporting.
 struct Fields<'a> {
     line: &'a mut String,
+    seen: Option<&'a mut String>,
+    exporting: bool,
 }
 
-impl Fields<'_> {
-    fn key(&mut self, field: &Field) {
+impl<'a> Fields<'a> {
+    fn new(line: &'a mut String, seen: Option<&'a mut String>) -> Self {
+        Self {
+            line,
+            seen,
+            exporting: crate::trace::is_exporting(),
+        }
+    }
+
+    /// Writes `,"key":` and returns true, or false for a key that is
+    /// left out.
+    fn key(&mut self, field: &Field) -> bool {
+        let name = match field.name() {
+            "message" => "msg",
+            name => name.trim_start_matches("r#"),
+        };
+        if name.contains('.') && !self.exporting {
+            return false;
+        }
         self.line.push(',');
-        push_str(self.line, field.name().trim_start_matches("r#"));
+        let at = self.line.len();
+        push_str(self.line, name);
+        if let Some(seen) = self.seen.as_deref_mut() {
+            seen.push_str(self.line.get(at..).unwrap_or_default());
+        }
         self.line.push(':');
+        true
     }
 }
 
 impl Visit for Fields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         if value.is_finite() {
             let _ = write!(self.line, "{value}");
         } else {
@@ -163,27 +188,37 @@ impl Visit for Fields<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         let _ = write!(self.line, "{value}");
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         let _ = write!(self.line, "{value}");
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.line.push_str(if value { "true" } else { "false" });
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         push_str(self.line, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         // Formatted straight into the line (`%` fields come here too), not
         // into a String of their own first.
         self.line.push('"');
@@ -304,66 +339,119 @@ mod tests {
     }
 
     #[test]
-    fn a_line_carries_its_fields_target_and_spans_as_valid_json() {
+    fn a_line_is_flat_with_each_key_once_innermost_first() {
         let lines = lines(|| {
             let outer = tracing::info_span!(
                 "rpc",
-                rpc = "/oms.X/Get",
+                otel.name = "oms.X/Get",
+                rpc = "oms.X/Get",
                 trace_id = "t1",
+                peer = "outer",
                 caller = tracing::field::Empty
             );
             let _outer = outer.enter();
             outer.record("caller", "user:u1");
-            let inner = tracing::info_span!("db");
+            let inner = tracing::info_span!("db", peer = "inner", table = "orders");
             let _inner = inner.enter();
             tracing::info!(
                 target: "oms::rpc",
                 code = "OK",
-                latency_ms = 0.25,
+                ms = 0.25,
                 count = 3u64,
                 delta = -2i64,
                 ok = true,
-                odd = "quote \" back\\slash \n newline \u{1} ctl é",
+                rpc = "oms.X/Get",
+                odd = "quote \" back\\slash \n newline \u{1} ctl é, \"k\":1",
                 "rpc finished"
             );
         });
         assert_eq!(lines.len(), 1);
-        let line = &lines[0];
+        let line = lines[0].as_object().unwrap();
         assert_eq!(line["level"], "INFO");
-        assert_eq!(line["message"], "rpc finished");
+        assert_eq!(line["msg"], "rpc finished");
         assert_eq!(line["target"], "oms::rpc");
         assert_eq!(line["code"], "OK");
-        assert_eq!(line["latency_ms"], 0.25);
+        assert_eq!(line["ms"], 0.25);
         assert_eq!(line["count"], 3);
         assert_eq!(line["delta"], -2);
         assert_eq!(line["ok"], true);
-        assert_eq!(line["odd"], "quote \" back\\slash \n newline \u{1} ctl é");
-        let timestamp = line["timestamp"].as_str().unwrap();
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
-            "{timestamp}"
+        assert_eq!(
+            line["odd"],
+            "quote \" back\\slash \n newline \u{1} ctl é, \"k\":1"
         );
-        // The current span is the innermost; the list runs from the root.
-        assert_eq!(line["span"], serde_json::json!({"name": "db"}));
-        assert_eq!(line["spans"][0]["name"], "rpc");
-        assert_eq!(line["spans"][0]["rpc"], "/oms.X/Get");
-        assert_eq!(line["spans"][0]["trace_id"], "t1");
-        // Recorded after the span began: merged into its fields.
-        assert_eq!(line["spans"][0]["caller"], "user:u1");
-        assert_eq!(line["spans"][1]["name"], "db");
+        let time = line["time"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
+        // Both spans' fields, the inner one's value where both have one;
+        // recorded after the span began, merged in.
+        assert_eq!(line["trace_id"], "t1");
+        assert_eq!(line["caller"], "user:u1");
+        assert_eq!(line["table"], "orders");
+        assert_eq!(line["peer"], "inner");
+        assert_eq!(line["rpc"], "oms.X/Get");
+        // No exporter: no OpenTelemetry attributes, no span names.
+        let mut keys: Vec<&str> = line.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "caller", "code", "count", "delta", "level", "ms", "msg", "odd", "ok", "peer",
+                "rpc", "table", "target", "time", "trace_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_key_is_written_once_even_when_event_and_span_share_it() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonSpanFields)
+                .event_format(JsonLines)
+                .with_writer(move || sink.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("rpc", caller = "span's", rpc = "r");
+            let _entered = span.enter();
+            tracing::info!(caller = "event's", "x");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        // serde_json keeps the last of duplicate keys: count them in the text.
+        assert_eq!(text.matches("\"caller\"").count(), 1, "{text}");
+        assert!(text.contains("\"caller\":\"event's\""), "{text}");
+        assert_eq!(text.matches("\"rpc\"").count(), 1, "{text}");
     }
 
     #[test]
     fn display_and_debug_fields_are_escaped_like_strings() {
         let odd = "quote \" back\\slash \n newline \u{1} ctl é";
         let lines = lines(|| {
-            let span = tracing::info_span!("rpc", path = %odd);
+            let span = tracing::info_span!("rpc", path = %odd, after = 1);
             let _entered = span.enter();
             tracing::info!(shown = %odd, debugged = ?odd, "x");
         });
         assert_eq!(lines[0]["shown"], odd);
         assert_eq!(lines[0]["debugged"], format!("{odd:?}"));
-        assert_eq!(lines[0]["span"]["path"], odd);
+        assert_eq!(lines[0]["path"], odd);
+        assert_eq!(lines[0]["after"], 1);
+    }
+
+    #[test]
+    fn span_pairs_split_at_the_right_commas() {
+        let text = r#","a":"x,\"y\",z","b":-1.5,"c\"d":true,"e":"""#;
+        let found: Vec<(&str, &str)> = pairs(text).collect();
+        assert_eq!(
+            found,
+            [
+                (r#""a""#, r#","a":"x,\"y\",z""#),
+                (r#""b""#, r#","b":-1.5"#),
+                (r#""c\"d""#, r#","c\"d":true"#),
+                (r#""e""#, r#","e":"""#),
+            ]
+        );
+        // Not ours: nothing, rather than a guess.
+        assert_eq!(pairs("{").count(), 0);
+        assert_eq!(pairs(r#","a":"unterminated"#).count(), 0);
     }
 
     #[test]
@@ -392,6 +480,13 @@ mod tests {
         let lines = lines(|| tracing::warn!(reason = "x", "refused"));
         assert_eq!(lines[0]["level"], "WARN");
         assert_eq!(lines[0]["reason"], "x");
-        assert!(lines[0].get("span").is_none() && lines[0].get("spans").is_none());
+        let mut keys: Vec<&str> = lines[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["level", "msg", "reason", "target", "time"]);
     }
 }

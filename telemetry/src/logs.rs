@@ -125,15 +125,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
             Some(tracing_subscriber::fmt::layer().with_writer(stdout)),
             None,
         ),
-        LogFormat::Json => (
-            None,
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .fmt_fields(crate::json_log::JsonSpanFields)
-                    .event_format(crate::json_log::JsonLines)
-                    .with_writer(stdout),
-            ),
-        ),
+        LogFormat::Json => (None, Some(json_layer(stdout))),
     };
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(config.service_name.clone())
@@ -206,6 +198,19 @@ fn is_exporter_internal(target: &str) -> bool {
                 rest.is_empty() || rest.starts_with("::") || rest.starts_with('_')
             })
         })
+}
+
+/// The layer that writes `LOG_FORMAT=json` lines (docs/logging.md), here
+/// to `writer`: for tests that read the lines an operator would.
+pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .fmt_fields(crate::json_log::JsonSpanFields)
+        .event_format(crate::json_log::JsonLines)
+        .with_writer(writer)
 }
 
 /// For tests: logs only when `TEST_LOG` is set, so test output stays quiet.

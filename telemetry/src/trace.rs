@@ -17,6 +17,11 @@ pub(crate) fn exporting() {
     EXPORTING.store(true, Ordering::Relaxed);
 }
 
+/// Whether spans are exported.
+pub(crate) fn is_exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// A per-call header value (trace context, request id) kept out of the
 /// HTTP/2 header compression table: each value is new, so indexing it
 /// costs every call a table insert and evicts entries worth keeping (it
@@ -27,14 +32,10 @@ pub fn unique_header(value: &str) -> Option<http::HeaderValue> {
     Some(value)
 }
 
-/// Makes `span` the continuation of the trace in `traceparent` (when spans
-/// are exported), and returns the `traceparent` that the calls made under
-/// `span` must carry: `span` as their parent. Without exporting, the
-/// incoming header is passed on as it is (the trace id still joins logs).
-pub fn continue_trace(span: &tracing::Span, traceparent: &str) -> String {
-    if !EXPORTING.load(Ordering::Relaxed) {
-        return traceparent.to_owned();
-    }
+/// Makes `span` the continuation of the trace in `traceparent`, and
+/// returns the `traceparent` that the calls made under `span` must carry:
+/// `span` as their parent. Only while spans are exported.
+fn continue_trace(span: &tracing::Span, traceparent: &str) -> String {
     if let Some(remote) = parse(traceparent) {
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
     }
@@ -77,47 +78,88 @@ fn parse(traceparent: &str) -> Option<SpanContext> {
     ))
 }
 
-/// Continues the trace of the request's `traceparent` in `span`, and
-/// rewrites the header to name `span`, so handlers that pass it on make
-/// their callees its children.
-pub fn carry_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
-    let Some(incoming) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
-        return;
-    };
-    let outgoing = continue_trace(span, incoming);
-    if outgoing != incoming
-        && let Some(value) = unique_header(&outgoing)
-    {
-        headers.insert("traceparent", value);
+/// One served call's place in its trace: the trace it belongs to and its
+/// own span id, as its log lines name them.
+#[derive(Debug, Clone)]
+pub struct CallTrace {
+    trace_id: String,
+    /// Chosen here when spans are not exported; else the exported span's,
+    /// known once the span exists ([`CallTrace::carry`]).
+    span_id: Option<String>,
+}
+
+impl CallTrace {
+    /// Reads the request's W3C `traceparent`, or starts a trace when it has
+    /// no valid one. Without an exporter the call gets a span id of its own
+    /// here, and the header is rewritten to name it, so the calls made
+    /// under it (which pass the header on) are its children.
+    pub fn start(headers: &mut http::HeaderMap) -> Self {
+        let incoming = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .and_then(|t| Some((trace_id_of(t)?, t.get(53..55)?)));
+        let exporting = EXPORTING.load(Ordering::Relaxed);
+        let (trace_id, flags) = match incoming {
+            Some((trace_id, _)) if exporting => {
+                // The exported span continues it in `carry`.
+                return Self {
+                    trace_id: trace_id.to_owned(),
+                    span_id: None,
+                };
+            }
+            Some((trace_id, flags)) => (trace_id.to_owned(), flags.to_owned()),
+            None => (
+                format!("{:032x}", nonzero(fastrand::u128(..))),
+                "01".to_owned(),
+            ),
+        };
+        let span_id = format!("{:016x}", nonzero(fastrand::u64(..)));
+        if let Some(value) = unique_header(&format!("00-{trace_id}-{span_id}-{flags}")) {
+            headers.insert("traceparent", value);
+        }
+        Self {
+            trace_id,
+            span_id: (!exporting).then_some(span_id),
+        }
+    }
+
+    /// The trace's id (32 hex digits).
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+
+    /// The call's span id (16 hex digits), when chosen by [`Self::start`].
+    pub fn span_id(&self) -> Option<&str> {
+        self.span_id.as_deref()
+    }
+
+    /// With an exporter: continues the trace of `headers` in `span`,
+    /// records the exported span's id as `span`'s `span_id` field, and
+    /// rewrites the header to name it. Without one, does nothing
+    /// ([`Self::start`] did it).
+    pub fn carry(&self, span: &tracing::Span, headers: &mut http::HeaderMap) {
+        if self.span_id.is_some() || !EXPORTING.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(incoming) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        let outgoing = continue_trace(span, incoming);
+        if let Some(span_id) = outgoing.get(36..52) {
+            span.record("span_id", span_id);
+        }
+        if outgoing != incoming
+            && let Some(value) = unique_header(&outgoing)
+        {
+            headers.insert("traceparent", value);
+        }
     }
 }
 
-/// The trace id of the request's W3C `traceparent`; a request without a
-/// valid one starts a new trace, and the header is set so the handlers
-/// pass the same trace on to the services they call.
-pub fn ensure_traceparent(headers: &mut http::HeaderMap) -> String {
-    if let Some(trace_id) = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(trace_id_of)
-    {
-        return trace_id.to_owned();
-    }
-    // Written into one buffer: this runs on every call that arrives
-    // without a trace.
-    let mut hex = [0u8; 32];
-    let mut traceparent = String::with_capacity(55);
-    traceparent.push_str("00-");
-    traceparent.push_str(uuid::Uuid::new_v4().simple().encode_lower(&mut hex));
-    traceparent.push('-');
-    let span_id = uuid::Uuid::new_v4().simple().encode_lower(&mut hex);
-    traceparent.push_str(span_id.get(..16).unwrap_or_default());
-    traceparent.push_str("-01");
-    let trace_id = traceparent.get(3..35).unwrap_or_default().to_owned();
-    if let Some(value) = unique_header(&traceparent) {
-        headers.insert("traceparent", value);
-    }
-    trace_id
+/// W3C trace context forbids all-zero ids.
+fn nonzero<T: PartialEq + From<u8>>(id: T) -> T {
+    if id == T::from(0) { T::from(1) } else { id }
 }
 
 /// The trace id of a version-00 `traceparent`, if it is well formed.
@@ -161,12 +203,41 @@ mod tests {
     }
 
     #[test]
-    fn a_request_without_a_trace_starts_one_and_carries_it_on() {
+    fn a_request_without_a_trace_starts_one_and_names_the_call_as_parent() {
         let mut headers = http::HeaderMap::new();
-        let trace_id = ensure_traceparent(&mut headers);
+        let first = CallTrace::start(&mut headers);
         let header = headers["traceparent"].to_str().unwrap().to_owned();
-        assert_eq!(trace_id_of(&header), Some(trace_id.as_str()));
-        // The same request seen again keeps its trace.
-        assert_eq!(ensure_traceparent(&mut headers), trace_id);
+        assert_eq!(trace_id_of(&header), Some(first.trace_id()));
+        let span_id = first
+            .span_id()
+            .expect("not exporting: a span id of its own");
+        assert_eq!(header, format!("00-{}-{span_id}-01", first.trace_id()));
+        // The callee continues the trace under a span id of its own.
+        let second = CallTrace::start(&mut headers);
+        assert_eq!(second.trace_id(), first.trace_id());
+        assert_ne!(second.span_id(), first.span_id());
+        assert_eq!(second.span_id().map(str::len), Some(16));
+    }
+
+    #[test]
+    fn a_callers_trace_and_flags_are_kept() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            ),
+        );
+        let call = CallTrace::start(&mut headers);
+        assert_eq!(call.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let header = headers["traceparent"].to_str().unwrap();
+        assert_eq!(
+            header,
+            format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-00",
+                call.span_id().unwrap()
+            )
+        );
+        assert_ne!(call.span_id(), Some("00f067aa0ba902b7"));
     }
 }

@@ -33,13 +33,13 @@ impl Write for Captured {
 async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     let captured = Captured::default();
     let writer = captured.clone();
-    // nextest runs each test in its own process, so the global subscriber is ours.
-    // The same subscriber as LOG_FORMAT=json.
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter("debug")
-        .with_writer(move || writer.clone())
+    // nextest runs each test in its own process, so the global subscriber
+    // is ours: the lines of LOG_FORMAT=json, at debug.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("debug"))
+        .with(oms_telemetry::logs::json_layer(move || writer.clone()))
         .try_init()
         .expect("no other subscriber in this test process");
 
@@ -143,12 +143,12 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     let calls: Vec<Value> = logs
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| event["message"] == "rpc finished")
+        .filter(|event| event["msg"] == "rpc finished")
         .collect();
     let finished = |rpc: &str| -> Vec<&Value> {
         calls
             .iter()
-            .filter(|event| event["rpc"] == format!("/oms.user.v1.{rpc}"))
+            .filter(|event| event["rpc"] == format!("oms.user.v1.{rpc}"))
             .collect()
     };
     let codes = |rpc: &str| -> Vec<&str> {
@@ -171,16 +171,26 @@ async fn a_sign_in_life_cycle_logs_each_call_and_no_secret() {
     assert_eq!(current.len(), 1);
     assert_eq!(current[0]["caller"], format!("user:{}", me.id));
     assert_eq!(finished("AuthService/Login")[0]["caller"], "anonymous");
+    let hex = |value: &Value, len: usize| {
+        value
+            .as_str()
+            .is_some_and(|id| id.len() == len && id.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
     for event in &calls {
+        assert!(event["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{event}");
+        assert!(hex(&event["trace_id"], 32), "{event}");
+        assert!(hex(&event["span_id"], 16), "{event}");
         assert!(
-            event["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
-            "{event}"
-        );
-        assert!(
-            event["trace_id"].as_str().is_some_and(|id| id.len() == 32),
+            event["peer"]
+                .as_str()
+                .is_some_and(|peer| peer.starts_with("127.0.0.1:")),
             "{event}"
         );
     }
+    // Each call is a span of its own.
+    let span_ids: std::collections::HashSet<&str> =
+        calls.iter().filter_map(|e| e["span_id"].as_str()).collect();
+    assert_eq!(span_ids.len(), calls.len(), "{logs}");
     for secret in [
         password,
         wrong_password,
