@@ -47,45 +47,54 @@ pub async fn serve(addr: SocketAddr) -> Result<(), BenchError> {
         .map_err(|e| BenchError::Setup(format!("ceiling: {e}")))
 }
 
-/// A ceiling server running as a child process.
-pub struct CeilingProcess {
+/// A helper server of this bench (the ceiling, the forwarder) running as
+/// a child process, so its CPU is its own and not the load's.
+pub struct HelperProcess {
     child: tokio::process::Child,
     /// Where it listens.
     pub addr: SocketAddr,
 }
 
-impl CeilingProcess {
-    /// Starts `oms-bench ceiling-server` (this same executable).
-    pub async fn start() -> Result<Self, BenchError> {
+impl HelperProcess {
+    /// Starts `oms-bench <args>` (this same executable), which prints the
+    /// address it bound on its first line.
+    pub async fn start(what: &str, args: &[&str]) -> Result<Self, BenchError> {
         let exe = std::env::current_exe()
             .map_err(|e| BenchError::Setup(format!("cannot find this executable: {e}")))?;
         let mut child = tokio::process::Command::new(exe)
-            .args(["ceiling-server", "--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| BenchError::Setup(format!("cannot start the ceiling server: {e}")))?;
+            .map_err(|e| BenchError::Setup(format!("cannot start the {what}: {e}")))?;
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| BenchError::Setup("the ceiling server has no stdout".into()))?;
+            .ok_or_else(|| BenchError::Setup(format!("the {what} has no stdout")))?;
         let mut first = String::new();
         tokio::time::timeout(
             Duration::from_secs(10),
             BufReader::new(stdout).read_line(&mut first),
         )
         .await
-        .map_err(|_| BenchError::Setup("the ceiling server did not start within 10 s".into()))?
-        .map_err(|e| BenchError::Setup(format!("ceiling server: {e}")))?;
+        .map_err(|_| BenchError::Setup(format!("the {what} did not start within 10 s")))?
+        .map_err(|e| BenchError::Setup(format!("{what}: {e}")))?;
         let addr = first.trim().parse().map_err(|_| {
-            BenchError::Setup(format!(
-                "the ceiling server printed {first:?}, not its address"
-            ))
+            BenchError::Setup(format!("the {what} printed {first:?}, not its address"))
         })?;
         Ok(Self { child, addr })
     }
 
-    /// The process ID, for RSS readings.
+    /// Starts `oms-bench ceiling-server`.
+    pub async fn ceiling() -> Result<Self, BenchError> {
+        Self::start(
+            "ceiling server",
+            &["ceiling-server", "--addr", "127.0.0.1:0"],
+        )
+        .await
+    }
+
+    /// The process ID, for CPU and RSS readings.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }

@@ -28,6 +28,14 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
     },
+    /// Serve the bare forwarder in front of product-svc at PRODUCT (prints
+    /// its address, then serves): the gateway's ceiling.
+    Forwarder {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+        #[arg(long)]
+        product: SocketAddr,
+    },
     /// Print the figures of NEW beside those of OLD (two result files) with
     /// the change in percent; runs nothing.
     Compare { old: PathBuf, new: PathBuf },

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod db_ceiling;
 pub mod driver;
 pub mod fixtures;
+pub mod forwarder;
 pub mod http_client;
 pub mod invariants;
 pub mod mesh;
@@ -67,6 +68,7 @@ impl BenchError {
 pub async fn run(cli: cli::Cli) -> Result<(), BenchError> {
     match cli.command {
         Some(cli::Command::CeilingServer { addr }) => ceiling::serve(addr).await,
+        Some(cli::Command::Forwarder { addr, product }) => forwarder::serve(addr, product).await,
         Some(cli::Command::Compare { old, new }) => {
             println!(
                 "{}",

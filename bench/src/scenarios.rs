@@ -2,6 +2,7 @@
 //! [`run`] goes through them for every backend and hands the numbers to
 //! the report.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,8 +23,8 @@ use crate::http_client::{HttpClient, Protocol};
 use crate::mesh::{Backend, Events, Mesh, MeshOptions, channel};
 use crate::procfs::CpuProbe;
 use crate::report::{
-    BASELINE_GATEWAY, BASELINE_GRPC, CEILING, DB_CEILING, EVENTS_OFF, Footprint, Report, RunRecord,
-    table_label,
+    BASELINE_GATEWAY, BASELINE_GRPC, CEILING, DB_CEILING, EVENTS_OFF, FORWARDER, FORWARDER_H2,
+    Footprint, Report, RunRecord, table_label,
 };
 
 /// ListOrders page size: page 100 exists with 10^3 orders.
@@ -297,13 +298,13 @@ async fn in_turns(
 
 /// The ceiling server and a connection per client.
 struct Ceiling {
-    server: crate::ceiling::CeilingProcess,
+    server: crate::ceiling::HelperProcess,
     clients: Arc<Vec<crate::ceiling::pb::ceiling_client::CeilingClient<Channel>>>,
 }
 
 impl Ceiling {
     async fn start(load: Load) -> Result<Self, BenchError> {
-        let server = crate::ceiling::CeilingProcess::start().await?;
+        let server = crate::ceiling::HelperProcess::ceiling().await?;
         let clients = grpc_clients(
             server.addr,
             load,
@@ -524,7 +525,41 @@ async fn mesh_runs(
     let on = Some(backend);
     if wants(Scenario::GetProduct) {
         warm(mesh, fixture).await?;
+        let forwarder = crate::ceiling::HelperProcess::start(
+            "forwarder",
+            &[
+                "forwarder",
+                "--addr",
+                "127.0.0.1:0",
+                "--product",
+                &mesh.product.addr.to_string(),
+            ],
+        )
+        .await?;
+        // The mesh's processes and the forwarder's, so both turns are
+        // charged the same idle services.
+        let with_forwarder = || {
+            let mut services: Vec<(String, u32)> = mesh
+                .services()
+                .iter()
+                .filter_map(|s| s.pid().map(|pid| (s.name.to_owned(), pid)))
+                .collect();
+            services.extend(forwarder.pid().map(|pid| ("forwarder".to_owned(), pid)));
+            CpuProbe::new(services, CpuProbe::client_and_database())
+        };
         let mut turns = vec![
+            Turn::new(
+                "GetProduct forwarder",
+                get_product_http_at(forwarder.addr, fixture, load, Protocol::Http1),
+            )
+            .records("get-product", "cache warm", FORWARDER)
+            .charging(with_forwarder()),
+            Turn::new(
+                "GetProduct forwarder HTTP/2",
+                get_product_http_at(forwarder.addr, fixture, load, Protocol::H2c),
+            )
+            .records("get-product", "cache warm", FORWARDER_H2)
+            .charging(with_forwarder()),
             Turn::new(
                 "GetProduct gRPC",
                 get_product_grpc(mesh, fixture, load).await?,
@@ -536,13 +571,13 @@ async fn mesh_runs(
                 get_product_http(mesh, fixture, load, Protocol::Http1),
             )
             .records("get-product", "cache warm", "gateway")
-            .charging(mesh.cpu_probe()),
+            .charging(with_forwarder()),
             Turn::new(
                 "GetProduct gateway HTTP/2",
                 get_product_http(mesh, fixture, load, Protocol::H2c),
             )
             .records("get-product", "cache warm", crate::report::GATEWAY_H2)
-            .charging(mesh.cpu_probe()),
+            .charging(with_forwarder()),
         ];
         if let Some((other, prepared)) = baseline.as_ref() {
             let (other, prepared): (&Mesh, &Fixture) = (other, prepared);
@@ -805,10 +840,10 @@ async fn mesh_clients<C>(
 }
 
 /// `clients` connections to the gateway (HTTP/1.1 keep-alive, or h2c).
-fn http_clients(mesh: &Mesh, load: Load, protocol: Protocol) -> Arc<Vec<Mutex<HttpClient>>> {
+fn http_clients(addr: SocketAddr, load: Load, protocol: Protocol) -> Arc<Vec<Mutex<HttpClient>>> {
     Arc::new(
         (0..load.clients)
-            .map(|_| Mutex::new(HttpClient::speaking(mesh.gateway.addr, protocol)))
+            .map(|_| Mutex::new(HttpClient::speaking(addr, protocol)))
             .collect(),
     )
 }
@@ -843,7 +878,13 @@ async fn get_product_grpc(mesh: &Mesh, fixture: &Fixture, load: Load) -> Result<
 }
 
 fn get_product_http(mesh: &Mesh, fixture: &Fixture, load: Load, protocol: Protocol) -> Op {
-    let clients = http_clients(mesh, load, protocol);
+    get_product_http_at(mesh.gateway.addr, fixture, load, protocol)
+}
+
+/// GetProduct as `GET /v1/products/{id}` to `addr` (the gateway, or the
+/// bare forwarder).
+fn get_product_http_at(addr: SocketAddr, fixture: &Fixture, load: Load, protocol: Protocol) -> Op {
+    let clients = http_clients(addr, load, protocol);
     let products = fixture.products.clone();
     op(move |c, seq| {
         let clients = clients.clone();
@@ -930,7 +971,7 @@ async fn create_order_grpc(
 }
 
 fn create_order_http(mesh: &Mesh, fixture: &Fixture, load: Load, lines: Lines) -> Op {
-    let clients = http_clients(mesh, load, Protocol::Http1);
+    let clients = http_clients(mesh.gateway.addr, load, Protocol::Http1);
     let fixture = Arc::new(fixture.clone());
     op(move |c, seq| {
         let clients = clients.clone();
