@@ -12,12 +12,13 @@ WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
+# The production profile (Cargo.toml): full optimisation and thin LTO.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p user-svc -p product-svc -p order-svc -p gateway \
+    cargo build --profile production --locked -p user-svc -p product-svc -p order-svc -p gateway \
  && mkdir -p /out \
- && cp target/release/user-svc target/release/product-svc target/release/order-svc \
-       target/release/gateway /out/
+ && cp target/production/user-svc target/production/product-svc target/production/order-svc \
+       target/production/gateway /out/
 
 # glibc, libssl3 and libgcc only, no shell, no package manager; runs as
 # uid 65532.

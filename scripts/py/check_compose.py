@@ -141,7 +141,7 @@ def main() -> int:
                 errors.append(f"compose.yaml: no service {name}")
                 continue
             binary = Path(spec["entrypoint"][0]).name
-            if binary != name or f"target/release/{binary}" not in dockerfile:
+            if binary != name or f"target/production/{binary}" not in dockerfile:
                 errors.append(f"{name}: entrypoint {spec['entrypoint']} is not a binary the Dockerfile builds")
             # Only the gateway faces clients. A backend publishes no host
             # port and has no fixed container name, so it scales
