@@ -786,7 +786,10 @@ mod tests {
         // Shown, no longer a target.
         let gateway = ratio(&report, "gateway / direct gRPC, GetProduct (mariadb)");
         assert!((gateway.value - 0.5).abs() < 1e-9 && gateway.target.is_empty());
-        let forwarder = ratio(&report, "gateway / forwarder, GetProduct HTTP/1.1 (mariadb)");
+        let forwarder = ratio(
+            &report,
+            "gateway / forwarder, GetProduct HTTP/1.1 (mariadb)",
+        );
         assert!((forwarder.value - 0.85).abs() < 1e-9 && forwarder.met);
         let forwarder_h2 = ratio(&report, "gateway / forwarder, GetProduct HTTP/2 (mariadb)");
         assert!((forwarder_h2.value - 0.75).abs() < 1e-9 && !forwarder_h2.met);

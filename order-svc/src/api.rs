@@ -58,7 +58,6 @@ fn user<T>(request: &Request<T>) -> Result<(String, Role), Status> {
 
 #[tonic::async_trait]
 impl OrderService for OrderApi {
-    #[tracing::instrument(skip_all, name = "WatchOrder")]
     async fn watch_order(
         &self,
         request: Request<pb::WatchOrderRequest>,
@@ -117,7 +116,6 @@ impl OrderService for OrderApi {
         )))
     }
 
-    #[tracing::instrument(skip_all, name = "CreateOrder")]
     async fn create_order(
         &self,
         request: Request<pb::CreateOrderRequest>,
@@ -154,7 +152,6 @@ impl OrderService for OrderApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "GetOrder")]
     async fn get_order(
         &self,
         request: Request<pb::GetOrderRequest>,
@@ -171,7 +168,6 @@ impl OrderService for OrderApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "ListOrders")]
     async fn list_orders(
         &self,
         request: Request<pb::ListOrdersRequest>,
@@ -192,7 +188,6 @@ impl OrderService for OrderApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "CancelOrder")]
     async fn cancel_order(
         &self,
         request: Request<pb::CancelOrderRequest>,
@@ -220,7 +215,6 @@ impl OrderService for OrderApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "UpdateOrderStatus")]
     async fn update_order_status(
         &self,
         request: Request<pb::UpdateOrderStatusRequest>,

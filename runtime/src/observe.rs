@@ -217,7 +217,7 @@ where
 struct Call {
     method: Arc<Method>,
     rpc: String,
-    peer: Option<std::net::SocketAddr>,
+    peer: Option<String>,
     caller: CallerSlot,
     span: tracing::Span,
     started: Instant,
@@ -234,10 +234,12 @@ impl Call {
         // `oms.product.v1.ProductService/GetProduct`, as grpcurl names it.
         let rpc = path.trim_start_matches('/').to_owned();
         let trace = CallTrace::start(request.headers_mut());
+        // Formatted once, for the span and the access line.
         let peer = request
             .extensions()
             .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr);
+            .and_then(TcpConnectInfo::remote_addr)
+            .map(|addr| addr.to_string());
         // Bounded as the gateway bounds it: a client's header is not
         // copied into every line at any length.
         let request_id = request
@@ -253,10 +255,10 @@ impl Call {
             otel.kind = "server",
             rpc.system = "grpc",
             oms.service = layer.service,
-            rpc = %rpc,
+            rpc = rpc.as_str(),
             trace_id = trace.trace_id(),
             span_id = trace.span_id(),
-            peer = peer.map(tracing::field::display),
+            peer = peer.as_deref(),
             request_id,
             caller = tracing::field::Empty,
         );
@@ -294,14 +296,14 @@ impl Drop for Call {
         let caller = self.caller.0.get().map_or("anonymous", String::as_str);
         // Microseconds are what a call's duration is worth showing.
         let ms = elapsed.as_micros() as f64 / 1000.0;
-        let peer = self.peer.map(tracing::field::display);
+        let (rpc, peer) = (self.rpc.as_str(), self.peer.as_deref());
         let _entered = self.span.enter();
         // The event names its facts itself, as an exported log record
         // carries no span fields; the JSON line writes each key once.
         if self.method.quiet || (self.method.polled && code == Code::Ok) {
-            tracing::debug!(target: "oms::rpc", rpc = %self.rpc, code = code_name(code), ms, caller, peer, "rpc finished");
+            tracing::debug!(target: "oms::rpc", rpc, code = code_name(code), ms, caller, peer, "rpc finished");
         } else {
-            tracing::info!(target: "oms::rpc", rpc = %self.rpc, code = code_name(code), ms, caller, peer, "rpc finished");
+            tracing::info!(target: "oms::rpc", rpc, code = code_name(code), ms, caller, peer, "rpc finished");
         }
     }
 }

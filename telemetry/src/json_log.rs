@@ -87,8 +87,8 @@ where
                 }
             }
         }
-        line.push('}');
-        writeln!(writer, "{line}")
+        line.push_str("}\n");
+        writer.write_str(&line)
     }
 }
 

@@ -100,7 +100,13 @@ impl CallTrace {
             .map(str::trim)
             .and_then(|t| Some((trace_id_of(t)?, t.get(53..55)?)));
         let exporting = EXPORTING.load(Ordering::Relaxed);
-        let (trace_id, flags) = match incoming {
+        // Built in one buffer, in hex by hand: this runs on every call,
+        // and `format!` was 2 % of a cache-hit GetProduct's CPU.
+        let mut traceparent = [0u8; 55];
+        traceparent[..3].copy_from_slice(b"00-");
+        traceparent[35] = b'-';
+        traceparent[52] = b'-';
+        match incoming {
             Some((trace_id, _)) if exporting => {
                 // The exported span continues it in `carry`.
                 return Self {
@@ -108,19 +114,30 @@ impl CallTrace {
                     span_id: None,
                 };
             }
-            Some((trace_id, flags)) => (trace_id.to_owned(), flags.to_owned()),
-            None => (
-                format!("{:032x}", nonzero(fastrand::u128(..))),
-                "01".to_owned(),
-            ),
-        };
-        let span_id = format!("{:016x}", nonzero(fastrand::u64(..)));
-        if let Some(value) = unique_header(&format!("00-{trace_id}-{span_id}-{flags}")) {
+            Some((trace_id, flags)) => {
+                traceparent[3..35].copy_from_slice(trace_id.as_bytes());
+                traceparent[53..].copy_from_slice(flags.as_bytes());
+            }
+            None => {
+                hex(
+                    nonzero(fastrand::u128(..)).to_be_bytes(),
+                    &mut traceparent[3..35],
+                );
+                traceparent[53..].copy_from_slice(b"01");
+            }
+        }
+        hex(
+            nonzero(fastrand::u64(..)).to_be_bytes(),
+            &mut traceparent[36..52],
+        );
+        // Hex digits and dashes only: always UTF-8.
+        let traceparent = std::str::from_utf8(&traceparent).unwrap_or_default();
+        if let Some(value) = unique_header(traceparent) {
             headers.insert("traceparent", value);
         }
         Self {
-            trace_id,
-            span_id: (!exporting).then_some(span_id),
+            trace_id: traceparent.get(3..35).unwrap_or_default().to_owned(),
+            span_id: (!exporting).then(|| traceparent.get(36..52).unwrap_or_default().to_owned()),
         }
     }
 
@@ -154,6 +171,15 @@ impl CallTrace {
         {
             headers.insert("traceparent", value);
         }
+    }
+}
+
+/// Writes `bytes` as lower-case hex into `out` (twice as long).
+fn hex<const N: usize>(bytes: [u8; N], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 

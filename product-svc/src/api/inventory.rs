@@ -28,7 +28,6 @@ fn reservation_id<T>(request: &Request<T>, raw: &str) -> Result<String, Status> 
 
 #[tonic::async_trait]
 impl InventoryService for InventoryApi {
-    #[tracing::instrument(skip_all, name = "ValidateProducts")]
     async fn validate_products(
         &self,
         request: Request<pb::ValidateProductsRequest>,

@@ -25,7 +25,6 @@ fn auth(e: oms_runtime::ApiError) -> Status {
 
 #[tonic::async_trait]
 impl ProductService for ProductApi {
-    #[tracing::instrument(skip_all, name = "CreateProduct")]
     async fn create_product(
         &self,
         request: Request<pb::CreateProductRequest>,
@@ -38,7 +37,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "GetProduct")]
     async fn get_product(
         &self,
         request: Request<pb::GetProductRequest>,
@@ -53,7 +51,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "ListProducts")]
     async fn list_products(
         &self,
         request: Request<pb::ListProductsRequest>,
@@ -91,7 +88,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "UpdateProduct")]
     async fn update_product(
         &self,
         request: Request<pb::UpdateProductRequest>,
@@ -105,7 +101,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "DeleteProduct")]
     async fn delete_product(
         &self,
         request: Request<pb::DeleteProductRequest>,
@@ -119,7 +114,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "GetStockHistory")]
     async fn get_stock_history(
         &self,
         request: Request<pb::GetStockHistoryRequest>,
@@ -153,7 +147,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "ListPriceHistory")]
     async fn list_price_history(
         &self,
         request: Request<pb::ListPriceHistoryRequest>,
@@ -180,7 +173,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "AdjustStock")]
     async fn adjust_stock(
         &self,
         request: Request<pb::AdjustStockRequest>,
@@ -202,7 +194,6 @@ impl ProductService for ProductApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "UploadProductImage")]
     async fn upload_product_image(
         &self,
         request: Request<tonic::Streaming<pb::UploadProductImageRequest>>,
@@ -210,7 +201,6 @@ impl ProductService for ProductApi {
         images::upload(&self.state, request).await
     }
 
-    #[tracing::instrument(skip_all, name = "ListProductImages")]
     async fn list_product_images(
         &self,
         request: Request<pb::ListProductImagesRequest>,
@@ -218,7 +208,6 @@ impl ProductService for ProductApi {
         images::list(&self.state, request).await
     }
 
-    #[tracing::instrument(skip_all, name = "DownloadProductImage")]
     async fn download_product_image(
         &self,
         request: Request<pb::DownloadProductImageRequest>,
@@ -226,7 +215,6 @@ impl ProductService for ProductApi {
         images::download(&self.state, request).await
     }
 
-    #[tracing::instrument(skip_all, name = "DeleteProductImage")]
     async fn delete_product_image(
         &self,
         request: Request<pb::DeleteProductImageRequest>,
@@ -234,7 +222,6 @@ impl ProductService for ProductApi {
         images::delete(&self.state, request).await
     }
 
-    #[tracing::instrument(skip_all, name = "SetPrimaryImage")]
     async fn set_primary_image(
         &self,
         request: Request<pb::SetPrimaryImageRequest>,

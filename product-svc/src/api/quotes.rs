@@ -21,7 +21,6 @@ fn auth(e: oms_runtime::ApiError) -> Status {
 
 #[tonic::async_trait]
 impl QuoteService for QuoteApi {
-    #[tracing::instrument(skip_all, name = "CreateQuote")]
     async fn create_quote(
         &self,
         request: Request<pb::CreateQuoteRequest>,

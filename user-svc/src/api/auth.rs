@@ -30,7 +30,6 @@ fn login_response(sign_in: SignIn) -> pb::LoginResponse {
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
-    #[tracing::instrument(skip_all, name = "Register")]
     async fn register(
         &self,
         request: Request<pb::RegisterRequest>,
@@ -47,7 +46,6 @@ impl AuthService for AuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "Login")]
     async fn login(
         &self,
         request: Request<pb::LoginRequest>,
@@ -62,7 +60,6 @@ impl AuthService for AuthApi {
         Ok(Response::new(login_response(sign_in)))
     }
 
-    #[tracing::instrument(skip_all, name = "RefreshToken")]
     async fn refresh_token(
         &self,
         request: Request<pb::RefreshTokenRequest>,
@@ -89,7 +86,6 @@ impl AuthService for AuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "Logout")]
     async fn logout(
         &self,
         request: Request<pb::LogoutRequest>,
@@ -100,7 +96,6 @@ impl AuthService for AuthApi {
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
-    #[tracing::instrument(skip_all, name = "IssueServiceToken")]
     async fn issue_service_token(
         &self,
         request: Request<pb::IssueServiceTokenRequest>,
@@ -125,7 +120,6 @@ impl AuthService for AuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "GetJwks")]
     async fn get_jwks(
         &self,
         _request: Request<pb::GetJwksRequest>,
@@ -149,7 +143,6 @@ impl AuthService for AuthApi {
         Ok(Response::new(pb::GetJwksResponse { keys }))
     }
 
-    #[tracing::instrument(skip_all, name = "ListTokenRevocations")]
     async fn list_token_revocations(
         &self,
         request: Request<pb::ListTokenRevocationsRequest>,

@@ -18,7 +18,6 @@ fn seconds(d: std::time::Duration) -> i32 {
 
 #[tonic::async_trait]
 impl OAuthService for OAuthApi {
-    #[tracing::instrument(skip_all, name = "GetProviderMetadata")]
     async fn get_provider_metadata(
         &self,
         _request: Request<pb::GetProviderMetadataRequest>,
@@ -36,7 +35,6 @@ impl OAuthService for OAuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "Authorize")]
     async fn authorize(
         &self,
         request: Request<pb::AuthorizeRequest>,
@@ -75,7 +73,6 @@ impl OAuthService for OAuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "SignIn")]
     async fn sign_in(
         &self,
         request: Request<pb::SignInRequest>,
@@ -97,7 +94,6 @@ impl OAuthService for OAuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "ExchangeAuthorizationCode")]
     async fn exchange_authorization_code(
         &self,
         request: Request<pb::ExchangeAuthorizationCodeRequest>,
@@ -124,7 +120,6 @@ impl OAuthService for OAuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "GetUserInfo")]
     async fn get_user_info(
         &self,
         request: Request<pb::GetUserInfoRequest>,
@@ -156,7 +151,6 @@ impl OAuthService for OAuthApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "RevokeToken")]
     async fn revoke_token(
         &self,
         request: Request<pb::RevokeTokenRequest>,
@@ -169,7 +163,6 @@ impl OAuthService for OAuthApi {
         Ok(Response::new(pb::RevokeTokenResponse {}))
     }
 
-    #[tracing::instrument(skip_all, name = "EndSession")]
     async fn end_session(
         &self,
         request: Request<pb::EndSessionRequest>,

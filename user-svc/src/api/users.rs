@@ -15,7 +15,6 @@ pub(super) struct UserApi {
 
 #[tonic::async_trait]
 impl UserService for UserApi {
-    #[tracing::instrument(skip_all, name = "GetCurrentUser")]
     async fn get_current_user(
         &self,
         request: Request<pb::GetCurrentUserRequest>,
@@ -31,7 +30,6 @@ impl UserService for UserApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "GetUser")]
     async fn get_user(
         &self,
         request: Request<pb::GetUserRequest>,
@@ -44,7 +42,6 @@ impl UserService for UserApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "ListUsers")]
     async fn list_users(
         &self,
         request: Request<pb::ListUsersRequest>,
@@ -67,7 +64,6 @@ impl UserService for UserApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "ChangePassword")]
     async fn change_password(
         &self,
         request: Request<pb::ChangePasswordRequest>,
@@ -81,7 +77,6 @@ impl UserService for UserApi {
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
 
-    #[tracing::instrument(skip_all, name = "SetUserRole")]
     async fn set_user_role(
         &self,
         request: Request<pb::SetUserRoleRequest>,
@@ -98,7 +93,6 @@ impl UserService for UserApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "DisableUser")]
     async fn disable_user(
         &self,
         request: Request<pb::DisableUserRequest>,
@@ -111,7 +105,6 @@ impl UserService for UserApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "EnableUser")]
     async fn enable_user(
         &self,
         request: Request<pb::EnableUserRequest>,
