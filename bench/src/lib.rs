@@ -23,6 +23,7 @@ pub mod report;
 pub mod scenarios;
 pub mod seed;
 pub mod soak;
+pub mod statements;
 pub mod svg;
 
 /// Why a bench run stopped.

@@ -150,6 +150,9 @@ pub struct Report {
     pub replicas: Vec<crate::replicas::ReplicaRecord>,
     /// The soak scenario's samples and verdict.
     pub soak: Option<crate::soak::SoakRecord>,
+    /// MariaDB's statements per order, real and ceiling (on MariaDB).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<crate::statements::StatementRecord>,
     pub notes: Vec<String>,
 }
 
@@ -174,6 +177,7 @@ impl Report {
             chaos: Vec::new(),
             replicas: Vec::new(),
             soak: None,
+            statements: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -634,6 +638,25 @@ impl Report {
                     soak.growth.join("; ")
                 }
             );
+        }
+        if !self.statements.is_empty() {
+            let counters = crate::statements::COUNTERS;
+            println!(
+                "\n| MariaDB, per operation | ops | {} |",
+                counters.join(" | ")
+            );
+            println!("|---|---:|{}", "---:|".repeat(counters.len()));
+            for r in &self.statements {
+                let cells: Vec<String> = counters
+                    .iter()
+                    .map(|c| {
+                        r.per_op
+                            .get(*c)
+                            .map_or("-".to_owned(), |v| format!("{v:.2}"))
+                    })
+                    .collect();
+                println!("| {} | {} | {} |", r.operation, r.ops, cells.join(" | "));
+            }
         }
         for note in &self.notes {
             println!("\n{note}");

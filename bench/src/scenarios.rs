@@ -656,12 +656,79 @@ async fn mesh_runs(
     } else if let Some(db) = &db {
         in_turns(report, vec![db.turn()], load, 1, on).await;
     }
+    if wants(Scenario::CreateOrder)
+        && let Some((server, databases)) = mesh.mariadb()
+    {
+        statements_per_order(
+            report,
+            load,
+            (mesh, fixture),
+            db.as_ref(),
+            &server,
+            &databases,
+        )
+        .await?;
+    }
     if let Some(db) = db {
         db.finish(args).await?;
     }
 
     Ok(())
 }
+
+/// Orders placed in each statement count: enough that the mesh's idle
+/// statements (relay polls, health checks) add under 0.05 per order.
+const STATEMENT_ORDERS: u64 = 2000;
+
+/// MariaDB's statements per order: CreateOrder (1 line, gRPC) alone on the
+/// mesh, counted until both outboxes are empty, then the DB ceiling's
+/// loop alone, each for [`STATEMENT_ORDERS`] operations.
+async fn statements_per_order(
+    report: &mut Report,
+    load: Load,
+    (mesh, fixture): (&Mesh, &mut Fixture),
+    db: Option<&DbCeilingRun>,
+    server_url: &str,
+    databases: &[String],
+) -> Result<(), BenchError> {
+    let server = crate::statements::Server::connect(server_url).await?;
+    // users, products, orders: the two that keep an outbox.
+    let outboxes: Vec<String> = databases
+        .iter()
+        .skip(1)
+        .map(|db| format!("`{db}`.outbox"))
+        .collect();
+    let counted = Load {
+        count: Some(STATEMENT_ORDERS),
+        warmup: std::time::Duration::ZERO,
+        ..load
+    };
+    let fresh = fixture.renewed(mesh, load.clients).await?;
+    let mut runs = vec![(
+        "CreateOrder 1 line gRPC".to_owned(),
+        create_order_grpc(mesh, fresh, counted, Lines::One).await?,
+        outboxes,
+    )];
+    if let Some(db) = db {
+        runs.push((db.label.clone(), db.ceiling.op(), Vec::new()));
+    }
+    for (operation, op, outboxes) in runs {
+        server.wait_empty(&outboxes, PUBLISHED_WITHIN).await?;
+        let before = server.counters().await?;
+        let stats = run_once(&operation, counted, op, None).await;
+        server.wait_empty(&outboxes, PUBLISHED_WITHIN).await?;
+        let after = server.counters().await?;
+        report.statements.push(crate::statements::StatementRecord {
+            per_op: after.per_op(&before, stats.ok),
+            operation,
+            ops: stats.ok,
+        });
+    }
+    Ok(())
+}
+
+/// How long an order's events may take to leave the outbox after it.
+const PUBLISHED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Every product read once, so the runs read the cache.
 async fn warm(mesh: &Mesh, fixture: &Fixture) -> Result<(), BenchError> {

@@ -3,8 +3,7 @@
 //! [`Subscription`] traits as Kafka. Each topic is a log in memory with
 //! offsets; each consumer group resumes after what it committed. It keeps
 //! at most [`CAPACITY`] events per topic, dropping the oldest (a group that
-//! far behind has lost them; the outbox still holds every event for its
-//! retention).
+//! far behind has lost them, and a warning says so).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +54,15 @@ impl Bus {
         self.topics
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What `topic` holds now, oldest first: for a reader that wants the
+    /// whole log at once rather than a group's deliveries.
+    pub fn records(&self, topic: &str) -> Vec<Record> {
+        self.topics()
+            .get(topic)
+            .map(|log| log.events.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Deliveries of `topic` to `group`, from after its last commit (or

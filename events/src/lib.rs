@@ -2,7 +2,7 @@
 //! database transaction, as a row of its outbox ([`outbox`]); one relay
 //! per service ([`relay`]) publishes the rows in order to a bus — Kafka
 //! ([`kafka`]) or, for the one-process default, an in-process log
-//! ([`bus`]) — and marks each published only once the bus acknowledged it.
+//! ([`bus`]) — and deletes each only once the bus acknowledged it.
 //! Consumers ([`consume`]) apply each event once, by recording its ID in an
 //! inbox ([`inbox`]) in the same transaction as its effect.
 

@@ -13,7 +13,8 @@ use tokio::sync::Notify;
 pub mod row {
     use sea_orm::entity::prelude::*;
 
-    /// One event waiting to be published, or published.
+    /// One event waiting to be published (the relay deletes it once the
+    /// bus has it).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "outbox")]
     pub struct Model {
@@ -24,6 +25,8 @@ pub mod row {
         pub event_type: String,
         pub payload: Vec<u8>,
         pub create_time: DateTimeUtc,
+        /// Set only by builds before 2026-12-07, which kept published rows
+        /// a week; the relay deletes such rows when it starts.
         pub publish_time: Option<DateTimeUtc>,
         pub attempts: i32,
         pub last_error: Option<String>,

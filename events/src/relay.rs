@@ -1,7 +1,9 @@
-//! The relay: one task per service that publishes the outbox's
-//! unpublished rows in ID order and marks each published only after the
-//! bus acknowledged it (at least once; a crash between the two sends a row
-//! again, and consumers deduplicate).
+//! The relay: one task per service that publishes the outbox's rows in ID
+//! order and deletes each only after the bus acknowledged it (at least
+//! once; a crash between the two sends a row again, and consumers
+//! deduplicate). The bus keeps what was published; the outbox holds only
+//! what is still to go, so it stays small and each event costs one write
+//! to remove instead of a mark and a later prune.
 //!
 //! It wakes when a transaction with events commits, and polls as a
 //! fallback (another replica's commits, a missed wake). Only the holder of
@@ -42,8 +44,6 @@ pub struct RelayConfig {
     pub pace: Duration,
     /// Rows per publish.
     pub batch: u64,
-    /// How long published rows are kept before pruning.
-    pub retention: Duration,
     /// How long the lease lasts without renewal.
     pub lease: Duration,
     /// Longest wait between attempts while the bus is down.
@@ -53,8 +53,8 @@ pub struct RelayConfig {
 impl RelayConfig {
     /// `service`'s relay to `topic`, as CloudEvents source
     /// `/oms/<service>`. Defaults: poll every second, at most a round per
-    /// 100 ms while woken, 100 rows at a time, keep published rows 7 days,
-    /// 30 s lease, back off up to 30 s.
+    /// 100 ms while woken, 100 rows at a time, 30 s lease, back off up to
+    /// 30 s.
     pub fn new(service: &'static str, topic: &'static str) -> Self {
         Self {
             service,
@@ -63,7 +63,6 @@ impl RelayConfig {
             poll: Duration::from_secs(1),
             pace: Duration::from_millis(100),
             batch: 100,
-            retention: Duration::from_secs(7 * 24 * 3600),
             lease: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
         }
@@ -88,7 +87,9 @@ pub struct Relay {
 }
 
 const LEASE_NAME: &str = "outbox";
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How often rows marked by an earlier build are looked for: not only at
+/// start, as replicas of that build may still mark rows during an upgrade.
+const CLEAR_EVERY: Duration = Duration::from_secs(600);
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 struct Runner {
@@ -147,7 +148,7 @@ impl Runner {
     /// Relays until the task is dropped.
     async fn run(self, wake: Arc<Notify>) {
         let mut failures = 0u32;
-        let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut last_clear: Option<tokio::time::Instant> = None;
         let mut last_report: Option<tokio::time::Instant> = None;
         let mut lease = None;
         loop {
@@ -180,12 +181,12 @@ impl Runner {
                     continue;
                 }
             }
-            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-                last_prune = Some(tokio::time::Instant::now());
-                if let Err(e) = self.prune().await {
+            if last_clear.is_none_or(|at| at.elapsed() >= CLEAR_EVERY) {
+                last_clear = Some(tokio::time::Instant::now());
+                if let Err(e) = self.clear_marked().await {
                     metrics::counter!("outbox_prune_errors_total", "service" => self.config.service)
                         .increment(1);
-                    tracing::warn!(service = self.config.service, error = %e, "pruning the outbox failed");
+                    tracing::warn!(service = self.config.service, error = %e, "deleting rows marked published failed");
                 }
             }
             // The gauges cost two queries: not on every wake under load.
@@ -246,7 +247,7 @@ impl Runner {
             .publisher
             .publish(self.config.topic, &self.config.source, &records)
             .await;
-        // Only the acknowledged prefix is marked: a later row of the same
+        // Only the acknowledged prefix goes: a later row of the same
         // aggregate must not count as sent ahead of an earlier one.
         let acknowledged = match &outcome {
             Ok(()) => records.len(),
@@ -257,8 +258,7 @@ impl Runner {
             .map(|r| r.id.clone())
             .collect();
         if !ids.is_empty() {
-            row::Entity::update_many()
-                .col_expr(row::Column::PublishTime, Expr::value(oms_core::time::now()))
+            row::Entity::delete_many()
                 .filter(row::Column::Id.is_in(ids))
                 .exec(&self.db)
                 .await?;
@@ -316,20 +316,20 @@ impl Runner {
         Ok(self.db.execute(&take).await?.rows_affected() == 1)
     }
 
-    /// Deletes rows published longer ago than the retention.
-    async fn prune(&self) -> Result<(), DbErr> {
-        let before = oms_core::time::now()
-            - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
-        let pruned = row::Entity::delete_many()
-            .filter(row::Column::PublishTime.lt(before))
+    /// Deletes the rows a build before 2026-12-07 marked published (and
+    /// kept for a week) instead of deleting them: one statement, which
+    /// every replica may run at once.
+    async fn clear_marked(&self) -> Result<(), DbErr> {
+        let cleared = row::Entity::delete_many()
+            .filter(row::Column::PublishTime.is_not_null())
             .exec(&self.db)
             .await?
             .rows_affected;
-        if pruned > 0 {
+        if cleared > 0 {
             tracing::info!(
                 service = self.config.service,
-                pruned,
-                "pruned published outbox rows"
+                cleared,
+                "deleted outbox rows an earlier build marked published"
             );
         }
         Ok(())

@@ -23,9 +23,9 @@ use testkit::{TestDb, count_rows, eventually};
 
 testkit::test_on_each_db!(
     two_relays_on_one_outbox_publish_each_row_once_in_order,
-    only_acknowledged_rows_are_marked_and_the_rest_retried,
+    only_acknowledged_rows_are_deleted_and_the_rest_retried,
     the_inbox_says_first_time_once,
-    two_relays_prune_the_same_published_rows_without_failing,
+    rows_an_earlier_build_marked_published_are_deleted_by_every_relay_without_failing,
 );
 
 #[derive(DeriveMigrationName)]
@@ -127,15 +127,13 @@ async fn two_relays_on_one_outbox_publish_each_row_once_in_order(db: TestDb) {
     assert_eq!(got, written, "each aggregate's events, once, in order");
     eventually(
         Duration::from_secs(10),
-        "every row marked published",
-        || async {
-            (count_rows(db.url(), "outbox", "publish_time IS NULL").await == 0).then_some(())
-        },
+        "every row deleted once published",
+        || async { (count_rows(db.url(), "outbox", "1 = 1").await == 0).then_some(()) },
     )
     .await;
-    // A row is published before it is marked, and the bus appends as it
-    // publishes: with every row marked, a second publication of any of
-    // them would already be there to read.
+    // A row is published before it is deleted, and the bus appends as it
+    // publishes: with every row gone, a second publication of any of them
+    // would already be there to read.
     let more = futures_util::FutureExt::now_or_never(subscription.next());
     assert!(more.is_none(), "an extra delivery: {more:?}");
 }
@@ -167,7 +165,7 @@ impl Publisher for Flaky {
     }
 }
 
-async fn only_acknowledged_rows_are_marked_and_the_rest_retried(db: TestDb) {
+async fn only_acknowledged_rows_are_deleted_and_the_rest_retried(db: TestDb) {
     let conn = open(&db).await;
     let outbox = Outbox::new();
     write(&conn, &outbox, 5).await;
@@ -181,8 +179,14 @@ async fn only_acknowledged_rows_are_marked_and_the_rest_retried(db: TestDb) {
     })
     .await;
     assert_eq!(
-        count_rows(db.url(), "outbox", "publish_time IS NOT NULL").await,
-        3
+        count_rows(db.url(), "outbox", "1 = 1").await,
+        2,
+        "the three acknowledged rows deleted, the rest kept"
+    );
+    assert_eq!(
+        flaky.inner.records("test.events").len(),
+        3,
+        "the three on the bus"
     );
     assert_eq!(
         count_rows(db.url(), "outbox", "last_error = 'broker went away'").await,
@@ -191,7 +195,7 @@ async fn only_acknowledged_rows_are_marked_and_the_rest_retried(db: TestDb) {
     // The broker is back: the rest goes out, after the first three.
     flaky.accept.store(100, Ordering::SeqCst);
     eventually(Duration::from_secs(30), "the rest published", || async {
-        (count_rows(db.url(), "outbox", "publish_time IS NULL").await == 0).then_some(())
+        (count_rows(db.url(), "outbox", "1 = 1").await == 0).then_some(())
     })
     .await;
     drop(relay);
@@ -228,25 +232,26 @@ async fn the_inbox_says_first_time_once(db: TestDb) {
     assert_eq!(count_rows(db.url(), "inbox", "event_id = 'e1'").await, 2);
 }
 
-async fn two_relays_prune_the_same_published_rows_without_failing(db: TestDb) {
+async fn rows_an_earlier_build_marked_published_are_deleted_by_every_relay_without_failing(
+    db: TestDb,
+) {
     oms_telemetry::metrics::install();
     let conn = open(&db).await;
     let bus = Bus::new();
     let outbox = Outbox::new();
-    // Rows published eight days ago (past the 7-day retention), then a few
-    // not yet published.
+    // Rows an earlier build published and marked (it kept them a week),
+    // then a few not yet published.
     write(&conn, &outbox, 200).await;
-    let long_ago = oms_core::time::now() - chrono::Duration::days(8);
     conn.execute(
         &Query::update()
             .table(Alias::new("outbox"))
-            .value(Alias::new("publish_time"), long_ago)
+            .value(Alias::new("publish_time"), oms_core::time::now())
             .to_owned(),
     )
     .await
     .unwrap();
     let recent = write(&conn, &outbox, 5).await;
-    // Both prune at their first round, over the same rows.
+    // Both clear at their start, over the same rows.
     let _relays = [
         Relay::start(
             conn.clone(),
@@ -263,18 +268,26 @@ async fn two_relays_prune_the_same_published_rows_without_failing(db: TestDb) {
     ];
     eventually(
         Duration::from_secs(20),
-        "the old rows pruned and the recent ones published",
-        || async {
-            let left = count_rows(db.url(), "outbox", "1 = 1").await;
-            let unpublished = count_rows(db.url(), "outbox", "publish_time IS NULL").await;
-            (left == 5 && unpublished == 0).then_some(())
-        },
+        "the marked rows deleted and the recent ones published",
+        || async { (count_rows(db.url(), "outbox", "1 = 1").await == 0).then_some(()) },
     )
     .await;
-    assert_eq!(recent.values().map(Vec::len).sum::<usize>(), 5);
+    let published: Vec<String> = bus
+        .records("test.events")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let mut wanted: Vec<String> = recent.into_values().flatten().collect();
+    wanted.sort();
+    let mut got = published.clone();
+    got.sort();
+    assert_eq!(
+        got, wanted,
+        "only the unmarked rows published, once: {published:?}"
+    );
     assert_eq!(
         testkit::counter("outbox_prune_errors_total", "service=\"test\""),
         0,
-        "neither relay's prune failed"
+        "neither relay's clearing failed"
     );
 }

@@ -67,32 +67,3 @@ pub async fn execute(url: &DatabaseUrl, sql: &str) -> u64 {
     let _ = db.close().await;
     changed
 }
-
-/// The payloads of the outbox rows of `event_type` about `aggregate_id`,
-/// in the order they were written (their UUIDv7 ids).
-pub async fn outbox_payloads(
-    url: &DatabaseUrl,
-    aggregate_id: &str,
-    event_type: &str,
-) -> Vec<Vec<u8>> {
-    let db = reopen(url).await;
-    let rows = db
-        .query_all_raw(sea_orm::Statement::from_sql_and_values(
-            db.get_database_backend(),
-            "SELECT payload FROM outbox WHERE aggregate_id = ? AND event_type = ? ORDER BY id",
-            [aggregate_id.into(), event_type.into()],
-        ))
-        .await;
-    let payloads = match rows {
-        Ok(rows) => rows
-            .iter()
-            .map(|row| row.try_get::<Vec<u8>>("", "payload"))
-            .collect::<Result<Vec<_>, _>>(),
-        Err(e) => panic!("reading the outbox: {e}"),
-    };
-    let _ = db.close().await;
-    match payloads {
-        Ok(payloads) => payloads,
-        Err(e) => panic!("reading the outbox: {e}"),
-    }
-}

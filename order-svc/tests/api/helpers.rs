@@ -288,6 +288,38 @@ pub(crate) fn lines(items: &[(&str, i32)]) -> Vec<LineItem> {
 }
 
 impl Mesh {
+    /// The in-process bus order-svc's relay publishes to.
+    pub(crate) fn bus(&self) -> &events::bus::Bus {
+        match &self.broker {
+            events::Broker::InProcess(bus) => bus,
+            _ => panic!("this mesh's events do not go to the in-process bus"),
+        }
+    }
+
+    /// Order events of `event_type` on the bus now.
+    pub(crate) fn on_bus(&self, event_type: &str) -> Vec<events::Record> {
+        self.bus()
+            .records(events::ORDER_TOPIC)
+            .into_iter()
+            .filter(|r| r.event_type == event_type)
+            .collect()
+    }
+
+    /// Order events of `event_type` published so far: read once order-svc's
+    /// outbox is empty (the relay deletes a row once the bus has it), so
+    /// every event written before the call is there.
+    pub(crate) async fn published(&self, event_type: &str) -> Vec<events::Record> {
+        testkit::eventually(
+            std::time::Duration::from_secs(20),
+            "the outbox published",
+            || async {
+                (testkit::count_rows(&self.orders_db, "outbox", "1 = 1").await == 0).then_some(())
+            },
+        )
+        .await;
+        self.on_bus(event_type)
+    }
+
     /// Stops product-svc: its relay refuses every connection until
     /// [`Mesh::restart_products`].
     pub(crate) async fn stop_products(&mut self) {

@@ -579,7 +579,7 @@ async fn on_mariadb_and_redis_a_twins_write_is_read_at_once() {
     };
     let shared = [("OMS_REDIS_KEY_PREFIX", prefix.as_str())];
     let mesh = start(&db, &shared).await;
-    let twin = start_products(&db, &mesh.users, &shared).await;
+    let twin = start_products(&db, &mesh.users, &shared, &mesh.bus).await;
     let read_by_twin = |id: String| {
         let mut client = oms_proto::product::v1::product_service_client::ProductServiceClient::new(
             twin.channel(),

@@ -27,6 +27,9 @@ pub(crate) struct Mesh {
     /// A reporting service's token: `products:read` only.
     pub(crate) reader: String,
     pub(crate) db_url: oms_config::DatabaseUrl,
+    /// Where the relay publishes product-svc's events: the outbox holds
+    /// an event only until the bus has it.
+    pub(crate) bus: events::bus::Bus,
 }
 
 pub(crate) async fn start_users() -> (Spawned, TestDb) {
@@ -42,10 +45,13 @@ pub(crate) async fn start_users() -> (Spawned, TestDb) {
     (spawn::<user_svc::App>(config).await, db)
 }
 
+/// A product-svc on `db` whose relay publishes to `bus` (replicas of one
+/// mesh share it, as they would share a Kafka cluster).
 pub(crate) async fn start_products(
     db: &TestDb,
     users: &Spawned,
     extra: &[(&str, &str)],
+    bus: &events::bus::Bus,
 ) -> Spawned {
     let mut pairs: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), db.url().expose().to_owned()),
@@ -66,7 +72,11 @@ pub(crate) async fn start_products(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let config = product_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    let mut config =
+        product_svc::Config::from_env(&Env::from_pairs(pairs), "DATABASE_URL").unwrap();
+    if matches!(config.broker, events::Broker::InProcess(_)) {
+        config.broker = events::Broker::InProcess(bus.clone());
+    }
     spawn::<product_svc::App>(config).await
 }
 
@@ -88,7 +98,8 @@ pub(crate) async fn migrated(db: &TestDb) -> sea_orm::DatabaseConnection {
 
 pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
     let (users, users_db) = start_users().await;
-    let products = start_products(db, &users, extra).await;
+    let bus = events::bus::Bus::new();
+    let products = start_products(db, &users, extra, &bus).await;
     Mesh {
         admin: testkit::users::admin(users.channel()).await.unwrap().token,
         customer: testkit::users::customer(users.channel(), "shopper")
@@ -101,6 +112,7 @@ pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Mesh {
         users,
         _users_db: users_db,
         db_url: db.url().clone(),
+        bus,
     }
 }
 
@@ -229,13 +241,32 @@ pub(crate) fn stock(p: &pb::Product) -> (i64, i64, i64) {
 /// A stock event's cause and the (on hand, reserved, available) it reports.
 pub(crate) type StockReport = (String, i64, i64, i64);
 
-/// Product `id`'s stock events in the outbox, in order: each as its cause
-/// and the stock it reports, and the product it carries (checked to agree
-/// with that stock).
+/// The payloads of product `id`'s events of `event_type` (any product's,
+/// for `None`) published so far, in order: read from the bus once the
+/// outbox is empty, so every event written before the call is there.
+pub(crate) async fn published(mesh: &Mesh, id: Option<&str>, event_type: &str) -> Vec<Vec<u8>> {
+    testkit::eventually(
+        std::time::Duration::from_secs(20),
+        "the outbox published",
+        || async {
+            (testkit::count_rows(&mesh.db_url, "outbox", "1 = 1").await == 0).then_some(())
+        },
+    )
+    .await;
+    mesh.bus
+        .records(events::PRODUCT_TOPIC)
+        .into_iter()
+        .filter(|r| r.event_type == event_type && id.is_none_or(|id| r.key == id))
+        .map(|r| r.payload)
+        .collect()
+}
+
+/// Product `id`'s stock events, in order: each as its cause and the stock
+/// it reports, and the product it carries (checked to agree with that
+/// stock).
 pub(crate) async fn stock_events(mesh: &Mesh, id: &str) -> Vec<(StockReport, pb::Product)> {
     use prost::Message as _;
-    let payloads =
-        testkit::outbox_payloads(&mesh.db_url, id, "oms.product.v1.ProductStockChanged").await;
+    let payloads = published(mesh, Some(id), "oms.product.v1.ProductStockChanged").await;
     payloads
         .iter()
         .map(|payload| {

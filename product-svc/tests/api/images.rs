@@ -286,12 +286,9 @@ async fn an_image_round_trips_byte_for_byte_with_its_thumbnail(store: Store, db:
     assert_eq!(small.width(), 200, "a narrow image is not enlarged");
     assert_eq!(store.keys().await.len(), 4, "two images, two thumbnails");
     assert_eq!(
-        testkit::count_rows(
-            db.url(),
-            "outbox",
-            "event_type = 'oms.product.v1.ProductImageAdded'"
-        )
-        .await,
+        published(&mesh, Some(&mug.id), "oms.product.v1.ProductImageAdded")
+            .await
+            .len(),
         2,
         "an event per image added, none for the repeat"
     );
@@ -499,7 +496,7 @@ async fn orphaned_bytes_are_swept_after_the_grace_period(store: Store, db: TestD
     let mesh = start(&db, &store.pairs()).await;
     // A second replica on the same database and store sweeps the same
     // blobs every second too.
-    let _twin = start_products(&db, &mesh.users, &store.pairs()).await;
+    let _twin = start_products(&db, &mesh.users, &store.pairs(), &mesh.bus).await;
     let mug = mesh.create("IMG-ORPHAN", 1_000, 5).await;
     let kept = mesh
         .upload(
@@ -598,12 +595,9 @@ async fn delete_removes_the_row_and_both_objects(store: Store, db: TestDb) {
         "the deleted image's two objects are gone"
     );
     assert_eq!(
-        testkit::count_rows(
-            db.url(),
-            "outbox",
-            "event_type = 'oms.product.v1.ProductImageRemoved'"
-        )
-        .await,
+        published(&mesh, Some(&mug.id), "oms.product.v1.ProductImageRemoved")
+            .await
+            .len(),
         1
     );
     let gone = delete(&mesh.admin, &first.id).await.unwrap_err();

@@ -55,7 +55,7 @@ async fn applied_events_older_than_the_retention_leave_the_inbox_of_two_replicas
     // deleted between them without either failing.
     let retention = [("OMS_INBOX_RETENTION", "14d")];
     let mesh = start(&db, &retention).await;
-    let _twin = start_products(&db, &mesh.users, &retention).await;
+    let _twin = start_products(&db, &mesh.users, &retention, &mesh.bus).await;
     let task = "task=\"pruned the order-event inbox\"";
     eventually(
         Duration::from_secs(20),
@@ -388,7 +388,13 @@ async fn expired_reservations_are_swept_even_after_a_restart(db: TestDb) {
 
     // A new instance on the same database finds exp-2 by its stored state.
     let (users, _users_db) = start_users().await;
-    let restarted = start_products(&db, &users, &[("OMS_RESERVATION_SWEEP_SECS", "1")]).await;
+    let restarted = start_products(
+        &db,
+        &users,
+        &[("OMS_RESERVATION_SWEEP_SECS", "1")],
+        &events::bus::Bus::new(),
+    )
+    .await;
     let mut catalogue = ProductServiceClient::new(restarted.channel());
     eventually(
         Duration::from_secs(15),
@@ -515,7 +521,7 @@ async fn two_replicas_sweeping_together_return_each_unit_once(db: TestDb) {
     // The first replica sweeps once, at start, before anything is
     // reserved: every expiry in the first round is the twin's.
     let mesh = start(&db, &replica("3600")).await;
-    let twin = start_products(&db, &mesh.users, &replica("1")).await;
+    let twin = start_products(&db, &mesh.users, &replica("1"), &mesh.bus).await;
     let p = mesh.create("TWIN-1", 100, 50).await;
     let twin_catalogue = ProductServiceClient::new(twin.channel());
     // Settled: every reservation of the round EXPIRED (read from the
@@ -577,7 +583,7 @@ async fn two_replicas_sweeping_together_return_each_unit_once(db: TestDb) {
 
     // Now a second replica sweeping every second too: both sweep the same
     // rows; a unit returned twice would show as negative reserved stock.
-    let third = start_products(&db, &mesh.users, &replica("1")).await;
+    let third = start_products(&db, &mesh.users, &replica("1"), &mesh.bus).await;
     reserve_ten(2).await;
     settled(2).await;
     third.stop().await.unwrap();
