@@ -322,7 +322,8 @@ mod tests {
         }
     }
 
-    fn lines(run: impl FnOnce()) -> Vec<serde_json::Value> {
+    /// What `run` logs, as written.
+    fn text(run: impl FnOnce()) -> String {
         let captured = Captured::default();
         let sink = captured.clone();
         let subscriber = tracing_subscriber::registry().with(
@@ -332,8 +333,12 @@ mod tests {
                 .with_writer(move || sink.clone()),
         );
         tracing::subscriber::with_default(subscriber, run);
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn lines(run: impl FnOnce()) -> Vec<serde_json::Value> {
+        text(run)
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
     }
@@ -402,20 +407,11 @@ mod tests {
 
     #[test]
     fn each_key_is_written_once_even_when_event_and_span_share_it() {
-        let captured = Captured::default();
-        let sink = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .fmt_fields(JsonSpanFields)
-                .event_format(JsonLines)
-                .with_writer(move || sink.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
+        let text = text(|| {
             let span = tracing::info_span!("rpc", caller = "span's", rpc = "r");
             let _entered = span.enter();
             tracing::info!(caller = "event's", "x");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         // serde_json keeps the last of duplicate keys: count them in the text.
         assert_eq!(text.matches("\"caller\"").count(), 1, "{text}");
         assert!(text.contains("\"caller\":\"event's\""), "{text}");
