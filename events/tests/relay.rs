@@ -125,12 +125,7 @@ async fn two_relays_on_one_outbox_publish_each_row_once_in_order(db: TestDb) {
             .push(delivery.record.id);
     }
     assert_eq!(got, written, "each aggregate's events, once, in order");
-    eventually(
-        Duration::from_secs(10),
-        "every row deleted once published",
-        || async { (count_rows(db.url(), "outbox", "1 = 1").await == 0).then_some(()) },
-    )
-    .await;
+    testkit::outbox_drained(db.url()).await;
     // A row is published before it is deleted, and the bus appends as it
     // publishes: with every row gone, a second publication of any of them
     // would already be there to read.
@@ -194,10 +189,7 @@ async fn only_acknowledged_rows_are_deleted_and_the_rest_retried(db: TestDb) {
     );
     // The broker is back: the rest goes out, after the first three.
     flaky.accept.store(100, Ordering::SeqCst);
-    eventually(Duration::from_secs(30), "the rest published", || async {
-        (count_rows(db.url(), "outbox", "1 = 1").await == 0).then_some(())
-    })
-    .await;
+    testkit::outbox_drained(db.url()).await;
     drop(relay);
     let mut subscription = flaky.inner.subscribe("test.events", "check");
     let mut payloads = Vec::new();
@@ -266,12 +258,7 @@ async fn rows_an_earlier_build_marked_published_are_deleted_by_every_relay_witho
             config(),
         ),
     ];
-    eventually(
-        Duration::from_secs(20),
-        "the marked rows deleted and the recent ones published",
-        || async { (count_rows(db.url(), "outbox", "1 = 1").await == 0).then_some(()) },
-    )
-    .await;
+    testkit::outbox_drained(db.url()).await;
     let published: Vec<String> = bus
         .records("test.events")
         .into_iter()

@@ -67,7 +67,7 @@ pub use raw::{RawCodec, call_raw};
 pub use raw_h2::{RawH2, listener_refusals, memory};
 pub use relay::Relay;
 pub use scratch::{TempDir, unique_name};
-pub use tables::{assert_row_count, assert_tables, count_rows, execute};
+pub use tables::{assert_row_count, assert_tables, count_rows, execute, outbox_drained};
 pub use tls::{Issued, TestCa};
 pub use wait::eventually;
 

@@ -56,6 +56,18 @@ pub async fn count_rows(url: &DatabaseUrl, table: &str, filter: &str) -> i64 {
     }
 }
 
+/// Waits (20 s at most) until the service's outbox at `url` is empty: the
+/// relay deletes a row once the bus has it, so every event written before
+/// the call is then on the bus.
+pub async fn outbox_drained(url: &DatabaseUrl) {
+    crate::eventually(
+        std::time::Duration::from_secs(20),
+        "the outbox published",
+        || async { (count_rows(url, "outbox", "1 = 1").await == 0).then_some(()) },
+    )
+    .await;
+}
+
 /// Runs `sql` on the database at `url` behind the service's back (to show
 /// that an answer came from a cache, say); returns the rows it changed.
 pub async fn execute(url: &DatabaseUrl, sql: &str) -> u64 {

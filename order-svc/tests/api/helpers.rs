@@ -309,14 +309,7 @@ impl Mesh {
     /// outbox is empty (the relay deletes a row once the bus has it), so
     /// every event written before the call is there.
     pub(crate) async fn published(&self, event_type: &str) -> Vec<events::Record> {
-        testkit::eventually(
-            std::time::Duration::from_secs(20),
-            "the outbox published",
-            || async {
-                (testkit::count_rows(&self.orders_db, "outbox", "1 = 1").await == 0).then_some(())
-            },
-        )
-        .await;
+        testkit::outbox_drained(&self.orders_db).await;
         self.on_bus(event_type)
     }
 

@@ -245,14 +245,7 @@ pub(crate) type StockReport = (String, i64, i64, i64);
 /// for `None`) published so far, in order: read from the bus once the
 /// outbox is empty, so every event written before the call is there.
 pub(crate) async fn published(mesh: &Mesh, id: Option<&str>, event_type: &str) -> Vec<Vec<u8>> {
-    testkit::eventually(
-        std::time::Duration::from_secs(20),
-        "the outbox published",
-        || async {
-            (testkit::count_rows(&mesh.db_url, "outbox", "1 = 1").await == 0).then_some(())
-        },
-    )
-    .await;
+    testkit::outbox_drained(&mesh.db_url).await;
     mesh.bus
         .records(events::PRODUCT_TOPIC)
         .into_iter()
