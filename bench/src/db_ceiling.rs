@@ -1,163 +1,279 @@
-//! The database ceiling for CreateOrder: the four commits one order costs
-//! (order-svc: insert PENDING, then confirm with its lines; product-svc:
-//! reserve, then commit the reservation), each with the outbox row the real
-//! path writes in the same transaction (events on, the default), issued by
-//! a minimal sea-orm loop on two databases with the services' own pool
-//! settings and no RPCs. Statements the services send as one command
-//! ([`oms_store::batch::Batch`] on SQLite: a change and its outbox row, a
-//! reservation's header and holds, a confirmation's status change, lines
-//! and event) go as one here too.
+//! The database ceiling for CreateOrder: the order's own path with its
+//! RPCs taken out. order-svc's saga ([`order_svc::orders::Orders`]) runs
+//! over a database of its own and reaches product-svc's reservation rules
+//! ([`product_svc::inventory::Inventory`]) by a direct call where the mesh
+//! makes a gRPC one; each side writes its events to its outbox, and each
+//! outbox has its relay publishing to an in-process bus and deleting what
+//! was acknowledged, as the services do with events in process. The
+//! transactions are the real ones by construction (the same code sends
+//! them), and a change to the store path moves the ceiling with the order.
+//! What the mesh adds on top (gRPC, service tokens, authorization, access
+//! lines, serialization) is what the ratio against it measures.
 
 use std::sync::Arc;
 
-use oms_config::DatabaseUrl;
-use oms_store::batch::Batch;
+use oms_config::{DatabaseUrl, RedisUrl};
+use oms_core::money::Money;
 use oms_store::db::PoolOptions;
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement, TransactionTrait as _};
+use order_svc::inventory::{
+    CallContext, Inventory, InventoryError, Line, Price, QuoteUse, Reservation, ReservationState,
+    ReservedLine, Unavailable,
+};
+use order_svc::model::Status;
+use order_svc::orders::Orders;
+use product_svc::error::ProductError;
 
 use crate::BenchError;
 use crate::driver::{Op, op};
 
-/// Products in the stock table; each operation touches a different one,
-/// as the distinct-product CreateOrder runs do.
-const PRODUCTS: u64 = 1000;
+/// Products in the catalogue; each order takes one unit of one, chosen as
+/// the mesh's 1-line CreateOrder runs choose.
+const PRODUCTS: usize = 200;
 
-/// An outbox table as the services' migration makes it (`events::schema`).
-const OUTBOX: &str = "CREATE TABLE ceil_outbox (id VARCHAR(36) PRIMARY KEY, aggregate_type VARCHAR(32) NOT NULL, aggregate_id VARCHAR(64) NOT NULL, event_type VARCHAR(128) NOT NULL, payload MEDIUMBLOB NOT NULL, create_time DATETIME(6) NOT NULL, publish_time DATETIME(6) NULL, attempts INT NOT NULL DEFAULT 0, last_error TEXT NULL)";
-const OUTBOX_INDEX: &str =
-    "CREATE INDEX ceil_outbox_publish_time_id ON ceil_outbox (publish_time, id)";
-/// About the size of an order event with its one-line order, and of a
-/// stock event, in protobuf.
-const ORDER_EVENT_BYTES: usize = 320;
-const STOCK_EVENT_BYTES: usize = 120;
+/// Units each product starts with: no run sells out.
+const STOCK: i64 = 1_000_000_000;
 
-/// The two pools, with the tables made.
+/// How long a reservation holds stock (product-svc's default).
+const RESERVATION_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How long the cache keeps a product (product-svc's default).
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The saga over both databases, and what keeps the relays running.
 pub struct DbCeiling {
-    orders: DatabaseConnection,
-    products: DatabaseConnection,
+    orders: Orders,
+    products: Vec<String>,
+    /// One per outbox, stopped when the ceiling is dropped.
+    _relays: Vec<events::relay::Relay>,
 }
 
-fn db_err(e: sea_orm::DbErr) -> BenchError {
-    BenchError::Setup(format!("db ceiling: {e}"))
+fn setup(what: &'static str) -> impl Fn(String) -> BenchError {
+    move |e| BenchError::Setup(format!("db ceiling: {what}: {e}"))
 }
 
 impl DbCeiling {
-    /// Opens both databases as the services do (oms_store::db::connect with the
-    /// default pool) and creates the tables.
-    pub async fn prepare(orders: &DatabaseUrl, products: &DatabaseUrl) -> Result<Self, BenchError> {
-        let orders = oms_store::db::connect(orders, PoolOptions::default())
+    /// Opens and migrates both databases as the services do (the default
+    /// pool), with product-svc's cache on `redis` (in memory without),
+    /// starts both relays and creates the catalogue.
+    pub async fn prepare(
+        orders: &DatabaseUrl,
+        products: &DatabaseUrl,
+        redis: Option<&RedisUrl>,
+    ) -> Result<Self, BenchError> {
+        let orders_db = oms_store::db::open::<order_svc::migration::Migrator>(
+            orders,
+            PoolOptions::default(),
+            true,
+        )
+        .await
+        .map_err(|e| setup("orders database")(e.to_string()))?;
+        let products_db = oms_store::db::open::<product_svc::migration::Migrator>(
+            products,
+            PoolOptions::default(),
+            true,
+        )
+        .await
+        .map_err(|e| setup("products database")(e.to_string()))?;
+        let prefix = format!("oms-bench-ceiling-{}:", uuid::Uuid::new_v4().simple());
+        let kv = oms_store::kv::open(redis, &prefix)
             .await
-            .map_err(|e| BenchError::Setup(format!("db ceiling: {e}")))?;
-        let products = oms_store::db::connect(products, PoolOptions::default())
-            .await
-            .map_err(|e| BenchError::Setup(format!("db ceiling: {e}")))?;
-        for sql in [
-            "CREATE TABLE ceil_orders (id VARCHAR(36) PRIMARY KEY, status VARCHAR(16) NOT NULL, total BIGINT NOT NULL)",
-            "CREATE TABLE ceil_lines (order_id VARCHAR(36) NOT NULL, line_no INT NOT NULL, product INT NOT NULL, PRIMARY KEY (order_id, line_no))",
-            OUTBOX,
-            OUTBOX_INDEX,
-        ] {
-            orders.execute_unprepared(sql).await.map_err(db_err)?;
+            .map_err(|e| setup("cache")(e.to_string()))?;
+        let cache = product_svc::cache::ProductCache::new(kv, CACHE_TTL);
+
+        // Two processes in the mesh, so two buses here.
+        let (order_broker, product_broker) = (
+            events::Broker::InProcess(events::bus::Bus::new()),
+            events::Broker::InProcess(events::bus::Bus::new()),
+        );
+        let order_events = order_svc::order_events::OrderEvents::new(order_broker.outbox());
+        let product_events =
+            product_svc::product_events::ProductEvents::new(product_broker.outbox());
+        let relays = [
+            events::relay::Relay::for_service(
+                &order_broker,
+                orders_db.clone(),
+                order_events.outbox(),
+                "order-svc",
+                events::ORDER_TOPIC,
+            ),
+            events::relay::Relay::for_service(
+                &product_broker,
+                products_db.clone(),
+                product_events.outbox(),
+                "product-svc",
+                events::PRODUCT_TOPIC,
+            ),
+        ]
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(setup("relay"))?;
+
+        let catalogue = product_svc::catalogue::Catalogue::new(
+            products_db.clone(),
+            cache.clone(),
+            product_events.clone(),
+        );
+        let mut ids = Vec::with_capacity(PRODUCTS);
+        for i in 0..PRODUCTS {
+            let product = catalogue
+                .create(
+                    product_svc::catalogue::NewProduct {
+                        sku: format!("CEILING-{i}"),
+                        name: format!("Ceiling product {i}"),
+                        description: String::new(),
+                        price: Money {
+                            currency_code: "EUR".to_owned(),
+                            amount_minor: 1000 + i64::try_from(i).unwrap_or(0),
+                        },
+                        stock_on_hand: STOCK,
+                    },
+                    "oms-bench",
+                )
+                .await
+                .map_err(|e| setup("catalogue")(e.to_string()))?;
+            ids.push(product.id);
         }
-        for sql in [
-            "CREATE TABLE ceil_stock (id INT PRIMARY KEY, on_hand BIGINT NOT NULL, reserved BIGINT NOT NULL)",
-            "CREATE TABLE ceil_reservations (id VARCHAR(40) PRIMARY KEY, state VARCHAR(16) NOT NULL, product INT NOT NULL)",
-            OUTBOX,
-            OUTBOX_INDEX,
-        ] {
-            products.execute_unprepared(sql).await.map_err(db_err)?;
-        }
-        let rows: Vec<String> = (0..PRODUCTS)
-            .map(|i| format!("({i}, 1000000000, 0)"))
-            .collect();
-        products
-            .execute_unprepared(&format!("INSERT INTO ceil_stock VALUES {}", rows.join(",")))
-            .await
-            .map_err(db_err)?;
-        Ok(Self { orders, products })
+        let inventory = product_svc::inventory::Inventory::new(
+            products_db,
+            cache,
+            RESERVATION_TTL,
+            product_events,
+        );
+        Ok(Self {
+            orders: Orders::new(orders_db, Arc::new(InProcess(inventory)), order_events),
+            products: ids,
+            _relays: relays,
+        })
     }
 
-    /// One "order": four commits, as many statements as the real one's
-    /// writes (outbox rows included), none of its reads, RPCs or
-    /// serialization.
+    /// One order of one line, placed by the saga; fails unless confirmed.
     pub fn op(self: &Arc<Self>) -> Op {
         let this = self.clone();
         op(move |client, seq| {
             let this = this.clone();
-            async move { this.order(client, seq).await.map_err(|e| e.to_string()) }
+            async move { this.order(client, seq).await }
         })
     }
 
-    async fn order(&self, client: usize, seq: u64) -> Result<(), sea_orm::DbErr> {
-        let backend = self.orders.get_database_backend();
-        let stmt = |sql: &str, values: Vec<sea_orm::Value>| {
-            Statement::from_sql_and_values(backend, sql, values)
-        };
-        let outbox = |aggregate: &str, id: &str, bytes: usize| {
-            stmt(
-                "INSERT INTO ceil_outbox (id, aggregate_type, aggregate_id, event_type, payload, create_time) VALUES (?, ?, ?, 'event', ?, ?)",
-                vec![
-                    uuid::Uuid::now_v7().to_string().into(),
-                    aggregate.into(),
-                    id.into(),
-                    vec![7u8; bytes].into(),
-                    chrono::Utc::now().naive_utc().into(),
-                ],
+    async fn order(&self, client: usize, seq: u64) -> Result<(), String> {
+        // A customer per client, as the mesh's runs log one in per client.
+        let customer = uuid::Uuid::from_u128(client as u128 + 1).to_string();
+        let product = &self.products[crate::scenarios::pick(&self.products, client, seq)];
+        let order = self
+            .orders
+            .create(
+                &CallContext::default(),
+                &customer,
+                &uuid::Uuid::new_v4().to_string(),
+                vec![Line {
+                    product_id: product.clone(),
+                    quantity: 1,
+                }],
+                None,
             )
-        };
-        let id = uuid::Uuid::now_v7().to_string();
-        let product = i64::try_from((client as u64 * 7919 + seq) % PRODUCTS).unwrap_or(0);
-        let product_id = product.to_string();
+            .await
+            .map_err(|e| e.to_string())?;
+        match order.status {
+            Status::Confirmed => Ok(()),
+            other => Err(format!("the saga left the order {other:?}")),
+        }
+    }
+}
 
-        // 1. order-svc: the PENDING order and its event.
-        let txn = self.orders.begin().await?;
-        let mut batch = Batch::new(&txn);
-        batch.push_raw(stmt(
-            "INSERT INTO ceil_orders (id, status, total) VALUES (?, 'pending', 0)",
-            vec![id.clone().into()],
-        ));
-        batch.push_raw(outbox("order", &id, ORDER_EVENT_BYTES));
-        batch.execute(&txn).await?;
-        txn.commit().await?;
-        // 2. product-svc: reserve (the header and the hold in one command,
-        // the lines and the event in another).
-        let txn = self.products.begin().await?;
-        let mut batch = Batch::new(&txn);
-        batch.push_raw(stmt(
-            "INSERT INTO ceil_reservations (id, state, product) VALUES (?, 'reserved', ?)",
-            vec![id.clone().into(), product.into()],
-        ));
-        batch.push_raw(stmt("UPDATE ceil_stock SET reserved = reserved + 1 WHERE id = ? AND on_hand - reserved >= 1", vec![product.into()]));
-        batch.execute(&txn).await?;
-        txn.execute_raw(outbox("product", &product_id, STOCK_EVENT_BYTES))
-            .await?;
-        txn.commit().await?;
-        // 3. product-svc: commit the reservation.
-        let txn = self.products.begin().await?;
-        txn.execute_raw(stmt(
-            "UPDATE ceil_reservations SET state = 'committed' WHERE id = ? AND state = 'reserved'",
-            vec![id.clone().into()],
-        ))
-        .await?;
-        txn.execute_raw(stmt(
-            "UPDATE ceil_stock SET reserved = reserved - 1, on_hand = on_hand - 1 WHERE id = ?",
-            vec![product.into()],
-        ))
-        .await?;
-        txn.execute_raw(outbox("product", &product_id, STOCK_EVENT_BYTES))
-            .await?;
-        txn.commit().await?;
-        // 4. order-svc: confirm with the lines.
-        let txn = self.orders.begin().await?;
-        let mut batch = Batch::new(&txn);
-        batch.push_raw(stmt("UPDATE ceil_orders SET status = 'confirmed', total = 100 WHERE id = ? AND status = 'pending'", vec![id.clone().into()]));
-        batch.push_raw(stmt(
-            "INSERT INTO ceil_lines (order_id, line_no, product) VALUES (?, 0, ?)",
-            vec![id.clone().into(), product.into()],
-        ));
-        batch.push_raw(outbox("order", &id, ORDER_EVENT_BYTES));
-        batch.execute(&txn).await?;
-        txn.commit().await?;
-        Ok(())
+/// product-svc's reservation rules as the saga's port, called directly.
+#[derive(Debug)]
+struct InProcess(product_svc::inventory::Inventory);
+
+/// The ceiling measures orders that succeed: any refusal ends the
+/// operation as an error, which the run counts.
+fn refused(e: ProductError) -> InventoryError {
+    InventoryError::Unavailable(Unavailable {
+        timed_out: false,
+        message: e.to_string(),
+    })
+}
+
+fn to_reservation(r: product_svc::model::Reservation) -> Reservation {
+    use product_svc::model::State;
+    Reservation {
+        id: r.id,
+        state: match r.state {
+            State::Reserved => ReservationState::Reserved,
+            State::Committed => ReservationState::Committed,
+            State::Released => ReservationState::Released,
+            State::Expired => ReservationState::Expired,
+        },
+        lines: r
+            .lines
+            .into_iter()
+            .map(|l| ReservedLine {
+                product_id: l.product_id,
+                sku: l.sku,
+                name: l.name,
+                quantity: l.quantity,
+                unit_price: Price {
+                    currency_code: l.currency_code,
+                    amount_minor: l.unit_price_minor,
+                },
+            })
+            .collect(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Inventory for InProcess {
+    async fn reserve(
+        &self,
+        _ctx: &CallContext,
+        reservation_id: &str,
+        lines: &[Line],
+        quote: Option<&QuoteUse>,
+    ) -> Result<Reservation, InventoryError> {
+        let quote = quote.map(|q| product_svc::model::QuoteUse {
+            quote_id: q.quote_id.clone(),
+            customer_id: q.customer_id.clone(),
+            order_id: q.order_id.clone(),
+        });
+        self.0
+            .reserve(reservation_id, lines.to_vec(), quote)
+            .await
+            .map(to_reservation)
+            .map_err(refused)
+    }
+
+    async fn commit(
+        &self,
+        _ctx: &CallContext,
+        reservation_id: &str,
+    ) -> Result<Reservation, InventoryError> {
+        self.0
+            .commit(reservation_id)
+            .await
+            .map(to_reservation)
+            .map_err(refused)
+    }
+
+    async fn release(
+        &self,
+        _ctx: &CallContext,
+        reservation_id: &str,
+    ) -> Result<(), InventoryError> {
+        match self.0.release(reservation_id).await {
+            Ok(_) | Err(ProductError::ReservationNotFound(_)) => Ok(()),
+            Err(e) => Err(refused(e)),
+        }
+    }
+
+    async fn get(
+        &self,
+        _ctx: &CallContext,
+        reservation_id: &str,
+    ) -> Result<Option<Reservation>, InventoryError> {
+        match self.0.get(reservation_id).await {
+            Ok(r) => Ok(Some(to_reservation(r))),
+            Err(ProductError::ReservationNotFound(_)) => Ok(None),
+            Err(e) => Err(refused(e)),
+        }
     }
 }

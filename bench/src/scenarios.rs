@@ -717,7 +717,8 @@ async fn statements_per_order(
         outboxes,
     )];
     if let Some(db) = db {
-        runs.push((db.label.clone(), db.ceiling.op(), Vec::new()));
+        let outboxes = db.created.iter().map(|d| format!("`{d}`.outbox")).collect();
+        runs.push((db.label.clone(), db.ceiling.op(), outboxes));
     }
     for (operation, op, outboxes) in runs {
         server.wait_empty(&outboxes, PUBLISHED_WITHIN).await?;
@@ -923,7 +924,7 @@ fn http_clients(addr: SocketAddr, load: Load, protocol: Protocol) -> Arc<Vec<Mut
 }
 
 /// Spreads clients over the products: client `c`'s `seq`-th pick.
-fn pick(products: &[String], client: usize, seq: u64) -> usize {
+pub(crate) fn pick(products: &[String], client: usize, seq: u64) -> usize {
     let n = products.len().max(1) as u64;
     usize::try_from((client as u64 * 7919 + seq * 13) % n).unwrap_or(0)
 }
@@ -1266,10 +1267,16 @@ impl DbCeilingRun {
                 ([url(&names[0])?, url(&names[1])?], names)
             }
         };
-        match crate::db_ceiling::DbCeiling::prepare(&urls[0], &urls[1]).await {
+        let redis = args
+            .redis_url
+            .as_deref()
+            .map(oms_config::RedisUrl::parse)
+            .transpose()
+            .map_err(BenchError::Setup)?;
+        match crate::db_ceiling::DbCeiling::prepare(&urls[0], &urls[1], redis.as_ref()).await {
             Ok(ceiling) => Ok(Self {
                 ceiling: Arc::new(ceiling),
-                label: format!("DB ceiling ({}): 4 commits", backend.name()),
+                label: format!("DB ceiling ({}): the saga, no RPCs", backend.name()),
                 created,
             }),
             Err(e) => {

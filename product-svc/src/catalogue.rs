@@ -46,6 +46,12 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
+    /// The rules over `db`, keeping `cache` fresh, each change with its
+    /// event in `events`.
+    pub fn new(db: DatabaseConnection, cache: ProductCache, events: ProductEvents) -> Self {
+        Self { db, cache, events }
+    }
+
     /// Adds a product and its first price, in one transaction.
     pub async fn create(&self, new: NewProduct, actor: &str) -> Result<Product, ProductError> {
         let now = oms_core::time::now();

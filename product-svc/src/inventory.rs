@@ -43,6 +43,22 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// Reservations in `db` that hold stock for `ttl` unless committed,
+    /// keeping `cache` fresh, each change with its event in `events`.
+    pub fn new(
+        db: DatabaseConnection,
+        cache: ProductCache,
+        ttl: Duration,
+        events: ProductEvents,
+    ) -> Self {
+        Self {
+            db,
+            cache,
+            ttl,
+            events,
+        }
+    }
+
     /// Checks lines without holding anything.
     pub async fn validate(&self, lines: Vec<Line>) -> Result<Vec<LineCheck>, ProductError> {
         let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();

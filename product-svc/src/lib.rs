@@ -129,17 +129,13 @@ async fn build_parts(
     owned.hold(oms_store::kv::sample_pool(SERVICE_INFO.name, &kv));
     let cache = cache::ProductCache::new(kv, config.cache_ttl);
     let product_events = product_events::ProductEvents::new(config.broker.outbox());
-    let catalogue = catalogue::Catalogue {
-        db: db.clone(),
-        cache: cache.clone(),
-        events: product_events.clone(),
-    };
-    let inventory = inventory::Inventory {
-        db: db.clone(),
-        cache: cache.clone(),
-        ttl: config.reservation_ttl,
-        events: product_events.clone(),
-    };
+    let catalogue = catalogue::Catalogue::new(db.clone(), cache.clone(), product_events.clone());
+    let inventory = inventory::Inventory::new(
+        db.clone(),
+        cache.clone(),
+        config.reservation_ttl,
+        product_events.clone(),
+    );
     let blobs = blobs::Blobs::open(&config.blob)
         .map_err(|e| oms_runtime::StartupError::setup(blobs::BLOB_URL_VAR, e.to_string()))?;
     let images = images::Images {
