@@ -8,7 +8,7 @@ FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
 # The protos compile with protox (no protoc) and the mesh's TLS is rustls;
 # librdkafka's TLS links the system's OpenSSL (headers here, libssl3 in the
-# runtime image), besides the slim image's C compiler (ring, SQLite).
+# runtime image), besides the slim image's C compiler (ring, SQLite, mimalloc).
 RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 COPY . .

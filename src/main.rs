@@ -6,6 +6,10 @@ use std::process::ExitCode;
 
 use oms_runtime::cli::{Command, Program};
 
+/// See [`oms_runtime::Allocator`].
+#[global_allocator]
+static ALLOCATOR: oms_runtime::Allocator = oms_runtime::Allocator;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     Program {

@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// See [`oms_runtime::Allocator`].
+#[global_allocator]
+static ALLOCATOR: oms_runtime::Allocator = oms_runtime::Allocator;
+
 fn main() -> std::process::ExitCode {
     let cli = oms_bench::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,10 @@
 //! The order-svc binary: `order-svc --help` lists its commands and the variables
 //! it reads; with no arguments it serves until SIGTERM or Ctrl-C.
 
+/// See [`oms_runtime::Allocator`].
+#[global_allocator]
+static ALLOCATOR: oms_runtime::Allocator = oms_runtime::Allocator;
+
 fn main() -> std::process::ExitCode {
     oms_runtime::service::main::<order_svc::Binary>()
 }

@@ -50,3 +50,11 @@ pub mod tls;
 
 pub use error::{ApiError, FieldViolation, Rejection};
 pub use startup::StartupError;
+
+/// The allocator of every OMS binary, declared in each `main.rs` as
+/// `#[global_allocator]` (a library does not choose it for the tests that
+/// link it). Each request allocates many small buffers across hyper, h2,
+/// tonic and the JSON writers, and glibc's malloc and free took a quarter
+/// of the gateway's CPU under load; mimalloc's thread-local free lists
+/// make them cheap (BENCHMARKS.md, 2026-12-07).
+pub use mimalloc::MiMalloc as Allocator;

@@ -2,6 +2,10 @@
 //! migrate, healthcheck, env-vars, keygen, client-secret) and the variables
 //! it reads; with no arguments it serves until SIGTERM or Ctrl-C.
 
+/// See [`oms_runtime::Allocator`].
+#[global_allocator]
+static ALLOCATOR: oms_runtime::Allocator = oms_runtime::Allocator;
+
 fn main() -> std::process::ExitCode {
     oms_runtime::service::main::<user_svc::Binary>()
 }
