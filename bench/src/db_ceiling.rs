@@ -51,6 +51,17 @@ fn setup(what: &'static str) -> impl Fn(String) -> BenchError {
     move |e| BenchError::Setup(format!("db ceiling: {what}: {e}"))
 }
 
+/// `url` opened as a service opens its database (the default pool) and
+/// migrated.
+async fn migrated<M: sea_orm_migration::MigratorTrait>(
+    url: &DatabaseUrl,
+    what: &'static str,
+) -> Result<sea_orm::DatabaseConnection, BenchError> {
+    oms_store::db::open::<M>(url, PoolOptions::default(), true)
+        .await
+        .map_err(|e| setup(what)(e.to_string()))
+}
+
 impl DbCeiling {
     /// Opens and migrates both databases as the services do (the default
     /// pool), with product-svc's cache on `redis` (in memory without),
@@ -60,20 +71,10 @@ impl DbCeiling {
         products: &DatabaseUrl,
         redis: Option<&RedisUrl>,
     ) -> Result<Self, BenchError> {
-        let orders_db = oms_store::db::open::<order_svc::migration::Migrator>(
-            orders,
-            PoolOptions::default(),
-            true,
-        )
-        .await
-        .map_err(|e| setup("orders database")(e.to_string()))?;
-        let products_db = oms_store::db::open::<product_svc::migration::Migrator>(
-            products,
-            PoolOptions::default(),
-            true,
-        )
-        .await
-        .map_err(|e| setup("products database")(e.to_string()))?;
+        let orders_db =
+            migrated::<order_svc::migration::Migrator>(orders, "orders database").await?;
+        let products_db =
+            migrated::<product_svc::migration::Migrator>(products, "products database").await?;
         let prefix = format!("oms-bench-ceiling-{}:", uuid::Uuid::new_v4().simple());
         let kv = oms_store::kv::open(redis, &prefix)
             .await
