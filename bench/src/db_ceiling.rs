@@ -160,7 +160,10 @@ impl DbCeiling {
     async fn order(&self, client: usize, seq: u64) -> Result<(), String> {
         // A customer per client, as the mesh's runs log one in per client.
         let customer = uuid::Uuid::from_u128(client as u128 + 1).to_string();
-        let product = &self.products[crate::scenarios::pick(&self.products, client, seq)];
+        let product = self
+            .products
+            .get(crate::scenarios::pick(&self.products, client, seq))
+            .ok_or("the ceiling's catalogue is empty")?;
         let order = self
             .orders
             .create(
