@@ -2,7 +2,8 @@
 # of ours, found again by its pid file, and never one that merely listens
 # on some port. Sourced, never run. Defines:
 #   holds_port PID PORT     true when process PID listens on TCP PORT
-#   running_peer NAME       prints PORT of our NAME if it still serves
+#   running_peer NAME       prints PORT of our NAME if it still serves (and
+#                           stops it if its installation was removed)
 #   record_peer NAME PID PORT
 #   kernel_port             prints a port of 127.0.0.1 the kernel picked
 
@@ -25,15 +26,30 @@ holds_port() {
   return 1
 }
 
+# Whether process PID's program and the files its command line names are
+# still there. A peer started from a work tree that was deleted since
+# (a CI clone) keeps listening, but fails as soon as it loads a module it
+# had not loaded yet (moto answered 500: "No module named werkzeug.debug").
+installed() {
+  local pid=$1 exe arg
+  exe=$(readlink "/proc/$pid/exe") || return 1
+  case "$exe" in *" (deleted)") return 1 ;; esac
+  while IFS= read -r -d '' arg; do
+    case "$arg" in /dev/* | /proc/*) ;; /*) [ -e "$arg" ] || return 1 ;; esac
+  done <"/proc/$pid/cmdline"
+}
+
 running_peer() {
   local name=$1 pid port
   [ -f "$peer_state/$name" ] || return 1
   read -r pid port <"$peer_state/$name" || return 1
-  if holds_port "$pid" "$port"; then
-    echo "$port"
-  else
+  holds_port "$pid" "$port" || return 1
+  if ! installed "$pid"; then
+    # Ours (its pid file says so), and broken: a fresh one replaces it.
+    kill "$pid" 2>/dev/null || true
     return 1
   fi
+  echo "$port"
 }
 
 record_peer() {
