@@ -33,11 +33,13 @@ const PRODUCTS: usize = 200;
 /// Units each product starts with: no run sells out.
 const STOCK: i64 = 1_000_000_000;
 
-/// How long a reservation holds stock (product-svc's default).
-const RESERVATION_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a reservation holds stock: product-svc's default.
+const RESERVATION_TTL: std::time::Duration =
+    std::time::Duration::from_secs(product_svc::config::DEFAULT_RESERVATION_TTL_SECS);
 
-/// How long the cache keeps a product (product-svc's default).
-const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long the cache keeps a product: product-svc's default.
+const CACHE_TTL: std::time::Duration =
+    std::time::Duration::from_secs(product_svc::config::DEFAULT_CACHE_TTL_SECS);
 
 /// The saga over both databases, and what keeps the relays running.
 pub struct DbCeiling {
@@ -189,9 +191,10 @@ impl DbCeiling {
 #[derive(Debug)]
 struct InProcess(product_svc::inventory::Inventory);
 
-/// The ceiling measures orders that succeed: any refusal ends the
-/// operation as an error, which the run counts.
-fn refused(e: ProductError) -> InventoryError {
+/// The ceiling measures orders that succeed: any error of product-svc's
+/// ends the operation as an error, which the run counts, so telling a
+/// refusal from an outage (as the gRPC client does) buys nothing here.
+fn failed(e: ProductError) -> InventoryError {
     InventoryError::Unavailable(Unavailable {
         timed_out: false,
         message: e.to_string(),
@@ -243,7 +246,7 @@ impl Inventory for InProcess {
             .reserve(reservation_id, lines.to_vec(), quote)
             .await
             .map(to_reservation)
-            .map_err(refused)
+            .map_err(failed)
     }
 
     async fn commit(
@@ -255,7 +258,7 @@ impl Inventory for InProcess {
             .commit(reservation_id)
             .await
             .map(to_reservation)
-            .map_err(refused)
+            .map_err(failed)
     }
 
     async fn release(
@@ -265,7 +268,7 @@ impl Inventory for InProcess {
     ) -> Result<(), InventoryError> {
         match self.0.release(reservation_id).await {
             Ok(_) | Err(ProductError::ReservationNotFound(_)) => Ok(()),
-            Err(e) => Err(refused(e)),
+            Err(e) => Err(failed(e)),
         }
     }
 
@@ -277,7 +280,7 @@ impl Inventory for InProcess {
         match self.0.get(reservation_id).await {
             Ok(r) => Ok(Some(to_reservation(r))),
             Err(ProductError::ReservationNotFound(_)) => Ok(None),
-            Err(e) => Err(refused(e)),
+            Err(e) => Err(failed(e)),
         }
     }
 }

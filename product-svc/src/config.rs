@@ -10,6 +10,14 @@ pub const ADDR_VAR: &str = "PRODUCT_SVC_ADDR";
 /// The variable holding the address of the `/metrics` listener (off unless set).
 pub const METRICS_ADDR_VAR: &str = "PRODUCT_SVC_METRICS_ADDR";
 
+/// How long a reservation holds stock unless committed, in seconds, when
+/// `OMS_RESERVATION_TTL_SECS` is not set.
+pub const DEFAULT_RESERVATION_TTL_SECS: u64 = 600;
+
+/// How long the GetProduct cache keeps an entry, in seconds, when
+/// `OMS_PRODUCT_CACHE_TTL_SECS` is not set.
+pub const DEFAULT_CACHE_TTL_SECS: u64 = 30;
+
 /// product-svc's listen, metrics and database variables.
 const VARS: ServiceVars = ServiceVars {
     addr: ADDR_VAR,
@@ -71,9 +79,17 @@ impl Config {
             base: ServiceBase::from_env(env, VARS, database_var)?,
             redis: RedisConfig::from_env(env, "product:")?,
             user_svc_addr: env.peer_addr("USER_SVC_ADDR", "127.0.0.1:50051")?,
-            reservation_ttl: env.seconds("OMS_RESERVATION_TTL_SECS", 600, 1..=86_400)?,
+            reservation_ttl: env.seconds(
+                "OMS_RESERVATION_TTL_SECS",
+                DEFAULT_RESERVATION_TTL_SECS,
+                1..=86_400,
+            )?,
             sweep_interval: env.seconds("OMS_RESERVATION_SWEEP_SECS", 5, 1..=3_600)?,
-            cache_ttl: env.seconds("OMS_PRODUCT_CACHE_TTL_SECS", 30, 1..=3_600)?,
+            cache_ttl: env.seconds(
+                "OMS_PRODUCT_CACHE_TTL_SECS",
+                DEFAULT_CACHE_TTL_SECS,
+                1..=3_600,
+            )?,
             quote_ttl: env.duration(
                 "OMS_QUOTE_TTL",
                 Duration::from_secs(15 * 60),
