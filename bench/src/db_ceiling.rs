@@ -22,6 +22,7 @@ use order_svc::inventory::{
 use order_svc::model::Status;
 use order_svc::orders::Orders;
 use product_svc::error::ProductError;
+use product_svc::model::Hold;
 
 use crate::BenchError;
 use crate::driver::{Op, op};
@@ -230,7 +231,7 @@ fn to_reservation(r: product_svc::model::Reservation) -> Reservation {
 
 #[async_trait::async_trait]
 impl Inventory for InProcess {
-    async fn reserve(
+    async fn take(
         &self,
         _ctx: &CallContext,
         reservation_id: &str,
@@ -243,19 +244,7 @@ impl Inventory for InProcess {
             order_id: q.order_id.clone(),
         });
         self.0
-            .reserve(reservation_id, lines.to_vec(), quote)
-            .await
-            .map(to_reservation)
-            .map_err(failed)
-    }
-
-    async fn commit(
-        &self,
-        _ctx: &CallContext,
-        reservation_id: &str,
-    ) -> Result<Reservation, InventoryError> {
-        self.0
-            .commit(reservation_id)
+            .reserve(reservation_id, lines.to_vec(), quote, Hold::Committed)
             .await
             .map(to_reservation)
             .map_err(failed)

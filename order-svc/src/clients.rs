@@ -344,7 +344,7 @@ impl GrpcInventory {
 
 #[async_trait::async_trait]
 impl Inventory for GrpcInventory {
-    async fn reserve(
+    async fn take(
         &self,
         ctx: &CallContext,
         reservation_id: &str,
@@ -363,6 +363,10 @@ impl Inventory for GrpcInventory {
             quote_id: quote.map(|q| q.quote_id.clone()).unwrap_or_default(),
             customer_id: quote.map(|q| q.customer_id.clone()).unwrap_or_default(),
             order_id: quote.map(|q| q.order_id.clone()).unwrap_or_default(),
+            // Reserve and commit in product-svc's one transaction: the
+            // saga has nothing to check in between that a release after
+            // the commit cannot undo.
+            commit: true,
         };
         let r = self
             .call(
@@ -370,23 +374,6 @@ impl Inventory for GrpcInventory {
                 message,
                 |mut c, r| async move { c.reserve_stock(r).await },
             )
-            .await
-            .map_err(to_inventory_error)?;
-        to_reservation(r.reservation)
-    }
-
-    async fn commit(
-        &self,
-        ctx: &CallContext,
-        reservation_id: &str,
-    ) -> Result<Reservation, InventoryError> {
-        let message = pb::CommitReservationRequest {
-            reservation_id: reservation_id.to_owned(),
-        };
-        let r = self
-            .call(ctx, message, |mut c, r| async move {
-                c.commit_reservation(r).await
-            })
             .await
             .map_err(to_inventory_error)?;
         to_reservation(r.reservation)

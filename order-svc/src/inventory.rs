@@ -140,21 +140,16 @@ pub enum InventoryError {
 /// safe.
 #[async_trait::async_trait]
 pub trait Inventory: Send + Sync + std::fmt::Debug {
-    /// Holds `lines` under `reservation_id`, all or nothing, priced (at
-    /// `quote`'s prices, consuming it, when there is one).
-    async fn reserve(
+    /// Takes `lines`' units for good under `reservation_id`, all or
+    /// nothing, priced (at `quote`'s prices, consuming it, when there is
+    /// one): a reservation made and committed in one step, COMMITTED.
+    /// [`Inventory::release`] gives the units back.
+    async fn take(
         &self,
         ctx: &CallContext,
         reservation_id: &str,
         lines: &[Line],
         quote: Option<&QuoteUse>,
-    ) -> Result<Reservation, InventoryError>;
-
-    /// Makes the reservation permanent.
-    async fn commit(
-        &self,
-        ctx: &CallContext,
-        reservation_id: &str,
     ) -> Result<Reservation, InventoryError>;
 
     /// Returns what the reservation holds (also after a commit); `Ok` too

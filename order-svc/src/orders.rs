@@ -1,9 +1,11 @@
 //! The order rules. CreateOrder is a saga over product-svc's inventory:
-//! record the order PENDING, reserve, commit, confirm; on a business
+//! record the order PENDING, take the stock (a reservation made and
+//! committed in one product-svc transaction), confirm; on a business
 //! refusal nothing is held and the order fails with product-svc's error;
-//! on a dependency failure the reservation is released and the order fails
-//! (or, if even that fails, recovery finishes it). Inventory is reached
-//! through the [`Inventory`] port: no wire types here.
+//! on a dependency failure, or lines the order cannot price, the
+//! reservation is released and the order fails (or, if even that fails,
+//! recovery finishes it). Inventory is reached through the [`Inventory`]
+//! port: no wire types here.
 
 use std::sync::Arc;
 
@@ -136,11 +138,11 @@ impl Orders {
             customer_id: order.customer_id.clone(),
             order_id: order.id.clone(),
         });
-        let reserved = self
+        let taken = self
             .inventory
-            .reserve(ctx, &reservation_id, lines, quote.as_ref())
+            .take(ctx, &reservation_id, lines, quote.as_ref())
             .await;
-        let reservation = match reserved {
+        let reservation = match taken {
             Ok(reservation) => reservation,
             // All or nothing: a refused reservation holds nothing.
             Err(InventoryError::Refused(refusal)) => {
@@ -153,9 +155,6 @@ impl Orders {
             Ok(priced) => priced,
             Err(e) => return self.compensate(ctx, &order, e).await,
         };
-        if let Err(e) = self.inventory.commit(ctx, &reservation_id).await {
-            return self.compensate(ctx, &order, e.into()).await;
-        }
         let now = oms_core::time::now();
         let Some(confirmed) = orders::confirm(
             &self.db,

@@ -4,7 +4,9 @@
 //! it together do each thing once.
 //!
 //! - PENDING, reservation COMMITTED → CONFIRMED with the reservation's
-//!   price snapshots.
+//!   price snapshots; if those cannot make one order (several currencies,
+//!   a total past 64 bits) → released, FAILED with that reason, as the
+//!   saga would have done.
 //! - PENDING, reservation RESERVED → released, FAILED.
 //! - PENDING, reservation RELEASED, EXPIRED or never made → FAILED.
 //! - CANCELLED or FAILED with the reservation not known released →
@@ -64,7 +66,23 @@ pub(crate) async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, Ord
     let reservation = orders_.inventory.get(&ctx, &reservation_id).await?;
     match reservation {
         Some(reservation) if reservation.state == ReservationState::Committed => {
-            let (currency, total, lines) = priced_lines(&reservation)?;
+            let (currency, total, lines) = match priced_lines(&reservation) {
+                Ok(priced) => priced,
+                Err(unpriceable) => {
+                    orders_.inventory.release(&ctx, &reservation_id).await?;
+                    let done = orders::fail(
+                        &orders_.db,
+                        &orders_.events,
+                        &order.id,
+                        &unpriceable.to_failure(),
+                        true,
+                        now,
+                    )
+                    .await?;
+                    tracing::info!(order_id = %order.id, error = %unpriceable, "recovery released stock taken for lines it cannot price and failed the order");
+                    return Ok(done);
+                }
+            };
             let done = orders::confirm(
                 &orders_.db,
                 &orders_.events,

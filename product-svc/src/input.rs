@@ -10,7 +10,7 @@ use oms_proto::product::v1 as pb;
 use oms_runtime::FieldViolation;
 
 use crate::catalogue::{NewProduct, ProductChanges};
-use crate::model::QuoteUse;
+use crate::model::{Hold, QuoteUse};
 
 /// Largest stock adjustment, either way: far above any real delivery, far
 /// below where counters could overflow.
@@ -361,6 +361,8 @@ pub struct ReservationRequest {
     pub lines: Vec<Line>,
     /// The quote whose prices it takes, for whose order.
     pub quote: Option<QuoteUse>,
+    /// Held until committed, or committed at once.
+    pub hold: Hold,
 }
 
 impl TryFrom<&pb::ReserveStockRequest> for ReservationRequest {
@@ -377,6 +379,11 @@ impl TryFrom<&pb::ReserveStockRequest> for ReservationRequest {
             reservation_id,
             lines,
             quote,
+            hold: if r.commit {
+                Hold::Committed
+            } else {
+                Hold::UntilCommitted
+            },
         })
     }
 }

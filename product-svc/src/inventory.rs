@@ -1,5 +1,6 @@
-//! The reservation rules: validate, reserve all or nothing, commit,
-//! release (also after commit), and expire what was never committed.
+//! The reservation rules: validate, reserve all or nothing (committing in
+//! the same transaction when asked), commit, release (also after commit),
+//! and expire what was never committed.
 //! Every state change is a conditional UPDATE inside one transaction with
 //! the stock moves it causes, so concurrent callers, retries and replicas
 //! can neither oversell nor move stock twice.
@@ -14,7 +15,7 @@ use crate::cache::ProductCache;
 use crate::error::{ProductError, ShortLine};
 use crate::input::Line;
 use crate::model::{
-    Product, ProductChange, QuoteUse, Reservation, ReservedLine, State, StockCause,
+    Hold, Product, ProductChange, QuoteUse, Reservation, ReservedLine, State, StockCause,
 };
 use crate::product_events::ProductEvents;
 use crate::store::products;
@@ -72,8 +73,10 @@ impl Inventory {
             .collect())
     }
 
-    /// Holds stock for every line or for none. The same ID with the same
-    /// lines returns the stored reservation; with other lines it fails.
+    /// Holds stock for every line or for none, until committed or (with
+    /// `Hold::Committed`) committed in the same transaction. The same ID
+    /// with the same lines returns the stored reservation (committing a
+    /// RESERVED one when `hold` asks for that); with other lines it fails.
     ///
     /// With `quote`, the quote is checked and consumed in the same
     /// transaction, and its prices are the reservation's.
@@ -82,6 +85,7 @@ impl Inventory {
         id: &str,
         lines: Vec<Line>,
         quote: Option<QuoteUse>,
+        hold: Hold,
     ) -> Result<Reservation, ProductError> {
         let digest = oms_core::lines::digest(&lines);
         // Mismatches are reported by the caller's line numbers.
@@ -93,11 +97,20 @@ impl Inventory {
         let reservation = self
             .retrying(|| async {
                 let txn = self.db.begin().await?;
-                self.try_reserve(txn, id, &lines, &digest, quote).await
+                self.try_reserve(txn, id, &lines, &digest, quote, hold)
+                    .await
             })
             .await?;
-        self.invalidate(&reservation).await;
-        Ok(reservation)
+        match (hold, reservation.state) {
+            (Hold::UntilCommitted, _) | (Hold::Committed, State::Committed) => {
+                self.invalidate(&reservation).await;
+                Ok(reservation)
+            }
+            // A retry finding the reservation an earlier call held without
+            // committing: commit it now, as asked.
+            (Hold::Committed, State::Reserved) => self.commit(id).await,
+            (Hold::Committed, state) => Err(state_error(id, state, "commit")),
+        }
     }
 
     async fn try_reserve(
@@ -107,12 +120,13 @@ impl Inventory {
         lines: &[Line],
         digest: &str,
         quote: Option<(&QuoteUse, &[Line])>,
+        hold: Hold,
     ) -> Result<Reservation, ProductError> {
         let now = oms_core::time::now();
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
         let mut reservation = Reservation {
             id: id.to_owned(),
-            state: State::Reserved,
+            state: hold.state(),
             lines_digest: digest.to_owned(),
             lines: Vec::new(),
             create_time: now,
@@ -124,13 +138,15 @@ impl Inventory {
         // before anything is read. A quote is consumed before the holds:
         // the same lock order as a release giving a quote back.
         let (held, quoted) = match quote {
-            None => match reservations::insert_and_hold(&txn, &reservation, lines, now).await? {
-                Some(held) => (held, None),
-                None => {
-                    txn.rollback().await?;
-                    return self.existing(id, digest).await;
+            None => {
+                match reservations::insert_and_hold(&txn, &reservation, lines, hold, now).await? {
+                    Some(held) => (held, None),
+                    None => {
+                        txn.rollback().await?;
+                        return self.existing(id, digest).await;
+                    }
                 }
-            },
+            }
             Some((using, requested)) => {
                 if !reservations::insert(&txn, &reservation).await? {
                     txn.rollback().await?;
@@ -138,7 +154,7 @@ impl Inventory {
                 }
                 let quoted = crate::quotes::consume(&txn, using, requested, id, now).await?;
                 (
-                    reservations::hold_all(&txn, lines, now).await?,
+                    reservations::hold_all(&txn, lines, hold, now).await?,
                     Some(quoted),
                 )
             }
@@ -174,11 +190,16 @@ impl Inventory {
         // The lines and the stock events in one command on SQLite.
         let mut batch = Batch::new(&txn);
         reservations::stage_lines(&mut batch, id, &reservation.lines);
-        self.stage_stock_changed(&mut batch, &held, StockCause::Reserved, id);
+        self.stage_stock_changed(&mut batch, &held, hold.cause(), id);
         batch.execute(&txn).await?;
         txn.commit().await?;
         self.events.committed();
-        tracing::info!(reservation_id = id, lines = lines.len(), "stock reserved");
+        tracing::info!(
+            reservation_id = id,
+            lines = lines.len(),
+            state = reservation.state.as_str(),
+            "stock reserved"
+        );
         Ok(reservation)
     }
 

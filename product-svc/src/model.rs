@@ -125,6 +125,35 @@ impl State {
     }
 }
 
+/// What a reservation does with the units it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Holds them until committed, released or expired.
+    UntilCommitted,
+    /// Commits them in the reservation's own transaction: they leave stock
+    /// at once (a caller with nothing to check in between saves a call and
+    /// a transaction).
+    Committed,
+}
+
+impl Hold {
+    /// The state a new reservation is stored in.
+    pub fn state(self) -> State {
+        match self {
+            Self::UntilCommitted => State::Reserved,
+            Self::Committed => State::Committed,
+        }
+    }
+
+    /// Why its stock moves, as its events say.
+    pub fn cause(self) -> StockCause {
+        match self {
+            Self::UntilCommitted => StockCause::Reserved,
+            Self::Committed => StockCause::Committed,
+        }
+    }
+}
+
 /// A reservation with its lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {

@@ -157,6 +157,11 @@ pub(crate) async fn consume(
         .filter(|q| q.customer_id == using.customer_id)
         .ok_or_else(|| ProductError::QuoteNotFound(using.quote_id.clone()))?;
     match quote.state_at(now) {
+        // Perhaps an earlier attempt of this same order, whose stock went
+        // back: the conditional update below decides.
+        QuoteState::Consumed
+            if quote.order_id.as_deref() == Some(using.order_id.as_str())
+                && now < quote.expire_time => {}
         QuoteState::Consumed => return Err(already_used(&quote)),
         QuoteState::Expired => {
             return Err(ProductError::QuoteExpired {
@@ -177,7 +182,7 @@ pub(crate) async fn consume(
     if !quotes::consume(txn, using, reservation_id, now).await? {
         return Err(ProductError::QuoteAlreadyUsed {
             quote_id: quote.id,
-            order_id: None,
+            order_id: quote.order_id,
         });
     }
     Ok(Quoted {

@@ -12,8 +12,7 @@ use crate::inventory::{
 /// An inventory operation, to script a failure on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Op {
-    Reserve,
-    Commit,
+    Take,
     Release,
     Get,
 }
@@ -25,6 +24,9 @@ struct State {
     reservations: HashMap<String, Reservation>,
     /// The next call of an operation fails with this, once.
     failures: HashMap<Op, InventoryError>,
+    /// The next call of an operation takes effect, then its answer is lost
+    /// with this error, once.
+    lost_answers: HashMap<Op, InventoryError>,
     /// Every call made, in order, with its reservation ID.
     calls: Vec<(Op, String)>,
 }
@@ -69,6 +71,11 @@ impl FakeInventory {
     /// The next `op` fails with `error`.
     pub(super) fn fail_next(&self, op: Op, error: InventoryError) {
         self.state().failures.insert(op, error);
+    }
+
+    /// The next `op` takes effect, but its caller gets `error`.
+    pub(super) fn lose_next_answer(&self, op: Op, error: InventoryError) {
+        self.state().lost_answers.insert(op, error);
     }
 
     pub(super) fn calls(&self, op: Op) -> Vec<String> {
@@ -143,16 +150,22 @@ fn give_back(s: &mut State, reservation: &Reservation) {
 
 #[async_trait::async_trait]
 impl Inventory for FakeInventory {
-    async fn reserve(
+    async fn take(
         &self,
         _ctx: &CallContext,
         reservation_id: &str,
         lines: &[Line],
         _quote: Option<&QuoteUse>,
     ) -> Result<Reservation, InventoryError> {
-        let mut s = self.begin(Op::Reserve, reservation_id)?;
+        let mut s = self.begin(Op::Take, reservation_id)?;
         if let Some(existing) = s.reservations.get(reservation_id) {
-            return Ok(existing.clone());
+            return match existing.state {
+                ReservationState::Committed => Ok(existing.clone()),
+                _ => Err(refused(
+                    RefusalKind::FailedPrecondition,
+                    "reservation no longer held",
+                )),
+            };
         }
         for line in lines {
             match s.products.get(&line.product_id) {
@@ -177,32 +190,14 @@ impl Inventory for FakeInventory {
         }
         let reservation = Reservation {
             id: reservation_id.to_owned(),
-            state: ReservationState::Reserved,
+            state: ReservationState::Committed,
             lines: reserved,
         };
         s.reservations
             .insert(reservation_id.to_owned(), reservation.clone());
-        Ok(reservation)
-    }
-
-    async fn commit(
-        &self,
-        _ctx: &CallContext,
-        reservation_id: &str,
-    ) -> Result<Reservation, InventoryError> {
-        let mut s = self.begin(Op::Commit, reservation_id)?;
-        let Some(reservation) = s.reservations.get_mut(reservation_id) else {
-            return Err(refused(RefusalKind::NotFound, "no such reservation"));
-        };
-        match reservation.state {
-            ReservationState::Reserved | ReservationState::Committed => {
-                reservation.state = ReservationState::Committed;
-                Ok(reservation.clone())
-            }
-            _ => Err(refused(
-                RefusalKind::FailedPrecondition,
-                "reservation no longer held",
-            )),
+        match s.lost_answers.remove(&Op::Take) {
+            Some(error) => Err(error),
+            None => Ok(reservation),
         }
     }
 

@@ -61,6 +61,28 @@ async fn pending_with_a_committed_reservation_is_confirmed_at_the_reserved_price
 }
 
 #[tokio::test]
+async fn pending_with_stock_taken_in_several_currencies_is_released_and_failed_for_that() {
+    let h = with_product().await;
+    h.inventory.add_product("p2", "EUR", 300, 10);
+    let lines = [line("p1", 2), line("p2", 1)];
+    let order = stale(&h, &lines).await;
+    // The saga took the stock, then died before it could give it back.
+    h.inventory
+        .put(&order.reservation_id(), ReservationState::Committed, &lines);
+    assert_eq!(recover(&h.orders, AGE).await.unwrap(), 1);
+    let order = reload(&h, &order).await;
+    assert_eq!((order.status, order.stock_released), (Status::Failed, true));
+    let failure = order.failure.unwrap();
+    assert!(!failure.is_transient(), "a retry would fail the same way");
+    assert_eq!(
+        (h.inventory.available("p1"), h.inventory.available("p2")),
+        (10, 10),
+        "every unit back"
+    );
+    assert_eq!(recover(&h.orders, AGE).await.unwrap(), 0, "done once");
+}
+
+#[tokio::test]
 async fn pending_with_a_held_reservation_is_released_and_failed_as_transient() {
     let h = with_product().await;
     let lines = [line("p1", 2)];
@@ -128,7 +150,7 @@ async fn cancelled_or_failed_orders_still_holding_stock_are_released() {
         .unwrap()
     );
     // A failed saga whose compensation failed.
-    h.inventory.fail_next(Op::Commit, unavailable());
+    h.inventory.lose_next_answer(Op::Take, unavailable());
     h.inventory.fail_next(Op::Release, unavailable());
     h.orders
         .create(&ctx, "alice", "f1", vec![line("p1", 3)], None)

@@ -10,7 +10,7 @@ use crate::store::orders as store;
 const ALICE: &str = "alice";
 
 #[tokio::test]
-async fn a_reserved_and_committed_order_is_confirmed_with_its_price_snapshots() {
+async fn a_taken_order_is_confirmed_with_its_price_snapshots() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 10);
     h.inventory.add_product("p2", "USD", 100, 10);
@@ -57,7 +57,7 @@ async fn a_refused_reservation_fails_the_order_with_the_refusal_and_holds_nothin
 async fn an_unanswered_reservation_is_released_and_the_order_failed_as_transient() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
-    h.inventory.fail_next(Op::Reserve, unavailable());
+    h.inventory.fail_next(Op::Take, unavailable());
     let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     assert!(matches!(err, OrderError::Dependency(_)), "{err:?}");
     let stored = store::find_by_request(&h.orders.db, ALICE, "r1")
@@ -78,7 +78,7 @@ async fn an_unanswered_reservation_is_released_and_the_order_failed_as_transient
 async fn a_failed_release_leaves_the_order_marked_as_maybe_holding_stock() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
-    h.inventory.fail_next(Op::Commit, unavailable());
+    h.inventory.lose_next_answer(Op::Take, unavailable());
     h.inventory.fail_next(Op::Release, unavailable());
     let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     assert!(matches!(err, OrderError::Dependency(_)), "{err:?}");
@@ -88,20 +88,17 @@ async fn a_failed_release_leaves_the_order_marked_as_maybe_holding_stock() {
         .unwrap();
     assert_eq!(stored.status, Status::Failed);
     assert!(!stored.stock_released, "recovery must release it");
-    assert_eq!(h.inventory.available("p1"), 3, "still held");
+    assert_eq!(h.inventory.available("p1"), 3, "still taken");
 }
 
 #[tokio::test]
-async fn a_refused_commit_is_compensated_and_passed_on() {
+async fn stock_taken_but_unanswered_is_released_and_the_order_failed_as_transient() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
-    h.inventory.fail_next(
-        Op::Commit,
-        refused(RefusalKind::FailedPrecondition, "reservation expired"),
-    );
+    h.inventory.lose_next_answer(Op::Take, unavailable());
     let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
-    assert!(matches!(err, OrderError::Upstream(_)), "{err:?}");
-    assert_eq!(h.inventory.available("p1"), 5, "released");
+    assert!(matches!(err, OrderError::Dependency(_)), "{err:?}");
+    assert_eq!(h.inventory.available("p1"), 5, "given back");
     let stored = store::find_by_request(&h.orders.db, ALICE, "r1")
         .await
         .unwrap()
@@ -110,6 +107,26 @@ async fn a_refused_commit_is_compensated_and_passed_on() {
         (stored.status, stored.stock_released),
         (Status::Failed, true)
     );
+    assert!(stored.failure.as_ref().unwrap().is_transient());
+    let reservation = h.inventory.reservation(&stored.reservation_id()).unwrap();
+    assert_eq!(reservation.state, ReservationState::Released);
+}
+
+#[tokio::test]
+async fn a_refused_take_is_passed_on_and_holds_nothing() {
+    let h = harness().await;
+    h.inventory.add_product("p1", "USD", 250, 5);
+    h.inventory.fail_next(
+        Op::Take,
+        refused(RefusalKind::FailedPrecondition, "product archived"),
+    );
+    let err = h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
+    let OrderError::Upstream(refusal) = err else {
+        panic!("expected the refusal passed on, got {err:?}");
+    };
+    assert_eq!(refusal.message, "product archived");
+    assert!(h.inventory.calls(Op::Release).is_empty(), "nothing held");
+    assert_eq!(h.inventory.available("p1"), 5);
 }
 
 #[tokio::test]
@@ -126,7 +143,8 @@ async fn lines_in_several_currencies_are_released_and_refused() {
         (h.inventory.available("p1"), h.inventory.available("p2")),
         (5, 5)
     );
-    assert!(h.inventory.calls(Op::Commit).is_empty());
+    // Taken in one step, then given back: the order cannot price them.
+    assert_eq!(h.inventory.calls(Op::Release).len(), 1);
 }
 
 #[tokio::test]
@@ -146,7 +164,7 @@ async fn a_retry_gets_the_stored_order_and_reserves_nothing_more() {
     let first = h.place("r1", vec![line("p1", 2)]).await.unwrap();
     let again = h.place("r1", vec![line("p1", 2)]).await.unwrap();
     assert_eq!(first.id, again.id);
-    assert_eq!(h.inventory.calls(Op::Reserve).len(), 1);
+    assert_eq!(h.inventory.calls(Op::Take).len(), 1);
     assert_eq!(h.inventory.available("p1"), 3);
     // Another customer's request ID is theirs alone.
     let bobs = h
@@ -170,11 +188,11 @@ async fn a_request_id_reused_with_other_lines_is_refused() {
 async fn a_retry_after_a_transient_failure_places_it_under_a_new_reservation() {
     let h = harness().await;
     h.inventory.add_product("p1", "USD", 250, 5);
-    h.inventory.fail_next(Op::Commit, unavailable());
+    h.inventory.lose_next_answer(Op::Take, unavailable());
     h.place("r1", vec![line("p1", 2)]).await.unwrap_err();
     let placed = h.place("r1", vec![line("p1", 2)]).await.unwrap();
     assert_eq!((placed.status, placed.attempt), (Status::Confirmed, 2));
-    let reserved = h.inventory.calls(Op::Reserve);
+    let reserved = h.inventory.calls(Op::Take);
     assert_eq!(reserved.len(), 2);
     assert_ne!(reserved[0], reserved[1], "a fresh reservation ID");
     assert_eq!(
@@ -194,7 +212,7 @@ async fn a_retry_after_a_refusal_answers_the_same_refusal_without_calling_invent
         panic!("expected the stored failure, got {err:?}");
     };
     assert_eq!(failure.message, "insufficient stock");
-    assert_eq!(h.inventory.calls(Op::Reserve).len(), 1);
+    assert_eq!(h.inventory.calls(Op::Take).len(), 1);
 }
 
 #[tokio::test]

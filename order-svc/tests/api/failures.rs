@@ -17,10 +17,10 @@ testkit::test_on_each_db!(
     product_svc_refusals_reach_the_client_unchanged_and_are_replayed,
     bad_lines_are_refused_before_anything_is_held,
     product_svc_down_gives_unavailable_and_holds_nothing,
-    a_crash_between_reserve_and_commit_is_recovered,
+    a_crash_after_the_stock_is_taken_is_recovered_as_confirmed,
     orders_go_on_while_user_svc_is_down_with_a_cached_token,
     a_refused_service_token_is_renewed_once_and_the_call_retried,
-    two_replicas_recovering_together_fail_each_stuck_order_once,
+    two_replicas_recovering_together_confirm_each_stuck_order_once,
 );
 
 async fn product_svc_refusals_reach_the_client_unchanged_and_are_replayed(db: TestDb) {
@@ -148,11 +148,11 @@ async fn product_svc_down_gives_unavailable_and_holds_nothing(db: TestDb) {
     assert_eq!(mesh.stock(&a.id).await, (2, 0, 2));
 }
 
-async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
+async fn a_crash_after_the_stock_is_taken_is_recovered_as_confirmed(db: TestDb) {
     let mut mesh = start(&db, &[]).await;
     let a = mesh.product("A", 100, 5).await;
-    // The saga reserves, then never gets to commit.
-    mesh.stall_commits.store(true, Ordering::SeqCst);
+    // The saga takes the stock, then never gets to confirm the order.
+    mesh.stall_after_take.store(true, Ordering::SeqCst);
     let mut request = tonic::Request::new(pb::CreateOrderRequest {
         lines: crate::helpers::lines(&[(&a.id, 2)]),
         request_id: "crash-1".into(),
@@ -162,28 +162,32 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
         "authorization",
         format!("Bearer {}", mesh.alice).parse().unwrap(),
     );
-    // The client gives up once the reservation is held (as a deadline
-    // would, but without racing a cold token, JWKS fetch and ReserveStock
-    // on a loaded machine).
+    // The client gives up once the stock is taken (as a deadline would,
+    // but without racing a cold token, JWKS fetch and ReserveStock on a
+    // loaded machine).
     let call = {
         let mut orders = mesh.orders();
         tokio::spawn(async move { orders.create_order(request).await })
     };
     eventually(
         Duration::from_secs(30),
-        "the saga to hold its reservation",
-        || async { (mesh.count_reservations("reserved").await == 1).then_some(()) },
+        "the saga to take the stock",
+        || async { (mesh.count_reservations("committed").await == 1).then_some(()) },
     )
     .await;
-    assert!(!call.is_finished(), "the commit is stalled: no answer yet");
+    assert!(!call.is_finished(), "the saga is stalled: no answer yet");
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     assert_eq!(mesh.count_orders("pending").await, 1);
-    assert_eq!(mesh.count_reservations("reserved").await, 1);
-    assert_eq!(mesh.stock(&a.id).await, (5, 2, 3), "held by the dead saga");
+    assert_eq!(
+        mesh.stock(&a.id).await,
+        (3, 0, 3),
+        "taken for the dead saga"
+    );
 
     // order-svc dies; a new one with prompt recovery finds the PENDING
-    // order and its held reservation, releases it and fails the order.
+    // order and its committed reservation, and confirms the order at the
+    // reservation's prices.
     let (users, products) = (mesh.users_relay.addr, mesh.products_relay.addr);
     let dead = std::mem::replace(
         &mut mesh.orders,
@@ -203,35 +207,22 @@ async fn a_crash_between_reserve_and_commit_is_recovered(db: TestDb) {
     dead.stop().await.unwrap();
     eventually(
         Duration::from_secs(30),
-        "recovery to fail the crashed order",
-        || async { (mesh.count_orders("failed").await == 1).then_some(()) },
+        "recovery to confirm the crashed order",
+        || async { (mesh.count_orders("confirmed").await == 1).then_some(()) },
     )
     .await;
     assert_eq!(mesh.count_orders("pending").await, 0);
-    assert_eq!(mesh.stock(&a.id).await, (5, 0, 5));
-    assert_eq!(mesh.count_reservations("reserved").await, 0);
+    assert_eq!(mesh.stock(&a.id).await, (3, 0, 3), "taken once");
 
-    // A retry of the same request, on an instance whose recovery waits as
-    // long as production's (so it cannot race the retried saga), places
-    // it under a new reservation.
-    let recovering = std::mem::replace(
-        &mut mesh.orders,
-        start_orders(
-            &mesh.orders_db,
-            users,
-            products,
-            &[],
-            Default::default(),
-            &mesh.broker,
-        )
-        .await,
-    );
-    recovering.stop().await.unwrap();
+    // A retry of the same request answers with that order, taking nothing
+    // more.
     let retried = mesh
         .order(&mesh.alice, "crash-1", &[(&a.id, 2)])
         .await
         .unwrap();
     assert_eq!(retried.status(), pb::OrderStatus::Confirmed);
+    assert_eq!(retried.total.unwrap().amount_minor, 200);
+    assert_eq!(mesh.count_reservations("committed").await, 1);
     assert_eq!(mesh.stock(&a.id).await, (3, 0, 3));
 }
 
@@ -300,11 +291,12 @@ fn saga_outcomes(outcome: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn two_replicas_recovering_together_fail_each_stuck_order_once(db: TestDb) {
+async fn two_replicas_recovering_together_confirm_each_stuck_order_once(db: TestDb) {
     let mut mesh = start(&db, &[]).await;
     let a = mesh.product("A", 100, 10).await;
-    // Three sagas reserve, then never get to commit; their callers give up.
-    mesh.stall_commits.store(true, Ordering::SeqCst);
+    // Three sagas take their stock, then never get to confirm; their
+    // callers give up.
+    mesh.stall_after_take.store(true, Ordering::SeqCst);
     let calls: Vec<_> = (0..3)
         .map(|n| {
             let mut request = tonic::Request::new(pb::CreateOrderRequest {
@@ -322,8 +314,8 @@ async fn two_replicas_recovering_together_fail_each_stuck_order_once(db: TestDb)
         .collect();
     eventually(
         Duration::from_secs(30),
-        "the sagas to hold their reservations",
-        || async { (mesh.count_reservations("reserved").await == 3).then_some(()) },
+        "the sagas to take their stock",
+        || async { (mesh.count_reservations("committed").await == 3).then_some(()) },
     )
     .await;
     for call in calls {
@@ -357,14 +349,16 @@ async fn two_replicas_recovering_together_fail_each_stuck_order_once(db: TestDb)
     dead.stop().await.unwrap();
     eventually(
         Duration::from_secs(30),
-        "recovery to fail the stuck orders",
-        || async { (mesh.count_orders("failed").await == 3).then_some(()) },
+        "recovery to confirm the stuck orders",
+        || async { (mesh.count_orders("confirmed").await == 3).then_some(()) },
     )
     .await;
-    const FAILED: &str = "oms.order.v1.OrderFailed";
-    eventually(Duration::from_secs(30), "the failures' events", || async {
-        (mesh.on_bus(FAILED).len() >= 3).then_some(())
-    })
+    const CONFIRMED: &str = "oms.order.v1.OrderConfirmed";
+    eventually(
+        Duration::from_secs(30),
+        "the confirmations' events",
+        || async { (mesh.on_bus(CONFIRMED).len() >= 3).then_some(()) },
+    )
     .await;
     let rounds = || {
         testkit::counter(
@@ -381,12 +375,12 @@ async fn two_replicas_recovering_together_fail_each_stuck_order_once(db: TestDb)
     .await;
     // Later rounds of both replicas found nothing left to do.
     assert_eq!(
-        mesh.published(FAILED).await.len(),
+        mesh.published(CONFIRMED).await.len(),
         3,
-        "each order failed once"
+        "each order confirmed once"
     );
     assert_eq!(mesh.count_orders("pending").await, 0);
-    assert_eq!(mesh.count_reservations("reserved").await, 0);
-    assert_eq!(mesh.stock(&a.id).await, (10, 0, 10), "each unit back once");
+    assert_eq!(mesh.count_reservations("committed").await, 3);
+    assert_eq!(mesh.stock(&a.id).await, (7, 0, 7), "each unit taken once");
     second.stop().await.unwrap();
 }

@@ -32,9 +32,9 @@ pub(crate) struct Mesh {
     /// in-process bus shared by both (as in `oms`), unless a test says.
     pub(crate) broker: events::Broker,
     pub(crate) orders_db: oms_config::DatabaseUrl,
-    /// While set, CommitReservation never answers: the saga stalls after
-    /// ReserveStock, as if order-svc had died there.
-    pub(crate) stall_commits: Arc<AtomicBool>,
+    /// While set, the saga stalls once product-svc has taken the stock,
+    /// as if order-svc had died before it could confirm the order.
+    pub(crate) stall_after_take: Arc<AtomicBool>,
     pub(crate) admin: String,
     pub(crate) alice: String,
     pub(crate) alice_id: String,
@@ -87,35 +87,29 @@ pub(crate) async fn start_products_with(
 }
 
 /// product-svc's inventory as order-svc reaches it, with a switch that
-/// makes commits hang: a crash between reserve and commit, seen from the
-/// saga, without a test-only knob in the production configuration.
+/// makes the saga hang once the stock is taken: a crash between taking
+/// and confirming, seen from the saga, without a test-only knob in the
+/// production configuration.
 #[derive(Debug)]
 struct StallableInventory {
     inner: order_svc::clients::GrpcInventory,
-    stall_commits: Arc<AtomicBool>,
+    stall_after_take: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
 impl Inventory for StallableInventory {
-    async fn reserve(
+    async fn take(
         &self,
         ctx: &CallContext,
         reservation_id: &str,
         lines: &[Line],
         quote: Option<&QuoteUse>,
     ) -> Result<Reservation, InventoryError> {
-        self.inner.reserve(ctx, reservation_id, lines, quote).await
-    }
-
-    async fn commit(
-        &self,
-        ctx: &CallContext,
-        reservation_id: &str,
-    ) -> Result<Reservation, InventoryError> {
-        if self.stall_commits.load(Ordering::SeqCst) {
+        let taken = self.inner.take(ctx, reservation_id, lines, quote).await;
+        if self.stall_after_take.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
-        self.inner.commit(ctx, reservation_id).await
+        taken
     }
 
     async fn release(&self, ctx: &CallContext, reservation_id: &str) -> Result<(), InventoryError> {
@@ -138,7 +132,7 @@ pub(crate) async fn start_orders(
     users: SocketAddr,
     products: SocketAddr,
     extra: &[(&str, &str)],
-    stall_commits: Arc<AtomicBool>,
+    stall_after_take: Arc<AtomicBool>,
     broker: &events::Broker,
 ) -> Spawned {
     let mut pairs: Vec<(String, String)> = vec![
@@ -162,7 +156,7 @@ pub(crate) async fn start_orders(
                 .unwrap(),
         )
         .unwrap(),
-        stall_commits,
+        stall_after_take,
     });
     testkit::spawn_with(|l| order_svc::build_with(config, inventory, l)).await
 }
@@ -234,13 +228,13 @@ pub(crate) async fn start_with(db: &TestDb, options: MeshOptions<'_>) -> Mesh {
     )
     .await;
     let products_relay = Relay::start(Some(products.addr)).await;
-    let stall_commits = Arc::new(AtomicBool::new(false));
+    let stall_after_take = Arc::new(AtomicBool::new(false));
     let orders = start_orders(
         db.url(),
         users_relay.addr,
         products_relay.addr,
         extra,
-        stall_commits.clone(),
+        stall_after_take.clone(),
         &broker,
     )
     .await;
@@ -261,7 +255,7 @@ pub(crate) async fn start_with(db: &TestDb, options: MeshOptions<'_>) -> Mesh {
         products_db,
         broker,
         orders_db: db.url().clone(),
-        stall_commits,
+        stall_after_take,
         admin,
         alice: alice.token,
         alice_id: alice.user_id,

@@ -74,7 +74,7 @@ impl InventoryService for InventoryApi {
         let reservation = self
             .state
             .inventory
-            .reserve(&input.reservation_id, input.lines, input.quote)
+            .reserve(&input.reservation_id, input.lines, input.quote, input.hold)
             .await?;
         Ok(Response::new(pb::ReserveStockResponse {
             reservation: Some(to_proto_reservation(reservation)),

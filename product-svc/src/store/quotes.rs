@@ -3,15 +3,15 @@
 //! both have it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
 use super::quote::QuoteState;
-use super::{quote, quote_line};
-use crate::model::{Quote, QuoteLine, QuoteUse};
+use super::{quote, quote_line, reservation};
+use crate::model::{Quote, QuoteLine, QuoteUse, State};
 
 /// Stores a new quote with its lines.
 pub async fn insert(db: &DatabaseConnection, q: &Quote) -> Result<(), DbErr> {
@@ -116,11 +116,40 @@ pub async fn consume(
         .col_expr(quote::Column::ConsumeTime, Expr::value(now))
         .filter(quote::Column::Id.eq(using.quote_id.clone()))
         .filter(quote::Column::CustomerId.eq(using.customer_id.clone()))
-        .filter(quote::Column::State.eq(QuoteState::Open))
+        .filter(
+            Condition::any()
+                .add(quote::Column::State.eq(QuoteState::Open))
+                .add(used_by_a_released_attempt_of(&using.order_id)),
+        )
         .filter(quote::Column::ExpireTime.gt(now))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// A quote consumed by an earlier attempt of `order_id` whose reservation
+/// has given its stock back since: that order, retried after a transient
+/// failure, may use it again. (Its stock was taken and committed in one
+/// step, so the release that undid the attempt could not tell it from a
+/// cancellation and kept the quote consumed.)
+fn used_by_a_released_attempt_of(order_id: &str) -> Condition {
+    // Correlated on the reservation's primary key: one lookup, no scan.
+    let released = Query::select()
+        .expr(Expr::val(1))
+        .from(reservation::Entity)
+        .and_where(
+            Expr::col((reservation::Entity, reservation::Column::Id))
+                .equals((quote::Entity, quote::Column::ReservationId)),
+        )
+        .and_where(
+            Expr::col((reservation::Entity, reservation::Column::State))
+                .is_in([State::Released, State::Expired]),
+        )
+        .to_owned();
+    Condition::all()
+        .add(quote::Column::State.eq(QuoteState::Consumed))
+        .add(quote::Column::OrderId.eq(order_id))
+        .add(Expr::exists(released))
 }
 
 /// Makes the quote `reservation_id` consumed open again (its order never

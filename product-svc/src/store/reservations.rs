@@ -13,7 +13,7 @@ use sea_orm::{
 };
 
 use super::{product, reservation, reservation_line};
-use crate::model::{Product, Reservation, ReservedLine, State};
+use crate::model::{Hold, Product, Reservation, ReservedLine, State};
 
 fn header(r: &Reservation) -> reservation::ActiveModel {
     reservation::ActiveModel {
@@ -23,8 +23,9 @@ fn header(r: &Reservation) -> reservation::ActiveModel {
         create_time: Set(r.create_time),
         expire_time: Set(r.expire_time),
         update_time: Set(r.update_time),
-        // Set when it is committed.
-        ..Default::default()
+        // The stock history reads when units left for good: now, for a
+        // reservation committed as it is made, else when it is committed.
+        commit_time: Set((r.state == State::Committed).then_some(r.update_time)),
     }
 }
 
@@ -58,13 +59,19 @@ pub fn stage_lines(batch: &mut Batch, reservation_id: &str, lines: &[ReservedLin
 }
 
 /// The UPDATE that holds `quantity` units of an active product if that
-/// many are available.
-fn hold_update(product_id: &str, quantity: i32, at: DateTime<Utc>) -> UpdateStatement {
+/// many are available: as reserved, or (`Hold::Committed`) taken off the
+/// stock on hand at once.
+fn hold_update(product_id: &str, quantity: i32, hold: Hold, at: DateTime<Utc>) -> UpdateStatement {
+    let held = match hold {
+        Hold::UntilCommitted => product::Column::StockReserved,
+        Hold::Committed => product::Column::StockOnHand,
+    };
+    let by = match hold {
+        Hold::UntilCommitted => quantity,
+        Hold::Committed => -quantity,
+    };
     product::Entity::update_many()
-        .col_expr(
-            product::Column::StockReserved,
-            Expr::col(product::Column::StockReserved).add(quantity),
-        )
+        .col_expr(held, Expr::col(held).add(by))
         .col_expr(product::Column::UpdateTime, Expr::value(at))
         .filter(product::Column::Id.eq(product_id))
         .filter(product::Column::Archived.eq(false))
@@ -86,17 +93,18 @@ pub async fn insert_and_hold(
     db: &impl ConnectionTrait,
     r: &Reservation,
     lines: &[Line],
+    hold: Hold,
     at: DateTime<Utc>,
 ) -> Result<Option<Vec<Product>>, DbErr> {
     if db.get_database_backend() != DbBackend::Sqlite {
         if !insert(db, r).await? {
             return Ok(None);
         }
-        return hold_all(db, lines, at).await.map(Some);
+        return hold_all(db, lines, hold, at).await.map(Some);
     }
     let mut batch = Batch::new(db);
     batch.push(&reservation::Entity::insert(header(r)).into_query());
-    match held_on_sqlite(db, batch, lines, at).await {
+    match held_on_sqlite(db, batch, lines, hold, at).await {
         Ok(held) => Ok(Some(held)),
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
         Err(e) => Err(e),
@@ -109,10 +117,11 @@ async fn held_on_sqlite(
     db: &impl ConnectionTrait,
     mut batch: Batch,
     lines: &[Line],
+    hold: Hold,
     at: DateTime<Utc>,
 ) -> Result<Vec<Product>, DbErr> {
     for line in lines {
-        batch.push(hold_update(&line.product_id, line.quantity, at).returning_all());
+        batch.push(hold_update(&line.product_id, line.quantity, hold, at).returning_all());
     }
     batch
         .rows(db)
@@ -127,15 +136,16 @@ async fn held_on_sqlite(
 pub async fn hold_all(
     db: &impl ConnectionTrait,
     lines: &[Line],
+    hold: Hold,
     at: DateTime<Utc>,
 ) -> Result<Vec<Product>, DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
-        return held_on_sqlite(db, Batch::new(db), lines, at).await;
+        return held_on_sqlite(db, Batch::new(db), lines, hold, at).await;
     }
     let mut held = Vec::with_capacity(lines.len());
     for line in lines {
         if db
-            .execute(&hold_update(&line.product_id, line.quantity, at))
+            .execute(&hold_update(&line.product_id, line.quantity, hold, at))
             .await?
             .rows_affected()
             == 1

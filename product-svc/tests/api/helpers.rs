@@ -164,11 +164,30 @@ impl Mesh {
         id: &str,
         lines: &[(&str, i32)],
     ) -> Result<pb::Reservation, Status> {
+        self.reserve_with(id, lines, false).await
+    }
+
+    /// ReserveStock with `commit`: reserved and committed in one call.
+    pub(crate) async fn take(
+        &self,
+        id: &str,
+        lines: &[(&str, i32)],
+    ) -> Result<pb::Reservation, Status> {
+        self.reserve_with(id, lines, true).await
+    }
+
+    async fn reserve_with(
+        &self,
+        id: &str,
+        lines: &[(&str, i32)],
+        commit: bool,
+    ) -> Result<pb::Reservation, Status> {
         self.inventory()
             .reserve_stock(bearer(
                 pb::ReserveStockRequest {
                     reservation_id: id.into(),
                     lines: items(lines),
+                    commit,
                     ..Default::default()
                 },
                 &self.writer,

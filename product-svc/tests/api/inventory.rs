@@ -16,6 +16,7 @@ testkit::test_on_each_db!(
     a_reservation_is_all_or_nothing_and_names_every_short_line,
     reserve_is_idempotent_on_its_id,
     commit_and_release_move_stock_once_each,
+    reserve_with_commit_takes_the_units_in_one_step,
     stock_history_counts_back_from_stock_on_hand,
     each_stock_move_has_an_event_with_the_stock_it_left,
     expired_reservations_are_swept_even_after_a_restart,
@@ -290,6 +291,64 @@ async fn commit_and_release_move_stock_once_each(db: TestDb) {
         (missing.code(), reason(&missing).as_str()),
         (Code::NotFound, "RESERVATION_NOT_FOUND")
     );
+}
+
+async fn reserve_with_commit_takes_the_units_in_one_step(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("TAKE-1", 100, 10).await;
+    let taken = mesh.take("take-1", &[(&p.id, 4)]).await.unwrap();
+    assert_eq!(taken.state(), pb::ReservationState::Committed);
+    assert_eq!(taken.lines[0].unit_price.clone().unwrap().amount_minor, 100);
+    assert_eq!(
+        stock(&mesh.get(&p.id).await),
+        (6, 0, 6),
+        "off stock on hand"
+    );
+    // Retried: the same reservation, taken once.
+    let again = mesh.take("take-1", &[(&p.id, 4)]).await.unwrap();
+    assert_eq!(again, taken);
+    assert_eq!(stock(&mesh.get(&p.id).await), (6, 0, 6));
+    // Sold as of now: the stock history has it.
+    let history = mesh
+        .catalogue()
+        .get_stock_history(bearer(
+            pb::GetStockHistoryRequest {
+                product_id: p.id.clone(),
+                max_changes: 0,
+            },
+            &mesh.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let seen: Vec<_> = history.iter().map(|c| (c.kind(), c.delta)).collect();
+    assert_eq!(seen, [(pb::stock_change::Kind::Sold, -4)]);
+
+    // A release gives the units back, and the ID cannot take them again.
+    mesh.release("take-1").await.unwrap();
+    assert_eq!(stock(&mesh.get(&p.id).await), (10, 0, 10));
+    let late = mesh.take("take-1", &[(&p.id, 4)]).await.unwrap_err();
+    assert_eq!(
+        (late.code(), reason(&late).as_str()),
+        (Code::FailedPrecondition, "RESERVATION_RELEASED")
+    );
+    assert_eq!(stock(&mesh.get(&p.id).await), (10, 0, 10));
+
+    // A take over a reservation held without commit commits it.
+    mesh.reserve("take-2", &[(&p.id, 3)]).await.unwrap();
+    assert_eq!(stock(&mesh.get(&p.id).await), (10, 3, 7));
+    let committed = mesh.take("take-2", &[(&p.id, 3)]).await.unwrap();
+    assert_eq!(committed.state(), pb::ReservationState::Committed);
+    assert_eq!(stock(&mesh.get(&p.id).await), (7, 0, 7));
+
+    // Short stock: refused, all or nothing, nothing taken.
+    let short = mesh.take("take-3", &[(&p.id, 8)]).await.unwrap_err();
+    assert_eq!(
+        (short.code(), reason(&short).as_str()),
+        (Code::FailedPrecondition, "INSUFFICIENT_STOCK")
+    );
+    assert_eq!(stock(&mesh.get(&p.id).await), (7, 0, 7));
 }
 
 async fn each_stock_move_has_an_event_with_the_stock_it_left(db: TestDb) {

@@ -14,6 +14,7 @@ use crate::helpers::*;
 
 testkit::test_on_each_db!(
     a_reservation_at_a_quote_takes_its_prices_and_a_release_gives_it_back,
+    an_order_whose_taken_stock_went_back_may_use_its_quote_again,
     an_expired_reservation_gives_its_quote_back,
     quotes_check_what_an_order_would,
     only_signed_in_users_quote_and_bad_fields_are_named,
@@ -62,6 +63,19 @@ impl Mesh {
         quote: &pb::Quote,
         order_id: &str,
     ) -> Result<pb::Reservation, Status> {
+        self.reserve_at_with(id, lines, quote, order_id, false)
+            .await
+    }
+
+    /// [`Mesh::reserve_at`], committed in the same call when `commit`.
+    async fn reserve_at_with(
+        &self,
+        id: &str,
+        lines: &[(&str, i32)],
+        quote: &pb::Quote,
+        order_id: &str,
+        commit: bool,
+    ) -> Result<pb::Reservation, Status> {
         self.inventory()
             .reserve_stock(bearer(
                 pb::ReserveStockRequest {
@@ -70,6 +84,7 @@ impl Mesh {
                     quote_id: quote.id.clone(),
                     customer_id: quote.customer_id.clone(),
                     order_id: order_id.into(),
+                    commit,
                 },
                 &self.writer,
             ))
@@ -141,6 +156,53 @@ async fn a_reservation_at_a_quote_takes_its_prices_and_a_release_gives_it_back(d
         "a cancellation after commit does not give the quote back"
     );
     assert_eq!(stock(&mesh.get(&p.id).await), (10, 0, 10));
+}
+
+async fn an_order_whose_taken_stock_went_back_may_use_its_quote_again(db: TestDb) {
+    let mesh = start(&db, &[]).await;
+    let p = mesh.create("Q-TAKE", 1_500, 10).await;
+    let quote = mesh.quote(&mesh.customer, &[(&p.id, 2)]).await.unwrap();
+    let order = order_id();
+    // The first attempt takes the stock at the quote, then is undone (the
+    // saga lost product-svc's answer): the quote stays the order's.
+    let first = mesh
+        .reserve_at_with("o-1", &[(&p.id, 2)], &quote, &order, true)
+        .await
+        .unwrap();
+    assert_eq!(first.state(), pb::ReservationState::Committed);
+    assert_eq!(first.lines[0].unit_price, Some(usd(1_500)));
+    mesh.release("o-1").await.unwrap();
+    let kept = mesh.get_quote(&quote.id).await;
+    assert_eq!(
+        (kept.state(), kept.order_id.as_str()),
+        (pb::QuoteState::Consumed, order.as_str())
+    );
+    // Another order cannot have it.
+    let other = order_id();
+    let refused = mesh
+        .reserve_at_with("x-1", &[(&p.id, 2)], &quote, &other, true)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused).as_str()),
+        (Code::FailedPrecondition, "QUOTE_ALREADY_USED")
+    );
+    assert_eq!(metadata(&refused, "orderId"), order);
+    // The same order's next attempt uses it again, at its price.
+    let second = mesh
+        .reserve_at_with("o-2", &[(&p.id, 2)], &quote, &order, true)
+        .await
+        .unwrap();
+    assert_eq!(second.state(), pb::ReservationState::Committed);
+    assert_eq!(second.lines[0].unit_price, Some(usd(1_500)));
+    assert_eq!(stock(&mesh.get(&p.id).await), (8, 0, 8));
+    // While that attempt holds the stock, a third one cannot.
+    let third = mesh
+        .reserve_at_with("o-3", &[(&p.id, 2)], &quote, &order, true)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&third), "QUOTE_ALREADY_USED");
+    assert_eq!(stock(&mesh.get(&p.id).await), (8, 0, 8));
 }
 
 async fn an_expired_reservation_gives_its_quote_back(db: TestDb) {
