@@ -155,6 +155,32 @@ pub async fn drop_unpublished_index(manager: &SchemaManager<'_>) -> Result<(), D
         .await
 }
 
+/// The migration every producer applies after its outbox's: it drops the
+/// `(publish_time, id)` index ([`drop_unpublished_index`]). One type, so
+/// order-svc and product-svc record it under the same name.
+#[derive(Debug)]
+pub struct DropUnpublishedIndex;
+
+impl MigrationName for DropUnpublishedIndex {
+    fn name(&self) -> &str {
+        "m20261207_000002_outbox_index"
+    }
+}
+
+// sea-orm's `MigrationTrait` (async_trait) names `SchemaManager` without
+// its lifetime; the impl must match it.
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for DropUnpublishedIndex {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        drop_unpublished_index(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        create_unpublished_index(manager).await
+    }
+}
+
 /// Drops what [`create_outbox`] made.
 pub async fn drop_outbox(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager

@@ -9,7 +9,6 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_orders;
 mod m20261202_000001_outbox;
 mod m20261207_000001_milestones;
-mod m20261207_000002_outbox_index;
 
 /// Applies order-svc's migrations in order.
 #[derive(Debug)]
@@ -22,7 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_orders::Migration),
             Box::new(m20261202_000001_outbox::Migration),
             Box::new(m20261207_000001_milestones::Migration),
-            Box::new(m20261207_000002_outbox_index::Migration),
+            Box::new(events::schema::DropUnpublishedIndex),
         ]
     }
 }

@@ -11,7 +11,6 @@ mod m20261202_000001_events;
 mod m20261203_000001_quotes;
 mod m20261203_000002_images;
 mod m20261207_000001_stock_history;
-mod m20261207_000002_outbox_index;
 
 /// Applies product-svc's migrations in order.
 #[derive(Debug)]
@@ -26,7 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_quotes::Migration),
             Box::new(m20261203_000002_images::Migration),
             Box::new(m20261207_000001_stock_history::Migration),
-            Box::new(m20261207_000002_outbox_index::Migration),
+            Box::new(events::schema::DropUnpublishedIndex),
         ]
     }
 }
