@@ -70,15 +70,7 @@ pub(crate) async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, Ord
                 Ok(priced) => priced,
                 Err(unpriceable) => {
                     orders_.inventory.release(&ctx, &reservation_id).await?;
-                    let done = orders::fail(
-                        &orders_.db,
-                        &orders_.events,
-                        &order.id,
-                        &unpriceable.to_failure(),
-                        true,
-                        now,
-                    )
-                    .await?;
+                    let done = fail(orders_, order, &unpriceable.to_failure()).await?;
                     tracing::info!(order_id = %order.id, error = %unpriceable, "recovery released stock taken for lines it cannot price and failed the order");
                     return Ok(done);
                 }
@@ -99,30 +91,27 @@ pub(crate) async fn resolve(orders_: &Orders, order: &Order) -> Result<bool, Ord
         }
         Some(reservation) if reservation.state == ReservationState::Reserved => {
             orders_.inventory.release(&ctx, &reservation_id).await?;
-            let done = orders::fail(
-                &orders_.db,
-                &orders_.events,
-                &order.id,
-                &recovered_failure(),
-                true,
-                now,
-            )
-            .await?;
+            let done = fail(orders_, order, &recovered_failure()).await?;
             tracing::info!(order_id = %order.id, "recovery released a held reservation and failed the order");
             Ok(done)
         }
         _ => {
-            let done = orders::fail(
-                &orders_.db,
-                &orders_.events,
-                &order.id,
-                &recovered_failure(),
-                true,
-                now,
-            )
-            .await?;
+            let done = fail(orders_, order, &recovered_failure()).await?;
             tracing::info!(order_id = %order.id, "recovery failed an order that holds nothing");
             Ok(done)
         }
     }
+}
+
+/// Fails `order`, which holds no stock now; `Ok(true)` if this call did.
+async fn fail(orders_: &Orders, order: &Order, failure: &Failure) -> Result<bool, OrderError> {
+    Ok(orders::fail(
+        &orders_.db,
+        &orders_.events,
+        &order.id,
+        failure,
+        true,
+        oms_core::time::now(),
+    )
+    .await?)
 }

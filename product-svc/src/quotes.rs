@@ -156,14 +156,13 @@ pub(crate) async fn consume(
         .await?
         .filter(|q| q.customer_id == using.customer_id)
         .ok_or_else(|| ProductError::QuoteNotFound(using.quote_id.clone()))?;
+    let this_orders = quote.order_id.as_deref() == Some(using.order_id.as_str());
     match quote.state_at(now) {
-        // Perhaps an earlier attempt of this same order, whose stock went
-        // back: the conditional update below decides.
-        QuoteState::Consumed
-            if quote.order_id.as_deref() == Some(using.order_id.as_str())
-                && now < quote.expire_time => {}
-        QuoteState::Consumed => return Err(already_used(&quote)),
-        QuoteState::Expired => {
+        QuoteState::Consumed if !this_orders => return Err(already_used(&quote)),
+        // This order's earlier attempt, whose stock perhaps went back
+        // (the conditional update below decides), unless its time is up.
+        QuoteState::Consumed if now < quote.expire_time => {}
+        QuoteState::Consumed | QuoteState::Expired => {
             return Err(ProductError::QuoteExpired {
                 quote_id: quote.id,
                 expire_time: quote.expire_time,

@@ -62,13 +62,9 @@ pub fn stage_lines(batch: &mut Batch, reservation_id: &str, lines: &[ReservedLin
 /// many are available: as reserved, or (`Hold::Committed`) taken off the
 /// stock on hand at once.
 fn hold_update(product_id: &str, quantity: i32, hold: Hold, at: DateTime<Utc>) -> UpdateStatement {
-    let held = match hold {
-        Hold::UntilCommitted => product::Column::StockReserved,
-        Hold::Committed => product::Column::StockOnHand,
-    };
-    let by = match hold {
-        Hold::UntilCommitted => quantity,
-        Hold::Committed => -quantity,
+    let (held, by) = match hold {
+        Hold::UntilCommitted => (product::Column::StockReserved, quantity),
+        Hold::Committed => (product::Column::StockOnHand, -quantity),
     };
     product::Entity::update_many()
         .col_expr(held, Expr::col(held).add(by))

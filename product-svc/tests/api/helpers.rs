@@ -167,6 +167,24 @@ impl Mesh {
         self.reserve_with(id, lines, false).await
     }
 
+    /// GetStockHistory of `product_id`, all of it, asked with `token`.
+    pub(crate) async fn stock_history(
+        &self,
+        product_id: &str,
+        token: &str,
+    ) -> Result<Vec<pb::StockChange>, Status> {
+        self.catalogue()
+            .get_stock_history(bearer(
+                pb::GetStockHistoryRequest {
+                    product_id: product_id.into(),
+                    max_changes: 0,
+                },
+                token,
+            ))
+            .await
+            .map(|r| r.into_inner().changes)
+    }
+
     /// ReserveStock with `commit`: reserved and committed in one call.
     pub(crate) async fn take(
         &self,

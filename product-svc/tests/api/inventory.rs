@@ -209,26 +209,7 @@ async fn stock_history_counts_back_from_stock_on_hand(db: TestDb) {
     mesh.release("hist-3").await.unwrap();
     assert_eq!(stock(&mesh.get(&p.id).await), (12, 0, 12));
 
-    let history = |token: String| {
-        let mut catalogue = mesh.catalogue();
-        let id = p.id.clone();
-        async move {
-            catalogue
-                .get_stock_history(bearer(
-                    pb::GetStockHistoryRequest {
-                        product_id: id,
-                        max_changes: 0,
-                    },
-                    &token,
-                ))
-                .await
-        }
-    };
-    let changes = history(mesh.admin.clone())
-        .await
-        .unwrap()
-        .into_inner()
-        .changes;
+    let changes = mesh.stock_history(&p.id, &mesh.admin).await.unwrap();
     let seen: Vec<(pb::stock_change::Kind, i64, i64)> = changes
         .iter()
         .map(|c| (c.kind(), c.delta, c.stock_on_hand))
@@ -244,7 +225,7 @@ async fn stock_history_counts_back_from_stock_on_hand(db: TestDb) {
         ]
     );
     assert_eq!(changes[3].reason, "delivery from the supplier");
-    let refused = history(mesh.writer.clone()).await.unwrap_err();
+    let refused = mesh.stock_history(&p.id, &mesh.writer).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
 
@@ -309,19 +290,7 @@ async fn reserve_with_commit_takes_the_units_in_one_step(db: TestDb) {
     assert_eq!(again, taken);
     assert_eq!(stock(&mesh.get(&p.id).await), (6, 0, 6));
     // Sold as of now: the stock history has it.
-    let history = mesh
-        .catalogue()
-        .get_stock_history(bearer(
-            pb::GetStockHistoryRequest {
-                product_id: p.id.clone(),
-                max_changes: 0,
-            },
-            &mesh.admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .changes;
+    let history = mesh.stock_history(&p.id, &mesh.admin).await.unwrap();
     let seen: Vec<_> = history.iter().map(|c| (c.kind(), c.delta)).collect();
     assert_eq!(seen, [(pb::stock_change::Kind::Sold, -4)]);
 
