@@ -1,30 +1,30 @@
-//! A tonic codec for `prost_reflect::DynamicMessage`: the gateway calls any
-//! RPC of the contract without generated types for it.
+//! A tonic codec for any RPC of the contract without generated types for
+//! it: requests go out as `prost_reflect::DynamicMessage`s, responses come
+//! back as their bytes, which [`crate::transcode::response_json`] writes
+//! out as JSON.
 
+use bytes::{Buf as _, Bytes};
 use prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::DynamicMessage;
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-/// Encodes requests and decodes responses of one method.
-#[derive(Debug, Clone)]
-pub(crate) struct DynamicCodec {
-    /// The response type.
-    pub(crate) output: MessageDescriptor,
-}
+/// Encodes requests and passes responses on as bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DynamicCodec;
 
 impl Codec for DynamicCodec {
     type Encode = DynamicMessage;
-    type Decode = DynamicMessage;
+    type Decode = Bytes;
     type Encoder = DynamicEncoder;
-    type Decoder = DynamicDecoder;
+    type Decoder = RawDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
         DynamicEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder(self.output.clone())
+        RawDecoder
     }
 }
 
@@ -42,17 +42,15 @@ impl Encoder for DynamicEncoder {
     }
 }
 
-/// Reads a message of the response type.
+/// Takes a response message's bytes as they are.
 #[derive(Debug)]
-pub(crate) struct DynamicDecoder(MessageDescriptor);
+pub(crate) struct RawDecoder;
 
-impl Decoder for DynamicDecoder {
-    type Item = DynamicMessage;
+impl Decoder for RawDecoder {
+    type Item = Bytes;
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        DynamicMessage::decode(self.0.clone(), src)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("decoding the response: {e}")))
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }

@@ -46,6 +46,7 @@ mod proxy;
 mod routes;
 mod template;
 mod transcode;
+mod wire_json;
 pub mod transport;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
 use serde_json::Value as Json;
 
 use crate::routes::{self, Body, Route};
-use crate::transcode;
+use crate::{transcode, wire_json};
 
 fn routes() -> &'static [Route] {
     static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
@@ -218,9 +218,36 @@ proptest! {
         // Only timestamps out of RFC 3339's range may fail; a server never
         // sends those.
         if json_of(&response).is_some() {
-            let rendered = transcode::response_json(route, &response);
+            let raw = prost::Message::encode_to_vec(&response);
+            let rendered = transcode::response_json(route, &raw);
             prop_assert!(rendered.is_ok(), "{}: {:?}", route.template.raw, rendered.err());
         }
+    }
+
+    /// The JSON written straight from the bytes is prost-reflect's, byte
+    /// for byte, and it is written for every response a server could send
+    /// (not left to the fallback).
+    #[test]
+    fn a_response_written_from_its_bytes_is_what_prost_reflect_writes(
+        (route, response) in any_route()
+            .prop_flat_map(|r| (Just(r), testkit::properties::dynamic(&r.method.output(), 3))),
+    ) {
+        let Ok(reflected) = transcode::reflected_json(route, &response) else {
+            // Timestamps out of RFC 3339's range: prost-reflect refuses.
+            return Ok(());
+        };
+        let raw = prost::Message::encode_to_vec(&response);
+        let mut direct = Vec::new();
+        let written = match &route.response_body {
+            None => wire_json::write(&route.method.output(), &raw, &mut direct),
+            Some(field) => wire_json::field(&route.method.output(), &raw, field, &mut direct),
+        };
+        prop_assert!(written.is_some(), "{}: left to prost-reflect", route.template.raw);
+        prop_assert_eq!(
+            String::from_utf8_lossy(&direct),
+            String::from_utf8_lossy(&reflected),
+            "{}", route.template.raw
+        );
     }
 }
 

@@ -241,9 +241,7 @@ async fn call(
             "backend not ready: {e}"
         )));
     }
-    let codec = DynamicCodec {
-        output: route.method.output(),
-    };
+    let codec = DynamicCodec;
     if streaming {
         return match grpc.server_streaming(request, path, codec).await {
             Ok(response) => server_sent_events(route.clone(), response.into_inner()),
@@ -269,7 +267,7 @@ async fn call(
 /// comes as an `error` event with the AIP-193 body, and ends it.
 fn server_sent_events(
     route: Route,
-    messages: tonic::Streaming<prost_reflect::DynamicMessage>,
+    messages: tonic::Streaming<bytes::Bytes>,
 ) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures_util::StreamExt as _;

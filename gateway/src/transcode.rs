@@ -10,6 +10,7 @@ use prost_reflect::{
 
 use crate::routes::{Body, Route};
 use crate::template::percent_decode;
+use crate::wire_json;
 
 /// A request the gateway cannot turn into the RPC's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,7 +307,25 @@ fn scalar(field: &FieldDescriptor, raw: &str) -> Result<Value, String> {
 
 /// The response as JSON: lowerCamelCase names, 64-bit integers as strings,
 /// enums by name, default values included (as grpc-gateway v2 does).
-pub(crate) fn response_json(route: &Route, response: &DynamicMessage) -> Result<Vec<u8>, String> {
+/// Written straight from the bytes ([`wire_json`]) where it can be, else
+/// by `prost-reflect`, which the two are held to.
+pub(crate) fn response_json(route: &Route, raw: &[u8]) -> Result<Vec<u8>, String> {
+    let output = route.method.output();
+    let mut out = Vec::with_capacity(raw.len() * 2 + 64);
+    let direct = match &route.response_body {
+        None => wire_json::write(&output, raw, &mut out),
+        Some(field) => wire_json::field(&output, raw, field, &mut out),
+    };
+    if direct.is_some() {
+        return Ok(out);
+    }
+    let response = DynamicMessage::decode(output, raw)
+        .map_err(|e| format!("decoding the response: {e}"))?;
+    reflected_json(route, &response)
+}
+
+/// [`response_json`] by `prost-reflect`.
+pub(crate) fn reflected_json(route: &Route, response: &DynamicMessage) -> Result<Vec<u8>, String> {
     let options = json_options();
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::new(&mut out);
@@ -321,7 +340,7 @@ pub(crate) fn response_json(route: &Route, response: &DynamicMessage) -> Result<
     Ok(out)
 }
 
-fn json_options() -> SerializeOptions {
+pub(crate) fn json_options() -> SerializeOptions {
     SerializeOptions::new()
         .skip_default_fields(false)
         .stringify_64_bit_integers(true)
