@@ -46,8 +46,8 @@ mod proxy;
 mod routes;
 mod template;
 mod transcode;
-mod wire_json;
 pub mod transport;
+mod wire_json;
 
 use std::sync::Arc;
 

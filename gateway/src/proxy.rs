@@ -265,10 +265,7 @@ async fn call(
 /// A server stream as Server-Sent Events: one `data:` event per message,
 /// in the JSON the unary routes answer; an error after the stream began
 /// comes as an `error` event with the AIP-193 body, and ends it.
-fn server_sent_events(
-    route: Route,
-    messages: tonic::Streaming<bytes::Bytes>,
-) -> Response {
+fn server_sent_events(route: Route, messages: tonic::Streaming<bytes::Bytes>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures_util::StreamExt as _;
 

@@ -319,8 +319,8 @@ pub(crate) fn response_json(route: &Route, raw: &[u8]) -> Result<Vec<u8>, String
     if direct.is_some() {
         return Ok(out);
     }
-    let response = DynamicMessage::decode(output, raw)
-        .map_err(|e| format!("decoding the response: {e}"))?;
+    let response =
+        DynamicMessage::decode(output, raw).map_err(|e| format!("decoding the response: {e}"))?;
     reflected_json(route, &response)
 }
 

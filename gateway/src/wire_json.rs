@@ -86,7 +86,7 @@ pub(crate) fn write(desc: &MessageDescriptor, raw: &[u8], out: &mut Vec<u8>) -> 
             };
             write(&nested, bytes, out)?;
         } else {
-            match mine.last() {
+            match mine.next_back() {
                 Some(o) => scalar(&field.kind(), o.value, out)?,
                 None => default(&field.kind(), out),
             }
@@ -117,7 +117,13 @@ pub(crate) fn field(
         .filter(|o| o.number == field.number());
     let bytes = match (mine.next(), mine.next()) {
         (None, _) => &[][..],
-        (Some(Occurrence { value: Value::Bytes(bytes), .. }), None) => bytes,
+        (
+            Some(Occurrence {
+                value: Value::Bytes(bytes),
+                ..
+            }),
+            None,
+        ) => bytes,
         _ => return None,
     };
     write(&nested, bytes, out)
@@ -217,12 +223,12 @@ fn list_items(
         (Value::Bytes(mut packed), k) if packable(k) => {
             while !packed.is_empty() {
                 let value = match k {
-                    Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => Value::Fixed64(
-                        u64::from_le_bytes(take(&mut packed, 8)?.try_into().ok()?),
-                    ),
-                    Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => Value::Fixed32(
-                        u32::from_le_bytes(take(&mut packed, 4)?.try_into().ok()?),
-                    ),
+                    Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => {
+                        Value::Fixed64(u64::from_le_bytes(take(&mut packed, 8)?.try_into().ok()?))
+                    }
+                    Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => {
+                        Value::Fixed32(u32::from_le_bytes(take(&mut packed, 4)?.try_into().ok()?))
+                    }
                     _ => Value::Varint(varint(&mut packed)?),
                 };
                 item(value, out)?;
@@ -538,7 +544,13 @@ mod tests {
             raw.push(0x02);
             raw
         };
-        for raw in [bad_text, truncated, wrong_wire_type, field_zero, long_varint] {
+        for raw in [
+            bad_text,
+            truncated,
+            wrong_wire_type,
+            field_zero,
+            long_varint,
+        ] {
             assert_eq!(direct(&raw), None, "{raw:?}");
             assert!(reflected(&raw).is_err(), "{raw:?}");
         }
