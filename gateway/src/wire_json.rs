@@ -22,6 +22,15 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 /// (with `out` in an unspecified state) for what it leaves to
 /// `prost-reflect`.
 pub(crate) fn write(desc: &MessageDescriptor, raw: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    nested(desc, raw, MAX_DEPTH, out)
+}
+
+/// How deep messages may nest, as prost's own decoder allows: deeper is
+/// left to prost-reflect to refuse, never a stack overflow here.
+const MAX_DEPTH: u32 = 100;
+
+fn nested(desc: &MessageDescriptor, raw: &[u8], depth: u32, out: &mut Vec<u8>) -> Option<()> {
+    let depth = depth.checked_sub(1)?;
     match desc.full_name() {
         "google.protobuf.Timestamp" => return timestamp(raw, out),
         "google.protobuf.Empty" => {
@@ -72,10 +81,10 @@ pub(crate) fn write(desc: &MessageDescriptor, raw: &[u8], out: &mut Vec<u8>) -> 
             out.push(b'[');
             let mut first_item = true;
             for o in mine {
-                list_items(&field, o, &mut first_item, out)?;
+                list_items(&field, o, depth, &mut first_item, out)?;
             }
             out.push(b']');
-        } else if let Kind::Message(nested) = field.kind() {
+        } else if let Kind::Message(message) = field.kind() {
             let o = mine.next()?;
             if mine.next().is_some() {
                 // A message sent twice is merged, field by field.
@@ -84,7 +93,7 @@ pub(crate) fn write(desc: &MessageDescriptor, raw: &[u8], out: &mut Vec<u8>) -> 
             let Value::Bytes(bytes) = o.value else {
                 return None;
             };
-            write(&nested, bytes, out)?;
+            self::nested(&message, bytes, depth, out)?;
         } else {
             match mine.next_back() {
                 Some(o) => scalar(&field.kind(), o.value, out)?,
@@ -202,6 +211,7 @@ fn varint(raw: &mut &[u8]) -> Option<u64> {
 fn list_items(
     field: &FieldDescriptor,
     o: &Occurrence<'_>,
+    depth: u32,
     first: &mut bool,
     out: &mut Vec<u8>,
 ) -> Option<()> {
@@ -212,8 +222,8 @@ fn list_items(
         }
         *first = false;
         match &kind {
-            Kind::Message(nested) => match value {
-                Value::Bytes(bytes) => write(nested, bytes, out),
+            Kind::Message(message) => match value {
+                Value::Bytes(bytes) => nested(message, bytes, depth, out),
                 _ => None,
             },
             kind => scalar(kind, value, out),
@@ -554,5 +564,24 @@ mod tests {
             assert_eq!(direct(&raw), None, "{raw:?}");
             assert!(reflected(&raw).is_err(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded_as_prost_bounds_it() {
+        let nest = |levels: usize| {
+            let mut raw = Vec::new();
+            len(&mut raw, 4, b"leaf");
+            for _ in 0..levels {
+                let mut outer = Vec::new();
+                len(&mut outer, 5, &raw);
+                raw = outer;
+            }
+            raw
+        };
+        let shallow = nest(50);
+        assert_eq!(direct(&shallow).map(Ok), Some(reflected(&shallow)));
+        let deep = nest(10_000);
+        assert_eq!(direct(&deep), None);
+        assert!(reflected(&deep).is_err(), "prost refuses it too");
     }
 }
