@@ -115,7 +115,7 @@ pub(crate) fn field(
     out: &mut Vec<u8>,
 ) -> Option<()> {
     let field = desc.get_field_by_name(name)?;
-    let Kind::Message(nested) = field.kind() else {
+    let Kind::Message(message) = field.kind() else {
         return None;
     };
     if field.is_list() {
@@ -135,7 +135,8 @@ pub(crate) fn field(
         ) => bytes,
         _ => return None,
     };
-    write(&nested, bytes, out)
+    // The other fields are not read: none of them reaches the client.
+    write(&message, bytes, out)
 }
 
 /// One field as the wire carries it.
