@@ -307,31 +307,49 @@ fn scalar(field: &FieldDescriptor, raw: &str) -> Result<Value, String> {
 
 /// The response as JSON: lowerCamelCase names, 64-bit integers as strings,
 /// enums by name, default values included (as grpc-gateway v2 does).
-/// Written straight from the bytes ([`wire_json`]) where it can be, else
-/// by `prost-reflect`, which the two are held to.
 pub(crate) fn response_json(route: &Route, raw: &[u8]) -> Result<Vec<u8>, String> {
-    let output = route.method.output();
-    let mut out = Vec::with_capacity(raw.len() * 2 + 64);
-    let direct = match &route.response_body {
-        None => wire_json::write(&output, raw, &mut out),
-        Some(field) => wire_json::field(&output, raw, field, &mut out),
-    };
-    if direct.is_some() {
-        return Ok(out);
-    }
-    let response =
-        DynamicMessage::decode(output, raw).map_err(|e| format!("decoding the response: {e}"))?;
-    reflected_json(route, &response)
+    bytes_json(&route.method.output(), raw, route.response_body.as_deref())
 }
 
-/// [`response_json`] by `prost-reflect`.
-pub(crate) fn reflected_json(route: &Route, response: &DynamicMessage) -> Result<Vec<u8>, String> {
+/// A message of type `desc` (or its message field `part`, a route's
+/// `response_body`) as JSON from its bytes: written straight from them
+/// ([`wire_json`]) where it can be, else by `prost-reflect`, which the two
+/// are held to.
+fn bytes_json(desc: &MessageDescriptor, raw: &[u8], part: Option<&str>) -> Result<Vec<u8>, String> {
+    if let Some(json) = direct_json(desc, raw, part) {
+        return Ok(json);
+    }
+    let message = DynamicMessage::decode(desc.clone(), raw)
+        .map_err(|e| format!("decoding the response: {e}"))?;
+    reflected_json(&message, part)
+}
+
+/// [`bytes_json`] by [`wire_json`] alone; `None` for what it leaves to
+/// `prost-reflect`.
+pub(crate) fn direct_json(
+    desc: &MessageDescriptor,
+    raw: &[u8],
+    part: Option<&str>,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len() * 2 + 64);
+    match part {
+        None => wire_json::write(desc, raw, &mut out),
+        Some(field) => wire_json::field(desc, raw, field, &mut out),
+    }?;
+    Some(out)
+}
+
+/// [`bytes_json`] by `prost-reflect`.
+pub(crate) fn reflected_json(
+    message: &DynamicMessage,
+    part: Option<&str>,
+) -> Result<Vec<u8>, String> {
     let options = json_options();
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::new(&mut out);
-    match &route.response_body {
-        None => response.serialize_with_options(&mut serializer, &options),
-        Some(field) => match response.get_field_by_name(field).as_deref() {
+    match part {
+        None => message.serialize_with_options(&mut serializer, &options),
+        Some(field) => match message.get_field_by_name(field).as_deref() {
             Some(Value::Message(inner)) => inner.serialize_with_options(&mut serializer, &options),
             _ => return Err(format!("response_body {field} is not a message field")),
         },
@@ -340,7 +358,7 @@ pub(crate) fn reflected_json(route: &Route, response: &DynamicMessage) -> Result
     Ok(out)
 }
 
-pub(crate) fn json_options() -> SerializeOptions {
+fn json_options() -> SerializeOptions {
     SerializeOptions::new()
         .skip_default_fields(false)
         .stringify_64_bit_integers(true)
@@ -356,11 +374,5 @@ pub(crate) fn message_json(
     let descriptor = pool
         .get_message_by_name(name)
         .ok_or_else(|| format!("{name} is not in the contract"))?;
-    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    dynamic
-        .serialize_with_options(&mut serde_json::Serializer::new(&mut out), &json_options())
-        .map_err(|e| e.to_string())?;
-    Ok(out)
+    bytes_json(&descriptor, &message.encode_to_vec(), None)
 }
